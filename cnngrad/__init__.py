@@ -1,0 +1,2 @@
+"""cnngrad: a gradient calculator and verifier for small convolutional networks."""
+__version__ = "0.1.0"

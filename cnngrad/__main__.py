@@ -1,0 +1,4 @@
+"""``python -m cnngrad`` runs the command line."""
+from .cli import main
+
+main()

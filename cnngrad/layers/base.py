@@ -1,0 +1,129 @@
+"""What every layer kind provides, and the registry that finds a kind by its spec word.
+
+A layer is a pair of pure functions over float64 arrays with a leading batch axis:
+``forward(x, params) -> (y, cache)`` and ``backward(dy, cache, params) -> (dx, param_grads)``.
+Maps are ``(B, C, H, W)`` and vectors ``(B, N)``; shapes given to ``output_shape`` omit ``B``.
+Parameter gradients are summed over the batch (the batch's loss is the sum of its examples').
+"""
+from __future__ import annotations
+
+import numpy as np
+
+REGISTRY: dict[str, type["Layer"]] = {}
+
+
+class ShapeError(ValueError):
+    """A layer cannot take an input of the shape it is given; the message says why."""
+
+
+def register(cls):
+    """Class decorator: make a layer kind findable by its spec word (``cls.kind``)."""
+    REGISTRY[cls.kind] = cls
+    return cls
+
+
+class Layer:
+    """Base of every layer kind: no parameters, smooth, shape-preserving unless overridden."""
+
+    kind = ""
+    param_names: tuple[str, ...] = ()
+
+    def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(in_shape)
+
+    def param_shapes(self, in_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+        """Internal shape of each parameter for an input of ``in_shape``."""
+        return {}
+
+    def forward(self, x: np.ndarray, params: dict[str, np.ndarray]):
+        raise NotImplementedError
+
+    def backward(self, dy: np.ndarray, cache, params: dict[str, np.ndarray]):
+        raise NotImplementedError
+
+    def pattern(self, cache) -> np.ndarray | None:
+        """Which smooth piece each input sits on, shape ``(B, ...)``; None for a smooth layer.
+
+        Two evaluations whose patterns differ straddle a non-differentiable point (a kink).
+        """
+        return None
+
+
+def pair(value) -> tuple[int, int]:
+    """An int or an ``[h, w]`` pair as a ``(h, w)`` tuple."""
+    if np.ndim(value) == 0:
+        return int(value), int(value)
+    h, w = value
+    return int(h), int(w)
+
+
+def resolve_padding(padding, window: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Padding as ``((top, bottom), (left, right))``.
+
+    Accepts an int, ``[ph, pw]``, ``[[top, bottom], [left, right]]``, ``"valid"`` (none) or
+    ``"same"`` (total ``window - 1`` per axis, the smaller half on top/left, as PyTorch does).
+    ``window`` is the effective (dilated) window size, needed only for ``same``.
+    """
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0), (0, 0)
+        if padding == "same":
+            sides = []
+            for size in window:
+                total = size - 1
+                sides.append((total // 2, total - total // 2))
+            return sides[0], sides[1]
+        raise ValueError(f"unknown padding {padding!r}")
+    if np.ndim(padding) == 0:
+        p = int(padding)
+        return (p, p), (p, p)
+    first, second = padding
+    if np.ndim(first) == 0:
+        return (int(first), int(first)), (int(second), int(second))
+    return (int(first[0]), int(first[1])), (int(second[0]), int(second[1]))
+
+
+def pad_map(x: np.ndarray, padding, value: float = 0.0) -> np.ndarray:
+    """Pad the last two axes of ``x`` by ``((top, bottom), (left, right))`` with ``value``."""
+    (top, bottom), (left, right) = padding
+    if top == bottom == left == right == 0:
+        return x
+    widths = [(0, 0)] * (x.ndim - 2) + [(top, bottom), (left, right)]
+    return np.pad(x, widths, mode="constant", constant_values=value)
+
+
+def crop_map(x: np.ndarray, padding) -> np.ndarray:
+    """Undo ``pad_map``: explicit end indices, so a zero pad keeps everything."""
+    (top, bottom), (left, right) = padding
+    height, width = x.shape[-2:]
+    return x[..., top:height - bottom, left:width - right]
+
+
+def windows(x: np.ndarray, size, stride, dilation=(1, 1)) -> np.ndarray:
+    """Read-only view ``(B, C, Ho, Wo, kh, kw)`` of every window of the map ``x`` ``(B, C, H, W)``."""
+    (kh, kw), (sh, sw), (dh, dw) = size, stride, dilation
+    span = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
+    view = np.lib.stride_tricks.sliding_window_view(x, span, axis=(2, 3))
+    return view[:, :, ::sh, ::sw, ::dh, ::dw]
+
+
+def scatter_windows(dwin: np.ndarray, padded_shape, stride, dilation=(1, 1)) -> np.ndarray:
+    """Adjoint of ``windows``: add each window's entries back where they were read from.
+
+    ``dwin`` is ``(B, C, Ho, Wo, kh, kw)``; the loop runs over the kh·kw kernel offsets only,
+    each one a strided slice covering every output position at once.
+    """
+    batch, channels, out_h, out_w, kh, kw = dwin.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    out = np.zeros(padded_shape, dtype=np.float64)
+    for i in range(kh):
+        for j in range(kw):
+            rows = slice(i * dh, i * dh + sh * (out_h - 1) + 1, sh)
+            cols = slice(j * dw, j * dw + sw * (out_w - 1) + 1, sw)
+            out[:, :, rows, cols] += dwin[:, :, :, :, i, j]
+    return out
+
+
+def window_output_size(size: int, window: int, stride: int) -> int:
+    """Number of whole windows along one axis (a remainder that fills no window is dropped)."""
+    return (size - window) // stride + 1

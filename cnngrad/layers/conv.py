@@ -1,0 +1,78 @@
+"""Convolution layer: D filters over C channels, with stride, padding, dilation and both modes.
+
+Cross-correlation (what deep-learning libraries compute):
+    y[d, i, j] = Σ_c Σ_m Σ_n K[d, c, m, n] · x[c, s·i + r·m, s·j + r·n] + b[d]   (s stride, r dilation)
+Convolution (the textbook definition) is the same with the kernel rotated 180°.
+Backward: ∂E/∂K is the correlation of the input with the deltas, ∂E/∂b the sum of the deltas,
+∂E/∂x the deltas scattered back through the kernel (a full convolution when stride is 1).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import (Layer, ShapeError, crop_map, pad_map, pair, register, resolve_padding,
+                   scatter_windows, window_output_size, windows)
+
+MODES = ("cross_correlation", "convolution")
+
+
+@register
+class Conv(Layer):
+    kind = "conv"
+    param_names = ("kernel", "bias")
+
+    def __init__(self, kernel_shape, stride=1, padding=0, dilation=1,
+                 mode="cross_correlation", untied_bias=False):
+        self.filters, self.channels, kh, kw = kernel_shape
+        self.size = (kh, kw)
+        self.stride = pair(stride)
+        self.dilation = pair(dilation)
+        span = (self.dilation[0] * (kh - 1) + 1, self.dilation[1] * (kw - 1) + 1)
+        self.padding = resolve_padding(padding, span)
+        self.span = span
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        self.mode = mode
+        self.untied_bias = untied_bias
+
+    def output_shape(self, in_shape):
+        if len(in_shape) != 3:
+            raise ShapeError(f"conv needs a map, but its input is a vector of {in_shape[0]} values")
+        channels, height, width = in_shape
+        if channels != self.channels:
+            raise ShapeError(f"the kernel has {self.channels} channel(s) but its input has {channels}")
+        (top, bottom), (left, right) = self.padding
+        padded = (height + top + bottom, width + left + right)
+        if self.span[0] > padded[0] or self.span[1] > padded[1]:
+            raise ShapeError(f"the kernel window {self.span[0]}×{self.span[1]} is larger than its "
+                             f"padded input {padded[0]}×{padded[1]}")
+        return (self.filters,
+                window_output_size(padded[0], self.span[0], self.stride[0]),
+                window_output_size(padded[1], self.span[1], self.stride[1]))
+
+    def param_shapes(self, in_shape):
+        out = self.output_shape(in_shape)
+        bias = out if self.untied_bias else (self.filters,)
+        return {"kernel": (self.filters, self.channels) + self.size, "bias": bias}
+
+    def effective_kernel(self, kernel):
+        """The kernel that is correlated with the input: rotated 180° in convolution mode."""
+        return kernel[..., ::-1, ::-1] if self.mode == "convolution" else kernel
+
+    def forward(self, x, params):
+        padded = pad_map(x, self.padding)
+        win = windows(padded, self.size, self.stride, self.dilation)
+        kernel = self.effective_kernel(params["kernel"])
+        y = np.einsum("bchwij,dcij->bdhw", win, kernel, optimize=True)
+        bias = params["bias"]
+        y += bias if self.untied_bias else bias[:, None, None]
+        return y, (win, padded.shape)
+
+    def backward(self, dy, cache, params):
+        win, padded_shape = cache
+        dkernel = self.effective_kernel(np.einsum("bdhw,bchwij->dcij", dy, win, optimize=True))
+        dbias = dy.sum(axis=0) if self.untied_bias else dy.sum(axis=(0, 2, 3))
+        kernel = self.effective_kernel(params["kernel"])
+        dwin = np.einsum("bdhw,dcij->bchwij", dy, kernel, optimize=True)
+        dx = crop_map(scatter_windows(dwin, padded_shape, self.stride, self.dilation), self.padding)
+        return dx, {"kernel": dkernel, "bias": dbias}

@@ -1,0 +1,34 @@
+"""Fully-connected layer: y = W a + b with W of shape (out, in).
+
+Backward: ∂E/∂W = δ aᵀ (outer product), ∂E/∂b = δ, ∂E/∂a = Wᵀ δ.
+"""
+from __future__ import annotations
+
+from .base import Layer, ShapeError, register
+
+
+@register
+class FC(Layer):
+    kind = "fc"
+    param_names = ("weights", "bias")
+
+    def __init__(self, weights_shape):
+        self.outputs, self.inputs = weights_shape
+
+    def output_shape(self, in_shape):
+        if len(in_shape) != 1:
+            raise ShapeError("fc needs a vector but its input is a map of shape "
+                             f"{'×'.join(map(str, in_shape))}; add `- flatten` before it")
+        if in_shape[0] != self.inputs:
+            raise ShapeError(f"weights have {self.inputs} columns but the input has {in_shape[0]} values")
+        return (self.outputs,)
+
+    def param_shapes(self, in_shape):
+        return {"weights": (self.outputs, self.inputs), "bias": (self.outputs,)}
+
+    def forward(self, x, params):
+        return x @ params["weights"].T + params["bias"], x
+
+    def backward(self, dy, cache, params):
+        x = cache
+        return dy @ params["weights"], {"weights": dy.T @ x, "bias": dy.sum(axis=0)}

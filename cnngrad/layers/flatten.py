@@ -1,0 +1,36 @@
+"""Flatten a map to a vector, row-major (order C, the default) or column-major (order F).
+
+Backward is the inverse reshape: each delta goes back to the entry it came from.
+"""
+from __future__ import annotations
+
+import math
+
+from .base import Layer, register
+
+ORDERS = ("C", "F")
+
+
+@register
+class Flatten(Layer):
+    kind = "flatten"
+
+    def __init__(self, order="C"):
+        if order not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}, not {order!r}")
+        self.order = order
+
+    def output_shape(self, in_shape):
+        return (math.prod(in_shape),)
+
+    def forward(self, x, params):
+        if self.order == "F":
+            x = x.transpose(0, *range(x.ndim - 1, 0, -1))
+        return x.reshape(x.shape[0], -1), x.shape
+
+    def backward(self, dy, cache, params):
+        shape = cache
+        dx = dy.reshape(shape)
+        if self.order == "F":
+            dx = dx.transpose(0, *range(dx.ndim - 1, 0, -1))
+        return dx, {}

@@ -1,0 +1,123 @@
+"""Losses: each gives the loss of every example in a batch and ∂E/∂(final output).
+
+squared_error         E = ½ Σ (t − y)²                 ∂E/∂y = y − t
+mse                   E = mean (t − y)²                 ∂E/∂y = 2 (y − t) / n
+cross_entropy         E = −Σ t log y                    ∂E/∂y = −t / y
+binary_cross_entropy  E = −Σ [t log y + (1−t) log(1−y)]  ∂E/∂y = (y − t) / (y (1 − y))
+none                  ∂E/∂y is the given upstream gradient t (so E = Σ t·y, reported as no loss)
+
+Right after the activation they are built for, the entropy losses are computed from that
+layer's input z (the logits) in a fused form that stays finite for logits of ±1000:
+softmax + cross_entropy: E = −Σ t log_softmax(z),  ∂E/∂z = y Σt − t
+sigmoid + binary_cross_entropy: E = Σ [max(z, 0) − t z + log(1 + e^−|z|)],  ∂E/∂z = y − t
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .layers.activations import log_softmax
+
+
+def _sum_per_example(values: np.ndarray) -> np.ndarray:
+    return values.reshape(values.shape[0], -1).sum(axis=1)
+
+
+def _safe_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator, with 0 wherever the numerator is 0 (so 0/0 gives 0, not nan)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(numerator == 0, 0.0, numerator / denominator)
+
+
+class Loss:
+    """A loss; ``fuses_with`` names the activation whose input it can take directly."""
+
+    name = ""
+    fuses_with: str | None = None
+
+    def value(self, y, t):
+        raise NotImplementedError
+
+    def grad(self, y, t):
+        raise NotImplementedError
+
+    def fused_value(self, z, t):
+        raise NotImplementedError
+
+    def fused_grad(self, z, y, t):
+        raise NotImplementedError
+
+
+class SquaredError(Loss):
+    name = "squared_error"
+
+    def value(self, y, t):
+        return 0.5 * _sum_per_example((t - y) ** 2)
+
+    def grad(self, y, t):
+        return y - t
+
+
+class MSE(Loss):
+    name = "mse"
+
+    def value(self, y, t):
+        return _sum_per_example((t - y) ** 2) / y[0].size
+
+    def grad(self, y, t):
+        return 2.0 * (y - t) / y[0].size
+
+
+class CrossEntropy(Loss):
+    name = "cross_entropy"
+    fuses_with = "softmax"
+
+    def value(self, y, t):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return -_sum_per_example(np.where(t == 0, 0.0, t * np.log(y)))
+
+    def grad(self, y, t):
+        return -_safe_ratio(t, y)
+
+    def fused_value(self, z, t):
+        return -_sum_per_example(np.where(t == 0, 0.0, t * log_softmax(z)))
+
+    def fused_grad(self, z, y, t):
+        total = t.reshape(t.shape[0], -1).sum(axis=1).reshape((-1,) + (1,) * (t.ndim - 1))
+        return y * total - t
+
+
+class BinaryCrossEntropy(Loss):
+    name = "binary_cross_entropy"
+    fuses_with = "sigmoid"
+
+    def value(self, y, t):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            positive = np.where(t == 0, 0.0, t * np.log(y))
+            negative = np.where(t == 1, 0.0, (1.0 - t) * np.log1p(-y))
+        return -_sum_per_example(positive + negative)
+
+    def grad(self, y, t):
+        return _safe_ratio(y - t, y * (1.0 - y))
+
+    def fused_value(self, z, t):
+        return _sum_per_example(np.maximum(z, 0.0) - t * z + np.log1p(np.exp(-np.abs(z))))
+
+    def fused_grad(self, z, y, t):
+        return y - t
+
+
+class Upstream(Loss):
+    """`loss: none`: the target is ∂E/∂y itself, so E = Σ t·y is the loss it is the gradient of."""
+
+    name = "none"
+
+    def value(self, y, t):
+        return _sum_per_example(t * y)
+
+    def grad(self, y, t):
+        return np.broadcast_to(t, y.shape).astype(np.float64)
+
+
+LOSSES: dict[str, type[Loss]] = {
+    cls.name: cls for cls in (SquaredError, MSE, CrossEntropy, BinaryCrossEntropy, Upstream)
+}

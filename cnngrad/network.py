@@ -1,0 +1,101 @@
+"""The ordered layers of a network: forward keeping every intermediate, backward every delta.
+
+Parameters live outside the layers, in a mapping named as users see them
+(``{"conv1.kernel": array, "fc1.bias": array}``), so a caller can pass perturbed copies
+without mutating anything. Every array carries a leading batch axis.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .layers import Layer
+from .losses import Loss
+
+
+@dataclass
+class Trace:
+    """A forward pass from layer ``start`` on: ``inputs[k]`` enters and ``outputs[k]`` leaves
+    layer ``start + k``."""
+
+    start: int
+    inputs: list[np.ndarray] = field(default_factory=list)
+    outputs: list[np.ndarray] = field(default_factory=list)
+    caches: list = field(default_factory=list)
+
+    @property
+    def output(self) -> np.ndarray:
+        return self.outputs[-1] if self.outputs else self.inputs[0]
+
+
+@dataclass
+class Gradients:
+    """∂E/∂input, ∂E/∂(each layer's output) by layer name, ∂E/∂(each parameter) by its name."""
+
+    input: np.ndarray
+    outputs: dict[str, np.ndarray]
+    params: dict[str, np.ndarray]
+
+
+class Network:
+    """Named layers applied in order to an input of ``input_shape`` (without the batch axis)."""
+
+    def __init__(self, input_shape, layers: list[tuple[str, Layer]], loss: Loss):
+        self.input_shape = tuple(input_shape)
+        self.names = [name for name, _ in layers]
+        self.layers = [layer for _, layer in layers]
+        self.loss = loss
+        self.in_shapes, self.out_shapes, self.param_shapes = [], [], {}
+        shape = self.input_shape
+        for name, layer in layers:
+            self.in_shapes.append(shape)
+            for pname, pshape in layer.param_shapes(shape).items():
+                self.param_shapes[f"{name}.{pname}"] = pshape
+            shape = layer.output_shape(shape)
+            self.out_shapes.append(shape)
+        last = self.layers[-1].kind if self.layers else None
+        self.fused = loss.fuses_with is not None and loss.fuses_with == last
+
+    @property
+    def output_shape(self):
+        return self.out_shapes[-1] if self.layers else self.input_shape
+
+    def params_of(self, index: int, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The parameters of layer ``index`` under their short names (``kernel``, ``bias``)."""
+        name = self.names[index]
+        return {p: params[f"{name}.{p}"] for p in self.layers[index].param_names}
+
+    def forward(self, x: np.ndarray, params: dict[str, np.ndarray], start: int = 0) -> Trace:
+        """Run layers ``start..L-1`` on ``x`` (the input of layer ``start``), keeping everything."""
+        trace = Trace(start=start, inputs=[x])
+        for index in range(start, len(self.layers)):
+            y, cache = self.layers[index].forward(trace.inputs[-1], self.params_of(index, params))
+            trace.outputs.append(y)
+            trace.caches.append(cache)
+            if index + 1 < len(self.layers):
+                trace.inputs.append(y)
+        return trace
+
+    def losses(self, trace: Trace, target: np.ndarray) -> np.ndarray:
+        """The loss of every example in the batch, shape ``(B,)``."""
+        if self.fused and trace.outputs:
+            return self.loss.fused_value(trace.inputs[-1], target)
+        return self.loss.value(trace.output, target)
+
+    def backward(self, trace: Trace, params: dict[str, np.ndarray], target: np.ndarray) -> Gradients:
+        """∂E/∂ everything from a full trace (``start == 0``); E sums the batch's losses."""
+        outputs, grads = {}, {}
+        delta = self.loss.grad(trace.output, target)
+        top = len(self.layers) - 1
+        if self.fused:  # the activation's input gradient comes straight from the fused loss
+            outputs[self.names[top]] = delta
+            delta = self.loss.fused_grad(trace.inputs[-1], trace.output, target)
+            top -= 1
+        for index in range(top, -1, -1):
+            outputs[self.names[index]] = delta
+            delta, pgrads = self.layers[index].backward(
+                delta, trace.caches[index], self.params_of(index, params))
+            for pname, grad in pgrads.items():
+                grads[f"{self.names[index]}.{pname}"] = grad
+        return Gradients(input=delta, outputs=outputs, params=grads)
