@@ -1,0 +1,1 @@
+"""Finite-difference verification of analytic gradients, kink detection and ``expect`` checks."""

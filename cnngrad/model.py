@@ -1,0 +1,91 @@
+"""A built example: the network, its parameter values, the input and target, and how to show them.
+
+``build`` (in ``cnngrad.spec``) makes a ``Model`` from a validated spec. Internally every array has
+the engine's layout (a batch axis, maps as (C, H, W)); ``user`` restores the rank the user wrote,
+so a 2-D input gives 2-D maps and a 2-D kernel a 2-D gradient (SPEC §1).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .network import Gradients, Network, Trace
+
+
+@dataclass
+class Expectation:
+    """One entry of a spec's ``expect:`` section.
+
+    ``quantity`` is a SPEC §2 name without index (``grad.conv1.kernel``), ``index`` the entry
+    named by ``[i,j]`` or None, ``values`` the numbers in the shape written, ``texts`` each number
+    as written (for ``tolerance: auto``), ``tolerance`` an absolute tolerance or None for auto.
+    """
+
+    quantity: str
+    index: tuple[int, ...] | None
+    values: np.ndarray
+    texts: np.ndarray
+    tolerance: float | None
+    line: int
+    column: int
+
+    @property
+    def label(self) -> str:
+        if self.index is None:
+            return self.quantity
+        return f"{self.quantity}[{','.join(map(str, self.index))}]"
+
+
+@dataclass
+class Model:
+    """Everything one spec describes, ready to run."""
+
+    path: str
+    network: Network
+    params: dict[str, np.ndarray]      # internal shapes, no batch axis
+    input: np.ndarray                  # (1, *internal input shape)
+    target: np.ndarray                 # (1, *internal output shape); the upstream gradient for loss none
+    user_shapes: dict[str, tuple[int, ...]]   # SPEC §2 name (input, output, conv1, conv1.kernel) -> shape
+    name: str | None = None
+    description: str | None = None
+    expect: list[Expectation] = field(default_factory=list)
+
+    @property
+    def has_loss(self) -> bool:
+        return self.network.loss.name != "none"
+
+    def user(self, quantity: str, array: np.ndarray) -> np.ndarray:
+        """``array`` (with or without a batch axis of 1) in the rank the user wrote ``quantity``."""
+        return np.asarray(array, dtype=np.float64).reshape(self.user_shapes[quantity])
+
+    def forward(self) -> Trace:
+        return self.network.forward(self.input, self.params)
+
+    def loss(self, trace: Trace) -> float | None:
+        return float(self.network.losses(trace, self.target)[0]) if self.has_loss else None
+
+    def backward(self, trace: Trace) -> Gradients:
+        return self.network.backward(trace, self.params, self.target)
+
+    def values(self) -> dict[str, np.ndarray]:
+        """Every SPEC §2 quantity, in the user's rank: values, layer outputs, loss and ``grad.*``."""
+        trace = self.forward()
+        grads = self.backward(trace)
+        out = {"input": self.user("input", self.input), "target": self.user("target", self.target),
+               "output": self.user("output", trace.output)}
+        loss = self.loss(trace)
+        if loss is not None:
+            out["loss"] = np.array(loss)
+        for name, value in self.params.items():
+            out[name] = self.user(name, value)
+        for name, value in zip(self.network.names, trace.outputs):
+            out[name] = self.user(name, value)
+        out["grad.input"] = self.user("input", grads.input)
+        out["grad.output"] = self.user("output", grads.outputs[self.network.names[-1]]) \
+            if self.network.names else out["grad.input"]
+        for name, value in grads.outputs.items():
+            out[f"grad.{name}"] = self.user(name, value)
+        for name, value in grads.params.items():
+            out[f"grad.{name}"] = self.user(name, value)
+        return out
