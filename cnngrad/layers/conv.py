@@ -76,3 +76,25 @@ class Conv(Layer):
         dwin = np.einsum("bdhw,dcij->bchwij", dy, kernel, optimize=True)
         dx = crop_map(scatter_windows(dwin, padded_shape, self.stride, self.dilation), self.padding)
         return dx, {"kernel": dkernel, "bias": dbias}
+
+    def output_change(self, x, params, pname, entries):
+        """∂y/∂θ for each flat entry of parameter ``pname``: shape ``(len(entries), D, Ho, Wo)``.
+
+        Exact, since y is affine in each parameter: kernel entry (d, c, m, n) moves only channel d,
+        by the input window values x[c, s·i + r·m, s·j + r·n]; a bias entry adds 1 where it applies.
+        ``x`` is the layer's input with a batch axis of 1.
+        """
+        count = len(entries)
+        change = np.zeros((count,) + self.output_shape(x.shape[1:]))
+        rows = np.arange(count)
+        if pname == "kernel":
+            d, c, m, n = np.unravel_index(entries, params["kernel"].shape)
+            if self.mode == "convolution":
+                m, n = self.size[0] - 1 - m, self.size[1] - 1 - n
+            win = windows(pad_map(x, self.padding), self.size, self.stride, self.dilation)[0]
+            change[rows, d] = win[c, :, :, m, n]
+        elif self.untied_bias:
+            change.reshape(count, -1)[rows, entries] = 1.0
+        else:
+            change[rows, entries] = 1.0
+        return change

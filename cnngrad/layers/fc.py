@@ -4,6 +4,8 @@ Backward: ∂E/∂W = δ aᵀ (outer product), ∂E/∂b = δ, ∂E/∂a = Wᵀ 
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .base import Layer, ShapeError, register
 
 
@@ -32,3 +34,15 @@ class FC(Layer):
     def backward(self, dy, cache, params):
         x = cache
         return dy @ params["weights"], {"weights": dy.T @ x, "bias": dy.sum(axis=0)}
+
+    def output_change(self, x, params, pname, entries):
+        """∂y/∂θ for each flat entry of ``pname``: W[o, i] moves output o by a[i]; b[o] by 1."""
+        count = len(entries)
+        change = np.zeros((count, self.outputs))
+        rows = np.arange(count)
+        if pname == "weights":
+            out, inp = np.unravel_index(entries, (self.outputs, self.inputs))
+            change[rows, out] = x[0, inp]
+        else:
+            change[rows, entries] = 1.0
+        return change
