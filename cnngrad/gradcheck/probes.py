@@ -18,9 +18,10 @@ from ..network import Network, Trace
 class Probe:
     """A quantity to perturb entry by entry.
 
-    ``values`` and ``analytic`` have the quantity's internal shape (no batch axis);
-    ``perturbed(entries, steps)`` returns the inputs of layer ``start`` for copies in which the flat
-    entry ``entries[k]`` moved by ``steps[k]``.
+    ``values`` and ``analytic`` have the quantity's internal shape (no batch axis). Both callables
+    return the inputs of layer ``start``, one copy per row: ``perturbed(entries, steps)`` moves flat
+    entry ``entries[k]`` by ``steps[k]``; ``moved(changes)`` adds ``changes[k]`` (the quantity's
+    shape) to the whole quantity.
     """
 
     quantity: str
@@ -28,6 +29,7 @@ class Probe:
     analytic: np.ndarray
     start: int
     perturbed: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    moved: Callable[[np.ndarray], np.ndarray]
 
 
 def shifted_copies(base: np.ndarray, entries: np.ndarray, steps: np.ndarray) -> np.ndarray:
@@ -40,13 +42,14 @@ def shifted_copies(base: np.ndarray, entries: np.ndarray, steps: np.ndarray) -> 
 
 def input_probe(network: Network, trace: Trace, analytic: np.ndarray) -> Probe:
     x = trace.inputs[0][0]
-    return Probe("input", x, analytic, 0, lambda e, s: shifted_copies(x, e, s))
+    return Probe("input", x, analytic, 0, lambda e, s: shifted_copies(x, e, s), lambda d: x + d)
 
 
 def output_probe(network: Network, trace: Trace, index: int, analytic: np.ndarray) -> Probe:
     """Perturb the output of layer ``index`` and run only the layers after it."""
     y = trace.outputs[index][0]
-    return Probe(network.names[index], y, analytic, index + 1, lambda e, s: shifted_copies(y, e, s))
+    return Probe(network.names[index], y, analytic, index + 1,
+                 lambda e, s: shifted_copies(y, e, s), lambda d: y + d)
 
 
 def param_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], name: str,
@@ -65,18 +68,23 @@ def param_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], n
     own = network.params_of(index, params)
     theta = own[pname]
 
+    def forward_with(thetas):
+        """The layer's output for each of ``thetas`` (one call each: the plain, unstructured path)."""
+        return np.stack([layer.forward(x, {**own, pname: t})[0][0] for t in thetas])
+
+    def moved(changes):
+        return forward_with(theta + change for change in changes)
+
     if structured and hasattr(layer, "output_change"):
         def perturbed(entries, steps):
             change = layer.output_change(x, own, pname, entries)
             return y[None] + steps.reshape((-1,) + (1,) * y.ndim) * change
     else:
         def perturbed(entries, steps):
-            outputs = []
-            for entry, step in zip(entries, steps):
-                moved = dict(own)
-                moved[pname] = theta.copy()
-                moved[pname].flat[entry] += step
-                outputs.append(layer.forward(x, moved)[0][0])
-            return np.stack(outputs)
+            def one(entry, step):
+                shifted = theta.copy()
+                shifted.flat[entry] += step
+                return shifted
+            return forward_with(one(e, s) for e, s in zip(entries, steps))
 
-    return Probe(name, theta, analytic, index + 1, perturbed)
+    return Probe(name, theta, analytic, index + 1, perturbed, moved)

@@ -41,6 +41,10 @@ class Layer:
     def backward(self, dy: np.ndarray, cache, params: dict[str, np.ndarray]):
         raise NotImplementedError
 
+    def work_size(self, in_shape: tuple[int, ...]) -> int:
+        """Roughly how many floats one example's forward pass holds here (for sizing batches)."""
+        return 2 * (int(np.prod(in_shape)) + int(np.prod(self.output_shape(in_shape))))
+
     def pattern(self, cache) -> np.ndarray | None:
         """Which smooth piece each input sits on, shape ``(B, ...)``; None for a smooth layer.
 

@@ -55,6 +55,11 @@ class Conv(Layer):
         bias = out if self.untied_bias else (self.filters,)
         return {"kernel": (self.filters, self.channels) + self.size, "bias": bias}
 
+    def work_size(self, in_shape):
+        """The input windows dominate: C·kh·kw values for every output position."""
+        _, out_h, out_w = self.output_shape(in_shape)
+        return super().work_size(in_shape) + self.channels * self.size[0] * self.size[1] * out_h * out_w
+
     def effective_kernel(self, kernel):
         """The kernel that is correlated with the input: rotated 180° in convolution mode."""
         return kernel[..., ::-1, ::-1] if self.mode == "convolution" else kernel

@@ -1,0 +1,157 @@
+"""``check_model``: every analytic gradient of a model against finite differences, and its ``expect``.
+
+An entry passes when |analytic − numeric| ≤ atol + rtol · max(|analytic|, |numeric|) + noise, where
+noise ≈ 16 ε |E| / h bounds the rounding error of the difference quotients. A kink entry passes when
+the analytic value lies between its one-sided quotients (widened by the same tolerance and by how
+much those quotients move between the steps h and h/2).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..model import Model
+from . import expect as expect_check
+from .finite import Differences, Evaluator, central_differences
+from .probes import Probe, input_probe, output_probe, param_probe
+from .results import EntryResult, QuantityResult, SpecResult
+
+DEFAULT_EPS = 1e-4
+DEFAULT_RTOL = 1e-7
+DEFAULT_ATOL = 1e-10
+DIRECTIONS = 6          # random directions per quantity with --fast
+
+
+class UnknownQuantity(ValueError):
+    """``--wrt`` named something that is neither the input, a parameter nor a layer."""
+
+
+def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, indices,
+          rtol: float, atol: float, method: str = "full") -> QuantityResult:
+    """Turn differences into per-entry verdicts; ``indices`` label the entries (user rank)."""
+    numeric = diffs.numeric
+    error = np.abs(analytic - numeric)
+    tolerance = atol + rtol * np.maximum(np.abs(analytic), np.abs(numeric)) + diffs.noise
+    ok = error <= tolerance
+    widen = tolerance + diffs.spread
+    low = np.minimum(diffs.left, diffs.right) - widen
+    high = np.maximum(diffs.left, diffs.right) + widen
+    kink_ok = (analytic >= low) & (analytic <= high)
+    status = np.where(diffs.kink, np.where(kink_ok, "kink", "fail"), np.where(ok, "ok", "fail"))
+    smooth = ~diffs.kink
+    scale = np.maximum(np.abs(analytic), np.abs(numeric))
+    relative = np.divide(error, scale, out=np.zeros_like(error), where=scale > 0)
+    entries = [
+        EntryResult(index=tuple(int(i) for i in index), analytic=float(a), numeric=float(n),
+                    abs_error=float(e), status=str(s),
+                    left=float(lo) if k else None, right=float(hi) if k else None)
+        for index, a, n, e, s, k, lo, hi in zip(indices, analytic, numeric, error, status,
+                                                 diffs.kink, diffs.left, diffs.right)
+    ]
+    return QuantityResult(
+        quantity=quantity, shape=tuple(shape), passed=bool(np.all(status != "fail")),
+        max_abs_error=float(error[smooth].max()) if smooth.any() else 0.0,
+        max_rel_error=float(relative[smooth].max()) if smooth.any() else 0.0,
+        kinks=int(diffs.kink.sum()), entries=entries, method=method)
+
+
+def check_entries(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, atol) -> QuantityResult:
+    """Every entry of one quantity, one perturbed copy per entry and step, batched."""
+    values = probe.values.reshape(-1)
+    h = eps * np.maximum(1.0, np.abs(values))
+    diffs = central_differences(evaluator, probe.start, h, probe.perturbed)
+    indices = zip(*np.unravel_index(np.arange(values.size), user_shape)) if user_shape else [()] * values.size
+    return judge(probe.quantity, user_shape, probe.analytic.reshape(-1), diffs, indices, rtol, atol)
+
+
+def check_directions(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, atol,
+                     rng: np.random.Generator) -> QuantityResult:
+    """Directional derivatives along a few random unit directions v: ∇E·v against the quotient."""
+    directions = rng.standard_normal((DIRECTIONS, probe.values.size))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    step = eps * max(1.0, float(np.abs(probe.values).max()))
+    shape = probe.values.shape
+
+    def perturbed(items, steps):
+        return probe.moved((steps[:, None] * directions[items]).reshape((-1,) + shape))
+
+    diffs = central_differences(evaluator, probe.start, np.full(DIRECTIONS, step), perturbed)
+    analytic = directions @ probe.analytic.reshape(-1)
+    indices = [(k,) for k in range(DIRECTIONS)]
+    return judge(probe.quantity, user_shape, analytic, diffs, indices, rtol, atol, method="fast")
+
+
+def probes_for(model: Model, trace, grads, wrt) -> tuple[list[Probe], list[Probe]]:
+    """The gradient probes (input and parameters) and delta probes (layer outputs) asked for."""
+    net = model.network
+    everything = {"input": lambda: input_probe(net, trace, grads.input[0])}
+    for name in model.params:
+        everything[name] = (lambda n=name: param_probe(net, trace, model.params, n, grads.params[n]))
+    layers = {name: (lambda i=i, n=name: output_probe(net, trace, i, grads.outputs[n][0]))
+              for i, name in enumerate(net.names)}
+    if not wrt:
+        return [make() for make in everything.values()], []
+    chosen, deltas = [], []
+    for name in wrt:
+        bare = name[5:] if name.startswith("grad.") else name
+        if bare in everything:
+            chosen.append(everything[bare]())
+        elif bare in layers:
+            deltas.append(layers[bare]())
+        else:
+            allowed = ", ".join(list(everything) + net.names)
+            raise UnknownQuantity(f"--wrt {name}: no such quantity; choose from {allowed}")
+    return chosen, deltas
+
+
+def check_model(model: Model, *, eps: float | None = None, rtol: float | None = None,
+                atol: float | None = None, wrt=(), fast: bool = False, deltas: bool = False,
+                seed: int = 0) -> SpecResult:
+    """Check every gradient (or those in ``wrt``), the per-layer deltas when needed, and ``expect``."""
+    eps = DEFAULT_EPS if eps is None else eps
+    rtol = DEFAULT_RTOL if rtol is None else rtol
+    atol = DEFAULT_ATOL if atol is None else atol
+    trace = model.forward()
+    grads = model.backward(trace)
+    evaluator = Evaluator(model.network, model.params, model.target, trace)
+    rng = np.random.default_rng(seed)
+
+    def run(probe: Probe) -> QuantityResult:
+        shape = model.user_shapes[probe.quantity]
+        if fast:
+            return check_directions(evaluator, probe, shape, eps, rtol, atol, rng)
+        return check_entries(evaluator, probe, shape, eps, rtol, atol)
+
+    gradient_probes, delta_probes = probes_for(model, trace, grads, wrt)
+    gradients = [run(probe) for probe in gradient_probes]
+    delta_results = [run(probe) for probe in delta_probes]
+    if deltas or not all(q.passed for q in gradients):
+        delta_results = [run(output_probe(model.network, trace, i, grads.outputs[name][0]))
+                         for i, name in reversed(list(enumerate(model.network.names)))]
+
+    values = model.values()
+    expectations = [expect_check.verify(e, values[e.quantity]) for e in model.expect]
+    passed = all(q.passed for q in gradients + delta_results) and all(e.passed for e in expectations)
+    return SpecResult(spec=model.path, name=model.name, passed=passed, gradients=gradients,
+                      expect=expectations, deltas=delta_results,
+                      faulty_layer=faulty_layer(model, gradients, delta_results))
+
+
+def faulty_layer(model: Model, gradients, deltas) -> str | None:
+    """The first layer, counting back from the loss, whose backward disagrees with the differences.
+
+    If ∂E/∂(output of layer k) is right but ∂E/∂(output of layer k−1), or a parameter gradient of
+    layer k, is wrong, layer k's backward is at fault; a wrong ∂E/∂(last output) blames the loss.
+    """
+    names = model.network.names
+    delta_ok = {q.quantity: q.passed for q in deltas}
+    if len(delta_ok) < len(names):
+        return None
+    bad_params = {q.quantity.rsplit(".", 1)[0] for q in gradients if not q.passed and q.quantity != "input"}
+    input_bad = any(q.quantity == "input" and not q.passed for q in gradients)
+    if names and not delta_ok[names[-1]]:
+        return "loss"
+    for k in range(len(names) - 1, -1, -1):
+        below_bad = (not delta_ok[names[k - 1]]) if k > 0 else input_bad
+        if below_bad or names[k] in bad_params:
+            return names[k]
+    return None

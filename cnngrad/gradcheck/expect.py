@@ -1,0 +1,53 @@
+"""Verify a spec's ``expect:`` values: numbers written by hand or copied from a text.
+
+``tolerance: auto`` accepts each number within half a unit in the last decimal written, so a
+source that rounds (``0.0364`` for 0.0364182) passes and a wrong digit (``0.0365``) does not:
+    "0.0364" → 5e-5,   "12" → 0.5,   "1.50" → 5e-3,   "2.5e-3" → 5e-5.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from ..model import Expectation
+from .results import ExpectResult
+
+_NUMBER = re.compile(r"^[+-]?(?P<int>\d*)(?:\.(?P<frac>\d*))?(?:[eE](?P<exp>[+-]?\d+))?$")
+SLACK = 1e-9   # relative: a value exactly half a unit away passes despite binary rounding
+
+
+def auto_tolerance(text: str) -> float:
+    """Half a unit in the last decimal place of ``text``, a number as written in YAML."""
+    match = _NUMBER.match(text.strip().replace("_", ""))
+    if not match:
+        return 0.0   # .inf, .nan and other forms carry no decimals: demand the exact value
+    decimals = len(match.group("frac") or "")
+    exponent = int(match.group("exp") or 0)
+    return 0.5 * 10.0 ** (exponent - decimals)
+
+
+def verify(expectation: Expectation, actual: np.ndarray) -> ExpectResult:
+    """Compare one expectation with the computed quantity (already in the user's rank)."""
+    if expectation.index is not None:
+        actual = np.asarray(actual)[expectation.index]
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expectation.values, dtype=np.float64)
+    if expectation.tolerance is None:
+        tolerance = np.vectorize(auto_tolerance, otypes=[float])(expectation.texts)
+    else:
+        tolerance = np.full(expected.shape, float(expectation.tolerance))
+    error = np.abs(actual - expected)
+    allowed = tolerance * (1 + SLACK) + SLACK * np.abs(expected)
+    passed = bool(np.all(error <= allowed))
+    ratio = np.where(allowed > 0, error / np.where(allowed > 0, allowed, 1), np.where(error > 0, np.inf, 0))
+    worst = np.unravel_index(int(np.argmax(ratio)), expected.shape) if expected.ndim else ()
+    return ExpectResult(
+        quantity=expectation.label,
+        passed=passed,
+        max_abs_error=float(error.max()) if error.size else 0.0,
+        tolerance=float(tolerance[worst]) if expected.ndim else float(tolerance),
+        expected=expected.tolist(),
+        actual=actual.tolist(),
+        worst=tuple(int(i) for i in worst) if expected.ndim else None,
+    )
