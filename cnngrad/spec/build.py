@@ -1,0 +1,202 @@
+"""A read ``Spec`` → a runnable ``Model``: shapes checked layer by layer, arrays in engine layout.
+
+Shapes are tracked in the rank the user wrote (``user`` shapes: a 2-D map stays 2-D); the engine
+sees maps as (C, H, W), so a 2-D map (H, W) becomes (1, H, W) and a single filter (kh, kw) or
+(C, kh, kw) becomes a bank of one. Every mismatch is a SpecError at the node to blame.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..layers import REGISTRY, Layer, ShapeError
+from ..layers.base import resolve_padding
+from ..losses import LOSSES
+from ..model import Model
+from ..network import Network
+from .document import Spec
+from .expect import read_expect
+from .layers import LayerSpec
+from .values import ValueReader, shape_text
+
+
+@dataclass
+class Built:
+    """One engine layer, its user-rank output shape and its parameters
+    (short name → internal array, user shape)."""
+
+    layer: Layer
+    shape: tuple[int, ...]
+    params: dict[str, tuple[np.ndarray, tuple[int, ...]]] = field(default_factory=dict)
+
+
+def internal(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The engine's shape for a user shape: a 2-D map gains a channel axis."""
+    return (1,) + shape if len(shape) == 2 else shape
+
+
+def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
+    limits = values.limits
+    shape = spec.input.value.shape
+    user_shapes = {"input": shape}
+    params, layers = {}, []
+    source = "input"
+    for layer in spec.layers:
+        built = BUILDERS[layer.kind](layer, shape, source)
+        size = math.prod(built.shape)
+        if size > limits.max_entries:
+            layer.entry.fail(f"{layer.name} would output {shape_text(built.shape)} = {size} values, "
+                             f"more than {limits.max_entries} (Limits.max_entries)")
+        for pname, (array, user_shape) in built.params.items():
+            params[f"{layer.name}.{pname}"] = array
+            user_shapes[f"{layer.name}.{pname}"] = user_shape
+        user_shapes[layer.name] = built.shape
+        layers.append((layer.name, built.layer))
+        shape, source = built.shape, layer.name
+    user_shapes["output"] = user_shapes["target"] = shape
+    try:
+        network = Network(internal(user_shapes["input"]), layers, LOSSES[spec.loss]())
+    except ShapeError as err:  # the checks above should have caught it; still blame the spec
+        spec.root.fail(str(err))
+    model = Model(path=path, network=network, params=params,
+                  input=spec.input.value.reshape((1,) + internal(user_shapes["input"])),
+                  target=_target(spec, shape, source)[None], user_shapes=user_shapes,
+                  name=spec.name, description=spec.description)
+    if spec.expect is not None:
+        model.expect = read_expect(spec.expect, model, values)
+    return model
+
+
+def _target(spec: Spec, shape: tuple[int, ...], source: str) -> np.ndarray:
+    """The target (or upstream gradient) in engine layout; a class index becomes one-hot."""
+    target, at = spec.target.value, spec.target.at
+    key = "upstream_grad" if spec.loss == "none" else "target"
+    if spec.class_index:
+        if len(shape) != 1:
+            at.fail(f"a class index needs a vector output, but {source} gives {shape_text(shape)}")
+        index = int(target)
+        if not 0 <= index < shape[0]:
+            at.fail(f"class index {index} is out of range: {source} gives {shape[0]} classes (0..{shape[0] - 1})")
+        return np.eye(shape[0])[index]
+    if target.shape != shape:
+        hint = "; an integer target is a class index" if spec.loss == "cross_entropy" and len(shape) == 1 else ""
+        at.fail(f"{key} has shape {shape_text(target.shape)} but the output ({source}) has shape "
+                f"{shape_text(shape)}{hint}")
+    return target.reshape(internal(shape))
+
+
+def _padding(layer: LayerSpec, span: tuple[int, int], stride: tuple[int, int]):
+    padding = layer.options["padding"]
+    if padding == "same":
+        if stride != (1, 1):
+            layer.place("padding").fail("padding: same needs stride 1 (as in PyTorch); "
+                                        "give the padding as numbers")
+        return resolve_padding("same", span)
+    return padding
+
+
+def _need_map(layer: LayerSpec, shape, source: str) -> None:
+    if len(shape) == 1:
+        layer.entry.fail(f"{layer.kind} needs a map, but its input ({source}) is a vector of {shape[0]} values")
+
+
+def _conv(layer: LayerSpec, shape, source):
+    _need_map(layer, shape, source)
+    kernel, at = layer.arrays["kernel"], layer.place("kernel")
+    if kernel.ndim not in (2, 3, 4):
+        at.fail(f"kernel must be 2-D (kh, kw), 3-D (C, kh, kw) or 4-D (D, C, kh, kw), not {kernel.ndim}-D")
+    bank = kernel.reshape((1,) * (4 - kernel.ndim) + kernel.shape)
+    filters, channels, kh, kw = bank.shape
+    in_channels = shape[0] if len(shape) == 3 else 1
+    if channels != in_channels:
+        hint = "; a 2-D kernel is for a 2-D input, write (C, kh, kw) for C channels" if kernel.ndim == 2 else ""
+        at.fail(f"{layer.name}.kernel has {channels} channel(s) but its input ({source}) has "
+                f"{in_channels}{hint}")
+    stride, dilation = layer.options["stride"], layer.options["dilation"]
+    span = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
+    padding = _padding(layer, span, stride)
+    padded = (shape[-2] + sum(padding[0]), shape[-1] + sum(padding[1]))
+    if span[0] > padded[0] or span[1] > padded[1]:
+        dilated = f" (dilated to {shape_text(span)})" if dilation != (1, 1) else ""
+        at.fail(f"the kernel {kh}×{kw}{dilated} is larger than its padded input {shape_text(padded)} "
+                f"({source})")
+    out_hw = tuple((padded[i] - span[i]) // stride[i] + 1 for i in range(2))
+    out = (filters,) + out_hw if kernel.ndim == 4 else out_hw
+    bias, untied = _conv_bias(layer, filters, out, kernel.ndim == 4)
+    engine = REGISTRY["conv"](bank.shape, stride, padding, dilation, layer.options["mode"], untied)
+    return Built(engine, out, {"kernel": (bank, kernel.shape),
+                               "bias": (bias.reshape(internal(out) if untied else (filters,)), bias.shape)})
+
+
+def _conv_bias(layer: LayerSpec, filters: int, out, bank: bool):
+    """The bias as the user sees it, and whether it is untied (one value per output entry)."""
+    tied = (filters,) if bank else ()
+    bias = layer.arrays.get("bias")
+    if bias is None:
+        return np.zeros(tied), False
+    if bias.shape == out:
+        return bias, True
+    if bias.shape == tied:
+        return bias, False
+    if bias.ndim == 0:   # one number for every filter of a bank
+        return np.full(tied, float(bias)), False
+    per_filter = f"{filters} values (one per filter), " if bank else ""
+    layer.place("bias").fail(f"bias must be a scalar, {per_filter}or an untied bias of the output's "
+                             f"shape {shape_text(out)}; got {shape_text(bias.shape)}")
+
+
+def _pool(layer: LayerSpec, shape, source):
+    _need_map(layer, shape, source)
+    size, stride = layer.options["size"], layer.options["stride"]
+    padding = _padding(layer, size, stride)
+    if layer.options["type"] == "max":
+        for axis, side in ((axis, side) for axis in range(2) for side in padding[axis]):
+            if side > size[axis] // 2:
+                layer.place("padding").fail(
+                    f"max-pool padding {side} is more than half the window {shape_text(size)} "
+                    f"(at most {size[axis] // 2}); a window could hold only padding (−∞)")
+    padded = (shape[-2] + sum(padding[0]), shape[-1] + sum(padding[1]))
+    if size[0] > padded[0] or size[1] > padded[1]:
+        layer.place("size").fail(f"the pooling window {shape_text(size)} is larger than its "
+                                 f"{'padded ' if padded != shape[-2:] else ''}input "
+                                 f"{shape_text(padded)} ({source})")
+    out_hw = tuple((padded[i] - size[i]) // stride[i] + 1 for i in range(2))
+    engine = REGISTRY["pool"](layer.options["type"], size, stride, padding, layer.options["ties"])
+    return Built(engine, shape[:-2] + out_hw)
+
+
+def _flatten(layer: LayerSpec, shape, source):
+    return Built(REGISTRY["flatten"](layer.options["order"]), (math.prod(shape),))
+
+
+def _fc(layer: LayerSpec, shape, source):
+    weights, at = layer.arrays["weights"], layer.place("weights")
+    if weights.ndim != 2:
+        at.fail(f"weights must be 2-D (outputs, inputs), not {shape_text(weights.shape)}")
+    if len(shape) != 1:
+        layer.entry.fail(f"fc needs a vector, but its input ({source}) is a map of shape "
+                         f"{shape_text(shape)}; add `- flatten` before it")
+    outputs, inputs = weights.shape
+    if inputs != shape[0]:
+        at.fail(f"{layer.name}.weights has {inputs} columns but {source} gives {shape[0]} values")
+    bias = layer.arrays.get("bias")
+    if bias is None:
+        bias = np.zeros(outputs)
+    elif bias.ndim == 0:
+        bias = np.full(outputs, float(bias))
+    elif bias.shape != (outputs,):
+        layer.place("bias").fail(f"{layer.name}.bias has shape {shape_text(bias.shape)} but "
+                                 f"{layer.name}.weights has {outputs} rows (outputs)")
+    return Built(REGISTRY["fc"](weights.shape), (outputs,),
+                 {"weights": (weights, weights.shape), "bias": (bias, bias.shape)})
+
+
+def _activation(layer: LayerSpec, shape, source):
+    return Built(REGISTRY[layer.kind](**layer.options), shape)
+
+
+BUILDERS = {"conv": _conv, "pool": _pool, "flatten": _flatten, "fc": _fc, "relu": _activation,
+            "leaky_relu": _activation, "sigmoid": _activation, "tanh": _activation,
+            "softmax": _activation}

@@ -1,0 +1,85 @@
+"""The top level of a spec → a ``Spec``: its values read and checked, its layers listed.
+
+Optional keys given as ``null`` count as absent (SPEC §1's example writes ``upstream_grad: null``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..losses import LOSSES
+from .layers import LayerSpec, read_layers
+from .nodes import INT, Cursor
+from .values import ValueReader
+
+KEYS = ("name", "description", "input", "layers", "loss", "target", "upstream_grad", "expect")
+
+
+@dataclass
+class Located:
+    """An array and where it was written."""
+
+    value: np.ndarray
+    at: Cursor
+
+
+@dataclass
+class Spec:
+    root: Cursor
+    name: str | None
+    description: str | None
+    input: Located
+    layers: list[LayerSpec]
+    loss: str
+    target: Located | None          # the upstream gradient for loss none
+    class_index: bool               # the target is an integer class index (cross_entropy)
+    expect: Cursor | None
+
+
+def read_spec(root: Cursor, values: ValueReader) -> Spec:
+    """Check the top-level keys and read every value; shapes are ``build``'s business."""
+    fields = {key: value for key, value in
+              root.mapping(KEYS, what="a spec: a mapping").items() if not value.is_null}
+    for key in ("input", "layers"):
+        if key not in fields:
+            root.fail(f"missing key {key!r}; a spec needs at least input and layers")
+    loss = _read_loss(root, fields)
+    target_key = "upstream_grad" if loss == "none" else "target"
+    other_key = "target" if loss == "none" else "upstream_grad"
+    if other_key in fields:
+        fields[other_key].fail(f"{other_key} does not go with loss: {loss}; "
+                               + ("loss none takes upstream_grad (∂E/∂output)" if loss == "none"
+                                  else "give target (upstream_grad is for loss: none)"))
+    if target_key not in fields:
+        root.fail(f"missing key {target_key!r}; loss: {loss} needs it"
+                  + (" (∂E/∂ the final output)" if loss == "none" else ""))
+    target = fields[target_key]
+    class_index = loss == "cross_entropy" and target.is_scalar and target.node.tag == INT
+    return Spec(
+        root=root,
+        name=fields["name"].text() if "name" in fields else None,
+        description=fields["description"].text() if "description" in fields else None,
+        input=_read_input(fields["input"], values),
+        layers=read_layers(fields["layers"], values),
+        loss=loss,
+        target=Located(values.read(target), target),
+        class_index=class_index,
+        expect=fields.get("expect"),
+    )
+
+
+def _read_loss(root: Cursor, fields: dict[str, Cursor]) -> str:
+    """The loss word; without one, ``upstream_grad`` implies ``none``."""
+    if "loss" in fields:
+        return fields["loss"].word(tuple(LOSSES), "loss")
+    if "upstream_grad" in fields:
+        return "none"
+    root.fail(f"missing key 'loss' (one of {', '.join(LOSSES)})")
+
+
+def _read_input(cursor: Cursor, values: ValueReader) -> Located:
+    array = values.read(cursor)
+    if array.ndim not in (1, 2, 3):
+        cursor.fail(f"input must be 2-D (H, W) or 3-D (C, H, W) (or 1-D, a vector), not {array.ndim}-D")
+    return Located(array, cursor)

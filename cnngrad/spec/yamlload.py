@@ -1,0 +1,118 @@
+"""YAML text → a tree of PyYAML nodes that keep their positions and their scalars' source text.
+
+Nothing is constructed (no Python objects, no tags honoured), so loading is safe. Composing is
+bounded: nesting depth, and the node count *after* alias expansion, are checked node by node
+while composing, so an alias bomb is refused without ever building its expansion. A key given
+twice in one mapping is an error (PyYAML would silently keep the last).
+"""
+from __future__ import annotations
+
+import re
+
+import yaml
+from yaml.composer import Composer
+from yaml.events import AliasEvent, MappingEndEvent
+from yaml.nodes import MappingNode, Node, ScalarNode
+from yaml.resolver import Resolver
+
+from .errors import SpecError
+from .limits import Limits
+
+try:  # libyaml scans fast; composition below stays in Python so it can be bounded
+    from yaml.cyaml import CParser as _Parser
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml.parser import Parser
+    from yaml.reader import Reader
+    from yaml.scanner import Scanner
+
+    class _Parser(Reader, Scanner, Parser):
+        def __init__(self, stream):
+            Reader.__init__(self, stream)
+            Scanner.__init__(self)
+            Parser.__init__(self)
+
+
+class _Resolver(Resolver):
+    """YAML 1.1 scalar types, plus floats written without a dot (``1e-3``), as YAML 1.2 reads them."""
+
+
+_Resolver.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"), list("-+0123456789"))
+
+
+class _BoundedLoader(Composer, _Parser, _Resolver):
+    def __init__(self, text: str, file: str, limits: Limits):
+        _Parser.__init__(self, text)
+        Composer.__init__(self)
+        _Resolver.__init__(self)
+        self.file, self.limits = file, limits
+        self.path: list[str] = []
+        self.weights: dict[int, int] = {}   # id(node) -> its node count with aliases expanded
+
+    def fail(self, mark, message: str):
+        raise SpecError(self.file, mark.line + 1, mark.column + 1, "".join(self.path).lstrip("."), message)
+
+    def compose_node(self, parent, index):
+        segment = f"[{index}]" if isinstance(index, int) else \
+            f".{index.value}" if isinstance(index, ScalarNode) else ""
+        self.path.append(segment)
+        if len(self.path) > self.limits.max_depth:
+            self.fail(self.peek_event().start_mark,
+                      f"nested more than {self.limits.max_depth} levels deep (Limits.max_depth)")
+        is_alias = self.check_event(AliasEvent)
+        mark = self.peek_event().start_mark
+        node = super().compose_node(parent, index)
+        if is_alias:
+            if id(node) not in self.weights:
+                self.fail(mark, "an alias refers to the node that contains it (a recursive structure)")
+            weight = self.weights[id(node)]
+        else:
+            weight = 1 + self._children_weight(node)
+            self.weights[id(node)] = weight
+        if weight > self.limits.max_nodes:
+            self.fail(mark, f"the document expands to more than {self.limits.max_nodes} YAML nodes "
+                            "(aliases repeat what they refer to; Limits.max_nodes)")
+        self.path.pop()
+        return node
+
+    def _children_weight(self, node: Node) -> int:
+        if isinstance(node, ScalarNode):
+            return 0
+        if isinstance(node, MappingNode):
+            return sum(self.weights[id(k)] + self.weights[id(v)] for k, v in node.value)
+        return sum(self.weights[id(child)] for child in node.value)
+
+    def compose_mapping_node(self, anchor):
+        start = self.get_event()
+        tag = start.tag
+        if tag is None or tag == "!":
+            tag = self.resolve(MappingNode, None, start.implicit)
+        node = MappingNode(tag, [], start.start_mark, None, flow_style=start.flow_style)
+        if anchor is not None:
+            self.anchors[anchor] = node
+        seen = set()
+        while not self.check_event(MappingEndEvent):
+            key = self.compose_node(node, None)
+            if isinstance(key, ScalarNode):
+                if key.value in seen:
+                    self.fail(key.start_mark, f"key {key.value!r} is given twice in this mapping")
+                seen.add(key.value)
+            node.value.append((key, self.compose_node(node, key)))
+        node.end_mark = self.get_event().end_mark
+        return node
+
+
+def compose(text: str, file: str, limits: Limits) -> Node | None:
+    """The single document of ``text`` as a node tree (None when empty); SpecError if not YAML."""
+    loader = _BoundedLoader(text, file, limits)
+    try:
+        return loader.get_single_node()
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        problem = " ".join(filter(None, [err.context, err.problem]))
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise SpecError(file, line, column, "", f"not valid YAML: {problem}") from None
+    except yaml.YAMLError as err:
+        raise SpecError(file, 1, 1, "", f"not valid YAML: {' '.join(str(err).split())}") from None
+    finally:
+        loader.dispose()
