@@ -11,7 +11,7 @@ import numpy as np
 
 from ..model import Model
 from . import expect as expect_check
-from .finite import Differences, Evaluator, central_differences
+from .finite import STEPS, Differences, Evaluator, central_differences
 from .probes import Probe, input_probe, output_probe, param_probe
 from .results import EntryResult, QuantityResult, SpecResult
 
@@ -40,12 +40,13 @@ def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, indice
     smooth = ~diffs.kink
     scale = np.maximum(np.abs(analytic), np.abs(numeric))
     relative = np.divide(error, scale, out=np.zeros_like(error), where=scale > 0)
+    kinks = diffs.kink.tolist()
     entries = [
-        EntryResult(index=tuple(int(i) for i in index), analytic=float(a), numeric=float(n),
-                    abs_error=float(e), status=str(s),
-                    left=float(lo) if k else None, right=float(hi) if k else None)
-        for index, a, n, e, s, k, lo, hi in zip(indices, analytic, numeric, error, status,
-                                                 diffs.kink, diffs.left, diffs.right)
+        EntryResult(index=index, analytic=a, numeric=n, abs_error=e, status=s,
+                    left=lo if k else None, right=hi if k else None)
+        for index, a, n, e, s, k, lo, hi in zip(indices, analytic.tolist(), numeric.tolist(),
+                                                 error.tolist(), status.tolist(), kinks,
+                                                 diffs.left.tolist(), diffs.right.tolist())
     ]
     return QuantityResult(
         quantity=quantity, shape=tuple(shape), passed=bool(np.all(status != "fail")),
@@ -59,7 +60,8 @@ def check_entries(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, ato
     values = probe.values.reshape(-1)
     h = eps * np.maximum(1.0, np.abs(values))
     diffs = central_differences(evaluator, probe.start, h, probe.perturbed)
-    indices = zip(*np.unravel_index(np.arange(values.size), user_shape)) if user_shape else [()] * values.size
+    indices = [tuple(i) for i in np.argwhere(np.ones(user_shape, dtype=bool)).tolist()] \
+        if user_shape else [()]
     return judge(probe.quantity, user_shape, probe.analytic.reshape(-1), diffs, indices, rtol, atol)
 
 
@@ -105,14 +107,29 @@ def probes_for(model: Model, trace, grads, wrt) -> tuple[list[Probe], list[Probe
 
 def check_model(model: Model, *, eps: float | None = None, rtol: float | None = None,
                 atol: float | None = None, wrt=(), fast: bool = False, deltas: bool = False,
-                seed: int = 0) -> SpecResult:
-    """Check every gradient (or those in ``wrt``), the per-layer deltas when needed, and ``expect``."""
+                seed: int = 0, progress=None) -> SpecResult:
+    """Check every gradient (or those in ``wrt``), the per-layer deltas when needed, and ``expect``.
+
+    ``progress(advance, total)``, if given, hears how many perturbed copies each batch ran and how
+    many the check needs in all (the total grows if per-layer delta checks become necessary).
+    """
     eps = DEFAULT_EPS if eps is None else eps
     rtol = DEFAULT_RTOL if rtol is None else rtol
     atol = DEFAULT_ATOL if atol is None else atol
     trace = model.forward()
     grads = model.backward(trace)
-    evaluator = Evaluator(model.network, model.params, model.target, trace)
+    gradient_probes, delta_probes = probes_for(model, trace, grads, wrt)
+    total = 0
+
+    def expect_work(probes):
+        nonlocal total
+        total += sum(len(STEPS) * (DIRECTIONS if fast else p.values.size) for p in probes)
+
+    def advance(count):
+        if progress is not None:
+            progress(count, total)
+
+    evaluator = Evaluator(model.network, model.params, model.target, trace, progress=advance)
     rng = np.random.default_rng(seed)
 
     def run(probe: Probe) -> QuantityResult:
@@ -121,12 +138,14 @@ def check_model(model: Model, *, eps: float | None = None, rtol: float | None = 
             return check_directions(evaluator, probe, shape, eps, rtol, atol, rng)
         return check_entries(evaluator, probe, shape, eps, rtol, atol)
 
-    gradient_probes, delta_probes = probes_for(model, trace, grads, wrt)
+    expect_work(gradient_probes + delta_probes)
     gradients = [run(probe) for probe in gradient_probes]
     delta_results = [run(probe) for probe in delta_probes]
     if deltas or not all(q.passed for q in gradients):
-        delta_results = [run(output_probe(model.network, trace, i, grads.outputs[name][0]))
-                         for i, name in reversed(list(enumerate(model.network.names)))]
+        delta_probes = [output_probe(model.network, trace, i, grads.outputs[name][0])
+                        for i, name in reversed(list(enumerate(model.network.names)))]
+        expect_work(delta_probes)
+        delta_results = [run(probe) for probe in delta_probes]
 
     values = model.values()
     expectations = [expect_check.verify(e, values[e.quantity]) for e in model.expect]

@@ -36,8 +36,9 @@ class Evaluator:
     """Runs batches of perturbed copies from any layer on, against one unperturbed trace."""
 
     def __init__(self, network: Network, params, target, trace: Trace,
-                 memory_budget: int = MEMORY_BUDGET):
+                 memory_budget: int = MEMORY_BUDGET, progress=None):
         self.network, self.params, self.target = network, params, target
+        self.progress = progress   # called with the number of copies each batch evaluated
         self.base_loss = float(network.losses(trace, target)[0])
         self.base_patterns = [layer.pattern(cache) for layer, cache in zip(network.layers, trace.caches)]
         self.memory_budget = memory_budget
@@ -58,6 +59,8 @@ class Evaluator:
             if base is not None:
                 pattern = self.network.layers[start + offset].pattern(cache)
                 moved |= (pattern != base).reshape(len(batch), -1).any(axis=1)
+        if self.progress is not None:
+            self.progress(len(batch))
         return losses, moved
 
 
