@@ -16,7 +16,7 @@ from ..layers.base import resolve_padding
 from ..losses import LOSSES
 from ..model import Model
 from ..network import Network
-from .document import Spec
+from .document import Objective, Spec, read_objective
 from .expect import read_expect
 from .layers import LayerSpec
 from .values import ValueReader, shape_text
@@ -56,24 +56,25 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
         layers.append((layer.name, built.layer))
         shape, source = built.shape, layer.name
     user_shapes["output"] = user_shapes["target"] = shape
+    objective = read_objective(spec, values)
     try:
-        network = Network(internal(user_shapes["input"]), layers, LOSSES[spec.loss]())
+        network = Network(internal(user_shapes["input"]), layers, LOSSES[objective.loss]())
     except ShapeError as err:  # the checks above should have caught it; still blame the spec
         spec.root.fail(str(err))
     model = Model(path=path, network=network, params=params,
                   input=spec.input.value.reshape((1,) + internal(user_shapes["input"])),
-                  target=_target(spec, shape, source)[None], user_shapes=user_shapes,
+                  target=_target(objective, shape, source)[None], user_shapes=user_shapes,
                   name=spec.name, description=spec.description)
     if spec.expect is not None:
         model.expect = read_expect(spec.expect, model, values)
     return model
 
 
-def _target(spec: Spec, shape: tuple[int, ...], source: str) -> np.ndarray:
+def _target(objective: Objective, shape: tuple[int, ...], source: str) -> np.ndarray:
     """The target (or upstream gradient) in engine layout; a class index becomes one-hot."""
-    target, at = spec.target.value, spec.target.at
-    key = "upstream_grad" if spec.loss == "none" else "target"
-    if spec.class_index:
+    target, at = objective.target.value, objective.target.at
+    key = "upstream_grad" if objective.loss == "none" else "target"
+    if objective.class_index:
         if len(shape) != 1:
             at.fail(f"a class index needs a vector output, but {source} gives {shape_text(shape)}")
         index = int(target)
@@ -81,7 +82,7 @@ def _target(spec: Spec, shape: tuple[int, ...], source: str) -> np.ndarray:
             at.fail(f"class index {index} is out of range: {source} gives {shape[0]} classes (0..{shape[0] - 1})")
         return np.eye(shape[0])[index]
     if target.shape != shape:
-        hint = "; an integer target is a class index" if spec.loss == "cross_entropy" and len(shape) == 1 else ""
+        hint = "; an integer target is a class index" if objective.loss == "cross_entropy" and len(shape) == 1 else ""
         at.fail(f"{key} has shape {shape_text(target.shape)} but the output ({source}) has shape "
                 f"{shape_text(shape)}{hint}")
     return target.reshape(internal(shape))
@@ -188,7 +189,7 @@ def _fc(layer: LayerSpec, shape, source):
         bias = np.full(outputs, float(bias))
     elif bias.shape != (outputs,):
         layer.place("bias").fail(f"{layer.name}.bias has shape {shape_text(bias.shape)} but "
-                                 f"{layer.name}.weights has {outputs} rows (outputs)")
+                                 f"{layer.name}.weights has {outputs} row(s) (outputs)")
     return Built(REGISTRY["fc"](weights.shape), (outputs,),
                  {"weights": (weights, weights.shape), "bias": (bias, bias.shape)})
 

@@ -31,19 +31,41 @@ class Spec:
     description: str | None
     input: Located
     layers: list[LayerSpec]
-    loss: str
-    target: Located | None          # the upstream gradient for loss none
-    class_index: bool               # the target is an integer class index (cross_entropy)
+    fields: dict[str, Cursor]       # the top-level entries, for the loss and target
     expect: Cursor | None
 
 
+@dataclass
+class Objective:
+    loss: str
+    target: Located                 # the upstream gradient for loss none
+    class_index: bool               # the target is an integer class index (cross_entropy)
+
+
 def read_spec(root: Cursor, values: ValueReader) -> Spec:
-    """Check the top-level keys and read every value; shapes are ``build``'s business."""
+    """Check the top-level keys, read the input and layers; shapes are ``build``'s business."""
     fields = {key: value for key, value in
               root.mapping(KEYS, what="a spec: a mapping").items() if not value.is_null}
     for key in ("input", "layers"):
         if key not in fields:
             root.fail(f"missing key {key!r}; a spec needs at least input and layers")
+    input_ = _read_input(fields["input"], values)
+    layers = read_layers(fields["layers"], values)
+    return Spec(
+        root=root,
+        name=fields["name"].text() if "name" in fields else None,
+        description=fields["description"].text() if "description" in fields else None,
+        input=input_,
+        layers=layers,
+        fields=fields,
+        expect=fields.get("expect"),
+    )
+
+
+def read_objective(spec: Spec, values: ValueReader) -> Objective:
+    """The loss and its target (or upstream gradient); read after the layers so that a layer's
+    error, which changes the output's shape, is reported first."""
+    root, fields = spec.root, spec.fields
     loss = _read_loss(root, fields)
     target_key = "upstream_grad" if loss == "none" else "target"
     other_key = "target" if loss == "none" else "upstream_grad"
@@ -56,17 +78,7 @@ def read_spec(root: Cursor, values: ValueReader) -> Spec:
                   + (" (∂E/∂ the final output)" if loss == "none" else ""))
     target = fields[target_key]
     class_index = loss == "cross_entropy" and target.is_scalar and target.node.tag == INT
-    return Spec(
-        root=root,
-        name=fields["name"].text() if "name" in fields else None,
-        description=fields["description"].text() if "description" in fields else None,
-        input=_read_input(fields["input"], values),
-        layers=read_layers(fields["layers"], values),
-        loss=loss,
-        target=Located(values.read(target), target),
-        class_index=class_index,
-        expect=fields.get("expect"),
-    )
+    return Objective(loss, Located(values.read(target), target), class_index)
 
 
 def _read_loss(root: Cursor, fields: dict[str, Cursor]) -> str:

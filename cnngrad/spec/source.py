@@ -32,7 +32,7 @@ def read_text(source: str, limits: Limits) -> str:
             fail("is a folder, not a spec file")
         try:
             if path.stat().st_size > limits.max_file_bytes:
-                fail(f"the file has {path.stat().st_size} bytes, more than {limits.max_file_bytes} "
+                fail(f"the file has {path.stat().st_size} bytes, larger than {limits.max_file_bytes} bytes "
                      "(Limits.max_file_bytes)")
             with path.open("rb") as stream:
                 data = stream.read(limits.max_file_bytes + 1)

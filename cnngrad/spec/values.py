@@ -99,7 +99,7 @@ class ValueReader:
         if path.suffix.lower() not in SUFFIXES:
             cursor.fail(f"a value file must end in {', '.join(SUFFIXES)}, not {name!r}")
         if not path.is_file():
-            cursor.fail(f"file {name!r} not found (looked for {path})")
+            cursor.fail(f"file {name!r} not found (looked for {path.absolute()})")
         size = path.stat().st_size
         if size > self.limits.max_data_file_bytes:
             cursor.fail(f"file {name!r} has {size} bytes, more than {self.limits.max_data_file_bytes} "

@@ -50,7 +50,10 @@ class _BoundedLoader(Composer, _Parser, _Resolver):
         self.weights: dict[int, int] = {}   # id(node) -> its node count with aliases expanded
 
     def fail(self, mark, message: str):
-        raise SpecError(self.file, mark.line + 1, mark.column + 1, "".join(self.path).lstrip("."), message)
+        path = "".join(self.path).lstrip(".")
+        if len(path) > 80:  # a runaway nesting: its start is enough to find it
+            path = path[:80] + "…"
+        raise SpecError(self.file, mark.line + 1, mark.column + 1, path, message)
 
     def compose_node(self, parent, index):
         segment = f"[{index}]" if isinstance(index, int) else \
