@@ -1,0 +1,83 @@
+"""Numbers and arrays as text, shared by every renderer.
+
+An array gets one number format for all its entries, so a grid's columns line up: fixed-point
+with at most ``precision`` decimals (fewer when every entry needs fewer), or scientific when a
+nonzero entry is below 1e-4 or one reaches 1e8 — NumPy's rule for printing arrays.
+An array of rank above 2 is shown as one 2-D grid per leading index (``conv1[0]``, ``conv1.kernel[1,0]``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SCIENTIFIC_BELOW = 1e-4
+SCIENTIFIC_FROM = 1e8
+
+
+@dataclass
+class Grid:
+    """One 2-D slice of an array as text: ``cells[i][j]``; ``vector`` for a 1-D array (one row)."""
+
+    label: str
+    cells: list[list[str]]
+    vector: bool = False
+
+
+def shape_text(shape) -> str:
+    """``(4, 4)`` as ``4×4``; a scalar as ``scalar``."""
+    return "×".join(map(str, shape)) if len(shape) else "scalar"
+
+
+def index_text(index) -> str:
+    """``(0, 1)`` as ``[0,1]``."""
+    return f"[{','.join(map(str, index))}]"
+
+
+def format_array(array, precision: int) -> np.ndarray:
+    """Every entry of ``array`` as text in one common format; same shape, dtype object."""
+    values = np.asarray(array, dtype=np.float64) + 0.0          # + 0.0 turns -0.0 into 0.0
+    finite = np.abs(values[np.isfinite(values)])
+    nonzero = finite[finite > 0]
+    scientific = nonzero.size > 0 and (nonzero.min() < SCIENTIFIC_BELOW or nonzero.max() >= SCIENTIFIC_FROM)
+    code = "e" if scientific else "f"
+    needed = max((_digits_needed(v, code, precision) for v in finite.ravel()), default=1)
+    digits = min(max(needed, 1), precision)
+    text = np.empty(values.shape, dtype=object)
+    for index, value in np.ndenumerate(values):
+        text[index] = _number(value, code, digits)
+    return text
+
+
+def number_text(value: float, precision: int) -> str:
+    """One number, formatted as a one-entry array would be."""
+    return format_array(value, precision).item()
+
+
+def grids(name: str, array, precision: int) -> list[Grid]:
+    """``array`` as 2-D grids labelled by ``name`` and, above rank 2, the leading index."""
+    text = format_array(array, precision)
+    if text.ndim <= 1:
+        return [Grid(name, [list(text.reshape(-1))], vector=True)]
+    if text.ndim == 2:
+        return [Grid(name, text.tolist())]
+    return [Grid(f"{name}{index_text(index)}", text[index].tolist())
+            for index in np.ndindex(text.shape[:-2])]
+
+
+def _digits_needed(value: float, code: str, precision: int) -> int:
+    """Decimals ``value`` needs in format ``code`` once trailing zeros are dropped (at most ``precision``)."""
+    text = f"{value:.{precision}{code}}"
+    mantissa = text.split("e")[0]
+    if "." not in mantissa:
+        return 0
+    return len(mantissa.rstrip("0").split(".")[1])
+
+
+def _number(value: float, code: str, digits: int) -> str:
+    if not np.isfinite(value):
+        return "nan" if np.isnan(value) else ("inf" if value > 0 else "-inf")
+    text = f"{value:.{digits}{code}}"
+    if text.startswith("-") and float(text) == 0:
+        text = text[1:]                                          # -0.000 rounds to 0
+    return text

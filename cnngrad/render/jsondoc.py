@@ -1,0 +1,63 @@
+"""SPEC §4 JSON: one document, arrays as nested lists in the user's rank, floats at full precision.
+
+NaN and ±infinity, which JSON cannot express, are written as ``null`` (as JavaScript's
+``JSON.stringify`` and pandas do), so every document parses with any JSON reader.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+
+from .reports import BackwardReport, ForwardReport
+
+
+def forward(report: ForwardReport, precision: int | None = None) -> str:
+    """``precision`` is accepted for symmetry with the other formats and ignored: JSON is exact."""
+    return _dump({
+        "spec": report.spec, "name": report.name, "loss": report.loss, "output": report.output,
+        "layers": [{"name": layer.name, "type": layer.kind, "shape": layer.shape, "output": layer.output}
+                   for layer in report.layers],
+    })
+
+
+def backward(report: BackwardReport, precision: int | None = None) -> str:
+    doc = {"spec": report.spec, "loss": report.loss, "gradients": report.gradients}
+    if report.lr is not None:
+        doc["lr"] = report.lr
+        doc["updated"] = report.updates
+    return _dump(doc)
+
+
+def check(results) -> str:
+    """``results`` are ``SpecResult`` records; a spec that could not run carries ``error``."""
+    specs = []
+    for result in results:
+        spec = dataclasses.asdict(result)
+        if result.error is None:
+            del spec["error"]
+        if not result.deltas:
+            del spec["deltas"]
+        specs.append(spec)
+    return _dump({"passed": all(r.passed for r in results), "specs": specs})
+
+
+def _dump(doc) -> str:
+    return json.dumps(_plain(doc), allow_nan=False, ensure_ascii=False) + "\n"
+
+
+def _plain(value):
+    """``value`` with arrays as lists, numpy scalars as Python numbers and non-finite floats as None."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return _plain(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

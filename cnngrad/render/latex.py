@@ -1,0 +1,128 @@
+r"""LaTeX fragments to ``\input`` into notes (needs ``amsmath``): grids as ``bmatrix``, tables as ``tabular``.
+
+A vector is written as a row with ``^\top`` (a column vector, compactly); a matrix wider than
+amsmath's default 10 columns raises ``MaxMatrixCols`` first.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from . import rows
+from .grid import grids, number_text, shape_text
+from .reports import BackwardReport, ForwardReport
+
+HEADER = "% cnngrad output; needs \\usepackage{amsmath}"
+_TEXT_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                 "×": r"$\times$", "−": "$-$", "·": r"$\cdot$", "∂": r"$\partial$", "—": "---",
+                 "…": r"\dots{}", "θ": r"$\theta$", "η": r"$\eta$"}
+_SPECIAL = re.compile("|".join(map(re.escape, _TEXT_ESCAPES)))
+_NON_FINITE = {"nan": r"\mathrm{NaN}", "inf": r"\infty", "-inf": r"-\infty"}
+
+
+def forward(report: ForwardReport, precision: int) -> str:
+    blocks = [HEADER, _title(report.spec, report.name),
+              _tabular(rows.SUMMARY_HEADER, rows.summary_rows(report), numeric=(3,))]
+    blocks += _quantity(_name("input"), "input", report.input, precision)
+    for layer in report.layers:
+        blocks += _quantity(_name(layer.name), layer.name, layer.output, precision)
+    blocks += _quantity(_name("output"), "output", report.output, precision)
+    blocks.append(_loss(report.loss, report.loss_kind, precision))
+    return "\n\n".join(blocks) + "\n"
+
+
+def backward(report: BackwardReport, precision: int) -> str:
+    blocks = [HEADER, _title(report.spec, report.name), _loss(report.loss, report.loss_kind, precision)]
+    for quantity, gradient in report.gradients.items():
+        blocks += _quantity(_partial(quantity), f"grad.{quantity}", gradient, precision)
+    if report.updates:
+        blocks.append(rf"\[ \eta = {_number(repr(report.lr))} \]")
+    for param, value in report.updates.items():
+        blocks += _quantity(rf"{_name(param)} - \eta\,{_partial(param)}", param, value, precision)
+    return "\n\n".join(blocks) + "\n"
+
+
+def check(results) -> str:
+    blocks = [HEADER]
+    for result in results:
+        if result.error is not None:
+            continue                       # its one-line error went to stderr
+        blocks.append(_title(result.spec, result.name))
+        if result.gradients:
+            blocks.append(_tabular(rows.GRADIENT_HEADER, [rows.gradient_row(q) for q in result.gradients],
+                                   numeric=(2, 3, 4)))
+        if result.deltas:
+            blocks.append(_text("Layer deltas ∂E/∂(layer output), each layer's backward alone:"))
+            blocks.append(_tabular(rows.GRADIENT_HEADER, [rows.gradient_row(q) for q in result.deltas],
+                                   numeric=(2, 3, 4)))
+        if result.expect:
+            blocks.append(_tabular(rows.EXPECT_HEADER, [rows.expect_row(e) for e in result.expect],
+                                   numeric=(1, 2)))
+            blocks += [_text(d) for d in map(rows.expect_detail, result.expect) if d]
+        for quantity in result.gradients + result.deltas:
+            entries, more = rows.entry_rows(quantity)
+            if entries:
+                blocks.append(_text(f"Entries of {quantity.quantity} to look at:"))
+                blocks.append(_tabular(rows.ENTRY_HEADER, entries, numeric=(1, 2, 3, 5, 6)))
+                if more:
+                    blocks.append(_text(f"… and {more} more"))
+        blocks.append(rf"\textbf{{{_text(rows.spec_line(result))}}}")
+    blocks.append(rf"\textbf{{{_text(rows.total_line(results))}}}")
+    return "\n\n".join(blocks) + "\n"
+
+
+def _quantity(symbol: str, name: str, value, precision: int) -> list[str]:
+    """``symbol = value`` as display maths: one ``bmatrix`` per 2-D slice, labelled by its index."""
+    if np.ndim(value) == 0:
+        return [rf"\[ {symbol} = {_number(number_text(value, precision))} \]"]
+    blocks = [f"% {name}: {shape_text(np.shape(value))}"]
+    for grid in grids(name, value, precision):
+        label = symbol + grid.label[len(name):]        # the slice index, e.g. [0,1]
+        width = len(grid.cells[0])
+        body = r" \\ ".join(" & ".join(map(_number, cells)) for cells in grid.cells)
+        matrix = rf"\begin{{bmatrix}} {body} \end{{bmatrix}}" + (r"^\top" if grid.vector else "")
+        wide = rf"\setcounter{{MaxMatrixCols}}{{{width}}}" + "\n" if width > 10 else ""
+        blocks.append(rf"{wide}\[ {label} = {matrix} \]")
+    return blocks
+
+
+def _loss(loss, loss_kind: str, precision: int) -> str:
+    if loss is None:
+        return _text(rows.loss_line(None, loss_kind, None))
+    return rf"\[ E = {_number(number_text(loss, precision))} \quad \text{{({_text(loss_kind)})}} \]"
+
+
+def _tabular(header, body, numeric=()) -> str:
+    spec = "".join("r" if column in numeric else "l" for column in range(len(header)))
+    lines = [" & ".join(map(_text, cells)) + r" \\" for cells in body]
+    return "\n".join([rf"\begin{{tabular}}{{{spec}}}", " & ".join(map(_text, header)) + r" \\ \hline",
+                      *lines, r"\end{tabular}"])
+
+
+def _title(spec: str, name: str | None) -> str:
+    return rf"\paragraph{{{_text(rows.heading(spec, name))}}}"
+
+
+def _name(quantity: str) -> str:
+    return rf"\texttt{{{_text(quantity)}}}"
+
+
+def _partial(quantity: str) -> str:
+    return rf"\frac{{\partial E}}{{\partial\,{_name(quantity)}}}"
+
+
+def _number(text: str) -> str:
+    """A formatted number as maths: ``1.5e-05`` becomes ``1.5\\times10^{-5}``."""
+    if text in _NON_FINITE:
+        return _NON_FINITE[text]
+    if "e" not in text:
+        return text
+    mantissa, exponent = text.split("e")
+    return rf"{mantissa}\times10^{{{int(exponent)}}}"
+
+
+def _text(text: str) -> str:
+    """Plain text with LaTeX's special characters escaped (and the few symbols used in our wording)."""
+    return _SPECIAL.sub(lambda match: _TEXT_ESCAPES[match.group()], text)

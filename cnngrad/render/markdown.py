@@ -1,0 +1,90 @@
+"""GitHub-flavoured Markdown: headings per quantity, grids as tables with index row and column."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import rows
+from .grid import grids, number_text, shape_text
+from .reports import BackwardReport, ForwardReport
+
+
+def forward(report: ForwardReport, precision: int) -> str:
+    blocks = [f"# {_cell(rows.heading(report.spec, report.name))}",
+              _table(rows.SUMMARY_HEADER, rows.summary_rows(report), numeric=(3,))]
+    blocks += _quantity("input", "input", report.input, precision)
+    for layer in report.layers:
+        blocks += _quantity(layer.name, layer.name, layer.output, precision)
+    blocks += _quantity("output", "output", report.output, precision)
+    blocks.append(_loss(report.loss, report.loss_kind, precision))
+    return "\n\n".join(blocks) + "\n"
+
+
+def backward(report: BackwardReport, precision: int) -> str:
+    blocks = [f"# {_cell(rows.heading(report.spec, report.name))}",
+              _loss(report.loss, report.loss_kind, precision)]
+    for quantity, gradient in report.gradients.items():
+        blocks += _quantity(f"grad.{quantity}", f"grad.{quantity}", gradient, precision)
+    for param, value in report.updates.items():
+        blocks += _quantity(rows.update_title(param, report.lr), param, value, precision)
+    return "\n\n".join(blocks) + "\n"
+
+
+def check(results) -> str:
+    blocks = []
+    for result in results:
+        if result.error is not None:
+            continue                       # its one-line error went to stderr
+        blocks.append(f"## {_cell(rows.heading(result.spec, result.name))}")
+        if result.gradients:
+            blocks.append(_table(rows.GRADIENT_HEADER, [rows.gradient_row(q) for q in result.gradients],
+                                 numeric=(2, 3, 4)))
+        if result.deltas:
+            blocks.append("Layer deltas ∂E/∂(layer output), each layer's backward alone:")
+            blocks.append(_table(rows.GRADIENT_HEADER, [rows.gradient_row(q) for q in result.deltas],
+                                 numeric=(2, 3, 4)))
+        if result.expect:
+            blocks.append(_table(rows.EXPECT_HEADER, [rows.expect_row(e) for e in result.expect],
+                                 numeric=(1, 2)))
+            blocks += [_cell(d) for d in map(rows.expect_detail, result.expect) if d]
+        for quantity in result.gradients + result.deltas:
+            entries, more = rows.entry_rows(quantity)
+            if entries:
+                blocks.append(f"Entries of `{quantity.quantity}` to look at:")
+                blocks.append(_table(rows.ENTRY_HEADER, entries, numeric=(1, 2, 3, 5, 6)))
+                if more:
+                    blocks.append(f"… and {more} more")
+        blocks.append(f"**{_cell(rows.spec_line(result))}**")
+    blocks.append(f"**{_cell(rows.total_line(results))}**")
+    return "\n\n".join(blocks) + "\n"
+
+
+def _quantity(title: str, name: str, value, precision: int) -> list[str]:
+    """A heading with the shape, then one table per 2-D slice; a scalar is one line."""
+    if np.ndim(value) == 0:
+        return [f"`{title}` = {number_text(value, precision)}"]
+    blocks = [f"## `{title}` ({shape_text(np.shape(value))})"]
+    for grid in grids(name, value, precision):
+        if grid.label != name:
+            blocks.append(f"### `{grid.label}`")
+        columns = [str(j) for j in range(len(grid.cells[0]))]
+        if grid.vector:
+            blocks.append(_table(columns, grid.cells, numeric=range(len(columns))))
+        else:
+            body = [[f"**{i}**", *cells] for i, cells in enumerate(grid.cells)]
+            blocks.append(_table(["", *columns], body, numeric=range(len(columns) + 1)))
+    return blocks
+
+
+def _loss(loss, loss_kind: str, precision: int) -> str:
+    value = None if loss is None else number_text(loss, precision)
+    return f"**{rows.loss_line(loss, loss_kind, value)}**"
+
+
+def _table(header, body, numeric=()) -> str:
+    """A pipe table; columns in ``numeric`` are right-aligned."""
+    align = ["--:" if column in numeric else "---" for column in range(len(header))]
+    return "\n".join("| " + " | ".join(_cell(c) for c in cells) + " |" for cells in [header, align, *body])
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")

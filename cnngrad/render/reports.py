@@ -1,0 +1,81 @@
+"""The plain data a renderer shows for ``forward`` and ``backward``, gathered from a model's values.
+
+Gathering only reads and orders what ``Model.values()`` computed; nothing is computed here.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..model import Model
+
+
+@dataclass
+class LayerOutput:
+    """One layer: its name, kind, output shape (user rank), parameter count and output values."""
+
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+    params: int
+    output: np.ndarray
+
+
+@dataclass
+class ForwardReport:
+    spec: str
+    name: str | None
+    input: np.ndarray
+    layers: list[LayerOutput]
+    output: np.ndarray
+    loss: float | None
+    loss_kind: str
+
+
+@dataclass
+class BackwardReport:
+    """``gradients`` maps SPEC §2 names without ``grad.`` to ∂E/∂ that, ordered from the loss back
+    to the input; ``updates`` maps each parameter to θ − η·∂E/∂θ when a learning rate was given."""
+
+    spec: str
+    name: str | None
+    loss: float | None
+    loss_kind: str
+    gradients: dict[str, np.ndarray]
+    lr: float | None = None
+    updates: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def forward_report(model: Model, values: dict[str, np.ndarray]) -> ForwardReport:
+    network = model.network
+    layers = [
+        LayerOutput(name=name, kind=layer.kind, shape=model.user_shapes[name],
+                    params=sum(math.prod(model.user_shapes[p]) for p in _param_names(name, layer)),
+                    output=values[name])
+        for name, layer in zip(network.names, network.layers)
+    ]
+    return ForwardReport(spec=model.path, name=model.name, input=values["input"], layers=layers,
+                         output=values["output"], loss=_loss(values), loss_kind=network.loss.name)
+
+
+def backward_report(model: Model, values: dict[str, np.ndarray], lr: float | None = None,
+                    updates: dict[str, np.ndarray] | None = None) -> BackwardReport:
+    network = model.network
+    gradients = {}
+    for name, layer in reversed(list(zip(network.names, network.layers))):
+        for quantity in [name, *_param_names(name, layer)]:
+            gradients[quantity] = values[f"grad.{quantity}"]
+    gradients["input"] = values["grad.input"]
+    return BackwardReport(spec=model.path, name=model.name, loss=_loss(values),
+                          loss_kind=network.loss.name, gradients=gradients, lr=lr,
+                          updates=updates or {})
+
+
+def _param_names(name: str, layer) -> list[str]:
+    return [f"{name}.{p}" for p in layer.param_names]
+
+
+def _loss(values) -> float | None:
+    return float(values["loss"]) if "loss" in values else None

@@ -1,0 +1,117 @@
+"""The words and rows every format shows, as plain text: summaries, check tables, verdict lines.
+
+Formats differ only in layout (rich, Markdown, LaTeX); what a row says is decided once, here.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .grid import index_text, shape_text
+from .reports import ForwardReport
+
+SUMMARY_HEADER = ("layer", "kind", "output shape", "params")
+GRADIENT_HEADER = ("gradient", "shape", "max abs error", "max rel error", "kinks", "status")
+EXPECT_HEADER = ("expect", "max abs error", "tolerance", "status")
+ENTRY_HEADER = ("index", "analytic", "numeric", "abs error", "status", "left", "right")
+ENTRY_LIMIT = 10          # entries listed per quantity; the rest are counted
+PASSED, FAILED = "passed", "FAILED"
+
+
+def summary_rows(report: ForwardReport) -> list[list[str]]:
+    """The model summary: the input, each layer with its output shape and parameter count, a total."""
+    rows = [["input", "", shape_text(np.shape(report.input)), "0"]]
+    rows += [[layer.name, layer.kind, shape_text(layer.shape), str(layer.params)] for layer in report.layers]
+    rows.append(["total", "", "", str(sum(layer.params for layer in report.layers))])
+    return rows
+
+
+def loss_line(loss: float | None, loss_kind: str, loss_text: str | None) -> str:
+    """``loss = …`` or, for ``loss: none``, why there is no loss; ``loss_text`` is the formatted value."""
+    if loss is None:
+        return "loss: none (upstream_grad is ∂E/∂output)"
+    return f"loss ({loss_kind}) = {loss_text}"
+
+
+def heading(spec: str, name: str | None) -> str:
+    return f"{spec} — {name}" if name else spec
+
+
+def update_title(param: str, lr: float) -> str:
+    return f"{param} − {lr:g}·grad.{param}"
+
+
+def gradient_row(result) -> list[str]:
+    """One checked gradient (a ``QuantityResult``)."""
+    quantity = f"{result.quantity} (directional)" if result.method == "fast" else result.quantity
+    return [quantity, shape_text(result.shape), error_text(result.max_abs_error),
+            error_text(result.max_rel_error), str(result.kinks), PASSED if result.passed else FAILED]
+
+
+def expect_row(result) -> list[str]:
+    """One ``expect:`` entry (an ``ExpectResult``)."""
+    return [result.quantity, error_text(result.max_abs_error), error_text(result.tolerance),
+            PASSED if result.passed else FAILED]
+
+
+def expect_detail(result) -> str | None:
+    """For a failed ``expect``, where it is worst: expected and computed value there."""
+    if result.passed:
+        return None
+    where, expected, actual = result.quantity, result.expected, result.actual
+    if result.worst is not None and np.ndim(expected) > 0:
+        where += index_text(result.worst)
+        expected, actual = np.asarray(expected)[result.worst], np.asarray(actual)[result.worst]
+    return f"{where}: expected {value_text(expected)}, computed {value_text(actual)}"
+
+
+def entry_rows(result) -> tuple[list[list[str]], int]:
+    """The entries of a gradient that failed or sit on a kink (at most ``ENTRY_LIMIT``), and how
+    many more there are. Kinks show their one-sided difference quotients as left and right."""
+    listed = [entry for entry in result.entries if entry.status != "ok"]
+    rows = []
+    for entry in listed[:ENTRY_LIMIT]:
+        index = f"direction {entry.index[0]}" if result.method == "fast" else index_text(entry.index)
+        sides = [value_text(entry.left), value_text(entry.right)] if entry.status == "kink" else ["", ""]
+        rows.append([index, value_text(entry.analytic), value_text(entry.numeric),
+                     error_text(entry.abs_error), entry.status, *sides])
+    return rows, max(len(listed) - ENTRY_LIMIT, 0)
+
+
+def spec_line(result) -> str:
+    """One spec's verdict: what was checked and, on failure, what failed and where."""
+    kinks = sum(q.kinks for q in result.gradients)
+    checked = [_count(len(result.gradients), "gradient"), _count(len(result.expect), "expect value")]
+    if result.deltas:
+        checked.append(_count(len(result.deltas), "layer delta"))
+    if kinks:
+        checked.append(_count(kinks, "kink entry", "kink entries"))
+    if result.passed:
+        return f"{result.spec}: {PASSED} ({', '.join(checked)})"
+    groups = ((result.gradients, "gradients"), (result.expect, "expect values"), (result.deltas, "layer deltas"))
+    failed = [f"{sum(not r.passed for r in group)} of {len(group)} {label} failed"
+              for group, label in groups if not all(r.passed for r in group)]
+    if result.faulty_layer:
+        failed.append(f"faulty layer: {result.faulty_layer}")
+    return f"{result.spec}: {FAILED} ({'; '.join(failed)})"
+
+
+def total_line(results) -> str:
+    """All specs together: how many passed, failed, or could not run."""
+    errors = sum(r.error is not None for r in results)
+    passed = sum(r.passed for r in results)
+    parts = [f"{passed} passed", f"{len(results) - passed - errors} failed"]
+    if errors:
+        parts.append(f"{errors} could not run")
+    return f"{_count(len(results), 'spec')}: {', '.join(parts)}"
+
+
+def error_text(value: float) -> str:
+    return f"{value:.2e}"
+
+
+def value_text(value) -> str:
+    return f"{float(value):.10g}"
+
+
+def _count(n: int, singular: str, plural: str | None = None) -> str:
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"

@@ -1,0 +1,128 @@
+"""Rich tables for people: a model summary, aligned number grids, check tables with coloured verdicts.
+
+Colour appears only when stdout is a terminal and NO_COLOR is unset (rich's own detection).
+The console is widened to the widest grid, so numbers are never squeezed or cut off.
+"""
+from __future__ import annotations
+
+import numpy as np
+from rich import box
+from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
+from rich.text import Text
+
+from . import rows
+from .grid import grids, number_text, shape_text
+from .reports import BackwardReport, ForwardReport
+
+UNBOUNDED = 100_000       # width at which to measure what a part needs
+STYLES = {rows.PASSED: "bold green", rows.FAILED: "bold red", "ok": "green", "fail": "red", "kink": "yellow"}
+
+
+def forward(report: ForwardReport, precision: int) -> str:
+    parts = [Text(rows.heading(report.spec, report.name), style="bold"),
+             _table(rows.SUMMARY_HEADER, rows.summary_rows(report), numeric=(3,))]
+    parts += _quantity("input", "input", report.input, precision)
+    for layer in report.layers:
+        parts += _quantity(layer.name, layer.name, layer.output, precision)
+    parts += _quantity("output", "output", report.output, precision)
+    parts += [Text(""), _loss(report.loss, report.loss_kind, precision)]
+    return _render(parts)
+
+
+def backward(report: BackwardReport, precision: int) -> str:
+    parts = [Text(rows.heading(report.spec, report.name), style="bold"),
+             _loss(report.loss, report.loss_kind, precision)]
+    for quantity, gradient in report.gradients.items():
+        parts += _quantity(f"grad.{quantity}", f"grad.{quantity}", gradient, precision)
+    for param, value in report.updates.items():
+        parts += _quantity(rows.update_title(param, report.lr), param, value, precision)
+    return _render(parts)
+
+
+def check(results) -> str:
+    """Per spec: its gradients, layer deltas, expect values, the entries that need a look, a verdict."""
+    parts = []
+    for result in results:
+        if result.error is None:           # a spec that could not run had its error on stderr
+            parts += _spec_check(result)
+    parts.append(_verdict(rows.total_line(results), all(r.passed for r in results)))
+    return _render(parts)
+
+
+def _spec_check(result) -> list:
+    parts = [Text(rows.heading(result.spec, result.name), style="bold")]
+    if result.gradients:
+        parts.append(_table(rows.GRADIENT_HEADER, [rows.gradient_row(q) for q in result.gradients],
+                            numeric=(2, 3, 4)))
+    if result.deltas:
+        parts += [Text(""), Text("layer deltas ∂E/∂(layer output), each layer's backward alone", style="dim"),
+                  _table(rows.GRADIENT_HEADER, [rows.gradient_row(q) for q in result.deltas], numeric=(2, 3, 4))]
+    if result.expect:
+        parts += [Text(""), _table(rows.EXPECT_HEADER, [rows.expect_row(e) for e in result.expect],
+                                   numeric=(1, 2))]
+        parts += [Text(d, style="red") for d in map(rows.expect_detail, result.expect) if d]
+    for quantity in result.gradients + result.deltas:
+        entries, more = rows.entry_rows(quantity)
+        if entries:
+            parts += [Text(""), Text(f"entries of {quantity.quantity} to look at", style="dim"),
+                      _table(rows.ENTRY_HEADER, entries, numeric=(1, 2, 3, 5, 6))]
+            parts += [Text(f"… and {more} more", style="dim")] if more else []
+    return parts + [Text(""), _verdict(rows.spec_line(result), result.passed), Text("")]
+
+
+def _quantity(title: str, name: str, value, precision: int) -> list:
+    """A titled value: ``name = x`` for a scalar, else its shape and one grid per 2-D slice."""
+    if np.ndim(value) == 0:
+        return [Text(""), Text.assemble((title, "bold cyan"), " = ", number_text(value, precision))]
+    parts = [Text(""), Text.assemble((title, "bold cyan"), "  ", (shape_text(np.shape(value)), "dim"))]
+    for grid in grids(name, value, precision):
+        if grid.label != name:
+            parts.append(Text(grid.label, style="cyan"))
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="dim", pad_edge=False)
+        if not grid.vector:
+            table.add_column("", style="dim", justify="right")
+        for column in range(len(grid.cells[0])):
+            table.add_column(str(column), justify="right", no_wrap=True)
+        for index, cells in enumerate(grid.cells):
+            table.add_row(*([] if grid.vector else [str(index)]), *cells)
+        parts.append(table)
+    return parts
+
+
+def _table(header, body, numeric=()) -> Table:
+    """A plain table; columns listed in ``numeric`` are right-aligned, status words coloured."""
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold", pad_edge=False)
+    for column, title in enumerate(header):
+        table.add_column(title, justify="right" if column in numeric else "left", no_wrap=True)
+    for cells in body:
+        table.add_row(*(Text(cell, style=STYLES.get(cell, "")) for cell in cells))
+    return table
+
+
+def _loss(loss, loss_kind: str, precision: int) -> Text:
+    value = None if loss is None else number_text(loss, precision)
+    return Text(rows.loss_line(loss, loss_kind, value), style="bold")
+
+
+def _verdict(line: str, passed: bool) -> Text:
+    return Text(line, style="bold green" if passed else "bold red")
+
+
+def _render(parts) -> str:
+    """Everything printed through one console, as a string (with colour codes on a terminal)."""
+    console = _console()
+    unbounded = console.options.update_width(UNBOUNDED)
+    widest = max(Measurement.get(console, unbounded, part).maximum for part in parts)
+    if widest > console.width:
+        console = _console(width=widest)
+    with console.capture() as captured:
+        for part in parts:
+            console.print(part)
+    return captured.get()
+
+
+def _console(width: int | None = None) -> Console:
+    """A console on stdout that prints text as given: no markup, emoji codes or number highlighting."""
+    return Console(width=width, highlight=False, markup=False, emoji=False)
