@@ -1,0 +1,175 @@
+"""The ``cnngrad`` command line: parse options, load specs, run them, pick a renderer, set the exit code.
+
+Exit codes (SPEC §5): 0 success, 1 ``check`` found something that did not pass, 2 could not run.
+numpy, yaml and rich are imported inside the commands, so ``--help`` and ``--version`` start fast.
+"""
+from __future__ import annotations
+
+import errno
+import importlib
+import traceback
+from pathlib import Path
+
+import click
+
+from . import __version__
+
+FORMATS = {"table": "table", "json": "jsondoc", "markdown": "markdown", "latex": "latex"}
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+class CannotRun(click.ClickException):
+    """The command could not run: one ``error: …`` line on stderr and exit 2."""
+
+    exit_code = 2
+
+    def show(self, file=None):
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class _Group(click.Group):
+    """Turns any error escaping a command into one ``error:`` line (or, with --debug, a traceback)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except OSError as err:
+            if err.errno == errno.EPIPE:
+                raise                      # click exits quietly when the reader goes away
+            raise CannotRun(_describe(ctx, err)) from err
+        except Exception as err:
+            raise CannotRun(_describe(ctx, err)) from err
+
+
+def _describe(ctx: click.Context, err: Exception) -> str:
+    """The one-line message for ``err``; with --debug its traceback is printed first."""
+    if ctx.find_root().params.get("debug"):
+        traceback.print_exception(type(err), err, err.__traceback__)
+    from .gradcheck import UnknownQuantity
+    from .spec import SpecError
+    if isinstance(err, (SpecError, UnknownQuantity)):
+        return str(err)
+    if isinstance(err, OSError) and err.filename is not None:
+        return f"{err.filename}: {err.strerror}"
+    return f"internal error: {type(err).__name__}: {err} (run with --debug for the traceback)"
+
+
+def _format_option(command):
+    return click.option(
+        "--format", "fmt", type=click.Choice(list(FORMATS)), default="table", show_default=True,
+        help="table for people (colour on a terminal); json (SPEC §4; NaN and ±inf as null); "
+             "markdown or latex to paste into notes.")(command)
+
+
+def _precision_option(command):
+    return click.option(
+        "--precision", type=click.IntRange(0, 17), default=6, show_default=True,
+        help="Decimals shown in grids (json always has full precision).")(command)
+
+
+def _emit(fmt: str, what: str, *args) -> None:
+    """Render with the format's module (imported only now) and print the text.
+
+    ``color=True`` keeps whatever colour codes rich chose to write: rich already decided from
+    the terminal, NO_COLOR and FORCE_COLOR, and click would otherwise strip them from a pipe.
+    """
+    module = importlib.import_module(f".render.{FORMATS[fmt]}", __package__)
+    click.echo(getattr(module, what)(*args), nl=False, color=True)
+
+
+def _load(source: str):
+    from .spec import load_model
+    return load_model(source)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="cnngrad")
+@click.option("--debug", is_flag=True, help="Show a Python traceback instead of the one-line error.")
+def cli(debug: bool) -> None:
+    """Gradient calculator and verifier for small convolutional networks.
+
+    SPEC is a YAML file describing a network, one example and a loss, or - for standard input.
+    """
+
+
+@cli.command()
+@click.argument("spec")
+@_format_option
+@_precision_option
+def forward(spec: str, fmt: str, precision: int) -> None:
+    """Print every layer's output, the final output and the loss."""
+    from .render.reports import forward_report
+    model = _load(spec)
+    _emit(fmt, "forward", forward_report(model, model.values()), precision)
+
+
+@cli.command()
+@click.argument("spec")
+@_format_option
+@_precision_option
+@click.option("--lr", type=float, metavar="ETA",
+              help="Also print each parameter's update θ − ETA·∂E/∂θ (one SGD step).")
+def backward(spec: str, fmt: str, precision: int, lr: float | None) -> None:
+    """Print ∂E/∂(each layer's output) and ∂E/∂(each parameter), from the loss back to the input."""
+    from .render.reports import backward_report
+    model = _load(spec)
+    values = model.values()
+    updates = {} if lr is None else {p: values[p] - lr * values[f"grad.{p}"] for p in model.params}
+    _emit(fmt, "backward", backward_report(model, values, lr, updates), precision)
+
+
+@cli.command()
+@click.argument("specs", nargs=-1, required=True, metavar="SPEC...")
+@click.option("--eps", type=click.FloatRange(0, min_open=True), metavar="H",
+              help="Finite-difference step, relative to each entry's size.  [default: 1e-3]")
+@click.option("--rtol", type=click.FloatRange(0), metavar="R", help="Relative tolerance.  [default: 1e-7]")
+@click.option("--atol", type=click.FloatRange(0), metavar="A", help="Absolute tolerance.  [default: 1e-10]")
+@click.option("--wrt", multiple=True, metavar="NAME",
+              help="Check only this gradient (input, conv1, conv1.kernel, …); repeatable.")
+@click.option("--fast", is_flag=True, help="Check random directional derivatives instead of every entry.")
+@click.option("--deltas", is_flag=True, help="Also check each layer's backward on its own, naming a faulty layer.")
+@_format_option
+@click.pass_context
+def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, fmt) -> None:
+    """Compare every analytic gradient with central finite differences and verify `expect`.
+
+    SPEC may be a file or a folder (every *.yaml and *.yml below it). Exit 0 when everything
+    passed, 1 when something did not, 2 when a spec could not be run.
+    """
+    from .gradcheck import check_model
+    from .gradcheck.results import SpecResult
+    results = []
+    for path, problem in _spec_files(specs):
+        if problem is None:
+            try:
+                results.append(check_model(_load(path), eps=eps, rtol=rtol, atol=atol, wrt=wrt,
+                                           fast=fast, deltas=deltas))
+                continue
+            except Exception as err:   # this spec could not run: say so and go on with the others
+                problem = _describe(ctx, err)
+        click.echo(f"error: {problem}", err=True)
+        results.append(SpecResult(spec=path, name=None, passed=False, error=problem))
+    _emit(fmt, "check", results)
+    ctx.exit(2 if any(r.error for r in results) else 0 if all(r.passed for r in results) else 1)
+
+
+def _spec_files(sources):
+    """``(path, problem)`` for each spec to check: a folder gives every *.yaml / *.yml below it,
+    sorted; ``problem`` says why a source gives nothing to check."""
+    for source in sources:
+        folder = Path(source)
+        if source == "-" or not folder.is_dir():
+            yield source, None
+            continue
+        found = sorted(p for p in folder.rglob("*") if p.suffix in SPEC_SUFFIXES and p.is_file())
+        if not found:
+            yield source, f"{source}: no *.yaml or *.yml files in this folder"
+        for path in found:
+            yield str(path), None
+
+
+def main(argv=None) -> None:
+    """The ``cnngrad`` entry point."""
+    cli.main(args=argv, prog_name="cnngrad")
