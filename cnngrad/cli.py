@@ -123,7 +123,7 @@ def backward(spec: str, fmt: str, precision: int, lr: float | None) -> None:
 @cli.command()
 @click.argument("specs", nargs=-1, required=True, metavar="SPEC...")
 @click.option("--eps", type=click.FloatRange(0, min_open=True), metavar="H",
-              help="Finite-difference step, relative to each entry's size.  [default: 1e-3]")
+              help="Finite-difference step, relative to each entry's size.  [default: 1e-4]")
 @click.option("--rtol", type=click.FloatRange(0), metavar="R", help="Relative tolerance.  [default: 1e-7]")
 @click.option("--atol", type=click.FloatRange(0), metavar="A", help="Absolute tolerance.  [default: 1e-10]")
 @click.option("--wrt", multiple=True, metavar="NAME",
