@@ -91,6 +91,7 @@ def cli(debug: bool) -> None:
     """Gradient calculator and verifier for small convolutional networks.
 
     SPEC is a YAML file describing a network, one example and a loss, or - for standard input.
+    Exit codes: 0 success, 1 check found something that did not pass, 2 could not run.
     """
 
 
@@ -99,7 +100,11 @@ def cli(debug: bool) -> None:
 @_format_option
 @_precision_option
 def forward(spec: str, fmt: str, precision: int) -> None:
-    """Print every layer's output, the final output and the loss."""
+    """Print each layer's output, the final output and the loss.
+
+    A summary table (layer, kind, output shape, parameter count) comes first; a 3-D stack is
+    shown one channel at a time.
+    """
     from .render.reports import forward_report
     model = _load(spec)
     _emit(fmt, "forward", forward_report(model, model.values()), precision)
@@ -112,7 +117,11 @@ def forward(spec: str, fmt: str, precision: int) -> None:
 @click.option("--lr", type=float, metavar="ETA",
               help="Also print each parameter's update θ − ETA·∂E/∂θ (one SGD step).")
 def backward(spec: str, fmt: str, precision: int, lr: float | None) -> None:
-    """Print ∂E/∂(each layer's output) and ∂E/∂(each parameter), from the loss back to the input."""
+    """Print ∂E/∂ each layer's output and parameter, loss to input.
+
+    Titles are the quantity names of the spec: grad.conv1 is ∂E/∂(output of conv1),
+    grad.conv1.kernel is ∂E/∂(its kernel), grad.input is ∂E/∂input.
+    """
     from .render.reports import backward_report
     model = _load(spec)
     values = model.values()
@@ -133,10 +142,12 @@ def backward(spec: str, fmt: str, precision: int, lr: float | None) -> None:
 @_format_option
 @click.pass_context
 def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, fmt) -> None:
-    """Compare every analytic gradient with central finite differences and verify `expect`.
+    """Check analytic gradients against finite differences and expect.
 
-    SPEC may be a file or a folder (every *.yaml and *.yml below it). Exit 0 when everything
-    passed, 1 when something did not, 2 when a spec could not be run.
+    Every analytic gradient (or those named by --wrt) is compared entry by entry with central
+    finite differences, and the spec's expect: values are verified. SPEC may be a file or a
+    folder (every *.yaml and *.yml below it). Exit 0 when everything passed, 1 when something
+    did not, 2 when a spec could not be run.
     """
     from .gradcheck import check_model
     from .gradcheck.results import SpecResult
