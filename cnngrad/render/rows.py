@@ -80,11 +80,9 @@ def entry_rows(result) -> tuple[list[list[str]], int]:
 def spec_line(result) -> str:
     """One spec's verdict: what was checked and, on failure, what failed and where."""
     kinks = sum(q.kinks for q in result.gradients)
-    checked = [_count(len(result.gradients), "gradient"), _count(len(result.expect), "expect value")]
-    if result.deltas:
-        checked.append(_count(len(result.deltas), "layer delta"))
-    if kinks:
-        checked.append(_count(kinks, "kink entry", "kink entries"))
+    counts = ((len(result.gradients), "gradient", None), (len(result.expect), "expect value", None),
+              (len(result.deltas), "layer delta", None), (kinks, "kink entry", "kink entries"))
+    checked = [_count(n, singular, plural) for n, singular, plural in counts if n]
     if result.passed:
         return f"{result.spec}: {PASSED} ({', '.join(checked)})"
     groups = ((result.gradients, "gradients"), (result.expect, "expect values"), (result.deltas, "layer deltas"))
