@@ -90,7 +90,7 @@ def _quantity(symbol: str, name: str, value, precision: int) -> list[str]:
 
 def _loss(loss, loss_kind: str, precision: int) -> str:
     if loss is None:
-        return _text(rows.loss_line(None, loss_kind, None))
+        return _text(rows.loss_line(loss_kind, None))
     return rf"\[ E = {_number(number_text(loss, precision))} \quad \text{{({_text(loss_kind)})}} \]"
 
 

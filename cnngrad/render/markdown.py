@@ -77,7 +77,7 @@ def _quantity(title: str, name: str, value, precision: int) -> list[str]:
 
 def _loss(loss, loss_kind: str, precision: int) -> str:
     value = None if loss is None else number_text(loss, precision)
-    return f"**{rows.loss_line(loss, loss_kind, value)}**"
+    return f"**{rows.loss_line(loss_kind, value)}**"
 
 
 def _table(header, body, numeric=()) -> str:

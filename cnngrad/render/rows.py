@@ -25,11 +25,11 @@ def summary_rows(report: ForwardReport) -> list[list[str]]:
     return rows
 
 
-def loss_line(loss: float | None, loss_kind: str, loss_text: str | None) -> str:
-    """``loss = …`` or, for ``loss: none``, why there is no loss; ``loss_text`` is the formatted value."""
-    if loss is None:
+def loss_line(loss_kind: str, value: str | None) -> str:
+    """``loss (kind) = value``, or for ``loss: none`` (``value`` None) why there is no loss."""
+    if value is None:
         return "loss: none (upstream_grad is ∂E/∂output)"
-    return f"loss ({loss_kind}) = {loss_text}"
+    return f"loss ({loss_kind}) = {value}"
 
 
 def heading(spec: str, name: str | None) -> str:

@@ -103,7 +103,7 @@ def _table(header, body, numeric=()) -> Table:
 
 def _loss(loss, loss_kind: str, precision: int) -> Text:
     value = None if loss is None else number_text(loss, precision)
-    return Text(rows.loss_line(loss, loss_kind, value), style="bold")
+    return Text(rows.loss_line(loss_kind, value), style="bold")
 
 
 def _verdict(line: str, passed: bool) -> Text:
