@@ -1,0 +1,247 @@
+"""Random valid cnngrad specs, for property tests of the checker (and of the CLI and engine).
+
+``random_spec(rng)`` returns a spec as plain Python data (what ``yaml.safe_load`` of a spec file
+gives), covering every layer kind and setting of SPEC §1: conv with stride, padding (int, pair,
+pairs, valid, same), dilation, both modes and every bias form (omitted, scalar, one per filter,
+untied); relu, leaky_relu, sigmoid, tanh, softmax; max/avg/l2 pooling with stride, padding and
+both ``ties``; flatten in C and F order; fc; every loss, including the fused softmax +
+cross_entropy and sigmoid + binary_cross_entropy, class-index targets and ``loss: none``; 2-D and
+3-D inputs, and 2-D, 3-D and 4-D kernels.
+
+About a third of the specs use small integers for the input and kernels, so conv outputs are
+exact integers: ReLU inputs exactly 0, tied maxima and all-zero L2 windows (kinks) happen often.
+
+``to_model(spec)`` runs it through the real spec loader (YAML text → ``load_model``).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+import yaml
+
+from cnngrad.spec import load_model
+
+ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "softmax")
+LOSSES = ("squared_error", "mse", "cross_entropy", "binary_cross_entropy", "none")
+MAX_MAP_ENTRIES = 200        # keeps a check of one random network in the tens of milliseconds
+
+
+def _hw(shape):
+    return shape[-2], shape[-1]
+
+
+def _values(rng, shape, integer: bool, scale: float = 1.0):
+    if integer:
+        return rng.integers(-2, 3, size=shape).astype(float)
+    return np.round(scale * rng.standard_normal(shape), 6)
+
+
+def _listed(array):
+    array = np.asarray(array, dtype=float)
+    return float(array) if array.ndim == 0 else array.tolist()
+
+
+def _pair(rng, low, high):
+    """An int or an [h, w] pair (both spec forms), and the (h, w) it means."""
+    if rng.random() < 0.6:
+        value = int(rng.integers(low, high + 1))
+        return value, (value, value)
+    value = [int(v) for v in rng.integers(low, high + 1, size=2)]
+    return value, tuple(value)
+
+
+def _padding(rng, limit, allow_same: bool):
+    """A padding in one of its forms, at most ``limit`` (h, w) per side, and its (top, bottom, left, right)."""
+    form = rng.integers(5)
+    if form == 0 and allow_same:
+        return "same", None
+    if form == 1:
+        return "valid", (0, 0, 0, 0)
+    if form == 2:
+        p = int(rng.integers(0, min(limit) + 1))
+        return p, (p, p, p, p)
+    if form == 3:
+        ph, pw = int(rng.integers(0, limit[0] + 1)), int(rng.integers(0, limit[1] + 1))
+        return [ph, pw], (ph, ph, pw, pw)
+    t, b = (int(v) for v in rng.integers(0, limit[0] + 1, size=2))
+    l_, r = (int(v) for v in rng.integers(0, limit[1] + 1, size=2))
+    return [[t, b], [l_, r]], (t, b, l_, r)
+
+
+def _out_hw(hw, span, stride, pads):
+    t, b, l_, r = pads
+    padded = (hw[0] + t + b, hw[1] + l_ + r)
+    if span[0] > padded[0] or span[1] > padded[1]:
+        return None
+    return tuple((padded[i] - span[i]) // stride[i] + 1 for i in range(2))
+
+
+def _conv(rng, shape, integer):
+    """A conv layer fitting a map of user shape ``shape``, or None; and its output shape."""
+    channels = shape[0] if len(shape) == 3 else 1
+    k, (kh, kw) = _pair(rng, 1, 3)
+    stride_v, stride = _pair(rng, 1, 2) if rng.random() < 0.4 else (None, (1, 1))
+    dil_v, dil = _pair(rng, 1, 2) if rng.random() < 0.3 else (None, (1, 1))
+    span = (dil[0] * (kh - 1) + 1, dil[1] * (kw - 1) + 1)
+    pad_v, pads = _padding(rng, (kh, kw), stride == (1, 1)) if rng.random() < 0.6 else (None, (0,) * 4)
+    if pad_v == "same":
+        th, tw = span[0] - 1, span[1] - 1
+        pads = (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+    out_hw = _out_hw(_hw(shape), span, stride, pads)
+    if out_hw is None:
+        return None, None
+    # kernel rank: 2-D only for a 2-D input; 3-D is one filter over C channels; 4-D a bank
+    ranks = [3, 4] + ([2] if len(shape) == 2 else [])
+    rank = int(rng.choice(ranks))
+    filters = int(rng.integers(1, 4)) if rank == 4 else 1
+    bank = (filters, channels, kh, kw)
+    kernel_shape = {2: (kh, kw), 3: (channels, kh, kw), 4: bank}[rank]
+    out = (filters,) + out_hw if rank == 4 else out_hw
+    if np.prod(out) > MAX_MAP_ENTRIES:
+        return None, None
+    fan = channels * kh * kw
+    settings = {"kernel": _listed(_values(rng, kernel_shape, integer, 1.5 / np.sqrt(fan)))}
+    form = rng.integers(4)
+    if form == 1:
+        settings["bias"] = float(_values(rng, (), integer, 0.5))
+    elif form == 2 and rank == 4:
+        settings["bias"] = _listed(_values(rng, (filters,), integer, 0.5))
+    elif form == 3:
+        settings["bias"] = _listed(_values(rng, out, integer, 0.5))
+    for key, value in (("stride", stride_v), ("dilation", dil_v), ("padding", pad_v)):
+        if value is not None:
+            settings[key] = value
+    if rng.random() < 0.4:
+        settings["mode"] = str(rng.choice(["convolution", "cross_correlation"]))
+    return {"conv": settings}, out
+
+
+def _pool(rng, shape):
+    kind = str(rng.choice(["max", "avg", "l2"]))
+    size_v, size = _pair(rng, 1, 3)
+    if size == (1, 1):
+        size_v, size = 2, (2, 2)
+    stride_v, stride = _pair(rng, 1, 3) if rng.random() < 0.4 else (None, size)
+    limit = (size[0] // 2, size[1] // 2)     # PyTorch's bound; max pooling requires it
+    pad_v, pads = _padding(rng, limit, False) if rng.random() < 0.4 else (None, (0,) * 4)
+    out_hw = _out_hw(_hw(shape), size, stride, pads)
+    if out_hw is None:
+        return None, None
+    settings = {"type": kind, "size": size_v}
+    if stride_v is not None:
+        settings["stride"] = stride_v
+    if pad_v is not None:
+        settings["padding"] = pad_v
+    if kind == "max" and rng.random() < 0.7:
+        settings["ties"] = str(rng.choice(["first", "split"]))
+    return {"pool": settings}, shape[:-2] + out_hw
+
+
+def _activation(rng, choices=ACTIVATIONS):
+    kind = str(rng.choice(choices))
+    if kind == "leaky_relu" and rng.random() < 0.7:
+        return {"leaky_relu": {"slope": float(rng.choice([0.01, 0.1, 0.2, -0.5]))}}
+    return kind
+
+
+def _fc(rng, inputs, integer):
+    outputs = int(rng.integers(1, 6))
+    settings = {"weights": _listed(_values(rng, (outputs, inputs), integer, 1.5 / np.sqrt(inputs)))}
+    form = rng.integers(3)
+    if form == 1:
+        settings["bias"] = float(_values(rng, (), integer, 0.5))
+    elif form == 2:
+        settings["bias"] = _listed(_values(rng, (outputs,), integer, 0.5))
+    return {"fc": settings}, (outputs,)
+
+
+def _kind(entry):
+    return entry if isinstance(entry, str) else next(iter(entry))
+
+
+def random_spec(rng: np.random.Generator) -> dict:
+    """One random valid spec (plain data, ready for ``yaml.safe_dump``)."""
+    integer = rng.random() < 0.35
+    if rng.random() < 0.5:
+        shape = tuple(int(v) for v in rng.integers(3, 8, size=2))
+    else:
+        shape = (int(rng.integers(1, 4)),) + tuple(int(v) for v in rng.integers(3, 7, size=2))
+    spec = {"name": "random", "input": _listed(_values(rng, shape, integer))}
+    layers = []
+    for _ in range(int(rng.integers(0, 4))):          # the map part
+        roll = rng.random()
+        if roll < 0.45:
+            entry, out = _conv(rng, shape, integer)
+        elif roll < 0.7:
+            entry, out = _pool(rng, shape)
+        else:
+            entry, out = _activation(rng), shape
+        if entry is not None:
+            layers.append(entry)
+            shape = out
+    if rng.random() < 0.6:                             # the vector part
+        order = rng.random()
+        layers.append({"flatten": {"order": "F"}} if order < 0.3 else
+                      ({"flatten": {"order": "C"}} if order < 0.5 else "flatten"))
+        shape = (int(np.prod(shape)),)
+        for _ in range(int(rng.integers(0, 3))):
+            entry, shape = _fc(rng, shape[0], integer)
+            layers.append(entry)
+            if rng.random() < 0.6:
+                layers.append(_activation(rng))
+    loss = str(rng.choice(LOSSES))
+    last = _kind(layers[-1]) if layers else None
+    if loss == "cross_entropy" and last not in ("softmax", "sigmoid"):
+        layers.append("softmax")                        # fused with the loss
+    if loss == "binary_cross_entropy" and (last != "sigmoid" and (last != "softmax" or integer
+                                                                  or np.prod(shape) == 1)):
+        # fused with the loss. Not after a softmax of integer weights: logits of ±60 round a
+        # probability to exactly 1 and log(1 − y) to −∞ (a softmax of one value is 1 always).
+        layers.append("sigmoid")
+    if not layers:
+        layers.append(_activation(rng))
+    spec["layers"] = layers
+    spec["loss"] = loss
+    last = _kind(layers[-1])
+    if loss in ("squared_error", "mse"):
+        spec["target"] = _listed(_values(rng, shape, integer))
+    elif loss == "none":
+        spec["upstream_grad"] = _listed(_values(rng, shape, integer))
+    elif loss == "cross_entropy":
+        if len(shape) == 1 and rng.random() < 0.4:
+            spec["target"] = int(rng.integers(shape[0]))          # a class index
+        elif last == "softmax" and rng.random() < 0.5:
+            spec["target"] = _listed(np.round(rng.dirichlet(np.ones(int(np.prod(shape)))), 6).reshape(shape))
+        else:
+            spec["target"] = _listed(rng.integers(0, 2, size=shape).astype(float))
+    else:
+        if rng.random() < 0.5:
+            spec["target"] = _listed(rng.integers(0, 2, size=shape).astype(float))
+        else:
+            spec["target"] = _listed(np.round(rng.random(shape), 6))
+    return spec
+
+
+def to_yaml(spec: dict) -> str:
+    return yaml.safe_dump(spec, default_flow_style=None, sort_keys=False, width=1 << 16)
+
+
+def to_model(spec: dict):
+    """Build ``spec`` through the real loader, from a temporary YAML file."""
+    handle, path = tempfile.mkstemp(suffix=".yaml", prefix="cnngrad-random-")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(to_yaml(spec))
+        return load_model(path)
+    finally:
+        os.unlink(path)
+
+
+def random_models(seed: int, count: int):
+    """``count`` (spec, model) pairs from one seed, reproducibly."""
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        spec = random_spec(rng)
+        yield spec, to_model(spec)
