@@ -327,7 +327,8 @@ def test_analytic_outside_kink_interval_fails_in_judge():
     kink = check_model(model, wrt=["input"]).gradients[0].entries[0]
     assert kink.status == "kink" and kink.right == pytest.approx(-3.5, abs=1e-3)
     diffs = Differences(numeric=np.array([-1.75]), left=np.array([0.0]), right=np.array([-3.5]),
-                        kink=np.array([True]), noise=np.array([0.0]), spread=np.array([0.0]))
+                        kink=np.array([True]), several=np.array([False]), noise=np.array([0.0]),
+                        spread=np.array([0.0]))
 
     def status(value):
         return judge("input", (1,), np.array([value]), diffs, [(0,)], 1e-7, 1e-10).entries[0].status
@@ -353,7 +354,8 @@ def test_l2_pool_window_of_zeros_is_a_kink():
         assert sorted([e.left, e.right]) == pytest.approx(sorted([-g, g]), abs=1e-3)
     assert sum(e.status == "kink" for e in entries.values()) == 4
     diffs = Differences(numeric=np.zeros(1), left=np.array([-abs(g)]), right=np.array([abs(g)]),
-                        kink=np.array([True]), noise=np.zeros(1), spread=np.zeros(1))
+                        kink=np.array([True]), several=np.array([False]), noise=np.zeros(1),
+                        spread=np.zeros(1))
     outside = judge("input", (1,), np.array([2 * abs(g)]), diffs, [(0,)], 1e-7, 1e-10)
     assert not outside.passed
 

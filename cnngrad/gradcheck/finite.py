@@ -28,18 +28,20 @@ class Differences:
     left: np.ndarray
     right: np.ndarray
     kink: np.ndarray        # bool: a copy straddled a non-differentiable point
-    noise: np.ndarray       # the rounding error the quotients may carry, ≈ ε |E| / h
+    several: np.ndarray     # bool: the copies straddled more than one (no bracket holds then)
+    noise: np.ndarray       # the rounding error the quotients may carry, ≈ ε S / h
     spread: np.ndarray      # how much each one-sided quotient moves between h and h/2
 
 
 class Evaluator:
     """Runs batches of perturbed copies from any layer on, against one unperturbed trace."""
 
-    def __init__(self, network: Network, params, target, trace: Trace,
+    def __init__(self, network: Network, params, target, trace: Trace, magnitude: float = 0.0,
                  memory_budget: int = MEMORY_BUDGET, progress=None):
         self.network, self.params, self.target = network, params, target
         self.progress = progress   # called with the number of copies each batch evaluated
         self.base_loss = float(network.losses(trace, target)[0])
+        self.magnitude = magnitude   # S: how large the sums behind E are (rounding scales with it)
         self.base_patterns = [layer.pattern(cache) for layer, cache in zip(network.layers, trace.caches)]
         self.memory_budget = memory_budget
 
@@ -49,19 +51,27 @@ class Evaluator:
         floats = sum(net.layers[k].work_size(net.in_shapes[k]) for k in range(start, len(net.layers)))
         return max(1, self.memory_budget // (8 * max(floats, 1)))
 
-    def run(self, start: int, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Loss of each copy, and whether it left the unperturbed run's smooth piece."""
+    def run(self, start: int, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Loss of each copy; how many units left the unperturbed run's smooth piece, and which
+        one first (a number unique across layers, −1 for none)."""
         trace = self.network.forward(batch, self.params, start)
         losses = self.network.losses(trace, self.target)
-        moved = np.zeros(len(batch), dtype=bool)
-        for offset, cache in enumerate(trace.caches):
-            base = self.base_patterns[start + offset]
-            if base is not None:
-                pattern = self.network.layers[start + offset].pattern(cache)
-                moved |= (pattern != base).reshape(len(batch), -1).any(axis=1)
+        crossed = np.zeros(len(batch), dtype=np.int64)
+        first = np.full(len(batch), -1)
+        offset = 0
+        for layer_offset, cache in enumerate(trace.caches):
+            base = self.base_patterns[start + layer_offset]
+            if base is None:
+                continue
+            pattern = self.network.layers[start + layer_offset].pattern(cache)
+            moved = (pattern != base).reshape(len(batch), -1)
+            crossed += moved.sum(axis=1)
+            fresh = (first < 0) & moved.any(axis=1)
+            first[fresh] = offset + moved[fresh].argmax(axis=1)
+            offset += moved.shape[1]
         if self.progress is not None:
             self.progress(len(batch))
-        return losses, moved
+        return losses, crossed, first
 
 
 def central_differences(evaluator: Evaluator, start: int, h: np.ndarray, perturbed) -> Differences:
@@ -72,14 +82,15 @@ def central_differences(evaluator: Evaluator, start: int, h: np.ndarray, perturb
     """
     count_all = len(h)
     losses = np.empty((len(STEPS), count_all))
-    moved = np.zeros((len(STEPS), count_all), dtype=bool)
+    crossed = np.zeros((len(STEPS), count_all), dtype=np.int64)
+    first = np.full((len(STEPS), count_all), -1)
     chunk = max(1, evaluator.copies_per_call(start) // len(STEPS))
     for lo in range(0, count_all, chunk):
         items = np.arange(lo, min(lo + chunk, count_all))
         steps = (STEPS[:, None] * h[items][None, :]).reshape(-1)
-        part_losses, part_moved = evaluator.run(start, perturbed(np.tile(items, len(STEPS)), steps))
-        losses[:, items] = part_losses.reshape(len(STEPS), len(items))
-        moved[:, items] = part_moved.reshape(len(STEPS), len(items))
+        results = evaluator.run(start, perturbed(np.tile(items, len(STEPS)), steps))
+        for whole, part in zip((losses, crossed, first), results):
+            whole[:, items] = part.reshape(len(STEPS), len(items))
 
     base = evaluator.base_loss
     plus, minus, half_plus, half_minus = losses
@@ -87,11 +98,14 @@ def central_differences(evaluator: Evaluator, start: int, h: np.ndarray, perturb
     narrow = (half_plus - half_minus) / h
     left, right = (base - half_minus) / (h / 2), (half_plus - base) / (h / 2)
     left_wide, right_wide = (base - minus) / h, (plus - base) / h
-    scale = np.maximum(np.abs(losses).max(axis=0), abs(base))
+    scale = np.maximum(np.abs(losses).max(axis=0), max(abs(base), evaluator.magnitude))
+    highest = first.max(axis=0)                                   # the units the copies crossed:
+    lowest = np.where(first >= 0, first, highest).min(axis=0)     # one and the same, or several?
     return Differences(
         numeric=(4 * narrow - wide) / 3,
         left=left, right=right,
-        kink=moved.any(axis=0),
+        kink=(crossed > 0).any(axis=0),
+        several=(crossed > 1).any(axis=0) | (lowest != highest),
         noise=ROUNDING * scale / h,
         spread=np.abs(left - left_wide) + np.abs(right - right_wide),
     )

@@ -30,6 +30,12 @@ class Probe:
     start: int
     perturbed: Callable[[np.ndarray, np.ndarray], np.ndarray]
     moved: Callable[[np.ndarray], np.ndarray]
+    step_scale: np.ndarray | None = None   # per entry; the step is eps times it (default max(1, |θ|))
+
+    def steps(self, eps: float) -> np.ndarray:
+        """The finite-difference step of every flat entry."""
+        scale = np.maximum(1.0, np.abs(self.values)) if self.step_scale is None else self.step_scale
+        return eps * scale.reshape(-1)
 
 
 def shifted_copies(base: np.ndarray, entries: np.ndarray, steps: np.ndarray) -> np.ndarray:
@@ -46,10 +52,15 @@ def input_probe(network: Network, trace: Trace, analytic: np.ndarray) -> Probe:
 
 
 def output_probe(network: Network, trace: Trace, index: int, analytic: np.ndarray) -> Probe:
-    """Perturb the output of layer ``index`` and run only the layers after it."""
+    """Perturb the output of layer ``index`` and run only the layers after it.
+
+    The final output goes straight into the loss, which says how far it may move (a probability
+    into an entropy loss moves relative to itself).
+    """
     y = trace.outputs[index][0]
+    scale = network.loss.step_scale(y) if index == len(network.layers) - 1 else None
     return Probe(network.names[index], y, analytic, index + 1,
-                 lambda e, s: shifted_copies(y, e, s), lambda d: y + d)
+                 lambda e, s: shifted_copies(y, e, s), lambda d: y + d, scale)
 
 
 def param_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], name: str,
