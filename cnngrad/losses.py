@@ -3,7 +3,7 @@
 squared_error         E = ½ Σ (t − y)²                 ∂E/∂y = y − t
 mse                   E = mean (t − y)²                 ∂E/∂y = 2 (y − t) / n
 cross_entropy         E = −Σ t log y                    ∂E/∂y = −t / y
-binary_cross_entropy  E = −Σ [t log y + (1−t) log(1−y)]  ∂E/∂y = (y − t) / (y (1 − y))
+binary_cross_entropy  E = −Σ [t log y + (1−t) log(1−y)]  ∂E/∂y = −t / y + (1 − t) / (1 − y)
 none                  ∂E/∂y is the given upstream gradient t (so E = Σ t·y, reported as no loss)
 
 Right after the activation they are built for, the entropy losses are computed from that
@@ -20,6 +20,11 @@ from .layers.activations import log_softmax
 
 def _sum_per_example(values: np.ndarray) -> np.ndarray:
     return values.reshape(values.shape[0], -1).sum(axis=1)
+
+
+def _relative_scale(distance: np.ndarray) -> np.ndarray:
+    """Step scales for probabilities: their distance from the edge, or 1 where that is 0."""
+    return np.where(distance > 0, distance, 1.0)
 
 
 def _safe_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -40,10 +45,15 @@ class Loss:
     def grad(self, y, t):
         raise NotImplementedError
 
+    def step_scale(self, y):
+        """How far each entry of y may move in a finite difference (the step is eps times this)."""
+        return np.maximum(1.0, np.abs(y))
+
     def fused_value(self, z, t):
         raise NotImplementedError
 
-    def fused_grad(self, z, y, t):
+    def fused_grads(self, z, y, t):
+        """(∂E/∂y, ∂E/∂z) from the logits z: accurate where y has rounded to 0 or 1."""
         raise NotImplementedError
 
 
@@ -78,12 +88,18 @@ class CrossEntropy(Loss):
     def grad(self, y, t):
         return -_safe_ratio(t, y)
 
+    def step_scale(self, y):
+        """A probability moves relative to itself: log y is curved on the scale of y."""
+        return _relative_scale(np.abs(y))
+
     def fused_value(self, z, t):
         return -_sum_per_example(np.where(t == 0, 0.0, t * log_softmax(z)))
 
-    def fused_grad(self, z, y, t):
+    def fused_grads(self, z, y, t):
         total = t.reshape(t.shape[0], -1).sum(axis=1).reshape((-1,) + (1,) * (t.ndim - 1))
-        return y * total - t
+        with np.errstate(over="ignore", invalid="ignore"):
+            output_grad = np.where(t == 0, 0.0, -t * np.exp(-log_softmax(z)))
+        return output_grad, y * total - t
 
 
 class BinaryCrossEntropy(Loss):
@@ -97,13 +113,20 @@ class BinaryCrossEntropy(Loss):
         return -_sum_per_example(positive + negative)
 
     def grad(self, y, t):
-        return _safe_ratio(y - t, y * (1.0 - y))
+        return -_safe_ratio(t, y) + _safe_ratio(1.0 - t, 1.0 - y)
+
+    def step_scale(self, y):
+        """A probability moves relative to its distance from 0 or 1, where log is curved."""
+        return _relative_scale(np.minimum(np.abs(y), np.abs(1.0 - y)))
 
     def fused_value(self, z, t):
         return _sum_per_example(np.maximum(z, 0.0) - t * z + np.log1p(np.exp(-np.abs(z))))
 
-    def fused_grad(self, z, y, t):
-        return y - t
+    def fused_grads(self, z, y, t):
+        with np.errstate(over="ignore", invalid="ignore"):   # 1/y = 1 + e^−z and 1/(1−y) = 1 + e^z, exactly
+            output_grad = (np.where(t == 0, 0.0, -t * (1.0 + np.exp(-z)))
+                           + np.where(t == 1, 0.0, (1.0 - t) * (1.0 + np.exp(z))))
+        return output_grad, y - t
 
 
 class Upstream(Loss):

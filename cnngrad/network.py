@@ -86,12 +86,12 @@ class Network:
     def backward(self, trace: Trace, params: dict[str, np.ndarray], target: np.ndarray) -> Gradients:
         """∂E/∂ everything from a full trace (``start == 0``); E sums the batch's losses."""
         outputs, grads = {}, {}
-        delta = self.loss.grad(trace.output, target)
         top = len(self.layers) - 1
         if self.fused:  # the activation's input gradient comes straight from the fused loss
-            outputs[self.names[top]] = delta
-            delta = self.loss.fused_grad(trace.inputs[-1], trace.output, target)
+            outputs[self.names[top]], delta = self.loss.fused_grads(trace.inputs[-1], trace.output, target)
             top -= 1
+        else:
+            delta = self.loss.grad(trace.output, target)
         for index in range(top, -1, -1):
             outputs[self.names[index]] = delta
             delta, pgrads = self.layers[index].backward(
