@@ -181,3 +181,35 @@ def test_padding_is_cropped_back_exactly(padding):
     dy = np.ones_like(y)
     dx, _ = layer.backward(dy, cache, params)
     np.testing.assert_array_equal(dx[0, 0], np.full((5, 5), 2.0))
+
+
+def loop_scatter(dwin, padded_shape, stride, dilation):
+    """The plain adjoint of ``windows``: one strided slice per kernel offset (m, n), in that order."""
+    _, _, out_h, out_w, kh, kw = dwin.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    out = np.zeros(padded_shape)
+    for m in range(kh):
+        for n in range(kw):
+            out[:, :, m * dh:m * dh + sh * (out_h - 1) + 1:sh,
+                n * dw:n * dw + sw * (out_w - 1) + 1:sw] += dwin[:, :, :, :, m, n]
+    return out
+
+
+def test_scatter_windows_is_the_adjoint_of_windows_bit_for_bit():
+    # scatter_windows is the engine's fast adjoint (one strided view or one bincount). It must give
+    # the same bits as the slice-by-slice loop, and satisfy ⟨windows(x), w⟩ = ⟨x, scatter(w)⟩.
+    from cnngrad.layers.base import scatter_windows, windows
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        size = (int(rng.integers(1, 5)), int(rng.integers(1, 5)))
+        stride = (int(rng.integers(1, 6)), int(rng.integers(1, 6)))
+        dilation = (1, 1) if rng.integers(0, 2) else (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        span = [dilation[k] * (size[k] - 1) + 1 for k in (0, 1)]
+        shape = (int(rng.integers(1, 3)), int(rng.integers(1, 3)),
+                 span[0] + int(rng.integers(0, 7)), span[1] + int(rng.integers(0, 7)))
+        x = rng.standard_normal(shape)
+        win = windows(x, size, stride, dilation)
+        w = rng.standard_normal(win.shape)
+        scattered = scatter_windows(w, shape, stride, dilation)
+        assert np.array_equal(scattered, loop_scatter(w, shape, stride, dilation))
+        assert np.sum(win * w) == pytest.approx(np.sum(x * scattered), rel=1e-12)

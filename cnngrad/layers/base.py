@@ -114,18 +114,29 @@ def windows(x: np.ndarray, size, stride, dilation=(1, 1)) -> np.ndarray:
 def scatter_windows(dwin: np.ndarray, padded_shape, stride, dilation=(1, 1)) -> np.ndarray:
     """Adjoint of ``windows``: add each window's entries back where they were read from.
 
-    ``dwin`` is ``(B, C, Ho, Wo, kh, kw)``; the loop runs over the kh·kw kernel offsets only,
-    each one a strided slice covering every output position at once.
+    ``dwin`` is ``(B, C, Ho, Wo, kh, kw)`` (any strides). Windows that cannot overlap (stride at least
+    the window, no dilation) are written through one strided view of the output; overlapping ones
+    are summed by a single ``bincount`` over the flat position each entry was read from. Both add
+    each entry's contributions in kernel-offset order (m, n), so the result is the same, bit for
+    bit, as a loop over offsets adding one strided slice at a time — only far fewer numpy calls.
     """
     batch, channels, out_h, out_w, kh, kw = dwin.shape
     (sh, sw), (dh, dw) = stride, dilation
     out = np.zeros(padded_shape, dtype=np.float64)
-    for i in range(kh):
-        for j in range(kw):
-            rows = slice(i * dh, i * dh + sh * (out_h - 1) + 1, sh)
-            cols = slice(j * dw, j * dw + sw * (out_w - 1) + 1, sw)
-            out[:, :, rows, cols] += dwin[:, :, :, :, i, j]
-    return out
+    sb, sc, sy, sx = out.strides
+    if dh == dw == 1 and sh >= kh and sw >= kw:
+        tiles = np.lib.stride_tricks.as_strided(
+            out, (batch, channels, out_h, out_w, kh, kw), (sb, sc, sh * sy, sw * sx, sy, sx))
+        tiles += dwin
+        return out
+    # the flat index in ``out`` of every window entry, laid out (B, C, kh, kw, Ho, Wo)
+    flat = np.arange(out.size).reshape(padded_shape)
+    fb, fc, fy, fx = flat.strides
+    index = np.lib.stride_tricks.as_strided(
+        flat, (batch, channels, kh, kw, out_h, out_w),
+        (fb, fc, dh * fy, dw * fx, sh * fy, sw * fx), writeable=False)
+    values = dwin.transpose(0, 1, 4, 5, 2, 3)
+    return np.bincount(index.ravel(), weights=values.ravel(), minlength=out.size).reshape(padded_shape)
 
 
 def window_output_size(size: int, window: int, stride: int) -> int:

@@ -64,21 +64,42 @@ class Conv(Layer):
         """The kernel that is correlated with the input: rotated 180° in convolution mode."""
         return kernel[..., ::-1, ::-1] if self.mode == "convolution" else kernel
 
+    def columns(self, padded):
+        """im2col: every window of ``padded`` ``(B, C, Hp, Wp)`` as a column, shape ``(C·kh·kw, B·Ho·Wo)``.
+
+        Row ``(c, m, n)`` holds x[b, c, s·i + r·m, s·j + r·n] for every output position ``(b, i, j)``,
+        so the convolution is one matrix product with the kernel as a ``(D, C·kh·kw)`` matrix.
+        """
+        batch, channels, height, width = padded.shape
+        (kh, kw), (sh, sw), (dh, dw) = self.size, self.stride, self.dilation
+        out_h = window_output_size(height, self.span[0], sh)
+        out_w = window_output_size(width, self.span[1], sw)
+        sb, sc, sy, sx = padded.strides
+        view = np.lib.stride_tricks.as_strided(
+            padded, (channels, kh, kw, batch, out_h, out_w),
+            (sc, dh * sy, dw * sx, sb, sh * sy, sw * sx), writeable=False)
+        return view.reshape(channels * kh * kw, batch * out_h * out_w), (out_h, out_w)
+
     def forward(self, x, params):
         padded = pad_map(x, self.padding)
-        win = windows(padded, self.size, self.stride, self.dilation)
-        kernel = self.effective_kernel(params["kernel"])
-        y = np.einsum("bchwij,dcij->bdhw", win, kernel, optimize=True)
+        cols, (out_h, out_w) = self.columns(padded)
+        kernel = self.effective_kernel(params["kernel"]).reshape(self.filters, -1)
+        y = (kernel @ cols).reshape(self.filters, x.shape[0], out_h, out_w).transpose(1, 0, 2, 3)
+        y = np.ascontiguousarray(y)
         bias = params["bias"]
         y += bias if self.untied_bias else bias[:, None, None]
-        return y, (win, padded.shape)
+        return y, (cols, padded.shape)
 
     def backward(self, dy, cache, params):
-        win, padded_shape = cache
-        dkernel = self.effective_kernel(np.einsum("bdhw,bchwij->dcij", dy, win, optimize=True))
+        cols, padded_shape = cache
+        batch, filters, out_h, out_w = dy.shape
+        kh, kw = self.size
+        delta = dy.transpose(1, 0, 2, 3).reshape(filters, -1)  # (D, B·Ho·Wo), as the columns
+        dkernel = self.effective_kernel((delta @ cols.T).reshape(params["kernel"].shape))
         dbias = dy.sum(axis=0) if self.untied_bias else dy.sum(axis=(0, 2, 3))
-        kernel = self.effective_kernel(params["kernel"])
-        dwin = np.einsum("bdhw,dcij->bchwij", dy, kernel, optimize=True)
+        kernel = self.effective_kernel(params["kernel"]).reshape(filters, -1)
+        dcols = (kernel.T @ delta).reshape(self.channels, kh, kw, batch, out_h, out_w)
+        dwin = dcols.transpose(3, 0, 4, 5, 1, 2)  # (B, C, Ho, Wo, kh, kw), a view
         dx = crop_map(scatter_windows(dwin, padded_shape, self.stride, self.dilation), self.padding)
         return dx, {"kernel": dkernel, "bias": dbias}
 

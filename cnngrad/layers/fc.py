@@ -33,7 +33,10 @@ class FC(Layer):
 
     def backward(self, dy, cache, params):
         x = cache
-        return dy @ params["weights"], {"weights": dy.T @ x, "bias": dy.sum(axis=0)}
+        # one example: ∂E/∂W is an outer product, and a broadcast multiply forms it about twice as
+        # fast as a k = 1 matrix product (the same products, so the same bits)
+        dweights = dy.T * x if dy.shape[0] == 1 else dy.T @ x
+        return dy @ params["weights"], {"weights": dweights, "bias": dy.sum(axis=0)}
 
     def output_change(self, x, params, pname, entries):
         """∂y/∂θ for each flat entry of ``pname``: W[o, i] moves output o by a[i]; b[o] by 1."""
