@@ -48,8 +48,9 @@ def _describe(ctx: click.Context, err: Exception) -> str:
     if ctx.find_root().params.get("debug"):
         traceback.print_exception(type(err), err, err.__traceback__)
     from .gradcheck import UnknownQuantity
+    from .model import NonFiniteError
     from .spec import SpecError
-    if isinstance(err, (SpecError, UnknownQuantity)):
+    if isinstance(err, (SpecError, UnknownQuantity, NonFiniteError)):
         return str(err)
     if isinstance(err, OSError) and err.filename is not None:
         return f"{err.filename}: {err.strerror}"

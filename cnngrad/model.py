@@ -13,6 +13,17 @@ import numpy as np
 from .network import Gradients, Network, Trace
 
 
+class NonFiniteError(ArithmeticError):
+    """A value became NaN or infinite; the message names the layer where it first happened."""
+
+
+def _first_bad(array: np.ndarray) -> str:
+    """``inf at [0, 2]``: the kind and index of the first non-finite entry."""
+    index = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+    value = array[index]
+    return f"{'nan' if np.isnan(value) else value} at [{', '.join(map(str, index))}]"
+
+
 @dataclass
 class Expectation:
     """One entry of a spec's ``expect:`` section.
@@ -60,10 +71,26 @@ class Model:
         return np.asarray(array, dtype=np.float64).reshape(self.user_shapes[quantity])
 
     def forward(self) -> Trace:
-        return self.network.forward(self.input, self.params)
+        """The unperturbed forward pass; a layer whose output is not finite is an error."""
+        with np.errstate(all="ignore"):   # overflow is reported below, by layer
+            trace = self.network.forward(self.input, self.params)
+        for name, output in zip(self.network.names, trace.outputs):
+            if not np.isfinite(output).all():
+                raise NonFiniteError(f"{self.path}: {name}: the output is not finite "
+                                     f"({_first_bad(self.user(name, output))}); its input was finite")
+        return trace
 
     def loss(self, trace: Trace) -> float | None:
-        return float(self.network.losses(trace, self.target)[0]) if self.has_loss else None
+        """The example's loss (None for ``loss: none``); an infinite loss is an error."""
+        if not self.has_loss:
+            return None
+        loss = float(self.network.losses(trace, self.target)[0])
+        if not np.isfinite(loss):
+            raise NonFiniteError(
+                f"{self.path}: loss: {self.network.loss.name} is {loss}: a probability is exactly 0 "
+                f"(or 1) where the target needs it not to be; softmax right before cross_entropy, "
+                f"or sigmoid right before binary_cross_entropy, uses the stable form from the logits")
+        return loss
 
     def backward(self, trace: Trace) -> Gradients:
         return self.network.backward(trace, self.params, self.target)
@@ -71,10 +98,10 @@ class Model:
     def values(self) -> dict[str, np.ndarray]:
         """Every SPEC §2 quantity, in the user's rank: values, layer outputs, loss and ``grad.*``."""
         trace = self.forward()
+        loss = self.loss(trace)
         grads = self.backward(trace)
         out = {"input": self.user("input", self.input), "target": self.user("target", self.target),
                "output": self.user("output", trace.output)}
-        loss = self.loss(trace)
         if loss is not None:
             out["loss"] = np.array(loss)
         for name, value in self.params.items():

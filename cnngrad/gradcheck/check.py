@@ -117,6 +117,7 @@ def check_model(model: Model, *, eps: float | None = None, rtol: float | None = 
     rtol = DEFAULT_RTOL if rtol is None else rtol
     atol = DEFAULT_ATOL if atol is None else atol
     trace = model.forward()
+    model.loss(trace)   # raises if the loss is not finite: nothing to difference
     grads = model.backward(trace)
     gradient_probes, delta_probes = probes_for(model, trace, grads, wrt)
     total = 0

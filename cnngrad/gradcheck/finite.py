@@ -54,8 +54,9 @@ class Evaluator:
     def run(self, start: int, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Loss of each copy; how many units left the unperturbed run's smooth piece, and which
         one first (a number unique across layers, −1 for none)."""
-        trace = self.network.forward(batch, self.params, start)
-        losses = self.network.losses(trace, self.target)
+        with np.errstate(all="ignore"):   # a copy that overflows gives a non-finite quotient, reported
+            trace = self.network.forward(batch, self.params, start)
+            losses = self.network.losses(trace, self.target)
         crossed = np.zeros(len(batch), dtype=np.int64)
         first = np.full(len(batch), -1)
         offset = 0
