@@ -152,15 +152,20 @@ def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, fmt) ->
     """
     from .gradcheck import check_model
     from .gradcheck.results import SpecResult
+    from .render.progress import DelayedProgress
     results = []
     for path, problem in _spec_files(specs):
         if problem is None:
+            progress = DelayedProgress.for_terminal(f"checking {path}")
             try:
                 results.append(check_model(_load(path), eps=eps, rtol=rtol, atol=atol, wrt=wrt,
-                                           fast=fast, deltas=deltas))
+                                           fast=fast, deltas=deltas, progress=progress))
                 continue
             except Exception as err:   # this spec could not run: say so and go on with the others
                 problem = _describe(ctx, err)
+            finally:
+                if progress is not None:
+                    progress.close()
         click.echo(f"error: {problem}", err=True)
         results.append(SpecResult(spec=path, name=None, passed=False, error=problem))
     _emit(fmt, "check", results)

@@ -1,0 +1,25 @@
+"""The check reports its progress, and the bar stays off the screen for quick checks and in pipes."""
+from __future__ import annotations
+
+from cnngrad.gradcheck import check_model
+from cnngrad.render.progress import DelayedProgress
+from cnngrad.spec import load_model
+
+
+def test_progress_adds_up_to_the_total():
+    calls = []
+    model = load_model("configs/seed000_maxpool_3x3_stride1_routing.yaml")
+    check_model(model, progress=lambda advance, total: calls.append((advance, total)))
+    # the input (16 entries) is the only gradient: 4 perturbed copies per entry
+    assert sum(advance for advance, _ in calls) == calls[-1][1] == 4 * 16
+
+
+def test_no_bar_when_stderr_is_not_a_terminal(capsys):
+    assert DelayedProgress.for_terminal("x") is None   # pytest captures stderr: not a terminal
+
+
+def test_a_quick_check_draws_nothing():
+    progress = DelayedProgress("x", delay=60)
+    progress(5, 10)
+    assert progress.bar is None and progress.done == 5
+    progress.close()
