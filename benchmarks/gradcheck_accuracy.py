@@ -11,6 +11,7 @@ Run: python benchmarks/gradcheck_accuracy.py [networks]
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 import warnings
 from pathlib import Path
@@ -20,8 +21,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from randomnets import random_spec, to_model  # noqa: E402
 
-from cnngrad.gradcheck.check import DEFAULT_ATOL, DEFAULT_RTOL, probes_for, judge  # noqa: E402
-from cnngrad.gradcheck.finite import Differences, Evaluator, central_differences  # noqa: E402
+from cnngrad.gradcheck.check import (DEFAULT_ATOL, DEFAULT_RTOL, judge, probes_for,  # noqa: E402
+                                     rounding_magnitude)
+from cnngrad.gradcheck.finite import Evaluator, central_differences  # noqa: E402
 
 EPSILONS = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 
@@ -46,14 +48,14 @@ def run(models):
             for model in models:
                 trace = model.forward()
                 grads = model.backward(trace)
-                evaluator = Evaluator(model.network, model.params, model.target, trace)
+                evaluator = Evaluator(model.network, model.params, model.target, trace,
+                                      magnitude=rounding_magnitude(model, trace, grads))
                 for probe in probes_for(model, trace, grads, ())[0]:
                     values = probe.values.reshape(-1)
                     h = eps * np.maximum(1.0, np.abs(values))
                     d = central_differences(evaluator, probe.start, h, probe.perturbed)
                     if not richardson:   # the plain central difference D(h), and its own spread
-                        d = Differences(numeric=_wide(evaluator, probe, h), left=d.left, right=d.right,
-                                        kink=d.kink, noise=d.noise, spread=d.spread)
+                        d = dataclasses.replace(d, numeric=_wide(evaluator, probe, h))
                     g = probe.analytic.reshape(-1)
                     idx = [(k,) for k in range(g.size)]
                     smooth = ~d.kink
@@ -79,7 +81,7 @@ def _wide(evaluator, probe, h):
     steps = np.array([1.0, -1.0])
     n = len(h)
     batch = probe.perturbed(np.tile(np.arange(n), 2), (steps[:, None] * h[None]).reshape(-1))
-    losses, _ = evaluator.run(probe.start, batch)
+    losses = evaluator.run(probe.start, batch)[0]
     plus, minus = losses.reshape(2, n)
     return (plus - minus) / (2 * h)
 

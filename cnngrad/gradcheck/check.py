@@ -1,7 +1,7 @@
 """``check_model``: every analytic gradient of a model against finite differences, and its ``expect``.
 
 An entry passes when |analytic − numeric| ≤ atol + rtol · max(|analytic|, |numeric|) + noise, where
-noise = 16 ε S / h bounds the rounding error of the difference quotients, S = |E| + Σ_layers Σ |y ⊙ δ|
+noise = 4 ε S / h bounds the rounding error of the difference quotients, S = |E| + Σ_layers Σ |y ⊙ δ|
 being the first-order size of the rounding errors the forward pass makes. A kink entry passes when
 the analytic value lies between its one-sided quotients (widened by the same tolerance and by how
 much those quotients move between the steps h and h/2). When the steps cross more than one kink, no
@@ -82,14 +82,27 @@ def check_directions(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, 
     return judge(probe.quantity, user_shape, analytic, diffs, indices, rtol, atol, method="fast")
 
 
+def delta_probe(model: Model, trace, grads, index: int) -> Probe:
+    """Probe ∂E/∂(output of layer ``index``).
+
+    After a fused loss the reported ∂E/∂y of the final softmax/sigmoid comes from the logits; a
+    finite difference can only move the stored, rounded y, so it is compared with the plain
+    formula at that y (the two differ by the rounding of y, ε/(1−y) relative near y = 1).
+    """
+    net = model.network
+    analytic = grads.outputs[net.names[index]][0]
+    if net.fused and index == len(net.layers) - 1:
+        analytic = net.loss.grad(trace.output, model.target)[0]
+    return output_probe(net, trace, index, analytic)
+
+
 def probes_for(model: Model, trace, grads, wrt) -> tuple[list[Probe], list[Probe]]:
     """The gradient probes (input and parameters) and delta probes (layer outputs) asked for."""
     net = model.network
     everything = {"input": lambda: input_probe(net, trace, grads.input[0])}
     for name in model.params:
         everything[name] = (lambda n=name: param_probe(net, trace, model.params, n, grads.params[n]))
-    layers = {name: (lambda i=i, n=name: output_probe(net, trace, i, grads.outputs[n][0]))
-              for i, name in enumerate(net.names)}
+    layers = {name: (lambda i=i: delta_probe(model, trace, grads, i)) for i, name in enumerate(net.names)}
     if not wrt:
         return [make() for make in everything.values()], []
     chosen, deltas = [], []
@@ -144,8 +157,8 @@ def check_model(model: Model, *, eps: float | None = None, rtol: float | None = 
     gradients = [run(probe) for probe in gradient_probes]
     delta_results = [run(probe) for probe in delta_probes]
     if deltas or not all(q.passed for q in gradients):
-        delta_probes = [output_probe(model.network, trace, i, grads.outputs[name][0])
-                        for i, name in reversed(list(enumerate(model.network.names)))]
+        delta_probes = [delta_probe(model, trace, grads, i)
+                        for i in reversed(range(backpropagated_layers(model)))]
         expect_work(delta_probes)
         delta_results = [run(probe) for probe in delta_probes]
 
@@ -158,28 +171,37 @@ def check_model(model: Model, *, eps: float | None = None, rtol: float | None = 
 
 
 def rounding_magnitude(model: Model, trace, grads) -> float:
-    """S = |E| + Σ_k Σ |y_k ⊙ δ_k|: how much E moves when every value is off by one rounding."""
-    total = abs(float(model.network.losses(trace, model.target)[0]))
-    for name, output in zip(model.network.names, trace.outputs):
-        delta = grads.outputs[name]
+    """S = |E| + Σ_layers Σ |y ⊙ δ|: how much E moves when every value is off by one rounding
+    (first order). A fused loss reads the last layer's input, not its output, so that is left out."""
+    net = model.network
+    total = abs(float(net.losses(trace, model.target)[0]))
+    counted = net.names[:-1] if net.fused else net.names
+    for name, output in zip(counted, trace.outputs):
         with np.errstate(invalid="ignore", over="ignore"):
-            total += float(np.nansum(np.abs(output * delta)))
+            total += float(np.nansum(np.abs(output * grads.outputs[name])))
     return total
+
+
+def backpropagated_layers(model: Model) -> int:
+    """How many layers the backward pass runs through: all but a final softmax/sigmoid whose
+    input gradient the fused loss gives directly."""
+    return len(model.network.layers) - (1 if model.network.fused else 0)
 
 
 def faulty_layer(model: Model, gradients, deltas) -> str | None:
     """The first layer, counting back from the loss, whose backward disagrees with the differences.
 
     If ∂E/∂(output of layer k) is right but ∂E/∂(output of layer k−1), or a parameter gradient of
-    layer k, is wrong, layer k's backward is at fault; a wrong ∂E/∂(last output) blames the loss.
+    layer k, is wrong, layer k's backward is at fault; a wrong gradient where backprop starts
+    (the last output, or the fused activation's input) blames the loss.
     """
-    names = model.network.names
+    names = model.network.names[:backpropagated_layers(model)]
     delta_ok = {q.quantity: q.passed for q in deltas}
-    if len(delta_ok) < len(names):
+    if any(name not in delta_ok for name in names):
         return None
     bad_params = {q.quantity.rsplit(".", 1)[0] for q in gradients if not q.passed and q.quantity != "input"}
     input_bad = any(q.quantity == "input" and not q.passed for q in gradients)
-    if names and not delta_ok[names[-1]]:
+    if not (delta_ok[names[-1]] if names else not input_bad):
         return "loss"
     for k in range(len(names) - 1, -1, -1):
         below_bad = (not delta_ok[names[k - 1]]) if k > 0 else input_bad

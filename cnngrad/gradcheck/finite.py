@@ -17,7 +17,7 @@ from ..network import Network, Trace
 
 STEPS = np.array([1.0, -1.0, 0.5, -0.5])   # multiples of h, in the order the formulas read them
 MEMORY_BUDGET = 256 * 2**20                 # bytes of activations one batched call may hold
-ROUNDING = 16 * np.finfo(np.float64).eps    # loss rounding, relative, with a safety factor
+ROUNDING = 4 * np.finfo(np.float64).eps     # rounding per unit of S, with a safety factor of 4
 
 
 @dataclass

@@ -33,9 +33,13 @@ class Probe:
     step_scale: np.ndarray | None = None   # per entry; the step is eps times it (default max(1, |θ|))
 
     def steps(self, eps: float) -> np.ndarray:
-        """The finite-difference step of every flat entry."""
+        """The finite-difference step of every flat entry, a multiple of two units in the last
+        place of the entry, so that θ ± h and θ ± h/2 are exact and the quotients divide by the
+        step actually taken (y = 1 − 1e-7 stepped by 1e-11 would otherwise be off by 2e-5)."""
         scale = np.maximum(1.0, np.abs(self.values)) if self.step_scale is None else self.step_scale
-        return eps * scale.reshape(-1)
+        wanted = eps * scale.reshape(-1)
+        grain = 2 * np.spacing(np.maximum(np.abs(self.values).reshape(-1), wanted))
+        return np.maximum(np.round(wanted / grain), 1.0) * grain
 
 
 def shifted_copies(base: np.ndarray, entries: np.ndarray, steps: np.ndarray) -> np.ndarray:
