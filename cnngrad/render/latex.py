@@ -50,25 +50,13 @@ def check(results) -> str:
         if result.error is not None:
             continue                       # its one-line error went to stderr
         blocks.append(_title(result.spec, result.name))
-        if result.gradients:
-            blocks.append(_tabular(rows.GRADIENT_HEADER, [rows.gradient_row(q) for q in result.gradients],
-                                   numeric=(2, 3, 4)))
-        if result.deltas:
-            blocks.append(_text("Layer deltas ∂E/∂(layer output), each layer's backward alone:"))
-            blocks.append(_tabular(rows.GRADIENT_HEADER, [rows.gradient_row(q) for q in result.deltas],
-                                   numeric=(2, 3, 4)))
-        if result.expect:
-            blocks.append(_tabular(rows.EXPECT_HEADER, [rows.expect_row(e) for e in result.expect],
-                                   numeric=(1, 2)))
-            blocks += [_text(d) for d in map(rows.expect_detail, result.expect) if d]
-        for quantity in result.gradients + result.deltas:
-            entries, more = rows.entry_rows(quantity)
-            if entries:
-                blocks.append(_text(f"Entries of {quantity.quantity} to look at:"))
-                blocks.append(_tabular(rows.ENTRY_HEADER, entries, numeric=(1, 2, 3, 5, 6)))
-                if more:
-                    blocks.append(_text(f"… and {more} more"))
-        blocks.append(rf"\textbf{{{_text(rows.spec_line(result))}}}")
+        for kind, *content in rows.check_blocks(result):
+            if kind == "table":
+                blocks.append(_tabular(*content))
+            elif kind == "verdict":
+                blocks.append(rf"\textbf{{{_text(content[0])}}}")
+            else:
+                blocks.append(_text(content[0]))
     blocks.append(rf"\textbf{{{_text(rows.total_line(results))}}}")
     return "\n\n".join(blocks) + "\n"
 

@@ -35,25 +35,13 @@ def check(results) -> str:
         if result.error is not None:
             continue                       # its one-line error went to stderr
         blocks.append(f"## {_cell(rows.heading(result.spec, result.name))}")
-        if result.gradients:
-            blocks.append(_table(rows.GRADIENT_HEADER, [rows.gradient_row(q) for q in result.gradients],
-                                 numeric=(2, 3, 4)))
-        if result.deltas:
-            blocks.append("Layer deltas ∂E/∂(layer output), each layer's backward alone:")
-            blocks.append(_table(rows.GRADIENT_HEADER, [rows.gradient_row(q) for q in result.deltas],
-                                 numeric=(2, 3, 4)))
-        if result.expect:
-            blocks.append(_table(rows.EXPECT_HEADER, [rows.expect_row(e) for e in result.expect],
-                                 numeric=(1, 2)))
-            blocks += [_cell(d) for d in map(rows.expect_detail, result.expect) if d]
-        for quantity in result.gradients + result.deltas:
-            entries, more = rows.entry_rows(quantity)
-            if entries:
-                blocks.append(f"Entries of `{quantity.quantity}` to look at:")
-                blocks.append(_table(rows.ENTRY_HEADER, entries, numeric=(1, 2, 3, 5, 6)))
-                if more:
-                    blocks.append(f"… and {more} more")
-        blocks.append(f"**{_cell(rows.spec_line(result))}**")
+        for kind, *content in rows.check_blocks(result):
+            if kind == "table":
+                blocks.append(_table(*content))
+            elif kind == "verdict":
+                blocks.append(f"**{_cell(content[0])}**")
+            else:
+                blocks.append(_cell(content[0]))
     blocks.append(f"**{_cell(rows.total_line(results))}**")
     return "\n\n".join(blocks) + "\n"
 

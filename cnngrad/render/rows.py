@@ -93,6 +93,30 @@ def spec_line(result) -> str:
     return f"{result.spec}: {FAILED} ({'; '.join(failed)})"
 
 
+def check_blocks(result):
+    """What a spec's check shows, in order, as format-free blocks for a renderer to lay out:
+    ``("table", header, rows, numeric_columns)``, ``("note", text)``, ``("problem", text)``
+    (a failed expect's detail) and ``("verdict", text, passed)``."""
+    if result.gradients:
+        yield "table", GRADIENT_HEADER, [gradient_row(q) for q in result.gradients], (2, 3, 4)
+    if result.deltas:
+        yield "note", "layer deltas ∂E/∂(layer output), each layer's backward alone"
+        yield "table", GRADIENT_HEADER, [gradient_row(q) for q in result.deltas], (2, 3, 4)
+    if result.expect:
+        yield "table", EXPECT_HEADER, [expect_row(e) for e in result.expect], (1, 2)
+        for detail in map(expect_detail, result.expect):
+            if detail:
+                yield "problem", detail
+    for quantity in result.gradients + result.deltas:
+        entries, more = entry_rows(quantity)
+        if entries:
+            yield "note", f"entries of {quantity.quantity} to look at"
+            yield "table", ENTRY_HEADER, entries, (1, 2, 3, 5, 6)
+            if more:
+                yield "note", f"… and {more} more"
+    yield "verdict", spec_line(result), result.passed
+
+
 def total_line(results) -> str:
     """All specs together: how many passed, failed, or could not run."""
     errors = sum(r.error is not None for r in results)

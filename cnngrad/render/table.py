@@ -53,23 +53,16 @@ def check(results) -> str:
 
 def _spec_check(result) -> list:
     parts = [Text(rows.heading(result.spec, result.name), style="bold")]
-    if result.gradients:
-        parts.append(_table(rows.GRADIENT_HEADER, [rows.gradient_row(q) for q in result.gradients],
-                            numeric=(2, 3, 4)))
-    if result.deltas:
-        parts += [Text(""), Text("layer deltas ∂E/∂(layer output), each layer's backward alone", style="dim"),
-                  _table(rows.GRADIENT_HEADER, [rows.gradient_row(q) for q in result.deltas], numeric=(2, 3, 4))]
-    if result.expect:
-        parts += [Text(""), _table(rows.EXPECT_HEADER, [rows.expect_row(e) for e in result.expect],
-                                   numeric=(1, 2))]
-        parts += [Text(d, style="red") for d in map(rows.expect_detail, result.expect) if d]
-    for quantity in result.gradients + result.deltas:
-        entries, more = rows.entry_rows(quantity)
-        if entries:
-            parts += [Text(""), Text(f"entries of {quantity.quantity} to look at", style="dim"),
-                      _table(rows.ENTRY_HEADER, entries, numeric=(1, 2, 3, 5, 6))]
-            parts += [Text(f"… and {more} more", style="dim")] if more else []
-    return parts + [Text(""), _verdict(rows.spec_line(result), result.passed), Text("")]
+    for kind, *content in rows.check_blocks(result):
+        if kind == "table":
+            parts += [Text(""), _table(*content)]
+        elif kind == "note":
+            parts.append(Text(content[0], style="dim"))
+        elif kind == "problem":
+            parts.append(Text(content[0], style="red"))
+        else:
+            parts += [Text(""), _verdict(*content), Text("")]
+    return parts
 
 
 def _quantity(title: str, name: str, value, precision: int) -> list:
