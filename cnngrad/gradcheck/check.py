@@ -59,7 +59,12 @@ def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, indice
 
 def check_entries(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, atol) -> QuantityResult:
     """Every entry of one quantity, one perturbed copy per entry and step, batched."""
-    diffs = central_differences(evaluator, probe.start, probe.steps(eps), probe.perturbed)
+    if probe.units is not None:
+        inner = probe.unit_probe
+        per_unit = central_differences(evaluator, inner.start, inner.steps(eps), inner.perturbed)
+        diffs = per_unit.along(*probe.units(np.arange(probe.values.size)))
+    else:
+        diffs = central_differences(evaluator, probe.start, probe.steps(eps), probe.perturbed)
     indices = [tuple(i) for i in np.argwhere(np.ones(user_shape, dtype=bool)).tolist()] \
         if user_shape else [()]
     return judge(probe.quantity, user_shape, probe.analytic.reshape(-1), diffs, indices, rtol, atol)
@@ -137,7 +142,7 @@ def check_model(model: Model, *, eps: float | None = None, rtol: float | None = 
 
     def expect_work(probes):
         nonlocal total
-        total += sum(len(STEPS) * (DIRECTIONS if fast else p.values.size) for p in probes)
+        total += sum(len(STEPS) * (DIRECTIONS if fast else p.runs) for p in probes)
 
     def advance(count):
         if progress is not None:

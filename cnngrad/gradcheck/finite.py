@@ -33,6 +33,19 @@ class Differences:
     spread: np.ndarray      # how much each one-sided quotient moves between h and h/2
 
 
+    def along(self, units: np.ndarray, factors: np.ndarray) -> "Differences":
+        """The differences of entries that each move one unit of these by ``factors`` per step:
+        entry k's quotient is factors[k] times unit units[k]'s, with the step h_unit / |factor|
+        (E(θ + t·e_k) = F(y_unit + t·factor) exactly, so one unit's four runs serve all its entries)."""
+        f = factors
+        left, right = self.left[units], self.right[units]
+        return Differences(
+            numeric=f * self.numeric[units],
+            left=np.where(f >= 0, f * left, f * right), right=np.where(f >= 0, f * right, f * left),
+            kink=self.kink[units], several=self.several[units],
+            noise=np.abs(f) * self.noise[units], spread=np.abs(f) * self.spread[units])
+
+
 class Evaluator:
     """Runs batches of perturbed copies from any layer on, against one unperturbed trace."""
 

@@ -31,6 +31,15 @@ class Probe:
     perturbed: Callable[[np.ndarray, np.ndarray], np.ndarray]
     moved: Callable[[np.ndarray], np.ndarray]
     step_scale: np.ndarray | None = None   # per entry; the step is eps times it (default max(1, |θ|))
+    # for a parameter each of whose entries moves one output unit of its layer (fc): that layer's
+    # output probe, and entries -> (units, factors); all entries of a unit share its four runs
+    unit_probe: "Probe | None" = None
+    units: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
+
+    @property
+    def runs(self) -> int:
+        """How many entries get their own four perturbed runs (units, when they share them)."""
+        return self.values.size if self.unit_probe is None else self.unit_probe.values.size
 
     def steps(self, eps: float) -> np.ndarray:
         """The finite-difference step of every flat entry, a multiple of two units in the last
@@ -102,4 +111,8 @@ def param_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], n
                 return shifted
             return forward_with(one(e, s) for e, s in zip(entries, steps))
 
+    if structured and hasattr(layer, "output_unit"):
+        return Probe(name, theta, analytic, index + 1, perturbed, moved,
+                     unit_probe=output_probe(network, trace, index, np.zeros_like(y)),
+                     units=lambda entries: layer.output_unit(x, own, pname, entries))
     return Probe(name, theta, analytic, index + 1, perturbed, moved)

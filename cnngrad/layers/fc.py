@@ -38,14 +38,17 @@ class FC(Layer):
         dweights = dy.T * x if dy.shape[0] == 1 else dy.T @ x
         return dy @ params["weights"], {"weights": dweights, "bias": dy.sum(axis=0)}
 
-    def output_change(self, x, params, pname, entries):
-        """∂y/∂θ for each flat entry of ``pname``: W[o, i] moves output o by a[i]; b[o] by 1."""
-        count = len(entries)
-        change = np.zeros((count, self.outputs))
-        rows = np.arange(count)
+    def output_unit(self, x, params, pname, entries):
+        """Each flat entry of ``pname`` moves one output unit only: W[o, i] moves y[o] by a[i]
+        per unit step, b[o] moves y[o] by 1. Returns (units, factors)."""
         if pname == "weights":
             out, inp = np.unravel_index(entries, (self.outputs, self.inputs))
-            change[rows, out] = x[0, inp]
-        else:
-            change[rows, entries] = 1.0
+            return out, x[0, inp]
+        return np.asarray(entries), np.ones(len(entries))
+
+    def output_change(self, x, params, pname, entries):
+        """∂y/∂θ for each flat entry of ``pname`` (see ``output_unit``)."""
+        units, factors = self.output_unit(x, params, pname, entries)
+        change = np.zeros((len(entries), self.outputs))
+        change[np.arange(len(entries)), units] = factors
         return change
