@@ -50,34 +50,40 @@ class Pool(Layer):
         padded = pad_map(x, self.padding, pad_value)
         win = windows(padded, self.size, self.stride)
         flat = win.reshape(win.shape[:4] + (-1,))
+        first = None
         if self.type == "max":
             # the value at the first maximum *is* the maximum; numpy's max over a short last axis is
             # several times slower than argmax, so take it from there
-            first = flat.argmax(axis=-1)[..., None]
-            y = np.take_along_axis(flat, first, axis=-1)[..., 0]
-            if self.ties == "first":
-                weights = (np.arange(flat.shape[-1]) == first).astype(np.float64)
-            else:
-                weights = (flat == y[..., None]).astype(np.float64)
-                weights /= weights.sum(axis=-1, keepdims=True)
+            first = flat.argmax(axis=-1)
+            y = np.take_along_axis(flat, first[..., None], axis=-1)[..., 0]
         elif self.type == "avg":
             y = flat.mean(axis=-1)
-            weights = np.full(flat.shape, 1.0 / flat.shape[-1])
         else:
             y = np.sqrt((flat * flat).sum(axis=-1))
-            safe = np.where(y > 0, y, 1.0)
-            weights = np.where(y[..., None] > 0, flat / safe[..., None], 0.0)
-        return y, (weights, padded.shape, flat)
+        return y, (flat, y, first, padded.shape)
+
+    def routing(self, cache) -> np.ndarray:
+        """∂y/∂(each window entry), shape (B, C, Ho, Wo, kh·kw): where each window's delta goes."""
+        flat, y, first, _ = cache
+        if self.type == "max":
+            if self.ties == "first":
+                return (np.arange(flat.shape[-1]) == first[..., None]).astype(np.float64)
+            tied = (flat == y[..., None]).astype(np.float64)
+            return tied / tied.sum(axis=-1, keepdims=True)
+        if self.type == "avg":
+            return np.full(flat.shape, 1.0 / flat.shape[-1])
+        safe = np.where(y > 0, y, 1.0)
+        return np.where(y[..., None] > 0, flat / safe[..., None], 0.0)
 
     def backward(self, dy, cache, params):
-        weights, padded_shape, _ = cache
+        weights = self.routing(cache)
         dwin = (dy[..., None] * weights).reshape(weights.shape[:4] + self.size)
-        return crop_map(scatter_windows(dwin, padded_shape, self.stride), self.padding), {}
+        return crop_map(scatter_windows(dwin, cache[3], self.stride), self.padding), {}
 
     def pattern(self, cache):
-        _, _, flat = cache
+        _, y, first, _ = cache
         if self.type == "max":
-            return flat.argmax(axis=-1)
+            return first
         if self.type == "l2":
-            return (flat * flat).sum(axis=-1) > 0
+            return y > 0
         return None
