@@ -272,6 +272,17 @@ def test_floats_without_a_dot_and_every_layer_kind_run(tmp_path):
     assert values["output"].shape == (1,) and np.isfinite(values["loss"])
 
 
+def test_aliases_repeat_values(tmp_path):
+    model = load(tmp_path, """\
+        input: &x [&row [1, -2, 3], *row]
+        layers: [relu]
+        loss: none
+        upstream_grad: *x
+        """)
+    np.testing.assert_array_equal(model.target[0, 0], [[1, -2, 3], [1, -2, 3]])
+    np.testing.assert_array_equal(model.values()["relu1"], [[1, 0, 3], [1, 0, 3]])
+
+
 torch = pytest.importorskip("torch")
 
 

@@ -408,3 +408,21 @@ def test_nothing_written_is_modified(tmp_path):
         load_model(str(tmp_path / "net.yaml"))
     assert (tmp_path / "net.yaml").read_text() == text
     assert np.__name__  # numpy imported for parity with other test modules
+
+
+def test_control_character(tmp_path):
+    err = error(tmp_path, INPUT + "layers: [relu]\x07\n")
+    check(err, 2, "", "not valid YAML", "control characters")
+    assert err.column == 15
+
+
+def test_integer_too_large_for_float64(tmp_path):
+    err = error(tmp_path, "input: [[1, 1" + "0" * 400 + "]]\nlayers: [relu]\n")
+    check(err, 1, "input[0][1]", "not a finite number")
+    assert len(str(err)) < 200
+
+
+def test_python_tags_are_never_constructed(tmp_path):
+    err = error(tmp_path, "input: !!python/object/apply:os.system ['touch pwned']\nlayers: [relu]\n")
+    check(err, 1, "input[0]", "expected a number")
+    assert not (tmp_path / "pwned").exists()

@@ -39,6 +39,21 @@ def suggest(word: str, allowed: Sequence[str]) -> str:
     return f"; did you mean {near[0]!r}?" if near else ""
 
 
+def scalar_number(node: Node) -> float | None:
+    """The value of a numeric scalar node as a float (inf for an int too large), else None."""
+    if not isinstance(node, ScalarNode) or node.tag not in (INT, FLOAT):
+        return None
+    if node.tag == FLOAT:
+        try:  # the common spelling; YAML's others (.inf, 1_000.5, 1:30.5) go to PyYAML's reader
+            return float(node.value)
+        except ValueError:
+            return _SCALARS.construct_yaml_float(node)
+    try:
+        return float(_SCALARS.construct_yaml_int(node))
+    except OverflowError:
+        return math.inf
+
+
 class Cursor:
     def __init__(self, node: Node, path: str, file: str):
         self.node, self.path, self.file = node, path, file
@@ -120,16 +135,14 @@ class Cursor:
         hint = suggest(got, choices) if got else ""
         self.fail(f"{what} must be one of {', '.join(choices)}, not {kind_of(self.node)}{hint}")
 
-    def number(self) -> float | int:
-        """A finite int or float (YAML ``.nan``/``.inf``, booleans and strings are refused)."""
-        node = self.node
-        if not isinstance(node, ScalarNode) or node.tag not in (INT, FLOAT):
-            self.fail(f"expected a number, not {kind_of(node)}")
-        if node.tag == INT:
-            return _SCALARS.construct_yaml_int(node)
-        value = _SCALARS.construct_yaml_float(node)
+    def number(self) -> float:
+        """A finite number (YAML ``.nan``/``.inf``, booleans and strings are refused)."""
+        value = scalar_number(self.node)
+        if value is None:
+            self.fail(f"expected a number, not {kind_of(self.node)}")
         if not math.isfinite(value):
-            self.fail(f"{node.value} is not a finite number (NaN and infinities are not allowed)")
+            written = self.node.value if len(self.node.value) <= 24 else self.node.value[:20] + "…"
+            self.fail(f"{written} is not a finite number (NaN and infinities are not allowed)")
         return value
 
     def integer(self, minimum: int, what: str) -> int:

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from yaml.nodes import ScalarNode
 
 from .limits import Limits
-from .nodes import Cursor
+from .nodes import Cursor, scalar_number
 
 SUFFIXES = (".npy", ".csv", ".txt")
 DISTRIBUTIONS = ("normal", "uniform")
@@ -130,21 +131,49 @@ def _read_npy(cursor: Cursor, path: Path, reader: ValueReader) -> np.ndarray:
     return np.load(path, allow_pickle=False).astype(np.float64)
 
 
-def _walk(cursor: Cursor, numbers: list, texts: list) -> tuple[int, ...]:
-    """Append the numbers of a literal to ``numbers``/``texts``; its shape, or a SpecError."""
+def _walk(cursor: Cursor, numbers: list, texts: list, seen: dict | None = None) -> tuple[int, ...]:
+    """Append the numbers of a literal to ``numbers``/``texts``; its shape, or a SpecError.
+
+    ``seen`` remembers each list already read (by node), so a list repeated through YAML
+    aliases is copied, not walked again.
+    """
     if cursor.is_scalar:
         numbers.append(cursor.number())
         texts.append(cursor.node.value)
         return ()
-    items = cursor.sequence("a number or a list of numbers")
-    if not items:
-        cursor.fail("empty array; a value needs at least one number")
-    first = _walk(items[0], numbers, texts)
-    for item in items[1:]:
-        shape = _walk(item, numbers, texts)
-        if shape != first:  # blamed at the odd row, named by the whole value (as SPEC §5 shows)
-            Cursor(item.node, cursor.path, cursor.file).fail(_mismatch(first, shape))
-    return (len(items),) + first
+    seen = {} if seen is None else seen
+    if id(cursor.node) in seen:
+        shape, its_numbers, its_texts = seen[id(cursor.node)]
+        numbers.extend(its_numbers)
+        texts.extend(its_texts)
+        return shape
+    start = len(numbers)
+    if cursor.is_sequence and cursor.node.value and \
+            all(isinstance(node, ScalarNode) for node in cursor.node.value):
+        shape = _row(cursor, numbers, texts)
+    else:
+        items = cursor.sequence("a number or a list of numbers")
+        if not items:
+            cursor.fail("empty array; a value needs at least one number")
+        first = _walk(items[0], numbers, texts, seen)
+        for item in items[1:]:
+            other = _walk(item, numbers, texts, seen)
+            if other != first:  # blamed at the odd row, named by the whole value (as SPEC §5 shows)
+                Cursor(item.node, cursor.path, cursor.file).fail(_mismatch(first, other))
+        shape = (len(items),) + first
+    seen[id(cursor.node)] = (shape, numbers[start:], texts[start:])
+    return shape
+
+
+def _row(cursor: Cursor, numbers: list, texts: list) -> tuple[int, ...]:
+    """A list of scalars, the bulk of any literal: read without a cursor per entry."""
+    row = [scalar_number(node) for node in cursor.node.value]
+    for i, value in enumerate(row):
+        if value is None or not math.isfinite(value):
+            cursor.at(cursor.node.value[i], f"[{i}]").number()   # raises, naming the entry
+    numbers.extend(row)
+    texts.extend(node.value for node in cursor.node.value)
+    return (len(row),)
 
 
 def _mismatch(first: tuple[int, ...], other: tuple[int, ...]) -> str:

@@ -46,19 +46,19 @@ class _BoundedLoader(Composer, _Parser, _Resolver):
         Composer.__init__(self)
         _Resolver.__init__(self)
         self.file, self.limits = file, limits
-        self.path: list[str] = []
+        self.path: list = []      # the composer's index (int, key node or None) at each level
         self.weights: dict[int, int] = {}   # id(node) -> its node count with aliases expanded
 
     def fail(self, mark, message: str):
-        path = "".join(self.path).lstrip(".")
+        path = "".join(f"[{index}]" if isinstance(index, int) else
+                       f".{index.value}" if isinstance(index, ScalarNode) else ""
+                       for index in self.path).lstrip(".")
         if len(path) > 80:  # a runaway nesting: its start is enough to find it
             path = path[:80] + "…"
         raise SpecError(self.file, mark.line + 1, mark.column + 1, path, message)
 
     def compose_node(self, parent, index):
-        segment = f"[{index}]" if isinstance(index, int) else \
-            f".{index.value}" if isinstance(index, ScalarNode) else ""
-        self.path.append(segment)
+        self.path.append(index)   # formatted only for an error
         if len(self.path) > self.limits.max_depth:
             self.fail(self.peek_event().start_mark,
                       f"nested more than {self.limits.max_depth} levels deep (Limits.max_depth)")
@@ -115,6 +115,11 @@ def compose(text: str, file: str, limits: Limits) -> Node | None:
         problem = " ".join(filter(None, [err.context, err.problem]))
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise SpecError(file, line, column, "", f"not valid YAML: {problem}") from None
+    except yaml.reader.ReaderError as err:  # libyaml counts its position in UTF-8 bytes
+        before = text.encode("utf-8")[:err.position].decode("utf-8", errors="ignore")
+        line, column = before.count("\n") + 1, len(before) - before.rfind("\n")
+        character = f" (character #x{err.character:04x})" if isinstance(err.character, int) else ""
+        raise SpecError(file, line, column, "", f"not valid YAML: {err.reason}{character}") from None
     except yaml.YAMLError as err:
         raise SpecError(file, 1, 1, "", f"not valid YAML: {' '.join(str(err).split())}") from None
     finally:
