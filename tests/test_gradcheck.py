@@ -12,7 +12,7 @@ from cnngrad.gradcheck import UnknownQuantity, check_model
 from cnngrad.gradcheck.check import check_entries, judge
 from cnngrad.gradcheck.expect import auto_tolerance, verify
 from cnngrad.gradcheck.finite import Differences, Evaluator, central_differences
-from cnngrad.gradcheck.probes import param_probe
+from cnngrad.gradcheck.probes import input_probe, param_probe
 from cnngrad.layers.activations import ReLU, Sigmoid, Softmax, Tanh
 from cnngrad.layers.conv import Conv
 from cnngrad.layers.fc import FC
@@ -524,3 +524,29 @@ def test_fused_softmax_cross_entropy_checks():
     assert result.passed
     np.testing.assert_allclose(model.backward(model.forward()).params["fc1.bias"],
                                model.forward().output[0] - [0.0, 1.0, 0.0], atol=1e-15)
+
+
+@pytest.mark.parametrize("settings", CONVS)
+def test_structured_input_probe_equals_the_first_layers_forward(settings):
+    """A conv first layer is linear in its input: y + s·∂y/∂x_e must be the forward of x + s·e_e."""
+    rng = np.random.default_rng(11)
+    conv = Conv(**settings)
+    layers = [("conv1", conv), ("tanh1", Tanh()), ("flatten1", Flatten())]
+    n = int(np.prod(Network((3, 6, 7), layers, LOSSES["squared_error"]()).output_shape))
+    layers.append(("fc1", FC((2, n))))
+    model = hand_model(rng.standard_normal((3, 6, 7)), layers, "squared_error", [0.5, -0.5], seed=11)
+    trace = model.forward()
+    grads = model.backward(trace)
+    fast = input_probe(model.network, trace, model.params, grads.input[0])
+    plain = input_probe(model.network, trace, model.params, grads.input[0], structured=False)
+    assert (fast.start, plain.start) == (1, 0)
+    entries = np.arange(model.input.size)
+    steps = rng.choice([1e-4, -1e-4, 0.3], size=len(entries))
+    expected = conv.forward(plain.perturbed(entries, steps), model.network.params_of(0, model.params))[0]
+    got = fast.perturbed(entries, steps)
+    assert np.abs(got - expected).max() <= 1e-14 * np.abs(expected).max()
+    evaluator = Evaluator(model.network, model.params, model.target, trace)
+    results = [check_entries(evaluator, p, model.user_shapes["input"], EPS, 1e-7, 1e-10) for p in (fast, plain)]
+    assert results[0].passed and results[1].passed
+    np.testing.assert_allclose([e.numeric for e in results[0].entries],
+                               [e.numeric for e in results[1].entries], rtol=1e-8, atol=1e-10)

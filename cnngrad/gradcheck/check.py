@@ -104,7 +104,7 @@ def delta_probe(model: Model, trace, grads, index: int) -> Probe:
 def probes_for(model: Model, trace, grads, wrt) -> tuple[list[Probe], list[Probe]]:
     """The gradient probes (input and parameters) and delta probes (layer outputs) asked for."""
     net = model.network
-    everything = {"input": lambda: input_probe(net, trace, grads.input[0])}
+    everything = {"input": lambda: input_probe(net, trace, model.params, grads.input[0])}
     for name in model.params:
         everything[name] = (lambda n=name: param_probe(net, trace, model.params, n, grads.params[n]))
     layers = {name: (lambda i=i: delta_probe(model, trace, grads, i)) for i, name in enumerate(net.names)}

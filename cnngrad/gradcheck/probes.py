@@ -59,9 +59,22 @@ def shifted_copies(base: np.ndarray, entries: np.ndarray, steps: np.ndarray) -> 
     return copies
 
 
-def input_probe(network: Network, trace: Trace, analytic: np.ndarray) -> Probe:
+def input_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], analytic: np.ndarray,
+                structured: bool = True) -> Probe:
+    """Perturb the input. A first layer that is linear in its input (conv) is not re-run: a copy's
+    output is y + s · ∂y/∂x_e, exactly what its forward would give."""
     x = trace.inputs[0][0]
-    return Probe("input", x, analytic, 0, lambda e, s: shifted_copies(x, e, s), lambda d: x + d)
+    first = network.layers[0] if network.layers else None
+    if not (structured and hasattr(first, "input_change")):
+        return Probe("input", x, analytic, 0, lambda e, s: shifted_copies(x, e, s), lambda d: x + d)
+    own = network.params_of(0, params)
+    y = trace.outputs[0][0]
+
+    def perturbed(entries, steps):
+        change = first.input_change(trace.inputs[0], own, entries)
+        return y[None] + steps.reshape((-1,) + (1,) * y.ndim) * change
+
+    return Probe("input", x, analytic, 1, perturbed, lambda d: first.forward(x + d, own)[0])
 
 
 def output_probe(network: Network, trace: Trace, index: int, analytic: np.ndarray) -> Probe:

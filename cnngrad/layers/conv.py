@@ -124,3 +124,24 @@ class Conv(Layer):
         else:
             change[rows, entries] = 1.0
         return change
+
+    def input_change(self, x, params, entries):
+        """∂y/∂x for each flat entry of the input ``x`` (batch axis of 1): ``(len(entries), D, Ho, Wo)``.
+
+        Exact, since y is linear in x: input pixel (c, p, q) moves every output (d, i, j) whose
+        window covers it, s·i + r·m = p + top, by K[d, c, m, n]; one kernel offset at a time.
+        """
+        count = len(entries)
+        change = np.zeros((count,) + self.output_shape(x.shape[1:]))
+        _, out_h, out_w = change.shape[1:]
+        c, p, q = np.unravel_index(entries, x.shape[1:])
+        (top, _), (left, _) = self.padding
+        kernel = self.effective_kernel(params["kernel"])
+        rows = np.arange(count)
+        for m in range(self.size[0]):
+            for n in range(self.size[1]):
+                i, i_rest = np.divmod(p + top - self.dilation[0] * m, self.stride[0])
+                j, j_rest = np.divmod(q + left - self.dilation[1] * n, self.stride[1])
+                hit = (i_rest == 0) & (j_rest == 0) & (i >= 0) & (i < out_h) & (j >= 0) & (j < out_w)
+                change[rows[hit], :, i[hit], j[hit]] += kernel[:, c[hit], m, n].T
+        return change
