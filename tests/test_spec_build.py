@@ -180,6 +180,19 @@ def test_class_index_target_is_one_hot(tmp_path):
     assert model.user_shapes["target"] == (3,) and model.input.shape == (1, 3)
 
 
+def test_a_number_targets_a_single_output(tmp_path):
+    model = load(tmp_path, """\
+        input: [0.5, -1]
+        layers:
+          - fc: {weights: [[1, 2]]}
+          - sigmoid
+        loss: binary_cross_entropy
+        target: 1
+        """)
+    np.testing.assert_array_equal(model.target, [[1.0]])
+    assert model.user_shapes["target"] == (1,)
+
+
 def test_random_values_are_reproducible(tmp_path):
     spec = """\
         input: {random: {shape: [1, 4, 4], seed: 7, scale: 0.5}}

@@ -81,6 +81,8 @@ def _target(objective: Objective, shape: tuple[int, ...], source: str) -> np.nda
         if not 0 <= index < shape[0]:
             at.fail(f"class index {index} is out of range: {source} gives {shape[0]} classes (0..{shape[0] - 1})")
         return np.eye(shape[0])[index]
+    if target.ndim == 0 and math.prod(shape) == 1:   # `target: 1` for a single output
+        target = target.reshape(shape)
     if target.shape != shape:
         hint = "; an integer target is a class index" if objective.loss == "cross_entropy" and len(shape) == 1 else ""
         at.fail(f"{key} has shape {shape_text(target.shape)} but the output ({source}) has shape "
