@@ -58,7 +58,8 @@ def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, indice
 
 
 def check_entries(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, atol) -> QuantityResult:
-    """Every entry of one quantity, one perturbed copy per entry and step, batched."""
+    """Every entry of one quantity: four perturbed runs per entry, batched (entries that move one
+    output unit of their layer share that unit's runs)."""
     if probe.units is not None:
         inner = probe.unit_probe
         per_unit = central_differences(evaluator, inner.start, inner.steps(eps), inner.perturbed)
