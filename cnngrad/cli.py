@@ -112,7 +112,7 @@ def forward(spec: str, fmt: str, precision: int) -> None:
     """
     from .render.reports import forward_report
     model = _load(spec)
-    _emit(fmt, "forward", forward_report(model, model.values()), precision)
+    _emit(fmt, "forward", forward_report(model, model.values(gradients=False)), precision)
 
 
 @cli.command()

@@ -93,13 +93,33 @@ class Model:
         return loss
 
     def backward(self, trace: Trace) -> Gradients:
-        return self.network.backward(trace, self.params, self.target)
+        """Every gradient of the unperturbed run; one that is NaN or overflows is an error naming it.
 
-    def values(self) -> dict[str, np.ndarray]:
-        """Every SPEC §2 quantity, in the user's rank: values, layer outputs, loss and ``grad.*``."""
+        The one exception is ∂E/∂(probabilities) of a final softmax or sigmoid fused with its loss:
+        it is −t/y (or (1 − t)/(1 − y)) computed exactly from the logits, so an infinite entry is
+        the true value beyond float64 (y has underflowed to 0), not a lost number; ∂E/∂(logits)
+        and everything before stay finite. Renderers show it as ``inf (overflow)``, JSON as null.
+        """
+        with np.errstate(all="ignore"):   # overflow is reported below, by quantity
+            grads = self.network.backward(trace, self.params, self.target)
+        exact = self.network.names[-1] if self.network.fused else None
+        named = [("input", "input", grads.input)]
+        named += [(name, name, value) for name, value in grads.outputs.items()]
+        named += [(name, name, value) for name, value in grads.params.items()]
+        for quantity, shape_name, value in named:
+            bad = np.isnan(value) if quantity == exact else ~np.isfinite(value)
+            if bad.any():
+                raise NonFiniteError(
+                    f"{self.path}: grad.{quantity}: the gradient is not finite "
+                    f"({_first_bad(self.user(shape_name, value))}): the backward pass overflowed "
+                    f"float64 although the forward pass was finite")
+        return grads
+
+    def values(self, gradients: bool = True) -> dict[str, np.ndarray]:
+        """Every SPEC §2 quantity, in the user's rank: values, layer outputs, loss and ``grad.*``
+        (``gradients=False``: no backward pass and no ``grad.*``, which is all ``forward`` shows)."""
         trace = self.forward()
         loss = self.loss(trace)
-        grads = self.backward(trace)
         out = {"input": self.user("input", self.input), "target": self.user("target", self.target),
                "output": self.user("output", trace.output)}
         if loss is not None:
@@ -108,6 +128,9 @@ class Model:
             out[name] = self.user(name, value)
         for name, value in zip(self.network.names, trace.outputs):
             out[name] = self.user(name, value)
+        if not gradients:
+            return out
+        grads = self.backward(trace)
         out["grad.input"] = self.user("input", grads.input)
         out["grad.output"] = self.user("output", grads.outputs[self.network.names[-1]]) \
             if self.network.names else out["grad.input"]

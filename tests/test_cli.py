@@ -263,7 +263,7 @@ def test_debug_shows_the_traceback(specs):
 def test_an_internal_error_is_one_line_pointing_at_debug(specs, monkeypatch):
     from cnngrad.model import Model
 
-    def broken(self):
+    def broken(self, *args, **kwargs):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(Model, "values", broken)

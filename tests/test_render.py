@@ -79,7 +79,8 @@ def test_tiny_or_huge_entries_switch_the_whole_grid_to_scientific():
 def test_negative_zero_and_non_finite_values():
     assert format_array([-0.0, -1e-9 * 0], 6).tolist() == ["0.0", "0.0"]
     assert format_array([-0.001, 1.0], 2).tolist() == ["0.0", "1.0"]       # rounds to an unsigned 0
-    assert format_array([np.nan, np.inf, -np.inf, 1.5], 6).tolist() == ["nan", "inf", "-inf", "1.5"]
+    assert format_array([np.nan, np.inf, -np.inf, 1.5], 6).tolist() == [
+        "nan", "inf (overflow)", "-inf (overflow)", "1.5"]  # ±inf only ever shows a true overflow
 
 
 def test_a_stack_is_one_grid_per_channel_and_a_bank_one_per_filter_and_channel():

@@ -76,7 +76,8 @@ def _digits_needed(value: float, code: str, precision: int) -> int:
 
 def _number(value: float, code: str, digits: int) -> str:
     if not np.isfinite(value):
-        return "nan" if np.isnan(value) else ("inf" if value > 0 else "-inf")
+        # ±inf reaches a grid only as a true value beyond float64 (Model.backward): say so
+        return "nan" if np.isnan(value) else ("inf (overflow)" if value > 0 else "-inf (overflow)")
     text = f"{value:.{digits}{code}}"
     if text.startswith("-") and float(text) == 0:
         text = text[1:]                                          # -0.000 rounds to 0

@@ -17,9 +17,11 @@ HEADER = "% cnngrad output; needs \\usepackage{amsmath}"
 _TEXT_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                  "×": r"$\times$", "−": "$-$", "·": r"$\cdot$", "∂": r"$\partial$", "—": "---",
-                 "…": r"\dots{}", "θ": r"$\theta$", "η": r"$\eta$"}
+                 "…": r"\dots{}", "θ": r"$\theta$", "η": r"$\eta$",
+                 "Σ": r"$\Sigma$", "δ": r"$\delta$", "σ": r"$\sigma$", "′": r"$'$", "²": r"$^2$", "°": r"$^\circ$"}
 _SPECIAL = re.compile("|".join(map(re.escape, _TEXT_ESCAPES)))
-_NON_FINITE = {"nan": r"\mathrm{NaN}", "inf": r"\infty", "-inf": r"-\infty"}
+_NON_FINITE = {"nan": r"\mathrm{NaN}", "inf (overflow)": r"\infty\ (\text{overflow})",
+               "-inf (overflow)": r"-\infty\ (\text{overflow})"}
 
 
 def forward(report: ForwardReport, precision: int) -> str:
@@ -58,6 +60,18 @@ def check(results) -> str:
             else:
                 blocks.append(_text(content[0]))
     blocks.append(rf"\textbf{{{_text(rows.total_line(results))}}}")
+    return "\n\n".join(blocks) + "\n"
+
+
+def explain(explained, precision: int) -> str:
+    blocks = [HEADER, _title(explained.spec, explained.name)]
+    for kind, *content in rows.explain_blocks(explained, precision):
+        if kind == "value":
+            blocks.append(rf"\textbf{{{_text(content[0])}}}")
+        elif kind == "table":
+            blocks.append(_tabular(*content))
+        else:
+            blocks.append(_text(content[0]))
     return "\n\n".join(blocks) + "\n"
 
 
