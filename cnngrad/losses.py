@@ -16,6 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from .layers.activations import log_softmax
+from .layers.explanation import Explanation, Factor, Ref, Term
+
+SYMBOLS = {"y": "y", "t": "t", "z": "z"}
 
 
 def _sum_per_example(values: np.ndarray) -> np.ndarray:
@@ -25,6 +28,11 @@ def _sum_per_example(values: np.ndarray) -> np.ndarray:
 def _relative_scale(distance: np.ndarray) -> np.ndarray:
     """Step scales for probabilities: their distance from the edge, or 1 where that is 0."""
     return np.where(distance > 0, distance, 1.0)
+
+
+def _entry(role: str, array: np.ndarray, index, form: str = "{}", scale: float = 1.0) -> Factor:
+    """``scale`` times the entry ``index`` of ``array`` (batch axis first), as a factor."""
+    return Factor(scale * float(array[(0,) + tuple(index)]), Ref(role, tuple(index)), form)
 
 
 def _safe_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -56,6 +64,14 @@ class Loss:
         """(∂E/∂y, ∂E/∂z) from the logits z: accurate where y has rounded to 0 or 1."""
         raise NotImplementedError
 
+    def explain(self, index, y, t) -> Explanation:
+        """∂E/∂y[index] written out, from the output y and target t (batch axis first)."""
+        raise NotImplementedError
+
+    def explain_fused(self, index, z, y, t) -> Explanation:
+        """∂E/∂z[index] of the fused form, z the logits."""
+        raise NotImplementedError
+
 
 class SquaredError(Loss):
     name = "squared_error"
@@ -66,6 +82,11 @@ class SquaredError(Loss):
     def grad(self, y, t):
         return y - t
 
+    def explain(self, index, y, t):
+        return Explanation("∂E/∂y[k] = y[k] − t[k]", [Term([_entry("y", y, index)]),
+                                                      Term([_entry("t", t, index, "−{}", -1.0)])],
+                           symbols=SYMBOLS)
+
 
 class MSE(Loss):
     name = "mse"
@@ -75,6 +96,13 @@ class MSE(Loss):
 
     def grad(self, y, t):
         return 2.0 * (y - t) / y[0].size
+
+    def explain(self, index, y, t):
+        n = y[0].size
+        scale = Factor(2.0 / n, None, f"2/{n}")
+        return Explanation("∂E/∂y[k] = 2 (y[k] − t[k]) / n", [Term([scale, _entry("y", y, index)]),
+                                                               Term([scale, _entry("t", t, index, "−{}", -1.0)])],
+                           symbols=SYMBOLS)
 
 
 class CrossEntropy(Loss):
@@ -87,6 +115,18 @@ class CrossEntropy(Loss):
 
     def grad(self, y, t):
         return -_safe_ratio(t, y)
+
+    def explain(self, index, y, t):
+        ratio = _safe_ratio(np.ones(1), y[(0,) + tuple(index)])[0]
+        return Explanation("∂E/∂y[k] = −t[k] / y[k]", [Term([_entry("t", t, index, "−{}", -1.0),
+                                                             Factor(float(ratio), Ref("y", tuple(index)), "1/{}")])],
+                           symbols=SYMBOLS)
+
+    def explain_fused(self, index, z, y, t):
+        total = float(t[0].sum())
+        return Explanation("∂E/∂z[k] = y[k] · Σ_j t[j] − t[k] (softmax and cross-entropy together)",
+                           [Term([_entry("y", y, index), Factor(total, None, f"Σt = {total:g}")]),
+                            Term([_entry("t", t, index, "−{}", -1.0)])], symbols=SYMBOLS)
 
     def step_scale(self, y):
         """A probability moves relative to itself: log y is curved on the scale of y."""
@@ -115,6 +155,20 @@ class BinaryCrossEntropy(Loss):
     def grad(self, y, t):
         return -_safe_ratio(t, y) + _safe_ratio(1.0 - t, 1.0 - y)
 
+    def explain(self, index, y, t):
+        at = (0,) + tuple(index)
+        return Explanation("∂E/∂y[k] = −t[k] / y[k] + (1 − t[k]) / (1 − y[k])",
+                           [Term([_entry("t", t, index, "−{}", -1.0),
+                                  Factor(float(_safe_ratio(np.ones(1), y[at])[0]), Ref("y", tuple(index)), "1/{}")]),
+                            Term([_entry("t", 1.0 - t, index, "(1 − {})"),
+                                  Factor(float(_safe_ratio(np.ones(1), 1.0 - y[at])[0]), Ref("y", tuple(index)),
+                                         "1/(1 − {})")])], symbols=SYMBOLS)
+
+    def explain_fused(self, index, z, y, t):
+        return Explanation("∂E/∂z[k] = y[k] − t[k] (sigmoid and binary cross-entropy together)",
+                           [Term([_entry("y", y, index)]), Term([_entry("t", t, index, "−{}", -1.0)])],
+                           symbols=SYMBOLS)
+
     def step_scale(self, y):
         """A probability moves relative to its distance from 0 or 1, where log is curved."""
         return _relative_scale(np.minimum(np.abs(y), np.abs(1.0 - y)))
@@ -139,6 +193,10 @@ class Upstream(Loss):
 
     def grad(self, y, t):
         return np.broadcast_to(t, y.shape).astype(np.float64)
+
+    def explain(self, index, y, t):
+        return Explanation("∂E/∂y[k] = t[k] (loss none: the target is the given upstream_grad)",
+                           [Term([_entry("t", t, index)])], symbols=SYMBOLS)
 
 
 LOSSES: dict[str, type[Loss]] = {

@@ -12,12 +12,34 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Layer, register
+from .explanation import Explanation, Factor, Ref, Term
 
 
 def stable_sigmoid(x: np.ndarray) -> np.ndarray:
     """1 / (1 + e^-x) without overflow: e^-|x| is never larger than 1."""
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+class Elementwise(Layer):
+    """An activation applied entry by entry: ∂E/∂x = ∂E/∂y ⊙ f′, with f′ from ``derivative``."""
+
+    derivative_text = ""          # f′ in words, e.g. "y (1 − y)"
+
+    def derivative(self, cache) -> np.ndarray:
+        """f′ at every entry, from what ``forward`` cached."""
+        raise NotImplementedError
+
+    def backward(self, dy, cache, params):
+        return dy * self.derivative(cache), {}
+
+    def explain_input(self, index, x, cache, dy, params) -> Explanation:
+        """∂E/∂x[i] = δ[i] · f′(x[i]): one term."""
+        at = (0,) + tuple(index)
+        slope = float(self.derivative(cache)[at])
+        term = Term([Factor(float(dy[at]), Ref("dy", index)), Factor(slope, Ref("x", index), f"{self.kind}′({{}})")])
+        note = [f"{self.kind}′(x) = {self.derivative_text}; at x = ", float(x[at]), ": ", slope]
+        return Explanation(f"∂E/∂x[i] = δ[i] · {self.kind}′(x[i])", [term], [note], {"dy": "δ", "x": "x"})
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
@@ -29,22 +51,24 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
 
 
 @register
-class ReLU(Layer):
+class ReLU(Elementwise):
     kind = "relu"
+    derivative_text = "1 if x > 0, else 0 (0 at x = 0, as PyTorch)"
 
     def forward(self, x, params):
         return np.maximum(x, 0.0), x
 
-    def backward(self, dy, cache, params):
-        return dy * (cache > 0), {}
+    def derivative(self, cache):
+        return cache > 0
 
     def pattern(self, cache):
         return cache > 0
 
 
 @register
-class LeakyReLU(Layer):
+class LeakyReLU(Elementwise):
     kind = "leaky_relu"
+    derivative_text = "1 if x > 0, else the slope (the slope at x = 0, as PyTorch)"
 
     def __init__(self, slope=0.01):
         self.slope = float(slope)
@@ -52,37 +76,39 @@ class LeakyReLU(Layer):
     def forward(self, x, params):
         return np.where(x > 0, x, self.slope * x), x
 
-    def backward(self, dy, cache, params):
-        return dy * np.where(cache > 0, 1.0, self.slope), {}
+    def derivative(self, cache):
+        return np.where(cache > 0, 1.0, self.slope)
 
     def pattern(self, cache):
         return cache > 0
 
 
 @register
-class Sigmoid(Layer):
+class Sigmoid(Elementwise):
     kind = "sigmoid"
+    derivative_text = "y (1 − y)"
 
     def forward(self, x, params):
         y = stable_sigmoid(x)
         return y, y
 
-    def backward(self, dy, cache, params):
+    def derivative(self, cache):
         y = cache
-        return dy * y * (1.0 - y), {}
+        return y * (1.0 - y)
 
 
 @register
-class Tanh(Layer):
+class Tanh(Elementwise):
     kind = "tanh"
+    derivative_text = "1 − y²"
 
     def forward(self, x, params):
         y = np.tanh(x)
         return y, y
 
-    def backward(self, dy, cache, params):
+    def derivative(self, cache):
         y = cache
-        return dy * (1.0 - y * y), {}
+        return 1.0 - y * y
 
 
 @register
@@ -97,3 +123,16 @@ class Softmax(Layer):
         y = cache
         axes = tuple(range(1, y.ndim))
         return y * (dy - (dy * y).sum(axis=axes, keepdims=True)), {}
+
+    def explain_input(self, index, x, cache, dy, params) -> Explanation:
+        """∂E/∂x[i] = Σ_k δ[k] · y[k] (1[k = i] − y[i]): every output depends on every input."""
+        y = cache[0]
+        y_i = float(y[tuple(index)])
+        terms = []
+        for k in np.ndindex(y.shape):
+            own = k == tuple(index)
+            terms.append(Term([Factor(float(dy[(0,) + k]), Ref("dy", k)), Factor(float(y[k]), Ref("y", k)),
+                               Factor((1.0 if own else 0.0) - y_i, Ref("y", tuple(index)),
+                                      "(1 − {})" if own else "(−{})")]))
+        return Explanation("∂E/∂x[i] = Σ_k δ[k] · ∂y[k]/∂x[i] = Σ_k δ[k] · y[k] · (1[k = i] − y[i])",
+                           terms, [], {"dy": "δ", "y": "y", "x": "x"})

@@ -12,8 +12,10 @@ import numpy as np
 
 from .base import (Layer, ShapeError, crop_map, pad_map, pair, register, resolve_padding,
                    scatter_windows, window_output_size, windows)
+from .explanation import Explanation, Factor, Ref, Term
 
 MODES = ("cross_correlation", "convolution")
+SYMBOLS = {"dy": "δ", "x": "x", "kernel": "K", "bias": "b"}
 
 
 @register
@@ -102,6 +104,75 @@ class Conv(Layer):
         dwin = dcols.transpose(3, 0, 4, 5, 1, 2)  # (B, C, Ho, Wo, kh, kw), a view
         dx = crop_map(scatter_windows(dwin, padded_shape, self.stride, self.dilation), self.padding)
         return dx, {"kernel": dkernel, "bias": dbias}
+
+    def explain_param(self, pname, index, x, cache, dy, params) -> Explanation:
+        """∂E/∂K[d,c,m,n] = Σ_{i,j} δ[d,i,j] · x[c, s·i + r·m, s·j + r·n] (the input correlated with
+        the deltas; m, n rotated in convolution mode); ∂E/∂b[d] = Σ_{i,j} δ[d,i,j]."""
+        _, out_h, out_w = dy.shape[1:]
+        if pname == "bias":
+            if self.untied_bias:
+                return Explanation("∂E/∂b[d,i,j] = δ[d,i,j] (an untied bias: one per output entry)",
+                                   [Term([self._delta(dy, tuple(index))])], symbols=SYMBOLS)
+            terms = [Term([self._delta(dy, (index[0], i, j))]) for i in range(out_h) for j in range(out_w)]
+            return Explanation("∂E/∂b[d] = Σ_{i,j} δ[d,i,j]", terms, symbols=SYMBOLS)
+        d, c, m, n = index
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        em, en = self._rotated(m, n)
+        terms = [Term([self._delta(dy, (d, i, j)), self._input(x, c, sh * i + dh * em, sw * j + dw * en)])
+                 for i in range(out_h) for j in range(out_w)]
+        offsets = ("m", "n") if self.mode == "cross_correlation" else ("(kh−1−m)", "(kw−1−n)")
+        formula = (f"∂E/∂K[d,c,m,n] = Σ_{{i,j}} δ[d,i,j] · x[c, s·i + r·{offsets[0]}, s·j + r·{offsets[1]}]"
+                   " (the input correlated with the deltas)")
+        return Explanation(formula, terms, self._notes(), SYMBOLS)
+
+    def explain_input(self, index, x, cache, dy, params) -> Explanation:
+        """∂E/∂x[c,p,q] = Σ K[d,c,m,n] · δ[d,i,j] over every output (d,i,j) whose window reads x[c,p,q]
+        at offset (m,n), s·i + r·m = p (padded): the deltas scattered back through the kernel."""
+        c, p, q = index
+        _, out_h, out_w = dy.shape[1:]
+        (top, _), (left, _) = self.padding
+        terms = []
+        for m in range(self.size[0]):
+            for n in range(self.size[1]):
+                i, i_rest = divmod(p + top - self.dilation[0] * m, self.stride[0])
+                j, j_rest = divmod(q + left - self.dilation[1] * n, self.stride[1])
+                if i_rest or j_rest or not (0 <= i < out_h and 0 <= j < out_w):
+                    continue
+                km, kn = self._rotated(m, n)
+                terms += [Term([Factor(float(params["kernel"][d, c, km, kn]), Ref("kernel", (d, c, km, kn))),
+                                self._delta(dy, (d, i, j))]) for d in range(self.filters)]
+        kernel = "K[d,c,m,n]" if self.mode == "cross_correlation" else "K[d,c,kh−1−m,kw−1−n]"
+        formula = (f"∂E/∂x[c,p,q] = Σ_{{d,m,n}} {kernel} · δ[d,i,j] over the outputs (i,j) whose window reads "
+                   "x[c,p,q] at offset (m,n): s·i + r·m = p, s·j + r·n = q (padded)")
+        return Explanation(formula, terms, self._notes(), SYMBOLS)
+
+    def _rotated(self, m: int, n: int) -> tuple[int, int]:
+        """The window offset a kernel entry (m, n) meets: itself, or (kh−1−m, kw−1−n) in convolution mode."""
+        if self.mode == "convolution":
+            return self.size[0] - 1 - m, self.size[1] - 1 - n
+        return m, n
+
+    def _notes(self) -> list[list]:
+        notes = []
+        if (self.stride, self.dilation, self.padding) != ((1, 1), (1, 1), ((0, 0), (0, 0))):
+            notes.append([f"stride s = {self.stride}, dilation r = {self.dilation}, padding "
+                          f"{self.padding} ((top, bottom), (left, right)); padding reads 0"])
+        if self.mode == "convolution":
+            notes.append(["mode convolution: the kernel is rotated 180° before it slides, so kernel entry "
+                          "(m, n) meets window offset (kh−1−m, kw−1−n); this is where the rotation enters"])
+        return notes
+
+    @staticmethod
+    def _delta(dy, index) -> Factor:
+        return Factor(float(dy[(0,) + tuple(index)]), Ref("dy", tuple(index)))
+
+    def _input(self, x, c: int, row: int, col: int) -> Factor:
+        """The input at padded position (row, col) of channel c: 0 in the padding."""
+        (top, _), (left, _) = self.padding
+        p, q = row - top, col - left
+        if 0 <= p < x.shape[2] and 0 <= q < x.shape[3]:
+            return Factor(float(x[0, c, p, q]), Ref("x", (c, p, q)))
+        return Factor(0.0, None, "0 (padding)")
 
     def output_change(self, x, params, pname, entries):
         """∂y/∂θ for each flat entry of parameter ``pname``: shape ``(len(entries), D, Ho, Wo)``.

@@ -7,6 +7,9 @@ from __future__ import annotations
 import numpy as np
 
 from .base import Layer, ShapeError, register
+from .explanation import Explanation, Factor, Ref, Term
+
+SYMBOLS = {"dy": "δ", "x": "a", "weights": "W", "bias": "b"}
 
 
 @register
@@ -37,6 +40,23 @@ class FC(Layer):
         # fast as a k = 1 matrix product (the same products, so the same bits)
         dweights = dy.T * x if dy.shape[0] == 1 else dy.T @ x
         return dy @ params["weights"], {"weights": dweights, "bias": dy.sum(axis=0)}
+
+    def explain_param(self, pname, index, x, cache, dy, params) -> Explanation:
+        """∂E/∂W[o,i] = δ[o] · a[i]; ∂E/∂b[o] = δ[o]."""
+        out = index[0]
+        delta = Factor(float(dy[0, out]), Ref("dy", (out,)))
+        if pname == "bias":
+            return Explanation("∂E/∂b[o] = δ[o]", [Term([delta])], symbols=SYMBOLS)
+        inp = index[1]
+        return Explanation("∂E/∂W[o,i] = δ[o] · a[i]", [Term([delta, Factor(float(x[0, inp]), Ref("x", (inp,)))])],
+                           symbols=SYMBOLS)
+
+    def explain_input(self, index, x, cache, dy, params) -> Explanation:
+        """∂E/∂a[i] = Σ_o W[o,i] · δ[o]: every output reads every input."""
+        inp = index[0]
+        terms = [Term([Factor(float(params["weights"][o, inp]), Ref("weights", (o, inp))),
+                       Factor(float(dy[0, o]), Ref("dy", (o,)))]) for o in range(self.outputs)]
+        return Explanation("∂E/∂a[i] = Σ_o W[o,i] · δ[o]", terms, symbols=SYMBOLS)
 
     def output_unit(self, x, params, pname, entries):
         """Each flat entry of ``pname`` moves one output unit only: W[o, i] moves y[o] by a[i]

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from .base import Layer, register
+from .explanation import Explanation, Factor, Ref, Term
 
 ORDERS = ("C", "F")
 
@@ -34,3 +37,10 @@ class Flatten(Layer):
         if self.order == "F":
             dx = dx.transpose(0, *range(dx.ndim - 1, 0, -1))
         return dx, {}
+
+    def explain_input(self, index, x, cache, dy, params) -> Explanation:
+        """∂E/∂x[c,i,j] = δ[k], k the place of x[c,i,j] in the flattened vector."""
+        place = int(np.ravel_multi_index(tuple(index), x.shape[1:], order=self.order))
+        return Explanation(f"∂E/∂x[c,i,j] = δ[k], k the place of x[c,i,j] in the vector (order {self.order})",
+                           [Term([Factor(float(dy[0, place]), Ref("dy", (place,)))])],
+                           symbols={"dy": "δ", "x": "x"})

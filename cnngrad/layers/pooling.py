@@ -12,6 +12,7 @@ import numpy as np
 
 from .base import (Layer, ShapeError, crop_map, pad_map, pair, register, resolve_padding,
                    scatter_windows, window_output_size, windows)
+from .explanation import Explanation, Factor, Ref, Term
 
 TYPES = ("max", "avg", "l2")
 TIES = ("first", "split")
@@ -79,6 +80,65 @@ class Pool(Layer):
         weights = self.routing(cache)
         dwin = (dy[..., None] * weights).reshape(weights.shape[:4] + self.size)
         return crop_map(scatter_windows(dwin, cache[3], self.stride), self.padding), {}
+
+    def explain_input(self, index, x, cache, dy, params) -> Explanation:
+        """∂E/∂x[c,p,q] = Σ over the windows (i,j) holding x[c,p,q] of δ[c,i,j] · ∂y[c,i,j]/∂x[c,p,q],
+        the latter the routing weight (max: 1 to the maximum; avg: 1/(kh·kw); l2: x/y)."""
+        c, p, q = index
+        flat, y, _, _ = cache
+        weights = self.routing(cache)
+        (top, _), (left, _) = self.padding
+        (kh, kw), (sh, sw) = self.size, self.stride
+        terms, notes = [], []
+        for i in range(y.shape[2]):
+            for j in range(y.shape[3]):
+                a, b = p + top - sh * i, q + left - sw * j
+                if not (0 <= a < kh and 0 <= b < kw):
+                    continue
+                delta = Factor(float(dy[0, c, i, j]), Ref("dy", (c, i, j)))
+                weight = float(weights[0, c, i, j, a * kw + b])
+                route = self._route(weight, float(x[0, c, p, q]), index, (c, i, j), float(y[0, c, i, j]))
+                terms.append(Term([delta, *route]))
+                notes.append(self._window_note(c, i, j, flat[0, c, i, j], float(y[0, c, i, j]), x.shape[2:]))
+        how = {"max": "1 for the window's maximum, else 0", "avg": f"1/{kh * kw} (1/(kh·kw))",
+               "l2": "x[c,p,q] / y[c,i,j]"}[self.type]
+        formula = (f"∂E/∂x[c,p,q] = Σ_(i,j) δ[c,i,j] · ∂y[c,i,j]/∂x[c,p,q] over the windows (i,j) holding "
+                   f"x[c,p,q]; ∂y/∂x = {how}")
+        return Explanation(formula, terms, notes, {"dy": "δ", "x": "x", "y": "y"})
+
+    def _route(self, weight: float, x_value: float, index, out, y_value: float) -> list[Factor]:
+        """The factor ∂y[out]/∂x[index] of one window, described."""
+        if self.type == "l2":
+            if y_value == 0:
+                return [Factor(0.0, None, "0 (a window of zeros)")]
+            return [Factor(x_value, Ref("x", tuple(index))), Factor(1.0 / y_value, Ref("y", out), "1/{}")]
+        if self.type == "avg":
+            return [Factor(weight, None, f"1/{self.size[0] * self.size[1]}")]
+        if weight == 1.0:
+            return [Factor(weight, None, "1 (the maximum)")]
+        if weight == 0.0:
+            return [Factor(weight, None, "0 (not the maximum)")]
+        return [Factor(weight, None, f"1/{round(1 / weight)} (a tied maximum, shared)")]
+
+    def _window_note(self, c: int, i: int, j: int, entries, value: float, hw) -> list:
+        """Which inputs window (i, j) reads and, for max pooling, which won (or how a tie was split)."""
+        (top, _), (left, _) = self.padding
+        (kh, kw), (sh, sw) = self.size, self.stride
+        row, col = sh * i - top, sw * j - left
+        first = (c, max(row, 0), max(col, 0))
+        last = (c, min(row + kh, hw[0]) - 1, min(col + kw, hw[1]) - 1)
+        note = ["window ", Ref("y", (c, i, j)), " reads ", Ref("x", first), " … ", Ref("x", last)]
+        if self.type != "max":
+            return note
+        where = [(c, row + k // kw, col + k % kw) for k in np.flatnonzero(entries == value)]
+        note += ["; its maximum ", value, " is at ", Ref("x", where[0])]
+        if len(where) > 1:
+            rule = "the first gets δ (ties: first)" if self.ties == "first" else \
+                f"each gets δ/{len(where)} (ties: split)"
+            for other in where[1:]:
+                note += [", tied with ", Ref("x", other)]
+            note.append(f": {rule}")
+        return note
 
     def pattern(self, cache):
         _, y, first, _ = cache

@@ -59,18 +59,27 @@ def _tolerance(cursor: Cursor) -> float | None:
 
 
 def _quantity(key: str, at: Cursor, known: dict, model: Model) -> tuple[str, tuple[int, ...] | None]:
+    try:
+        return parse_quantity(key, known, model)
+    except ValueError as err:
+        at.fail(str(err))
+
+
+def parse_quantity(key: str, known: dict, model: Model) -> tuple[str, tuple[int, ...] | None]:
+    """``grad.conv1.kernel[0,1]`` → (``grad.conv1.kernel``, (0, 1)); ValueError says what is wrong."""
     match = QUANTITY.match(key)
     name = match.group("name") if match else key
     if name not in known:
         hint = " (loss: none has no loss value)" if name == "loss" and not model.has_loss else ""
-        at.fail(f"unknown quantity {name!r}{hint}{suggest(name, list(known))} (known: {', '.join(known)})")
+        raise ValueError(f"unknown quantity {name!r}{hint}{suggest(name, list(known))} (known: {', '.join(known)})")
     if match.group("index") is None:
         return name, None
     shape = known[name]
     try:
         index = tuple(int(part) for part in match.group("index").split(","))
     except ValueError:
-        at.fail(f"an index is whole numbers separated by commas, like {name}[0,1], not [{match.group('index')}]")
+        raise ValueError(f"an index is whole numbers separated by commas, like {name}[0,1], "
+                         f"not [{match.group('index')}]") from None
     if len(index) != len(shape) or any(not 0 <= i < n for i, n in zip(index, shape)):
-        at.fail(f"index [{','.join(map(str, index))}] is out of range for {name} of shape {shape_text(shape)}")
+        raise ValueError(f"index [{','.join(map(str, index))}] is out of range for {name} of shape {shape_text(shape)}")
     return name, index

@@ -1,0 +1,139 @@
+"""``explain``: one gradient entry as the chain rule one step back from the loss, with its numbers.
+
+The layer after the entry (or the loss, for the last layer's delta) supplies an ``Explanation`` in
+its own terms (roles and engine indices); here each ``Ref`` becomes the SPEC §2 name and index the
+user wrote (``grad.conv1[0,2]``, ``input[1,3]``), and terms that are 0 are counted, not listed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .layers.explanation import Explanation, Ref
+from .model import Model
+from .spec.expect import parse_quantity, quantities
+
+
+class CannotExplain(ValueError):
+    """The quantity named is not one gradient entry of this spec; the message says why."""
+
+
+@dataclass
+class ExplainedTerm:
+    """One nonzero summand: its factors as (text, value) and their product."""
+
+    factors: list[tuple[str, float]]
+    value: float
+
+
+@dataclass
+class Explained:
+    """Everything ``explain`` shows: ``quantity`` (with index) = ``value`` (the engine's) = Σ terms
+    (``total``; ``zeros`` terms that are 0 not listed). ``where`` names each symbol of ``formula``;
+    ``notes`` are lists of text and numbers."""
+
+    spec: str
+    name: str | None
+    quantity: str
+    value: float
+    formula: str
+    where: list[tuple[str, str]]
+    terms: list[ExplainedTerm]
+    zeros: int
+    total: float
+    notes: list[list] = field(default_factory=list)
+
+
+def explain(model: Model, text: str) -> Explained:
+    """Explain the gradient entry ``text`` (``grad.conv1.kernel[0,1]``) of ``model``."""
+    known = {name: shape for name, shape in quantities(model).items() if name.startswith("grad.")}
+    try:
+        name, index = parse_quantity(text.strip(), {**known, "grad.output": model.user_shapes["output"]}, model)
+    except ValueError as err:
+        raise CannotExplain(f"explain {text}: {err}") from None
+    shape = model.user_shapes["output" if name == "grad.output" else name[len("grad."):]]
+    if index is None:
+        if int(np.prod(shape)) != 1:
+            raise CannotExplain(f"explain {text}: name one entry, like {name}[{','.join('0' * len(shape))}]")
+        index = (0,) * len(shape)
+    values = model.values()
+    trace = model.forward()
+    grads = model.backward(trace)
+    explanation, names = _explanation(model, name[len("grad."):], index, trace, grads)
+    label = f"{name}[{','.join(map(str, index))}]" if index else name
+    terms = [ExplainedTerm([(_factor_text(f, names, model), f.value) for f in term.factors], term.value)
+             for term in explanation.terms]
+    nonzero = [term for term in terms if term.value != 0]
+    roles = dict(names)
+    where = [(symbol, roles[role][0]) for role, symbol in explanation.symbols.items()
+             if role in roles and f"{symbol}[" in explanation.formula]
+    notes = [[_ref_text(part, names, model) if isinstance(part, Ref) else part for part in note]
+             for note in explanation.notes]
+    return Explained(spec=model.path, name=model.name, quantity=label, value=float(values[name][index]),
+                     formula=explanation.formula, where=where, terms=nonzero, zeros=len(terms) - len(nonzero),
+                     total=explanation.total, notes=notes)
+
+
+def _explanation(model: Model, quantity: str, index, trace, grads) -> tuple[Explanation, dict]:
+    """The explanation of ∂E/∂``quantity``[index] and its roles as {role: (name, engine shape)}."""
+    network = model.network
+    names, last = network.names, len(network.names) - 1
+    quantity = names[last] if quantity == "output" else quantity
+    layer_name, _, pname = quantity.partition(".")
+    if pname:                                           # a parameter: its own layer explains it
+        k = names.index(layer_name)
+        roles = _layer_roles(model, k)
+        return network.layers[k].explain_param(pname, _engine(model, quantity, roles[pname][1], index),
+                                               *_layer_arrays(model, k, trace, grads)), roles
+    k = -1 if quantity == "input" else names.index(quantity)
+    loss = network.loss
+    if k == last or (network.fused and k == last - 1):  # the loss gives this delta
+        roles = {"y": ("output", network.output_shape), "t": ("target", network.output_shape),
+                 "z": (names[last - 1] if last else "input", network.in_shapes[last])}
+        at = _engine(model, quantity, network.out_shapes[k] if k >= 0 else network.input_shape, index)
+        y, t = trace.output, model.target
+        if k == last:
+            return loss.explain(at, y, t), roles
+        return loss.explain_fused(at, trace.inputs[-1], y, t), roles
+    roles = _layer_roles(model, k + 1)
+    return network.layers[k + 1].explain_input(_engine(model, quantity, roles["x"][1], index),
+                                               *_layer_arrays(model, k + 1, trace, grads)), roles
+
+
+def _layer_roles(model: Model, k: int) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Layer ``k``'s roles: x its input, y its output, dy ∂E/∂y, and its parameters."""
+    network = model.network
+    name = network.names[k]
+    roles = {"x": (network.names[k - 1] if k else "input", network.in_shapes[k]),
+             "y": (name, network.out_shapes[k]), "dy": (f"grad.{name}", network.out_shapes[k])}
+    roles.update({p: (f"{name}.{p}", network.param_shapes[f"{name}.{p}"]) for p in network.layers[k].param_names})
+    return roles
+
+
+def _layer_arrays(model: Model, k: int, trace, grads):
+    """(x, cache, dy, params) of layer ``k``: what its explain methods take after the index."""
+    network = model.network
+    return (trace.inputs[k], trace.caches[k], grads.outputs[network.names[k]],
+            network.params_of(k, model.params))
+
+
+def _engine(model: Model, quantity: str, shape, index) -> tuple[int, ...]:
+    """A user index of ``quantity`` as an index into the engine's array of ``shape``."""
+    flat = np.ravel_multi_index(index, model.user_shapes[quantity]) if index else 0
+    return tuple(int(i) for i in np.unravel_index(flat, shape))
+
+
+def _ref_text(ref: Ref, names: dict, model: Model) -> str:
+    """``grad.conv1[0,2]``: the user's name and index for an engine entry."""
+    name, shape = names[ref.role]
+    user_name = name[len("grad."):] if name.startswith("grad.") else name
+    user_shape = model.user_shapes[user_name]
+    if not user_shape:
+        return name
+    index = np.unravel_index(np.ravel_multi_index(ref.index, shape), user_shape)
+    return f"{name}[{','.join(str(int(i)) for i in index)}]"
+
+
+def _factor_text(factor, names: dict, model: Model) -> str:
+    return factor.form if factor.ref is None else factor.form.format(_ref_text(factor.ref, names, model))
