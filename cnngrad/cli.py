@@ -135,6 +135,55 @@ def backward(spec: str, fmt: str, precision: int, lr: float | None) -> None:
 
 
 @cli.command()
+@click.argument("spec")
+@click.argument("quantity")
+@_format_option
+@_precision_option
+def explain(spec: str, quantity: str, fmt: str, precision: int) -> None:
+    """Explain one gradient entry: the chain rule one step, with the numbers.
+
+    QUANTITY is one entry, e.g. grad.conv1.kernel[0,1], grad.pool1[1,0] or grad.input[2,3]:
+    its formula in terms of the layer after it (or the loss), the same sum with the actual
+    numbers (terms that are 0 counted, not listed) and its value.
+    """
+    from .explain import CannotExplain, explain as explain_entry
+    model = _load(spec)
+    try:
+        explained = explain_entry(model, quantity)
+    except CannotExplain as err:
+        raise CannotRun(f"{model.path}: {err}") from err
+    _emit(fmt, "explain", explained, precision)
+
+
+@cli.command()
+def schema() -> None:
+    """Print a JSON Schema (draft 2020-12) of the spec format.
+
+    For an editor's YAML language server, e.g. a first line
+    `# yaml-language-server: $schema=cnngrad.schema.json` after `cnngrad schema > cnngrad.schema.json`.
+    """
+    import json
+    from .spec.schema import spec_schema
+    click.echo(json.dumps(spec_schema(), indent=2, ensure_ascii=False))
+
+
+@cli.command()
+@click.argument("path", required=False)
+def init(path: str | None) -> None:
+    """Write a commented starter spec to PATH (never over an existing file), or to standard output."""
+    from .spec.starter import STARTER
+    if path is None or path == "-":
+        click.echo(STARTER, nl=False)
+        return
+    try:
+        with open(path, "x", encoding="utf-8") as file:
+            file.write(STARTER)
+    except FileExistsError:
+        raise CannotRun(f"{path}: already exists; init does not overwrite a file") from None
+    click.echo(f"wrote {path}; next: cnngrad check {path}", err=True)
+
+
+@cli.command()
 @click.argument("specs", nargs=-1, required=True, metavar="SPEC...")
 @click.option("--eps", type=click.FloatRange(0, min_open=True), metavar="H",
               help="Finite-difference step, relative to each entry's size.  [default: 1e-4]")

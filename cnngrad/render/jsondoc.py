@@ -44,6 +44,11 @@ def check(results) -> str:
     return _dump({"passed": all(r.passed for r in results), "specs": specs})
 
 
+def explain(explained, precision: int | None = None) -> str:
+    """One explained gradient entry (``cnngrad.explain.Explained``), every number at full precision."""
+    return _dump(dataclasses.asdict(explained))
+
+
 def _dump(doc) -> str:
     return json.dumps(_plain(doc), allow_nan=False, ensure_ascii=False) + "\n"
 

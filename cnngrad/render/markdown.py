@@ -46,6 +46,20 @@ def check(results) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
+def explain(explained, precision: int) -> str:
+    blocks = [f"# {_cell(rows.heading(explained.spec, explained.name))}"]
+    for kind, *content in rows.explain_blocks(explained, precision):
+        if kind == "value":
+            blocks.append(f"## `{content[0]}`")
+        elif kind == "formula":
+            blocks.append(f"`{content[0]}`")
+        elif kind == "note":
+            blocks.append(_cell(content[0]))
+        else:
+            blocks.append(_table(*content))
+    return "\n\n".join(blocks) + "\n"
+
+
 def _quantity(title: str, name: str, value, precision: int) -> list[str]:
     """A heading with the shape, then one table per 2-D slice; a scalar is one line."""
     if np.ndim(value) == 0:

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .grid import index_text, shape_text
+from .grid import format_array, index_text, number_text, shape_text
 from .reports import ForwardReport
 
 SUMMARY_HEADER = ("layer", "kind", "output shape", "params")
 GRADIENT_HEADER = ("gradient", "shape", "max abs error", "max rel error", "kinks", "status")
 EXPECT_HEADER = ("expect", "max abs error", "tolerance", "status")
 ENTRY_HEADER = ("index", "analytic", "numeric", "abs error", "status", "left", "right")
+EXPLAIN_HEADER = ("", "term", "factors", "value")
 ENTRY_LIMIT = 10          # entries listed per quantity; the rest are counted
 PASSED, FAILED = "passed", "FAILED"
 
@@ -115,6 +116,29 @@ def check_blocks(result):
             if more:
                 yield "note", f"… and {more} more"
     yield "verdict", spec_line(result), result.passed
+
+
+def explain_blocks(explained, precision: int):
+    """What ``explain`` shows, as format-free blocks: ``("value", text)``, ``("formula", text)``,
+    ``("note", text)`` and ``("table", header, rows, numeric_columns)``: the sum, term by term,
+    its zero terms counted, its total last."""
+    yield "value", f"{explained.quantity} = {number_text(explained.value, precision)}"
+    yield "formula", explained.formula
+    if explained.where:
+        yield "note", "where " + ", ".join(f"{symbol} = {name}" for symbol, name in explained.where)
+    for note in explained.notes:
+        yield "note", "".join(number_text(part, precision) if isinstance(part, float) else part for part in note)
+    values = format_array([term.value for term in explained.terms] + [explained.total], precision)
+    body = [["+" if k else "", " · ".join(text for text, _ in term.factors),
+             " · ".join(number_text(value, precision) for _, value in term.factors), values[k]]
+            for k, term in enumerate(explained.terms)]
+    if explained.zeros:
+        zeros = _count(explained.zeros, "term")
+        body.append(["+", f"… and {zeros} that {'is' if explained.zeros == 1 else 'are'} 0"] if body
+                    else ["", f"{zeros}, all 0"])
+        body[-1] += ["", "0"]
+    body.append(["=", explained.quantity, "", values[-1]])
+    yield "table", EXPLAIN_HEADER, body, (3,)
 
 
 def total_line(results) -> str:

@@ -51,6 +51,21 @@ def check(results) -> str:
     return _render(parts)
 
 
+def explain(explained, precision: int) -> str:
+    """One gradient entry: its value, the chain-rule formula, what the symbols are, the sum term by term."""
+    parts = [Text(rows.heading(explained.spec, explained.name), style="bold")]
+    for kind, *content in rows.explain_blocks(explained, precision):
+        if kind == "value":
+            parts += [Text(""), Text(content[0], style="bold cyan")]
+        elif kind == "formula":
+            parts += [Text(""), Text(content[0])]
+        elif kind == "note":
+            parts.append(Text(content[0], style="dim"))
+        else:
+            parts += [Text(""), _table(*content)]
+    return _render(parts)
+
+
 def _spec_check(result) -> list:
     parts = [Text(rows.heading(result.spec, result.name), style="bold")]
     for kind, *content in rows.check_blocks(result):
