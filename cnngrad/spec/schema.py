@@ -1,0 +1,110 @@
+"""The spec format as a JSON Schema (draft 2020-12), for editors' YAML language servers.
+
+Built from the loader's own lists (layer kinds and their settings, losses, words), so the schema
+cannot drift from what ``load_model`` accepts. It checks the form of a spec; shapes that must fit
+together, and ranges the loader checks with the values in hand, are the loader's business.
+"""
+from __future__ import annotations
+
+from ..losses import LOSSES
+from .document import KEYS
+from .layers import MODES, ORDERS, POOL_TYPES, REQUIRED, RESERVED, SETTINGS, TIES
+from .values import DISTRIBUTIONS
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+NULL = {"type": "null"}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/$defs/{name}"}
+
+
+def _nullable(schema: dict) -> dict:
+    """A key written as null counts as absent (SPEC §1)."""
+    return {"anyOf": [NULL, schema]}
+
+
+def _object(properties: dict, required=(), description: str | None = None) -> dict:
+    schema = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        schema["required"] = list(required)
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _pair(minimum: int, description: str) -> dict:
+    """An int or an [h, w] pair."""
+    number = {"type": "integer", "minimum": minimum}
+    return {"description": description,
+            "anyOf": [number, {"type": "array", "items": number, "minItems": 2, "maxItems": 2}]}
+
+
+DEFINITIONS = {
+    "array": {"type": "array", "minItems": 1, "items": {"anyOf": [{"type": "number"}, _ref("array")]},
+              "description": "a nested list of numbers"},
+    "value": {"description": "a number, a nested list, {random: ...} or {file: ...}", "anyOf": [
+        {"type": "number"}, _ref("array"),
+        _object({"random": _object({
+            "shape": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1},
+            "distribution": {"enum": list(DISTRIBUTIONS)},
+            "scale": {"type": "number"},
+            "seed": {"type": "integer", "minimum": 0}}, required=("shape",))}, required=("random",)),
+        _object({"file": {"type": "string", "description": ".npy, .csv or .txt, relative to the spec"}},
+                required=("file",))]},
+    "padding": {"description": "int | [ph, pw] | [[top, bottom], [left, right]] | valid | same", "anyOf": [
+        {"enum": ["valid", "same"]}, _pair(0, "padding"),
+        {"type": "array", "minItems": 2, "maxItems": 2,
+         "items": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 2, "maxItems": 2}}]},
+    "name": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "not": {"enum": list(RESERVED)},
+             "description": "the layer's name in quantity names (default: kind and count, conv1)"},
+}
+
+SETTING_SCHEMAS = {
+    "kernel": {**_ref("value"), "description": "2-D (kh, kw), 3-D (C, kh, kw) or 4-D (D, C, kh, kw)"},
+    "weights": {**_ref("value"), "description": "(outputs, inputs): y = W a + b"},
+    "bias": _nullable({**_ref("value"), "description": "a scalar, one per filter/output, or an untied map"}),
+    "stride": _pair(1, "int or [sh, sw]"),
+    "dilation": _pair(1, "int or [dh, dw]"),
+    "size": _pair(1, "the pooling window: int or [kh, kw]"),
+    "padding": _ref("padding"),
+    "mode": {"enum": list(MODES)},
+    "type": {"enum": list(POOL_TYPES)},
+    "ties": {"enum": list(TIES), "description": "max pooling: first maximum (PyTorch) or split equally"},
+    "order": {"enum": list(ORDERS), "description": "C row-major (default) or F column-major"},
+    "slope": {"type": "number"},
+    "name": _ref("name"),
+}
+
+
+def _layer(kind: str) -> dict:
+    """`- kind: {settings}` (with an optional sibling `name:`)."""
+    settings = _object({key: SETTING_SCHEMAS[key] for key in SETTINGS[kind]}, REQUIRED.get(kind, ()),
+                       f"{kind} settings")
+    return _object({kind: settings if kind in REQUIRED else _nullable(settings), "name": _ref("name")},
+                   required=(kind,))
+
+
+def spec_schema() -> dict:
+    """The JSON Schema of a cnngrad spec."""
+    bare = [kind for kind in SETTINGS if kind not in REQUIRED]
+    layer = {"anyOf": [{"enum": bare, "description": "a layer without settings"},
+                       *(_layer(kind) for kind in SETTINGS)]}
+    quantity = r"^(?!tolerance$)[A-Za-z_][A-Za-z0-9_.]*\s*(\[[0-9, ]*\])?$"
+    expect = {"type": "object", "description": "values to verify, by quantity name (conv1, grad.conv1.kernel[0,1])",
+              "properties": {"tolerance": {"anyOf": [{"const": "auto"}, {"type": "number", "minimum": 0}]}},
+              "patternProperties": {quantity: {"anyOf": [{"type": "number"}, _ref("array")]}},
+              "additionalProperties": False}
+    properties = {
+        "name": _nullable({"type": "string"}),
+        "description": _nullable({"type": "string"}),
+        "input": {**_ref("value"), "description": "2-D (H, W), 3-D (C, H, W) or a 1-D vector"},
+        "layers": {"type": "array", "minItems": 1, "items": layer, "description": "applied in order"},
+        "loss": _nullable({"enum": list(LOSSES)}),
+        "target": _nullable({**_ref("value"), "description": "an integer is a class index for cross_entropy"}),
+        "upstream_grad": _nullable({**_ref("value"), "description": "with loss: none, ∂E/∂(final output)"}),
+        "expect": _nullable(expect),
+    }
+    properties = {key: properties[key] for key in KEYS}     # a KeyError if the loader gained a key
+    return {"$schema": DIALECT, "title": "cnngrad spec", **_object(properties, required=("input", "layers")),
+            "$defs": DEFINITIONS}

@@ -1,0 +1,43 @@
+"""The commented starter spec ``cnngrad init`` writes: a small network that ``cnngrad check`` passes."""
+
+STARTER = """\
+# A cnngrad spec: one example through a small CNN. Try:
+#   cnngrad forward  THIS_FILE      every layer's output
+#   cnngrad backward THIS_FILE      ∂E/∂ every layer's output and parameter
+#   cnngrad check    THIS_FILE      gradients against finite differences, and expect: below
+#   cnngrad explain  THIS_FILE 'grad.conv1.kernel[0,1]'   one entry's chain-rule sum
+# Editors: `cnngrad schema > cnngrad.schema.json` and a first line
+#   # yaml-language-server: $schema=cnngrad.schema.json
+name: starter — conv, ReLU, max pooling, FC, softmax, cross-entropy
+
+input:                        # 2-D (H, W), 3-D (C, H, W), or a 1-D vector for fc-only networks
+  - [0.1, 0.5, 0.2, 0.8, 0.3]
+  - [0.7, 0.4, 0.9, 0.1, 0.6]
+  - [0.3, 0.8, 0.2, 0.5, 0.4]
+  - [0.6, 0.1, 0.7, 0.3, 0.9]
+  - [0.2, 0.9, 0.4, 0.8, 0.5]
+
+layers:                       # applied in order; named by kind and count: conv1, relu1, pool1, ...
+  - conv:
+      kernel: [[0.5, -0.3], [0.2, 0.4]]   # 2-D: one filter; (C, kh, kw) or (D, C, kh, kw) for more
+      bias: -0.1
+      stride: 1
+      padding: 0              # int, [ph, pw], [[top, bottom], [left, right]], valid or same
+      mode: cross_correlation # or convolution (the kernel rotated 180°)
+  - relu                      # also leaky_relu: {slope: 0.01}, sigmoid, tanh, softmax
+  - pool: {type: max, size: 2, stride: 2}   # max | avg | l2; ties: first | split
+  - flatten
+  - fc:                       # weights are (outputs, inputs): y = W a + b
+      weights: [[0.3, -0.2, 0.5, 0.1], [-0.4, 0.6, 0.2, -0.3]]
+      bias: [0.1, -0.1]
+  - softmax
+
+loss: cross_entropy           # squared_error | mse | cross_entropy | binary_cross_entropy | none
+target: 1                     # a class index (or a vector like [0, 1]); loss none takes upstream_grad
+
+expect:                       # numbers worked by hand, verified by `cnngrad check`
+  tolerance: auto             # each number to half a unit of its last written decimal
+  pool1: [[0.53, 0.56], [0.57, 0.56]]
+  loss: 0.98531927
+  grad.conv1.kernel[0,0]: 0.05640120
+"""

@@ -1,0 +1,88 @@
+"""``cnngrad schema`` is a valid draft 2020-12 schema that every worked example satisfies and that
+rejects what the loader rejects; ``cnngrad init`` writes a starter spec that passes check."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cnngrad.cli import cli
+from cnngrad.spec.limits import Limits
+from cnngrad.spec.nodes import BOOL, FLOAT, INT, NULL
+from cnngrad.spec.starter import STARTER
+from cnngrad.spec.yamlload import compose
+
+jsonschema = pytest.importorskip("jsonschema")
+
+SPECS = sorted(Path("configs").glob("*.yaml")) + sorted(Path("tests/errata").glob("*.yaml"))
+
+
+def plain(node):
+    """A YAML node as Python data, with the loader's own YAML 1.2 number rules (1e-3 is a number)."""
+    if isinstance(node.value, list):
+        if node.tag.endswith(":map"):
+            return {plain(key): plain(value) for key, value in node.value}
+        return [plain(item) for item in node.value]
+    convert = {INT: int, FLOAT: float, BOOL: lambda v: v.lower() == "true", NULL: lambda v: None}
+    return convert.get(node.tag, str)(node.value)
+
+
+def load(text: str):
+    return plain(compose(text, "spec.yaml", Limits()))
+
+
+@pytest.fixture(scope="module")
+def validator():
+    result = CliRunner().invoke(cli, ["schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.output)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+@pytest.mark.parametrize("path", SPECS, ids=str)
+def test_every_worked_example_satisfies_the_schema(validator, path):
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(load(path.read_text()))]
+    assert errors == []
+
+
+def test_the_starter_satisfies_the_schema(validator):
+    assert list(validator.iter_errors(load(STARTER))) == []
+
+
+@pytest.mark.parametrize("text", [
+    "input: [1, 2]\n",                                                    # no layers
+    "input: [1, 2]\nlayers: [relu]\nlos: none\n",                         # unknown key
+    "input: [1, 2]\nlayers: [conv]\n",                                    # conv needs a kernel
+    "input: [1, 2]\nlayers: [{pool: {size: 2, kind: max}}]\n",            # unknown setting
+    "input: [1, 2]\nlayers: [{pool: {size: 0}}]\n",                       # size at least 1
+    "input: [1, 2]\nlayers: [{relu: {name: input}}]\n",                   # reserved name
+    "input: [1, 2]\nlayers: [relu]\nloss: hinge\n",                       # unknown loss
+    "input: [1, 2]\nlayers: [relu]\nexpect: {tolerance: tight}\n",        # tolerance: auto or a number
+    "input: {random: {shape: [2], seed: 0, spread: 1}}\nlayers: [relu]\n",
+])
+def test_the_schema_rejects_what_the_loader_rejects(validator, text):
+    assert list(validator.iter_errors(load(text)))
+
+
+def test_init_writes_a_starter_that_check_passes(tmp_path):
+    path = tmp_path / "net.yaml"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["init", str(path)]).exit_code == 0
+    assert path.read_text() == STARTER
+    assert runner.invoke(cli, ["check", str(path)]).exit_code == 0
+
+
+def test_init_never_overwrites(tmp_path):
+    path = tmp_path / "net.yaml"
+    path.write_text("mine\n")
+    result = CliRunner().invoke(cli, ["init", str(path)])
+    assert result.exit_code == 2
+    assert "already exists" in result.output
+    assert path.read_text() == "mine\n"
+
+
+def test_init_without_a_path_prints_the_starter():
+    assert CliRunner().invoke(cli, ["init"]).output == STARTER
