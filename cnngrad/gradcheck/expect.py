@@ -40,7 +40,8 @@ def verify(expectation: Expectation, actual: np.ndarray) -> ExpectResult:
     error = np.abs(actual - expected)
     allowed = tolerance * (1 + SLACK) + SLACK * np.abs(expected)
     passed = bool(np.all(error <= allowed))
-    ratio = np.where(allowed > 0, error / np.where(allowed > 0, allowed, 1), np.where(error > 0, np.inf, 0))
+    with np.errstate(over="ignore"):   # an error of 1e308 over a tolerance of 1e-9 is simply the worst
+        ratio = np.where(allowed > 0, error / np.where(allowed > 0, allowed, 1), np.where(error > 0, np.inf, 0))
     worst = np.unravel_index(int(np.argmax(ratio)), expected.shape) if expected.ndim else ()
     return ExpectResult(
         quantity=expectation.label,
