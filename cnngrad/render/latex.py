@@ -98,9 +98,15 @@ def _loss(loss, loss_kind: str, precision: int) -> str:
 
 def _tabular(header, body, numeric=()) -> str:
     spec = "".join("r" if column in numeric else "l" for column in range(len(header)))
-    lines = [" & ".join(map(_text, cells)) + r" \\" for cells in body]
     return "\n".join([rf"\begin{{tabular}}{{{spec}}}", " & ".join(map(_text, header)) + r" \\ \hline",
-                      *lines, r"\end{tabular}"])
+                      *map(_row, body), r"\end{tabular}"])
+
+
+def _row(cells) -> str:
+    """One tabular row; one starting with an index like [0,1] gets a {} first, or the \\ ending the
+    row before would read [0,1] as a length."""
+    text = " & ".join(map(_text, cells))
+    return ("{}" + text if text.startswith("[") else text) + r" \\"
 
 
 def _title(spec: str, name: str | None) -> str:
