@@ -22,6 +22,7 @@ class Grid:
     label: str
     cells: list[list[str]]
     vector: bool = False
+    values: np.ndarray | None = None     # the numbers shown, same layout as ``cells``
 
 
 def shape_text(shape) -> str:
@@ -57,11 +58,12 @@ def number_text(value: float, precision: int) -> str:
 def grids(name: str, array, precision: int) -> list[Grid]:
     """``array`` as 2-D grids labelled by ``name`` and, above rank 2, the leading index."""
     text = format_array(array, precision)
+    values = np.asarray(array, dtype=np.float64)
     if text.ndim <= 1:
-        return [Grid(name, [list(text.reshape(-1))], vector=True)]
+        return [Grid(name, [list(text.reshape(-1))], vector=True, values=values.reshape(1, -1))]
     if text.ndim == 2:
-        return [Grid(name, text.tolist())]
-    return [Grid(f"{name}{index_text(index)}", text[index].tolist())
+        return [Grid(name, text.tolist(), values=values)]
+    return [Grid(f"{name}{index_text(index)}", text[index].tolist(), values=values[index])
             for index in np.ndindex(text.shape[:-2])]
 
 

@@ -18,6 +18,9 @@ from .reports import BackwardReport, ForwardReport
 
 UNBOUNDED = 100_000       # width at which to measure what a part needs
 STYLES = {rows.PASSED: "bold green", rows.FAILED: "bold red", "ok": "green", "fail": "red", "kink": "yellow"}
+ROW_STYLES = {rows.FAILED: "red", "fail": "red", "kink": "yellow"}   # the whole row of a failure or kink
+HEAT = {-1: (230, 60, 60), 1: (70, 140, 255)}    # negative red, positive blue, at the largest |value|
+HEAT_FLOOR = (150, 150, 150)                    # the grey that small values fade towards
 
 
 def forward(report: ForwardReport, precision: int) -> str:
@@ -85,6 +88,8 @@ def _quantity(title: str, name: str, value, precision: int) -> list:
     if np.ndim(value) == 0:
         return [Text(""), Text.assemble((title, "bold cyan"), " = ", number_text(value, precision))]
     parts = [Text(""), Text.assemble((title, "bold cyan"), "  ", (shape_text(np.shape(value)), "dim"))]
+    magnitudes = np.abs(np.asarray(value, dtype=np.float64))
+    largest = float(magnitudes[np.isfinite(magnitudes)].max(initial=0.0))
     for grid in grids(name, value, precision):
         if grid.label != name:
             parts.append(Text(grid.label, style="cyan"))
@@ -93,8 +98,9 @@ def _quantity(title: str, name: str, value, precision: int) -> list:
             table.add_column("", style="dim", justify="right")
         for column in range(len(grid.cells[0])):
             table.add_column(str(column), justify="right", no_wrap=True)
-        for index, cells in enumerate(grid.cells):
-            table.add_row(*([] if grid.vector else [str(index)]), *cells)
+        for index, (cells, values) in enumerate(zip(grid.cells, grid.values)):
+            heat = (Text(cell, style=_heat(number, largest)) for cell, number in zip(cells, values))
+            table.add_row(*([] if grid.vector else [str(index)]), *heat)
         parts.append(table)
     return parts
 
@@ -105,8 +111,20 @@ def _table(header, body, numeric=()) -> Table:
     for column, title in enumerate(header):
         table.add_column(title, justify="right" if column in numeric else "left", no_wrap=True)
     for cells in body:
-        table.add_row(*(Text(cell, style=STYLES.get(cell, "")) for cell in cells))
+        row_style = next((ROW_STYLES[cell] for cell in cells if cell in ROW_STYLES), "")
+        table.add_row(*(Text(cell, style=STYLES.get(cell, row_style)) for cell in cells))
     return table
+
+
+def _heat(number: float, largest: float) -> str:
+    """A heatmap colour: red below 0, blue above, from grey to full as |number| / largest goes to 1."""
+    if not np.isfinite(number):
+        return "bold magenta"
+    if number == 0 or largest == 0:
+        return ""
+    share = abs(number) / largest
+    rgb = (round(grey + (full - grey) * share) for grey, full in zip(HEAT_FLOOR, HEAT[np.sign(number)]))
+    return "rgb({},{},{})".format(*rgb)
 
 
 def _loss(loss, loss_kind: str, precision: int) -> Text:
