@@ -1,0 +1,392 @@
+"""Spec fuzzing: mutate the specs in configs/ and run every command on each mutant.
+
+The only outcomes allowed (SPEC §5) are
+
+- exit 0 or 1 with valid output: one JSON document with ``--format json``, and no ``nan`` or
+  ``inf`` printed where a number should be;
+- exit 2 with exactly one ``error:`` line on stderr, naming the spec file;
+
+never a Python traceback, never an ``internal error``, never a hang (each command on each mutant
+runs under a time guard, ``GUARD_SECONDS``; the guard only catches hangs, it times nothing).
+
+Used by tests/test_fuzz.py (a bounded run) and as a script for long runs::
+
+    python tests/fuzz.py --count 5000 --seed 1        # mutants; prints a summary, exit 1 on a finding
+    python tests/fuzz.py --count 200 --subprocess     # through the installed entry point too
+
+A mutant is 1–3 mutations of one spec: delete, duplicate or swap lines; delete, duplicate or
+rename keys; numbers to strings, negatives, zeros, huge (1e308) and tiny values, NaN and
+infinities; dropped or doubled brackets; changed indentation; a byte-level truncation; layer
+words misspelt; sizes, strides and random shapes made absurd.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+GUARD_SECONDS = 20.0           # a hang guard, far above the ~0.3 s a command takes
+NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?![\w.])")
+KEY = re.compile(r"^(\s*-?\s*)([A-Za-z_][\w.\[\],]*)(\s*:)", re.M)
+KEYS = ("name", "input", "layers", "loss", "target", "upstream_grad", "expect", "conv", "pool",
+        "fc", "kernel", "bias", "weights", "stride", "padding", "dilation", "mode", "size", "type",
+        "ties", "order", "slope", "random", "shape", "file", "tolerance", "flatten", "relu")
+WORDS = ("relu", "sigmoid", "tanh", "softmax", "flatten", "max", "avg", "l2", "same", "valid",
+         "cross_entropy", "binary_cross_entropy", "squared_error", "mse", "none", "first", "split",
+         "convolution", "cross_correlation", "auto")
+ODD_NUMBERS = ("0", "-0.0", "-1", "-3", "1e308", "-1e308", "1e300", "1e-300", "5e-324", "1e309",
+               ".nan", ".inf", "-.inf", "nan", "NaN", "1e1000", "99999999999999999999999",
+               "1000", "-1000", "0x10", "1_000", "true", "null", "~", "'0.5'", '"1"', "abc", "[]",
+               "{}", "[1, 2]", "&a 1", "*a", "!!python/object:os.system 1", "2.5", "1000000000000")
+NAN_INF = re.compile(r"(?<![\w.])-?(?:nan|inf)(?![\w.]| \(overflow\))", re.I)   # a marked overflow is allowed
+
+
+# ------------------------------------------------------------------------------------------------
+# mutations: each takes (text, rng) and returns the mutated text
+
+def _lines(text):
+    return text.split("\n")
+
+
+def delete_line(text, rng):
+    lines = _lines(text)
+    del lines[rng.integers(len(lines))]
+    return "\n".join(lines)
+
+
+def duplicate_line(text, rng):
+    lines = _lines(text)
+    i = int(rng.integers(len(lines)))
+    lines.insert(i, lines[i])
+    return "\n".join(lines)
+
+
+def swap_lines(text, rng):
+    lines = _lines(text)
+    i, j = rng.integers(len(lines), size=2)
+    lines[i], lines[j] = lines[j], lines[i]
+    return "\n".join(lines)
+
+
+def indent_line(text, rng):
+    lines = _lines(text)
+    i = int(rng.integers(len(lines)))
+    stripped = lines[i].lstrip(" ")
+    lines[i] = " " * int(rng.integers(0, 9)) + ("\t" if rng.random() < 0.1 else "") + stripped
+    return "\n".join(lines)
+
+
+def _pick(pattern, text, rng):
+    found = list(pattern.finditer(text))
+    return found[rng.integers(len(found))] if found else None
+
+
+def replace_number(text, rng):
+    match = _pick(NUMBER, text, rng)
+    if match is None:
+        return text
+    choice = rng.random()
+    if choice < 0.2:
+        new = "-" + match.group().lstrip("+-")
+    elif choice < 0.3:
+        new = f"'{match.group()}'"               # a number as a string
+    else:
+        new = str(rng.choice(ODD_NUMBERS))
+    return text[:match.start()] + new + text[match.end():]
+
+
+def scale_numbers(text, rng):
+    """Every number on one line times 1e300, 1e-300 or 1000: huge inputs, tiny inputs, big logits."""
+    lines = _lines(text)
+    i = int(rng.integers(len(lines)))
+    factor = float(rng.choice([1e300, 1e-300, 1000.0, -1000.0, 1e154]))
+    lines[i] = NUMBER.sub(lambda m: repr(float(m.group()) * factor), lines[i])
+    return "\n".join(lines)
+
+
+def rename_key(text, rng):
+    match = _pick(KEY, text, rng)
+    if match is None:
+        return text
+    new = str(rng.choice(KEYS)) if rng.random() < 0.7 else match.group(2) + "x"
+    return text[:match.start(2)] + new + text[match.end(2):]
+
+
+def delete_key(text, rng):
+    """Remove a key line and the lines indented under it."""
+    lines = _lines(text)
+    keyed = [i for i, line in enumerate(lines) if KEY.match(line)]
+    if not keyed:
+        return text
+    i = int(rng.choice(keyed))
+    indent = len(lines[i]) - len(lines[i].lstrip())
+    j = i + 1
+    while j < len(lines) and lines[j].strip() and len(lines[j]) - len(lines[j].lstrip()) > indent:
+        j += 1
+    return "\n".join(lines[:i] + lines[j:])
+
+
+def replace_word(text, rng):
+    words = [m for m in re.finditer(r"\b(" + "|".join(WORDS) + r")\b", text)]
+    if not words:
+        return text
+    match = words[rng.integers(len(words))]
+    new = str(rng.choice(WORDS + ("relux", "Max", "'", "", "conv", "pool: {}")))
+    return text[:match.start()] + new + text[match.end():]
+
+
+def brackets(text, rng):
+    spots = [i for i, c in enumerate(text) if c in "[]{}"]
+    if not spots:
+        return text
+    i = int(rng.choice(spots))
+    if rng.random() < 0.7:
+        return text[:i] + text[i + 1:]
+    return text[:i] + text[i] + text[i:]
+
+
+def truncate(text, rng):
+    data = text.encode("utf-8")
+    cut = int(rng.integers(len(data) + 1))
+    return data[:cut].decode("utf-8", errors="ignore")
+
+
+def absurd_value(text, rng):
+    """A layer setting or value source pushed to an absurd size."""
+    choices = [
+        ("size: ", str(rng.choice(["0", "-2", "100000", "[0, 2]", "1e9", "[2]", "[2, 2, 2]"]))),
+        ("stride: ", str(rng.choice(["0", "-1", "1000000", "[1, 0]", "2.5"]))),
+        ("padding: ", str(rng.choice(["-1", "1000", "[[0, 1]]", "bogus", "[[1, 1], [1, 100000]]"]))),
+        ("dilation: ", str(rng.choice(["0", "-1", "100000"]))),
+        ("slope: ", str(rng.choice(["1e308", ".nan", "'x'"]))),
+        ("tolerance: ", str(rng.choice(["-1", ".nan", "0", "1e308", "bad"]))),
+    ]
+    key, value = choices[rng.integers(len(choices))]
+    lines = _lines(text)
+    spots = [i for i, line in enumerate(lines) if key.strip(": ") + ":" in line]
+    if spots:
+        i = int(rng.choice(spots))
+        lines[i] = re.sub(re.escape(key.strip()) + r"\s*\S.*?(?=[,}]|$)", f"{key}{value}", lines[i], count=1)
+        return "\n".join(lines)
+    random_source = "{random: {shape: %s, seed: 1}}" % rng.choice(
+        ["[1000000, 1000000]", "[0]", "[]", "[3, -1]", "[2000, 2000, 2]", "[3, 3]", "7"])
+    return re.sub(r"^input:.*$", "input: " + random_source, text, count=1, flags=re.M) \
+        if rng.random() < 0.5 else text + f"\n{str(rng.choice(KEYS))}: {random_source}\n"
+
+
+MUTATIONS = (delete_line, duplicate_line, swap_lines, indent_line, replace_number, replace_number,
+             replace_number, scale_numbers, rename_key, delete_key, replace_word, brackets, truncate,
+             absurd_value)
+
+
+def mutate(text: str, rng: np.random.Generator) -> tuple[str, list[str]]:
+    """1–3 random mutations of ``text``, and their names."""
+    names = []
+    for _ in range(int(rng.integers(1, 4))):
+        mutation = MUTATIONS[rng.integers(len(MUTATIONS))]
+        text = mutation(text, rng)
+        names.append(mutation.__name__)
+    return text, names
+
+
+# ------------------------------------------------------------------------------------------------
+# running one command and judging the outcome
+
+class Hang(BaseException):
+    """Raised by the guard's alarm; a BaseException so no ``except Exception`` swallows it."""
+
+
+@dataclass
+class Outcome:
+    command: list[str]
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    problem: str | None = None
+
+
+def _alarm(signum, frame):
+    raise Hang()
+
+
+def run_in_process(args: list[str], spec_text: str | None = None) -> Outcome:
+    """``cnngrad ARGS`` through click's CliRunner, stdout and stderr apart, under the hang guard."""
+    from click.testing import CliRunner
+    from cnngrad.cli import cli
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, GUARD_SECONDS)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            # a warning would reach a user's stderr; under pytest it would not reach ours
+            warnings.simplefilter("always")
+            result = CliRunner().invoke(cli, args, input=spec_text, env={"NO_COLOR": "1"})
+        outcome = Outcome(args, result.exit_code, result.stdout, result.stderr)
+        if caught:
+            first = caught[0]
+            outcome.problem = (f"a warning on stderr: {first.category.__name__}: {first.message} "
+                               f"({Path(first.filename).name}:{first.lineno})")
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            import traceback
+            outcome.problem = "exception escaped: " + "".join(
+                traceback.format_exception(type(result.exception), result.exception,
+                                           result.exception.__traceback__))
+        return outcome
+    except Hang:
+        return Outcome(args, None, "", "", f"hang: no result within {GUARD_SECONDS} s")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run_subprocess(args: list[str], spec_text: str | None = None) -> Outcome:
+    """The installed entry point in a real process, killed by the guard if it hangs."""
+    exe = Path(sys.executable).parent / "cnngrad"
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR",)}
+    env["NO_COLOR"] = "1"
+    try:
+        done = subprocess.run([str(exe), *args], input=spec_text, capture_output=True, text=True,
+                              timeout=GUARD_SECONDS, env=env)
+    except subprocess.TimeoutExpired:
+        return Outcome(args, None, "", "", f"hang: no result within {GUARD_SECONDS} s")
+    return Outcome(args, done.returncode, done.stdout, done.stderr)
+
+
+def judge(outcome: Outcome, spec_name: str) -> str | None:
+    """None when the outcome is one SPEC §5 allows; otherwise what is wrong with it."""
+    if outcome.problem:
+        return outcome.problem
+    text = outcome.stdout + outcome.stderr
+    if "Traceback" in text:
+        return "a traceback was printed"
+    if "internal error" in text:
+        return "an internal error: " + outcome.stderr.strip()[:300]
+    fmt_json = "json" in outcome.command
+    command = outcome.command[0]
+    if outcome.exit_code in (0, 1):
+        if outcome.exit_code == 1 and command != "check":
+            return f"{command} exited 1 (only check may)"
+        if outcome.stderr.strip():
+            return f"exit {outcome.exit_code} with stderr: {outcome.stderr.strip()[:300]}"
+        if fmt_json:
+            try:
+                json.loads(outcome.stdout)
+            except ValueError as err:
+                return f"stdout is not one JSON document: {err}"
+        elif NAN_INF.search(outcome.stdout):
+            return "nan or inf printed: " + NAN_INF.search(outcome.stdout).group()
+        if not outcome.stdout.strip():
+            return "exit 0/1 with no output"
+        return None
+    if outcome.exit_code == 2:
+        lines = [line for line in outcome.stderr.splitlines() if line.strip()]
+        if len(lines) != 1 or not lines[0].startswith("error: "):
+            return f"exit 2 needs exactly one 'error:' line on stderr, got {outcome.stderr!r:.400}"
+        if spec_name not in lines[0]:
+            return f"the error does not name the file {spec_name}: {lines[0]}"
+        if fmt_json and command == "check":
+            try:
+                json.loads(outcome.stdout)
+            except ValueError as err:
+                return f"check's stdout is not one JSON document: {err}"
+        elif command != "check" and outcome.stdout.strip():
+            return f"exit 2 with output on stdout: {outcome.stdout[:200]!r}"
+        return None
+    return f"exit code {outcome.exit_code}"
+
+
+def commands_for(path: str, rng: np.random.Generator, small: bool) -> list[list[str]]:
+    """forward, backward and check on one spec file, with a random --format each."""
+    def fmt():
+        return ["--format", str(rng.choice(["json", "table", "json", "markdown", "latex"]))]
+    check = ["check", path] + (["--fast"] if not small or rng.random() < 0.5 else [])
+    return [["forward", path] + fmt(), ["backward", path] + fmt()
+            + (["--lr", "0.1"] if rng.random() < 0.2 else []), check + fmt()]
+
+
+@dataclass
+class Report:
+    mutants: int = 0
+    runs: int = 0
+    outcomes: dict = field(default_factory=dict)      # exit code -> count
+    findings: list = field(default_factory=list)      # (description, mutations, mutant text, outcome)
+    slowest: tuple = (0.0, None)
+
+    def summary(self) -> str:
+        codes = ", ".join(f"exit {k}: {v}" for k, v in sorted(self.outcomes.items(), key=str))
+        return (f"{self.mutants} mutants, {self.runs} command runs ({codes}); "
+                f"slowest run {self.slowest[0]:.2f} s ({self.slowest[1]}); "
+                f"{len(self.findings)} finding(s)")
+
+
+def fuzz(count: int, seed: int, workdir: Path, subprocess_every: int = 0,
+         configs=CONFIGS, report: Report | None = None) -> Report:
+    """Run ``count`` mutants (drawn round-robin from ``configs``) through every command."""
+    rng = np.random.default_rng(seed)
+    report = report or Report()
+    originals = [(p, p.read_text(encoding="utf-8")) for p in configs]
+    for n in range(count):
+        source, text = originals[n % len(originals)]
+        mutant, names = mutate(text, rng)
+        stdin = rng.random() < 0.1
+        path = workdir / f"m{n}_{source.name}"
+        path.write_text(mutant, encoding="utf-8", errors="surrogateescape")
+        spec_arg = "-" if stdin else str(path)
+        spec_name = "<stdin>" if stdin else str(path)
+        small = len(mutant) < 3000 and "lenet" not in source.name
+        through_subprocess = subprocess_every and n % subprocess_every == 0
+        for args in commands_for(spec_arg, rng, small):
+            start = time.perf_counter()
+            runner = run_subprocess if through_subprocess else run_in_process
+            outcome = runner(args, mutant if stdin else None)
+            elapsed = time.perf_counter() - start
+            if elapsed > report.slowest[0]:
+                report.slowest = (elapsed, f"{' '.join(args)} from {source.name}")
+            report.runs += 1
+            report.outcomes[outcome.exit_code] = report.outcomes.get(outcome.exit_code, 0) + 1
+            problem = judge(outcome, spec_name)
+            if problem:
+                report.findings.append((problem, names, mutant, outcome))
+        report.mutants += 1
+        path.unlink()
+    return report
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=2000, help="number of mutants")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--subprocess", action="store_true",
+                        help="run every 10th mutant through the installed entry point")
+    parser.add_argument("--show", type=int, default=5, help="findings to print in full")
+    options = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    with tempfile.TemporaryDirectory(prefix="cnngrad-fuzz-") as folder:
+        report = fuzz(options.count, options.seed, Path(folder),
+                      subprocess_every=10 if options.subprocess else 0)
+    print(report.summary())
+    seen = set()
+    for problem, names, mutant, outcome in report.findings:
+        key = problem.splitlines()[-1][:120]
+        if key in seen or len(seen) >= options.show:
+            continue
+        seen.add(key)
+        print(f"\n--- {problem}\n    mutations: {names}; command: {outcome.command}\n"
+              f"--- mutant ---\n{mutant}\n--- stderr ---\n{outcome.stderr}")
+    return 1 if report.findings else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
