@@ -1,18 +1,15 @@
-"""Rich tables for people: a model summary, aligned number grids, check tables with coloured verdicts.
+"""Tables for people: a model summary, aligned number grids, check tables with coloured verdicts.
 
 Colour appears only when stdout is a terminal and NO_COLOR is unset (rich's own detection).
 The console is widened to the widest grid, so numbers are never squeezed or cut off.
+The parts are built as plain ``Line`` and ``Table`` records; rich (imported only then) renders them
+when colour is possible, and ``plain`` lays out the very same text when it is not (a pipe).
 """
 from __future__ import annotations
 
 import numpy as np
-from rich import box
-from rich.console import Console
-from rich.measure import Measurement
-from rich.table import Table
-from rich.text import Text
 
-from . import rows
+from . import plain, rows
 from .grid import grids, number_text, shape_text
 from .reports import BackwardReport, ForwardReport
 
@@ -21,6 +18,34 @@ STYLES = {rows.PASSED: "bold green", rows.FAILED: "bold red", "ok": "green", "fa
 ROW_STYLES = {rows.FAILED: "red", "fail": "red", "kink": "yellow"}   # the whole row of a failure or kink
 HEAT = {-1: (230, 60, 60), 1: (70, 140, 255)}    # negative red, positive blue, at the largest |value|
 HEAT_FLOOR = (150, 150, 150)                    # the grey that small values fade towards
+
+
+class Line:
+    """One line of text in styled pieces: ``spans`` is ``((text, style), ...)``."""
+
+    is_table = False
+
+    def __init__(self, *spans):
+        self.spans = tuple((span, "") if isinstance(span, str) else span for span in spans)
+
+
+class Table:
+    """A table: ``columns`` is ``[(title, justify, style, no_wrap), ...]``, ``rows`` ``[[(text, style), ...], ...]``."""
+
+    is_table = True
+
+    def __init__(self, header_style: str):
+        self.header_style, self.columns, self.rows = header_style, [], []
+
+    def add_column(self, title: str, justify: str = "left", style: str = "", no_wrap: bool = True) -> None:
+        self.columns.append((title, justify, style, no_wrap))
+
+    def add_row(self, *cells) -> None:
+        self.rows.append([(cell, "") if isinstance(cell, str) else cell for cell in cells])
+
+
+def Text(text: str, style: str = "") -> Line:        # noqa: N802 (reads as rich's Text did)
+    return Line((text, style))
 
 
 def forward(report: ForwardReport, precision: int) -> str:
@@ -86,33 +111,33 @@ def _spec_check(result) -> list:
 def _quantity(title: str, name: str, value, precision: int) -> list:
     """A titled value: ``name = x`` for a scalar, else its shape and one grid per 2-D slice."""
     if np.ndim(value) == 0:
-        return [Text(""), Text.assemble((title, "bold cyan"), " = ", number_text(value, precision))]
-    parts = [Text(""), Text.assemble((title, "bold cyan"), "  ", (shape_text(np.shape(value)), "dim"))]
+        return [Text(""), Line((title, "bold cyan"), " = ", number_text(value, precision))]
+    parts = [Text(""), Line((title, "bold cyan"), "  ", (shape_text(np.shape(value)), "dim"))]
     magnitudes = np.abs(np.asarray(value, dtype=np.float64))
     largest = float(magnitudes[np.isfinite(magnitudes)].max(initial=0.0))
     for grid in grids(name, value, precision):
         if grid.label != name:
             parts.append(Text(grid.label, style="cyan"))
-        table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="dim", pad_edge=False)
+        table = Table(header_style="dim")
         if not grid.vector:
-            table.add_column("", style="dim", justify="right")
+            table.add_column("", style="dim", justify="right", no_wrap=False)
         for column in range(len(grid.cells[0])):
-            table.add_column(str(column), justify="right", no_wrap=True)
+            table.add_column(str(column), justify="right")
         for index, (cells, values) in enumerate(zip(grid.cells, grid.values)):
-            heat = (Text(cell, style=_heat(number, largest)) for cell, number in zip(cells, values))
-            table.add_row(*([] if grid.vector else [str(index)]), *heat)
+            heat = (_heat(number, largest) for number in values)
+            table.add_row(*([] if grid.vector else [str(index)]), *zip(cells, heat))
         parts.append(table)
     return parts
 
 
 def _table(header, body, numeric=()) -> Table:
     """A plain table; columns listed in ``numeric`` are right-aligned, status words coloured."""
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="bold", pad_edge=False)
+    table = Table(header_style="bold")
     for column, title in enumerate(header):
-        table.add_column(title, justify="right" if column in numeric else "left", no_wrap=True)
+        table.add_column(title, justify="right" if column in numeric else "left")
     for cells in body:
         row_style = next((ROW_STYLES[cell] for cell in cells if cell in ROW_STYLES), "")
-        table.add_row(*(Text(cell, style=STYLES.get(cell, row_style)) for cell in cells))
+        table.add_row(*((cell, STYLES.get(cell, row_style)) for cell in cells))
     return table
 
 
@@ -138,6 +163,14 @@ def _verdict(line: str, passed: bool) -> Text:
 
 def _render(parts) -> str:
     """Everything printed through one console, as a string (with colour codes on a terminal)."""
+    if plain.usable(parts):
+        return plain.render(parts)
+    return _render_with_rich(parts)
+
+
+def _render_with_rich(parts) -> str:
+    from rich.measure import Measurement
+    parts = [_rich(part) for part in parts]
     console = _console()
     unbounded = console.options.update_width(UNBOUNDED)
     widest = max(Measurement.get(console, unbounded, part).maximum for part in parts)
@@ -149,6 +182,23 @@ def _render(parts) -> str:
     return captured.get()
 
 
-def _console(width: int | None = None) -> Console:
+def _rich(part):
+    """A ``Line`` or ``Table`` as the rich object that prints it."""
+    from rich import box, table, text
+    if not part.is_table:
+        if len(part.spans) == 1:
+            return text.Text(*part.spans[0])
+        return text.Text.assemble(*part.spans)
+    rich_table = table.Table(box=box.SIMPLE_HEAD, show_edge=False, header_style=part.header_style,
+                             pad_edge=False)
+    for title, justify, style, no_wrap in part.columns:
+        rich_table.add_column(title, justify=justify, style=style, no_wrap=no_wrap)
+    for cells in part.rows:
+        rich_table.add_row(*(text.Text(cell, style=style) if style else cell for cell, style in cells))
+    return rich_table
+
+
+def _console(width: int | None = None):
     """A console on stdout that prints text as given: no markup, emoji codes or number highlighting."""
+    from rich.console import Console
     return Console(width=width, highlight=False, markup=False, emoji=False)
