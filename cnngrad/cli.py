@@ -70,6 +70,37 @@ def _precision_option(command):
         help="Decimals shown in grids (json always has full precision).")(command)
 
 
+def _limits_options(command):
+    """--max-entries and --max-file-size, kept in the context for ``_load`` (SPEC limits; the
+    defaults stop hostile files, these raise them for a genuinely large network)."""
+    def keep(ctx, param, value):
+        if value is not None:
+            ctx.meta[f"cnngrad.{param.name}"] = value
+    command = click.option(
+        "--max-file-size", type=click.IntRange(1), metavar="BYTES", expose_value=False, callback=keep,
+        help="Largest spec file read (also allows a YAML node per byte).  [default: 1048576]")(command)
+    return click.option(
+        "--max-entries", type=click.IntRange(1), metavar="N", expose_value=False, callback=keep,
+        help="Most entries in one array (a value, a random shape, a layer's output); all values "
+             "together may hold 4·N.  [default: 5000000]")(command)
+
+
+def _limits():
+    """The spec limits the command line asked for (the defaults unless raised or lowered)."""
+    from dataclasses import replace
+
+    from .spec import Limits
+    meta = click.get_current_context().meta
+    limits, changes = Limits(), {}
+    if "cnngrad.max_entries" in meta:
+        entries = meta["cnngrad.max_entries"]
+        changes.update(max_entries=entries, max_total_entries=4 * entries)
+    if "cnngrad.max_file_size" in meta:
+        size = meta["cnngrad.max_file_size"]
+        changes.update(max_file_bytes=size, max_nodes=max(limits.max_nodes, size))
+    return replace(limits, **changes)
+
+
 def _emit(fmt: str, what: str, *args) -> None:
     """Render with the format's module (imported only now) and print the text.
 
@@ -86,7 +117,7 @@ def _load(source: str):
     from .memory import keep_freed_memory
     from .spec import load_model
     keep_freed_memory()
-    return load_model(source)
+    return load_model(source, limits=_limits())
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -104,6 +135,7 @@ def cli(debug: bool) -> None:
 @click.argument("spec")
 @_format_option
 @_precision_option
+@_limits_options
 def forward(spec: str, fmt: str, precision: int) -> None:
     """Print each layer's output, the final output and the loss.
 
@@ -121,6 +153,7 @@ def forward(spec: str, fmt: str, precision: int) -> None:
 @_precision_option
 @click.option("--lr", type=float, metavar="ETA",
               help="Also print each parameter's update θ − ETA·∂E/∂θ (one SGD step).")
+@_limits_options
 def backward(spec: str, fmt: str, precision: int, lr: float | None) -> None:
     """Print ∂E/∂ each layer's output and parameter, loss to input.
 
@@ -139,6 +172,7 @@ def backward(spec: str, fmt: str, precision: int, lr: float | None) -> None:
 @click.argument("quantity")
 @_format_option
 @_precision_option
+@_limits_options
 def explain(spec: str, quantity: str, fmt: str, precision: int) -> None:
     """Explain one gradient entry: the chain rule one step, with the numbers.
 
@@ -194,6 +228,7 @@ def init(path: str | None) -> None:
 @click.option("--fast", is_flag=True, help="Check random directional derivatives instead of every entry.")
 @click.option("--deltas", is_flag=True, help="Also check each layer's backward on its own, naming a faulty layer.")
 @_format_option
+@_limits_options
 @click.pass_context
 def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, fmt) -> None:
     """Check analytic gradients against finite differences and expect.

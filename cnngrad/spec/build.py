@@ -48,7 +48,7 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
         size = math.prod(built.shape)
         if size > limits.max_entries:
             layer.entry.fail(f"{layer.name} would output {shape_text(built.shape)} = {size} values, "
-                             f"more than {limits.max_entries} (Limits.max_entries)")
+                             f"more than {limits.max_entries} (Limits.max_entries; raise it with --max-entries)")
         for pname, (array, user_shape) in built.params.items():
             params[f"{layer.name}.{pname}"] = array
             user_shapes[f"{layer.name}.{pname}"] = user_shape

@@ -33,13 +33,13 @@ def read_text(source: str, limits: Limits) -> str:
         try:
             if path.stat().st_size > limits.max_file_bytes:
                 fail(f"the file has {path.stat().st_size} bytes, larger than {limits.max_file_bytes} bytes "
-                     "(Limits.max_file_bytes)")
+                     "(Limits.max_file_bytes; raise it with --max-file-size)")
             with path.open("rb") as stream:
                 data = stream.read(limits.max_file_bytes + 1)
         except OSError as err:
             fail(f"cannot read the file: {err.strerror or err}")
     if len(data) > limits.max_file_bytes:
-        fail(f"the file is larger than {limits.max_file_bytes} bytes (Limits.max_file_bytes)")
+        fail(f"the file is larger than {limits.max_file_bytes} bytes (Limits.max_file_bytes; raise it with --max-file-size)")
     if b"\0" in data:
         fail("a binary file (it contains NUL bytes), not a YAML spec")
     try:

@@ -64,13 +64,13 @@ class ValueReader:
         self.total += size
         if self.total > self.limits.max_total_entries:
             cursor.fail(f"the spec's values have more than {self.limits.max_total_entries} entries "
-                        "in all (Limits.max_total_entries)")
+                        "in all (Limits.max_total_entries; --max-entries N allows 4·N)")
 
     def check_size(self, cursor: Cursor, shape: tuple[int, ...]) -> None:
         size = math.prod(shape)
         if size > self.limits.max_entries:
             cursor.fail(f"an array of shape {shape_text(shape)} has {size} entries, more than the "
-                        f"limit of {self.limits.max_entries} (Limits.max_entries)")
+                        f"limit of {self.limits.max_entries} (Limits.max_entries; raise it with --max-entries)")
 
     def _random(self, cursor: Cursor) -> np.ndarray:
         fields = cursor.mapping(("shape", "distribution", "scale", "seed"), required=("shape",),
