@@ -60,7 +60,11 @@ class Pool(Layer):
         elif self.type == "avg":
             y = flat.mean(axis=-1)
         else:
-            y = np.sqrt((flat * flat).sum(axis=-1))
+            # √Σx² as m·√Σ(x/m)² with m the window's largest |x| (as hypot does), so entries of
+            # 1e-300 do not square to 0 (a norm of 0 and a zero gradient) nor 1e300 to inf
+            m = np.abs(flat).max(axis=-1)
+            scaled = flat / np.where(m > 0, m, 1.0)[..., None]
+            y = m * np.sqrt((scaled * scaled).sum(axis=-1))
         return y, (flat, y, first, padded.shape)
 
     def routing(self, cache) -> np.ndarray:
