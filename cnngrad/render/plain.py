@@ -15,7 +15,6 @@ from __future__ import annotations
 import builtins
 import os
 import sys
-import unicodedata
 
 # Characters one cell wide for rich too (letters, digits, punctuation and symbols of these blocks;
 # no marks, no control, format or separator characters): Latin-1 and Latin Extended-A, Greek and
@@ -106,6 +105,7 @@ def _narrow(text: str) -> bool:
 def _narrow_char(char: str) -> bool:
     if " " <= char <= "~":
         return True
+    import unicodedata            # only for text beyond ASCII
     code = ord(char)
     return (any(low <= code <= high for low, high in _NARROW_BLOCKS)
             and unicodedata.category(char)[0] in "LNPS")

@@ -4,10 +4,14 @@ Formats differ only in layout (rich, Markdown, LaTeX); what a row says is decide
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .grid import format_array, index_text, number_text, shape_text
-from .reports import ForwardReport
+
+if TYPE_CHECKING:                 # an annotation only: check output needs no report dataclasses
+    from .reports import ForwardReport
 
 SUMMARY_HEADER = ("layer", "kind", "output shape", "params")
 GRADIENT_HEADER = ("gradient", "shape", "max abs error", "max rel error", "kinks", "status")

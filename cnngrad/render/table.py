@@ -7,11 +7,15 @@ when colour is possible, and ``plain`` lays out the very same text when it is no
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from . import plain, rows
 from .grid import grids, number_text, shape_text
-from .reports import BackwardReport, ForwardReport
+
+if TYPE_CHECKING:                 # annotations only: check output needs no report dataclasses
+    from .reports import BackwardReport, ForwardReport
 
 UNBOUNDED = 100_000       # width at which to measure what a part needs
 STYLES = {rows.PASSED: "bold green", rows.FAILED: "bold red", "ok": "green", "fail": "red", "kink": "yellow"}
