@@ -54,6 +54,7 @@ def test_every_mutation_changes_the_text_and_the_mutants_differ():
     (fuzz.Outcome(["forward", "a.yaml", "--format", "json"], 0, '{"loss": 1}{', ""), False),
     (fuzz.Outcome(["backward", "a.yaml"], 0, "grad.input\n0   nan\n", ""), False),
     (fuzz.Outcome(["backward", "a.yaml"], 0, "grad.fc1\n0   -inf (overflow)\n", ""), True),
+    (fuzz.Outcome(["backward", "a.yaml"], 0, "a.yaml — Seed NaN\ngrad.input\n0   1.0\n", ""), True),
     (fuzz.Outcome(["backward", "a.yaml"], 1, "grad.input\n0   1.0\n", ""), False),
     (fuzz.Outcome(["check", "a.yaml"], 1, "conv1 FAILED\n", ""), True),
     (fuzz.Outcome(["check", "a.yaml"], 0, "ok\n", "RuntimeWarning: overflow\n"), False),

@@ -118,3 +118,10 @@ def test_tiny_inputs_stay_finite_and_exact_through_every_activation(tmp_path):
         spec = f"input: [1e-300, -1e-300]\nlayers: [{act}]\nloss: squared_error\ntarget: [0, 0]\n"
         result = doc(tmp_path, spec)
         assert all(math.isfinite(v) for v in result["gradients"]["input"])
+
+
+def test_a_random_scale_of_minus_zero_is_zero(tmp_path):
+    # found by the fuzzer: numpy's uniform(-s, s) with s = -0.0 raised "high - low < 0"
+    spec = "input: {random: {shape: [2, 2], distribution: uniform, scale: -0.0}}\n" \
+           "layers: [relu]\nloss: none\nupstream_grad: [[1, 1], [1, 1]]\n"
+    assert doc(tmp_path, spec, "forward")["output"] == [[0.0, 0.0], [0.0, 0.0]]

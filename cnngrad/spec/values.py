@@ -85,7 +85,8 @@ class ValueReader:
         self.check_size(shape_cursor, shape)
         distribution = fields["distribution"].word(DISTRIBUTIONS, "distribution") \
             if "distribution" in fields else "normal"
-        scale = float(fields["scale"].number()) if "scale" in fields else 1.0
+        # + 0.0: a scale written -0.0 is 0 (numpy's uniform(0.0, -0.0) raises "high - low < 0")
+        scale = float(fields["scale"].number()) + 0.0 if "scale" in fields else 1.0
         if scale < 0:
             fields["scale"].fail(f"scale must not be negative, not {scale}")
         seed = fields["seed"].integer(0, "seed") if "seed" in fields else 0
