@@ -10,7 +10,6 @@ import importlib
 import os
 import sys
 import threading
-import traceback
 from pathlib import Path
 
 import click
@@ -49,6 +48,7 @@ class _Group(click.Group):
 def _describe(ctx: click.Context, err: Exception) -> str:
     """The one-line message for ``err``; with --debug its traceback is printed first."""
     if ctx.find_root().params.get("debug"):
+        import traceback
         traceback.print_exception(type(err), err, err.__traceback__)
     from .gradcheck import UnknownQuantity
     from .model import NonFiniteError
