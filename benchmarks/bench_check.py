@@ -272,7 +272,8 @@ def main() -> None:
         print(f"# torch {torch['version']}, {torch['threads']} threads, float64, "
               f"{torch['entries']:,} entries (input and all parameters); cnngrad: median of "
               f"{args.repeats} runs of the installed command, stdout piped")
-    print(f"# small seed example: {SMALL}")
+    print(f"# small seed example: {SMALL}; load average now {os.getloadavg()[0]:.2f} "
+          "(other work on the machine slows every figure; rerun when it is near 0)")
 
 
 if __name__ == "__main__":
