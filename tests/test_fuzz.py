@@ -84,11 +84,6 @@ upstream_grad: [[1e308, -0.2], [0.4, 0.05]]
 """
 
 
-@pytest.mark.xfail(strict=True, reason="gradcheck (the lead's): the finite difference of "
-                   "conv1.kernel overflows (4·D(h/2) = inf), its error is inf and its relative error "
-                   "nan, and the rounding floor 4εS/h is inf because S = Σ|y⊙δ| overflows, so the "
-                   "entry is reported 'passed' (exit 0) with inf/nan printed; reported with this "
-                   "reproducer")
 def test_check_does_not_pass_a_gradient_whose_difference_overflowed(tmp_path):
     path = tmp_path / "overflow.yaml"
     path.write_text(OVERFLOWED_DIFFERENCE)

@@ -550,3 +550,16 @@ def test_structured_input_probe_equals_the_first_layers_forward(settings):
     assert results[0].passed and results[1].passed
     np.testing.assert_allclose([e.numeric for e in results[0].entries],
                                [e.numeric for e in results[1].entries], rtol=1e-8, atol=1e-10)
+
+
+def test_l2_window_of_tiny_entries_is_a_kink_not_a_failure():
+    """Windows of 3e-300 and 4e-300 are |x| for any step: the norm of (3e-300 ± h, 4e-300) is
+    ≈ h, so both one-sided slopes are ±1 while the analytic gradient is x/‖x‖ = (0.6, 0.8)."""
+    layers = [("pool1", Pool("l2", 2))]
+    model = hand_model(np.array([[[3e-300, 4e-300], [0.0, 0.0]]]), layers, "none", [[[1.0]]])
+    result = check_model(model)
+    assert result.passed
+    entries = {e.index: e for e in result.gradients[0].entries}
+    assert [entries[i].analytic for i in ((0, 0, 0), (0, 0, 1))] == pytest.approx([0.6, 0.8], rel=1e-12)
+    assert all(e.status == "kink" and sorted([e.left, e.right]) == pytest.approx([-1, 1], rel=1e-6)
+               for e in entries.values())

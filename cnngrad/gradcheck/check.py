@@ -1,8 +1,10 @@
 """``check_model``: every analytic gradient of a model against finite differences, and its ``expect``.
 
 An entry passes when |analytic − numeric| ≤ atol + rtol · max(|analytic|, |numeric|) + noise, where
-noise = 4 ε S / h bounds the rounding error of the difference quotients, S = |E| + Σ_layers Σ |y ⊙ δ|
-being the first-order size of the rounding errors the forward pass makes. A kink entry passes when
+noise = 4 ε S / h + |D(h/2) − D(h)| / 16 bounds the rounding error of the difference quotients
+(S = |E| + Σ_layers Σ |y ⊙ δ| being the first-order size of the rounding errors the forward pass
+makes) and what Richardson's extrapolation leaves where the curvature is steep. A difference that
+overflowed verifies nothing and fails. A kink entry passes when
 the analytic value lies between its one-sided quotients (widened by the same tolerance and by how
 much those quotients move between the steps h and h/2). When the steps cross more than one kink, no
 such bracket holds (each unit may sit on its own side): the entry is a kink and is not judged.
@@ -31,17 +33,20 @@ def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, indice
           rtol: float, atol: float, method: str = "full") -> QuantityResult:
     """Turn differences into per-entry verdicts; ``indices`` label the entries (user rank)."""
     numeric = diffs.numeric
-    error = np.abs(analytic - numeric)
-    tolerance = atol + rtol * np.maximum(np.abs(analytic), np.abs(numeric)) + diffs.noise
-    ok = error <= tolerance
-    widen = tolerance + diffs.spread
-    low = np.minimum(diffs.left, diffs.right) - widen
-    high = np.maximum(diffs.left, diffs.right) + widen
-    kink_ok = ((analytic >= low) & (analytic <= high)) | diffs.several
+    with np.errstate(all="ignore"):   # a difference that overflowed fails below, without warnings
+        error = np.abs(analytic - numeric)
+        tolerance = atol + rtol * np.maximum(np.abs(analytic), np.abs(numeric)) + diffs.noise
+        measured = np.isfinite(numeric) & np.isfinite(tolerance)   # else nothing was verified
+        ok = (error <= tolerance) & measured
+        widen = tolerance + diffs.spread
+        low = np.minimum(diffs.left, diffs.right) - widen
+        high = np.maximum(diffs.left, diffs.right) + widen
+        kink_ok = (((analytic >= low) & (analytic <= high)) | diffs.several) & measured
     status = np.where(diffs.kink, np.where(kink_ok, "kink", "fail"), np.where(ok, "ok", "fail"))
     smooth = ~diffs.kink
     scale = np.maximum(np.abs(analytic), np.abs(numeric))
-    relative = np.divide(error, scale, out=np.zeros_like(error), where=scale > 0)
+    relative = np.divide(error, scale, out=np.zeros_like(error), where=np.isfinite(scale) & (scale > 0))
+    relative[~np.isfinite(error)] = np.inf
     kinks = diffs.kink.tolist()
     entries = [
         EntryResult(index=index, analytic=a, numeric=n, abs_error=e, status=s,
@@ -194,6 +199,11 @@ def backpropagated_layers(model: Model) -> int:
     return len(model.network.layers) - (1 if model.network.fused else 0)
 
 
+def disagrees(result: QuantityResult) -> bool:
+    """A failed entry whose difference was measured (not one that overflowed)."""
+    return any(e.status == "fail" and np.isfinite(e.numeric) for e in result.entries)
+
+
 def faulty_layer(model: Model, gradients, deltas) -> str | None:
     """The first layer, counting back from the loss, whose backward disagrees with the differences.
 
@@ -202,11 +212,11 @@ def faulty_layer(model: Model, gradients, deltas) -> str | None:
     (the last output, or the fused activation's input) blames the loss.
     """
     names = model.network.names[:backpropagated_layers(model)]
-    delta_ok = {q.quantity: q.passed for q in deltas}
+    delta_ok = {q.quantity: not disagrees(q) for q in deltas}
     if any(name not in delta_ok for name in names):
         return None
-    bad_params = {q.quantity.rsplit(".", 1)[0] for q in gradients if not q.passed and q.quantity != "input"}
-    input_bad = any(q.quantity == "input" and not q.passed for q in gradients)
+    bad_params = {q.quantity.rsplit(".", 1)[0] for q in gradients if disagrees(q) and q.quantity != "input"}
+    input_bad = any(q.quantity == "input" and disagrees(q) for q in gradients)
     if not (delta_ok[names[-1]] if names else not input_bad):
         return "loss"
     for k in range(len(names) - 1, -1, -1):

@@ -18,6 +18,7 @@ from ..network import Network, Trace
 STEPS = np.array([1.0, -1.0, 0.5, -0.5])   # multiples of h, in the order the formulas read them
 MEMORY_BUDGET = 256 * 2**20                 # bytes of activations one batched call may hold
 ROUNDING = 4 * np.finfo(np.float64).eps     # rounding per unit of S, with a safety factor of 4
+TRUNCATION = 16   # |D(h/2) − D(h)| / 16 bounds what Richardson leaves where the curvature is mild
 
 
 @dataclass
@@ -29,7 +30,7 @@ class Differences:
     right: np.ndarray
     kink: np.ndarray        # bool: a copy straddled a non-differentiable point
     several: np.ndarray     # bool: the copies straddled more than one (no bracket holds then)
-    noise: np.ndarray       # the rounding error the quotients may carry, ≈ ε S / h
+    noise: np.ndarray       # the error the numeric value may carry: rounding ≈ ε S / h, and truncation
     spread: np.ndarray      # how much each one-sided quotient moves between h and h/2
 
 
@@ -106,20 +107,21 @@ def central_differences(evaluator: Evaluator, start: int, h: np.ndarray, perturb
         for whole, part in zip((losses, crossed, first), results):
             whole[:, items] = part.reshape(len(STEPS), len(items))
 
-    base = evaluator.base_loss
-    plus, minus, half_plus, half_minus = losses
-    wide = (plus - minus) / (2 * h)
-    narrow = (half_plus - half_minus) / h
-    left, right = (base - half_minus) / (h / 2), (half_plus - base) / (h / 2)
-    left_wide, right_wide = (base - minus) / h, (plus - base) / h
-    scale = np.maximum(np.abs(losses).max(axis=0), max(abs(base), evaluator.magnitude))
-    highest = first.max(axis=0)                                   # the units the copies crossed:
-    lowest = np.where(first >= 0, first, highest).min(axis=0)     # one and the same, or several?
-    return Differences(
-        numeric=(4 * narrow - wide) / 3,
-        left=left, right=right,
-        kink=(crossed > 0).any(axis=0),
-        several=(crossed > 1).any(axis=0) | (lowest != highest),
-        noise=ROUNDING * scale / h,
-        spread=np.abs(left - left_wide) + np.abs(right - right_wide),
-    )
+    with np.errstate(all="ignore"):   # an overflowing copy gives a non-finite quotient: judged, not warned
+        base = evaluator.base_loss
+        plus, minus, half_plus, half_minus = losses
+        wide = (plus - minus) / (2 * h)
+        narrow = (half_plus - half_minus) / h
+        left, right = (base - half_minus) / (h / 2), (half_plus - base) / (h / 2)
+        left_wide, right_wide = (base - minus) / h, (plus - base) / h
+        scale = np.maximum(np.abs(losses).max(axis=0), max(abs(base), evaluator.magnitude))
+        highest = first.max(axis=0)                                   # the units the copies crossed:
+        lowest = np.where(first >= 0, first, highest).min(axis=0)     # one and the same, or several?
+        return Differences(
+            numeric=(4 * narrow - wide) / 3,
+            left=left, right=right,
+            kink=(crossed > 0).any(axis=0),
+            several=(crossed > 1).any(axis=0) | (lowest != highest),
+            noise=ROUNDING * scale / h + np.abs(narrow - wide) / TRUNCATION,
+            spread=np.abs(left - left_wide) + np.abs(right - right_wide),
+        )

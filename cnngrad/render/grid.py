@@ -76,10 +76,15 @@ def _digits_needed(value: float, code: str, precision: int) -> int:
     return len(mantissa.rstrip("0").split(".")[1])
 
 
+def nonfinite_text(value: float) -> str:
+    """±inf reaches output only as a value beyond float64 (a fused ∂E/∂y, a difference that
+    overflowed): say so."""
+    return "nan" if np.isnan(value) else ("inf (overflow)" if value > 0 else "-inf (overflow)")
+
+
 def _number(value: float, code: str, digits: int) -> str:
     if not np.isfinite(value):
-        # ±inf reaches a grid only as a true value beyond float64 (Model.backward): say so
-        return "nan" if np.isnan(value) else ("inf (overflow)" if value > 0 else "-inf (overflow)")
+        return nonfinite_text(value)
     text = f"{value:.{digits}{code}}"
     if text.startswith("-") and float(text) == 0:
         text = text[1:]                                          # -0.000 rounds to 0

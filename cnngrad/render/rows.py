@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .grid import format_array, index_text, number_text, shape_text
+from .grid import format_array, index_text, nonfinite_text, number_text, shape_text
 
 if TYPE_CHECKING:                 # an annotation only: check output needs no report dataclasses
     from .reports import ForwardReport
@@ -156,11 +156,11 @@ def total_line(results) -> str:
 
 
 def error_text(value: float) -> str:
-    return f"{value:.2e}"
+    return f"{value:.2e}" if np.isfinite(value) else nonfinite_text(value)
 
 
 def value_text(value) -> str:
-    return f"{float(value):.10g}"
+    return f"{float(value):.10g}" if np.isfinite(value) else nonfinite_text(float(value))
 
 
 def _count(n: int, singular: str, plural: str | None = None) -> str:
