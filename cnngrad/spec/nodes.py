@@ -5,7 +5,6 @@ readers return plain Python values or raise a ``SpecError`` at the node.
 """
 from __future__ import annotations
 
-import difflib
 import math
 from typing import NoReturn, Sequence
 
@@ -35,6 +34,7 @@ def kind_of(node: Node) -> str:
 
 def suggest(word: str, allowed: Sequence[str]) -> str:
     """`; did you mean 'kernel'?` for the nearest allowed word, or nothing."""
+    import difflib   # only a mistyped spec needs it: not on every start-up
     near = difflib.get_close_matches(word, allowed, n=1)
     return f"; did you mean {near[0]!r}?" if near else ""
 
