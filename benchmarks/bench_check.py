@@ -34,6 +34,8 @@ LENET = "configs/lenet5.yaml"
 SMALL = "configs/seed000_maxpool_3x3_stride1_routing.yaml"
 ENTRY_POINT = Path(sys.executable).parent / "cnngrad"
 sys.path.insert(0, str(ROOT))               # this checkout's cnngrad, for the in-process figures
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_engine import median_time  # noqa: E402  (one timing helper for both benchmarks)
 
 TARGET_FULL_S = 1.5          # full LeNet-5 check, wall, start-up included
 TARGET_SPEEDUP = 30.0        # … and at least this much faster than torch's full gradcheck
@@ -79,15 +81,6 @@ def timed_together(commands: list[list[str]], repeats: int) -> list[dict]:
         figures.append({"median": statistics.median(times), "min": min(times), "max": max(times),
                         "peak": max(rss for _, rss in done), "n": repeats})
     return figures
-
-
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 # PyTorch on the same network and numbers
@@ -154,13 +147,13 @@ def torch_figures(args) -> dict | None:
     start = time.perf_counter()
     gradcheck(loss, inputs, fast_mode=True)
     first = time.perf_counter() - start
-    fast = median_time(lambda: gradcheck(loss, inputs, fast_mode=True), args.repeats)
+    fast = median_time(lambda: gradcheck(loss, inputs, fast_mode=True), args.repeats, warmup=0)
     process = timed([sys.executable, __file__, "--torch-fast-child"], max(args.repeats // 2, 1))
     full = None
     if not args.quick:
         print(f"  torch.autograd.gradcheck, full mode, {entries:,} entries (about 46 s on 2 cores) …",
               file=sys.stderr, flush=True)
-        full = median_time(lambda: gradcheck(loss, inputs), 1)
+        full = median_time(lambda: gradcheck(loss, inputs), 1, warmup=0)
     return {"first": first, "fast": fast, "process": process, "full": full, "entries": entries,
             "version": torch.__version__, "threads": torch.get_num_threads()}
 
@@ -185,8 +178,8 @@ def in_process(repeats: int) -> dict:
     keep_freed_memory()                      # as the command line does
     model = load_model(str(ROOT / LENET))
     check_model(model, fast=True)            # warm-up
-    return {"fast": median_time(lambda: check_model(model, fast=True), repeats),
-            "full": median_time(lambda: check_model(model), max(repeats // 2, 1))}
+    return {"fast": median_time(lambda: check_model(model, fast=True), repeats, warmup=0),
+            "full": median_time(lambda: check_model(model), max(repeats // 2, 1), warmup=0)}
 
 
 def main() -> None:
