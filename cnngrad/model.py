@@ -103,15 +103,13 @@ class Model:
         with np.errstate(all="ignore"):   # overflow is reported below, by quantity
             grads = self.network.backward(trace, self.params, self.target)
         exact = self.network.names[-1] if self.network.fused else None
-        named = [("input", "input", grads.input)]
-        named += [(name, name, value) for name, value in grads.outputs.items()]
-        named += [(name, name, value) for name, value in grads.params.items()]
-        for quantity, shape_name, value in named:
+        named = [("input", grads.input), *grads.outputs.items(), *grads.params.items()]
+        for quantity, value in named:
             bad = np.isnan(value) if quantity == exact else ~np.isfinite(value)
             if bad.any():
                 raise NonFiniteError(
                     f"{self.path}: grad.{quantity}: the gradient is not finite "
-                    f"({_first_bad(self.user(shape_name, value))}): the backward pass overflowed "
+                    f"({_first_bad(self.user(quantity, value))}): the backward pass overflowed "
                     f"float64 although the forward pass was finite")
         return grads
 
