@@ -49,15 +49,14 @@ def explain(model: Model, text: str) -> Explained:
     """Explain the gradient entry ``text`` (``grad.conv1.kernel[0,1]``) of ``model``."""
     known = {name: shape for name, shape in quantities(model).items() if name.startswith("grad.")}
     try:
-        name, index = parse_quantity(text.strip(), {**known, "grad.output": model.user_shapes["output"]}, model)
+        name, index = parse_quantity(text.strip(), known, model)
     except ValueError as err:
         raise CannotExplain(f"explain {text}: {err}") from None
-    shape = model.user_shapes["output" if name == "grad.output" else name[len("grad."):]]
+    shape = known[name]
     if index is None:
         if int(np.prod(shape)) != 1:
             raise CannotExplain(f"explain {text}: name one entry, like {name}[{','.join('0' * len(shape))}]")
         index = (0,) * len(shape)
-    values = model.values()
     trace = model.forward()
     grads = model.backward(trace)
     explanation, names = _explanation(model, name[len("grad."):], index, trace, grads)
@@ -70,9 +69,21 @@ def explain(model: Model, text: str) -> Explained:
              if role in roles and f"{symbol}[" in explanation.formula]
     notes = [[_ref_text(part, names, model) if isinstance(part, Ref) else part for part in note]
              for note in explanation.notes]
-    return Explained(spec=model.path, name=model.name, quantity=label, value=float(values[name][index]),
+    return Explained(spec=model.path, name=model.name, quantity=label, value=_gradient_entry(model, name, index, grads),
                      formula=explanation.formula, where=where, terms=nonzero, zeros=len(terms) - len(nonzero),
                      total=explanation.total, notes=notes)
+
+
+def _gradient_entry(model: Model, name: str, index, grads) -> float:
+    """The value of ``grad.<quantity>[index]`` from gradients already computed (user rank)."""
+    quantity = name[len("grad."):]
+    if quantity == "input":
+        value = grads.input
+    elif quantity == "output":
+        value = grads.outputs[model.network.names[-1]]
+    else:
+        value = grads.params[quantity] if quantity in grads.params else grads.outputs[quantity]
+    return float(model.user(quantity, value)[index])
 
 
 def _explanation(model: Model, quantity: str, index, trace, grads) -> tuple[Explanation, dict]:
