@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..layers.conv import MODES
+from ..layers.flatten import ORDERS
+from ..layers.pooling import TIES, TYPES as POOL_TYPES
 from .nodes import Cursor, suggest
 from .values import ValueReader
 
@@ -25,10 +28,6 @@ SETTINGS: dict[str, tuple[str, ...]] = {
     "fc": ("weights", "bias", "name"),
 }
 REQUIRED = {"conv": ("kernel",), "pool": ("size",), "fc": ("weights",)}
-MODES = ("cross_correlation", "convolution")
-POOL_TYPES = ("max", "avg", "l2")
-TIES = ("first", "split")
-ORDERS = ("C", "F")
 RESERVED = ("input", "target", "output", "loss", "grad")
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
