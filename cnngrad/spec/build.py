@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..layers import REGISTRY, Layer, ShapeError
-from ..layers.base import resolve_padding
+from ..layers.base import resolve_padding, window_output_size
 from ..losses import LOSSES
 from ..model import Model
 from ..network import Network
@@ -125,7 +125,7 @@ def _conv(layer: LayerSpec, shape, source):
         dilated = f" (dilated to {shape_text(span)})" if dilation != (1, 1) else ""
         at.fail(f"the kernel {kh}×{kw}{dilated} is larger than its padded input {shape_text(padded)} "
                 f"({source})")
-    out_hw = tuple((padded[i] - span[i]) // stride[i] + 1 for i in range(2))
+    out_hw = tuple(window_output_size(padded[i], span[i], stride[i]) for i in range(2))
     out = (filters,) + out_hw if kernel.ndim == 4 else out_hw
     bias, untied = _conv_bias(layer, filters, out, kernel.ndim == 4)
     engine = REGISTRY["conv"](bank.shape, stride, padding, dilation, layer.options["mode"], untied)
@@ -165,7 +165,7 @@ def _pool(layer: LayerSpec, shape, source):
         layer.place("size").fail(f"the pooling window {shape_text(size)} is larger than its "
                                  f"{'padded ' if padded != shape[-2:] else ''}input "
                                  f"{shape_text(padded)} ({source})")
-    out_hw = tuple((padded[i] - size[i]) // stride[i] + 1 for i in range(2))
+    out_hw = tuple(window_output_size(padded[i], size[i], stride[i]) for i in range(2))
     engine = REGISTRY["pool"](layer.options["type"], size, stride, padding, layer.options["ties"])
     return Built(engine, shape[:-2] + out_hw)
 
