@@ -37,11 +37,9 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except OSError as err:
-            if err.errno == errno.EPIPE:
-                raise                      # click exits quietly when the reader goes away
-            raise CannotRun(_describe(ctx, err)) from err
         except Exception as err:
+            if isinstance(err, OSError) and err.errno == errno.EPIPE:
+                raise                      # click exits quietly when the reader goes away
             raise CannotRun(_describe(ctx, err)) from err
 
 
