@@ -35,6 +35,12 @@ def _entry(role: str, array: np.ndarray, index, form: str = "{}", scale: float =
     return Factor(scale * float(array[(0,) + tuple(index)]), Ref(role, tuple(index)), form)
 
 
+def _reciprocal(value) -> float:
+    """1 / value as a float; inf at 0 (a probability that rounded to 0 or 1), without a warning."""
+    with np.errstate(divide="ignore"):
+        return float(1.0 / np.float64(value))
+
+
 def _safe_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     """numerator / denominator, with 0 wherever the numerator is 0 (so 0/0 gives 0, not nan)."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -117,7 +123,7 @@ class CrossEntropy(Loss):
         return -_safe_ratio(t, y)
 
     def explain(self, index, y, t):
-        ratio = _safe_ratio(np.ones(1), y[(0,) + tuple(index)])[0]
+        ratio = _reciprocal(y[(0,) + tuple(index)])
         return Explanation("∂E/∂y[k] = −t[k] / y[k]", [Term([_entry("t", t, index, "−{}", -1.0),
                                                              Factor(float(ratio), Ref("y", tuple(index)), "1/{}")])],
                            symbols=SYMBOLS)
@@ -159,9 +165,9 @@ class BinaryCrossEntropy(Loss):
         at = (0,) + tuple(index)
         return Explanation("∂E/∂y[k] = −t[k] / y[k] + (1 − t[k]) / (1 − y[k])",
                            [Term([_entry("t", t, index, "−{}", -1.0),
-                                  Factor(float(_safe_ratio(np.ones(1), y[at])[0]), Ref("y", tuple(index)), "1/{}")]),
+                                  Factor(_reciprocal(y[at]), Ref("y", tuple(index)), "1/{}")]),
                             Term([_entry("t", 1.0 - t, index, "(1 − {})"),
-                                  Factor(float(_safe_ratio(np.ones(1), 1.0 - y[at])[0]), Ref("y", tuple(index)),
+                                  Factor(_reciprocal(1.0 - y[at]), Ref("y", tuple(index)),
                                          "1/(1 − {})")])], symbols=SYMBOLS)
 
     def explain_fused(self, index, z, y, t):
