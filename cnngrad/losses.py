@@ -125,7 +125,7 @@ class CrossEntropy(Loss):
     def explain(self, index, y, t):
         ratio = _reciprocal(y[(0,) + tuple(index)])
         return Explanation("∂E/∂y[k] = −t[k] / y[k]", [Term([_entry("t", t, index, "−{}", -1.0),
-                                                             Factor(float(ratio), Ref("y", tuple(index)), "1/{}")])],
+                                                             Factor(ratio, Ref("y", tuple(index)), "1/{}")])],
                            symbols=SYMBOLS)
 
     def explain_fused(self, index, z, y, t):

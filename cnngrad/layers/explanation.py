@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Ref:
-    """An entry of one of the layer's arrays: ``role`` and engine ``index``; None for padding."""
+    """An entry of one of the layer's arrays: ``role`` and engine ``index``."""
 
     role: str
-    index: tuple[int, ...] | None
+    index: tuple[int, ...]
 
 
 @dataclass(frozen=True)
