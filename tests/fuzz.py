@@ -251,13 +251,23 @@ def run_in_process(args: list[str], spec_text: str | None = None) -> Outcome:
         signal.signal(signal.SIGALRM, previous)
 
 
+def cnngrad_script() -> str:
+    """The console script installed next to this interpreter (venv/bin/cnngrad)."""
+    folder = Path(sys.executable).parent
+    for name in ("cnngrad", "cnngrad.exe"):
+        if (folder / name).exists():
+            return str(folder / name)
+    import pytest
+    pytest.skip(f"no cnngrad script next to {sys.executable}; install the project first")
+
+
 def run_subprocess(args: list[str], spec_text: str | None = None) -> Outcome:
     """The installed entry point in a real process, killed by the guard if it hangs."""
-    exe = Path(sys.executable).parent / "cnngrad"
+    exe = cnngrad_script()
     env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR",)}
     env["NO_COLOR"] = "1"
     try:
-        done = subprocess.run([str(exe), *args], input=spec_text, capture_output=True, text=True,
+        done = subprocess.run([exe, *args], input=spec_text, capture_output=True, text=True,
                               timeout=GUARD_SECONDS, env=env)
     except subprocess.TimeoutExpired:
         return Outcome(args, None, "", "", f"hang: no result within {GUARD_SECONDS} s")

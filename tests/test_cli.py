@@ -10,7 +10,6 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +17,7 @@ from click.testing import CliRunner
 
 from cnngrad import __version__
 from cnngrad.cli import cli
-
-ENTRY_POINT = Path(sys.executable).parent / "cnngrad"
+from fuzz import cnngrad_script
 
 KERNEL_SPEC = """\
 name: seed 001 kernel example
@@ -75,7 +73,7 @@ def run_installed(*args, env=None):
     """The real entry point in a subprocess, stdout and stderr piped."""
     environment = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
     environment.update(env or {})
-    return subprocess.run([str(ENTRY_POINT), *map(str, args)], capture_output=True, text=True, env=environment)
+    return subprocess.run([cnngrad_script(), *map(str, args)], capture_output=True, text=True, env=environment)
 
 
 def conv_valid(x, k):
@@ -207,7 +205,7 @@ def test_a_terminal_gets_colour_unless_no_color_is_set(specs, no_color):
     if no_color:
         env["NO_COLOR"] = "1"
     leader, follower = pty.openpty()
-    process = subprocess.Popen([str(ENTRY_POINT), "check", str(specs / "kernel.yaml")],
+    process = subprocess.Popen([cnngrad_script(), "check", str(specs / "kernel.yaml")],
                                stdout=follower, stderr=follower, env=env)
     os.close(follower)
     chunks = []

@@ -11,24 +11,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from fuzz import cnngrad_script
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
 ERRATA = sorted((ROOT / "tests" / "errata").glob("*.yaml"))
-
-
-def cnngrad_script() -> str:
-    """The console script installed next to this interpreter (venv/bin/cnngrad)."""
-    folder = Path(sys.executable).parent
-    for name in ("cnngrad", "cnngrad.exe"):
-        if (folder / name).exists():
-            return str(folder / name)
-    pytest.skip(f"no cnngrad script next to {sys.executable}; install the project first")
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
