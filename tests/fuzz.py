@@ -251,6 +251,18 @@ def run_in_process(args: list[str], spec_text: str | None = None) -> Outcome:
         signal.signal(signal.SIGALRM, previous)
 
 
+def run_text(tmp_path: Path, text: str | bytes, command: str | list[str], *options: str) -> Outcome:
+    """Write TEXT to tmp_path/'net.yaml', run ``cnngrad COMMAND net.yaml OPTIONS`` in process and
+    assert the outcome passes the judge. COMMAND is a word or a list (the word, then arguments
+    that follow the path, as ``["explain", "grad.input[0]"]``)."""
+    command = [command] if isinstance(command, str) else list(command)
+    path = tmp_path / "net.yaml"
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    outcome = run_in_process([command[0], str(path), *command[1:], *options])
+    assert judge(outcome, str(path)) is None, judge(outcome, str(path))
+    return outcome
+
+
 def cnngrad_script() -> str:
     """The console script installed next to this interpreter (venv/bin/cnngrad)."""
     folder = Path(sys.executable).parent

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 import fuzz
+from fuzz import run_text
 
 VECTOR_NET = """\
 input: [1, 2, 3, 4]
@@ -19,14 +20,6 @@ upstream_grad: [1, 1, 1, 1]
 COMMANDS = [["forward"], ["backward"], ["check", "--fast"], ["explain", "grad.input[0]"]]
 
 
-def run(tmp_path, text, command, *options):
-    path = tmp_path / "net.yaml"
-    path.write_bytes(text.encode() if isinstance(text, str) else text)
-    outcome = fuzz.run_in_process([command[0], str(path), *command[1:], *options])
-    assert fuzz.judge(outcome, str(path)) is None, fuzz.judge(outcome, str(path))
-    return outcome
-
-
 def error_line(outcome) -> str:
     assert outcome.exit_code == 2, outcome.stdout
     (line,) = outcome.stderr.splitlines()
@@ -35,28 +28,28 @@ def error_line(outcome) -> str:
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
 def test_max_entries_sets_the_array_limit_and_four_times_it_for_all_values(tmp_path, command):
-    assert run(tmp_path, VECTOR_NET, command).exit_code == 0                    # the defaults
-    line = error_line(run(tmp_path, VECTOR_NET, command, "--max-entries", "15"))
+    assert run_text(tmp_path, VECTOR_NET, command).exit_code == 0                    # the defaults
+    line = error_line(run_text(tmp_path, VECTOR_NET, command, "--max-entries", "15"))
     assert "net.yaml:3:19: layers[0].fc.weights: an array of shape 4×4 has 16 entries, more than " \
            "the limit of 15" in line and "--max-entries" in line
     # every array fits 16, but 68 entries in all exceed 4·16: blamed at the value that tips it
-    line = error_line(run(tmp_path, VECTOR_NET, command, "--max-entries", "16"))
+    line = error_line(run_text(tmp_path, VECTOR_NET, command, "--max-entries", "16"))
     assert "net.yaml:7:16: upstream_grad: the spec's values have more than 64 entries in all" in line
-    assert run(tmp_path, VECTOR_NET, command, "--max-entries", "17").exit_code == 0
+    assert run_text(tmp_path, VECTOR_NET, command, "--max-entries", "17").exit_code == 0
 
 
 def test_a_layer_output_over_max_entries_names_the_layer(tmp_path):
     spec = "input: [[1, 2], [3, 4]]\nlayers:\n  - conv: {kernel: [[1]], padding: 10}\n" \
            "loss: none\nupstream_grad: {random: {shape: [22, 22]}}\n"     # conv1 is 22×22 = 484
-    assert run(tmp_path, spec, ["forward"], "--max-entries", "484").exit_code == 0
-    line = error_line(run(tmp_path, spec, ["forward"], "--max-entries", "483"))
+    assert run_text(tmp_path, spec, ["forward"], "--max-entries", "484").exit_code == 0
+    line = error_line(run_text(tmp_path, spec, ["forward"], "--max-entries", "483"))
     assert "net.yaml:3:" in line and "layers[0]" in line and "--max-entries" in line
 
 
 def test_a_random_shape_beyond_the_default_is_refused_before_allocating(tmp_path):
     spec = "input: {random: {shape: [1000000, 1000000]}}\nlayers: [relu]\nloss: none\nupstream_grad: 1\n"
     for command in COMMANDS[:3]:
-        line = error_line(run(tmp_path, spec, command))
+        line = error_line(run_text(tmp_path, spec, command))
         assert "input.random.shape" in line and "1000000000000 entries" in line
         assert "limit of 5000000" in line and "--max-entries" in line
 
@@ -64,11 +57,11 @@ def test_a_random_shape_beyond_the_default_is_refused_before_allocating(tmp_path
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
 def test_max_file_size_refuses_and_admits_a_large_file(tmp_path, command):
     big = VECTOR_NET + "description: '" + "x" * (1 << 20) + "'\n"      # just over 1 MiB
-    line = error_line(run(tmp_path, big, command))
+    line = error_line(run_text(tmp_path, big, command))
     assert f"net.yaml: the file has {len(big)} bytes, larger than 1048576 bytes" in line
     assert "--max-file-size" in line
-    assert run(tmp_path, big, command, "--max-file-size", str(2 << 20)).exit_code == 0
-    line = error_line(run(tmp_path, VECTOR_NET, command, "--max-file-size", "100"))
+    assert run_text(tmp_path, big, command, "--max-file-size", str(2 << 20)).exit_code == 0
+    line = error_line(run_text(tmp_path, VECTOR_NET, command, "--max-file-size", "100"))
     assert "larger than 100 bytes" in line
 
 
@@ -77,13 +70,13 @@ def test_an_alias_bomb_is_refused_and_a_larger_file_size_does_not_let_it_through
     bomb += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
     text = "\n".join(bomb) + "\ninput: *a8\nlayers: [relu]\n"           # 10^9 numbers once expanded
     for options in ([], ["--max-file-size", str(2 << 20)]):
-        line = error_line(run(tmp_path, text, ["forward"], *options))
+        line = error_line(run_text(tmp_path, text, ["forward"], *options))
         assert "expands to more than" in line and "YAML nodes" in line
 
 
 def test_nesting_beyond_64_levels_is_refused(tmp_path):
     deep = "input: " + "[" * 100 + "1" + "]" * 100 + "\nlayers: [relu]\n"
-    line = error_line(run(tmp_path, deep, ["forward"]))
+    line = error_line(run_text(tmp_path, deep, ["forward"]))
     assert "net.yaml:1:" in line and "nested more than 64 levels deep" in line
 
 

@@ -12,25 +12,17 @@ import math
 
 import pytest
 
-import fuzz
-
-
-def run(tmp_path, text, *args):
-    path = tmp_path / "net.yaml"
-    path.write_text(text)
-    outcome = fuzz.run_in_process([args[0], str(path), *args[1:]])
-    assert fuzz.judge(outcome, str(path)) is None, fuzz.judge(outcome, str(path))
-    return outcome
+from fuzz import run_text
 
 
 def doc(tmp_path, text, command="backward"):
-    outcome = run(tmp_path, text, command, "--format", "json")
+    outcome = run_text(tmp_path, text, command, "--format", "json")
     assert outcome.exit_code == 0, outcome.stderr
     return json.loads(outcome.stdout)
 
 
 def error(tmp_path, text, command="backward"):
-    outcome = run(tmp_path, text, command)
+    outcome = run_text(tmp_path, text, command)
     assert outcome.exit_code == 2
     return outcome.stderr.strip()
 
@@ -46,9 +38,9 @@ def test_sigmoid_bce_at_logits_of_1000(tmp_path, z):
     assert result["loss"] == 1000.0
     assert result["gradients"]["input"] == [1.0 if z > 0 else -1.0]
     assert result["gradients"]["sigmoid1"] == [None]
-    table = run(tmp_path, spec, "backward").stdout
+    table = run_text(tmp_path, spec, "backward").stdout
     assert ("-inf (overflow)" if z < 0 else "inf (overflow)") in table
-    assert run(tmp_path, spec, "check").exit_code == 0
+    assert run_text(tmp_path, spec, "check").exit_code == 0
 
 
 def test_pre_activations_of_1000_saturate_to_exact_values(tmp_path):

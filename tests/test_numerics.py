@@ -5,25 +5,18 @@
 from __future__ import annotations
 
 import numpy as np
-from click.testing import CliRunner
 
-from cnngrad.cli import cli
-
-
-def run(tmp_path, text, *args):
-    path = tmp_path / "net.yaml"
-    path.write_text(text)
-    return CliRunner().invoke(cli, [*args, str(path)])
+from fuzz import run_text
 
 
 def test_infinite_loss_is_an_error_with_the_fix(tmp_path):
     # sigmoid(−1000) is exactly 0 in float64, so −log y is infinite: cross_entropy is not fused with
     # sigmoid, and the message says which pairing is.
-    result = run(tmp_path, "input: [1000, -1000]\nlayers:\n  - sigmoid\n"
-                           "loss: cross_entropy\ntarget: [0, 1]\n", "check")
+    result = run_text(tmp_path, "input: [1000, -1000]\nlayers:\n  - sigmoid\n"
+                                "loss: cross_entropy\ntarget: [0, 1]\n", "check")
     assert result.exit_code == 2
-    assert "loss: cross_entropy is inf" in result.output
-    assert "sigmoid right before binary_cross_entropy" in result.output
+    assert "loss: cross_entropy is inf" in result.stderr
+    assert "sigmoid right before binary_cross_entropy" in result.stderr
 
 
 def test_bce_gradient_at_a_saturated_sigmoid_comes_from_the_logit():
