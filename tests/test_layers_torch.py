@@ -22,18 +22,10 @@ from cnngrad.layers.flatten import Flatten  # noqa: E402
 from cnngrad.layers.pooling import Pool  # noqa: E402
 from cnngrad.losses import LOSSES  # noqa: E402
 from cnngrad.network import Network  # noqa: E402
+from torchnet import rel_err, torch_conv, torch_pool, torch_softmax_all  # noqa: E402
 
 RTOL = 1e-10
 CASES = 40  # random configurations per test
-
-
-def rel_err(a, b) -> float:
-    """‖a − b‖ / max(‖a‖, ‖b‖, 1e-12): one number per array, robust to entries near zero."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    assert a.shape == b.shape, f"shapes differ: {a.shape} vs {b.shape}"
-    scale = max(np.linalg.norm(a), np.linalg.norm(b), 1e-12)
-    return float(np.linalg.norm(a - b) / scale)
 
 
 def assert_close(ours, theirs, what: str, config=None):
@@ -98,26 +90,6 @@ def draw_conv_config(rng):
                 untied=bool(rng.integers(0, 2)), batch=int(rng.integers(1, 4)))
 
 
-def torch_conv(cfg):
-    """conv2d as torch does it, padding handed over in the user's form (asymmetric via F.pad)."""
-    def run(x, p):
-        kernel = p["kernel"]
-        if cfg["mode"] == "convolution":  # the textbook convolution: kernel rotated 180°
-            kernel = torch.flip(kernel, dims=(-2, -1))
-        padding = cfg["padding"]
-        if isinstance(padding, list) and isinstance(padding[0], list):
-            (top, bottom), (left, right) = padding
-            x = F.pad(x, (left, right, top, bottom))
-            padding = 0
-        elif isinstance(padding, list):
-            padding = tuple(padding)
-        y = F.conv2d(x, kernel, stride=tuple(cfg["stride"]), padding=padding,
-                     dilation=tuple(cfg["dilation"]))
-        bias = p["bias"]
-        return y + (bias if cfg["untied"] else bias[:, None, None])  # untied: b_ij per output entry
-    return run
-
-
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
 def test_conv_matches_torch():
     rng = np.random.default_rng(20240601)
@@ -167,11 +139,6 @@ def test_convolution_mode_is_correlation_with_flipped_kernel():
 
 # --------------------------------------------------------------------------------------------
 # activations
-
-def torch_softmax_all(x, p):
-    """Softmax over *all* entries of each example (a map is one distribution, not one per channel)."""
-    return torch.softmax(x.reshape(x.shape[0], -1), dim=1).reshape(x.shape)
-
 
 ACTIVATIONS = {
     "relu": (lambda rng: ReLU(), lambda layer: (lambda x, p: F.relu(x))),
@@ -234,39 +201,6 @@ def draw_pool_config(rng, pool_type):
     width = int(rng.integers(kw, kw + 6))
     return dict(type=pool_type, size=[kh, kw], stride=stride, padding=padding,
                 shape=(int(rng.integers(1, 3)), int(rng.integers(1, 4)), height, width))
-
-
-def explicit_sides(padding, size):
-    """The four pad widths ((top, bottom), (left, right)) written out independently of the engine."""
-    if padding == "same":
-        (kh, kw) = size
-        return ((kh - 1) // 2, kh - 1 - (kh - 1) // 2), ((kw - 1) // 2, kw - 1 - (kw - 1) // 2)
-    if isinstance(padding, int):
-        return (padding, padding), (padding, padding)
-    if isinstance(padding[0], int):
-        return (padding[0], padding[0]), (padding[1], padding[1])
-    return tuple(padding[0]), tuple(padding[1])
-
-
-def torch_pool(cfg):
-    """torch's pools: symmetric padding through the pool's own argument, the rest through F.pad."""
-    size, stride, kind = tuple(cfg["size"]), tuple(cfg["stride"]), cfg["type"]
-    (top, bottom), (left, right) = explicit_sides(cfg["padding"], size)
-    symmetric = top == bottom and left == right
-
-    def run(x, p):
-        pad = (top, left) if symmetric else (0, 0)
-        if not symmetric:
-            fill = float("-inf") if kind == "max" else 0.0
-            x = F.pad(x, (left, right, top, bottom), value=fill)
-        if kind == "max":
-            return F.max_pool2d(x, size, stride, padding=pad)
-        if kind == "avg":
-            return F.avg_pool2d(x, size, stride, padding=pad, count_include_pad=True)
-        if symmetric:
-            x = F.pad(x, (left, right, top, bottom))
-        return F.lp_pool2d(x, 2, size, stride)  # (Σ x²)^(1/2) over each window
-    return run
 
 
 @pytest.mark.parametrize("pool_type", ["max", "avg", "l2"])

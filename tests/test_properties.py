@@ -36,13 +36,6 @@ def build(seed):
     return spec, to_model(spec)
 
 
-def rel_err(a, b) -> float:
-    """‖a − b‖ / max(‖a‖, ‖b‖, 1e-12), as tests/test_layers_torch.py measures it."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    assert a.shape == b.shape, f"shapes differ: {a.shape} vs {b.shape}"
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a), np.linalg.norm(b), 1e-12))
-
-
 @given(seeds)
 @example(2973)      # next to an L2 window of norm 7e-4: steep curvature for the default step
 def test_analytic_gradients_agree_with_finite_differences(seed):
@@ -59,7 +52,7 @@ def test_analytic_gradients_agree_with_finite_differences(seed):
 @given(seeds)
 def test_analytic_gradients_match_torch_autograd(seed):
     pytest.importorskip("torch")
-    from torchnet import torch_gradients
+    from torchnet import rel_err, torch_gradients
     _, model = build(seed)
     trace = model.forward()
     loss = model.loss(trace)

@@ -1,12 +1,12 @@
 """A cnngrad ``Model`` rebuilt in PyTorch, for cross-checking whole networks against autograd.
 
 Import only after ``pytest.importorskip("torch")``. Each layer is translated from its
-hyperparameters (not from the engine's internals) into torch's own functions, reusing the
-per-layer references of tests/test_layers_torch.py: ``torch_conv`` (padding handed to torch in
-the user's ((top, bottom), (left, right)) form, the kernel flipped for ``convolution``),
-``torch_pool`` (max pads with −∞, avg counts padding), ``torch_softmax_all`` (one distribution
-per example). Two conventions torch has no pooling function for are written from their
-definitions: max pooling with ``ties: split`` (each tied maximum gets an equal share) and L2
+hyperparameters (not from the engine's internals) into torch's own functions, by the per-layer
+references below (each checked on its own in tests/test_layers_torch.py): ``torch_conv`` (padding
+handed to torch in the user's ((top, bottom), (left, right)) form, the kernel flipped for
+``convolution``), ``torch_pool`` (max pads with −∞, avg counts padding; ``explicit_sides`` spells
+out its pad widths), ``torch_softmax_all`` (one distribution per example), and ``rel_err``.
+Two conventions torch has no pooling function for are written from their definitions: max pooling with ``ties: split`` (each tied maximum gets an equal share) and L2
 pooling as ``torch.linalg.vector_norm`` over each window (whose gradient at a zero window is 0,
 the engine's convention; ``lp_pool2d`` would give NaN there).
 """
@@ -15,9 +15,74 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from test_layers_torch import torch_conv, torch_pool, torch_softmax_all
-
 F = torch.nn.functional
+
+
+def rel_err(a, b) -> float:
+    """‖a − b‖ / max(‖a‖, ‖b‖, 1e-12): one number per array, robust to entries near zero."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    assert a.shape == b.shape, f"shapes differ: {a.shape} vs {b.shape}"
+    scale = max(np.linalg.norm(a), np.linalg.norm(b), 1e-12)
+    return float(np.linalg.norm(a - b) / scale)
+
+
+def torch_conv(cfg):
+    """conv2d as torch does it, padding handed over in the user's form (asymmetric via F.pad)."""
+    def run(x, p):
+        kernel = p["kernel"]
+        if cfg["mode"] == "convolution":  # the textbook convolution: kernel rotated 180°
+            kernel = torch.flip(kernel, dims=(-2, -1))
+        padding = cfg["padding"]
+        if isinstance(padding, list) and isinstance(padding[0], list):
+            (top, bottom), (left, right) = padding
+            x = F.pad(x, (left, right, top, bottom))
+            padding = 0
+        elif isinstance(padding, list):
+            padding = tuple(padding)
+        y = F.conv2d(x, kernel, stride=tuple(cfg["stride"]), padding=padding,
+                     dilation=tuple(cfg["dilation"]))
+        bias = p["bias"]
+        return y + (bias if cfg["untied"] else bias[:, None, None])  # untied: b_ij per output entry
+    return run
+
+
+def explicit_sides(padding, size):
+    """The four pad widths ((top, bottom), (left, right)) written out independently of the engine."""
+    if padding == "same":
+        (kh, kw) = size
+        return ((kh - 1) // 2, kh - 1 - (kh - 1) // 2), ((kw - 1) // 2, kw - 1 - (kw - 1) // 2)
+    if isinstance(padding, int):
+        return (padding, padding), (padding, padding)
+    if isinstance(padding[0], int):
+        return (padding[0], padding[0]), (padding[1], padding[1])
+    return tuple(padding[0]), tuple(padding[1])
+
+
+def torch_pool(cfg):
+    """torch's pools: symmetric padding through the pool's own argument, the rest through F.pad."""
+    size, stride, kind = tuple(cfg["size"]), tuple(cfg["stride"]), cfg["type"]
+    (top, bottom), (left, right) = explicit_sides(cfg["padding"], size)
+    symmetric = top == bottom and left == right
+
+    def run(x, p):
+        pad = (top, left) if symmetric else (0, 0)
+        if not symmetric:
+            fill = float("-inf") if kind == "max" else 0.0
+            x = F.pad(x, (left, right, top, bottom), value=fill)
+        if kind == "max":
+            return F.max_pool2d(x, size, stride, padding=pad)
+        if kind == "avg":
+            return F.avg_pool2d(x, size, stride, padding=pad, count_include_pad=True)
+        if symmetric:
+            x = F.pad(x, (left, right, top, bottom))
+        return F.lp_pool2d(x, 2, size, stride)  # (Σ x²)^(1/2) over each window
+    return run
+
+
+def torch_softmax_all(x, p):
+    """Softmax over *all* entries of each example (a map is one distribution, not one per channel)."""
+    return torch.softmax(x.reshape(x.shape[0], -1), dim=1).reshape(x.shape)
 
 
 def _windows(x, layer, fill):
