@@ -7,8 +7,9 @@ handed to torch in the user's ((top, bottom), (left, right)) form, the kernel fl
 ``convolution``), ``torch_pool`` (max pads with −∞, avg counts padding; ``explicit_sides`` spells
 out its pad widths), ``torch_softmax_all`` (one distribution per example), and ``rel_err``.
 Two conventions torch has no pooling function for are written from their definitions: max
-pooling with ``ties: split`` (each tied maximum gets an equal share) and L2 pooling as ``torch.linalg.vector_norm`` over each window (whose gradient at a zero window is 0,
-the engine's convention; ``lp_pool2d`` would give NaN there).
+pooling with ``ties: split`` (each tied maximum gets an equal share) and L2 pooling as
+``torch.linalg.vector_norm`` over each window (whose gradient at a zero window is 0, the engine's
+convention; ``lp_pool2d`` would give NaN there).
 """
 from __future__ import annotations
 
