@@ -10,7 +10,6 @@ import importlib
 import os
 import sys
 import threading
-from pathlib import Path
 
 import click
 
@@ -263,17 +262,19 @@ def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, fmt) ->
 
 def _spec_files(sources):
     """``(path, problem)`` for each spec to check: a folder gives every *.yaml / *.yml below it,
-    sorted; ``problem`` says why a source gives nothing to check."""
+    ordered by path component (symlinked folders are not followed); ``problem`` says why a
+    source gives nothing to check."""
     for source in sources:
-        folder = Path(source)
-        if source == "-" or not folder.is_dir():
+        if source == "-" or not os.path.isdir(source):
             yield source, None
             continue
-        found = sorted(p for p in folder.rglob("*") if p.suffix in SPEC_SUFFIXES and p.is_file())
+        found = [os.path.join(top, name) for top, _, names in os.walk(source) for name in names
+                 if os.path.splitext(name)[1] in SPEC_SUFFIXES]
+        found = sorted(filter(os.path.isfile, found), key=lambda path: path.split(os.sep))
         if not found:
             yield source, f"{source}: no *.yaml or *.yml files in this folder"
         for path in found:
-            yield str(path), None
+            yield path, None
 
 
 def main(argv=None) -> None:

@@ -6,7 +6,7 @@ bounded) → ``document``/``layers``/``values`` (schema and values) → ``build`
 """
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 from ..model import Model
 from .build import build_model
@@ -32,7 +32,7 @@ def load_model(source: str, *, limits: Limits | None = None) -> Model:
     root = compose(read_text(source, limits), name, limits)
     if root is None:
         raise SpecError(name, 1, 1, "", "the file is empty; a spec is a mapping with input and layers")
-    folder = Path.cwd() if source == STDIN else Path(source).parent
+    folder = os.getcwd() if source == STDIN else os.path.dirname(source)
     values = ValueReader(folder, limits)
     spec = read_spec(Cursor(root, "", name), values)
     return build_model(spec, name, values)

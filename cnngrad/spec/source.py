@@ -1,8 +1,8 @@
 """Reading a spec's text from a path or standard input: size-bounded, UTF-8, no binary files."""
 from __future__ import annotations
 
+import os
 import sys
-from pathlib import Path
 
 from .errors import SpecError
 from .limits import Limits
@@ -25,16 +25,16 @@ def read_text(source: str, limits: Limits) -> str:
     if source == STDIN:
         data = sys.stdin.buffer.read(limits.max_file_bytes + 1)
     else:
-        path = Path(source)
-        if not path.exists():
+        if not os.path.exists(source):
             fail("file not found")
-        if path.is_dir():
+        if os.path.isdir(source):
             fail("is a folder, not a spec file")
         try:
-            if path.stat().st_size > limits.max_file_bytes:
-                fail(f"the file has {path.stat().st_size} bytes, larger than {limits.max_file_bytes} bytes "
+            size = os.path.getsize(source)
+            if size > limits.max_file_bytes:
+                fail(f"the file has {size} bytes, larger than {limits.max_file_bytes} bytes "
                      "(Limits.max_file_bytes; raise it with --max-file-size)")
-            with path.open("rb") as stream:
+            with open(source, "rb") as stream:
                 data = stream.read(limits.max_file_bytes + 1)
         except OSError as err:
             fail(f"cannot read the file: {err.strerror or err}")

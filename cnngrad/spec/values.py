@@ -7,8 +7,8 @@ before anything is allocated or read.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from yaml.nodes import ScalarNode
@@ -36,7 +36,7 @@ def shape_text(shape: tuple[int, ...]) -> str:
 class ValueReader:
     """Reads values relative to the spec's folder, counting entries against the spec's limits."""
 
-    def __init__(self, folder: Path, limits: Limits):
+    def __init__(self, folder: str, limits: Limits):
         self.folder, self.limits, self.total = folder, limits, 0
 
     def read(self, cursor: Cursor) -> np.ndarray:
@@ -97,18 +97,19 @@ class ValueReader:
 
     def _file(self, cursor: Cursor) -> np.ndarray:
         name = cursor.text()
-        path = self.folder / name
-        if path.suffix.lower() not in SUFFIXES:
+        path = os.path.join(self.folder, name)
+        suffix = os.path.splitext(path)[1].lower()
+        if suffix not in SUFFIXES:
             cursor.fail(f"a value file must end in {', '.join(SUFFIXES)}, not {name!r}")
-        if not path.is_file():
-            cursor.fail(f"file {name!r} not found (looked for {path.absolute()})")
-        size = path.stat().st_size
+        if not os.path.isfile(path):
+            cursor.fail(f"file {name!r} not found (looked for {os.path.abspath(path)})")
+        size = os.path.getsize(path)
         if size > self.limits.max_data_file_bytes:
             cursor.fail(f"file {name!r} has {size} bytes, more than {self.limits.max_data_file_bytes} "
                         "(Limits.max_data_file_bytes)")
         try:
-            array = _read_npy(cursor, path, self) if path.suffix.lower() == ".npy" else \
-                np.loadtxt(path, dtype=np.float64, delimiter="," if path.suffix.lower() == ".csv" else None)
+            array = _read_npy(cursor, path, self) if suffix == ".npy" else \
+                np.loadtxt(path, dtype=np.float64, delimiter="," if suffix == ".csv" else None)
         except (OSError, ValueError, UnicodeDecodeError) as err:
             cursor.fail(f"could not read {name!r}: {' '.join(str(err).split())}")
         if array.size == 0:
@@ -119,15 +120,15 @@ class ValueReader:
         return array
 
 
-def _read_npy(cursor: Cursor, path: Path, reader: ValueReader) -> np.ndarray:
+def _read_npy(cursor: Cursor, path: str, reader: ValueReader) -> np.ndarray:
     """A .npy file of real numbers, its header checked before the data is read."""
-    with path.open("rb") as stream:
+    with open(path, "rb") as stream:
         version = np.lib.format.read_magic(stream)
         read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) \
             else np.lib.format.read_array_header_2_0
         shape, _, dtype = read_header(stream)
     if dtype.kind not in "iuf":
-        cursor.fail(f"file {path.name!r} holds {dtype} values, not real numbers")
+        cursor.fail(f"file {os.path.basename(path)!r} holds {dtype} values, not real numbers")
     reader.check_size(cursor, tuple(shape))
     return np.load(path, allow_pickle=False).astype(np.float64)
 
