@@ -8,7 +8,8 @@ Every figure is measured in this run, on this machine, and printed beside its ta
   loaded cnngrad model; checked w.r.t. the input and every parameter together), in full mode
   (~46 s on 2 cores, run once; --quick skips it) and in fast mode (median of --repeats);
 - start-up: ``cnngrad check`` on a small seed example against ``python -c "import numpy"``
-  (both subprocesses, taking turns, median of --startup-repeats);
+  and, for reference, ``python -c "import numpy, yaml, click"`` (the libraries every command
+  needs; all subprocesses, taking turns, median of --startup-repeats);
 - peak memory: the maximum resident set size of the full LeNet-5 check's process (os.wait4).
 
 The children run with stdout piped (so tables are plain text, as in a pipe or a CI log) and, as
@@ -199,7 +200,8 @@ def main() -> None:
 
     cnngrad = [str(ENTRY_POINT), "check"]
     numpy_only = [sys.executable, "-c", "import numpy"]
-    for command in (cnngrad + [LENET], cnngrad + [SMALL], numpy_only):   # warm-up, byte-compile
+    libraries = [sys.executable, "-c", "import numpy, yaml, click"]
+    for command in (cnngrad + [LENET], cnngrad + [SMALL], numpy_only, libraries):   # warm-up, byte-compile
         run_once(command)
 
     print(f"# cnngrad check benchmark — {platform.python_implementation()} {platform.python_version()}, "
@@ -207,7 +209,7 @@ def main() -> None:
           flush=True)
     full = timed(cnngrad + [LENET], args.repeats)
     fast = timed(cnngrad + ["--fast", LENET], args.repeats)
-    small, bare = timed_together([cnngrad + [SMALL], numpy_only], args.startup_repeats)
+    small, bare, floor = timed_together([cnngrad + [SMALL], numpy_only, libraries], args.startup_repeats)
     inside = in_process(args.repeats)
     torch = torch_figures(args)
 
@@ -251,6 +253,8 @@ def main() -> None:
         f"{small['min'] * 1e3:.0f}–{small['max'] * 1e3:.0f} ms, n={small['n']}")
     row('python -c "import numpy"', f"{bare['median'] * 1e3:.0f} ms", "", None,
         f"{bare['min'] * 1e3:.0f}–{bare['max'] * 1e3:.0f} ms, n={bare['n']}")
+    row('python -c "import numpy, yaml, click"', f"{floor['median'] * 1e3:.0f} ms",
+        "", None, f"{floor['median'] / bare['median']:.2f}× import numpy: the libraries alone")
     ratio = small["median"] / bare["median"]
     row("  start-up ratio: small check / import numpy", f"{ratio:.2f}×", f"≤ {TARGET_STARTUP_RATIO}×",
         ratio <= TARGET_STARTUP_RATIO, f"fastest runs: {small['min'] / bare['min']:.2f}×")
