@@ -11,7 +11,6 @@ Run: python benchmarks/gradcheck_accuracy.py [networks]
 """
 from __future__ import annotations
 
-import dataclasses
 import sys
 import warnings
 from pathlib import Path
@@ -55,7 +54,7 @@ def run(models):
                     h = eps * np.maximum(1.0, np.abs(values))
                     d = central_differences(evaluator, probe.start, h, probe.perturbed)
                     if not richardson:   # the plain central difference D(h), and its own spread
-                        d = dataclasses.replace(d, numeric=_wide(evaluator, probe, h))
+                        d.numeric = _wide(evaluator, probe, h)
                     g = probe.analytic.reshape(-1)
                     idx = [(k,) for k in range(g.size)]
                     smooth = ~d.kink

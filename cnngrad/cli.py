@@ -87,18 +87,16 @@ def _limits_options(command):
 
 def _limits():
     """The spec limits the command line asked for (the defaults unless raised or lowered)."""
-    from dataclasses import replace
-
     from .spec import Limits
     meta = click.get_current_context().meta
-    limits, changes = Limits(), {}
+    defaults, changes = Limits(), {}
     if "cnngrad.max_entries" in meta:
         entries = meta["cnngrad.max_entries"]
         changes.update(max_entries=entries, max_total_entries=4 * entries)
     if "cnngrad.max_file_size" in meta:
         size = meta["cnngrad.max_file_size"]
-        changes.update(max_file_bytes=size, max_nodes=max(limits.max_nodes, size))
-    return replace(limits, **changes)
+        changes.update(max_file_bytes=size, max_nodes=max(defaults.max_nodes, size))
+    return Limits(**changes)
 
 
 def _emit(fmt: str, what: str, *args) -> None:

@@ -6,12 +6,11 @@ user wrote (``grad.conv1[0,2]``, ``input[1,3]``), and terms that are 0 are count
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from .layers.explanation import Explanation, Ref
 from .model import Model
+from .record import Record
 from .spec.expect import parse_quantity, quantities
 
 
@@ -19,30 +18,28 @@ class CannotExplain(ValueError):
     """The quantity named is not one gradient entry of this spec; the message says why."""
 
 
-@dataclass
-class ExplainedTerm:
+class ExplainedTerm(Record):
     """One nonzero summand: its factors as (text, value) and their product."""
 
-    factors: list[tuple[str, float]]
-    value: float
+    __slots__ = ("factors", "value")
+
+    def __init__(self, factors: list[tuple[str, float]], value: float):
+        self.factors, self.value = factors, value
 
 
-@dataclass
-class Explained:
+class Explained(Record):
     """Everything ``explain`` shows: ``quantity`` (with index) = ``value`` (the engine's) = Σ terms
     (``total``; ``zeros`` terms that are 0 not listed). ``where`` names each symbol of ``formula``;
     ``notes`` are lists of text and numbers."""
 
-    spec: str
-    name: str | None
-    quantity: str
-    value: float
-    formula: str
-    where: list[tuple[str, str]]
-    terms: list[ExplainedTerm]
-    zeros: int
-    total: float
-    notes: list[list] = field(default_factory=list)
+    __slots__ = ("spec", "name", "quantity", "value", "formula", "where", "terms", "zeros", "total", "notes")
+
+    def __init__(self, spec: str, name: str | None, quantity: str, value: float, formula: str,
+                 where: list[tuple[str, str]], terms: list[ExplainedTerm], zeros: int, total: float,
+                 notes: list[list] | None = None):
+        self.spec, self.name, self.quantity, self.value = spec, name, quantity, value
+        self.formula, self.where, self.terms, self.zeros, self.total = formula, where, terms, zeros, total
+        self.notes = [] if notes is None else notes
 
 
 def explain(model: Model, text: str) -> Explained:

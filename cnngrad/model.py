@@ -6,11 +6,10 @@ so a 2-D input gives 2-D maps and a 2-D kernel a 2-D gradient (SPEC §1).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from .network import Gradients, Network, Trace
+from .record import Record
 
 
 class NonFiniteError(ArithmeticError):
@@ -24,8 +23,7 @@ def _first_bad(array: np.ndarray) -> str:
     return f"{'nan' if np.isnan(value) else value} at [{', '.join(map(str, index))}]"
 
 
-@dataclass
-class Expectation:
+class Expectation(Record):
     """One entry of a spec's ``expect:`` section.
 
     ``quantity`` is a SPEC §2 name without index (``grad.conv1.kernel``), ``index`` the entry
@@ -33,13 +31,12 @@ class Expectation:
     as written (for ``tolerance: auto``), ``tolerance`` an absolute tolerance or None for auto.
     """
 
-    quantity: str
-    index: tuple[int, ...] | None
-    values: np.ndarray
-    texts: np.ndarray
-    tolerance: float | None
-    line: int
-    column: int
+    __slots__ = ("quantity", "index", "values", "texts", "tolerance", "line", "column")
+
+    def __init__(self, quantity: str, index: tuple[int, ...] | None, values: np.ndarray,
+                 texts: np.ndarray, tolerance: float | None, line: int, column: int):
+        self.quantity, self.index, self.values, self.texts = quantity, index, values, texts
+        self.tolerance, self.line, self.column = tolerance, line, column
 
     @property
     def label(self) -> str:
@@ -48,19 +45,22 @@ class Expectation:
         return f"{self.quantity}[{','.join(map(str, self.index))}]"
 
 
-@dataclass
-class Model:
+class Model(Record):
     """Everything one spec describes, ready to run."""
 
-    path: str
-    network: Network
-    params: dict[str, np.ndarray]      # internal shapes, no batch axis
-    input: np.ndarray                  # (1, *internal input shape)
-    target: np.ndarray                 # (1, *internal output shape); the upstream gradient for loss none
-    user_shapes: dict[str, tuple[int, ...]]   # SPEC §2 name (input, output, conv1, conv1.kernel) -> shape
-    name: str | None = None
-    description: str | None = None
-    expect: list[Expectation] = field(default_factory=list)
+    __slots__ = ("path", "network", "params", "input", "target", "user_shapes", "name", "description",
+                 "expect")
+
+    def __init__(self, path: str, network: Network, params: dict[str, np.ndarray], input: np.ndarray,
+                 target: np.ndarray, user_shapes: dict[str, tuple[int, ...]], name: str | None = None,
+                 description: str | None = None, expect: list[Expectation] | None = None):
+        self.path, self.network = path, network
+        self.params = params                # internal shapes, no batch axis
+        self.input = input                  # (1, *internal input shape)
+        self.target = target                # (1, *internal output shape); the upstream gradient for loss none
+        self.user_shapes = user_shapes      # SPEC §2 name (input, output, conv1, conv1.kernel) -> shape
+        self.name, self.description = name, description
+        self.expect = [] if expect is None else expect
 
     @property
     def has_loss(self) -> bool:

@@ -6,36 +6,38 @@ without mutating anything. Every array carries a leading batch axis.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from .layers import Layer
 from .losses import Loss
+from .record import Record
 
 
-@dataclass
-class Trace:
+class Trace(Record):
     """A forward pass from layer ``start`` on: ``inputs[k]`` enters and ``outputs[k]`` leaves
     layer ``start + k``."""
 
-    start: int
-    inputs: list[np.ndarray] = field(default_factory=list)
-    outputs: list[np.ndarray] = field(default_factory=list)
-    caches: list = field(default_factory=list)
+    __slots__ = ("start", "inputs", "outputs", "caches")
+
+    def __init__(self, start: int, inputs: list[np.ndarray] | None = None,
+                 outputs: list[np.ndarray] | None = None, caches: list | None = None):
+        self.start = start
+        self.inputs = [] if inputs is None else inputs
+        self.outputs = [] if outputs is None else outputs
+        self.caches = [] if caches is None else caches
 
     @property
     def output(self) -> np.ndarray:
         return self.outputs[-1] if self.outputs else self.inputs[0]
 
 
-@dataclass
-class Gradients:
+class Gradients(Record):
     """∂E/∂input, ∂E/∂(each layer's output) by layer name, ∂E/∂(each parameter) by its name."""
 
-    input: np.ndarray
-    outputs: dict[str, np.ndarray]
-    params: dict[str, np.ndarray]
+    __slots__ = ("input", "outputs", "params")
+
+    def __init__(self, input: np.ndarray, outputs: dict[str, np.ndarray], params: dict[str, np.ndarray]):
+        self.input, self.outputs, self.params = input, outputs, params
 
 
 class Network:

@@ -99,6 +99,14 @@ def test_help_and_version_import_neither_numpy_nor_rich(args):
     assert done.stderr.strip().splitlines()[-1] == "False False"
 
 
+def test_check_imports_no_dataclasses(specs):
+    """Data classes compile their methods at import, ~10% of a small check; cnngrad.record instead."""
+    code = ("import sys\nfrom cnngrad.cli import main\ntry:\n    main(['check', %r])\nexcept SystemExit:\n"
+            "    pass\nprint('dataclasses' in sys.modules, file=sys.stderr)" % str(specs / "kernel.yaml"))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "passed" in done.stdout and done.stderr.strip().splitlines()[-1] == "False"
+
+
 def test_check_help_states_the_checker_defaults():
     from cnngrad.gradcheck import DEFAULT_ATOL, DEFAULT_EPS, DEFAULT_RTOL
     text = " ".join(run("check", "--help").output.split())

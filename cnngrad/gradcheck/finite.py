@@ -9,11 +9,10 @@ the unperturbed run straddles a kink; such an entry gets its one-sided quotients
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ..network import Network, Trace
+from ..record import Record
 
 STEPS = np.array([1.0, -1.0, 0.5, -0.5])   # multiples of h, in the order the formulas read them
 MEMORY_BUDGET = 256 * 2**20                 # bytes of activations one batched call may hold
@@ -21,18 +20,18 @@ ROUNDING = 4 * np.finfo(np.float64).eps     # rounding per unit of S, with a saf
 TRUNCATION = 16   # |D(h/2) − D(h)| / 16 bounds what Richardson leaves where the curvature is mild
 
 
-@dataclass
-class Differences:
+class Differences(Record):
     """Per-entry results of ``central_differences`` (flat arrays over the entries asked for)."""
 
-    numeric: np.ndarray
-    left: np.ndarray
-    right: np.ndarray
-    kink: np.ndarray        # bool: a copy straddled a non-differentiable point
-    several: np.ndarray     # bool: the copies straddled more than one (no bracket holds then)
-    noise: np.ndarray       # the error the numeric value may carry: rounding ≈ ε S / h, and truncation
-    spread: np.ndarray      # how much each one-sided quotient moves between h and h/2
+    __slots__ = ("numeric", "left", "right", "kink", "several", "noise", "spread")
 
+    def __init__(self, numeric: np.ndarray, left: np.ndarray, right: np.ndarray, kink: np.ndarray,
+                 several: np.ndarray, noise: np.ndarray, spread: np.ndarray):
+        self.numeric, self.left, self.right = numeric, left, right
+        self.kink = kink          # bool: a copy straddled a non-differentiable point
+        self.several = several    # bool: the copies straddled more than one (no bracket holds then)
+        self.noise = noise        # the error the numeric value may carry: rounding ≈ ε S / h, and truncation
+        self.spread = spread      # how much each one-sided quotient moves between h and h/2
 
     def along(self, units: np.ndarray, factors: np.ndarray) -> "Differences":
         """The differences of entries that each move one unit of these by ``factors`` per step:

@@ -6,16 +6,15 @@ every perturbed copy runs in one batched call.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from ..network import Network, Trace
+from ..record import Record
 
 
-@dataclass
-class Probe:
+class Probe(Record):
     """A quantity to perturb entry by entry.
 
     ``values`` and ``analytic`` have the quantity's internal shape (no batch axis). Both callables
@@ -24,17 +23,20 @@ class Probe:
     shape) to the whole quantity.
     """
 
-    quantity: str
-    values: np.ndarray
-    analytic: np.ndarray
-    start: int
-    perturbed: Callable[[np.ndarray, np.ndarray], np.ndarray]
-    moved: Callable[[np.ndarray], np.ndarray]
-    step_scale: np.ndarray | None = None   # per entry; the step is eps times it (default max(1, |θ|))
-    # for a parameter each of whose entries moves one output unit of its layer (fc): that layer's
-    # output probe, and entries -> (units, factors); all entries of a unit share its four runs
-    unit_probe: "Probe | None" = None
-    units: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None
+    __slots__ = ("quantity", "values", "analytic", "start", "perturbed", "moved", "step_scale",
+                 "unit_probe", "units")
+
+    def __init__(self, quantity: str, values: np.ndarray, analytic: np.ndarray, start: int,
+                 perturbed: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                 moved: Callable[[np.ndarray], np.ndarray], step_scale: np.ndarray | None = None,
+                 unit_probe: Probe | None = None,
+                 units: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None):
+        self.quantity, self.values, self.analytic, self.start = quantity, values, analytic, start
+        self.perturbed, self.moved = perturbed, moved
+        self.step_scale = step_scale   # per entry; the step is eps times it (default max(1, |θ|))
+        # for a parameter each of whose entries moves one output unit of its layer (fc): that layer's
+        # output probe, and entries -> (units, factors); all entries of a unit share its four runs
+        self.unit_probe, self.units = unit_probe, units
 
     @property
     def runs(self) -> int:

@@ -7,48 +7,54 @@ turns each ``Ref`` into the quantity name and index the user wrote. Nothing here
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+
+from ..record import Record
 
 
-@dataclass(frozen=True)
-class Ref:
+class Ref(Record):
     """An entry of one of the layer's arrays: ``role`` and engine ``index``."""
 
-    role: str
-    index: tuple[int, ...]
+    __slots__ = ("role", "index")
+
+    def __init__(self, role: str, index: tuple[int, ...]):
+        self.role, self.index = role, index
 
 
-@dataclass(frozen=True)
-class Factor:
+class Factor(Record):
     """One factor of a term: ``form`` with ``{}`` standing for ``ref`` (``relu′({})``), or a
     constant when ``ref`` is None (``form`` is then its text, e.g. ``1/4``)."""
 
-    value: float
-    ref: Ref | None = None
-    form: str = "{}"
+    __slots__ = ("value", "ref", "form")
+
+    def __init__(self, value: float, ref: Ref | None = None, form: str = "{}"):
+        self.value, self.ref, self.form = value, ref, form
 
 
-@dataclass
-class Term:
+class Term(Record):
     """A product of factors: one summand of the chain rule."""
 
-    factors: list[Factor]
+    __slots__ = ("factors",)
+
+    def __init__(self, factors: list[Factor]):
+        self.factors = factors
 
     @property
     def value(self) -> float:
         return math.prod(f.value for f in self.factors)
 
 
-@dataclass
-class Explanation:
+class Explanation(Record):
     """∂E/∂(entry) = Σ terms. ``formula`` is the step in symbols, ``notes`` facts about the point
     (a pool window and its winner, a derivative), each a list of text, numbers and ``Ref`` parts;
     ``symbols`` maps each role to the symbol the formula uses for it (``{"dy": "δ"}``)."""
 
-    formula: str
-    terms: list[Term]
-    notes: list[list] = field(default_factory=list)
-    symbols: dict[str, str] = field(default_factory=dict)
+    __slots__ = ("formula", "terms", "notes", "symbols")
+
+    def __init__(self, formula: str, terms: list[Term], notes: list[list] | None = None,
+                 symbols: dict[str, str] | None = None):
+        self.formula, self.terms = formula, terms
+        self.notes = [] if notes is None else notes
+        self.symbols = {} if symbols is None else symbols
 
     @property
     def total(self) -> float:

@@ -7,22 +7,23 @@ An array of rank above 2 is shown as one 2-D grid per leading index (``conv1[0]`
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+
+from ..record import Record
 
 SCIENTIFIC_BELOW = 1e-4
 SCIENTIFIC_FROM = 1e8
 
 
-@dataclass
-class Grid:
+class Grid(Record):
     """One 2-D slice of an array as text: ``cells[i][j]``; ``vector`` for a 1-D array (one row)."""
 
-    label: str
-    cells: list[list[str]]
-    vector: bool = False
-    values: np.ndarray | None = None     # the numbers shown, same layout as ``cells``
+    __slots__ = ("label", "cells", "vector", "values")
+
+    def __init__(self, label: str, cells: list[list[str]], vector: bool = False,
+                 values: np.ndarray | None = None):
+        self.label, self.cells, self.vector = label, cells, vector
+        self.values = values     # the numbers shown, same layout as ``cells``
 
 
 def shape_text(shape) -> str:

@@ -5,12 +5,12 @@ NaN and ±infinity, which JSON cannot express, are written as ``null`` (as JavaS
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 
 import numpy as np
 
+from ..record import Record
 from .reports import BackwardReport, ForwardReport
 
 
@@ -35,7 +35,7 @@ def check(results) -> str:
     """``results`` are ``SpecResult`` records; a spec that could not run carries ``error``."""
     specs = []
     for result in results:
-        spec = dataclasses.asdict(result)
+        spec = result.as_dict()
         if result.error is None:
             del spec["error"]
         if not result.deltas:
@@ -46,7 +46,7 @@ def check(results) -> str:
 
 def explain(explained, precision: int | None = None) -> str:
     """One explained gradient entry (``cnngrad.explain.Explained``), every number at full precision."""
-    return _dump(dataclasses.asdict(explained))
+    return _dump(explained)
 
 
 def _dump(doc) -> str:
@@ -54,7 +54,10 @@ def _dump(doc) -> str:
 
 
 def _plain(value):
-    """``value`` with arrays as lists, numpy scalars as Python numbers and non-finite floats as None."""
+    """``value`` with records as dicts, arrays as lists, numpy scalars as Python numbers and
+    non-finite floats as None."""
+    if isinstance(value, Record):
+        value = value.as_dict()
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):

@@ -5,47 +5,43 @@ Gathering only reads and orders what ``Model.values()`` computed; nothing is com
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..model import Model
+from ..record import Record
 
 
-@dataclass
-class LayerOutput:
+class LayerOutput(Record):
     """One layer: its name, kind, output shape (user rank), parameter count and output values."""
 
-    name: str
-    kind: str
-    shape: tuple[int, ...]
-    params: int
-    output: np.ndarray
+    __slots__ = ("name", "kind", "shape", "params", "output")
+
+    def __init__(self, name: str, kind: str, shape: tuple[int, ...], params: int, output: np.ndarray):
+        self.name, self.kind, self.shape, self.params, self.output = name, kind, shape, params, output
 
 
-@dataclass
-class ForwardReport:
-    spec: str
-    name: str | None
-    input: np.ndarray
-    layers: list[LayerOutput]
-    output: np.ndarray
-    loss: float | None
-    loss_kind: str
+class ForwardReport(Record):
+    __slots__ = ("spec", "name", "input", "layers", "output", "loss", "loss_kind")
+
+    def __init__(self, spec: str, name: str | None, input: np.ndarray, layers: list[LayerOutput],
+                 output: np.ndarray, loss: float | None, loss_kind: str):
+        self.spec, self.name, self.input, self.layers = spec, name, input, layers
+        self.output, self.loss, self.loss_kind = output, loss, loss_kind
 
 
-@dataclass
-class BackwardReport:
+class BackwardReport(Record):
     """``gradients`` maps SPEC §2 names without ``grad.`` to ∂E/∂ that, ordered from the loss back
     to the input; ``updates`` maps each parameter to θ − η·∂E/∂θ when a learning rate was given."""
 
-    spec: str
-    name: str | None
-    loss: float | None
-    loss_kind: str
-    gradients: dict[str, np.ndarray]
-    lr: float | None = None
-    updates: dict[str, np.ndarray] = field(default_factory=dict)
+    __slots__ = ("spec", "name", "loss", "loss_kind", "gradients", "lr", "updates")
+
+    def __init__(self, spec: str, name: str | None, loss: float | None, loss_kind: str,
+                 gradients: dict[str, np.ndarray], lr: float | None = None,
+                 updates: dict[str, np.ndarray] | None = None):
+        self.spec, self.name, self.loss, self.loss_kind = spec, name, loss, loss_kind
+        self.gradients, self.lr = gradients, lr
+        self.updates = {} if updates is None else updates
 
 
 def forward_report(model: Model, values: dict[str, np.ndarray]) -> ForwardReport:

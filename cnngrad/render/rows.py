@@ -10,7 +10,7 @@ import numpy as np
 
 from .grid import format_array, index_text, nonfinite_text, number_text, shape_text
 
-if TYPE_CHECKING:                 # an annotation only: check output needs no report dataclasses
+if TYPE_CHECKING:                 # an annotation only: check output needs no report records
     from .reports import ForwardReport
 
 SUMMARY_HEADER = ("layer", "kind", "output shape", "params")

@@ -14,7 +14,7 @@ import numpy as np
 from . import plain, rows
 from .grid import grids, number_text, shape_text
 
-if TYPE_CHECKING:                 # annotations only: check output needs no report dataclasses
+if TYPE_CHECKING:                 # annotations only: check output needs no report records
     from .reports import BackwardReport, ForwardReport
 
 UNBOUNDED = 100_000       # width at which to measure what a part needs

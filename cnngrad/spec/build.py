@@ -7,7 +7,6 @@ sees maps as (C, H, W), so a 2-D map (H, W) becomes (1, H, W) and a single filte
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -16,20 +15,23 @@ from ..layers.base import resolve_padding, window_output_size
 from ..losses import LOSSES
 from ..model import Model
 from ..network import Network
+from ..record import Record
 from .document import Objective, Spec, read_objective
 from .expect import read_expect
 from .layers import LayerSpec
 from .values import ValueReader, shape_text
 
 
-@dataclass
-class Built:
+class Built(Record):
     """One engine layer, its user-rank output shape and its parameters
     (short name → internal array, user shape)."""
 
-    layer: Layer
-    shape: tuple[int, ...]
-    params: dict[str, tuple[np.ndarray, tuple[int, ...]]] = field(default_factory=dict)
+    __slots__ = ("layer", "shape", "params")
+
+    def __init__(self, layer: Layer, shape: tuple[int, ...],
+                 params: dict[str, tuple[np.ndarray, tuple[int, ...]]] | None = None):
+        self.layer, self.shape = layer, shape
+        self.params = {} if params is None else params
 
 
 def internal(shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -4,11 +4,10 @@ Optional keys given as ``null`` count as absent (SPEC §1's example writes ``ups
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ..losses import LOSSES
+from ..record import Record
 from .layers import LayerSpec, read_layers
 from .nodes import INT, Cursor
 from .values import ValueReader
@@ -16,30 +15,33 @@ from .values import ValueReader
 KEYS = ("name", "description", "input", "layers", "loss", "target", "upstream_grad", "expect")
 
 
-@dataclass
-class Located:
+class Located(Record):
     """An array and where it was written."""
 
-    value: np.ndarray
-    at: Cursor
+    __slots__ = ("value", "at")
+
+    def __init__(self, value: np.ndarray, at: Cursor):
+        self.value, self.at = value, at
 
 
-@dataclass
-class Spec:
-    root: Cursor
-    name: str | None
-    description: str | None
-    input: Located
-    layers: list[LayerSpec]
-    fields: dict[str, Cursor]       # the top-level entries, for the loss and target
-    expect: Cursor | None
+class Spec(Record):
+    __slots__ = ("root", "name", "description", "input", "layers", "fields", "expect")
+
+    def __init__(self, root: Cursor, name: str | None, description: str | None, input: Located,
+                 layers: list[LayerSpec], fields: dict[str, Cursor], expect: Cursor | None):
+        self.root, self.name, self.description = root, name, description
+        self.input, self.layers = input, layers
+        self.fields = fields        # the top-level entries, for the loss and target
+        self.expect = expect
 
 
-@dataclass
-class Objective:
-    loss: str
-    target: Located                 # the upstream gradient for loss none
-    class_index: bool               # the target is an integer class index (cross_entropy)
+class Objective(Record):
+    __slots__ = ("loss", "target", "class_index")
+
+    def __init__(self, loss: str, target: Located, class_index: bool):
+        self.loss = loss
+        self.target = target                # the upstream gradient for loss none
+        self.class_index = class_index      # the target is an integer class index (cross_entropy)
 
 
 def read_spec(root: Cursor, values: ValueReader) -> Spec:

@@ -6,13 +6,13 @@ words from their lists); ``build`` checks how the layers fit together.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..layers.conv import MODES
 from ..layers.flatten import ORDERS
 from ..layers.pooling import TIES, TYPES as POOL_TYPES
+from ..record import Record
 from .nodes import Cursor, suggest
 from .values import ValueReader
 
@@ -31,17 +31,18 @@ REQUIRED = {"conv": ("kernel",), "pool": ("size",), "fc": ("weights",)}
 RESERVED = ("input", "target", "output", "loss", "grad")
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
-@dataclass
-class LayerSpec:
+class LayerSpec(Record):
     """One layer as written: ``options`` are checked hyperparameters, ``arrays`` its values,
     ``fields`` where each setting was written (for errors found later)."""
 
-    kind: str
-    name: str
-    entry: Cursor
-    fields: dict[str, Cursor] = field(default_factory=dict)
-    options: dict[str, object] = field(default_factory=dict)
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    __slots__ = ("kind", "name", "entry", "fields", "options", "arrays")
+
+    def __init__(self, kind: str, name: str, entry: Cursor, fields: dict[str, Cursor] | None = None,
+                 options: dict[str, object] | None = None, arrays: dict[str, np.ndarray] | None = None):
+        self.kind, self.name, self.entry = kind, name, entry
+        self.fields = {} if fields is None else fields
+        self.options = {} if options is None else options
+        self.arrays = {} if arrays is None else arrays
 
     def place(self, key: str) -> Cursor:
         """Where ``key`` was written, or the layer entry when it was not."""

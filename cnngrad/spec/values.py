@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
 
 import numpy as np
 from yaml.nodes import ScalarNode
 
+from ..record import Record
 from .limits import Limits
 from .nodes import Cursor, scalar_number
 
@@ -20,12 +20,13 @@ SUFFIXES = (".npy", ".csv", ".txt")
 DISTRIBUTIONS = ("normal", "uniform")
 
 
-@dataclass
-class Literal:
+class Literal(Record):
     """A literal array with each number's text as written (for ``tolerance: auto``)."""
 
-    values: np.ndarray
-    texts: np.ndarray
+    __slots__ = ("values", "texts")
+
+    def __init__(self, values: np.ndarray, texts: np.ndarray):
+        self.values, self.texts = values, texts
 
 
 def shape_text(shape: tuple[int, ...]) -> str:
