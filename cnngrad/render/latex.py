@@ -18,7 +18,14 @@ _TEXT_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", 
                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                  "×": r"$\times$", "−": "$-$", "·": r"$\cdot$", "∂": r"$\partial$", "—": "---",
                  "…": r"\dots{}", "θ": r"$\theta$", "η": r"$\eta$",
-                 "Σ": r"$\Sigma$", "δ": r"$\delta$", "σ": r"$\sigma$", "′": r"$'$", "²": r"$^2$", "°": r"$^\circ$"}
+                 "Σ": r"$\Sigma$", "δ": r"$\delta$", "σ": r"$\sigma$", "′": r"$'$", "²": r"$^2$", "°": r"$^\circ$",
+                 # characters the default OT1 text font lacks (it prints ¡ ¿ and — for < > |), and
+                 # symbols a spec's name or description may hold
+                 "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}", "→": r"$\rightarrow$",
+                 "←": r"$\leftarrow$", "≤": r"$\le$", "≥": r"$\ge$", "±": r"$\pm$", "√": r"$\surd$",
+                 "∞": r"$\infty$", "⊙": r"$\odot$", "ᵀ": r"$^\top$", "½": r"$\frac12$", "§": r"\S{}",
+                 "α": r"$\alpha$", "β": r"$\beta$", "γ": r"$\gamma$", "ε": r"$\varepsilon$",
+                 "λ": r"$\lambda$", "μ": r"$\mu$", "π": r"$\pi$"}
 _SPECIAL = re.compile("|".join(map(re.escape, _TEXT_ESCAPES)))
 _NON_FINITE = {"nan": r"\mathrm{NaN}", "inf (overflow)": r"\infty\ (\text{overflow})",
                "-inf (overflow)": r"-\infty\ (\text{overflow})"}
@@ -56,10 +63,10 @@ def check(results) -> str:
             if kind == "table":
                 blocks.append(_tabular(*content))
             elif kind == "verdict":
-                blocks.append(rf"\textbf{{{_text(content[0])}}}")
+                blocks.append(_line(content[0], bold=True))
             else:
-                blocks.append(_text(content[0]))
-    blocks.append(rf"\textbf{{{_text(rows.total_line(results))}}}")
+                blocks.append(_line(content[0]))
+    blocks.append(_line(rows.total_line(results), bold=True))
     return "\n\n".join(blocks) + "\n"
 
 
@@ -67,11 +74,11 @@ def explain(explained, precision: int) -> str:
     blocks = [HEADER, _title(explained.spec, explained.name)]
     for kind, *content in rows.explain_blocks(explained, precision):
         if kind == "value":
-            blocks.append(rf"\textbf{{{_text(content[0])}}}")
+            blocks.append(_line(content[0], bold=True))
         elif kind == "table":
             blocks.append(_tabular(*content))
         else:
-            blocks.append(_text(content[0]))
+            blocks.append(_line(content[0]))
     return "\n\n".join(blocks) + "\n"
 
 
@@ -83,8 +90,9 @@ def _quantity(symbol: str, name: str, value, precision: int) -> list[str]:
     for grid in grids(name, value, precision):
         label = symbol + grid.label[len(name):]        # the slice index, e.g. [0,1]
         width = len(grid.cells[0])
-        body = r" \\ ".join(" & ".join(map(_number, cells)) for cells in grid.cells)
-        matrix = rf"\begin{{bmatrix}} {body} \end{{bmatrix}}" + (r"^\top" if grid.vector else "")
+        # one row per line: TeX cannot read a line longer than 200,000 characters
+        body = " \\\\\n".join(" & ".join(map(_number, cells)) for cells in grid.cells)
+        matrix = f"\\begin{{bmatrix}}\n{body}\n\\end{{bmatrix}}" + (r"^\top" if grid.vector else "")
         wide = rf"\setcounter{{MaxMatrixCols}}{{{width}}}" + "\n" if width > 10 else ""
         blocks.append(rf"{wide}\[ {label} = {matrix} \]")
     return blocks
@@ -92,13 +100,14 @@ def _quantity(symbol: str, name: str, value, precision: int) -> list[str]:
 
 def _loss(loss, loss_kind: str, precision: int) -> str:
     if loss is None:
-        return _text(rows.loss_line(loss_kind, None))
+        return _line(rows.loss_line(loss_kind, None))
     return rf"\[ E = {_number(number_text(loss, precision))} \quad \text{{({_text(loss_kind)})}} \]"
 
 
 def _tabular(header, body, numeric=()) -> str:
+    """A paragraph of its own holding the table, flush left, a little space above it."""
     spec = "".join("r" if column in numeric else "l" for column in range(len(header)))
-    return "\n".join([rf"\begin{{tabular}}{{{spec}}}", " & ".join(map(_text, header)) + r" \\ \hline",
+    return "\n".join([rf"\smallskip\noindent\begin{{tabular}}{{{spec}}}", " & ".join(map(_text, header)) + r" \\ \hline",
                       *map(_row, body), r"\end{tabular}"])
 
 
@@ -110,7 +119,15 @@ def _row(cells) -> str:
 
 
 def _title(spec: str, name: str | None) -> str:
-    return rf"\paragraph{{{_text(rows.heading(spec, name))}}}"
+    """A bold line of its own: a sectioning command such as \\paragraph would run into the table
+    or line after it, and would impose a level on the notes the fragment is pasted into."""
+    return _line(rows.heading(spec, name), bold=True)
+
+
+def _line(text: str, bold: bool = False) -> str:
+    """``text`` as a paragraph of its own, flush left like the tables."""
+    escaped = _text(text)
+    return rf"\noindent\textbf{{{escaped}}}" if bold else rf"\noindent {escaped}"
 
 
 def _name(quantity: str) -> str:
