@@ -105,6 +105,24 @@ def test_seed000_max_pool_3x3_stride1():
     np.testing.assert_array_equal(dx[0, 0], [[0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 1, 1], [0, 0, 1, 1]])
 
 
+@pytest.mark.parametrize("size, stride", [((2, 2), (2, 2)), ((3, 3), (1, 1)), ((2, 3), (1, 2))])
+def test_max_pool_takes_the_first_maximum_like_argmax(size, stride):
+    """Max pooling's winner is numpy's argmax over the row-major window, its value the entry there
+    (zero's sign too), on maps full of ties: few distinct values, ±0, −∞ padding."""
+    rng = np.random.default_rng(7)
+    x = rng.choice([-2.0, -0.0, 0.0, 1.0, 1.0, 3.0], size=(5, 3, 9, 8))
+    layer = Pool("max", size=size, stride=stride, padding=1)
+    y, cache = layer.forward(x, {})
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+    win = np.lib.stride_tricks.sliding_window_view(padded, size, axis=(2, 3))[:, :, ::stride[0], ::stride[1]]
+    rows = win.reshape(win.shape[:4] + (-1,))
+    first = rows.argmax(axis=-1)
+    expected = np.take_along_axis(rows, first[..., None], axis=-1)[..., 0]
+    np.testing.assert_array_equal(layer.pattern(cache), first)
+    np.testing.assert_array_equal(y, expected)
+    assert np.array_equal(np.signbit(y), np.signbit(expected))
+
+
 def test_seed000_avg_pool_gives_each_entry_one_over_n():
     # A 2×2 average pool with stride 2: y = (Σ window) / 4, e.g. (1 + 2 + 5 + 6) / 4 = 3.5, and
     # ∂y/∂x = 1/N = 1/4 for every entry of its (non-overlapping) window.
