@@ -487,6 +487,38 @@ def test_structured_probe_equals_plain_forward(settings):
                                    [e.numeric for e in results[1].entries], rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.parametrize("settings", CONVS)
+def test_one_channel_runs_equal_whole_map_runs(settings):
+    """A conv parameter entry moves one output channel; running the channel-wise layers after it
+    (ReLU, max pool, tanh) on that channel alone must give the very losses, kink counts and first
+    kinks that running the whole map gives, and so the same check."""
+    rng = np.random.default_rng(3)
+    filters = settings["kernel_shape"][0]
+    layers = [("conv1", Conv(**settings)), ("relu1", ReLU()), ("pool1", Pool("max", 2, stride=1)),
+              ("tanh1", Tanh()), ("conv2", Conv((2, filters, 1, 1))), ("flatten1", Flatten())]
+    n = int(np.prod(Network((3, 6, 7), layers, LOSSES["squared_error"]()).output_shape))
+    layers.append(("fc1", FC((2, n))))
+    model = hand_model(rng.standard_normal((3, 6, 7)), layers, "squared_error", [0.5, -0.5], seed=3)
+    trace = model.forward()
+    grads = model.backward(trace)
+    evaluator = Evaluator(model.network, model.params, model.target, trace)
+    for name in ("conv1.kernel", "conv1.bias"):
+        probe = param_probe(model.network, trace, model.params, name, grads.params[name])
+        assert probe.one_channel is not None
+        size = model.params[name].size
+        entries = np.concatenate([np.arange(size), np.arange(size), rng.integers(0, size, 9)])
+        steps = rng.choice([1e-4, -1e-4, 0.3, -0.3, 1.5], size=len(entries))
+        alone = evaluator.run(1, *probe.one_channel(entries, steps))
+        whole = evaluator.run(1, probe.perturbed(entries, steps))
+        for a, b in zip(alone, whole):
+            np.testing.assert_array_equal(a, b)
+        assert whole[1].any() and (whole[2] >= 0).any()     # some copies did cross kinks
+        fast = check_entries(evaluator, probe, model.user_shapes[name], EPS, 1e-7, 1e-10)
+        probe.one_channel = None
+        plain = check_entries(evaluator, probe, model.user_shapes[name], EPS, 1e-7, 1e-10)
+        assert fast.passed and fast.as_dict() == plain.as_dict()
+
+
 def test_tiny_memory_budget_gives_the_same_numbers():
     model = small_net(act=Tanh, mid=Sigmoid, seed=5)
     trace = model.forward()

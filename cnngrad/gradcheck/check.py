@@ -64,11 +64,15 @@ def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, indice
 
 def check_entries(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, atol) -> QuantityResult:
     """Every entry of one quantity: four perturbed runs per entry, batched (entries that move one
-    output unit of their layer share that unit's runs)."""
+    output unit of their layer share that unit's runs; those that move one channel of a map run
+    the channel-wise layers after it on that channel alone)."""
     if probe.units is not None:
         inner = probe.unit_probe
         per_unit = central_differences(evaluator, inner.start, inner.steps(eps), inner.perturbed)
         diffs = per_unit.along(*probe.units(np.arange(probe.values.size)))
+    elif probe.one_channel is not None:
+        diffs = central_differences(evaluator, probe.start, probe.steps(eps), probe.one_channel,
+                                    one_channel=True)
     else:
         diffs = central_differences(evaluator, probe.start, probe.steps(eps), probe.perturbed)
     indices = [tuple(i) for i in np.argwhere(np.ones(user_shape, dtype=bool)).tolist()] \

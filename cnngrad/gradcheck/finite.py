@@ -51,7 +51,7 @@ class Evaluator:
 
     def __init__(self, network: Network, params, target, trace: Trace, magnitude: float = 0.0,
                  memory_budget: int = MEMORY_BUDGET, progress=None):
-        self.network, self.params, self.target = network, params, target
+        self.network, self.params, self.target, self.trace = network, params, target, trace
         self.progress = progress   # called with the number of copies each batch evaluated
         self.base_loss = float(network.losses(trace, target)[0])
         self.magnitude = magnitude   # S: how large the sums behind E are (rounding scales with it)
@@ -64,35 +64,60 @@ class Evaluator:
         floats = sum(net.layers[k].work_size(net.in_shapes[k]) for k in range(start, len(net.layers)))
         return max(1, self.memory_budget // (8 * max(floats, 1)))
 
-    def run(self, start: int, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def run(self, start: int, batch: np.ndarray, channels: np.ndarray | None = None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Loss of each copy; how many units left the unperturbed run's smooth piece, and which
-        one first (a number unique across layers, −1 for none)."""
+        one first (a number unique across layers, −1 for none).
+
+        With ``channels``, copy k differs from the unperturbed input of layer ``start`` in channel
+        ``channels[k]`` only and ``batch`` holds just that channel, shape (N, 1, H, W): channel-wise
+        layers run on it alone (the last layer always runs whole), then the map is completed.
+        """
+        net = self.network
+        ran = []            # (layer index, cache, the channel each copy ran, or None for all)
+        index = start
         with np.errstate(all="ignore"):   # a copy that overflows gives a non-finite quotient, reported
-            trace = self.network.forward(batch, self.params, start)
-            losses = self.network.losses(trace, self.target)
+            if channels is not None:
+                while index < len(net.layers) - 1 and net.layers[index].channelwise:
+                    batch, cache = net.layers[index].forward(batch, net.params_of(index, self.params))
+                    ran.append((index, cache, channels))
+                    index += 1
+                whole = np.repeat(self.trace.inputs[index], len(channels), axis=0)
+                whole[np.arange(len(channels)), channels] = batch[:, 0]
+                batch = whole
+            trace = net.forward(batch, self.params, index)
+            losses = net.losses(trace, self.target)
+        ran += [(index + k, cache, None) for k, cache in enumerate(trace.caches)]
         crossed = np.zeros(len(batch), dtype=np.int64)
         first = np.full(len(batch), -1)
         offset = 0
-        for layer_offset, cache in enumerate(trace.caches):
-            base = self.base_patterns[start + layer_offset]
+        for layer_index, cache, ran_channels in ran:
+            base = self.base_patterns[layer_index]
             if base is None:
                 continue
-            pattern = self.network.layers[start + layer_offset].pattern(cache)
-            moved = (pattern != base).reshape(len(batch), -1)
+            pattern = net.layers[layer_index].pattern(cache)
+            if ran_channels is None:
+                moved = (pattern != base).reshape(len(batch), -1)
+                place = np.zeros(len(batch), dtype=np.int64)
+            else:
+                moved = (pattern[:, 0] != base[0][ran_channels]).reshape(len(batch), -1)
+                place = ran_channels * moved.shape[1]        # where the channel starts in the layer
             crossed += moved.sum(axis=1)
             fresh = (first < 0) & moved.any(axis=1)
-            first[fresh] = offset + moved[fresh].argmax(axis=1)
-            offset += moved.shape[1]
+            first[fresh] = offset + place[fresh] + moved[fresh].argmax(axis=1)
+            offset += base[0].size
         if self.progress is not None:
             self.progress(len(batch))
         return losses, crossed, first
 
 
-def central_differences(evaluator: Evaluator, start: int, h: np.ndarray, perturbed) -> Differences:
+def central_differences(evaluator: Evaluator, start: int, h: np.ndarray, perturbed,
+                        one_channel: bool = False) -> Differences:
     """Richardson-extrapolated central differences of the loss, one per item.
 
     ``perturbed(items, steps)`` gives the inputs of layer ``start`` for copies in which item
     ``items[k]`` (an entry, or a direction) moved by ``steps[k]``; item k's step is ``h[k]``.
+    With ``one_channel`` it gives the one channel each copy moved and its index (``Probe.one_channel``).
     """
     count_all = len(h)
     losses = np.empty((len(STEPS), count_all))
@@ -102,7 +127,8 @@ def central_differences(evaluator: Evaluator, start: int, h: np.ndarray, perturb
     for lo in range(0, count_all, chunk):
         items = np.arange(lo, min(lo + chunk, count_all))
         steps = (STEPS[:, None] * h[items][None, :]).reshape(-1)
-        results = evaluator.run(start, perturbed(np.tile(items, len(STEPS)), steps))
+        copies = perturbed(np.tile(items, len(STEPS)), steps)
+        results = evaluator.run(start, *copies) if one_channel else evaluator.run(start, copies)
         for whole, part in zip((losses, crossed, first), results):
             whole[:, items] = part.reshape(len(STEPS), len(items))
 

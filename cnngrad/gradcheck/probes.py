@@ -24,19 +24,24 @@ class Probe(Record):
     """
 
     __slots__ = ("quantity", "values", "analytic", "start", "perturbed", "moved", "step_scale",
-                 "unit_probe", "units")
+                 "unit_probe", "units", "one_channel")
 
     def __init__(self, quantity: str, values: np.ndarray, analytic: np.ndarray, start: int,
                  perturbed: Callable[[np.ndarray, np.ndarray], np.ndarray],
                  moved: Callable[[np.ndarray], np.ndarray], step_scale: np.ndarray | None = None,
                  unit_probe: Probe | None = None,
-                 units: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None):
+                 units: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
+                 one_channel: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None):
         self.quantity, self.values, self.analytic, self.start = quantity, values, analytic, start
         self.perturbed, self.moved = perturbed, moved
         self.step_scale = step_scale   # per entry; the step is eps times it (default max(1, |θ|))
         # for a parameter each of whose entries moves one output unit of its layer (fc): that layer's
         # output probe, and entries -> (units, factors); all entries of a unit share its four runs
         self.unit_probe, self.units = unit_probe, units
+        # for a parameter each of whose entries moves one channel of its layer's output map (conv),
+        # followed by channel-wise layers: (entries, steps) -> (that channel of each copy, shape
+        # (N, 1, H, W), and its index); the other channels are the unperturbed run's
+        self.one_channel = one_channel
 
     @property
     def runs(self) -> int:
@@ -97,7 +102,8 @@ def param_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], n
 
     With ``structured`` and a layer that provides ``output_change`` (conv and fc are affine in
     each parameter), a copy's output is y + s · ∂y/∂θ_e, exactly what the layer's forward would
-    give, without re-running the layer once per entry.
+    give, without re-running the layer once per entry; and when that moves one channel of a map
+    (conv) that channel-wise layers read, those layers run on that channel alone.
     """
     layer_name, pname = name.rsplit(".", 1)
     index = network.names.index(layer_name)
@@ -130,4 +136,12 @@ def param_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], n
         return Probe(name, theta, analytic, index + 1, perturbed, moved,
                      unit_probe=output_probe(network, trace, index, np.zeros_like(y)),
                      units=lambda entries: layer.output_unit(x, own, pname, entries))
+    if structured and hasattr(layer, "output_channel") and index + 2 < len(network.layers) \
+            and network.layers[index + 1].channelwise:
+        def one_channel(entries, steps):
+            channels = layer.output_channel(own, pname, entries)
+            change = layer.output_change(x, own, pname, entries)[np.arange(len(entries)), channels]
+            return (y[channels] + steps.reshape((-1,) + (1,) * (y.ndim - 1)) * change)[:, None], channels
+
+        return Probe(name, theta, analytic, index + 1, perturbed, moved, one_channel=one_channel)
     return Probe(name, theta, analytic, index + 1, perturbed, moved)

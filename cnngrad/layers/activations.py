@@ -25,6 +25,7 @@ class Elementwise(Layer):
     """An activation applied entry by entry: ∂E/∂x = ∂E/∂y ⊙ f′, with f′ from ``derivative``."""
 
     derivative_text = ""          # f′ in words, e.g. "y (1 − y)"
+    channelwise = True
 
     def derivative(self, cache) -> np.ndarray:
         """f′ at every entry, from what ``forward`` cached."""

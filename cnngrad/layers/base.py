@@ -27,6 +27,7 @@ class Layer:
 
     kind = ""
     param_names: tuple[str, ...] = ()
+    channelwise = False   # output channel c depends on input channel c alone (pooling, f(x) per entry)
 
     def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(in_shape)

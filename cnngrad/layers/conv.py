@@ -196,6 +196,12 @@ class Conv(Layer):
             change[rows, entries] = 1.0
         return change
 
+    @staticmethod
+    def output_channel(params, pname, entries) -> np.ndarray:
+        """The one output channel each flat entry of ``pname`` moves: d, for kernel entry (d, c, m, n)
+        and bias entry d (or (d, i, j) untied)."""
+        return np.unravel_index(entries, params[pname].shape)[0]
+
     def input_change(self, x, params, entries):
         """∂y/∂x for each flat entry of the input ``x`` (batch axis of 1): ``(len(entries), D, Ho, Wo)``.
 

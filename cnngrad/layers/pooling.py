@@ -21,6 +21,7 @@ TIES = ("first", "split")
 @register
 class Pool(Layer):
     kind = "pool"
+    channelwise = True
 
     def __init__(self, type="max", size=2, stride=None, padding=0, ties="first"):
         if type not in TYPES:
