@@ -136,7 +136,7 @@ def param_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], n
         return Probe(name, theta, analytic, index + 1, perturbed, moved,
                      unit_probe=output_probe(network, trace, index, np.zeros_like(y)),
                      units=lambda entries: layer.output_unit(x, own, pname, entries))
-    if structured and hasattr(layer, "output_channel") and index + 2 < len(network.layers) \
+    if structured and hasattr(layer, "output_channel") and index + 1 < len(network.layers) \
             and network.layers[index + 1].channelwise:
         def one_channel(entries, steps):
             channels = layer.output_channel(own, pname, entries)
