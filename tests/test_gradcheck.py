@@ -358,8 +358,8 @@ def test_l2_pool_window_of_zeros_is_a_kink():
 # --------------------------------------------------------------------------- expect
 
 @pytest.mark.parametrize("text, tolerance", [
-    ("0.0364", 5e-5), ("12", 0.5), ("1.50", 5e-3), ("2.5e-3", 5e-5), ("-0.06818625", 5e-9),
-    ("1e-3", 5e-4), ("+3.", 0.5)])
+    ("0.0364", 5e-5), ("12", 0.0), ("1.50", 5e-3), ("2.5e-3", 5e-5), ("-0.06818625", 5e-9),
+    ("1e-3", 0.0), ("+3.", 0.5), ("0", 0.0), ("-7", 0.0)])
 def test_auto_tolerance(text, tolerance):
     assert auto_tolerance(text) == pytest.approx(tolerance, rel=1e-12)
 
@@ -376,9 +376,32 @@ def test_verify_auto_accepts_rounded_value_and_rejects_wrong_digit():
     assert not result.passed
     assert result.max_abs_error == pytest.approx(8.18e-5) and result.tolerance == pytest.approx(5e-5)
     # each number gets its own tolerance from how it is written
-    mixed = expectation([0.0364, 12.0], ["0.0364", "12"])
-    assert verify(mixed, np.array([0.03644, 12.4])).passed
-    assert not verify(mixed, np.array([0.03646, 12.4])).passed
+    mixed = expectation([0.0364, 12.5], ["0.0364", "12.5"])
+    assert verify(mixed, np.array([0.03644, 12.54])).passed
+    assert not verify(mixed, np.array([0.03646, 12.54])).passed
+
+
+def test_verify_auto_holds_whole_numbers_exactly():
+    """A number written without a decimal point is that exact value (issue 12.4): ``loss: 2`` does
+    not accept 1.541, nor ``bias: 0`` 0.314; float64 rounding (1e-9 of the quantity) still passes."""
+    assert not verify(expectation(2.0, "2", quantity="loss"), np.array(1.541)).passed
+    assert not verify(expectation(0.0, "0"), np.array(0.314)).passed
+    assert verify(expectation([0.0, 3.0], ["0", "3"]), np.array([1e-16, 3.0 + 4e-16])).passed
+    # an indexed exact 0 is held to the rounding of the whole quantity's scale
+    assert verify(expectation(0.0, "0", index=(1,)), np.array([2.5, 3e-17])).passed
+    assert not verify(expectation(0.0, "0", index=(1,)), np.array([2.5, 1e-6])).passed
+
+
+def test_verify_row_never_shows_an_error_above_its_tolerance_as_passed():
+    """Entries written with different decimals are judged one by one; a passed row shows the
+    tolerance of its largest error, so the printed error never exceeds the printed tolerance."""
+    both = expectation([1.2, 0.00001], ["1.2", "0.00001"])
+    result = verify(both, np.array([1.21, 0.000014]))
+    assert result.passed
+    assert result.max_abs_error == pytest.approx(0.01) and result.tolerance == pytest.approx(0.05)
+    assert result.max_abs_error <= result.tolerance
+    failed = verify(both, np.array([1.21, 0.00002]))
+    assert not failed.passed and failed.worst == (1,) and failed.tolerance == pytest.approx(5e-6)
 
 
 def test_verify_numeric_tolerance_and_indexed_entries():
