@@ -1,2 +1,2 @@
 """cnngrad: a gradient calculator and verifier for small convolutional networks."""
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"

@@ -134,10 +134,10 @@ def test_backward_json_of_the_kernel_example(specs):
     result = run("backward", specs / "kernel.yaml", "--format", "json")
     assert result.exit_code == 0, result.output
     gradients = json.loads(result.stdout)["gradients"]
-    assert list(gradients) == ["conv1", "conv1.kernel", "conv1.bias", "input"]
-    np.testing.assert_allclose(gradients["conv1.kernel"], KERNEL_GRAD, atol=1e-15)
-    assert gradients["conv1.bias"] == pytest.approx(0.0836, abs=1e-15)
-    np.testing.assert_allclose(gradients["conv1"], [[0, 0, 0.0686, 0], [0, 0.0364, 0, 0],
+    assert list(gradients) == ["grad.conv1", "grad.conv1.kernel", "grad.conv1.bias", "grad.input"]
+    np.testing.assert_allclose(gradients["grad.conv1.kernel"], KERNEL_GRAD, atol=1e-15)
+    assert gradients["grad.conv1.bias"] == pytest.approx(0.0836, abs=1e-15)
+    np.testing.assert_allclose(gradients["grad.conv1"], [[0, 0, 0.0686, 0], [0, 0.0364, 0, 0],
                                                     [0, 0.0467, 0, 0], [0, 0, 0, -0.0681]])
 
 
@@ -145,8 +145,8 @@ def test_backward_json_of_the_fc_example_through_the_installed_command(specs):
     done = run_installed("backward", specs / "fc.yaml", "--format", "json")
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
-    np.testing.assert_allclose(doc["gradients"]["input"], FC_INPUT_GRAD, atol=1e-12)
-    np.testing.assert_allclose(doc["gradients"]["fc1"], [0.25, -0.15])
+    np.testing.assert_allclose(doc["gradients"]["grad.input"], FC_INPUT_GRAD, atol=1e-12)
+    np.testing.assert_allclose(doc["gradients"]["grad.fc1"], [0.25, -0.15])
     assert done.stderr == ""
 
 
@@ -168,7 +168,7 @@ def test_lr_adds_the_sgd_step(specs):
 def test_spec_from_standard_input():
     result = run("backward", "-", "--format", "json", input=KERNEL_SPEC)
     assert result.exit_code == 0, result.output
-    np.testing.assert_allclose(json.loads(result.stdout)["gradients"]["conv1.kernel"], KERNEL_GRAD)
+    np.testing.assert_allclose(json.loads(result.stdout)["gradients"]["grad.conv1.kernel"], KERNEL_GRAD)
 
 
 # tables, markdown, latex

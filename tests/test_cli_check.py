@@ -93,7 +93,7 @@ def test_json_is_one_document_with_every_spec(folder):
 
 def test_wrt_picks_gradients_and_an_unknown_name_cannot_run(folder):
     doc = json.loads(run(folder / "configs" / "b.yaml", "--wrt", "fc1.weights", "--format", "json").stdout)
-    assert [g["quantity"] for g in doc["specs"][0]["gradients"]] == ["fc1.weights"]
+    assert [g["quantity"] for g in doc["specs"][0]["gradients"]] == ["grad.fc1.weights"]
     result = run(folder / "configs" / "b.yaml", "--wrt", "nope")
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ") and "nope" in result.stderr

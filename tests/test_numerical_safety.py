@@ -36,8 +36,8 @@ def test_sigmoid_bce_at_logits_of_1000(tmp_path, z):
     spec = f"input: [{z}]\nlayers: [sigmoid]\nloss: binary_cross_entropy\ntarget: [{target}]\n"
     result = doc(tmp_path, spec)
     assert result["loss"] == 1000.0
-    assert result["gradients"]["input"] == [1.0 if z > 0 else -1.0]
-    assert result["gradients"]["sigmoid1"] == [None]
+    assert result["gradients"]["grad.input"] == [1.0 if z > 0 else -1.0]
+    assert result["gradients"]["grad.sigmoid1"] == [None]
     table = run_text(tmp_path, spec, "backward").stdout
     assert ("-inf (overflow)" if z < 0 else "inf (overflow)") in table
     assert run_text(tmp_path, spec, "check").exit_code == 0
@@ -53,16 +53,16 @@ def test_pre_activations_of_1000_saturate_to_exact_values(tmp_path):
         forward = doc(tmp_path, spec, "forward")
         assert forward["output"] == output
         grads = doc(tmp_path, spec)["gradients"]
-        assert all(v is not None and math.isfinite(v) for v in grads["input"])
+        assert all(v is not None and math.isfinite(v) for v in grads["grad.input"])
 
 
 def test_probabilities_of_exactly_0_and_1_into_the_plain_entropy_losses(tmp_path):
     # relu passes [0, 1] unchanged; t = [0, 1]: E = −(0·log 0 + 1·log 1) = 0 (0·log 0 taken as 0),
     # ∂E/∂y = −t/y = [0 (0/0 taken as 0), −1]; BCE: ∂E/∂y = −t/y + (1−t)/(1−y) = [1, −1]
     ce = doc(tmp_path, "input: [0, 1]\nlayers: [relu]\nloss: cross_entropy\ntarget: [0, 1]\n")
-    assert ce["loss"] == 0.0 and ce["gradients"]["relu1"] == [0.0, -1.0]
+    assert ce["loss"] == 0.0 and ce["gradients"]["grad.relu1"] == [0.0, -1.0]
     bce = doc(tmp_path, "input: [0, 1]\nlayers: [relu]\nloss: binary_cross_entropy\ntarget: [0, 1]\n")
-    assert bce["loss"] == 0.0 and bce["gradients"]["relu1"] == [1.0, -1.0]
+    assert bce["loss"] == 0.0 and bce["gradients"]["grad.relu1"] == [1.0, -1.0]
     # the wrong way round the loss is −log 0 = inf: an error saying so, for every command
     for loss in ("cross_entropy", "binary_cross_entropy"):
         spec = f"input: [0, 1]\nlayers: [relu]\nloss: {loss}\ntarget: [1, 0]\n"
@@ -101,7 +101,7 @@ def test_l2_pooling_of_tiny_and_huge_entries(tmp_path, scale):
     spec = f"input: [[3, 4], [0, 0]]\nlayers:\n  - pool: {{type: l2, size: 2}}\nloss: none\nupstream_grad: [[1]]\n"
     spec = spec.replace("[[3, 4]", f"[[{3 * float(scale)!r}, {4 * float(scale)!r}]")
     assert doc(tmp_path, spec, "forward")["output"][0][0] == pytest.approx(5 * float(scale), rel=1e-15)
-    assert doc(tmp_path, spec)["gradients"]["input"] == [[pytest.approx(0.6, rel=1e-15),
+    assert doc(tmp_path, spec)["gradients"]["grad.input"] == [[pytest.approx(0.6, rel=1e-15),
                                                          pytest.approx(0.8, rel=1e-15)], [0.0, 0.0]]
 
 
@@ -109,7 +109,7 @@ def test_tiny_inputs_stay_finite_and_exact_through_every_activation(tmp_path):
     for act in ("relu", "sigmoid", "tanh", "softmax", "leaky_relu"):
         spec = f"input: [1e-300, -1e-300]\nlayers: [{act}]\nloss: squared_error\ntarget: [0, 0]\n"
         result = doc(tmp_path, spec)
-        assert all(math.isfinite(v) for v in result["gradients"]["input"])
+        assert all(math.isfinite(v) for v in result["gradients"]["grad.input"])
 
 
 def test_a_random_scale_of_minus_zero_is_zero(tmp_path):

@@ -113,7 +113,7 @@ def test_forward_report_counts_parameters():
 def test_json_backward_of_the_fc_example_gives_the_hand_deltas():
     model = fc_model()
     doc = json.loads(jsondoc.backward(backward_report(model, model.values())))
-    np.testing.assert_allclose(doc["gradients"]["input"], [[0.0364182, 0.068628], [0.04675125, -0.06818625]],
+    np.testing.assert_allclose(doc["gradients"]["grad.input"], [[0.0364182, 0.068628], [0.04675125, -0.06818625]],
                                atol=1e-12)
     assert doc["loss"] is None
 

@@ -24,7 +24,10 @@ def forward(report: ForwardReport, precision: int | None = None) -> str:
 
 
 def backward(report: BackwardReport, precision: int | None = None) -> str:
-    doc = {"spec": report.spec, "loss": report.loss, "gradients": report.gradients}
+    """Gradients keyed by their quantity names (``grad.conv1.kernel``), as ``expect`` and
+    ``explain`` name them; ``updated`` keys the parameters themselves (``conv1.kernel``)."""
+    gradients = {_gradient_name(name): values for name, values in report.gradients.items()}
+    doc = {"spec": report.spec, "loss": report.loss, "gradients": gradients}
     if report.lr is not None:
         doc["lr"] = report.lr
         doc["updated"] = report.updates
@@ -40,6 +43,10 @@ def check(results) -> str:
             del spec["error"]
         if not result.deltas:
             del spec["deltas"]
+        for key in ("gradients", "deltas"):
+            if key in spec:
+                spec[key] = [dict(_plain(checked), quantity=_gradient_name(checked.quantity))
+                             for checked in spec[key]]
         specs.append(spec)
     return _dump({"passed": all(r.passed for r in results), "specs": specs})
 
@@ -47,6 +54,11 @@ def check(results) -> str:
 def explain(explained, precision: int | None = None) -> str:
     """One explained gradient entry (``cnngrad.explain.Explained``), every number at full precision."""
     return _dump(explained)
+
+
+def _gradient_name(name: str) -> str:
+    """The quantity name of ∂E/∂``name``: ``conv1.kernel`` → ``grad.conv1.kernel``."""
+    return f"grad.{name}"
 
 
 def _dump(doc) -> str:
