@@ -53,18 +53,29 @@ def test_the_starter_satisfies_the_schema(validator):
 
 
 @pytest.mark.parametrize("text", [
-    "input: [1, 2]\n",                                                    # no layers
+    "input: [1, 2]\nupstream_grad: [1, 1]\n",                              # no layers
+    "input: [1, 2]\nlayers: [relu]\n",                                    # no loss (check refuses it)
+    "input: [1, 2]\nlayers: [relu]\nloss: null\n",                        # null counts as absent
     "input: [1, 2]\nlayers: [relu]\nlos: none\n",                         # unknown key
-    "input: [1, 2]\nlayers: [conv]\n",                                    # conv needs a kernel
-    "input: [1, 2]\nlayers: [{pool: {size: 2, kind: max}}]\n",            # unknown setting
-    "input: [1, 2]\nlayers: [{pool: {size: 0}}]\n",                       # size at least 1
-    "input: [1, 2]\nlayers: [{relu: {name: input}}]\n",                   # reserved name
+    "input: [1, 2]\nlayers: [conv]\nupstream_grad: [1, 1]\n",                                    # conv needs a kernel
+    "input: [1, 2]\nlayers: [{pool: {size: 2, kind: max}}]\nupstream_grad: [1, 1]\n",            # unknown setting
+    "input: [1, 2]\nlayers: [{pool: {size: 0}}]\nupstream_grad: [1, 1]\n",                       # size at least 1
+    "input: [1, 2]\nlayers: [{relu: {name: input}}]\nupstream_grad: [1, 1]\n",                   # reserved name
     "input: [1, 2]\nlayers: [relu]\nloss: hinge\n",                       # unknown loss
-    "input: [1, 2]\nlayers: [relu]\nexpect: {tolerance: tight}\n",        # tolerance: auto or a number
-    "input: {random: {shape: [2], seed: 0, spread: 1}}\nlayers: [relu]\n",
+    "input: [1, 2]\nlayers: [relu]\nexpect: {tolerance: tight}\nupstream_grad: [1, 1]\n",        # tolerance: auto or a number
+    "input: {random: {shape: [2], seed: 0, spread: 1}}\nlayers: [relu]\nupstream_grad: [1, 1]\n",
 ])
 def test_the_schema_rejects_what_the_loader_rejects(validator, text):
     assert list(validator.iter_errors(load(text)))
+
+
+@pytest.mark.parametrize("text", [
+    "input: [1, 2]\nlayers: [relu]\nloss: squared_error\ntarget: [0, 0]\n",
+    "input: [1, 2]\nlayers: [relu]\nupstream_grad: [1, 1]\n",
+    "input: [1, 2]\nlayers: [relu]\nloss: none\nupstream_grad: [1, 1]\n",
+])
+def test_the_schema_accepts_a_loss_or_an_upstream_gradient(validator, text):
+    assert list(validator.iter_errors(load(text))) == []
 
 
 def test_init_writes_a_starter_that_check_passes(tmp_path):

@@ -106,5 +106,8 @@ def spec_schema() -> dict:
         "expect": _nullable(expect),
     }
     properties = {key: properties[key] for key in KEYS}     # a KeyError if the loader gained a key
+    # backward and check need where the gradient starts: a loss, or upstream_grad (loss: none)
+    starts = [{"required": [key], "properties": {key: {"not": {"type": "null"}}}}
+              for key in ("loss", "upstream_grad")]
     return {"$schema": DIALECT, "title": "cnngrad spec", **_object(properties, required=("input", "layers")),
-            "$defs": DEFINITIONS}
+            "anyOf": starts, "$defs": DEFINITIONS}
