@@ -16,7 +16,8 @@ from cnngrad.spec.yamlload import compose
 
 jsonschema = pytest.importorskip("jsonschema")
 
-SPECS = sorted(Path("configs").glob("*.yaml")) + sorted(Path("tests/errata").glob("*.yaml"))
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted(ROOT.glob("configs/*.yaml")) + sorted(ROOT.glob("tests/errata/*.yaml"))
 
 
 def plain(node):
@@ -42,7 +43,7 @@ def validator():
     return jsonschema.Draft202012Validator(schema)
 
 
-@pytest.mark.parametrize("path", SPECS, ids=str)
+@pytest.mark.parametrize("path", SPECS, ids=lambda path: path.name)
 def test_every_worked_example_satisfies_the_schema(validator, path):
     errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(load(path.read_text()))]
     assert errors == []
