@@ -82,7 +82,7 @@ def _limits_options(command):
     return click.option(
         "--max-entries", type=click.IntRange(1), metavar="N", expose_value=False, callback=keep,
         help="Most entries in one array (a value, a random shape, a layer's output); all values "
-             "together may hold 4·N.  [default: 5000000]")(command)
+             "together may hold 4·N, and a value file 32·N bytes (at least 64 MiB).  [default: 5000000]")(command)
 
 
 def _allow_dir_option(command):
@@ -102,7 +102,8 @@ def _limits():
     defaults, changes = Limits(), {}
     if "cnngrad.max_entries" in meta:
         entries = meta["cnngrad.max_entries"]
-        changes.update(max_entries=entries, max_total_entries=4 * entries)
+        changes.update(max_entries=entries, max_total_entries=4 * entries,
+                       max_data_file_bytes=max(defaults.max_data_file_bytes, 32 * entries))
     if "cnngrad.max_file_size" in meta:
         size = meta["cnngrad.max_file_size"]
         changes.update(max_file_bytes=size, max_nodes=max(defaults.max_nodes, size))

@@ -327,3 +327,33 @@ def _write(folder, text: str) -> str:
     path = folder / "net.yaml"
     path.write_text(text)
     return str(path)
+
+
+def test_a_value_file_over_the_byte_limit_is_refused_and_max_entries_raises_it(place):
+    specs, _ = place
+    with open(specs / "big.npy", "wb") as file:        # sparse: 70 MB reported, nothing written
+        file.truncate(70 << 20)
+    line = error_line(run(specs, spec_with_input("{file: big.npy}")))
+    assert line.endswith(f"input.file: file 'big.npy' has {70 << 20} bytes, more than {64 << 20} "
+                         "(Limits.max_data_file_bytes; --max-entries N allows 32·N bytes)")
+    line = error_line(run(specs, spec_with_input("{file: big.npy}"), ["forward"], "--max-entries", "3000000"))
+    assert "input.file: file 'big.npy' is not a .npy file" in line      # read, then judged
+
+
+class _Planted:
+    """Unpickling this makes a folder: the proof that a pickle was run."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (os.mkdir, (self.path,))
+
+
+def test_a_pickled_npy_is_refused_and_never_unpickled(place):
+    specs, _ = place
+    proof = specs / "unpickled"
+    np.save(specs / "p.npy", np.array([_Planted(str(proof))], dtype=object), allow_pickle=True)
+    line = error_line(run(specs, spec_with_input("{file: p.npy}")))
+    assert line.endswith("input.file: file 'p.npy' holds object values, not real numbers")
+    assert not proof.exists()

@@ -127,7 +127,7 @@ class ValueReader:
             cursor.fail(f"file {shown} {err} (looked for {printable_path(path)})")
         except TooLarge as err:
             cursor.fail(f"file {shown} has {err.size} bytes, more than {self.limits.max_data_file_bytes} "
-                        "(Limits.max_data_file_bytes)")
+                        "(Limits.max_data_file_bytes; --max-entries N allows 32·N bytes)")
         except FileProblem as err:
             cursor.fail(f"file {shown} {err}")
         try:
