@@ -191,6 +191,21 @@ def test_a_file_in_an_unsearchable_folder_is_not_called_missing(place):
     assert "not found" not in line and "permission denied" in line
 
 
+def test_a_permission_error_is_not_called_missing(tmp_path, monkeypatch):
+    """The same as above where root searches every folder: the error as the system reports it."""
+    import errno
+
+    from cnngrad.spec import files
+
+    def refuse(path):
+        raise PermissionError(errno.EACCES, "Permission denied", path)
+
+    monkeypatch.setattr(files.os, "stat", refuse)
+    with pytest.raises(files.FileProblem, match="permission denied") as info:
+        files.read_regular(str(tmp_path / "locked" / "k.csv"), 100)
+    assert not isinstance(info.value, files.Missing)
+
+
 def test_the_bytes_read_are_bounded_not_the_size_reported(tmp_path):
     from cnngrad.spec.files import FileProblem, read_regular
     path = tmp_path / "big.csv"
