@@ -82,15 +82,17 @@ def _limits_options(command):
     return click.option(
         "--max-entries", type=click.IntRange(1), metavar="N", expose_value=False, callback=keep,
         help="Most entries in one array (a value, a random shape, a layer's output); all values "
-             "together may hold 4·N, and a value file 32·N bytes (at least 64 MiB).  [default: 5000000]")(command)
+             "together may hold 4·N, and a value file 32·N bytes (at least 64 MiB).  "
+             "[default: 5000000]")(command)
 
 
 def _allow_dir_option(command):
     """--allow-dir: a folder, besides the spec's own, that {file: ...} values may be read from."""
+    def keep(ctx, param, value):
+        ctx.meta["cnngrad.allow_dirs"] = value
     return click.option(
-        "--allow-dir", "allow_dirs", multiple=True, metavar="DIR", expose_value=False,
-        type=click.Path(exists=True, file_okay=False), callback=lambda ctx, param, value: ctx.meta.update(
-            {"cnngrad.allow_dirs": value}),
+        "--allow-dir", "allow_dirs", multiple=True, metavar="DIR", expose_value=False, callback=keep,
+        type=click.Path(exists=True, file_okay=False),
         help="Also read {file: ...} values from DIR (by default only from the spec's folder and "
              "below); repeatable.")(command)
 

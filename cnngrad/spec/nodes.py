@@ -26,7 +26,7 @@ def kind_of(node: Node) -> str:
     if node.tag in (INT, FLOAT):
         return f"the number {shortened(node.value)}"
     if node.tag == BOOL:
-        return f"the boolean {shortened(node.value)}"
+        return f"the boolean {node.value}"
     if node.tag == NULL:
         return "nothing (null)"
     return f"the string {quoted(node.value)}"
