@@ -82,7 +82,19 @@ def _limits_options(command):
     return click.option(
         "--max-entries", type=click.IntRange(1), metavar="N", expose_value=False, callback=keep,
         help="Most entries in one array (a value, a random shape, a layer's output); all values "
-             "together may hold 4·N.  [default: 5000000]")(command)
+             "together may hold 4·N, and a value file 32·N bytes (at least 64 MiB).  "
+             "[default: 5000000]")(command)
+
+
+def _allow_dir_option(command):
+    """--allow-dir: a folder, besides the spec's own, that {file: ...} values may be read from."""
+    def keep(ctx, param, value):
+        ctx.meta["cnngrad.allow_dirs"] = value
+    return click.option(
+        "--allow-dir", "allow_dirs", multiple=True, metavar="DIR", expose_value=False, callback=keep,
+        type=click.Path(exists=True, file_okay=False),
+        help="Also read {file: ...} values from DIR (by default only from the spec's folder and "
+             "below); repeatable.")(command)
 
 
 def _limits():
@@ -92,7 +104,8 @@ def _limits():
     defaults, changes = Limits(), {}
     if "cnngrad.max_entries" in meta:
         entries = meta["cnngrad.max_entries"]
-        changes.update(max_entries=entries, max_total_entries=4 * entries)
+        changes.update(max_entries=entries, max_total_entries=4 * entries,
+                       max_data_file_bytes=max(defaults.max_data_file_bytes, 32 * entries))
     if "cnngrad.max_file_size" in meta:
         size = meta["cnngrad.max_file_size"]
         changes.update(max_file_bytes=size, max_nodes=max(defaults.max_nodes, size))
@@ -115,7 +128,8 @@ def _load(source: str):
     from .memory import keep_freed_memory
     from .spec import load_model
     keep_freed_memory()
-    return load_model(source, limits=_limits())
+    allow_dirs = click.get_current_context().meta.get("cnngrad.allow_dirs", ())
+    return load_model(source, limits=_limits(), allow_dirs=allow_dirs)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -134,6 +148,7 @@ def cli(debug: bool) -> None:
 @_format_option
 @_precision_option
 @_limits_options
+@_allow_dir_option
 def forward(spec: str, fmt: str, precision: int) -> None:
     """Print each layer's output, the final output and the loss.
 
@@ -152,6 +167,7 @@ def forward(spec: str, fmt: str, precision: int) -> None:
 @click.option("--lr", type=float, metavar="ETA",
               help="Also print each parameter's update θ − ETA·∂E/∂θ (one SGD step).")
 @_limits_options
+@_allow_dir_option
 def backward(spec: str, fmt: str, precision: int, lr: float | None) -> None:
     """Print ∂E/∂ each layer's output and parameter, loss to input.
 
@@ -171,6 +187,7 @@ def backward(spec: str, fmt: str, precision: int, lr: float | None) -> None:
 @_format_option
 @_precision_option
 @_limits_options
+@_allow_dir_option
 def explain(spec: str, quantity: str, fmt: str, precision: int) -> None:
     """Explain one gradient entry: the chain rule one step, with the numbers.
 
@@ -227,6 +244,7 @@ def init(path: str | None) -> None:
 @click.option("--deltas", is_flag=True, help="Also check each layer's backward on its own, naming a faulty layer.")
 @_format_option
 @_limits_options
+@_allow_dir_option
 @click.pass_context
 def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, fmt) -> None:
     """Check analytic gradients against finite differences and expect.
@@ -239,6 +257,7 @@ def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, fmt) ->
     from .gradcheck import check_model
     from .gradcheck.results import SpecResult
     from .render.progress import DelayedProgress
+    from .spec.source import display_name
     results = []
     for path, problem in _spec_files(specs):
         if problem is None:
@@ -253,7 +272,7 @@ def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, fmt) ->
                 if progress is not None:
                     progress.close()
         click.echo(f"error: {problem}", err=True)
-        results.append(SpecResult(spec=path, name=None, passed=False, error=problem))
+        results.append(SpecResult(spec=display_name(path), name=None, passed=False, error=problem))
     _emit(fmt, "check", results)
     ctx.exit(2 if any(r.error for r in results) else 0 if all(r.passed for r in results) else 1)
 
@@ -262,6 +281,7 @@ def _spec_files(sources):
     """``(path, problem)`` for each spec to check: a folder gives every *.yaml / *.yml below it,
     ordered by path component (symlinked folders are not followed); ``problem`` says why a
     source gives nothing to check."""
+    from .spec.source import display_name
     for source in sources:
         if source == "-" or not os.path.isdir(source):
             yield source, None
@@ -270,7 +290,7 @@ def _spec_files(sources):
                  if os.path.splitext(name)[1] in SPEC_SUFFIXES]
         found = sorted(filter(os.path.isfile, found), key=lambda path: path.split(os.sep))
         if not found:
-            yield source, f"{source}: no *.yaml or *.yml files in this folder"
+            yield source, f"{display_name(source)}: no *.yaml or *.yml files in this folder"
         for path in found:
             yield path, None
 

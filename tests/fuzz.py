@@ -13,11 +13,17 @@ Used by tests/test_fuzz.py (a bounded run) and as a script for long runs::
 
     python tests/fuzz.py --count 5000 --seed 1        # mutants; prints a summary, exit 1 on a finding
     python tests/fuzz.py --count 200 --subprocess     # through the installed entry point too
+    python tests/fuzz.py --count 2000 --family files  # value-file attacks only
 
 A mutant is 1–3 mutations of one spec: delete, duplicate or swap lines; delete, duplicate or
 rename keys; numbers to strings, negatives, zeros, huge (1e308) and tiny values, NaN and
 infinities; dropped or doubled brackets; changed indentation; a byte-level truncation; layer
-words misspelt; sizes, strides and random shapes made absurd.
+words misspelt; sizes, strides and random shapes made absurd. The file-attack family
+(``FILE_MUTATIONS``) points a top-level value at ``{file: ...}`` of a hostile target that
+``plant_files`` lays out: symlinks to /proc files and devices, a FIFO, a folder, absolute paths
+and ``..`` out of the spec's folder, UTF-16 and broken .npy files, and files holding ``MARKER``,
+which must never appear in any output; such runs also get ``--allow-dir`` now and then, and a
+FIFO stands in for the spec itself.
 """
 from __future__ import annotations
 
@@ -51,6 +57,13 @@ ODD_NUMBERS = ("0", "-0.0", "-1", "-3", "1e308", "-1e308", "1e300", "1e-300", "5
                ".nan", ".inf", "-.inf", "nan", "NaN", "1e1000", "99999999999999999999999",
                "1000", "-1000", "0x10", "1_000", "true", "null", "~", "'0.5'", '"1"', "abc", "[]",
                "{}", "[1, 2]", "&a 1", "*a", "!!python/object:os.system 1", "2.5", "1000000000000")
+MARKER = "CNNGRAD-PLANTED-SECRET-5d1e"     # in files whose content no output may show
+OUTSIDE = "@OUTSIDE@"                     # in a mutant: the folder outside the specs' folder
+FILE_TARGETS = ("env.csv", "status.txt", "mem.npy", "pipe.csv", "zero.npy", "urandom.csv", "dir.csv",
+                "link.csv", "away/secret.csv", "../outside/secret.csv", f"{OUTSIDE}/secret.csv",
+                f"{OUTSIDE}/header.npy", "inner_secret.csv", "ok.csv", "sub/../ok.csv", "bom.csv",
+                "wide.csv", "bad_shape.npy", "loop.csv", "missing.csv", "/dev/zero.npy",
+                "/proc/self/environ", "/etc/passwd.txt", "../../../../../../etc/hostname.txt")
 NAN_INF = re.compile(r"(?<![\w.])-?(?:nan|inf)(?![\w.]| \(overflow\))", re.I)   # a marked overflow is allowed
 
 
@@ -187,16 +200,56 @@ def absurd_value(text, rng):
         if rng.random() < 0.5 else text + f"\n{str(rng.choice(KEYS))}: {random_source}\n"
 
 
+def file_source(text, rng):
+    """A top-level value (input, or the spec's upstream_grad or target) read from a hostile file."""
+    lines = _lines(text)
+    spots = [i for i, line in enumerate(lines) if line.startswith(("input:", "upstream_grad:", "target:"))]
+    entry = f"{{file: '{rng.choice(FILE_TARGETS)}'}}"
+    if not spots:
+        return text + f"\ninput: {entry}\n"
+    i = int(rng.choice(spots))
+    j = i + 1
+    while j < len(lines) and lines[j].startswith((" ", "-")):
+        j += 1
+    return "\n".join(lines[:i] + [lines[i].split(":")[0] + ": " + entry] + lines[j:])
+
+
+def plant_files(workdir: Path) -> Path:
+    """Lay out FILE_TARGETS: workdir/specs (where mutants go) and workdir/outside; the specs folder."""
+    specs, outside = workdir / "specs", workdir / "outside"
+    for folder in (specs / "dir.csv", specs / "sub", outside):
+        folder.mkdir(parents=True, exist_ok=True)
+    (outside / "secret.csv").write_text(f"{MARKER},1\n2,3\n")
+    (outside / "header.npy").write_bytes(b"\x93NUMPY\x01\x00\x30\x00{'descr': '" + MARKER.encode() + b"'}\n")
+    (specs / "inner_secret.csv").write_text(f"1,2\n3,{MARKER}\n")
+    (specs / "ok.csv").write_text("0.5, -1\n2, 0.25\n")
+    (specs / "bom.csv").write_bytes(b"\xef\xbb\xbf1,2\r\n3,4\r\n")
+    (specs / "wide.csv").write_bytes("1,2\n3,4\n".encode("utf-16"))
+    header = "{'descr': '<f8', 'fortran_order': False, 'shape': (True, 2), }".ljust(117) + "\n"
+    (specs / "bad_shape.npy").write_bytes(b"\x93NUMPY\x01\x00" + bytes([len(header), 0]) + header.encode() + bytes(16))
+    links = {"env.csv": "/proc/self/environ", "status.txt": "/proc/self/status", "mem.npy": "/proc/self/mem",
+             "zero.npy": "/dev/zero", "urandom.csv": "/dev/urandom", "link.csv": str(outside / "secret.csv"),
+             "away": str(outside), "loop.csv": "loop.csv"}
+    for name, target in links.items():
+        if not (specs / name).is_symlink():
+            (specs / name).symlink_to(target)
+    for fifo in (specs / "pipe.csv", specs / "pipe.yaml"):
+        if not fifo.exists():
+            os.mkfifo(fifo)
+    return specs
+
+
 MUTATIONS = (delete_line, duplicate_line, swap_lines, indent_line, replace_number, replace_number,
              replace_number, scale_numbers, rename_key, delete_key, replace_word, brackets, truncate,
              absurd_value)
+FILE_MUTATIONS = (file_source,)
 
 
-def mutate(text: str, rng: np.random.Generator) -> tuple[str, list[str]]:
+def mutate(text: str, rng: np.random.Generator, mutations=MUTATIONS) -> tuple[str, list[str]]:
     """1–3 random mutations of ``text``, and their names."""
     names = []
     for _ in range(int(rng.integers(1, 4))):
-        mutation = MUTATIONS[rng.integers(len(MUTATIONS))]
+        mutation = mutations[rng.integers(len(mutations))]
         text = mutation(text, rng)
         names.append(mutation.__name__)
     return text, names
@@ -291,6 +344,8 @@ def judge(outcome: Outcome, spec_name: str) -> str | None:
     if outcome.problem:
         return outcome.problem
     text = outcome.stdout + outcome.stderr
+    if MARKER in text:
+        return "the content of a planted file was printed"
     if "Traceback" in text:
         return "a traceback was printed"
     if "internal error" in text:
@@ -356,22 +411,31 @@ class Report:
 
 
 def fuzz(count: int, seed: int, workdir: Path, subprocess_every: int = 0,
-         configs=CONFIGS, report: Report | None = None) -> Report:
-    """Run ``count`` mutants (drawn round-robin from ``configs``) through every command."""
+         configs=CONFIGS, report: Report | None = None, mutations=MUTATIONS) -> Report:
+    """Run ``count`` mutants (drawn round-robin from ``configs``) through every command; the
+    mutants are written to workdir/specs, beside plant_files' targets."""
     rng = np.random.default_rng(seed)
     report = report or Report()
     originals = [(p, p.read_text(encoding="utf-8")) for p in configs]
+    specs = plant_files(workdir)
     for n in range(count):
         source, text = originals[n % len(originals)]
-        mutant, names = mutate(text, rng)
+        mutant, names = mutate(text, rng, mutations)
+        mutant = mutant.replace(OUTSIDE, str(workdir / "outside"))
         stdin = rng.random() < 0.1
-        path = workdir / f"m{n}_{source.name}"
+        path = specs / f"m{n}_{source.name}"
         path.write_text(mutant, encoding="utf-8", errors="surrogateescape")
+        attack = "file_source" in names
+        if attack and not stdin and rng.random() < 0.05:
+            path = specs / "pipe.yaml"                    # a FIFO as the spec: refused, not waited on
         spec_arg = "-" if stdin else str(path)
         spec_name = "<stdin>" if stdin else str(path)
         small = len(mutant) < 3000 and "lenet" not in source.name
         through_subprocess = subprocess_every and n % subprocess_every == 0
+        allow = ["--allow-dir", str(rng.choice(["/", str(workdir / "outside")]))] \
+            if attack and rng.random() < 0.5 else []
         for args in commands_for(spec_arg, rng, small):
+            args = args + allow
             start = time.perf_counter()
             runner = run_subprocess if through_subprocess else run_in_process
             outcome = runner(args, mutant if stdin else None)
@@ -384,7 +448,8 @@ def fuzz(count: int, seed: int, workdir: Path, subprocess_every: int = 0,
             if problem:
                 report.findings.append((problem, names, mutant, outcome))
         report.mutants += 1
-        path.unlink()
+        if path.name != "pipe.yaml":
+            path.unlink()
     return report
 
 
@@ -395,11 +460,15 @@ def main(argv=None) -> int:
     parser.add_argument("--subprocess", action="store_true",
                         help="run every 10th mutant through the installed entry point")
     parser.add_argument("--show", type=int, default=5, help="findings to print in full")
+    parser.add_argument("--family", choices=["all", "spec", "files"], default="all",
+                        help="spec: text mutations; files: value-file attacks; all: both")
     options = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     with tempfile.TemporaryDirectory(prefix="cnngrad-fuzz-") as folder:
+        mutations = {"spec": MUTATIONS, "files": FILE_MUTATIONS, "all": MUTATIONS + FILE_MUTATIONS}
         report = fuzz(options.count, options.seed, Path(folder),
-                      subprocess_every=10 if options.subprocess else 0)
+                      subprocess_every=10 if options.subprocess else 0,
+                      mutations=mutations[options.family])
     print(report.summary())
     seen = set()
     for problem, names, mutant, outcome in report.findings:

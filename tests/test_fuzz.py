@@ -35,10 +35,19 @@ def test_mutants_through_the_installed_entry_point(tmp_path):
     assert not report.findings, _show(report)
 
 
+def test_file_source_attacks_show_nothing_planted(tmp_path):
+    """Values read through symlinks to /proc and devices, FIFOs, folders, absolute paths and ..,
+    with and without --allow-dir: one clean error line each, and no planted content shown."""
+    report = fuzz.fuzz(60, seed=17, workdir=tmp_path, mutations=fuzz.FILE_MUTATIONS)
+    assert report.runs == 3 * 60
+    assert not report.findings, _show(report)
+    assert report.outcomes.get(2, 0) > 150
+
+
 def test_every_mutation_changes_the_text_and_the_mutants_differ():
     rng = np.random.default_rng(0)
     text = fuzz.CONFIGS[0].read_text()
-    for mutation in fuzz.MUTATIONS:
+    for mutation in fuzz.MUTATIONS + fuzz.FILE_MUTATIONS:
         changed = sum(mutation(text, rng) != text for _ in range(20))
         assert changed >= 10, mutation.__name__
     assert len({fuzz.mutate(text, rng)[0] for _ in range(50)}) >= 45
@@ -59,6 +68,7 @@ def test_every_mutation_changes_the_text_and_the_mutants_differ():
     (fuzz.Outcome(["check", "a.yaml"], 1, "conv1 FAILED\n", ""), True),
     (fuzz.Outcome(["check", "a.yaml"], 0, "ok\n", "RuntimeWarning: overflow\n"), False),
     (fuzz.Outcome(["check", "a.yaml"], None, "", "", "hang: no result within 20 s"), False),
+    (fuzz.Outcome(["forward", "a.yaml"], 2, "", f"error: a.yaml:1:8: input.file: {fuzz.MARKER}\n"), False),
 ])
 def test_the_judge_allows_only_what_the_spec_allows(outcome, allowed):
     assert (fuzz.judge(outcome, "a.yaml") is None) == allowed

@@ -7,6 +7,7 @@ bounded) → ``document``/``layers``/``values`` (schema and values) → ``build`
 from __future__ import annotations
 
 import os
+from typing import Sequence
 
 from ..model import Model
 from .build import build_model
@@ -21,11 +22,12 @@ from .yamlload import compose
 __all__ = ["Limits", "SpecError", "load_model"]
 
 
-def load_model(source: str, *, limits: Limits | None = None) -> Model:
+def load_model(source: str, *, limits: Limits | None = None, allow_dirs: Sequence[str] = ()) -> Model:
     """Read, validate and build the spec at ``source`` (a path, or ``-`` for standard input).
 
     Value files (``{file: ...}``) are found relative to the spec's folder (the current folder
-    for standard input). Raises ``SpecError``.
+    for standard input) and must resolve, symlinks included, inside it or one of ``allow_dirs``.
+    Raises ``SpecError``.
     """
     limits = limits or Limits()
     name = display_name(source)
@@ -33,6 +35,6 @@ def load_model(source: str, *, limits: Limits | None = None) -> Model:
     if root is None:
         raise SpecError(name, 1, 1, "", "the file is empty; a spec is a mapping with input and layers")
     folder = os.getcwd() if source == STDIN else os.path.dirname(source)
-    values = ValueReader(folder, limits)
+    values = ValueReader(folder, limits, allow_dirs)
     spec = read_spec(Cursor(root, "", name), values)
     return build_model(spec, name, values)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 
 from ..model import Expectation, Model
+from .errors import quoted
 from .nodes import Cursor, suggest
 from .values import ValueReader, shape_text
 
@@ -71,7 +72,7 @@ def parse_quantity(key: str, known: dict, model: Model) -> tuple[str, tuple[int,
     name = match.group("name") if match else key
     if name not in known:
         hint = " (loss: none has no loss value)" if name == "loss" and not model.has_loss else ""
-        raise ValueError(f"unknown quantity {name!r}{hint}{suggest(name, list(known))} (known: {', '.join(known)})")
+        raise ValueError(f"unknown quantity {quoted(name)}{hint}{suggest(name, list(known))} (known: {', '.join(known)})")
     if match.group("index") is None:
         return name, None
     shape = known[name]

@@ -13,6 +13,7 @@ from ..layers.conv import MODES
 from ..layers.flatten import ORDERS
 from ..layers.pooling import TIES, TYPES as POOL_TYPES
 from ..record import Record
+from .errors import quoted
 from .nodes import Cursor, suggest
 from .values import ValueReader
 
@@ -65,7 +66,7 @@ def read_layers(cursor: Cursor, values: ValueReader) -> list[LayerSpec]:
         else:
             layer.name = f"{layer.kind}{counts[layer.kind]}"
         if layer.name in seen:
-            layer.place("name").fail(f"layer name {layer.name!r} is used twice; names must be unique")
+            layer.place("name").fail(f"layer name {quoted(layer.name)} is used twice; names must be unique")
         seen.add(layer.name)
         layers.append(layer)
     return layers
@@ -74,7 +75,7 @@ def read_layers(cursor: Cursor, values: ValueReader) -> list[LayerSpec]:
 def _read_name(cursor: Cursor) -> str:
     name = cursor.text()
     if not NAME.match(name):
-        cursor.fail(f"a layer name is letters, digits and _ (not starting with a digit), not {name!r}")
+        cursor.fail(f"a layer name is letters, digits and _ (not starting with a digit), not {quoted(name)}")
     if name in RESERVED:
         cursor.fail(f"{name!r} is a reserved quantity name ({', '.join(RESERVED)})")
     return name
@@ -83,7 +84,7 @@ def _read_name(cursor: Cursor) -> str:
 def _kind(cursor: Cursor) -> str:
     word = cursor.node.value if cursor.is_scalar else None
     if word not in SETTINGS:
-        shown = repr(word) if word is not None else "this"
+        shown = quoted(word) if word is not None else "this"
         cursor.fail(f"unknown layer kind {shown}{suggest(word or '', list(SETTINGS))} "
                     f"(allowed: {', '.join(SETTINGS)})")
     return word

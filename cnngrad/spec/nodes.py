@@ -11,7 +11,7 @@ from typing import NoReturn, Sequence
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from .errors import SpecError
+from .errors import SpecError, quoted, shortened
 
 INT, FLOAT, BOOL, NULL, STR = (f"tag:yaml.org,2002:{t}" for t in ("int", "float", "bool", "null", "str"))
 _SCALARS = SafeConstructor()   # only its int/float readers are used, on nodes already checked
@@ -24,12 +24,12 @@ def kind_of(node: Node) -> str:
     if isinstance(node, SequenceNode):
         return "a list"
     if node.tag in (INT, FLOAT):
-        return f"the number {node.value}"
+        return f"the number {shortened(node.value)}"
     if node.tag == BOOL:
         return f"the boolean {node.value}"
     if node.tag == NULL:
         return "nothing (null)"
-    return f"the string {node.value!r}"
+    return f"the string {quoted(node.value)}"
 
 
 def suggest(word: str, allowed: Sequence[str]) -> str:
@@ -108,7 +108,7 @@ class Cursor:
         out = {}
         for key, key_cursor, value in self.items(f"{what} with keys {', '.join(allowed)}"):
             if key not in allowed:
-                key_cursor.fail(f"unknown key {key!r}{suggest(key, allowed)} "
+                key_cursor.fail(f"unknown key {quoted(key)}{suggest(key, allowed)} "
                                 f"(allowed: {', '.join(allowed)})")
             out[key] = value
         for key in required:

@@ -6,14 +6,19 @@ before anything is allocated or read.
 """
 from __future__ import annotations
 
+import io
 import math
 import os
+import warnings
+from typing import Sequence
 
 import numpy as np
 from yaml.nodes import ScalarNode
 
 from ..record import Record
 from .limits import Limits
+from .errors import quoted
+from .files import FileProblem, Missing, TooLarge, decode_text, printable_path, read_regular
 from .nodes import Cursor, scalar_number
 
 SUFFIXES = (".npy", ".csv", ".txt")
@@ -35,10 +40,13 @@ def shape_text(shape: tuple[int, ...]) -> str:
 
 
 class ValueReader:
-    """Reads values relative to the spec's folder, counting entries against the spec's limits."""
+    """Reads values relative to the spec's folder, counting entries against the spec's limits;
+    value files must resolve inside that folder or one of ``allow_dirs``."""
 
-    def __init__(self, folder: str, limits: Limits):
+    def __init__(self, folder: str, limits: Limits, allow_dirs: Sequence[str] = ()):
         self.folder, self.limits, self.total = folder, limits, 0
+        self.folder_real = os.path.realpath(folder)
+        self.allowed = [self.folder_real] + [os.path.realpath(d) for d in allow_dirs]
 
     def read(self, cursor: Cursor) -> np.ndarray:
         """Any value source, as a new float64 array."""
@@ -97,41 +105,117 @@ class ValueReader:
         return rng.uniform(-scale, scale, shape)
 
     def _file(self, cursor: Cursor) -> np.ndarray:
+        """A value file inside the spec's folder (or an allowed one): .npy, .csv or .txt.
+
+        Its content is never quoted in a message: a value file could be anything readable.
+        """
         name = cursor.text()
-        path = os.path.join(self.folder, name)
-        suffix = os.path.splitext(path)[1].lower()
+        shown = quoted(name)
+        suffix = os.path.splitext(name)[1].lower()
         if suffix not in SUFFIXES:
-            cursor.fail(f"a value file must end in {', '.join(SUFFIXES)}, not {name!r}")
-        if not os.path.isfile(path):
-            cursor.fail(f"file {name!r} not found (looked for {os.path.abspath(path)})")
-        size = os.path.getsize(path)
-        if size > self.limits.max_data_file_bytes:
-            cursor.fail(f"file {name!r} has {size} bytes, more than {self.limits.max_data_file_bytes} "
-                        "(Limits.max_data_file_bytes)")
+            cursor.fail(f"a value file must end in {', '.join(SUFFIXES)}, not {shown}")
+        path = os.path.realpath(os.path.join(self.folder, name))
+        if not any(path == folder or path.startswith(folder.rstrip(os.sep) + os.sep) for folder in self.allowed):
+            target = "" if os.path.normpath(os.path.join(self.folder_real, name)) == path \
+                else f" (it resolves to {printable_path(path)})"
+            cursor.fail(f"file {shown} is outside the spec's folder{target}: a spec reads value files "
+                        f"only from {printable_path(self.folder_real)} and below; move the file there, "
+                        "or allow its folder with --allow-dir DIR")
         try:
-            array = _read_npy(cursor, path, self) if suffix == ".npy" else \
-                np.loadtxt(path, dtype=np.float64, delimiter="," if suffix == ".csv" else None)
-        except (OSError, ValueError, UnicodeDecodeError) as err:
-            cursor.fail(f"could not read {name!r}: {' '.join(str(err).split())}")
+            data = read_regular(path, self.limits.max_data_file_bytes)
+        except Missing as err:
+            cursor.fail(f"file {shown} {err} (looked for {printable_path(path)})")
+        except TooLarge as err:
+            cursor.fail(f"file {shown} has {err.size} bytes, more than {self.limits.max_data_file_bytes} "
+                        "(Limits.max_data_file_bytes; --max-entries N allows 32·N bytes)")
+        except FileProblem as err:
+            cursor.fail(f"file {shown} {err}")
+        try:
+            array = _read_npy(data, lambda shape: self.check_size(cursor, shape)) if suffix == ".npy" \
+                else _read_table(decode_text(data), "," if suffix == ".csv" else None)
+        except BadField as err:
+            cursor.fail(f"file {shown}, {err}")
+        except FileProblem as err:
+            cursor.fail(f"file {shown} {err}")
         if array.size == 0:
-            cursor.fail(f"file {name!r} holds an empty array")
+            cursor.fail(f"file {shown} holds an empty array")
         if not np.isfinite(array).all():
-            cursor.fail(f"file {name!r} holds NaN or infinite values")
+            cursor.fail(f"file {shown} holds NaN or infinite values")
         self.check_size(cursor, array.shape)
         return array
 
 
-def _read_npy(cursor: Cursor, path: str, reader: ValueReader) -> np.ndarray:
-    """A .npy file of real numbers, its header checked before the data is read."""
-    with open(path, "rb") as stream:
+class BadField(FileProblem):
+    """Where a text table goes wrong: 'row 2, column 3: expected a number' (1-based)."""
+
+
+def _read_npy(data: bytes, check_size) -> np.ndarray:
+    """The real numbers of a .npy file; its header (dtype, shape) is checked, and ``check_size``
+    called with the shape, before the data is read. Pickles (object arrays) are refused."""
+    stream = io.BytesIO(data)
+    try:
         version = np.lib.format.read_magic(stream)
         read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) \
             else np.lib.format.read_array_header_2_0
-        shape, _, dtype = read_header(stream)
+        shape, fortran_order, dtype = read_header(stream)
+    except (ValueError, TypeError, EOFError, OSError, UnicodeDecodeError):
+        raise FileProblem("is not a .npy file numpy can read (a bad magic string or header)") from None
     if dtype.kind not in "iuf":
-        cursor.fail(f"file {os.path.basename(path)!r} holds {dtype} values, not real numbers")
-    reader.check_size(cursor, tuple(shape))
-    return np.load(path, allow_pickle=False).astype(np.float64)
+        raise FileProblem(f"holds {dtype} values, not real numbers")
+    if not all(type(size) is int and size >= 0 for size in shape):   # bool is an int to numpy
+        raise FileProblem("has a bad .npy header: its shape is not a tuple of whole numbers ≥ 0")
+    check_size(tuple(shape))
+    count = math.prod(shape)
+    if len(data) - stream.tell() < count * dtype.itemsize:
+        raise FileProblem(f"is truncated: its header promises {shape_text(tuple(shape))} values")
+    flat = np.frombuffer(data, dtype=dtype, count=count, offset=stream.tell())
+    with np.errstate(over="ignore", invalid="ignore"):      # overflow shows as inf, refused after
+        values = flat.astype(np.float64)
+    return values.reshape(shape[::-1]).T if fortran_order else values.reshape(shape)
+
+
+def _read_table(text: str, delimiter: str | None) -> np.ndarray:
+    """The numbers of a text table, fields split at ``delimiter`` (None: whitespace), ``#``
+    starting a comment: several rows are 2-D (one column stays n×1), one row is 1-D, one
+    number a scalar. A field that is not a number is named by row and column, never quoted."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")              # loadtxt warns of a file without data
+        try:
+            table = np.loadtxt(io.StringIO(text), dtype=np.float64, delimiter=delimiter, ndmin=2)
+        except ValueError:
+            raise _first_bad_field(text, delimiter) from None
+    if table.size == 0:
+        raise FileProblem("holds no numbers")
+    if len(table) > 1:
+        return table
+    return table[0] if table.shape[1] > 1 else table[0, 0].reshape(())
+
+
+def _first_bad_field(text: str, delimiter: str | None) -> FileProblem:
+    """Where a table that loadtxt refused goes wrong: the first field that is not a number, or
+    the first row whose length differs from the first row's."""
+    width = first = None
+    for row, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0]
+        if not line.strip():
+            continue
+        fields = line.split(delimiter)
+        for column, field in enumerate(fields, 1):
+            if not _is_number(field.strip()):
+                return BadField(f"row {row}, column {column}: expected a number")
+        if width is None:
+            width, first = len(fields), row
+        elif len(fields) != width:
+            return BadField(f"row {row} has {len(fields)} columns, row {first} has {width}")
+    return FileProblem("cannot be read as a table of numbers")
+
+
+def _is_number(field: str) -> bool:
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return "_" not in field
 
 
 def _walk(cursor: Cursor, numbers: list, texts: list, seen: dict | None = None) -> tuple[int, ...]:

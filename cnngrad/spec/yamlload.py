@@ -15,7 +15,7 @@ from yaml.events import AliasEvent, MappingEndEvent
 from yaml.nodes import MappingNode, Node, ScalarNode
 from yaml.resolver import Resolver
 
-from .errors import SpecError
+from .errors import SpecError, quoted
 from .limits import Limits
 
 try:  # libyaml scans fast; composition below stays in Python so it can be bounded
@@ -98,7 +98,7 @@ class _BoundedLoader(Composer, _Parser, _Resolver):
             key = self.compose_node(node, None)
             if isinstance(key, ScalarNode):
                 if key.value in seen:
-                    self.fail(key.start_mark, f"key {key.value!r} is given twice in this mapping")
+                    self.fail(key.start_mark, f"key {quoted(key.value)} is given twice in this mapping")
                 seen.add(key.value)
             node.value.append((key, self.compose_node(node, key)))
         node.end_mark = self.get_event().end_mark
