@@ -4,7 +4,8 @@ The only outcomes allowed (SPEC §5) are
 
 - exit 0 or 1 with valid output: one JSON document with ``--format json``, and no ``nan`` or
   ``inf`` printed where a number should be;
-- exit 2 with exactly one ``error:`` line on stderr, naming the spec file;
+- exit 2 with exactly one ``error:`` line on stderr, naming the spec file, and under it only
+  indented detail lines (a shape error's table of the shapes so far);
 
 never a Python traceback, never an ``internal error``, never a hang (each command on each mutant
 runs under a time guard, ``GUARD_SECONDS``; the guard only catches hangs, it times nothing).
@@ -316,7 +317,8 @@ def judge(outcome: Outcome, spec_name: str) -> str | None:
         return None
     if outcome.exit_code == 2:
         lines = [line for line in outcome.stderr.splitlines() if line.strip()]
-        if len(lines) != 1 or not lines[0].startswith("error: "):
+        if not lines or not lines[0].startswith("error: ") or \
+                not all(line.startswith("  ") for line in lines[1:]):
             return f"exit 2 needs exactly one 'error:' line on stderr, got {outcome.stderr!r:.400}"
         if spec_name not in lines[0]:
             return f"the error does not name the file {spec_name}: {lines[0]}"
