@@ -220,3 +220,15 @@ def test_the_estimate_is_within_a_factor_of_the_measured_peak(tmp_path, name):
     from cnngrad.spec.budget import run_bytes
     estimate = run_bytes(model.network, model.params)
     assert 0.8 * peak <= estimate <= 1.6 * peak, (estimate, peak)
+
+
+def test_check_batches_count_each_copys_windows(tmp_path):
+    """A 41×41 average pool at stride 1 copies 1681 entries per output: 48 MB per perturbed copy
+    of a 60×60 map. check --fast's 24 copies must be split into batches of 256 MiB, not run at
+    once (1.2 GB) as when a copy was sized by its input and output alone."""
+    spec = write(tmp_path, "input: {random: {shape: [60, 60]}}\nlayers:\n"
+                           "  - pool: {type: avg, size: 41, stride: 1, padding: 20}\n"
+                           "loss: none\nupstream_grad: {random: {shape: [60, 60]}}\n")
+    done, _ = run_capped(["check", spec, "--fast"])
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "1 spec: 1 passed" in done.stdout

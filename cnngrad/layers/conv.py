@@ -58,9 +58,10 @@ class Conv(Layer):
         return {"kernel": (self.filters, self.channels) + self.size, "bias": bias}
 
     def work_size(self, in_shape):
-        """The input windows dominate: C·kh·kw values for every output position."""
+        """The input windows dominate: C·kh·kw values for every output position (and the padded copy)."""
         _, out_h, out_w = self.output_shape(in_shape)
-        return super().work_size(in_shape) + self.channels * self.size[0] * self.size[1] * out_h * out_w
+        columns = self.channels * self.size[0] * self.size[1] * out_h * out_w
+        return super().work_size(in_shape) + columns + padded_size(in_shape, self.padding)[1]
 
     def memory(self, in_shape):
         """Kept: the im2col columns (C·kh·kw per output position; for a 1×1 kernel at stride 1 a

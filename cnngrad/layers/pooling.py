@@ -47,6 +47,14 @@ class Pool(Layer):
                 window_output_size(padded[0], self.size[0], self.stride[0]),
                 window_output_size(padded[1], self.size[1], self.stride[1]))
 
+    def work_size(self, in_shape):
+        """Besides input and output, the padded copy and every window's entries (l2 scales and
+        squares them too)."""
+        channels, out_h, out_w = self.output_shape(in_shape)
+        entries = channels * out_h * out_w * self.size[0] * self.size[1]
+        copies = 3 if self.type == "l2" else 1
+        return super().work_size(in_shape) + padded_size(in_shape, self.padding)[1] + copies * entries
+
     def memory(self, in_shape):
         """Kept: every window's entries (a copy, unless the windows are rows or columns of the
         padded map), the output (and max's winners) and the padded input's gradient. Temporary:
