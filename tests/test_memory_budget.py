@@ -148,11 +148,11 @@ def test_max_memory_lowers_and_raises_the_bound(tmp_path):
 @pytest.mark.parametrize("command", [["forward"], ["backward"], ["check", "--fast"], ["explain", "grad.input[0]"]],
                          ids=lambda c: c[0])
 def test_max_memory_option_on_every_command(tmp_path, command):
-    spec = write(tmp_path, "input: {random: {shape: [100000]}}\nlayers: [relu, sigmoid, tanh]\n"
-                           "loss: none\nupstream_grad: {random: {shape: [100000]}}\n")   # about 10 MB
-    done, _ = run_capped([command[0], spec, *command[1:], "--format", "json", "--max-memory", "1M"])
+    spec = write(tmp_path, "input: {random: {shape: [5000]}}\nlayers: [relu, sigmoid, tanh]\n"
+                           "loss: none\nupstream_grad: {random: {shape: [5000]}}\n")   # about 400 KB
+    done, _ = run_capped([command[0], spec, *command[1:], "--format", "json", "--max-memory", "100K"])
     assert done.returncode == 2 and "--max-memory" in done.stderr.splitlines()[0]
-    assert "limit of 1.0 MiB" in done.stderr
+    assert "limit of 100.0 KiB" in done.stderr
     done, _ = run_capped([command[0], spec, *command[1:], "--format", "json", "--max-memory", "64M"])
     assert done.returncode == 0, done.stderr[-500:]
 
@@ -168,7 +168,7 @@ def test_a_bad_max_memory_is_a_usage_error(tmp_path):
 NETWORKS = {
     "1x1 convs": TEN_CONVS,
     "padded, strided and dilated": """\
-        input: {random: {shape: [3, 300, 300]}}
+        input: {random: {shape: [3, 150, 150]}}
         layers:
           - conv: {kernel: {random: {shape: [8, 3, 3, 3]}}, padding: 1}
           - relu
@@ -178,7 +178,7 @@ NETWORKS = {
           - conv: {kernel: {random: {shape: [4, 4, 5, 5]}}, stride: 2}
           - pool: {type: l2, size: 3, stride: 2, padding: 1}
           - flatten
-          - fc: {weights: {random: {shape: [10, 5476]}}}
+          - fc: {weights: {random: {shape: [10, 1296]}}}
           - softmax
         loss: cross_entropy
         target: 3
