@@ -20,12 +20,23 @@ SPEC_SUFFIXES = (".yaml", ".yml")
 
 
 class CannotRun(click.ClickException):
-    """The command could not run: one ``error: …`` line on stderr and exit 2."""
+    """The command could not run: one ``error: …`` line on stderr (then its details, indented)
+    and exit 2."""
 
     exit_code = 2
 
+    def __init__(self, message: str, details: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.details = details
+
     def show(self, file=None):
-        click.echo(f"error: {self.format_message()}", err=True)
+        _echo_error(self.format_message(), self.details)
+
+
+def _echo_error(message: str, details: tuple[str, ...] = ()) -> None:
+    """``error: MESSAGE`` on stderr, and under it each line of ``details`` indented (a shape
+    error's table of the shapes so far)."""
+    click.echo("\n".join([f"error: {message}", *(f"  {line}" for line in details)]), err=True)
 
 
 class _Group(click.Group):
@@ -39,7 +50,7 @@ class _Group(click.Group):
         except Exception as err:
             if isinstance(err, OSError) and err.errno == errno.EPIPE:
                 raise                      # click exits quietly when the reader goes away
-            raise CannotRun(_describe(ctx, err)) from err
+            raise CannotRun(_describe(ctx, err), getattr(err, "details", ())) from err
 
 
 def _describe(ctx: click.Context, err: Exception) -> str:
@@ -70,12 +81,29 @@ def _precision_option(command):
         help="Decimals shown in grids (json always has full precision).")(command)
 
 
+class _Size(click.ParamType):
+    """A size in bytes as people write it: 4G, 512M, 1.5GiB or a number of bytes."""
+
+    name = "size"
+
+    def convert(self, value, param, ctx):
+        from .spec.limits import parse_size
+        try:
+            return value if isinstance(value, int) else parse_size(value)
+        except ValueError as err:
+            self.fail(str(err), param, ctx)
+
+
 def _limits_options(command):
-    """--max-entries and --max-file-size, kept in the context for ``_load`` (SPEC limits; the
-    defaults stop hostile files, these raise them for a genuinely large network)."""
+    """--max-entries, --max-file-size and --max-memory, kept in the context for ``_load`` (SPEC
+    limits; the defaults stop hostile files, these raise them for a genuinely large network)."""
     def keep(ctx, param, value):
         if value is not None:
             ctx.meta[f"cnngrad.{param.name}"] = value
+    command = click.option(
+        "--max-memory", type=_Size(), metavar="SIZE", expose_value=False, callback=keep,
+        help="Most memory a forward and backward pass may need, estimated from the shapes before "
+             "it runs (4G, 512M, …).  [default: 2G]")(command)
     command = click.option(
         "--max-file-size", type=click.IntRange(1), metavar="BYTES", expose_value=False, callback=keep,
         help="Largest spec file read (also allows a YAML node per byte).  [default: 1048576]")(command)
@@ -106,6 +134,8 @@ def _limits():
         entries = meta["cnngrad.max_entries"]
         changes.update(max_entries=entries, max_total_entries=4 * entries,
                        max_data_file_bytes=max(defaults.max_data_file_bytes, 32 * entries))
+    if "cnngrad.max_memory" in meta:
+        changes.update(max_memory_bytes=meta["cnngrad.max_memory"])
     if "cnngrad.max_file_size" in meta:
         size = meta["cnngrad.max_file_size"]
         changes.update(max_file_bytes=size, max_nodes=max(defaults.max_nodes, size))
@@ -260,6 +290,7 @@ def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, fmt) ->
     from .spec.source import display_name
     results = []
     for path, problem in _spec_files(specs):
+        details = ()
         if problem is None:
             progress = DelayedProgress.for_terminal(f"checking {path}")
             try:
@@ -267,11 +298,11 @@ def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, fmt) ->
                                            fast=fast, deltas=deltas, progress=progress))
                 continue
             except Exception as err:   # this spec could not run: say so and go on with the others
-                problem = _describe(ctx, err)
+                problem, details = _describe(ctx, err), getattr(err, "details", ())
             finally:
                 if progress is not None:
                     progress.close()
-        click.echo(f"error: {problem}", err=True)
+        _echo_error(problem, details)
         results.append(SpecResult(spec=display_name(path), name=None, passed=False, error=problem))
     _emit(fmt, "check", results)
     ctx.exit(2 if any(r.error for r in results) else 0 if all(r.passed for r in results) else 1)

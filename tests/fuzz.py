@@ -4,7 +4,8 @@ The only outcomes allowed (SPEC §5) are
 
 - exit 0 or 1 with valid output: one JSON document with ``--format json``, and no ``nan`` or
   ``inf`` printed where a number should be;
-- exit 2 with exactly one ``error:`` line on stderr, naming the spec file;
+- exit 2 with exactly one ``error:`` line on stderr, naming the spec file, and under it only
+  indented detail lines (a shape error's table of the shapes so far);
 
 never a Python traceback, never an ``internal error``, never a hang (each command on each mutant
 runs under a time guard, ``GUARD_SECONDS``; the guard only catches hangs, it times nothing).
@@ -18,7 +19,8 @@ Used by tests/test_fuzz.py (a bounded run) and as a script for long runs::
 A mutant is 1–3 mutations of one spec: delete, duplicate or swap lines; delete, duplicate or
 rename keys; numbers to strings, negatives, zeros, huge (1e308) and tiny values, NaN and
 infinities; dropped or doubled brackets; changed indentation; a byte-level truncation; layer
-words misspelt; sizes, strides and random shapes made absurd. The file-attack family
+words misspelt; sizes, strides and random shapes made absurd (paddings and dilations that would
+make maps of gigabytes among them). The file-attack family
 (``FILE_MUTATIONS``) points a top-level value at ``{file: ...}`` of a hostile target that
 ``plant_files`` lays out: symlinks to /proc files and devices, a FIFO, a folder, absolute paths
 and ``..`` out of the spec's folder, UTF-16 and broken .npy files, and files holding ``MARKER``,
@@ -180,10 +182,11 @@ def truncate(text, rng):
 def absurd_value(text, rng):
     """A layer setting or value source pushed to an absurd size."""
     choices = [
-        ("size: ", str(rng.choice(["0", "-2", "100000", "[0, 2]", "1e9", "[2]", "[2, 2, 2]"]))),
+        ("size: ", str(rng.choice(["0", "-2", "100000", "[0, 2]", "1e9", "[2]", "[2, 2, 2]",
+                                   "20001, padding: 10000"]))),
         ("stride: ", str(rng.choice(["0", "-1", "1000000", "[1, 0]", "2.5"]))),
-        ("padding: ", str(rng.choice(["-1", "1000", "[[0, 1]]", "bogus", "[[1, 1], [1, 100000]]"]))),
-        ("dilation: ", str(rng.choice(["0", "-1", "100000"]))),
+        ("padding: ", str(rng.choice(["-1", "1000", "[[0, 1]]", "bogus", "[[1, 1], [1, 100000]]", "30000"]))),
+        ("dilation: ", str(rng.choice(["0", "-1", "100000", "100000, padding: 50000"]))),
         ("slope: ", str(rng.choice(["1e308", ".nan", "'x'"]))),
         ("tolerance: ", str(rng.choice(["-1", ".nan", "0", "1e308", "bad"]))),
     ]
@@ -239,9 +242,29 @@ def plant_files(workdir: Path) -> Path:
     return specs
 
 
+def huge_map(text, rng):
+    """A conv dilated and padded, or a pool padded, so that one map would take gigabytes (the
+    memory estimate must refuse it before anything is allocated)."""
+    lines = _lines(text)
+    spots = [i for i, line in enumerate(lines) if re.match(r"\s*- (conv|pool):", line)]
+    if not spots:
+        return text + "\nlayers: [{pool: {type: avg, size: 20001, padding: 10000}}]\n"
+    i = int(rng.choice(spots))
+    indent = " " * (lines[i].index("-") + 4)
+    dilation, padding = rng.choice([(100000, 50000), (1, 30000), (3000, 3000), (1, 20000)])
+    if lines[i].rstrip().endswith("}"):            # - pool: {type: max, size: 2}: a window to match
+        line = re.sub(r"size: [^,}]+", f"size: {2 * padding + 1}", lines[i].rstrip())
+        lines[i] = line[:-1] + f", padding: {padding}}}"
+    elif "conv" in lines[i]:
+        lines.insert(i + 1, f"{indent}dilation: {dilation}\n{indent}padding: {padding}")
+    else:
+        lines.insert(i + 1, f"{indent}padding: {padding}")
+    return "\n".join(lines)
+
+
 MUTATIONS = (delete_line, duplicate_line, swap_lines, indent_line, replace_number, replace_number,
              replace_number, scale_numbers, rename_key, delete_key, replace_word, brackets, truncate,
-             absurd_value)
+             absurd_value, huge_map)
 FILE_MUTATIONS = (file_source,)
 
 
@@ -371,7 +394,8 @@ def judge(outcome: Outcome, spec_name: str) -> str | None:
         return None
     if outcome.exit_code == 2:
         lines = [line for line in outcome.stderr.splitlines() if line.strip()]
-        if len(lines) != 1 or not lines[0].startswith("error: "):
+        if not lines or not lines[0].startswith("error: ") or \
+                not all(line.startswith("  ") for line in lines[1:]):
             return f"exit 2 needs exactly one 'error:' line on stderr, got {outcome.stderr!r:.400}"
         if spec_name not in lines[0]:
             return f"the error does not name the file {spec_name}: {lines[0]}"

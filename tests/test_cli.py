@@ -281,3 +281,17 @@ def test_an_internal_error_is_one_line_pointing_at_debug(specs, monkeypatch):
 def test_python_dash_m_runs_the_same_command():
     done = subprocess.run([sys.executable, "-m", "cnngrad", "--version"], capture_output=True, text=True)
     assert done.stdout == f"cnngrad, version {__version__}\n"
+
+
+def test_a_shape_error_prints_the_shape_table_under_the_one_error_line(tmp_path):
+    (tmp_path / "net.yaml").write_text(
+        "input: {random: {shape: [2, 3, 3]}}\nlayers:\n  - conv: {kernel: {random: {shape: [2, 2, 2, 2]}}}\n"
+        "  - pool: {size: 2}\n  - flatten\n  - fc:\n      weights: {random: {shape: [1, 5]}}\n"
+        "loss: none\nupstream_grad: [1]\n")
+    for command in ("forward", "check"):
+        result = run(command, tmp_path / "net.yaml")
+        assert result.exit_code == 2 and "Traceback" not in result.stderr
+        assert result.stderr.splitlines() == [
+            f"error: {tmp_path / 'net.yaml'}:7:16: layers[3].fc.weights: fc1.weights has 5 columns but "
+            "flatten1 gives 2 values",
+            "  input     2×3×3", "  conv1     2×2×2", "  pool1     2×1×1", "  flatten1  2"]

@@ -56,6 +56,9 @@ def test_every_mutation_changes_the_text_and_the_mutants_differ():
 @pytest.mark.parametrize("outcome, allowed", [
     (fuzz.Outcome(["forward", "a.yaml"], 2, "", "error: a.yaml:3:1: layers: bad\n"), True),
     (fuzz.Outcome(["forward", "a.yaml"], 2, "", "error: a.yaml:3:1: bad\nerror: again\n"), False),
+    (fuzz.Outcome(["forward", "a.yaml"], 2, "", "error: a.yaml:3:1: layers[1]: bad\n  input  3×3\n  conv1  2×2\n"),
+     True),
+    (fuzz.Outcome(["forward", "a.yaml"], 2, "", "error: a.yaml:3:1: bad\nmore to say\n"), False),
     (fuzz.Outcome(["forward", "a.yaml"], 2, "", "error: elsewhere.yaml: bad\n"), False),
     (fuzz.Outcome(["forward", "a.yaml"], 2, "", "error: internal error: KeyError: 'x' (run with --debug)\n"), False),
     (fuzz.Outcome(["forward", "a.yaml"], 2, "", "Traceback (most recent call last):\n"), False),

@@ -426,3 +426,46 @@ def test_python_tags_are_never_constructed(tmp_path):
     err = error(tmp_path, "input: !!python/object/apply:os.system ['touch pwned']\nlayers: [relu]\n")
     check(err, 1, "input[0]", "expected a number")
     assert not (tmp_path / "pwned").exists()
+
+
+# --- a shape error shows the shapes that led to it (issue 12.6) ---------------------------------
+
+def test_a_shape_error_carries_the_shapes_up_to_the_failing_layer(tmp_path):
+    err = error(tmp_path, """\
+        input: {random: {shape: [2, 3, 3]}}
+        layers:
+          - conv: {kernel: {random: {shape: [2, 2, 2, 2]}}}
+          - pool: {size: 2}
+          - flatten
+          - fc:
+              weights: {random: {shape: [1, 5]}}
+        loss: none
+        upstream_grad: [1]
+        """)
+    check(err, 7, "layers[3].fc.weights", "fc1.weights has 5 columns but flatten1 gives 2 values")
+    assert err.details == ("input     2×3×3", "conv1     2×2×2", "pool1     2×1×1", "flatten1  2")
+
+
+def test_a_window_larger_than_its_input_shows_how_the_input_shrank(tmp_path):
+    err = error(tmp_path, INPUT + "layers:\n  - conv: {kernel: [[1, 1], [1, 1]]}\n  - pool: {size: 3}\n")
+    check(err, 4, "layers[1].pool.size", "window 3×3 is larger than its input 2×2 (conv1)")
+    assert err.details == ("input  3×3", "conv1  2×2")
+
+
+def test_a_channel_mismatch_deep_in_the_network_shows_the_channels_on_the_way(tmp_path):
+    err = error(tmp_path, "input: {random: {shape: [3, 4, 4]}}\nlayers:\n"
+                "  - conv: {kernel: {random: {shape: [2, 3, 1, 1]}}}\n  - relu\n"
+                "  - conv: {kernel: {random: {shape: [1, 3, 2, 2]}}}\n")
+    check(err, 5, "layers[2].conv.kernel", "conv2.kernel has 3 channel(s) but its input (relu1) has 2")
+    assert err.details == ("input  3×4×4", "conv1  2×4×4", "relu1  2×4×4")
+
+
+def test_a_target_of_the_wrong_shape_shows_every_layer(tmp_path):
+    err = error(tmp_path, INPUT + "layers:\n  - conv: {kernel: [[1, 1], [1, 1]]}\n  - relu\n" + UPSTREAM)
+    check(err, 6, "upstream_grad", "upstream_grad has shape 3×3 but the output (relu1) has shape 2×2")
+    assert err.details == ("input  3×3", "conv1  2×2", "relu1  2×2")
+
+
+def test_an_error_that_is_not_about_shapes_has_no_table(tmp_path):
+    err = error(tmp_path, INPUT + "layers:\n  - tanhh\n")
+    assert err.details == ()

@@ -7,6 +7,8 @@ Parameter gradients are summed over the batch (the batch's loss is the sum of it
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 REGISTRY: dict[str, type["Layer"]] = {}
@@ -45,6 +47,13 @@ class Layer:
     def work_size(self, in_shape: tuple[int, ...]) -> int:
         """Roughly how many floats one example's forward pass holds here (for sizing batches)."""
         return 2 * (int(np.prod(in_shape)) + int(np.prod(self.output_shape(in_shape))))
+
+    def memory(self, in_shape: tuple[int, ...]) -> tuple[int, int]:
+        """Floats one example's forward and backward pass allocate here: (what is kept until the run
+        ends, the largest temporary). Entry-wise: the output and the input's gradient are kept, and
+        a derivative or two as large as the output come and go."""
+        size = math.prod(self.output_shape(in_shape))
+        return size + math.prod(in_shape), 2 * size
 
     def pattern(self, cache) -> np.ndarray | None:
         """Which smooth piece each input sits on, shape ``(B, ...)``; None for a smooth layer.
@@ -138,6 +147,24 @@ def scatter_windows(dwin: np.ndarray, padded_shape, stride, dilation=(1, 1)) -> 
         (fb, fc, dh * fy, dw * fx, sh * fy, sw * fx), writeable=False)
     values = dwin.transpose(0, 1, 4, 5, 2, 3)
     return np.bincount(index.ravel(), weights=values.ravel(), minlength=out.size).reshape(padded_shape)
+
+
+def padded_size(in_shape: tuple[int, ...], padding) -> tuple[int, int]:
+    """Entries of a map ``(C, H, W)`` once padded, and of the copy ``pad_map`` makes (0 for none)."""
+    (top, bottom), (left, right) = padding
+    channels, height, width = in_shape
+    padded = channels * (height + top + bottom) * (width + left + right)
+    return padded, 0 if top == bottom == left == right == 0 else padded
+
+
+def scatter_memory(padded: int, window_entries: int, stride, size, dilation=(1, 1)) -> int:
+    """Floats ``scatter_windows`` allocates besides its result (a padded map): none when the windows
+    cannot overlap; else a zero map and the flat positions (padded entries each), and the position
+    and value of every window entry."""
+    (sh, sw), (kh, kw) = stride, size
+    if tuple(dilation) == (1, 1) and sh >= kh and sw >= kw:
+        return 0
+    return 2 * padded + 2 * window_entries
 
 
 def window_output_size(size: int, window: int, stride: int) -> int:

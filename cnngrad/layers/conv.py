@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import (Layer, ShapeError, crop_map, pad_map, pair, register, resolve_padding,
-                   scatter_windows, window_output_size, windows)
+from .base import (Layer, ShapeError, crop_map, pad_map, padded_size, pair, register, resolve_padding,
+                   scatter_memory, scatter_windows, window_output_size, windows)
 from .explanation import Explanation, Factor, Ref, Term
 
 MODES = ("cross_correlation", "convolution")
@@ -58,9 +58,22 @@ class Conv(Layer):
         return {"kernel": (self.filters, self.channels) + self.size, "bias": bias}
 
     def work_size(self, in_shape):
-        """The input windows dominate: C·kh·kw values for every output position."""
+        """The input windows dominate: C·kh·kw values for every output position (and the padded copy)."""
         _, out_h, out_w = self.output_shape(in_shape)
-        return super().work_size(in_shape) + self.channels * self.size[0] * self.size[1] * out_h * out_w
+        columns = self.channels * self.size[0] * self.size[1] * out_h * out_w
+        return super().work_size(in_shape) + columns + padded_size(in_shape, self.padding)[1]
+
+    def memory(self, in_shape):
+        """Kept: the im2col columns (C·kh·kw per output position; for a 1×1 kernel at stride 1 a
+        view of the padded map), the output and the padded input's gradient. Temporary: the padded
+        copy, the columns' gradient and what scattering it back takes."""
+        padded, copy = padded_size(in_shape, self.padding)
+        _, out_h, out_w = self.output_shape(in_shape)
+        columns = self.channels * self.size[0] * self.size[1] * out_h * out_w
+        view = self.size == (1, 1) and self.stride == (1, 1)
+        kept = (copy if view else columns) + self.filters * out_h * out_w + padded
+        backward = columns + scatter_memory(padded, columns, self.stride, self.size, self.dilation)
+        return kept, max(0 if view else copy, backward)
 
     def effective_kernel(self, kernel):
         """The kernel that is correlated with the input: rotated 180° in convolution mode."""

@@ -26,6 +26,10 @@ class Flatten(Layer):
     def output_shape(self, in_shape):
         return (math.prod(in_shape),)
 
+    def memory(self, in_shape):
+        """Row-major order reshapes in place; column-major copies the transposed map once."""
+        return (0 if self.order == "C" else math.prod(in_shape)), 0
+
     def forward(self, x, params):
         if self.order == "F":
             x = x.transpose(0, *range(x.ndim - 1, 0, -1))

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import (Layer, ShapeError, crop_map, pad_map, pair, register, resolve_padding,
-                   scatter_windows, window_output_size, windows)
+from .base import (Layer, ShapeError, crop_map, pad_map, padded_size, pair, register, resolve_padding,
+                   scatter_memory, scatter_windows, window_output_size, windows)
 from .explanation import Explanation, Factor, Ref, Term
 
 TYPES = ("max", "avg", "l2")
@@ -46,6 +46,30 @@ class Pool(Layer):
         return (channels,
                 window_output_size(padded[0], self.size[0], self.stride[0]),
                 window_output_size(padded[1], self.size[1], self.stride[1]))
+
+    def work_size(self, in_shape):
+        """Besides input and output, the padded copy and every window's entries (l2 scales and
+        squares them too)."""
+        channels, out_h, out_w = self.output_shape(in_shape)
+        entries = channels * out_h * out_w * self.size[0] * self.size[1]
+        copies = 3 if self.type == "l2" else 1
+        return super().work_size(in_shape) + padded_size(in_shape, self.padding)[1] + copies * entries
+
+    def memory(self, in_shape):
+        """Kept: every window's entries (a copy, unless the windows are rows or columns of the
+        padded map), the output (and max's winners) and the padded input's gradient. Temporary:
+        the padded copy (l2: and its scaled windows), or the routing weights, the windows'
+        gradient and what scattering it back takes."""
+        padded, copy = padded_size(in_shape, self.padding)
+        channels, out_h, out_w = self.output_shape(in_shape)
+        (kh, kw), out = self.size, channels * out_h * out_w
+        entries = out * kh * kw
+        view = kh == 1 or kw == 1 or in_shape[2] + sum(self.padding[1]) == kw
+        kept = (copy if view else entries) + (2 if self.type == "max" else 1) * out + padded
+        forward = (0 if view else copy) + (2 * entries if self.type == "l2" else 0)
+        routing = 2 if self.type == "l2" or self.ties == "split" else 1
+        backward = (routing + 1) * entries + scatter_memory(padded, entries, self.stride, self.size)
+        return kept, max(forward, backward)
 
     def forward(self, x, params):
         pad_value = -np.inf if self.type == "max" else 0.0

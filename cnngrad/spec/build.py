@@ -7,6 +7,7 @@ sees maps as (C, H, W), so a 2-D map (H, W) becomes (1, H, W) and a single filte
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -16,7 +17,9 @@ from ..losses import LOSSES
 from ..model import Model
 from ..network import Network
 from ..record import Record
+from .budget import check_memory
 from .document import Objective, Spec, read_objective
+from .errors import SpecError
 from .expect import read_expect
 from .layers import LayerSpec
 from .values import ValueReader, shape_text
@@ -45,8 +48,10 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
     user_shapes = {"input": shape}
     params, layers = {}, []
     source = "input"
+    rows = [("input", shape)]
     for layer in spec.layers:
-        built = BUILDERS[layer.kind](layer, shape, source)
+        with _showing_shapes(rows):
+            built = BUILDERS[layer.kind](layer, shape, source)
         size = math.prod(built.shape)
         if size > limits.max_entries:
             layer.entry.fail(f"{layer.name} would output {shape_text(built.shape)} = {size} values, "
@@ -57,19 +62,35 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
         user_shapes[layer.name] = built.shape
         layers.append((layer.name, built.layer))
         shape, source = built.shape, layer.name
+        rows.append((layer.name, shape))
     user_shapes["output"] = user_shapes["target"] = shape
     objective = read_objective(spec, values)
     try:
         network = Network(internal(user_shapes["input"]), layers, LOSSES[objective.loss]())
     except ShapeError as err:  # the checks above should have caught it; still blame the spec
         spec.root.fail(str(err))
+    check_memory(spec, network, params, limits.max_memory_bytes)
+    with _showing_shapes(rows):
+        target = _target(objective, shape, source)[None]
     model = Model(path=path, network=network, params=params,
                   input=spec.input.value.reshape((1,) + internal(user_shapes["input"])),
-                  target=_target(objective, shape, source)[None], user_shapes=user_shapes,
+                  target=target, user_shapes=user_shapes,
                   name=spec.name, description=spec.description)
     if spec.expect is not None:
         model.expect = read_expect(spec.expect, model, values)
     return model
+
+
+@contextmanager
+def _showing_shapes(rows: list[tuple[str, tuple[int, ...]]]):
+    """A SpecError raised inside gets the table of the shapes so far as its ``details`` (name and
+    output shape, one line each), so a shape error shows where the shape went."""
+    try:
+        yield
+    except SpecError as err:
+        width = max(len(name) for name, _ in rows)
+        err.details = tuple(f"{name.ljust(width)}  {shape_text(shape)}" for name, shape in rows)
+        raise
 
 
 def _target(objective: Objective, shape: tuple[int, ...], source: str) -> np.ndarray:
@@ -82,7 +103,9 @@ def _target(objective: Objective, shape: tuple[int, ...], source: str) -> np.nda
         index = int(target)
         if not 0 <= index < shape[0]:
             at.fail(f"class index {index} is out of range: {source} gives {shape[0]} classes (0..{shape[0] - 1})")
-        return np.eye(shape[0])[index]
+        one_hot = np.zeros(shape[0])   # O(n): np.eye(n)[index] would hold n² floats
+        one_hot[index] = 1.0
+        return one_hot
     if target.ndim == 0 and math.prod(shape) == 1:   # `target: 1` for a single output
         target = target.reshape(shape)
     if target.shape != shape:

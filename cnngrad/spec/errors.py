@@ -21,11 +21,14 @@ class SpecError(Exception):
     ``line``/``column`` are None when no node is to blame (a missing file), ``path`` is ""
     when the problem is the document as a whole; both parts are then left out of the text.
     The path and the message are shortened, so an error is one readable line whatever it quotes.
+    ``details`` are lines to show under the error (a shape error's table of the shapes so far).
     """
 
-    def __init__(self, file: str, line: int | None, column: int | None, path: str, message: str):
+    def __init__(self, file: str, line: int | None, column: int | None, path: str, message: str,
+                 details: tuple[str, ...] = ()):
         path, message = shortened(path, 2 * QUOTE_LIMIT), shortened(message, MESSAGE_LIMIT)
         self.file, self.line, self.column, self.path, self.message = file, line, column, path, message
+        self.details = details
         super().__init__(str(self))
 
     def __str__(self) -> str:
