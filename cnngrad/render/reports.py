@@ -53,7 +53,7 @@ def forward_report(model: Model, values: dict[str, np.ndarray]) -> ForwardReport
         for name, layer in zip(network.names, network.layers)
     ]
     return ForwardReport(spec=model.path, name=model.name, input=values["input"], layers=layers,
-                         output=values["output"], loss=_loss(values), loss_kind=network.loss.name)
+                         output=values["output"], loss=_loss(values), loss_kind=_loss_kind(network))
 
 
 def backward_report(model: Model, values: dict[str, np.ndarray], lr: float | None = None,
@@ -65,12 +65,17 @@ def backward_report(model: Model, values: dict[str, np.ndarray], lr: float | Non
             gradients[quantity] = values[f"grad.{quantity}"]
     gradients["input"] = values["grad.input"]
     return BackwardReport(spec=model.path, name=model.name, loss=_loss(values),
-                          loss_kind=network.loss.name, gradients=gradients, lr=lr,
+                          loss_kind=_loss_kind(network), gradients=gradients, lr=lr,
                           updates=updates or {})
 
 
 def _param_names(name: str, layer) -> list[str]:
     return [f"{name}.{p}" for p in layer.param_names]
+
+
+def _loss_kind(network) -> str | None:
+    """The loss as output names it (``cross_entropy from logits``); None when the spec gives none."""
+    return None if network.loss is None else network.loss.label
 
 
 def _loss(values) -> float | None:
