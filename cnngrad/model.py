@@ -49,12 +49,12 @@ class Model(Record):
     """Everything one spec describes, ready to run."""
 
     __slots__ = ("path", "network", "params", "input", "target", "user_shapes", "name", "description",
-                 "expect", "loss_missing")
+                 "expect", "loss_missing", "notes")
 
     def __init__(self, path: str, network: Network, params: dict[str, np.ndarray], input: np.ndarray,
                  target: np.ndarray | None, user_shapes: dict[str, tuple[int, ...]], name: str | None = None,
                  description: str | None = None, expect: list[Expectation] | None = None,
-                 loss_missing: Exception | None = None):
+                 loss_missing: Exception | None = None, notes: list[str] | None = None):
         self.path, self.network = path, network
         self.params = params                # internal shapes, no batch axis
         self.input = input                  # (1, *internal input shape)
@@ -64,6 +64,7 @@ class Model(Record):
         self.expect = [] if expect is None else expect
         # a spec without loss and target runs forward only; this error is raised by what needs them
         self.loss_missing = loss_missing
+        self.notes = [] if notes is None else notes   # for forward's summary: rows a window never reads
 
     @property
     def has_loss(self) -> bool:

@@ -129,7 +129,7 @@ def test_forward_says_which_rows_and_columns_a_layer_drops(tmp_path, layers, not
     if note is not None:
         assert doc["notes"][0].startswith(note)
         table = run_text(tmp_path, text, "forward").stdout
-        summary = table[:table.index("\ninput ")]     # the note sits with the summary table
+        summary = table[:table.index("\n\ninput ")]   # the note sits with the summary table
         assert note in summary
         for fmt in ("markdown", "latex"):
             assert "drops" in run_text(tmp_path, text, "forward", "--format", fmt).stdout

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from ..layers import REGISTRY, Layer, ShapeError
-from ..layers.base import resolve_padding, window_output_size
+from ..layers.base import resolve_padding, unread, window_output_size
 from ..losses import LOSSES, make_loss
 from ..model import Model
 from ..network import Network
@@ -24,15 +24,16 @@ from .values import ValueReader, shape_text
 
 
 class Built(Record):
-    """One engine layer, its user-rank output shape and its parameters
-    (short name → internal array, user shape)."""
+    """One engine layer, its user-rank output shape, its parameters (short name → internal
+    array, user shape) and a note for ``forward``'s summary (rows or columns it never reads)."""
 
-    __slots__ = ("layer", "shape", "params")
+    __slots__ = ("layer", "shape", "params", "note")
 
     def __init__(self, layer: Layer, shape: tuple[int, ...],
-                 params: dict[str, tuple[np.ndarray, tuple[int, ...]]] | None = None):
+                 params: dict[str, tuple[np.ndarray, tuple[int, ...]]] | None = None, note: str | None = None):
         self.layer, self.shape = layer, shape
         self.params = {} if params is None else params
+        self.note = note
 
 
 def internal(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -44,7 +45,7 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
     limits = values.limits
     shape = spec.input.value.shape
     user_shapes = {"input": shape}
-    params, layers = {}, []
+    params, layers, notes = {}, [], []
     source = "input"
     for layer in spec.layers:
         built = BUILDERS[layer.kind](layer, shape, source)
@@ -57,6 +58,8 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
             user_shapes[f"{layer.name}.{pname}"] = user_shape
         user_shapes[layer.name] = built.shape
         layers.append((layer.name, built.layer))
+        if built.note:
+            notes.append(built.note)
         shape, source = built.shape, layer.name
     user_shapes["output"] = shape
     objective, missing = _objective(spec, values)
@@ -72,7 +75,7 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
                   input=spec.input.value.reshape((1,) + internal(user_shapes["input"])),
                   target=None if objective is None else _target(objective, shape, source)[None],
                   user_shapes=user_shapes, name=spec.name, description=spec.description,
-                  loss_missing=missing)
+                  loss_missing=missing, notes=notes)
     if spec.expect is not None:
         model.expect = read_expect(spec.expect, model, values)
     return model
@@ -198,8 +201,10 @@ def _conv(layer: LayerSpec, shape, source):
     out = (filters,) + out_hw if kernel.ndim == 4 else out_hw
     bias, untied = _conv_bias(layer, filters, out, kernel.ndim == 4)
     engine = REGISTRY["conv"](bank.shape, stride, padding, dilation, layer.options["mode"], untied)
+    note = _dropped(layer.name, source, shape, padding, (kh, kw), dilation, stride, out_hw)
     return Built(engine, out, {"kernel": (bank, kernel.shape),
-                               "bias": (bias.reshape(internal(out) if untied else (filters,)), bias.shape)})
+                               "bias": (bias.reshape(internal(out) if untied else (filters,)), bias.shape)},
+                 note)
 
 
 def _conv_bias(layer: LayerSpec, filters: int, out, bank: bool):
@@ -237,7 +242,43 @@ def _pool(layer: LayerSpec, shape, source):
                                  f"{shape_text(padded)} ({source})")
     out_hw = tuple(window_output_size(padded[i], size[i], stride[i]) for i in range(2))
     engine = REGISTRY["pool"](layer.options["type"], size, stride, padding, layer.options["ties"])
-    return Built(engine, shape[:-2] + out_hw)
+    return Built(engine, shape[:-2] + out_hw,
+                 note=_dropped(layer.name, source, shape, padding, size, (1, 1), stride, out_hw))
+
+
+def _dropped(name: str, source: str, shape, padding, size, dilation, stride, out_hw) -> str | None:
+    """``pool1 drops the last row and column of relu1: …``, or None when every entry of the map
+    is read by some window (padding that no window reaches is not the user's data)."""
+    skipped = [unread(shape[-2 + axis], padding[axis][0], size[axis], dilation[axis], stride[axis], out_hw[axis])
+               for axis in range(2)]
+    if not any(len(entries) for entries in skipped):
+        return None
+    rows, columns = (_entries_text(entries, shape[-2 + axis], ("row", "column")[axis])
+                     for axis, entries in enumerate(skipped))
+    if rows == "the last row" and columns == "the last column":
+        what = "the last row and column"
+    elif rows and columns and (" and " in rows or " and " in columns):
+        what = f"{rows}, and {columns},"
+    else:
+        what = " and ".join(part for part in (rows, columns) if part)
+    window = shape_text(size) + (f" (dilation {shape_text(dilation)})" if dilation != (1, 1) else "")
+    steps = stride[0] if stride[0] == stride[1] else shape_text(stride)
+    return f"{name} drops {what} of {source}: no {window} window at stride {steps} reads them"
+
+
+def _entries_text(entries, size: int, noun: str) -> str:
+    """``the last 2 rows``, ``rows 1 and 3``, ``columns 1, 2 and 4`` (at most 6 listed), or ''."""
+    count = len(entries)
+    if not count:
+        return ""
+    if entries[0] == size - count:
+        return f"the last {noun}" if count == 1 else f"the last {count} {noun}s"
+    if count == 1:
+        return f"{noun} {entries[0]}"
+    listed = [str(i) for i in entries[:6]]
+    if count > 6:
+        return f"{count} {noun}s ({', '.join(listed)}, …)"
+    return f"{noun}s {', '.join(listed[:-1])} and {listed[-1]}"
 
 
 def _flatten(layer: LayerSpec, shape, source):
