@@ -150,3 +150,9 @@ def test_average_pool_of_huge_values_is_their_mean(tmp_path):
     forward = json_of(tmp_path, text)
     assert forward["output"][0][0] == pytest.approx(0.625e308, rel=1e-15)
     assert json_of(tmp_path, text, "backward")["gradients"]["input"] == [[0.5, 0.5], [0.5, 0.5]]
+
+
+def test_expecting_a_loss_of_a_spec_without_one_says_so(tmp_path):
+    with pytest.raises(SpecError) as info:
+        load_model(write(tmp_path, MAP + "layers: [relu]\nexpect:\n  loss: 1\n"))
+    assert "the spec gives no loss" in info.value.message and "loss: none" not in info.value.message

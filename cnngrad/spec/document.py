@@ -106,11 +106,11 @@ def _read_loss_form(cursor: Cursor) -> tuple[str, bool]:
         cursor.fail("give one loss, e.g. `loss: cross_entropy` or `loss: {cross_entropy: {from: logits}}`")
     _, key_cursor, settings = entries[0]
     name = key_cursor.word(tuple(LOSSES), "loss")
+    if LOSSES[name].logits_form is None:
+        settings.fail(f"{name} takes no settings (write `loss: {name}`); `from: logits` is for "
+                      f"cross_entropy and binary_cross_entropy")
     if settings.is_null:
         return name, False
-    entropy = LOSSES[name].logits_form is not None
-    if not entropy:
-        settings.fail(f"{name} takes no settings; `from: logits` is for cross_entropy and binary_cross_entropy")
     fields = settings.mapping(("from",), what=f"{name} settings")
     form = fields["from"].word(FORMS, "from") if "from" in fields else FORMS[0]
     return name, form == "logits"
