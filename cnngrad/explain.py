@@ -55,6 +55,7 @@ def explain(model: Model, text: str) -> Explained:
             raise CannotExplain(f"explain {text}: name one entry, like {name}[{','.join('0' * len(shape))}]")
         index = (0,) * len(shape)
     trace = model.forward()
+    model.loss(trace)   # an infinite loss is an error here too, with its cause
     grads = model.backward(trace)
     explanation, names = _explanation(model, name[len("grad."):], index, trace, grads)
     label = f"{name}[{','.join(map(str, index))}]" if index else name

@@ -68,8 +68,9 @@ def _per_example_total(t: np.ndarray) -> np.ndarray:
 
 
 def _cross_entropy_from_logits(z, t):
-    """E = −Σ t log_softmax(z), with 0 · log 0 taken as 0."""
-    return -_sum_per_example(np.where(t == 0, 0.0, t * log_softmax(z)))
+    """E = −Σ t log_softmax(z), with 0 · log 0 taken as 0 (also where log_softmax is −inf)."""
+    with np.errstate(invalid="ignore"):
+        return -_sum_per_example(np.where(t == 0, 0.0, t * log_softmax(z)))
 
 
 def _binary_cross_entropy_from_logits(z, t):

@@ -263,3 +263,18 @@ def test_an_input_made_infinite_is_not_called_finite(tmp_path):
                                "loss: none\nupstream_grad: [[1]]\n")
     assert "conv1: the output is not finite (inf at [0, 0])" in line
     assert "its input and parameters are finite" in line
+
+
+@pytest.mark.parametrize("command", [["forward"], ["backward"], ["check"], ["explain", "grad.output[0]"]])
+def test_logits_beyond_float64_apart_with_a_finite_loss_warn_nothing(tmp_path, command):
+    # z = [1e308, −1e308], t = 0: log_softmax(z) = [0, −inf]: E = 0, ∂E/∂z = softmax(z) − t = [0, 0]
+    outcome = run_text(tmp_path, "input: [1e308, -1e308]\nlayers: []\nloss: {cross_entropy: {from: logits}}\n"
+                                 "target: 0\n", command)       # the judge fails on a warning
+    assert outcome.exit_code == 0 and outcome.stderr == ""
+
+
+@pytest.mark.parametrize("text", ["input: [1e200, 1]\nlayers: [relu]\nloss: mse\ntarget: [0, 0]\n",
+                                  "input: [0, 1]\nlayers: []\nloss: cross_entropy\ntarget: [1, 0]\n"])
+def test_explain_refuses_an_infinite_loss_with_its_cause(tmp_path, text):
+    line = one_error(tmp_path, text, ["explain", "grad.output[0]"])
+    assert "is inf:" in line and "gradient is not finite" not in line
