@@ -67,17 +67,6 @@ def _per_example_total(t: np.ndarray) -> np.ndarray:
     return t.reshape(t.shape[0], -1).sum(axis=1).reshape((-1,) + (1,) * (t.ndim - 1))
 
 
-def _cross_entropy_from_logits(z, t):
-    """E = −Σ t log_softmax(z), with 0 · log 0 taken as 0 (also where log_softmax is −inf)."""
-    with np.errstate(invalid="ignore"):
-        return -_sum_per_example(np.where(t == 0, 0.0, t * log_softmax(z)))
-
-
-def _binary_cross_entropy_from_logits(z, t):
-    """E = Σ [max(z, 0) − t z + log(1 + e^−|z|)]: −[t log σ(z) + (1 − t) log(1 − σ(z))] without overflow."""
-    return _sum_per_example(np.maximum(z, 0.0) - t * z + np.log1p(np.exp(-np.abs(z))))
-
-
 OVERFLOW = "the sum overflowed float64"
 
 
@@ -174,13 +163,12 @@ class CrossEntropyLogits(Loss):
     (softmax over all entries of the example, as the softmax layer)."""
 
     name = "cross_entropy"
-
-    @property
-    def label(self):
-        return "cross_entropy from logits"
+    label = "cross_entropy from logits"
 
     def value(self, z, t):
-        return _cross_entropy_from_logits(z, t)
+        """0 · log 0 is taken as 0 (also where log_softmax is −inf, beyond float64)."""
+        with np.errstate(invalid="ignore"):
+            return -_sum_per_example(np.where(t == 0, 0.0, t * log_softmax(z)))
 
     def grad(self, z, t):
         return np.exp(log_softmax(z)) * _per_example_total(t) - t
@@ -207,13 +195,11 @@ class BinaryCrossEntropyLogits(Loss):
     PyTorch's F.binary_cross_entropy_with_logits with reduction 'sum'."""
 
     name = "binary_cross_entropy"
-
-    @property
-    def label(self):
-        return "binary_cross_entropy from logits"
+    label = "binary_cross_entropy from logits"
 
     def value(self, z, t):
-        return _binary_cross_entropy_from_logits(z, t)
+        """−[t log σ(z) + (1 − t) log(1 − σ(z))] written so that nothing overflows."""
+        return _sum_per_example(np.maximum(z, 0.0) - t * z + np.log1p(np.exp(-np.abs(z))))
 
     def grad(self, z, t):
         return stable_sigmoid(z) - t
