@@ -101,8 +101,10 @@ class Model(Record):
             loss = float(self.network.losses(trace, self.target)[0])
         if not np.isfinite(loss):
             computed, read = self.network.loss_reads(trace)
-            name = "output" if read is trace.output else self.network.names[-2] \
-                if len(self.network.names) > 1 else "input"
+            names = self.network.names
+            name = "output"
+            if read is not trace.output:   # a fused loss read the logits, the last layer's input
+                name = names[-2] if len(names) > 1 else "input"
             with np.errstate(all="ignore"):
                 cause = computed.overflow_cause(self.user(name, read)[None],
                                                 self.user("target", self.target)[None], name)
