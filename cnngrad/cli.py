@@ -180,10 +180,10 @@ def cli(debug: bool) -> None:
 @_limits_options
 @_allow_dir_option
 def forward(spec: str, fmt: str, precision: int) -> None:
-    """Print each layer's output, the final output and the loss.
+    """Print each layer's output, the final output and the loss (if the spec gives one).
 
-    A summary table (layer, kind, output shape, parameter count) comes first; a 3-D stack is
-    shown one channel at a time.
+    A summary table (layer, kind, output shape, parameter count, and the rows or columns a
+    window never reads) comes first; a 3-D stack is shown one channel at a time.
     """
     from .render.reports import forward_report
     model = _load(spec)

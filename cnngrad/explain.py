@@ -55,6 +55,7 @@ def explain(model: Model, text: str) -> Explained:
             raise CannotExplain(f"explain {text}: name one entry, like {name}[{','.join('0' * len(shape))}]")
         index = (0,) * len(shape)
     trace = model.forward()
+    model.loss(trace)   # an infinite loss is an error here too, with its cause
     grads = model.backward(trace)
     explanation, names = _explanation(model, name[len("grad."):], index, trace, grads)
     label = f"{name}[{','.join(map(str, index))}]" if index else name
@@ -77,7 +78,7 @@ def _gradient_entry(model: Model, name: str, index, grads) -> float:
     if quantity == "input":
         value = grads.input
     elif quantity == "output":
-        value = grads.outputs[model.network.names[-1]]
+        value = grads.outputs[model.network.names[-1]] if model.network.names else grads.input
     else:
         value = grads.params[quantity] if quantity in grads.params else grads.outputs[quantity]
     return float(model.user(quantity, value)[index])
@@ -87,7 +88,8 @@ def _explanation(model: Model, quantity: str, index, trace, grads) -> tuple[Expl
     """The explanation of ∂E/∂``quantity``[index] and its roles as {role: (name, engine shape)}."""
     network = model.network
     names, last = network.names, len(network.names) - 1
-    quantity = names[last] if quantity == "output" else quantity
+    if quantity == "output":   # the last layer's output, or with no layers the input
+        quantity = names[last] if names else "input"
     layer_name, _, pname = quantity.partition(".")
     if pname:                                           # a parameter: its own layer explains it
         k = names.index(layer_name)
@@ -97,8 +99,9 @@ def _explanation(model: Model, quantity: str, index, trace, grads) -> tuple[Expl
     k = -1 if quantity == "input" else names.index(quantity)
     loss = network.loss
     if k == last or (network.fused and k == last - 1):  # the loss gives this delta
-        roles = {"y": ("output", network.output_shape), "t": ("target", network.output_shape),
-                 "z": (names[last - 1] if last else "input", network.in_shapes[last])}
+        roles = {"y": ("output", network.output_shape), "t": ("target", network.output_shape)}
+        if network.fused:   # the logits: the last layer's input
+            roles["z"] = (names[last - 1] if last else "input", network.in_shapes[last])
         at = _engine(model, quantity, network.out_shapes[k] if k >= 0 else network.input_shape, index)
         y, t = trace.output, model.target
         if k == last:

@@ -6,19 +6,23 @@ cross_entropy         E = −Σ t log y                    ∂E/∂y = −t / y
 binary_cross_entropy  E = −Σ [t log y + (1−t) log(1−y)]  ∂E/∂y = −t / y + (1 − t) / (1 − y)
 none                  ∂E/∂y is the given upstream gradient t (so E = Σ t·y, reported as no loss)
 
-Right after the activation they are built for, the entropy losses are computed from that
-layer's input z (the logits) in a fused form that stays finite for logits of ±1000:
-softmax + cross_entropy: E = −Σ t log_softmax(z),  ∂E/∂z = y Σt − t
-sigmoid + binary_cross_entropy: E = Σ [max(z, 0) − t z + log(1 + e^−|z|)],  ∂E/∂z = y − t
+The logits forms (``{cross_entropy: {from: logits}}``) read the final output as logits z, as
+PyTorch's F.cross_entropy and F.binary_cross_entropy_with_logits (reduction 'sum') do, and stay
+finite for logits of ±1000:
+cross_entropy from logits         E = −Σ t log_softmax(z),                    ∂E/∂z = softmax(z) Σt − t
+binary_cross_entropy from logits  E = Σ [max(z, 0) − t z + log(1 + e^−|z|)],  ∂E/∂z = σ(z) − t
+The probability forms, right after the activation they are built for (softmax, sigmoid), are
+computed by these from that layer's input (fused).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .layers.activations import log_softmax
+from .layers.activations import log_softmax, stable_sigmoid
 from .layers.explanation import Explanation, Factor, Ref, Term
 
 SYMBOLS = {"y": "y", "t": "t", "z": "z"}
+LOGIT_SYMBOLS = {"y": "z", "t": "t"}   # a logits form's output y is the logits z
 
 
 def _sum_per_example(values: np.ndarray) -> np.ndarray:
@@ -47,11 +51,42 @@ def _safe_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
         return np.where(numerator == 0, 0.0, numerator / denominator)
 
 
+def _first(mask: np.ndarray) -> tuple[int, ...] | None:
+    """The engine index (no batch axis) of the first True entry of example 0, or None."""
+    found = np.argwhere(mask[0])
+    return tuple(int(i) for i in found[0]) if len(found) else None
+
+
+def _at(name: str, index: tuple[int, ...]) -> str:
+    """``conv1[0, 2]``: a quantity entry as messages name it."""
+    return f"{name}[{', '.join(map(str, index))}]" if index else name
+
+
+def _per_example_total(t: np.ndarray) -> np.ndarray:
+    """Σ t over each example, shaped to broadcast against t."""
+    return t.reshape(t.shape[0], -1).sum(axis=1).reshape((-1,) + (1,) * (t.ndim - 1))
+
+
+OVERFLOW = "the sum overflowed float64"
+
+
 class Loss:
-    """A loss; ``fuses_with`` names the activation whose input it can take directly."""
+    """A loss; ``fuses_with`` names the activation whose input it can take directly, and
+    ``logits_form`` is the loss it then computes from that input."""
 
     name = ""
     fuses_with: str | None = None
+    logits_form: type[Loss] | None = None
+
+    @property
+    def label(self) -> str:
+        """How output names the loss (``cross_entropy``, ``cross_entropy from logits``)."""
+        return self.name
+
+    def overflow_cause(self, y, t, name: str) -> str:
+        """Why the loss of ``y`` (what it read, the quantity ``name``) and target ``t`` is not
+        finite, in words; both in the user's rank with a batch axis of 1."""
+        return OVERFLOW
 
     def value(self, y, t):
         raise NotImplementedError
@@ -62,9 +97,6 @@ class Loss:
     def step_scale(self, y):
         """How far each entry of y may move in a finite difference (the step is eps times this)."""
         return np.maximum(1.0, np.abs(y))
-
-    def fused_value(self, z, t):
-        raise NotImplementedError
 
     def fused_grads(self, z, y, t):
         """(∂E/∂y, ∂E/∂z) from the logits z: accurate where y has rounded to 0 or 1."""
@@ -79,8 +111,20 @@ class Loss:
         raise NotImplementedError
 
 
+def _square_overflow(y, t, name: str) -> str:
+    """Why (t − y)² is not finite: some |t − y| is beyond √(float64's largest), about 1.3e154."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        gap = np.abs(t - y)
+    worst = _first(gap == gap.max())
+    return (f"(t − y)² overflowed float64: {_at(name, worst)} is {float(y[(0,) + worst]):.6g} and "
+            f"{_at('target', worst)} {float(t[(0,) + worst]):.6g} (a square beyond 1.8e308 is infinite)")
+
+
 class SquaredError(Loss):
     name = "squared_error"
+
+    def overflow_cause(self, y, t, name):
+        return _square_overflow(y, t, name)
 
     def value(self, y, t):
         return 0.5 * _sum_per_example((t - y) ** 2)
@@ -97,6 +141,9 @@ class SquaredError(Loss):
 class MSE(Loss):
     name = "mse"
 
+    def overflow_cause(self, y, t, name):
+        return _square_overflow(y, t, name)
+
     def value(self, y, t):
         return _sum_per_example((t - y) ** 2) / y[0].size
 
@@ -111,9 +158,63 @@ class MSE(Loss):
                            symbols=SYMBOLS)
 
 
+class CrossEntropyLogits(Loss):
+    """``{cross_entropy: {from: logits}}``: E = −Σ t log_softmax(z), PyTorch's F.cross_entropy
+    (softmax over all entries of the example, as the softmax layer)."""
+
+    name = "cross_entropy"
+    label = "cross_entropy from logits"
+
+    def value(self, z, t):
+        """0 · log 0 is taken as 0 (also where log_softmax is −inf, beyond float64)."""
+        with np.errstate(invalid="ignore"):
+            return -_sum_per_example(np.where(t == 0, 0.0, t * log_softmax(z)))
+
+    def grad(self, z, t):
+        return np.exp(log_softmax(z)) * _per_example_total(t) - t
+
+    def explain(self, index, z, t):
+        total = float(t[0].sum())
+        p = float(np.exp(log_softmax(z))[(0,) + tuple(index)])
+        return Explanation("∂E/∂z[k] = softmax(z)[k] · Σ_j t[j] − t[k], softmax(z)[k] = e^z[k] / Σ_j e^z[j]",
+                           [Term([Factor(p, Ref("y", tuple(index)), "e^{}/Σe^z"),
+                                  Factor(total, None, f"Σt = {total:g}")]),
+                            Term([_entry("t", t, index, "−{}", -1.0)])], symbols=LOGIT_SYMBOLS)
+
+    def overflow_cause(self, z, t, name):
+        with np.errstate(over="ignore", invalid="ignore"):
+            where = _first(np.isinf(log_softmax(z)) & (t > 0))
+        if where is None:
+            return OVERFLOW
+        return (f"the logits {name} range from {float(z.min()):.6g} to {float(z.max()):.6g}, too far apart "
+                f"for float64, so log_softmax at {_at(name, where)} is −inf")
+
+
+class BinaryCrossEntropyLogits(Loss):
+    """``{binary_cross_entropy: {from: logits}}``: E = Σ [max(z, 0) − t z + log(1 + e^−|z|)],
+    PyTorch's F.binary_cross_entropy_with_logits with reduction 'sum'."""
+
+    name = "binary_cross_entropy"
+    label = "binary_cross_entropy from logits"
+
+    def value(self, z, t):
+        """−[t log σ(z) + (1 − t) log(1 − σ(z))] written so that nothing overflows."""
+        return _sum_per_example(np.maximum(z, 0.0) - t * z + np.log1p(np.exp(-np.abs(z))))
+
+    def grad(self, z, t):
+        return stable_sigmoid(z) - t
+
+    def explain(self, index, z, t):
+        at = (0,) + tuple(index)
+        return Explanation("∂E/∂z[k] = σ(z[k]) − t[k]",
+                           [Term([Factor(float(stable_sigmoid(z[at])), Ref("y", tuple(index)), "σ({})")]),
+                            Term([_entry("t", t, index, "−{}", -1.0)])], symbols=LOGIT_SYMBOLS)
+
+
 class CrossEntropy(Loss):
     name = "cross_entropy"
     fuses_with = "softmax"
+    logits_form = CrossEntropyLogits
 
     def value(self, y, t):
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -138,19 +239,23 @@ class CrossEntropy(Loss):
         """A probability moves relative to itself: log y is curved on the scale of y."""
         return _relative_scale(np.abs(y))
 
-    def fused_value(self, z, t):
-        return -_sum_per_example(np.where(t == 0, 0.0, t * log_softmax(z)))
+    def overflow_cause(self, y, t, name):
+        where = _first((y == 0) & (t > 0))
+        if where is None:
+            return OVERFLOW
+        return (f"{_at(name, where)} is exactly 0 where {_at('target', where)} is "
+                f"{float(t[(0,) + where]):g}, and −log 0 is infinite")
 
     def fused_grads(self, z, y, t):
-        total = t.reshape(t.shape[0], -1).sum(axis=1).reshape((-1,) + (1,) * (t.ndim - 1))
         with np.errstate(over="ignore", invalid="ignore"):
             output_grad = np.where(t == 0, 0.0, -t * np.exp(-log_softmax(z)))
-        return output_grad, y * total - t
+        return output_grad, y * _per_example_total(t) - t
 
 
 class BinaryCrossEntropy(Loss):
     name = "binary_cross_entropy"
     fuses_with = "sigmoid"
+    logits_form = BinaryCrossEntropyLogits
 
     def value(self, y, t):
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -179,8 +284,13 @@ class BinaryCrossEntropy(Loss):
         """A probability moves relative to its distance from 0 or 1, where log is curved."""
         return _relative_scale(np.minimum(np.abs(y), np.abs(1.0 - y)))
 
-    def fused_value(self, z, t):
-        return _sum_per_example(np.maximum(z, 0.0) - t * z + np.log1p(np.exp(-np.abs(z))))
+    def overflow_cause(self, y, t, name):
+        for edge, needs, log in ((0.0, t > 0, "−t log y"), (1.0, t < 1, "−(1 − t) log(1 − y)")):
+            where = _first((y == edge) & needs)
+            if where is not None:
+                return (f"{_at(name, where)} is exactly {edge:g} where {_at('target', where)} is "
+                        f"{float(t[(0,) + where]):g}, so {log} is infinite")
+        return OVERFLOW
 
     def fused_grads(self, z, y, t):
         with np.errstate(over="ignore", invalid="ignore"):   # 1/y = 1 + e^−z and 1/(1−y) = 1 + e^z, exactly
@@ -208,3 +318,10 @@ class Upstream(Loss):
 LOSSES: dict[str, type[Loss]] = {
     cls.name: cls for cls in (SquaredError, MSE, CrossEntropy, BinaryCrossEntropy, Upstream)
 }
+FORMS = ("probabilities", "logits")   # what an entropy loss reads: `{cross_entropy: {from: logits}}`
+
+
+def make_loss(name: str, from_logits: bool = False) -> Loss:
+    """The loss ``name`` (a key of LOSSES); ``from_logits`` gives an entropy loss's logits form."""
+    cls = LOSSES[name]
+    return cls.logits_form() if from_logits else cls()

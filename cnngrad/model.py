@@ -49,11 +49,12 @@ class Model(Record):
     """Everything one spec describes, ready to run."""
 
     __slots__ = ("path", "network", "params", "input", "target", "user_shapes", "name", "description",
-                 "expect")
+                 "expect", "loss_missing", "notes")
 
     def __init__(self, path: str, network: Network, params: dict[str, np.ndarray], input: np.ndarray,
-                 target: np.ndarray, user_shapes: dict[str, tuple[int, ...]], name: str | None = None,
-                 description: str | None = None, expect: list[Expectation] | None = None):
+                 target: np.ndarray | None, user_shapes: dict[str, tuple[int, ...]], name: str | None = None,
+                 description: str | None = None, expect: list[Expectation] | None = None,
+                 loss_missing: Exception | None = None, notes: list[str] | None = None):
         self.path, self.network = path, network
         self.params = params                # internal shapes, no batch axis
         self.input = input                  # (1, *internal input shape)
@@ -61,35 +62,53 @@ class Model(Record):
         self.user_shapes = user_shapes      # SPEC §2 name (input, output, conv1, conv1.kernel) -> shape
         self.name, self.description = name, description
         self.expect = [] if expect is None else expect
+        # a spec without loss and target runs forward only; this error is raised by what needs them
+        self.loss_missing = loss_missing
+        self.notes = [] if notes is None else notes   # for forward's summary: rows a window never reads
 
     @property
     def has_loss(self) -> bool:
-        return self.network.loss.name != "none"
+        return self.network.loss is not None and self.network.loss.name != "none"
 
     def user(self, quantity: str, array: np.ndarray) -> np.ndarray:
         """``array`` (with or without a batch axis of 1) in the rank the user wrote ``quantity``."""
         return np.asarray(array, dtype=np.float64).reshape(self.user_shapes[quantity])
 
     def forward(self) -> Trace:
-        """The unperturbed forward pass; a layer whose output is not finite is an error."""
+        """The unperturbed forward pass; a value that is not finite is an error naming it: the
+        input or a parameter as given (a random draw can overflow), else the first layer whose
+        output overflowed although what it read was finite."""
+        for name, value in (("input", self.input), *self.params.items()):
+            if not np.isfinite(value).all():
+                raise NonFiniteError(f"{self.path}: {name}: the value is not finite "
+                                     f"({_first_bad(self.user(name, value))}); every value must be a "
+                                     f"finite float64 (a random scale near 1e308 can draw ±inf)")
         with np.errstate(all="ignore"):   # overflow is reported below, by layer
             trace = self.network.forward(self.input, self.params)
         for name, output in zip(self.network.names, trace.outputs):
             if not np.isfinite(output).all():
                 raise NonFiniteError(f"{self.path}: {name}: the output is not finite "
-                                     f"({_first_bad(self.user(name, output))}); its input was finite")
+                                     f"({_first_bad(self.user(name, output))}) although its input and "
+                                     f"parameters are finite: it overflowed float64")
         return trace
 
     def loss(self, trace: Trace) -> float | None:
-        """The example's loss (None for ``loss: none``); an infinite loss is an error."""
+        """The example's loss (None for ``loss: none`` or no loss); an infinite loss is an error
+        that says why."""
         if not self.has_loss:
             return None
-        loss = float(self.network.losses(trace, self.target)[0])
+        with np.errstate(all="ignore"):   # a loss that overflowed is reported below
+            loss = float(self.network.losses(trace, self.target)[0])
         if not np.isfinite(loss):
-            raise NonFiniteError(
-                f"{self.path}: loss: {self.network.loss.name} is {loss}: a probability is exactly 0 "
-                f"(or 1) where the target needs it not to be; softmax right before cross_entropy, "
-                f"or sigmoid right before binary_cross_entropy, uses the stable form from the logits")
+            computed, read = self.network.loss_reads(trace)
+            names = self.network.names
+            name = "output"
+            if read is not trace.output:   # a fused loss read the logits, the last layer's input
+                name = names[-2] if len(names) > 1 else "input"
+            with np.errstate(all="ignore"):
+                cause = computed.overflow_cause(self.user(name, read)[None],
+                                                self.user("target", self.target)[None], name)
+            raise NonFiniteError(f"{self.path}: loss: {self.network.loss.label} is {loss}: {cause}")
         return loss
 
     def backward(self, trace: Trace) -> Gradients:
@@ -100,6 +119,8 @@ class Model(Record):
         the true value beyond float64 (y has underflowed to 0), not a lost number; ∂E/∂(logits)
         and everything before stay finite. Renderers show it as ``inf (overflow)``, JSON as null.
         """
+        if self.loss_missing is not None:
+            raise self.loss_missing
         with np.errstate(all="ignore"):   # overflow is reported below, by quantity
             grads = self.network.backward(trace, self.params, self.target)
         exact = self.network.names[-1] if self.network.fused else None
@@ -118,8 +139,9 @@ class Model(Record):
         (``gradients=False``: no backward pass and no ``grad.*``, which is all ``forward`` shows)."""
         trace = self.forward()
         loss = self.loss(trace)
-        out = {"input": self.user("input", self.input), "target": self.user("target", self.target),
-               "output": self.user("output", trace.output)}
+        out = {"input": self.user("input", self.input), "output": self.user("output", trace.output)}
+        if self.target is not None:
+            out["target"] = self.user("target", self.target)
         if loss is not None:
             out["loss"] = np.array(loss)
         for name, value in self.params.items():

@@ -43,7 +43,8 @@ class Gradients(Record):
 class Network:
     """Named layers applied in order to an input of ``input_shape`` (without the batch axis)."""
 
-    def __init__(self, input_shape, layers: list[tuple[str, Layer]], loss: Loss):
+    def __init__(self, input_shape, layers: list[tuple[str, Layer]], loss: Loss | None):
+        """``loss`` None: a spec without one, which can run forward only."""
         self.input_shape = tuple(input_shape)
         self.names = [name for name, _ in layers]
         self.layers = [layer for _, layer in layers]
@@ -57,7 +58,7 @@ class Network:
             shape = layer.output_shape(shape)
             self.out_shapes.append(shape)
         last = self.layers[-1].kind if self.layers else None
-        self.fused = loss.fuses_with is not None and loss.fuses_with == last
+        self.fused = loss is not None and loss.fuses_with is not None and loss.fuses_with == last
 
     @property
     def output_shape(self):
@@ -79,11 +80,17 @@ class Network:
                 trace.inputs.append(y)
         return trace
 
+    def loss_reads(self, trace: Trace) -> tuple[Loss, np.ndarray]:
+        """The loss as computed and what it reads: a fused loss is its logits form on the last
+        layer's input (the logits), any other the loss itself on the final output."""
+        if self.fused and trace.outputs:
+            return self.loss.logits_form(), trace.inputs[-1]
+        return self.loss, trace.output
+
     def losses(self, trace: Trace, target: np.ndarray) -> np.ndarray:
         """The loss of every example in the batch, shape ``(B,)``."""
-        if self.fused and trace.outputs:
-            return self.loss.fused_value(trace.inputs[-1], target)
-        return self.loss.value(trace.output, target)
+        loss, read = self.loss_reads(trace)
+        return loss.value(read, target)
 
     def backward(self, trace: Trace, params: dict[str, np.ndarray], target: np.ndarray) -> Gradients:
         """∂E/∂ everything from a full trace (``start == 0``); E sums the batch's losses."""

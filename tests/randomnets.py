@@ -5,8 +5,9 @@ gives), covering every layer kind and setting of SPEC §1: conv with stride, pad
 pairs, valid, same), dilation, both modes and every bias form (omitted, scalar, one per filter,
 untied); relu, leaky_relu, sigmoid, tanh, softmax; max/avg/l2 pooling with stride, padding and
 both ``ties``; flatten in C and F order; fc; every loss, including the fused softmax +
-cross_entropy and sigmoid + binary_cross_entropy, class-index targets and ``loss: none``; 2-D and
-3-D inputs, and 2-D, 3-D and 4-D kernels.
+cross_entropy and sigmoid + binary_cross_entropy, their logits forms, class-index targets,
+``loss: none`` and loss-only examples (no layers); 2-D and 3-D inputs, and 2-D, 3-D and 4-D
+kernels.
 
 About a third of the specs use small integers for the input and kernels, so conv outputs are
 exact integers: ReLU inputs exactly 0, tied maxima and all-zero L2 windows (kinks) happen often.
@@ -192,19 +193,16 @@ def random_spec(rng: np.random.Generator) -> dict:
             if rng.random() < 0.6:
                 layers.append(_activation(rng))
     loss = str(rng.choice(LOSSES))
+    logits = loss in ("cross_entropy", "binary_cross_entropy") and rng.random() < 0.4
     last = _kind(layers[-1]) if layers else None
-    if loss == "cross_entropy" and last not in ("softmax", "sigmoid"):
-        layers.append("softmax")                        # fused with the loss
-    if loss == "binary_cross_entropy" and (last != "sigmoid" and (last != "softmax" or integer
-                                                                  or np.prod(shape) == 1)):
-        # fused with the loss. Not after a softmax of integer weights: logits of ±60 round a
-        # probability to exactly 1 and log(1 − y) to −∞ (a softmax of one value is 1 always).
-        layers.append("sigmoid")
-    if not layers:
-        layers.append(_activation(rng))
+    if loss == "cross_entropy" and not logits and last != "softmax":
+        layers.append("softmax")                        # a distribution, fused with the loss
+    if loss == "binary_cross_entropy" and not logits and last != "sigmoid":
+        layers.append("sigmoid")                        # probabilities, fused with the loss
+    if not layers and rng.random() < 0.5:
+        layers.append(_activation(rng))                 # else a loss-only example: input is output
     spec["layers"] = layers
-    spec["loss"] = loss
-    last = _kind(layers[-1])
+    spec["loss"] = {loss: {"from": "logits"}} if logits else loss
     if loss in ("squared_error", "mse"):
         spec["target"] = _listed(_values(rng, shape, integer))
     elif loss == "none":
@@ -212,7 +210,7 @@ def random_spec(rng: np.random.Generator) -> dict:
     elif loss == "cross_entropy":
         if len(shape) == 1 and rng.random() < 0.4:
             spec["target"] = int(rng.integers(shape[0]))          # a class index
-        elif last == "softmax" and rng.random() < 0.5:
+        elif rng.random() < 0.5:
             spec["target"] = _listed(np.round(rng.dirichlet(np.ones(int(np.prod(shape)))), 6).reshape(shape))
         else:
             spec["target"] = _listed(rng.integers(0, 2, size=shape).astype(float))

@@ -57,15 +57,15 @@ layers:
 loss: mse
 target: [0.3, 0.1]
 """,
-    "sigmoid_then_ce_and_bce_unfused": """
+    "sigmoid_fc_sigmoid_tanh_bce_from_logits": """
 input: [0.2, -0.3, 0.9]
 layers:
   - sigmoid
   - fc: {weights: [[0.3, 0.2, 0.1], [0.4, -0.5, 0.6]]}
   - sigmoid
   - tanh
-loss: binary_cross_entropy
-target: [1, 0]
+loss: {binary_cross_entropy: {from: logits}}
+target: [1, 0.25]
 """,
     "tied_max_split": """
 input: [[1, 1, 0], [0, 1, 2], [3, 3, 1]]
@@ -74,8 +74,27 @@ layers:
   - flatten
   - softmax
   - tanh
-loss: cross_entropy
+loss: {cross_entropy: {from: logits}}
 target: [0.5, 0.5, 0, 0]
+""",
+    # loss-only examples: the input is the output, and the plain (unfused) entropy losses
+    "no_layers_cross_entropy": """
+input: [[0.1, 0.2], [0.3, 0.4]]
+layers: []
+loss: cross_entropy
+target: [[0, 0.5], [0.5, 0]]
+""",
+    "no_layers_binary_cross_entropy": """
+input: [0.9, 0.2, 0.5]
+layers: []
+loss: binary_cross_entropy
+target: [1, 0, 0.75]
+""",
+    "no_layers_mse": """
+input: [[0.9, 0.2], [0.5, -3]]
+layers: []
+loss: mse
+target: [[1, 0], [0.75, 2]]
 """,
 }
 

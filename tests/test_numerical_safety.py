@@ -57,18 +57,19 @@ def test_pre_activations_of_1000_saturate_to_exact_values(tmp_path):
 
 
 def test_probabilities_of_exactly_0_and_1_into_the_plain_entropy_losses(tmp_path):
-    # relu passes [0, 1] unchanged; t = [0, 1]: E = −(0·log 0 + 1·log 1) = 0 (0·log 0 taken as 0),
-    # ∂E/∂y = −t/y = [0 (0/0 taken as 0), −1]; BCE: ∂E/∂y = −t/y + (1−t)/(1−y) = [1, −1]
-    ce = doc(tmp_path, "input: [0, 1]\nlayers: [relu]\nloss: cross_entropy\ntarget: [0, 1]\n")
-    assert ce["loss"] == 0.0 and ce["gradients"]["grad.relu1"] == [0.0, -1.0]
-    bce = doc(tmp_path, "input: [0, 1]\nlayers: [relu]\nloss: binary_cross_entropy\ntarget: [0, 1]\n")
-    assert bce["loss"] == 0.0 and bce["gradients"]["grad.relu1"] == [1.0, -1.0]
+    # with no layers the input [0, 1] is the output; t = [0, 1]: E = −(0·log 0 + 1·log 1) = 0
+    # (0·log 0 taken as 0), ∂E/∂y = −t/y = [0 (0/0 taken as 0), −1]; BCE: ∂E/∂y = −t/y +
+    # (1−t)/(1−y) = [1, −1]
+    ce = doc(tmp_path, "input: [0, 1]\nlayers: []\nloss: cross_entropy\ntarget: [0, 1]\n")
+    assert ce["loss"] == 0.0 and ce["gradients"]["grad.input"] == [0.0, -1.0]
+    bce = doc(tmp_path, "input: [0, 1]\nlayers: []\nloss: binary_cross_entropy\ntarget: [0, 1]\n")
+    assert bce["loss"] == 0.0 and bce["gradients"]["grad.input"] == [1.0, -1.0]
     # the wrong way round the loss is −log 0 = inf: an error saying so, for every command
     for loss in ("cross_entropy", "binary_cross_entropy"):
-        spec = f"input: [0, 1]\nlayers: [relu]\nloss: {loss}\ntarget: [1, 0]\n"
+        spec = f"input: [0, 1]\nlayers: []\nloss: {loss}\ntarget: [1, 0]\n"
         for command in ("forward", "backward", "check"):
             line = error(tmp_path, spec, command)
-            assert f"loss: {loss} is inf" in line
+            assert f"loss: {loss} is inf" in line and "output[0] is exactly 0" in line
 
 
 def test_huge_inputs_overflowing_in_a_layer_name_the_layer(tmp_path):

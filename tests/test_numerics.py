@@ -1,4 +1,4 @@
-"""An infinite loss says which pairing is stable; a saturated sigmoid's ∂E/∂y comes from its logit.
+"""cross_entropy after a sigmoid is refused with the fix; a saturated sigmoid's ∂E/∂y comes from its logit.
 
 (Overflow in a layer, and logits of ±1000, are in tests/test_numerical_safety.py.)
 """
@@ -9,14 +9,14 @@ import numpy as np
 from fuzz import run_text
 
 
-def test_infinite_loss_is_an_error_with_the_fix(tmp_path):
-    # sigmoid(−1000) is exactly 0 in float64, so −log y is infinite: cross_entropy is not fused with
-    # sigmoid, and the message says which pairing is.
+def test_cross_entropy_after_a_sigmoid_is_refused_with_the_fix(tmp_path):
+    # sigmoid outputs are no distribution (and sigmoid(−1000) is exactly 0, so −log y was inf):
+    # the error names the stable pairings
     result = run_text(tmp_path, "input: [1000, -1000]\nlayers:\n  - sigmoid\n"
                                 "loss: cross_entropy\ntarget: [0, 1]\n", "check")
     assert result.exit_code == 2
-    assert "loss: cross_entropy is inf" in result.stderr
-    assert "sigmoid right before binary_cross_entropy" in result.stderr
+    assert "the last layer sigmoid1 is sigmoid, not softmax" in result.stderr
+    assert "add `- softmax`" in result.stderr and "{cross_entropy: {from: logits}}" in result.stderr
 
 
 def test_bce_gradient_at_a_saturated_sigmoid_comes_from_the_logit():

@@ -61,9 +61,9 @@ def test_analytic_gradients_match_torch_autograd(seed):
     # 1e-10 relative, above a rounding floor: where a gradient is tiny because of cancellation
     # (1 − tanh² of a saturated unit, softmax's y(g − Σyg)), both sides carry absolute rounding
     # errors of a few ulp of (largest delta × largest activation), not of the gradient itself
-    deltas = max(1.0, *(float(np.max(np.abs(d))) for d in grads.outputs.values()))
-    values = max(1.0, float(np.max(np.abs(model.input))),
-                 *(float(np.max(np.abs(y))) for y in trace.outputs))
+    deltas = max([1.0, float(np.max(np.abs(grads.input))),
+                  *(float(np.max(np.abs(d))) for d in grads.outputs.values())])
+    values = max([1.0, float(np.max(np.abs(model.input))), *(float(np.max(np.abs(y))) for y in trace.outputs)])
     floor = 1e-13 * deltas * values
 
     def close(ours, theirs, what):
@@ -115,7 +115,8 @@ def test_a_batch_gives_what_separate_runs_give(seed, batch):
         for name, ours, theirs in zip(net.names, trace.outputs, single.outputs):
             same(ours[one], theirs, f"example {b}: {name}")
         # the loss adds up terms y·∂E/∂y that may cancel: its rounding scales with their sizes
-        terms = float(np.sum(np.abs(single.output * single_grads.outputs[net.names[-1]])))
+        output_grad = single_grads.outputs[net.names[-1]] if net.names else single_grads.input
+        terms = float(np.sum(np.abs(single.output * output_grad)))
         same(losses[one], single_loss, f"example {b}: loss", scale=terms)
         same(grads.input[one], single_grads.input, f"example {b}: grad.input")
         for name, delta in single_grads.outputs.items():
@@ -134,7 +135,11 @@ def test_a_batch_gives_what_separate_runs_give(seed, batch):
 
 def _features(spec):
     """What one random spec exercises, as words (to show the generator covers SPEC §1)."""
-    words = {f"input{np.ndim(spec['input'])}d", f"loss:{spec['loss']}"}
+    loss = spec["loss"]
+    loss = f"{next(iter(loss))} from logits" if isinstance(loss, dict) else loss
+    words = {f"input{np.ndim(spec['input'])}d", f"loss:{loss}"}
+    if not spec["layers"]:
+        words.add("no_layers")
     if isinstance(spec.get("target"), int):
         words.add("class_index")
     for entry in spec["layers"]:
@@ -174,6 +179,7 @@ def test_the_random_networks_cover_every_layer_kind_setting_and_loss():
                 "padding:int", "padding:pair", "padding:sides", "mode:convolution",
                 "mode:cross_correlation", "bias0d", "bias1d", "bias2d", "bias3d", "pool:max",
                 "pool:avg", "pool:l2", "pool.stride", "pool.padding", "ties:first", "ties:split",
-                "flatten:C", "flatten:F", "class_index"} | {
-        f"loss:{loss}" for loss in ("squared_error", "mse", "cross_entropy", "binary_cross_entropy", "none")}
+                "flatten:C", "flatten:F", "class_index", "no_layers"} | {
+        f"loss:{loss}" for loss in ("squared_error", "mse", "cross_entropy", "binary_cross_entropy", "none",
+                                    "cross_entropy from logits", "binary_cross_entropy from logits")}
     assert required <= seen, sorted(required - seen)

@@ -98,3 +98,16 @@ def test_init_never_overwrites(tmp_path):
 
 def test_init_without_a_path_prints_the_starter():
     assert CliRunner().invoke(cli, ["init"]).output == STARTER
+
+
+def test_the_starters_logits_advice_works(tmp_path):
+    # the commented alternative, used as written on the starter's network without its softmax,
+    # gives the same loss (softmax then cross_entropy is cross_entropy of the logits)
+    advice = next(line.split("write", 1)[1].strip() for line in STARTER.splitlines() if "from: logits" in line)
+    assert advice == "loss: {cross_entropy: {from: logits}}"
+    changed = STARTER.replace("  - softmax ", "  # - softmax ").replace("loss: cross_entropy ", advice + " ", 1)
+    assert changed.count("from: logits") == 2
+    path = tmp_path / "logits.yaml"
+    path.write_text(changed)
+    result = CliRunner().invoke(cli, ["check", str(path)])
+    assert result.exit_code == 0, result.output

@@ -201,8 +201,8 @@ def test_missing_layers(tmp_path):
     check(error(tmp_path, INPUT), 1, "", "missing key 'layers'")
 
 
-def test_empty_layers(tmp_path):
-    check(error(tmp_path, INPUT + "layers: []\n"), 2, "layers", "no layers")
+def test_layers_must_be_a_list(tmp_path):
+    check(error(tmp_path, INPUT + "layers: relu\n"), 2, "layers", "a list of layers")
 
 
 def test_missing_target(tmp_path):
@@ -328,13 +328,13 @@ def test_2d_kernel_on_a_multichannel_input(tmp_path):
 
 def test_conv_bias_wrong_shape(tmp_path):
     err = error(tmp_path, INPUT + "layers:\n  - conv: {kernel: [[1]], bias: [1, 2]}\n" + UPSTREAM)
-    check(err, 3, "layers[0].conv.bias", "scalar", "untied bias of the output's shape 3×3", "got 2")
+    check(err, 3, "layers[0].conv.bias", "scalar", "untied bias of the output's shape 3×3", "got a list of 2 values")
 
 
 def test_bank_bias_wrong_length(tmp_path):
     err = error(tmp_path, INPUT + "layers:\n  - conv:\n      kernel: {random: {shape: [2, 1, 2, 2]}}\n"
                 "      bias: [1, 2, 3]\n")
-    check(err, 5, "layers[0].conv.bias", "2 values (one per filter)", "2×2×2", "got 3")
+    check(err, 5, "layers[0].conv.bias", "2 values (one per filter)", "2×2×2", "got a list of 3 values")
 
 
 def test_kernel_of_wrong_rank(tmp_path):

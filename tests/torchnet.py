@@ -160,6 +160,10 @@ def _loss(name, fused, z, y, t):
         if fused:
             return F.binary_cross_entropy_with_logits(z, t, reduction="sum")
         return F.binary_cross_entropy(y, t, reduction="sum")
+    if name == "cross_entropy from logits":      # the final output y is the logits
+        return F.cross_entropy(y.reshape(1, -1), t.reshape(1, -1), reduction="sum")
+    if name == "binary_cross_entropy from logits":
+        return F.binary_cross_entropy_with_logits(y, t, reduction="sum")
     if name == "none":
         return (t * y).sum()
     raise AssertionError(f"no torch equivalent for loss {name!r}")
@@ -178,7 +182,7 @@ def torch_gradients(model):
         z = h
         local = {p: params[f"{name}.{p}"] for p in layer.param_names}
         h = torch_layer(layer)(h, local)
-    loss = _loss(net.loss.name, net.fused, z, h, t)
+    loss = _loss(net.loss.label, net.fused, z, h, t)
     loss.backward()
     grads = {name: value.grad.numpy() for name, value in params.items()}
     reported = None if net.loss.name == "none" else float(loss.detach())

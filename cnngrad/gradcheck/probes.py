@@ -73,7 +73,8 @@ def input_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], a
     x = trace.inputs[0][0]
     first = network.layers[0] if network.layers else None
     if not (structured and hasattr(first, "input_change")):
-        return Probe("input", x, analytic, 0, lambda e, s: shifted_copies(x, e, s), lambda d: x + d)
+        scale = None if network.layers else network.loss.step_scale(x)   # no layers: x is the output
+        return Probe("input", x, analytic, 0, lambda e, s: shifted_copies(x, e, s), lambda d: x + d, scale)
     own = network.params_of(0, params)
     y = trace.outputs[0][0]
 

@@ -44,9 +44,11 @@ class Elementwise(Layer):
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
-    """log softmax over all entries of each example, shifted by the maximum so e^x cannot overflow."""
+    """log softmax over all entries of each example, shifted by the maximum so e^x cannot overflow
+    (an entry more than 1.8e308 below the maximum gives −inf: its true value is beyond float64)."""
     flat = x.reshape(x.shape[0], -1)
-    shifted = flat - flat.max(axis=1, keepdims=True)
+    with np.errstate(over="ignore"):
+        shifted = flat - flat.max(axis=1, keepdims=True)
     out = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     return out.reshape(x.shape)
 

@@ -170,3 +170,22 @@ def scatter_memory(padded: int, window_entries: int, stride, size, dilation=(1, 
 def window_output_size(size: int, window: int, stride: int) -> int:
     """Number of whole windows along one axis (a remainder that fills no window is dropped)."""
     return (size - window) // stride + 1
+
+
+def unread(size: int, before: int, taps: int, dilation: int, stride: int, count: int) -> np.ndarray:
+    """The entries 0..size−1 along one axis of a map that no window reads: ``count`` windows,
+    ``stride`` apart on the map padded by ``before`` in front, each reading ``taps`` entries
+    ``dilation`` apart. Window i reads i·s + d·m = c + d·(q_i + m) with c = i·s mod d: for each
+    residue c the windows cover intervals of q, summed as a difference array (no loop over windows)."""
+    starts = np.arange(count) * stride
+    residue, first = starts % dilation, starts // dilation
+    width = int(first.max()) + taps + 1
+    edges = np.zeros((dilation, width), dtype=np.int64)
+    np.add.at(edges, (residue, first), 1)
+    np.add.at(edges, (residue, first + taps), -1)
+    covered = np.cumsum(edges, axis=1) > 0                # covered[c, q]: entry c + d·q is read
+    residues, quotients = np.nonzero(covered)
+    positions = residues + dilation * quotients - before
+    read = np.zeros(size, dtype=bool)
+    read[positions[(positions >= 0) & (positions < size)]] = True
+    return np.flatnonzero(~read)

@@ -83,7 +83,7 @@ class Pool(Layer):
             first = flat.argmax(axis=-1)
             y = np.take_along_axis(flat, first[..., None], axis=-1)[..., 0]
         elif self.type == "avg":
-            y = flat.mean(axis=-1)
+            y = self._mean(flat)
         else:
             # √Σx² as m·√Σ(x/m)² with m the window's largest |x| (as hypot does), so entries of
             # 1e-300 do not square to 0 (a norm of 0 and a zero gradient) nor 1e300 to inf
@@ -91,6 +91,17 @@ class Pool(Layer):
             scaled = flat / np.where(m > 0, m, 1.0)[..., None]
             y = m * np.sqrt((scaled * scaled).sum(axis=-1))
         return y, (flat, y, first, padded.shape)
+
+    @staticmethod
+    def _mean(flat: np.ndarray) -> np.ndarray:
+        """Each window's mean; where the sum overflows (entries near 1.8e308) but the mean need
+        not, it is Σ(x/n) instead, so an average of finite values is finite."""
+        with np.errstate(over="ignore"):
+            y = flat.mean(axis=-1)
+        overflowed = np.isinf(y)     # (an infinite entry stays infinite either way)
+        if overflowed.any():
+            y[overflowed] = (flat[overflowed] / flat.shape[-1]).sum(axis=-1)
+        return y
 
     def routing(self, cache) -> np.ndarray:
         """∂y/∂(each window entry), shape (B, C, Ho, Wo, kh·kw): where each window's delta goes."""

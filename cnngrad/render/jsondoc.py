@@ -20,6 +20,7 @@ def forward(report: ForwardReport, precision: int | None = None) -> str:
         "spec": report.spec, "name": report.name, "loss": report.loss, "output": report.output,
         "layers": [{"name": layer.name, "type": layer.kind, "shape": layer.shape, "output": layer.output}
                    for layer in report.layers],
+        "notes": report.notes,
     })
 
 

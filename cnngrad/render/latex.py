@@ -34,6 +34,7 @@ _NON_FINITE = {"nan": r"\mathrm{NaN}", "inf (overflow)": r"\infty\ (\text{overfl
 def forward(report: ForwardReport, precision: int) -> str:
     blocks = [HEADER, _title(report.spec, report.name),
               _tabular(rows.SUMMARY_HEADER, rows.summary_rows(report), numeric=(3,))]
+    blocks += [_line(note) for note in report.notes]
     blocks += _quantity(_name("input"), "input", report.input, precision)
     for layer in report.layers:
         blocks += _quantity(_name(layer.name), layer.name, layer.output, precision)

@@ -11,6 +11,7 @@ from .reports import BackwardReport, ForwardReport
 def forward(report: ForwardReport, precision: int) -> str:
     blocks = [f"# {_cell(rows.heading(report.spec, report.name))}",
               _table(rows.SUMMARY_HEADER, rows.summary_rows(report), numeric=(3,))]
+    blocks += [_cell(note) for note in report.notes]
     blocks += _quantity("input", "input", report.input, precision)
     for layer in report.layers:
         blocks += _quantity(layer.name, layer.name, layer.output, precision)

@@ -22,12 +22,15 @@ class LayerOutput(Record):
 
 
 class ForwardReport(Record):
-    __slots__ = ("spec", "name", "input", "layers", "output", "loss", "loss_kind")
+    """``notes`` go under the summary table (a layer whose windows never read some rows)."""
+
+    __slots__ = ("spec", "name", "input", "layers", "output", "loss", "loss_kind", "notes")
 
     def __init__(self, spec: str, name: str | None, input: np.ndarray, layers: list[LayerOutput],
-                 output: np.ndarray, loss: float | None, loss_kind: str):
+                 output: np.ndarray, loss: float | None, loss_kind: str | None, notes: list[str] | None = None):
         self.spec, self.name, self.input, self.layers = spec, name, input, layers
         self.output, self.loss, self.loss_kind = output, loss, loss_kind
+        self.notes = [] if notes is None else notes
 
 
 class BackwardReport(Record):
@@ -36,7 +39,7 @@ class BackwardReport(Record):
 
     __slots__ = ("spec", "name", "loss", "loss_kind", "gradients", "lr", "updates")
 
-    def __init__(self, spec: str, name: str | None, loss: float | None, loss_kind: str,
+    def __init__(self, spec: str, name: str | None, loss: float | None, loss_kind: str | None,
                  gradients: dict[str, np.ndarray], lr: float | None = None,
                  updates: dict[str, np.ndarray] | None = None):
         self.spec, self.name, self.loss, self.loss_kind = spec, name, loss, loss_kind
@@ -53,7 +56,8 @@ def forward_report(model: Model, values: dict[str, np.ndarray]) -> ForwardReport
         for name, layer in zip(network.names, network.layers)
     ]
     return ForwardReport(spec=model.path, name=model.name, input=values["input"], layers=layers,
-                         output=values["output"], loss=_loss(values), loss_kind=network.loss.name)
+                         output=values["output"], loss=_loss(values), loss_kind=_loss_kind(network),
+                         notes=list(model.notes))
 
 
 def backward_report(model: Model, values: dict[str, np.ndarray], lr: float | None = None,
@@ -65,12 +69,17 @@ def backward_report(model: Model, values: dict[str, np.ndarray], lr: float | Non
             gradients[quantity] = values[f"grad.{quantity}"]
     gradients["input"] = values["grad.input"]
     return BackwardReport(spec=model.path, name=model.name, loss=_loss(values),
-                          loss_kind=network.loss.name, gradients=gradients, lr=lr,
+                          loss_kind=_loss_kind(network), gradients=gradients, lr=lr,
                           updates=updates or {})
 
 
 def _param_names(name: str, layer) -> list[str]:
     return [f"{name}.{p}" for p in layer.param_names]
+
+
+def _loss_kind(network) -> str | None:
+    """The loss as output names it (``cross_entropy from logits``); None when the spec gives none."""
+    return None if network.loss is None else network.loss.label
 
 
 def _loss(values) -> float | None:

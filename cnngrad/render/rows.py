@@ -30,8 +30,11 @@ def summary_rows(report: ForwardReport) -> list[list[str]]:
     return rows
 
 
-def loss_line(loss_kind: str, value: str | None) -> str:
-    """``loss (kind) = value``, or for ``loss: none`` (``value`` None) why there is no loss."""
+def loss_line(loss_kind: str | None, value: str | None) -> str:
+    """``loss (kind) = value``, or why there is no loss: ``loss: none`` (``value`` None), or no
+    loss in the spec (``loss_kind`` None)."""
+    if loss_kind is None:
+        return "loss: none given (backward and check need loss: and target:)"
     if value is None:
         return "loss: none (upstream_grad is ∂E/∂output)"
     return f"loss ({loss_kind}) = {value}"

@@ -55,6 +55,7 @@ def Text(text: str, style: str = "") -> Line:        # noqa: N802 (reads as rich
 def forward(report: ForwardReport, precision: int) -> str:
     parts = [Text(rows.heading(report.spec, report.name), style="bold"),
              _table(rows.SUMMARY_HEADER, rows.summary_rows(report), numeric=(3,))]
+    parts += [Text(note, style="yellow") for note in report.notes]
     parts += _quantity("input", "input", report.input, precision)
     for layer in report.layers:
         parts += _quantity(layer.name, layer.name, layer.output, precision)

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..layers import REGISTRY, Layer, ShapeError
-from ..layers.base import resolve_padding, window_output_size
-from ..losses import LOSSES
+from ..layers.base import resolve_padding, unread, window_output_size
+from ..losses import LOSSES, make_loss
 from ..model import Model
 from ..network import Network
 from ..record import Record
@@ -26,15 +26,16 @@ from .values import ValueReader, shape_text
 
 
 class Built(Record):
-    """One engine layer, its user-rank output shape and its parameters
-    (short name → internal array, user shape)."""
+    """One engine layer, its user-rank output shape, its parameters (short name → internal
+    array, user shape) and a note for ``forward``'s summary (rows or columns it never reads)."""
 
-    __slots__ = ("layer", "shape", "params")
+    __slots__ = ("layer", "shape", "params", "note")
 
     def __init__(self, layer: Layer, shape: tuple[int, ...],
-                 params: dict[str, tuple[np.ndarray, tuple[int, ...]]] | None = None):
+                 params: dict[str, tuple[np.ndarray, tuple[int, ...]]] | None = None, note: str | None = None):
         self.layer, self.shape = layer, shape
         self.params = {} if params is None else params
+        self.note = note
 
 
 def internal(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -46,7 +47,7 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
     limits = values.limits
     shape = spec.input.value.shape
     user_shapes = {"input": shape}
-    params, layers = {}, []
+    params, layers, notes = {}, [], []
     source = "input"
     rows = [("input", shape)]
     for layer in spec.layers:
@@ -61,21 +62,29 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
             user_shapes[f"{layer.name}.{pname}"] = user_shape
         user_shapes[layer.name] = built.shape
         layers.append((layer.name, built.layer))
+        if built.note:
+            notes.append(built.note)
         shape, source = built.shape, layer.name
         rows.append((layer.name, shape))
-    user_shapes["output"] = user_shapes["target"] = shape
-    objective = read_objective(spec, values)
+    user_shapes["output"] = shape
+    objective, missing = _objective(spec, values)
+    if objective is not None:
+        user_shapes["target"] = shape
+        _check_probabilities(spec, objective, source)
     try:
-        network = Network(internal(user_shapes["input"]), layers, LOSSES[objective.loss]())
+        network = Network(internal(user_shapes["input"]), layers,
+                          None if objective is None else make_loss(objective.loss, objective.from_logits))
     except ShapeError as err:  # the checks above should have caught it; still blame the spec
         spec.root.fail(str(err))
     check_memory(spec, network, params, limits.max_memory_bytes)
-    with _showing_shapes(rows):
-        target = _target(objective, shape, source)[None]
+    target = None
+    if objective is not None:
+        with _showing_shapes(rows):
+            target = _target(objective, shape, source)[None]
     model = Model(path=path, network=network, params=params,
                   input=spec.input.value.reshape((1,) + internal(user_shapes["input"])),
-                  target=target, user_shapes=user_shapes,
-                  name=spec.name, description=spec.description)
+                  target=target, user_shapes=user_shapes, name=spec.name,
+                  description=spec.description, loss_missing=missing, notes=notes)
     if spec.expect is not None:
         model.expect = read_expect(spec.expect, model, values)
     return model
@@ -91,6 +100,50 @@ def _showing_shapes(rows: list[tuple[str, tuple[int, ...]]]):
         width = max(len(name) for name, _ in rows)
         err.details = tuple(f"{name.ljust(width)}  {shape_text(shape)}" for name, shape in rows)
         raise
+
+
+def _objective(spec: Spec, values: ValueReader) -> tuple[Objective | None, SpecError | None]:
+    """The loss and target; a spec with neither (nor upstream_grad) has none, which only
+    ``forward`` can run: the error that says so is kept for the commands that need them."""
+    if any(key in spec.fields for key in ("loss", "target", "upstream_grad")):
+        return read_objective(spec, values), None
+    root = spec.root
+    return None, SpecError(root.file, root.line, root.column, root.path,
+                           f"missing key 'loss' (one of {', '.join(LOSSES)}); backward, check and "
+                           f"explain need a loss and its target (forward runs without)")
+
+
+PROBABILITY_LAYER = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
+DISTRIBUTION_SLACK = 0.01   # how far from 1 a written distribution may sum (rounded probabilities)
+
+
+def _check_probabilities(spec: Spec, objective: Objective, source: str) -> None:
+    """An entropy loss of probabilities needs probabilities: a final softmax (a distribution) for
+    cross_entropy, a final sigmoid for binary_cross_entropy, or with no layers an input of them."""
+    layer = PROBABILITY_LAYER.get(objective.loss)
+    if layer is None or objective.from_logits:
+        return
+    fix = (f"add `- {layer}` as the last layer, or write `loss: {{{objective.loss}: {{from: logits}}}}` "
+           f"to take {source}'s values as logits (as PyTorch's "
+           f"{'F.cross_entropy' if layer == 'softmax' else 'F.binary_cross_entropy_with_logits'} does)")
+    reads = "a distribution" if layer == "softmax" else "probabilities"
+    if spec.layers:
+        last = spec.layers[-1]
+        if last.kind != layer:
+            objective.at.fail(f"{objective.loss} reads {reads}, but the last layer {last.name} is "
+                              f"{last.kind}, not {layer}: {fix}")
+        return
+    y = spec.input.value
+    outside = np.argwhere((y < 0) | (y > 1))
+    if len(outside):
+        index = tuple(int(i) for i in outside[0])
+        objective.at.fail(f"{objective.loss} reads {reads}, and with no layers the input is the "
+                          f"output, but input[{', '.join(map(str, index))}] is {y[index]:g}: {fix}")
+    total = float(y.sum())
+    if layer == "softmax" and abs(total - 1.0) > DISTRIBUTION_SLACK:
+        objective.at.fail(f"cross_entropy reads a distribution, and with no layers the input is the "
+                          f"output, but its entries sum to {total:g}, not 1 (to within "
+                          f"{DISTRIBUTION_SLACK:g}): {fix}")
 
 
 def _target(objective: Objective, shape: tuple[int, ...], source: str) -> np.ndarray:
@@ -112,7 +165,24 @@ def _target(objective: Objective, shape: tuple[int, ...], source: str) -> np.nda
         hint = "; an integer target is a class index" if objective.loss == "cross_entropy" and len(shape) == 1 else ""
         at.fail(f"{key} has shape {shape_text(target.shape)} but the output ({source}) has shape "
                 f"{shape_text(shape)}{hint}")
+    _check_target_range(objective, target)
     return target.reshape(internal(shape))
+
+
+TARGET_RANGES = {"cross_entropy": (0.0, math.inf, "≥ 0"), "binary_cross_entropy": (0.0, 1.0, "in [0, 1]")}
+
+
+def _check_target_range(objective: Objective, target: np.ndarray) -> None:
+    """An entropy loss's target is probabilities (else −Σ t log y is no cross-entropy, and can be
+    negative or unbounded below): ≥ 0 for cross_entropy, in [0, 1] for binary_cross_entropy."""
+    if objective.loss not in TARGET_RANGES:
+        return
+    low, high, words = TARGET_RANGES[objective.loss]
+    outside = np.argwhere((target < low) | (target > high))
+    if len(outside):
+        index = tuple(int(i) for i in outside[0])
+        objective.target.at.fail(f"target[{', '.join(map(str, index))}] is {target[index]:g}, but the target "
+                                 f"of {objective.loss} is probabilities, each {words}")
 
 
 def _padding(layer: LayerSpec, span: tuple[int, int], stride: tuple[int, int]):
@@ -154,8 +224,10 @@ def _conv(layer: LayerSpec, shape, source):
     out = (filters,) + out_hw if kernel.ndim == 4 else out_hw
     bias, untied = _conv_bias(layer, filters, out, kernel.ndim == 4)
     engine = REGISTRY["conv"](bank.shape, stride, padding, dilation, layer.options["mode"], untied)
+    note = _dropped(layer.name, source, shape, padding, (kh, kw), dilation, stride, out_hw)
     return Built(engine, out, {"kernel": (bank, kernel.shape),
-                               "bias": (bias.reshape(internal(out) if untied else (filters,)), bias.shape)})
+                               "bias": (bias.reshape(internal(out) if untied else (filters,)), bias.shape)},
+                 note)
 
 
 def _conv_bias(layer: LayerSpec, filters: int, out, bank: bool):
@@ -166,13 +238,14 @@ def _conv_bias(layer: LayerSpec, filters: int, out, bank: bool):
         return np.zeros(tied), False
     if bias.shape == out:
         return bias, True
-    if bias.shape == tied:
+    if bias.shape == tied or bias.shape == (filters,):   # one per filter: [b] for a single filter
         return bias, False
     if bias.ndim == 0:   # one number for every filter of a bank
         return np.full(tied, float(bias)), False
-    per_filter = f"{filters} values (one per filter), " if bank else ""
-    layer.place("bias").fail(f"bias must be a scalar, {per_filter}or an untied bias of the output's "
-                             f"shape {shape_text(out)}; got {shape_text(bias.shape)}")
+    per_filter = f"{filters} values (one per filter)" if bank else "one value [b] (the filter's)"
+    written = f"a list of {bias.size} values" if bias.ndim == 1 else f"a {shape_text(bias.shape)} array"
+    layer.place("bias").fail(f"bias must be a scalar, {per_filter}, or an untied bias of the output's "
+                             f"shape {shape_text(out)}; got {written}")
 
 
 def _pool(layer: LayerSpec, shape, source):
@@ -192,7 +265,43 @@ def _pool(layer: LayerSpec, shape, source):
                                  f"{shape_text(padded)} ({source})")
     out_hw = tuple(window_output_size(padded[i], size[i], stride[i]) for i in range(2))
     engine = REGISTRY["pool"](layer.options["type"], size, stride, padding, layer.options["ties"])
-    return Built(engine, shape[:-2] + out_hw)
+    return Built(engine, shape[:-2] + out_hw,
+                 note=_dropped(layer.name, source, shape, padding, size, (1, 1), stride, out_hw))
+
+
+def _dropped(name: str, source: str, shape, padding, size, dilation, stride, out_hw) -> str | None:
+    """``pool1 drops the last row and column of relu1: …``, or None when every entry of the map
+    is read by some window (padding that no window reaches is not the user's data)."""
+    skipped = [unread(shape[-2 + axis], padding[axis][0], size[axis], dilation[axis], stride[axis], out_hw[axis])
+               for axis in range(2)]
+    if not any(len(entries) for entries in skipped):
+        return None
+    rows, columns = (_entries_text(entries, shape[-2 + axis], ("row", "column")[axis])
+                     for axis, entries in enumerate(skipped))
+    if rows == "the last row" and columns == "the last column":
+        what = "the last row and column"
+    elif rows and columns and (" and " in rows or " and " in columns):
+        what = f"{rows}, and {columns},"
+    else:
+        what = " and ".join(part for part in (rows, columns) if part)
+    window = shape_text(size) + (f" (dilation {shape_text(dilation)})" if dilation != (1, 1) else "")
+    steps = stride[0] if stride[0] == stride[1] else shape_text(stride)
+    return f"{name} drops {what} of {source}: no {window} window at stride {steps} reads them"
+
+
+def _entries_text(entries, size: int, noun: str) -> str:
+    """``the last 2 rows``, ``rows 1 and 3``, ``columns 1, 2 and 4`` (at most 6 listed), or ''."""
+    count = len(entries)
+    if not count:
+        return ""
+    if entries[0] == size - count:
+        return f"the last {noun}" if count == 1 else f"the last {count} {noun}s"
+    if count == 1:
+        return f"{noun} {entries[0]}"
+    listed = [str(i) for i in entries[:6]]
+    if count > 6:
+        return f"{count} {noun}s ({', '.join(listed)}, …)"
+    return f"{noun}s {', '.join(listed[:-1])} and {listed[-1]}"
 
 
 def _flatten(layer: LayerSpec, shape, source):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..losses import LOSSES
+from ..losses import FORMS, LOSSES
 from ..record import Record
 from .layers import LayerSpec, read_layers
 from .nodes import INT, Cursor
@@ -36,12 +36,15 @@ class Spec(Record):
 
 
 class Objective(Record):
-    __slots__ = ("loss", "target", "class_index")
+    __slots__ = ("loss", "target", "class_index", "from_logits", "at")
 
-    def __init__(self, loss: str, target: Located, class_index: bool):
+    def __init__(self, loss: str, target: Located, class_index: bool, from_logits: bool = False,
+                 at: Cursor | None = None):
         self.loss = loss
         self.target = target                # the upstream gradient for loss none
         self.class_index = class_index      # the target is an integer class index (cross_entropy)
+        self.from_logits = from_logits      # `{cross_entropy: {from: logits}}`
+        self.at = at                        # where the loss was written (None: implied)
 
 
 def read_spec(root: Cursor, values: ValueReader) -> Spec:
@@ -68,7 +71,7 @@ def read_objective(spec: Spec, values: ValueReader) -> Objective:
     """The loss and its target (or upstream gradient); read after the layers so that a layer's
     error, which changes the output's shape, is reported first."""
     root, fields = spec.root, spec.fields
-    loss = _read_loss(root, fields)
+    loss, from_logits = _read_loss(root, fields)
     target_key = "upstream_grad" if loss == "none" else "target"
     other_key = "target" if loss == "none" else "upstream_grad"
     if other_key in fields:
@@ -80,16 +83,37 @@ def read_objective(spec: Spec, values: ValueReader) -> Objective:
                   + (" (∂E/∂ the final output)" if loss == "none" else ""))
     target = fields[target_key]
     class_index = loss == "cross_entropy" and target.is_scalar and target.node.tag == INT
-    return Objective(loss, Located(values.read(target), target), class_index)
+    return Objective(loss, Located(values.read(target), target), class_index, from_logits,
+                     fields.get("loss"))
 
 
-def _read_loss(root: Cursor, fields: dict[str, Cursor]) -> str:
-    """The loss word; without one, ``upstream_grad`` implies ``none``."""
+def _read_loss(root: Cursor, fields: dict[str, Cursor]) -> tuple[str, bool]:
+    """The loss word and whether it reads logits; without one, ``upstream_grad`` implies ``none``."""
     if "loss" in fields:
-        return fields["loss"].word(tuple(LOSSES), "loss")
+        cursor = fields["loss"]
+        if cursor.is_mapping:
+            return _read_loss_form(cursor)
+        return cursor.word(tuple(LOSSES), "loss"), False
     if "upstream_grad" in fields:
-        return "none"
+        return "none", False
     root.fail(f"missing key 'loss' (one of {', '.join(LOSSES)})")
+
+
+def _read_loss_form(cursor: Cursor) -> tuple[str, bool]:
+    """``{cross_entropy: {from: logits}}`` (or ``probabilities``, the default)."""
+    entries = cursor.items("a loss: a word, or {cross_entropy: {from: logits}}")
+    if len(entries) != 1:
+        cursor.fail("give one loss, e.g. `loss: cross_entropy` or `loss: {cross_entropy: {from: logits}}`")
+    _, key_cursor, settings = entries[0]
+    name = key_cursor.word(tuple(LOSSES), "loss")
+    if LOSSES[name].logits_form is None:
+        settings.fail(f"{name} takes no settings (write `loss: {name}`); `from: logits` is for "
+                      f"cross_entropy and binary_cross_entropy")
+    if settings.is_null:
+        return name, False
+    fields = settings.mapping(("from",), what=f"{name} settings")
+    form = fields["from"].word(FORMS, "from") if "from" in fields else FORMS[0]
+    return name, form == "logits"
 
 
 def _read_input(cursor: Cursor, values: ValueReader) -> Located:

@@ -71,7 +71,8 @@ def parse_quantity(key: str, known: dict, model: Model) -> tuple[str, tuple[int,
     match = QUANTITY.match(key)
     name = match.group("name") if match else key
     if name not in known:
-        hint = " (loss: none has no loss value)" if name == "loss" and not model.has_loss else ""
+        hint = "" if name != "loss" or model.has_loss else \
+            " (the spec gives no loss)" if model.network.loss is None else " (loss: none has no loss value)"
         raise ValueError(f"unknown quantity {quoted(name)}{hint}{suggest(name, list(known))} (known: {', '.join(known)})")
     if match.group("index") is None:
         return name, None

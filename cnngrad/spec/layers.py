@@ -51,10 +51,9 @@ class LayerSpec(Record):
 
 
 def read_layers(cursor: Cursor, values: ValueReader) -> list[LayerSpec]:
-    """Every entry of ``layers:``, named, with names unique."""
+    """Every entry of ``layers:``, named, with names unique; ``[]`` is a loss-only example (the
+    input is the output)."""
     entries = cursor.sequence("a list of layers")
-    if not entries:
-        cursor.fail("no layers; give at least one (e.g. `- conv: {kernel: ...}`)")
     counts: dict[str, int] = {}
     seen: set[str] = set()
     layers = []

@@ -6,7 +6,7 @@ together, and ranges the loader checks with the values in hand, are the loader's
 """
 from __future__ import annotations
 
-from ..losses import LOSSES
+from ..losses import FORMS, LOSSES
 from .document import KEYS
 from .layers import MODES, ORDERS, POOL_TYPES, REQUIRED, RESERVED, SETTINGS, TIES
 from .values import DISTRIBUTIONS
@@ -85,6 +85,14 @@ def _layer(kind: str) -> dict:
                    required=(kind,))
 
 
+def _loss_form() -> dict:
+    """``{cross_entropy: {from: logits}}``: one entropy loss with what it reads."""
+    settings = _nullable(_object({"from": {"enum": list(FORMS), "description": "probabilities (the "
+                                           "default: after softmax/sigmoid) or logits (as PyTorch)"}}))
+    entropy = [name for name, cls in LOSSES.items() if cls.logits_form is not None]
+    return {**_object({name: settings for name in entropy}), "minProperties": 1, "maxProperties": 1}
+
+
 def spec_schema() -> dict:
     """The JSON Schema of a cnngrad spec."""
     bare = [kind for kind in SETTINGS if kind not in REQUIRED]
@@ -99,8 +107,9 @@ def spec_schema() -> dict:
         "name": _nullable({"type": "string"}),
         "description": _nullable({"type": "string"}),
         "input": {**_ref("value"), "description": "2-D (H, W), 3-D (C, H, W) or a 1-D vector"},
-        "layers": {"type": "array", "minItems": 1, "items": layer, "description": "applied in order"},
-        "loss": _nullable({"enum": list(LOSSES)}),
+        "layers": {"type": "array", "items": layer,
+                   "description": "applied in order; [] for a loss-only example (the input is the output)"},
+        "loss": _nullable({"anyOf": [{"enum": list(LOSSES)}, _loss_form()]}),
         "target": _nullable({**_ref("value"), "description": "an integer is a class index for cross_entropy"}),
         "upstream_grad": _nullable({**_ref("value"), "description": "with loss: none, ∂E/∂(final output)"}),
         "expect": _nullable(expect),

@@ -30,10 +30,13 @@ layers:                       # applied in order; named by kind and count: conv1
   - fc:                       # weights are (outputs, inputs): y = W a + b
       weights: [[0.3, -0.2, 0.5, 0.1], [-0.4, 0.6, 0.2, -0.3]]
       bias: [0.1, -0.1]
-  - softmax
+  - softmax                   # cross_entropy reads a distribution: keep softmax last
 
 loss: cross_entropy           # squared_error | mse | cross_entropy | binary_cross_entropy | none
+                              # (binary_cross_entropy after a final sigmoid). Ending in raw scores,
+                              # as in PyTorch? write  loss: {cross_entropy: {from: logits}}
 target: 1                     # a class index (or a vector like [0, 1]); loss none takes upstream_grad
+                              # (forward runs without loss and target; backward and check need them)
 
 expect:                       # numbers worked by hand, verified by `cnngrad check`
   tolerance: auto             # each number to half a unit of its last written decimal
