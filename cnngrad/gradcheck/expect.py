@@ -11,7 +11,7 @@ import re
 import numpy as np
 
 from ..model import Expectation
-from .results import ExpectResult
+from .results import ExpectResult, FailingEntry
 
 _NUMBER = re.compile(r"^[+-]?(?P<int>\d*)(?:\.(?P<frac>\d*))?(?:[eE](?P<exp>[+-]?\d+))?$")
 SLACK = 1e-9   # relative: a value exactly half a unit away passes despite binary rounding
@@ -51,4 +51,16 @@ def verify(expectation: Expectation, actual: np.ndarray) -> ExpectResult:
         expected=expected.tolist(),
         actual=actual.tolist(),
         worst=tuple(int(i) for i in worst) if expected.ndim else None,
+        failing=[] if passed else failing_entries(expectation, expected, actual, error > allowed),
     )
+
+
+def failing_entries(expectation: Expectation, expected: np.ndarray, actual: np.ndarray,
+                    failed: np.ndarray) -> list[FailingEntry]:
+    """Every entry outside its tolerance, in index order, indexed within the whole quantity."""
+    failed = failed | ~np.isfinite(expected - actual)
+    where = [tuple(int(i) for i in at) for at in np.argwhere(failed)] if expected.ndim else [()]
+    return [FailingEntry(index=expectation.index if expectation.index is not None else at,
+                         expected=float(expected[at]), computed=float(actual[at]),
+                         difference=float(expected[at] - actual[at]))
+            for at in where]

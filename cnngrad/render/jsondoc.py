@@ -40,8 +40,17 @@ def check(results) -> str:
             del spec["error"]
         if not result.deltas:
             del spec["deltas"]
+        spec["expect"] = [_expect(e) for e in result.expect]
         specs.append(spec)
     return _dump({"passed": all(r.passed for r in results), "specs": specs})
+
+
+def _expect(result) -> dict:
+    """One expect value; ``note`` only when there is one (an array in another layout)."""
+    doc = result.as_dict()
+    if result.note is None:
+        del doc["note"]
+    return doc
 
 
 def explain(explained, precision: int | None = None) -> str:

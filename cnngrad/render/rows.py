@@ -17,6 +17,7 @@ SUMMARY_HEADER = ("layer", "kind", "output shape", "params")
 GRADIENT_HEADER = ("gradient", "shape", "max abs error", "max rel error", "kinks", "status")
 EXPECT_HEADER = ("expect", "max abs error", "tolerance", "status")
 ENTRY_HEADER = ("index", "analytic", "numeric", "abs error", "status", "left", "right")
+FAILING_HEADER = ("index", "expected", "computed", "difference")
 EXPLAIN_HEADER = ("", "term", "factors", "value")
 ENTRY_LIMIT = 10          # entries listed per quantity; the rest are counted
 PASSED, FAILED = "passed", "FAILED"
@@ -69,6 +70,31 @@ def expect_detail(result) -> str | None:
     return f"{where}: expected {value_text(expected)}, computed {value_text(actual)}"
 
 
+def failing_rows(result) -> tuple[list[list[str]], int]:
+    """The failing entries of an ``expect`` value (at most ``ENTRY_LIMIT``), and how many more."""
+    rows = [[index_text(entry.index) if entry.index else "", value_text(entry.expected),
+             value_text(entry.computed), value_text(entry.difference)]
+            for entry in result.failing[:ENTRY_LIMIT]]
+    return rows, max(len(result.failing) - ENTRY_LIMIT, 0)
+
+
+def diagnosis_lines(result) -> list[str]:
+    """What ``cnngrad.diagnose`` found for a failed ``expect`` value: where its error came from
+    and each classic mistake that reproduces it, best first (or that none does)."""
+    if result.passed or result.origin is None:
+        return []
+    if result.origin == "propagated":
+        return [f"{result.quantity}: follows from your earlier values (the error entered before it)"]
+    lines = [f"{result.quantity}: the error entered here"]
+    if not result.diagnosis:
+        return lines + ["  no known mistake reproduces these numbers"]
+    best = result.diagnosis[0].max_abs_error
+    for found in result.diagnosis:
+        where = f" (at {found.layer})" if found.layer else ""
+        lines.append(f"  {found.mistake}{where}: {found.message} (max abs error {error_text(found.max_abs_error)})")
+    return lines
+
+
 def entry_rows(result) -> tuple[list[list[str]], int]:
     """The entries of a gradient that failed or sit on a kink (at most ``ENTRY_LIMIT``), and how
     many more there are. Kinks show their one-sided difference quotients as left and right."""
@@ -109,9 +135,10 @@ def check_blocks(result):
         yield "table", GRADIENT_HEADER, [gradient_row(q) for q in result.deltas], (2, 3, 4)
     if result.expect:
         yield "table", EXPECT_HEADER, [expect_row(e) for e in result.expect], (1, 2)
-        for detail in map(expect_detail, result.expect):
-            if detail:
-                yield "problem", detail
+        for expected in result.expect:
+            yield from _expect_failure(expected)
+        if result.first_wrong:
+            yield "problem", f"first wrong quantity: {result.first_wrong}"
     for quantity in result.gradients + result.deltas:
         entries, more = entry_rows(quantity)
         if entries:
@@ -120,6 +147,25 @@ def check_blocks(result):
             if more:
                 yield "note", f"… and {more} more"
     yield "verdict", spec_line(result), result.passed
+
+
+def _expect_failure(result):
+    """Blocks under the expect table for one failed value: its worst entry, every failing entry,
+    and the diagnosis."""
+    detail = expect_detail(result)
+    if not detail:
+        return
+    yield "problem", detail
+    if result.note:
+        yield "problem", f"{result.quantity}: {result.note}"
+    failing, more = failing_rows(result)
+    if len(result.failing) > 1:
+        yield "note", f"failing entries of {result.quantity}"
+        yield "table", FAILING_HEADER, failing, (1, 2, 3)
+        if more:
+            yield "note", f"… and {more} more"
+    for line in diagnosis_lines(result):
+        yield "note", line
 
 
 def explain_blocks(explained, precision: int):
