@@ -11,6 +11,7 @@ import re
 import numpy as np
 
 from ..model import Expectation
+from . import layout
 from .results import ExpectResult, FailingEntry
 
 _NUMBER = re.compile(r"^[+-]?(?P<int>\d*)(?:\.(?P<frac>\d*))?(?:[eE](?P<exp>[+-]?\d+))?$")
@@ -27,16 +28,29 @@ def auto_tolerance(text: str) -> float:
     return 0.5 * 10.0 ** (exponent - decimals)
 
 
+def allowed_error(expectation: Expectation, actual: np.ndarray) -> np.ndarray:
+    """Each entry's tolerance: the spec's number; under auto half a unit in the last decimal
+    written, or for values from code (``code`` = (rtol, atol))
+    rtol·|computed entry| + atol·max|computed quantity| (atol alone when the quantity is all 0)."""
+    shape = np.shape(expectation.values)
+    if expectation.tolerance is not None:
+        return np.full(shape, float(expectation.tolerance))
+    if expectation.code is None:
+        return np.vectorize(auto_tolerance, otypes=[float])(expectation.texts)
+    rtol, atol = expectation.code
+    scale = float(np.max(np.abs(actual), initial=0.0)) or 1.0
+    return rtol * np.abs(actual) + atol * scale
+
+
 def verify(expectation: Expectation, actual: np.ndarray) -> ExpectResult:
     """Compare one expectation with the computed quantity (already in the user's rank)."""
     if expectation.index is not None:
         actual = np.asarray(actual)[expectation.index]
     actual = np.asarray(actual, dtype=np.float64)
     expected = np.asarray(expectation.values, dtype=np.float64)
-    if expectation.tolerance is None:
-        tolerance = np.vectorize(auto_tolerance, otypes=[float])(expectation.texts)
-    else:
-        tolerance = np.full(expected.shape, float(expectation.tolerance))
+    if expected.shape != actual.shape:
+        return layout.misshapen(expectation, expected, actual)
+    tolerance = allowed_error(expectation, actual)
     error = np.abs(actual - expected)
     allowed = tolerance * (1 + SLACK) + SLACK * np.abs(expected)
     passed = bool(np.all(error <= allowed))

@@ -63,6 +63,8 @@ def expect_detail(result) -> str | None:
     """For a failed ``expect``, where it is worst: expected and computed value there."""
     if result.passed:
         return None
+    if result.note:
+        return f"{result.quantity}: {result.note}"
     where, expected, actual = result.quantity, result.expected, result.actual
     if result.worst is not None and np.ndim(expected) > 0:
         where += index_text(result.worst)
@@ -156,8 +158,6 @@ def _expect_failure(result):
     if not detail:
         return
     yield "problem", detail
-    if result.note:
-        yield "problem", f"{result.quantity}: {result.note}"
     failing, more = failing_rows(result)
     if len(result.failing) > 1:
         yield "note", f"failing entries of {result.quantity}"

@@ -5,13 +5,14 @@ decimal written (``1.50`` is good to ±0.005, ``1.5`` to ±0.05).
 """
 from __future__ import annotations
 
-import re
+import math
 
-from ..model import Expectation, Model
+from .. import quantities
+from ..model import CODE_TOLERANCE, Expectation, Model
 from .nodes import Cursor, suggest
 from .values import ValueReader, shape_text
 
-QUANTITY = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_.]*?)\s*(?:\[(?P<index>[^\]]*)\])?\Z")
+QUANTITY = quantities.PATTERN
 
 
 def quantities(model: Model) -> dict[str, tuple[int, ...]]:
@@ -37,13 +38,20 @@ def read_expect(cursor: Cursor, model: Model, values: ValueReader) -> list[Expec
             continue
         name, index = _quantity(key, key_cursor, known, model)
         expected_shape = () if index is not None else known[name]
-        written = values.literal(value)
-        if written.values.shape != expected_shape:
+        if value.is_mapping:   # {file: ...}: numbers from code, held to CODE_TOLERANCE under auto
+            if "file" not in dict((k, v) for k, _, v in value.items()):
+                value.fail("an expect value is numbers or {file: NAME} (.npy, .npz with key:, .csv, .txt)")
+            array, texts, code = values.read(value), None, CODE_TOLERANCE
+        else:
+            written = values.literal(value)
+            array, texts, code = written.values, written.texts, None
+        if array.shape != expected_shape and (code is None or array.size != math.prod(expected_shape)):
             what = f"{name}[{','.join(map(str, index))}] is one number" if index is not None \
                 else f"{name} has shape {shape_text(expected_shape)}"
-            value.fail(f"{what}, but the expected value has shape {shape_text(written.values.shape)}")
-        out.append(Expectation(quantity=name, index=index, values=written.values, texts=written.texts,
-                               tolerance=tolerance, line=key_cursor.line, column=key_cursor.column))
+            value.fail(f"{what}, but the expected value has shape {shape_text(array.shape)}")
+        out.append(Expectation(quantity=name, index=index, values=array, texts=texts,
+                               tolerance=tolerance, line=key_cursor.line, column=key_cursor.column,
+                               code=code))
     return out
 
 

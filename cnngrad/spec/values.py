@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import math
 import os
+import zipfile
 
 import numpy as np
 from yaml.nodes import ScalarNode
 
 from ..record import Record
 from .limits import Limits
-from .nodes import Cursor, scalar_number
+from .nodes import Cursor, scalar_number, suggest
 
-SUFFIXES = (".npy", ".csv", ".txt")
+SUFFIXES = (".npy", ".npz", ".csv", ".txt")
 DISTRIBUTIONS = ("normal", "uniform")
 
 
@@ -43,10 +44,13 @@ class ValueReader:
     def read(self, cursor: Cursor) -> np.ndarray:
         """Any value source, as a new float64 array."""
         if cursor.is_mapping:
-            source = cursor.mapping(("random", "file"), what="a value source ({random: ...} or {file: ...})")
-            if len(source) != 1:
+            source = cursor.mapping(("random", "file", "key"), what="a value source ({random: ...} or {file: ...})")
+            if ("random" in source) == ("file" in source):
                 cursor.fail("a value source is either {random: ...} or {file: ...}, not both")
-            array = self._random(source["random"]) if "random" in source else self._file(source["file"])
+            if "key" in source and "file" not in source:
+                source["key"].fail("key names an array of a .npz file: {file: values.npz, key: NAME}")
+            array = self._random(source["random"]) if "random" in source else \
+                self._file(source["file"], source.get("key"))
         else:
             array = self.literal(cursor).values
         self._count(cursor, array.size)
@@ -96,7 +100,7 @@ class ValueReader:
             return rng.normal(0.0, scale, shape)
         return rng.uniform(-scale, scale, shape)
 
-    def _file(self, cursor: Cursor) -> np.ndarray:
+    def _file(self, cursor: Cursor, key: Cursor | None = None) -> np.ndarray:
         name = cursor.text()
         path = os.path.join(self.folder, name)
         suffix = os.path.splitext(path)[1].lower()
@@ -108,10 +112,17 @@ class ValueReader:
         if size > self.limits.max_data_file_bytes:
             cursor.fail(f"file {name!r} has {size} bytes, more than {self.limits.max_data_file_bytes} "
                         "(Limits.max_data_file_bytes)")
+        if (suffix == ".npz") != (key is not None):
+            (key or cursor).fail(f"a .npz file holds named arrays: write {{file: {name}, key: NAME}}"
+                                 if key is None else "key is for a .npz file only")
         try:
-            array = _read_npy(cursor, path, self) if suffix == ".npy" else \
-                np.loadtxt(path, dtype=np.float64, delimiter="," if suffix == ".csv" else None)
-        except (OSError, ValueError, UnicodeDecodeError) as err:
+            if suffix == ".npz":
+                array = _read_npz(key, path, self)
+            elif suffix == ".npy":
+                array = _read_npy(cursor, path, self)
+            else:
+                array = np.loadtxt(path, dtype=np.float64, delimiter="," if suffix == ".csv" else None)
+        except (OSError, ValueError, UnicodeDecodeError, zipfile.BadZipFile) as err:
             cursor.fail(f"could not read {name!r}: {' '.join(str(err).split())}")
         if array.size == 0:
             cursor.fail(f"file {name!r} holds an empty array")
@@ -132,6 +143,20 @@ def _read_npy(cursor: Cursor, path: str, reader: ValueReader) -> np.ndarray:
         cursor.fail(f"file {os.path.basename(path)!r} holds {dtype} values, not real numbers")
     reader.check_size(cursor, tuple(shape))
     return np.load(path, allow_pickle=False).astype(np.float64)
+
+
+def _read_npz(key: Cursor, path: str, reader: ValueReader) -> np.ndarray:
+    """The array named by ``key`` in a .npz archive (no pickles); a missing key names those there."""
+    with np.load(path, allow_pickle=False) as archive:
+        name = key.text()
+        if name not in archive.files:
+            key.fail(f"{os.path.basename(path)!r} has no array {name!r}"
+                     f"{suggest(name, archive.files)} (it has: {', '.join(archive.files)})")
+        array = archive[name]
+    if array.dtype.kind not in "iuf":
+        key.fail(f"{name!r} in {os.path.basename(path)!r} holds {array.dtype} values, not real numbers")
+    reader.check_size(key, array.shape)
+    return array.astype(np.float64)
 
 
 def _walk(cursor: Cursor, numbers: list, texts: list, seen: dict | None = None) -> tuple[int, ...]:
