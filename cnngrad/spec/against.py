@@ -79,21 +79,25 @@ def _json(path: str) -> dict[str, object]:
 
 
 def _expectation(path: str, key: str, value, model: Model, code) -> Expectation:
-    known = known_quantities(model)
     try:
-        name, index = parse_quantity(key, known, model)
+        return expectation_of(key, value, model, code)
     except ValueError as err:
         raise SpecError(path, None, None, key, str(err)) from None
+
+
+def expectation_of(key: str, value, model: Model, code: tuple[float, float]) -> Expectation:
+    """One named value from code as an ``Expectation``; ValueError says what is wrong with it."""
+    known = known_quantities(model)
+    name, index = parse_quantity(key, known, model)
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise SpecError(path, None, None, key, "not an array of numbers (a number or nested lists of "
-                        "equal length)") from None
+        raise ValueError("not an array of numbers (a number or nested lists of equal length)") from None
     shape = () if index is not None else known[name]
     if array.size != math.prod(shape):
-        raise SpecError(path, None, None, key, f"{quantities.label(name, index)} has shape "
-                        f"{shape_text(shape)}, but the value has shape {shape_text(array.shape)}")
+        raise ValueError(f"{quantities.label(name, index)} has shape {shape_text(shape)}, "
+                         f"but the value has shape {shape_text(array.shape)}")
     if not np.isfinite(array).all():
-        raise SpecError(path, None, None, key, "holds NaN or infinite values")
+        raise ValueError("holds NaN or infinite values")
     return Expectation(quantity=name, index=index, values=array, texts=None, tolerance=None,
                        line=0, column=0, code=code)
