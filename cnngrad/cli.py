@@ -231,7 +231,7 @@ def init(path: str | None) -> None:
 @click.option("--against-rtol", type=click.FloatRange(0), metavar="R",
               help="Relative tolerance for values from code (--against, {file: ...}).  [default: 1e-7]")
 @click.option("--against-atol", type=click.FloatRange(0), metavar="A",
-              help="Absolute tolerance for values from code, times the quantity's largest |entry|.  "
+              help="Absolute tolerance for values from code, times the quantity's largest |entry| if above 1.  "
                    "[default: 1e-10]")
 @_format_option
 @_limits_options

@@ -27,8 +27,8 @@ def diagnose(model: Model, values: Mapping[str, np.ndarray], *,
     (rtol, atol) of values from code. Raises ValueError for an unknown name or a wrong size."""
     from ..spec.against import expectation_of
     expectations = [expectation_of(name, value, model, tolerance) for name, value in values.items()]
-    results = [expect_check.verify(e, model.values()[e.quantity]) for e in expectations] \
-        if expectations else []
+    right = model.values() if expectations else {}
+    results = [expect_check.verify(e, right[e.quantity]) for e in expectations]
     first_wrong = None if all(r.passed for r in results) else explain_failures(model, expectations, results)
     return SpecResult(spec=model.path, name=model.name, passed=all(r.passed for r in results),
                       expect=results, first_wrong=first_wrong)

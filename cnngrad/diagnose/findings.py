@@ -39,14 +39,18 @@ def explain_failures(model, expectations, results) -> str | None:
     entries = []
     for expectation, result in zip(expectations, results):
         node = chain.name(expectation.quantity)
-        if result.passed or result.note is not None or node not in chain.steps:
+        if result.passed:
+            continue
+        if result.note is not None or node not in chain.steps:   # a given value (the input, a
+            result.origin = "introduced"                        # parameter) or a misshapen one
+            entries.append(node)
             continue
         entry = _explain(chain, node, expectation, result, given)
         if entry is not None:
             entries.append(entry)
     if not entries:
         return None
-    return min(entries, key=lambda place: chain.order.get(place, len(chain.order)))
+    return min(entries, key=lambda place: chain.order.get(place, -1))   # what the spec gives comes first
 
 
 def _explain(chain: Chain, node: str, expectation, result, given) -> str | None:

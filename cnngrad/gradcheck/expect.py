@@ -31,14 +31,15 @@ def auto_tolerance(text: str) -> float:
 def allowed_error(expectation: Expectation, actual: np.ndarray) -> np.ndarray:
     """Each entry's tolerance: the spec's number; under auto half a unit in the last decimal
     written, or for values from code (``code`` = (rtol, atol))
-    rtol·|computed entry| + atol·max|computed quantity| (atol alone when the quantity is all 0)."""
+    rtol·|computed entry| + atol·max(1, max|computed quantity|): a value that is 0 up to rounding
+    (a sum of softmax deltas) is held to atol, a large one to atol relative to its size."""
     shape = np.shape(expectation.values)
     if expectation.tolerance is not None:
         return np.full(shape, float(expectation.tolerance))
     if expectation.code is None:
         return np.vectorize(auto_tolerance, otypes=[float])(expectation.texts)
     rtol, atol = expectation.code
-    scale = float(np.max(np.abs(actual), initial=0.0)) or 1.0
+    scale = max(1.0, float(np.max(np.abs(actual), initial=0.0)))
     return rtol * np.abs(actual) + atol * scale
 
 
