@@ -51,8 +51,9 @@ def test_a_truncated_answer_is_no_known_mistake_and_none_is_claimed():
 
 def test_the_table_shows_the_diagnosis_block():
     text = CliRunner().invoke(cli, ["check", os.path.join(ERRATA, "seed004_eq21_article.yaml")]).stdout
-    assert "grad.input: the error entered here" in text
-    assert "conv-kernel-not-rotated (at conv1): ∂E/∂input correlates the deltas" in text
+    row = next(line for line in text.splitlines() if line.startswith("grad.input ") and "introduced" in line)
+    assert row.split()[:4] == ["grad.input", "introduced", "conv-kernel-not-rotated", "conv1"]
+    assert "∂E/∂input correlates the deltas with the kernel as stored" in row
     assert "first wrong quantity: grad.relu1" in text
     for fmt in ("markdown", "latex"):
         out = CliRunner().invoke(cli, ["check", os.path.join(ERRATA, "seed004_eq21_article.yaml"),
@@ -142,3 +143,23 @@ def test_a_propagated_error_is_told_apart_from_where_it_entered():
                        "grad.fc1.weights": "propagated", "grad.pool1": "propagated"}
     assert result.first_wrong == "grad.sigmoid1"
     assert result.expect[0].diagnosis[0].mistake == "scaled"
+
+
+def test_a_students_hand_written_attempt_with_three_mistakes():
+    """tests/diagnose: seed 002's network with ½(y − t)², worked by hand at 6 decimals with the ½
+    dropped, max-pool deltas sent to all entries and ReLU's derivative forgotten. Each mistake is
+    found where it entered; the values computed right from wrong ones are propagated, although
+    the 6-decimal rounding of the deltas moves the kernel gradient by more than its own tolerance."""
+    folder = os.path.join(os.path.dirname(__file__), "diagnose")
+    code, doc = check_json(os.path.join(folder, "seed002_student.yaml"),
+                           "--against", os.path.join(folder, "seed002_student_values.yaml"))
+    (spec,) = doc["specs"]
+    found = {e["quantity"]: (e["origin"], [d["mistake"] for d in e["diagnosis"]]) for e in spec["expect"]}
+    assert found == {"grad.output": ("introduced", ["scaled"]),
+                     "grad.fc1.weights": ("propagated", []), "grad.pool1": ("propagated", []),
+                     "grad.relu1": ("introduced", ["maxpool-to-all"]),
+                     "grad.conv1": ("introduced", ["activation-derivative-missing"]),
+                     "grad.conv1.kernel": ("propagated", []), "grad.conv1.bias": ("propagated", [])}
+    assert spec["first_wrong"] == "grad.output" and code == 1
+    scaled = spec["expect"][0]["diagnosis"][0]
+    assert scaled["layer"] is None and scaled["message"].startswith("twice the right value")

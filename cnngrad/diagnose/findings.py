@@ -17,6 +17,8 @@ from ..record import Record
 from .catalogue import CATALOGUE, Site
 from .chain import Chain
 
+SIGN_SAMPLES = 4     # random upstream changes by which a given value's rounding is carried along
+
 
 class Match(Record):
     """A mistake that reproduces a value: the diagnosis and the quantity its step makes."""
@@ -31,11 +33,14 @@ def explain_failures(model, expectations, results) -> str | None:
     """Fill in ``origin`` and ``diagnosis`` of each failed result (``results[i]`` checks
     ``expectations[i]``); return the first quantity where an error entered (or None)."""
     chain = Chain(model)
-    given = {}
+    given, rounding = {}, {}
     for expectation, result in zip(expectations, results):
         node = chain.name(expectation.quantity)
-        if expectation.index is None and result.note is None and node in chain.right:
-            given.setdefault(node, chain.internal(node, expectation.values))
+        if expectation.index is None and result.note is None and node in chain.right \
+                and node not in given:
+            given[node] = chain.internal(node, expectation.values)
+            right = chain.user(node, chain.right[node])
+            rounding[node] = chain.internal(node, allowed_error(expectation, right))
     entries = []
     for expectation, result in zip(expectations, results):
         node = chain.name(expectation.quantity)
@@ -43,31 +48,49 @@ def explain_failures(model, expectations, results) -> str | None:
             continue
         if result.note is not None or node not in chain.steps:   # a given value (the input, a
             result.origin = "introduced"                        # parameter) or a misshapen one
-            entries.append(node)
+            entries.append((node, expectation.quantity))
             continue
-        entry = _explain(chain, node, expectation, result, given)
-        if entry is not None:
-            entries.append(entry)
+        entry = _explain(chain, node, expectation, result, given, rounding)
+        if entry is not None:   # named as the user wrote it (grad.output), if the user did
+            entries.append((entry, expectation.quantity if entry == node else entry))
     if not entries:
         return None
-    return min(entries, key=lambda place: chain.order.get(place, -1))   # what the spec gives comes first
+    return min(entries, key=lambda place: chain.order.get(place[0], -1))[1]   # what the spec gives first
 
 
-def _explain(chain: Chain, node: str, expectation, result, given) -> str | None:
+def _explain(chain: Chain, node: str, expectation, result, given, rounding) -> str | None:
     """Set the result's origin and diagnosis; the quantity where its error entered, if here."""
     parent, steps = chain.path(node, given)
     start = given[parent] if parent in given else chain.right[parent]
     right = chain.user(node, chain.right[node])
     expected = np.asarray(expectation.values, dtype=np.float64)
     allowed = _allowed(expectation, right, expected)
+    recomputed = chain.run(steps, start)
+    if parent in given:
+        allowed = allowed + _carried(chain, node, steps, start, recomputed, rounding[parent], expectation)
     target = given.get(node)
-    if _reproduces(chain, node, chain.run(steps, start), expectation, expected, allowed) is not None:
+    if _reproduces(chain, node, recomputed, expectation, expected, allowed) is not None:
         result.origin = "propagated"
         return None
     result.origin = "introduced"
     matches = _mistakes(chain, node, steps, start, target, expectation, expected, allowed)
     result.diagnosis = [match.diagnosis for match in matches]
     return matches[0].node if matches else node
+
+
+def _carried(chain, node, steps, start, recomputed, tolerance, expectation) -> np.ndarray:
+    """How far the upstream value's own tolerance (a hand-written value's rounding) can move the
+    recomputed one: twice the largest move over a few upstream changes of ±tolerance, entry
+    by entry (a change of random signs is about 1.7 standard deviations of a rounding error)."""
+    if not np.any(tolerance):
+        return 0.0
+    rng = np.random.default_rng(0)
+    moved = np.zeros(np.shape(recomputed))
+    for _ in range(SIGN_SAMPLES):
+        signs = rng.choice((-1.0, 1.0), size=np.shape(start))
+        moved = np.maximum(moved, np.abs(chain.run(steps, start + signs * tolerance) - recomputed))
+    moved = chain.user(node, 2 * moved)
+    return moved[expectation.index] if expectation.index is not None else moved
 
 
 def _allowed(expectation, right: np.ndarray, expected: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ GRADIENT_HEADER = ("gradient", "shape", "max abs error", "max rel error", "kinks
 EXPECT_HEADER = ("expect", "max abs error", "tolerance", "status")
 ENTRY_HEADER = ("index", "analytic", "numeric", "abs error", "status", "left", "right")
 FAILING_HEADER = ("index", "expected", "computed", "difference")
+DIAGNOSIS_HEADER = ("diagnosis", "origin", "mistake", "at", "why")
 EXPLAIN_HEADER = ("", "term", "factors", "value")
 ENTRY_LIMIT = 10          # entries listed per quantity; the rest are counted
 PASSED, FAILED = "passed", "FAILED"
@@ -80,21 +81,21 @@ def failing_rows(result) -> tuple[list[list[str]], int]:
     return rows, max(len(result.failing) - ENTRY_LIMIT, 0)
 
 
-def diagnosis_lines(result) -> list[str]:
-    """What ``cnngrad.diagnose`` found for a failed ``expect`` value: where its error came from
-    and each classic mistake that reproduces it, best first (or that none does)."""
-    if result.passed or result.origin is None:
-        return []
-    if result.origin == "propagated":
-        return [f"{result.quantity}: follows from your earlier values (the error entered before it)"]
-    lines = [f"{result.quantity}: the error entered here"]
-    if not result.diagnosis:
-        return lines + ["  no known mistake reproduces these numbers"]
-    best = result.diagnosis[0].max_abs_error
-    for found in result.diagnosis:
-        where = f" (at {found.layer})" if found.layer else ""
-        lines.append(f"  {found.mistake}{where}: {found.message} (max abs error {error_text(found.max_abs_error)})")
-    return lines
+def diagnosis_rows(results) -> list[list[str]]:
+    """What ``cnngrad.diagnose`` found for the failed ``expect`` values: where each error came
+    from and every classic mistake that reproduces it, best first (or that none does)."""
+    rows = []
+    for result in results:
+        if result.passed or result.origin is None:
+            continue
+        if result.origin == "propagated":
+            rows.append([result.quantity, "propagated", "", "", "follows from your own earlier values"])
+        elif not result.diagnosis:
+            rows.append([result.quantity, "introduced", "", "", "no known mistake reproduces these numbers"])
+        for k, found in enumerate(result.diagnosis):
+            rows.append([result.quantity if k == 0 else "", "introduced" if k == 0 else "", found.mistake,
+                         found.layer or "loss", found.message])
+    return rows
 
 
 def entry_rows(result) -> tuple[list[list[str]], int]:
@@ -139,6 +140,9 @@ def check_blocks(result):
         yield "table", EXPECT_HEADER, [expect_row(e) for e in result.expect], (1, 2)
         for expected in result.expect:
             yield from _expect_failure(expected)
+        diagnosis = diagnosis_rows(result.expect)
+        if diagnosis:
+            yield "table", DIAGNOSIS_HEADER, diagnosis, ()
         if result.first_wrong:
             yield "problem", f"first wrong quantity: {result.first_wrong}"
     for quantity in result.gradients + result.deltas:
@@ -152,8 +156,7 @@ def check_blocks(result):
 
 
 def _expect_failure(result):
-    """Blocks under the expect table for one failed value: its worst entry, every failing entry,
-    and the diagnosis."""
+    """Blocks under the expect table for one failed value: its worst entry and every failing entry."""
     detail = expect_detail(result)
     if not detail:
         return
@@ -164,8 +167,6 @@ def _expect_failure(result):
         yield "table", FAILING_HEADER, failing, (1, 2, 3)
         if more:
             yield "note", f"… and {more} more"
-    for line in diagnosis_lines(result):
-        yield "note", line
 
 
 def explain_blocks(explained, precision: int):
