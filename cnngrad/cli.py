@@ -275,9 +275,9 @@ def _with_code_values(model, against: str | None, rtol: float | None, atol: floa
     """The model with the values of ``--against`` added to its expectations, and every value
     from code held to the tolerance asked for."""
     from .model import CODE_TOLERANCE
-    from .spec.against import read_against
     code = (CODE_TOLERANCE[0] if rtol is None else rtol, CODE_TOLERANCE[1] if atol is None else atol)
     if against is not None:
+        from .spec.against import read_against
         model.expect += read_against(against, model, code, _limits())
     for expectation in model.expect:
         if expectation.code is not None:

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import math
 
-from .. import quantities
+from .. import quantities as names
 from ..model import CODE_TOLERANCE, Expectation, Model
 from .nodes import Cursor, suggest
 from .values import ValueReader, shape_text
-
-QUANTITY = quantities.PATTERN
 
 
 def quantities(model: Model) -> dict[str, tuple[int, ...]]:
@@ -75,19 +73,18 @@ def _quantity(key: str, at: Cursor, known: dict, model: Model) -> tuple[str, tup
 
 def parse_quantity(key: str, known: dict, model: Model) -> tuple[str, tuple[int, ...] | None]:
     """``grad.conv1.kernel[0,1]`` → (``grad.conv1.kernel``, (0, 1)); ValueError says what is wrong."""
-    match = QUANTITY.match(key)
-    name = match.group("name") if match else key
+    name, written = names.split(key)
     if name not in known:
         hint = " (loss: none has no loss value)" if name == "loss" and not model.has_loss else ""
         raise ValueError(f"unknown quantity {name!r}{hint}{suggest(name, list(known))} (known: {', '.join(known)})")
-    if match.group("index") is None:
+    if written is None:
         return name, None
     shape = known[name]
     try:
-        index = tuple(int(part) for part in match.group("index").split(","))
+        index = names.parse_index(written)
     except ValueError:
         raise ValueError(f"an index is whole numbers separated by commas, like {name}[0,1], "
-                         f"not [{match.group('index')}]") from None
+                         f"not [{written}]") from None
     if len(index) != len(shape) or any(not 0 <= i < n for i, n in zip(index, shape)):
-        raise ValueError(f"index [{','.join(map(str, index))}] is out of range for {name} of shape {shape_text(shape)}")
+        raise ValueError(f"index {names.label('', index)} is out of range for {name} of shape {shape_text(shape)}")
     return name, index
