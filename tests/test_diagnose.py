@@ -163,3 +163,14 @@ def test_a_students_hand_written_attempt_with_three_mistakes():
     assert spec["first_wrong"] == "grad.output" and code == 1
     scaled = spec["expect"][0]["diagnosis"][0]
     assert scaled["layer"] is None and scaled["message"].startswith("twice the right value")
+
+
+@pytest.mark.skipif(__import__("shutil").which("pdflatex") is None, reason="pdflatex is not installed")
+def test_the_diagnosis_compiles_in_latex(tmp_path):
+    from test_export_structure import compile_latex
+    folder = os.path.join(os.path.dirname(__file__), "diagnose")
+    result = CliRunner().invoke(cli, ["check", os.path.join(folder, "seed002_student.yaml"), "--against",
+                                      os.path.join(folder, "seed002_student_values.yaml"), "--format", "latex"])
+    assert "activation-derivative-missing" in result.stdout
+    done = compile_latex(result.stdout, tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:]
