@@ -135,3 +135,9 @@ def float32_kernel_gradient() -> np.ndarray:
     dy = w @ a.ravel() - t
     dconv = (w.T @ dy).reshape(2, 1) * (f(1) - a * a)
     return sum(dconv[i, 0] * x[i:i + 2] for i in range(2))
+
+
+def test_a_written_value_in_the_transposes_shape_is_an_error_that_says_so(tmp_path):
+    result = run(tmp_path, spec=SPEC + f"expect:\n  grad.fc1.weights: {DW.T.tolist()}\n")
+    assert result.exit_code == 2
+    assert "has shape 3×2, but the expected value has shape 2×3; that is the transpose's shape" in result.stderr

@@ -46,7 +46,9 @@ def read_expect(cursor: Cursor, model: Model, values: ValueReader) -> list[Expec
         if array.shape != expected_shape and (code is None or array.size != math.prod(expected_shape)):
             what = f"{name}[{','.join(map(str, index))}] is one number" if index is not None \
                 else f"{name} has shape {shape_text(expected_shape)}"
-            value.fail(f"{what}, but the expected value has shape {shape_text(array.shape)}")
+            hint = "; that is the transpose's shape: write one row per row of the quantity" \
+                if len(array.shape) > 1 and array.shape == expected_shape[::-1] else ""
+            value.fail(f"{what}, but the expected value has shape {shape_text(array.shape)}{hint}")
         out.append(Expectation(quantity=name, index=index, values=array, texts=texts,
                                tolerance=tolerance, line=key_cursor.line, column=key_cursor.column,
                                code=code))
