@@ -39,6 +39,7 @@ def test_seed004_eq21_correlates_with_the_kernel_as_stored():
     assert [d["mistake"] for d in entry["diagnosis"]] == ["conv-kernel-not-rotated"]
     assert entry["diagnosis"][0]["layer"] == "conv1" and entry["origin"] == "introduced"
     assert spec["first_wrong"] == "grad.relu1"      # ∂E/∂(conv1's input), which the article never wrote
+    assert spec["first_wrong_layer"] == "conv1"
 
 
 def test_a_truncated_answer_is_no_known_mistake_and_none_is_claimed():
@@ -54,7 +55,7 @@ def test_the_table_shows_the_diagnosis_block():
     row = next(line for line in text.splitlines() if line.startswith("grad.input ") and "introduced" in line)
     assert row.split()[:4] == ["grad.input", "introduced", "conv-kernel-not-rotated", "conv1"]
     assert "∂E/∂input correlates the deltas with the kernel as stored" in row
-    assert "first wrong quantity: grad.relu1" in text
+    assert "first wrong quantity: grad.relu1, made by conv1" in text
     for fmt in ("markdown", "latex"):
         out = CliRunner().invoke(cli, ["check", os.path.join(ERRATA, "seed004_eq21_article.yaml"),
                                        "--format", fmt]).stdout
@@ -160,7 +161,7 @@ def test_a_students_hand_written_attempt_with_three_mistakes():
                      "grad.relu1": ("introduced", ["maxpool-to-all"]),
                      "grad.conv1": ("introduced", ["activation-derivative-missing"]),
                      "grad.conv1.kernel": ("propagated", []), "grad.conv1.bias": ("propagated", [])}
-    assert spec["first_wrong"] == "grad.output" and code == 1
+    assert spec["first_wrong"] == "grad.output" and spec["first_wrong_layer"] == "loss" and code == 1
     scaled = spec["expect"][0]["diagnosis"][0]
     assert scaled["layer"] is None and scaled["message"].startswith("twice the right value")
 

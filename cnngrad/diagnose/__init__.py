@@ -3,7 +3,7 @@ backprop mistake reproduces them.
 
 ``diagnose(model, values)`` is the library face of ``cnngrad check SPEC --against FILE``: it
 returns the ``SpecResult`` that ``check --format json`` writes (its ``expect`` entries with
-``failing``, ``origin`` and ``diagnosis``, and ``first_wrong``), without the finite-difference check.
+``failing``, ``origin`` and ``diagnosis``, ``first_wrong`` and ``first_wrong_layer``), without the finite-difference check.
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def diagnose(model: Model, values: Mapping[str, np.ndarray], *,
     expectations = [expectation_of(name, value, model, tolerance) for name, value in values.items()]
     right = model.values() if expectations else {}
     results = [expect_check.verify(e, right[e.quantity]) for e in expectations]
-    first_wrong = None if all(r.passed for r in results) else explain_failures(model, expectations, results)
+    first_wrong, layer = (None, None) if all(r.passed for r in results) else \
+        explain_failures(model, expectations, results)
     return SpecResult(spec=model.path, name=model.name, passed=all(r.passed for r in results),
-                      expect=results, first_wrong=first_wrong)
+                      expect=results, first_wrong=first_wrong, first_wrong_layer=layer)

@@ -29,9 +29,10 @@ class Match(Record):
         self.diagnosis, self.node, self.rank = diagnosis, node, rank
 
 
-def explain_failures(model, expectations, results) -> str | None:
+def explain_failures(model, expectations, results) -> tuple[str | None, str | None]:
     """Fill in ``origin`` and ``diagnosis`` of each failed result (``results[i]`` checks
-    ``expectations[i]``); return the first quantity where an error entered (or None)."""
+    ``expectations[i]``); return the first quantity where an error entered and the layer whose
+    step made it (``loss`` for the loss's; None for a value the spec gives), or (None, None)."""
     chain = Chain(model)
     given, rounding = {}, {}
     for expectation, result in zip(expectations, results):
@@ -54,8 +55,10 @@ def explain_failures(model, expectations, results) -> str | None:
         if entry is not None:   # named as the user wrote it (grad.output), if the user did
             entries.append((entry, expectation.quantity if entry == node else entry))
     if not entries:
-        return None
-    return min(entries, key=lambda place: chain.order.get(place[0], -1))[1]   # what the spec gives first
+        return None, None
+    node, shown = min(entries, key=lambda place: chain.order.get(place[0], -1))   # what the spec gives first
+    step = chain.steps.get(node)
+    return shown, None if step is None else (chain.layer_name(step) or "loss")
 
 
 def _explain(chain: Chain, node: str, expectation, result, given, rounding) -> str | None:

@@ -144,7 +144,9 @@ def check_blocks(result):
         if diagnosis:
             yield "table", DIAGNOSIS_HEADER, diagnosis, ()
         if result.first_wrong:
-            yield "problem", f"first wrong quantity: {result.first_wrong}"
+            layer = result.first_wrong_layer
+            made = "" if layer is None else ", made by the loss" if layer == "loss" else f", made by {layer}"
+            yield "problem", f"first wrong quantity: {result.first_wrong}{made}"
     for quantity in result.gradients + result.deltas:
         entries, more = entry_rows(quantity)
         if entries:
