@@ -141,3 +141,17 @@ def test_a_written_value_in_the_transposes_shape_is_an_error_that_says_so(tmp_pa
     result = run(tmp_path, spec=SPEC + f"expect:\n  grad.fc1.weights: {DW.T.tolist()}\n")
     assert result.exit_code == 2
     assert "has shape 3×2, but the expected value has shape 2×3; that is the transpose's shape" in result.stderr
+
+
+def test_against_needs_one_spec_file_and_an_existing_file(tmp_path):
+    (tmp_path / "other.yaml").write_text(SPEC)
+    np.savez(tmp_path / "mine.npz", **{"grad.conv1.kernel": DK})
+    result = run(tmp_path, str(tmp_path / "other.yaml"), "--against", str(tmp_path / "mine.npz"))
+    assert result.exit_code == 2 and "give exactly one SPEC file" in result.stderr
+    result = run(tmp_path, "--against", str(tmp_path / "missing.npz"))
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert line == f"error: {tmp_path / 'missing.npz'}: no such file"
+    (tmp_path / "mine.txt").write_text("1 2 3")
+    result = run(tmp_path, "--against", str(tmp_path / "mine.txt"))
+    assert result.exit_code == 2 and "--against takes a .npz, .json, .yaml, .yml file" in result.stderr
