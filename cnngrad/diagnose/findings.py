@@ -18,6 +18,7 @@ from .catalogue import CATALOGUE, Site
 from .chain import Chain
 
 SIGN_SAMPLES = 4     # random upstream changes by which a given value's rounding is carried along
+EQUAL_SHARE = 1e-6   # mistakes reproducing a value this close (times its tolerance) rank as equal
 
 
 class Match(Record):
@@ -114,8 +115,11 @@ def _reproduces(chain, node, value, expectation, expected, allowed) -> float | N
 
 
 def _mistakes(chain, node, steps, start, target, expectation, expected, allowed) -> list:
-    """Every catalogue mistake, made at each step of ``steps``, that gives the user's numbers."""
+    """Every catalogue mistake, made at each step of ``steps``, that gives the user's numbers,
+    best first: by the largest difference left (to two digits; differences below a millionth of
+    the tolerance, rounding, count as equal), then layer-specific mistakes before generic ones."""
     upstream, found = start, {}
+    equal = EQUAL_SHARE * float(np.max(allowed, initial=0.0))
     with np.errstate(all="ignore"):
         for place, step in enumerate(steps):
             right = chain.apply(step, upstream)
@@ -134,6 +138,6 @@ def _mistakes(chain, node, steps, start, target, expectation, expected, allowed)
                         continue
                     layer = chain.layer_name(step)
                     found[key] = Match(Diagnosis(mistake.id, layer, error, message), step.node,
-                                       (float(f"{error:.1e}"), order, -place))
+                                       (float(f"{max(error, equal):.1e}"), order, -place))
             upstream = right
     return sorted(found.values(), key=lambda match: match.rank)
