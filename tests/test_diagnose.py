@@ -175,3 +175,16 @@ def test_the_diagnosis_compiles_in_latex(tmp_path):
     assert "activation-derivative-missing" in result.stdout
     done = compile_latex(result.stdout, tmp_path)
     assert done.returncode == 0, done.stdout[-2000:]
+
+
+def test_a_check_whose_values_pass_does_not_load_the_diagnosis():
+    """check's normal path stays as fast as it was: the diagnosis (and the --against reader) are
+    imported only when an expect value fails."""
+    import subprocess
+    import sys
+    code = ("import sys; from cnngrad.spec import load_model; from cnngrad.gradcheck import check_model; "
+            "check_model(load_model('configs/seed001_fc_sigmoid_deltas.yaml')); "
+            "print('cnngrad.diagnose' in sys.modules, 'cnngrad.spec.against' in sys.modules)")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
