@@ -272,29 +272,42 @@ def init(path: str | None) -> None:
               help="Check only this gradient (input, conv1, conv1.kernel, …); repeatable.")
 @click.option("--fast", is_flag=True, help="Check random directional derivatives instead of every entry.")
 @click.option("--deltas", is_flag=True, help="Also check each layer's backward on its own, naming a faulty layer.")
+@click.option("--against", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also verify your own values of many quantities: a .npz (keys are quantity names), "
+                   ".json (names to nested lists; backward --format json's output too) or .yaml like expect:.")
+@click.option("--against-rtol", type=click.FloatRange(0), metavar="R",
+              help="Relative tolerance for values from code (--against, {file: ...}).  [default: 1e-7]")
+@click.option("--against-atol", type=click.FloatRange(0), metavar="A",
+              help="Absolute tolerance for values from code, times the quantity's largest |entry| if above 1.  "
+                   "[default: 1e-10]")
 @_format_option
 @_limits_options
 @_allow_dir_option
 @click.pass_context
-def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, fmt) -> None:
+def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, against, against_rtol,
+          against_atol, fmt) -> None:
     """Check analytic gradients against finite differences and expect.
 
     Every analytic gradient (or those named by --wrt) is compared entry by entry with central
     finite differences, and the spec's expect: values are verified. SPEC may be a file or a
     folder (every *.yaml and *.yml below it). Exit 0 when everything passed, 1 when something
-    did not, 2 when a spec could not be run.
+    did not, 2 when a spec could not be run. Values from code (--against FILE, expect values
+    {file: ...}) are held to --against-rtol and --against-atol; float32 code needs about 1e-4.
     """
     from .gradcheck import check_model
     from .gradcheck.results import SpecResult
     from .render.progress import DelayedProgress
     from .spec.source import display_name
+    if against is not None and (len(specs) != 1 or os.path.isdir(specs[0])):
+        raise CannotRun("--against FILE holds the values of one spec: give exactly one SPEC file")
     results = []
     for path, problem in _spec_files(specs):
         details = ()
         if problem is None:
             progress = DelayedProgress.for_terminal(f"checking {path}")
             try:
-                results.append(check_model(_load(path), eps=eps, rtol=rtol, atol=atol, wrt=wrt,
+                model = _with_code_values(_load(path), against, against_rtol, against_atol)
+                results.append(check_model(model, eps=eps, rtol=rtol, atol=atol, wrt=wrt,
                                            fast=fast, deltas=deltas, progress=progress))
                 continue
             except Exception as err:   # this spec could not run: say so and go on with the others
@@ -306,6 +319,20 @@ def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, fmt) ->
         results.append(SpecResult(spec=display_name(path), name=None, passed=False, error=problem))
     _emit(fmt, "check", results)
     ctx.exit(2 if any(r.error for r in results) else 0 if all(r.passed for r in results) else 1)
+
+
+def _with_code_values(model, against: str | None, rtol: float | None, atol: float | None):
+    """The model with the values of ``--against`` added to its expectations, and every value
+    from code held to the tolerance asked for."""
+    from .model import CODE_TOLERANCE
+    code = (CODE_TOLERANCE[0] if rtol is None else rtol, CODE_TOLERANCE[1] if atol is None else atol)
+    if against is not None:
+        from .spec.against import read_against
+        model.expect += read_against(against, model, code, _limits())
+    for expectation in model.expect:
+        if expectation.code is not None:
+            expectation.code = code
+    return model
 
 
 def _spec_files(sources):

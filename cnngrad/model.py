@@ -23,20 +23,26 @@ def _first_bad(array: np.ndarray) -> str:
     return f"{'nan' if np.isnan(value) else value} at [{', '.join(map(str, index))}]"
 
 
+CODE_TOLERANCE = (1e-7, 1e-10)   # (rtol, atol) for values computed in float64 by code, under auto
+
+
 class Expectation(Record):
     """One entry of a spec's ``expect:`` section.
 
     ``quantity`` is a SPEC §2 name without index (``grad.conv1.kernel``), ``index`` the entry
     named by ``[i,j]`` or None, ``values`` the numbers in the shape written, ``texts`` each number
     as written (for ``tolerance: auto``), ``tolerance`` an absolute tolerance or None for auto.
+    Values computed by code (a ``{file: ...}`` or ``check --against``) have no texts: ``code`` is
+    then the (rtol, atol) they are held to under auto (see ``gradcheck.expect.allowed_error``).
     """
 
-    __slots__ = ("quantity", "index", "values", "texts", "tolerance", "line", "column")
+    __slots__ = ("quantity", "index", "values", "texts", "tolerance", "line", "column", "code")
 
     def __init__(self, quantity: str, index: tuple[int, ...] | None, values: np.ndarray,
-                 texts: np.ndarray, tolerance: float | None, line: int, column: int):
+                 texts: np.ndarray | None, tolerance: float | None, line: int, column: int,
+                 code: tuple[float, float] | None = None):
         self.quantity, self.index, self.values, self.texts = quantity, index, values, texts
-        self.tolerance, self.line, self.column = tolerance, line, column
+        self.tolerance, self.line, self.column, self.code = tolerance, line, column, code
 
     @property
     def label(self) -> str:

@@ -69,9 +69,9 @@ def test_a_loss_only_example_runs_every_command(tmp_path):
     assert forward["output"] == [0.7, 0.2, 0.1] and forward["layers"] == []
     assert forward["loss"] == pytest.approx(-np.log(0.7), rel=1e-15)
     backward = json_of(tmp_path, text, "backward")
-    assert backward["gradients"]["input"] == pytest.approx([-1 / 0.7, 0, 0], rel=1e-15)
+    assert backward["gradients"]["grad.input"] == pytest.approx([-1 / 0.7, 0, 0], rel=1e-15)
     check = json_of(tmp_path, text, "check")
-    assert check["passed"] and check["specs"][0]["gradients"][0]["quantity"] == "input"
+    assert check["passed"] and check["specs"][0]["gradients"][0]["quantity"] == "grad.input"
     explained = json_of(tmp_path, text, ["explain", "grad.output[0]"])
     assert explained["value"] == pytest.approx(-1 / 0.7, rel=1e-15)
     assert "loss: none given" not in run_text(tmp_path, text, "forward").stdout
@@ -149,7 +149,7 @@ def test_average_pool_of_huge_values_is_their_mean(tmp_path):
            "loss: none\nupstream_grad: [[2]]\n"
     forward = json_of(tmp_path, text)
     assert forward["output"][0][0] == pytest.approx(0.625e308, rel=1e-15)
-    assert json_of(tmp_path, text, "backward")["gradients"]["input"] == [[0.5, 0.5], [0.5, 0.5]]
+    assert json_of(tmp_path, text, "backward")["gradients"]["grad.input"] == [[0.5, 0.5], [0.5, 0.5]]
 
 
 def test_expecting_a_loss_of_a_spec_without_one_says_so(tmp_path):

@@ -53,6 +53,13 @@ def test_the_starter_satisfies_the_schema(validator):
     assert list(validator.iter_errors(load(STARTER))) == []
 
 
+def test_the_schema_takes_expect_values_from_files(validator):
+    text = ("input: {file: x.npz, key: input}\nlayers: [relu]\nloss: none\nupstream_grad: [1, 2]\n"
+            "expect: {grad.input: {file: mine.npz, key: grad.input}, relu1: {file: relu.npy}}\n")
+    assert list(validator.iter_errors(load(text))) == []
+    assert list(validator.iter_errors(load(text.replace("key: input", "name: input"))))
+
+
 @pytest.mark.parametrize("text", [
     "input: [1, 2]\nupstream_grad: [1, 1]\n",                              # no layers
     "input: [1, 2]\nlayers: [relu]\n",                                    # no loss (check refuses it)

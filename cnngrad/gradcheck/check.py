@@ -179,10 +179,15 @@ def check_model(model: Model, *, eps: float | None = None, rtol: float | None = 
 
     values = model.values() if model.expect else {}   # a second forward/backward, only if needed
     expectations = [expect_check.verify(e, values[e.quantity]) for e in model.expect]
+    first_wrong = first_wrong_layer = None
+    if not all(e.passed for e in expectations):   # only then: where it went wrong, and why
+        from ..diagnose import explain_failures
+        first_wrong, first_wrong_layer = explain_failures(model, model.expect, expectations)
     passed = all(q.passed for q in gradients + delta_results) and all(e.passed for e in expectations)
     return SpecResult(spec=model.path, name=model.name, passed=passed, gradients=gradients,
                       expect=expectations, deltas=delta_results,
-                      faulty_layer=faulty_layer(model, gradients, delta_results))
+                      faulty_layer=faulty_layer(model, gradients, delta_results), first_wrong=first_wrong,
+                      first_wrong_layer=first_wrong_layer)
 
 
 def rounding_magnitude(model: Model, trace, grads) -> float:

@@ -13,7 +13,8 @@ import re
 import numpy as np
 
 from ..model import Expectation
-from .results import ExpectResult
+from . import layout
+from .results import ExpectResult, FailingEntry
 
 _NUMBER = re.compile(r"^[+-]?(?P<int>\d*)(?:\.(?P<frac>\d*))?(?:[eE](?P<exp>[+-]?\d+))?$")
 SLACK = 1e-9   # relative: a value exactly half a unit away passes despite binary rounding
@@ -30,6 +31,21 @@ def auto_tolerance(text: str) -> float:
     return 0.5 * 10.0 ** (exponent - decimals)
 
 
+def allowed_error(expectation: Expectation, actual: np.ndarray) -> np.ndarray:
+    """Each entry's tolerance: the spec's number; under auto half a unit in the last decimal
+    written, or for values from code (``code`` = (rtol, atol))
+    rtol·|computed entry| + atol·max(1, max|computed quantity|): a value that is 0 up to rounding
+    (a sum of softmax deltas) is held to atol, a large one to atol relative to its size."""
+    shape = np.shape(expectation.values)
+    if expectation.tolerance is not None:
+        return np.full(shape, float(expectation.tolerance))
+    if expectation.code is None:
+        return np.vectorize(auto_tolerance, otypes=[float])(expectation.texts)
+    rtol, atol = expectation.code
+    scale = max(1.0, float(np.max(np.abs(actual), initial=0.0)))
+    return rtol * np.abs(actual) + atol * scale
+
+
 def verify(expectation: Expectation, actual: np.ndarray) -> ExpectResult:
     """Compare one expectation with the computed quantity (already in the user's rank), entry by
     entry: each within its own tolerance, plus SLACK of its size (of the quantity's scale where the
@@ -39,10 +55,9 @@ def verify(expectation: Expectation, actual: np.ndarray) -> ExpectResult:
     if expectation.index is not None:
         actual = actual[expectation.index]
     expected = np.asarray(expectation.values, dtype=np.float64)
-    if expectation.tolerance is None:
-        tolerance = np.vectorize(auto_tolerance, otypes=[float])(expectation.texts)
-    else:
-        tolerance = np.full(expected.shape, float(expectation.tolerance))
+    if expected.shape != actual.shape:
+        return layout.misshapen(expectation, expected, actual)
+    tolerance = allowed_error(expectation, actual)
     error = np.abs(actual - expected)
     size = np.where(tolerance > 0, np.abs(expected), max(scale, float(np.max(np.abs(expected), initial=0.0))))
     allowed = tolerance * (1 + SLACK) + SLACK * size
@@ -61,4 +76,16 @@ def verify(expectation: Expectation, actual: np.ndarray) -> ExpectResult:
         expected=expected.tolist(),
         actual=actual.tolist(),
         worst=tuple(int(i) for i in worst) if expected.ndim else None,
+        failing=[] if passed else failing_entries(expectation, expected, actual, error > allowed),
     )
+
+
+def failing_entries(expectation: Expectation, expected: np.ndarray, actual: np.ndarray,
+                    failed: np.ndarray) -> list[FailingEntry]:
+    """Every entry outside its tolerance, in index order, indexed within the whole quantity."""
+    failed = failed | ~np.isfinite(expected - actual)
+    where = [tuple(int(i) for i in at) for at in np.argwhere(failed)] if expected.ndim else [()]
+    return [FailingEntry(index=expectation.index if expectation.index is not None else at,
+                         expected=float(expected[at]), computed=float(actual[at]),
+                         difference=float(expected[at] - actual[at]))
+            for at in where]

@@ -34,32 +34,67 @@ class QuantityResult(Record):
         self.method = method     # "full": every entry; "fast": random directional derivatives
 
 
-class ExpectResult(Record):
-    """One ``expect:`` entry against the computed value; ``worst`` indexes the largest error."""
+class FailingEntry(Record):
+    """One entry of an ``expect:`` value outside its tolerance; ``difference`` = expected − computed."""
 
-    __slots__ = ("quantity", "passed", "max_abs_error", "tolerance", "expected", "actual", "worst")
+    __slots__ = ("index", "expected", "computed", "difference")
+
+    def __init__(self, index: tuple[int, ...], expected: float, computed: float, difference: float):
+        self.index, self.expected, self.computed, self.difference = index, expected, computed, difference
+
+
+class Diagnosis(Record):
+    """A classic mistake that reproduces a wrong value: its id (``sign-flipped``, …), the layer
+    where it happened (None for the loss), the largest |difference| left, and a sentence."""
+
+    __slots__ = ("mistake", "layer", "max_abs_error", "message")
+
+    def __init__(self, mistake: str, layer: str | None, max_abs_error: float, message: str):
+        self.mistake, self.layer, self.max_abs_error, self.message = mistake, layer, max_abs_error, message
+
+
+class ExpectResult(Record):
+    """One ``expect:`` entry against the computed value; ``worst`` indexes the largest error,
+    ``failing`` lists every entry outside its tolerance (index in the whole quantity).
+
+    A failed one may carry what ``cnngrad.diagnose`` found: ``origin`` (``introduced`` when the
+    error entered here, ``propagated`` when the user's own earlier value explains it) and
+    ``diagnosis`` (the mistakes that reproduce it, best first); ``note`` says what else is wrong
+    (an array in another layout)."""
+
+    __slots__ = ("quantity", "passed", "max_abs_error", "tolerance", "expected", "actual", "worst",
+                 "failing", "diagnosis", "origin", "note")
 
     def __init__(self, quantity: str, passed: bool, max_abs_error: float, tolerance: float,
-                 expected: object = None, actual: object = None, worst: tuple[int, ...] | None = None):
+                 expected: object = None, actual: object = None, worst: tuple[int, ...] | None = None,
+                 failing: list[FailingEntry] | None = None, diagnosis: list[Diagnosis] | None = None,
+                 origin: str | None = None, note: str | None = None):
         self.quantity, self.passed = quantity, passed
         self.max_abs_error, self.tolerance = max_abs_error, tolerance
         self.expected = expected      # as written (number or nested list)
         self.actual = actual          # computed, same shape
         self.worst = worst
+        self.failing = [] if failing is None else failing
+        self.diagnosis = [] if diagnosis is None else diagnosis
+        self.origin, self.note = origin, note
 
 
 class SpecResult(Record):
     """Everything ``check`` found for one spec file."""
 
-    __slots__ = ("spec", "name", "passed", "gradients", "expect", "deltas", "faulty_layer", "error")
+    __slots__ = ("spec", "name", "passed", "gradients", "expect", "deltas", "faulty_layer", "error",
+                 "first_wrong", "first_wrong_layer")
 
     def __init__(self, spec: str, name: str | None, passed: bool,
                  gradients: list[QuantityResult] | None = None, expect: list[ExpectResult] | None = None,
                  deltas: list[QuantityResult] | None = None, faulty_layer: str | None = None,
-                 error: str | None = None):
+                 error: str | None = None, first_wrong: str | None = None,
+                 first_wrong_layer: str | None = None):
         self.spec, self.name, self.passed = spec, name, passed
         self.gradients = [] if gradients is None else gradients
         self.expect = [] if expect is None else expect
         self.deltas = [] if deltas is None else deltas
         self.faulty_layer = faulty_layer   # first layer, counting back from the loss, whose backward disagrees
         self.error = error                 # the spec could not be run (the one-line error)
+        self.first_wrong = first_wrong     # the first quantity where a wrong expect value's error entered
+        self.first_wrong_layer = first_wrong_layer   # the layer whose step made it ("loss": the loss's)

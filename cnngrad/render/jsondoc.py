@@ -48,8 +48,17 @@ def check(results) -> str:
             if key in spec:
                 spec[key] = [dict(_plain(checked), quantity=_gradient_name(checked.quantity))
                              for checked in spec[key]]
+        spec["expect"] = [_expect(e) for e in result.expect]
         specs.append(spec)
     return _dump({"passed": all(r.passed for r in results), "specs": specs})
+
+
+def _expect(result) -> dict:
+    """One expect value; ``note`` only when there is one (an array in another layout)."""
+    doc = result.as_dict()
+    if result.note is None:
+        del doc["note"]
+    return doc
 
 
 def explain(explained, precision: int | None = None) -> str:

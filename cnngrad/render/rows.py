@@ -17,6 +17,8 @@ SUMMARY_HEADER = ("layer", "kind", "output shape", "params")
 GRADIENT_HEADER = ("gradient", "shape", "max abs error", "max rel error", "kinks", "status")
 EXPECT_HEADER = ("expect", "max abs error", "tolerance", "status")
 ENTRY_HEADER = ("index", "analytic", "numeric", "abs error", "status", "left", "right")
+FAILING_HEADER = ("index", "expected", "computed", "difference")
+DIAGNOSIS_HEADER = ("diagnosis", "origin", "mistake", "at", "why")
 EXPLAIN_HEADER = ("", "term", "factors", "value")
 ENTRY_LIMIT = 10          # entries listed per quantity; the rest are counted
 PASSED, FAILED = "passed", "FAILED"
@@ -65,11 +67,38 @@ def expect_detail(result) -> str | None:
     """For a failed ``expect``, where it is worst: expected and computed value there."""
     if result.passed:
         return None
+    if result.note:
+        return f"{result.quantity}: {result.note}"
     where, expected, actual = result.quantity, result.expected, result.actual
     if result.worst is not None and np.ndim(expected) > 0:
         where += index_text(result.worst)
         expected, actual = np.asarray(expected)[result.worst], np.asarray(actual)[result.worst]
     return f"{where}: expected {value_text(expected)}, computed {value_text(actual)}"
+
+
+def failing_rows(result) -> tuple[list[list[str]], int]:
+    """The failing entries of an ``expect`` value (at most ``ENTRY_LIMIT``), and how many more."""
+    rows = [[index_text(entry.index) if entry.index else "", value_text(entry.expected),
+             value_text(entry.computed), value_text(entry.difference)]
+            for entry in result.failing[:ENTRY_LIMIT]]
+    return rows, max(len(result.failing) - ENTRY_LIMIT, 0)
+
+
+def diagnosis_rows(results) -> list[list[str]]:
+    """What ``cnngrad.diagnose`` found for the failed ``expect`` values: where each error came
+    from and every classic mistake that reproduces it, best first (or that none does)."""
+    rows = []
+    for result in results:
+        if result.passed or result.origin is None:
+            continue
+        if result.origin == "propagated":
+            rows.append([result.quantity, "propagated", "", "", "follows from your own earlier values"])
+        elif not result.diagnosis:
+            rows.append([result.quantity, "introduced", "", "", "no known mistake reproduces these numbers"])
+        for k, found in enumerate(result.diagnosis):
+            rows.append([result.quantity if k == 0 else "", "introduced" if k == 0 else "", found.mistake,
+                         found.layer or "loss", found.message])
+    return rows
 
 
 def entry_rows(result) -> tuple[list[list[str]], int]:
@@ -112,9 +141,15 @@ def check_blocks(result):
         yield "table", GRADIENT_HEADER, [gradient_row(q) for q in result.deltas], (2, 3, 4)
     if result.expect:
         yield "table", EXPECT_HEADER, [expect_row(e) for e in result.expect], (1, 2)
-        for detail in map(expect_detail, result.expect):
-            if detail:
-                yield "problem", detail
+        for expected in result.expect:
+            yield from _expect_failure(expected)
+        diagnosis = diagnosis_rows(result.expect)
+        if diagnosis:
+            yield "table", DIAGNOSIS_HEADER, diagnosis, ()
+        if result.first_wrong:
+            layer = result.first_wrong_layer
+            made = "" if layer is None else ", made by the loss" if layer == "loss" else f", made by {layer}"
+            yield "problem", f"first wrong quantity: {result.first_wrong}{made}"
     for quantity in result.gradients + result.deltas:
         entries, more = entry_rows(quantity)
         if entries:
@@ -123,6 +158,20 @@ def check_blocks(result):
             if more:
                 yield "note", f"… and {more} more"
     yield "verdict", spec_line(result), result.passed
+
+
+def _expect_failure(result):
+    """Blocks under the expect table for one failed value: its worst entry and every failing entry."""
+    detail = expect_detail(result)
+    if not detail:
+        return
+    yield "problem", detail
+    failing, more = failing_rows(result)
+    if len(result.failing) > 1:
+        yield "note", f"failing entries of {result.quantity}"
+        yield "table", FAILING_HEADER, failing, (1, 2, 3)
+        if more:
+            yield "note", f"… and {more} more"
 
 
 def explain_blocks(explained, precision: int):

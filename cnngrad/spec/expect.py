@@ -5,14 +5,13 @@ decimal written (``1.50`` is good to ±0.005, ``1.5`` to ±0.05).
 """
 from __future__ import annotations
 
-import re
+import math
 
-from ..model import Expectation, Model
+from .. import quantities as names
+from ..model import CODE_TOLERANCE, Expectation, Model
 from .errors import quoted
 from .nodes import Cursor, suggest
 from .values import ValueReader, shape_text
-
-QUANTITY = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_.]*?)\s*(?:\[(?P<index>[^\]]*)\])?\Z")
 
 
 def quantities(model: Model) -> dict[str, tuple[int, ...]]:
@@ -38,13 +37,22 @@ def read_expect(cursor: Cursor, model: Model, values: ValueReader) -> list[Expec
             continue
         name, index = _quantity(key, key_cursor, known, model)
         expected_shape = () if index is not None else known[name]
-        written = values.literal(value)
-        if written.values.shape != expected_shape:
+        if value.is_mapping:   # {file: ...}: numbers from code, held to CODE_TOLERANCE under auto
+            if "file" not in dict((k, v) for k, _, v in value.items()):
+                value.fail("an expect value is numbers or {file: NAME} (.npy, .npz with key:, .csv, .txt)")
+            array, texts, code = values.read(value), None, CODE_TOLERANCE
+        else:
+            written = values.literal(value)
+            array, texts, code = written.values, written.texts, None
+        if array.shape != expected_shape and (code is None or array.size != math.prod(expected_shape)):
             what = f"{name}[{','.join(map(str, index))}] is one number" if index is not None \
                 else f"{name} has shape {shape_text(expected_shape)}"
-            value.fail(f"{what}, but the expected value has shape {shape_text(written.values.shape)}")
-        out.append(Expectation(quantity=name, index=index, values=written.values, texts=written.texts,
-                               tolerance=tolerance, line=key_cursor.line, column=key_cursor.column))
+            hint = "; that is the transpose's shape: write one row per row of the quantity" \
+                if len(array.shape) > 1 and array.shape == expected_shape[::-1] else ""
+            value.fail(f"{what}, but the expected value has shape {shape_text(array.shape)}{hint}")
+        out.append(Expectation(quantity=name, index=index, values=array, texts=texts,
+                               tolerance=tolerance, line=key_cursor.line, column=key_cursor.column,
+                               code=code))
     return out
 
 
@@ -68,20 +76,19 @@ def _quantity(key: str, at: Cursor, known: dict, model: Model) -> tuple[str, tup
 
 def parse_quantity(key: str, known: dict, model: Model) -> tuple[str, tuple[int, ...] | None]:
     """``grad.conv1.kernel[0,1]`` → (``grad.conv1.kernel``, (0, 1)); ValueError says what is wrong."""
-    match = QUANTITY.match(key)
-    name = match.group("name") if match else key
+    name, written = names.split(key)
     if name not in known:
         hint = "" if name != "loss" or model.has_loss else \
             " (the spec gives no loss)" if model.network.loss is None else " (loss: none has no loss value)"
         raise ValueError(f"unknown quantity {quoted(name)}{hint}{suggest(name, list(known))} (known: {', '.join(known)})")
-    if match.group("index") is None:
+    if written is None:
         return name, None
     shape = known[name]
     try:
-        index = tuple(int(part) for part in match.group("index").split(","))
+        index = names.parse_index(written)
     except ValueError:
         raise ValueError(f"an index is whole numbers separated by commas, like {name}[0,1], "
-                         f"not [{match.group('index')}]") from None
+                         f"not [{written}]") from None
     if len(index) != len(shape) or any(not 0 <= i < n for i, n in zip(index, shape)):
-        raise ValueError(f"index [{','.join(map(str, index))}] is out of range for {name} of shape {shape_text(shape)}")
+        raise ValueError(f"index {names.label('', index)} is out of range for {name} of shape {shape_text(shape)}")
     return name, index

@@ -50,8 +50,10 @@ DEFINITIONS = {
             "distribution": {"enum": list(DISTRIBUTIONS)},
             "scale": {"type": "number"},
             "seed": {"type": "integer", "minimum": 0}}, required=("shape",))}, required=("random",)),
-        _object({"file": {"type": "string", "description": ".npy, .csv or .txt, relative to the spec"}},
-                required=("file",))]},
+        _ref("file")]},
+    "file": _object({"file": {"type": "string", "description": ".npy, .npz, .csv or .txt, relative to the spec"},
+                     "key": {"type": "string", "description": "the array's name in a .npz file"}},
+                    required=("file",)),
     "padding": {"description": "int | [ph, pw] | [[top, bottom], [left, right]] | valid | same", "anyOf": [
         {"enum": ["valid", "same"]}, _pair(0, "padding"),
         {"type": "array", "minItems": 2, "maxItems": 2,
@@ -101,7 +103,7 @@ def spec_schema() -> dict:
     quantity = r"^(?!tolerance$)[A-Za-z_][A-Za-z0-9_.]*\s*(\[[0-9, ]*\])?$"
     expect = {"type": "object", "description": "values to verify, by quantity name (conv1, grad.conv1.kernel[0,1])",
               "properties": {"tolerance": {"anyOf": [{"const": "auto"}, {"type": "number", "minimum": 0}]}},
-              "patternProperties": {quantity: {"anyOf": [{"type": "number"}, _ref("array")]}},
+              "patternProperties": {quantity: {"anyOf": [{"type": "number"}, _ref("array"), _ref("file")]}},
               "additionalProperties": False}
     properties = {
         "name": _nullable({"type": "string"}),

@@ -10,6 +10,7 @@ import io
 import math
 import os
 import warnings
+import zipfile
 from typing import Sequence
 
 import numpy as np
@@ -19,9 +20,9 @@ from ..record import Record
 from .limits import Limits
 from .errors import quoted
 from .files import FileProblem, Missing, TooLarge, decode_text, printable_path, read_regular
-from .nodes import Cursor, scalar_number
+from .nodes import Cursor, scalar_number, suggest
 
-SUFFIXES = (".npy", ".csv", ".txt")
+SUFFIXES = (".npy", ".npz", ".csv", ".txt")
 DISTRIBUTIONS = ("normal", "uniform")
 
 
@@ -51,10 +52,13 @@ class ValueReader:
     def read(self, cursor: Cursor) -> np.ndarray:
         """Any value source, as a new float64 array."""
         if cursor.is_mapping:
-            source = cursor.mapping(("random", "file"), what="a value source ({random: ...} or {file: ...})")
-            if len(source) != 1:
+            source = cursor.mapping(("random", "file", "key"), what="a value source ({random: ...} or {file: ...})")
+            if ("random" in source) == ("file" in source):
                 cursor.fail("a value source is either {random: ...} or {file: ...}, not both")
-            array = self._random(source["random"]) if "random" in source else self._file(source["file"])
+            if "key" in source and "file" not in source:
+                source["key"].fail("key names an array of a .npz file: {file: values.npz, key: NAME}")
+            array = self._random(source["random"]) if "random" in source else \
+                self._file(source["file"], source.get("key"))
         else:
             array = self.literal(cursor).values
         self._count(cursor, array.size)
@@ -104,8 +108,9 @@ class ValueReader:
             return rng.normal(0.0, scale, shape)
         return rng.uniform(-scale, scale, shape)
 
-    def _file(self, cursor: Cursor) -> np.ndarray:
-        """A value file inside the spec's folder (or an allowed one): .npy, .csv or .txt.
+    def _file(self, cursor: Cursor, key: Cursor | None = None) -> np.ndarray:
+        """A value file inside the spec's folder (or an allowed one): .npy, .npz (with ``key``),
+        .csv or .txt.
 
         Its content is never quoted in a message: a value file could be anything readable.
         """
@@ -114,6 +119,9 @@ class ValueReader:
         suffix = os.path.splitext(name)[1].lower()
         if suffix not in SUFFIXES:
             cursor.fail(f"a value file must end in {', '.join(SUFFIXES)}, not {shown}")
+        if (suffix == ".npz") != (key is not None):
+            (key or cursor).fail(f"a .npz file holds named arrays: write {{file: {name}, key: NAME}}"
+                                 if key is None else "key is for a .npz file only")
         path = os.path.realpath(os.path.join(self.folder, name))
         if not any(path == folder or path.startswith(folder.rstrip(os.sep) + os.sep) for folder in self.allowed):
             target = "" if os.path.normpath(os.path.join(self.folder_real, name)) == path \
@@ -131,8 +139,12 @@ class ValueReader:
         except FileProblem as err:
             cursor.fail(f"file {shown} {err}")
         try:
-            array = _read_npy(data, lambda shape: self.check_size(cursor, shape)) if suffix == ".npy" \
-                else _read_table(decode_text(data), "," if suffix == ".csv" else None)
+            if suffix == ".npz":
+                array = _read_npz(data, key, shown, self)
+            elif suffix == ".npy":
+                array = _read_npy(data, lambda shape: self.check_size(cursor, shape))
+            else:
+                array = _read_table(decode_text(data), "," if suffix == ".csv" else None)
         except BadField as err:
             cursor.fail(f"file {shown}, {err}")
         except FileProblem as err:
@@ -216,6 +228,29 @@ def _is_number(field: str) -> bool:
     except ValueError:
         return False
     return "_" not in field
+
+
+def _read_npz(data: bytes, key: Cursor, shown: str, reader: ValueReader) -> np.ndarray:
+    """The array named by ``key`` in the bytes of a .npz archive, read as a .npy is (no pickles,
+    its size checked from its header, its unpacked size bounded before it is unpacked)."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        arrays = [member[:-4] for member in archive.namelist() if member.endswith(".npy")]
+    except (zipfile.BadZipFile, ValueError, OSError):
+        raise FileProblem("is not a .npz archive numpy can read") from None
+    name = key.text()
+    if name not in arrays:
+        key.fail(f"{shown} has no array {quoted(name)}{suggest(name, arrays)} "
+                 f"(it has: {quoted(', '.join(arrays))})")
+    member = archive.getinfo(name + ".npy")
+    if member.file_size > reader.limits.max_data_file_bytes:
+        key.fail(f"{quoted(name)} in {shown} unpacks to {member.file_size} bytes, more than "
+                 f"{reader.limits.max_data_file_bytes} (Limits.max_data_file_bytes; --max-entries N allows 32·N bytes)")
+    try:
+        unpacked = archive.read(member)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
+        raise FileProblem(f"holds a damaged array {quoted(name)}") from None
+    return _read_npy(unpacked, lambda shape: reader.check_size(key, shape))
 
 
 def _walk(cursor: Cursor, numbers: list, texts: list, seen: dict | None = None) -> tuple[int, ...]:

@@ -1,0 +1,117 @@
+"""The computation as a chain of steps, each quantity made from the one before it by one layer.
+
+Forward: layer k's output from layer k−1's (``input`` first), the loss from the output.
+Backward: ∂E/∂output from the output (the loss's gradient); ∂E/∂(layer k−1's output) and
+∂E/∂(layer k's parameters) from ∂E/∂(layer k's output) through layer k's backward. A backward
+step uses the right forward pass (its caches), so a recomputation differs from the right value
+only through the upstream value it starts from, or a mistake made on the way.
+
+Arrays here are in the engine's layout (a batch axis of 1); ``user`` and ``internal`` convert.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import quantities
+from ..model import Model
+from ..record import Record
+
+
+class Step(Record):
+    """How ``node`` is made: from ``parent`` by ``kind``
+    (``forward``, ``loss``, ``loss-grad``, ``input-grad``, ``param-grad``) at layer ``index``
+    (None for the loss), ``param`` naming the parameter of a ``param-grad``."""
+
+    __slots__ = ("node", "parent", "kind", "index", "param")
+
+    def __init__(self, node: str, parent: str | None, kind: str, index: int | None, param: str | None = None):
+        self.node, self.parent, self.kind, self.index, self.param = node, parent, kind, index, param
+
+
+class Chain:
+    """Every quantity of a model with the step that makes it, and its right value."""
+
+    def __init__(self, model: Model):
+        self.model = model
+        net = self.network = model.network
+        self.trace = model.forward()
+        grads = model.backward(self.trace)
+        names = net.names
+        self.steps: dict[str, Step] = {}
+        self.right: dict[str, np.ndarray] = {"input": model.input}
+        for k, name in enumerate(names):
+            self.steps[name] = Step(name, names[k - 1] if k else "input", "forward", k)
+            self.right[name] = self.trace.outputs[k]
+        if names:
+            last = names[-1]
+            if model.has_loss:
+                self.steps["loss"] = Step("loss", last, "loss", None)
+                self.right["loss"] = np.asarray(model.loss(self.trace)).reshape(1)
+            self.steps[f"grad.{last}"] = Step(f"grad.{last}", last, "loss-grad", None)
+        for k in reversed(range(len(names))):
+            delta = f"grad.{names[k]}"
+            self.right[delta] = grads.outputs[names[k]]
+            below = f"grad.{names[k - 1]}" if k else "grad.input"
+            self.steps[below] = Step(below, delta, "input-grad", k)
+            for pname in net.layers[k].param_names:
+                node = f"grad.{names[k]}.{pname}"
+                self.steps[node] = Step(node, delta, "param-grad", k, pname)
+                self.right[node] = grads.params[f"{names[k]}.{pname}"]
+        self.right["grad.input"] = grads.input
+        self.order = quantities.position(quantities.chain(
+            names, {name: layer.param_names for name, layer in zip(names, net.layers)}, model.has_loss))
+
+    def name(self, quantity: str) -> str:
+        """The chain's name of a quantity (``output`` is the last layer's)."""
+        return quantities.canonical(quantity, self.network.names)
+
+    def layer_name(self, step: Step) -> str | None:
+        return None if step.index is None else self.network.names[step.index]
+
+    def user(self, node: str, array: np.ndarray) -> np.ndarray:
+        """An engine array of ``node`` in the rank the user wrote it."""
+        if node == "loss":
+            return np.asarray(array, dtype=np.float64).reshape(())
+        return self.model.user(quantities.value_of(node), array)
+
+    def internal(self, node: str, array: np.ndarray) -> np.ndarray:
+        """A user's array of ``node`` in the engine's layout."""
+        return np.asarray(array, dtype=np.float64).reshape(self.right[node].shape)
+
+    def path(self, node: str, given) -> tuple[str, list[Step]]:
+        """Where a recomputation of ``node`` starts, and the steps from there to ``node`` in order:
+        the nearest quantity before it whose value the user gave, else the chain's start (the
+        input; for a gradient, the output, where backpropagation starts)."""
+        steps = []
+        while True:
+            step = self.steps[node]
+            steps.append(step)
+            if step.parent in given or step.parent == "input" or step.kind == "loss-grad":
+                return step.parent, steps[::-1]
+            node = step.parent
+
+    def cache(self, index: int):
+        return self.trace.caches[index]
+
+    def params(self, index: int) -> dict[str, np.ndarray]:
+        return self.network.params_of(index, self.model.params)
+
+    def apply(self, step: Step, upstream: np.ndarray) -> np.ndarray:
+        """One step, done right, from ``upstream`` (the parent's value)."""
+        net, model = self.network, self.model
+        if step.kind == "forward":
+            return net.layers[step.index].forward(upstream, self.params(step.index))[0]
+        if step.kind == "loss":
+            return np.asarray(net.loss.value(upstream, model.target), dtype=np.float64).reshape(1)
+        if step.kind == "loss-grad":
+            return net.loss.grad(upstream, model.target)
+        dx, pgrads = net.layers[step.index].backward(upstream, self.cache(step.index), self.params(step.index))
+        return dx if step.kind == "input-grad" else pgrads[step.param]
+
+    def run(self, steps: list[Step], upstream: np.ndarray | None) -> np.ndarray:
+        """The steps done right, one after the other, starting from ``upstream``."""
+        value = upstream
+        with np.errstate(all="ignore"):
+            for step in steps:
+                value = self.apply(step, value)
+        return value

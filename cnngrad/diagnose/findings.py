@@ -1,0 +1,143 @@
+"""Where a user's wrong values went wrong, and which classic mistake reproduces each.
+
+For every failed expect value, in the chain's order: recompute it from the user's own value of
+the nearest quantity before it (or from the chain's start). If that gives the user's numbers the
+error only came along (``propagated``); if not it entered on the way (``introduced``), and every
+mistake of the catalogue is tried at every step on the way, the rest done right. Those that
+reproduce every entry within the value's tolerance are its diagnosis, best first; none means
+none is claimed.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..gradcheck.expect import SLACK, allowed_error
+from ..gradcheck.results import Diagnosis
+from ..record import Record
+from .catalogue import CATALOGUE, Site
+from .chain import Chain
+
+SIGN_SAMPLES = 4     # random upstream changes by which a given value's rounding is carried along
+EQUAL_SHARE = 1e-6   # mistakes reproducing a value this close (times its tolerance) rank as equal
+
+
+class Match(Record):
+    """A mistake that reproduces a value: the diagnosis and the quantity its step makes."""
+
+    __slots__ = ("diagnosis", "node", "rank")
+
+    def __init__(self, diagnosis: Diagnosis, node: str, rank: tuple):
+        self.diagnosis, self.node, self.rank = diagnosis, node, rank
+
+
+def explain_failures(model, expectations, results) -> tuple[str | None, str | None]:
+    """Fill in ``origin`` and ``diagnosis`` of each failed result (``results[i]`` checks
+    ``expectations[i]``); return the first quantity where an error entered and the layer whose
+    step made it (``loss`` for the loss's; None for a value the spec gives), or (None, None)."""
+    chain = Chain(model)
+    given, rounding = {}, {}
+    for expectation, result in zip(expectations, results):
+        node = chain.name(expectation.quantity)
+        if expectation.index is None and result.note is None and node in chain.right \
+                and node not in given:
+            given[node] = chain.internal(node, expectation.values)
+            right = chain.user(node, chain.right[node])
+            rounding[node] = chain.internal(node, allowed_error(expectation, right))
+    entries = []
+    for expectation, result in zip(expectations, results):
+        node = chain.name(expectation.quantity)
+        if result.passed:
+            continue
+        if result.note is not None or node not in chain.steps:   # a given value (the input, a
+            result.origin = "introduced"                        # parameter) or a misshapen one
+            entries.append((node, expectation.quantity))
+            continue
+        entry = _explain(chain, node, expectation, result, given, rounding)
+        if entry is not None:   # named as the user wrote it (grad.output), if the user did
+            entries.append((entry, expectation.quantity if entry == node else entry))
+    if not entries:
+        return None, None
+    node, shown = min(entries, key=lambda place: chain.order.get(place[0], -1))   # what the spec gives first
+    step = chain.steps.get(node)
+    return shown, None if step is None else (chain.layer_name(step) or "loss")
+
+
+def _explain(chain: Chain, node: str, expectation, result, given, rounding) -> str | None:
+    """Set the result's origin and diagnosis; the quantity where its error entered, if here."""
+    parent, steps = chain.path(node, given)
+    start = given[parent] if parent in given else chain.right[parent]
+    right = chain.user(node, chain.right[node])
+    expected = np.asarray(expectation.values, dtype=np.float64)
+    allowed = _allowed(expectation, right, expected)
+    recomputed = chain.run(steps, start)
+    if parent in given:
+        allowed = allowed + _carried(chain, node, steps, start, recomputed, rounding[parent], expectation)
+    target = given.get(node)
+    if _reproduces(chain, node, recomputed, expectation, expected, allowed) is not None:
+        result.origin = "propagated"
+        return None
+    result.origin = "introduced"
+    matches = _mistakes(chain, node, steps, start, target, expectation, expected, allowed)
+    result.diagnosis = [match.diagnosis for match in matches]
+    return matches[0].node if matches else node
+
+
+def _carried(chain, node, steps, start, recomputed, tolerance, expectation) -> np.ndarray:
+    """How far the upstream value's own tolerance (a hand-written value's rounding) can move the
+    recomputed one: twice the largest move over a few upstream changes of ±tolerance, entry
+    by entry (a change of random signs is about 1.7 standard deviations of a rounding error)."""
+    if not np.any(tolerance):
+        return 0.0
+    rng = np.random.default_rng(0)
+    moved = np.zeros(np.shape(recomputed))
+    for _ in range(SIGN_SAMPLES):
+        signs = rng.choice((-1.0, 1.0), size=np.shape(start))
+        moved = np.maximum(moved, np.abs(chain.run(steps, start + signs * tolerance) - recomputed))
+    moved = chain.user(node, 2 * moved)
+    return moved[expectation.index] if expectation.index is not None else moved
+
+
+def _allowed(expectation, right: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Each entry's tolerance, as ``gradcheck.expect.verify`` judges it."""
+    actual = right[expectation.index] if expectation.index is not None else right
+    return allowed_error(expectation, actual) * (1 + SLACK) + SLACK * np.abs(expected)
+
+
+def _reproduces(chain, node, value, expectation, expected, allowed) -> float | None:
+    """The largest |difference| when ``value`` (engine layout) gives the user's numbers, else None."""
+    if value is None or not np.all(np.isfinite(value)):
+        return None
+    value = chain.user(node, value)
+    if expectation.index is not None:
+        value = value[expectation.index]
+    error = np.abs(value - expected)
+    return float(error.max(initial=0.0)) if np.all(error <= allowed) else None
+
+
+def _mistakes(chain, node, steps, start, target, expectation, expected, allowed) -> list:
+    """Every catalogue mistake, made at each step of ``steps``, that gives the user's numbers,
+    best first: by the largest difference left (to two digits; differences below a millionth of
+    the tolerance, rounding, count as equal), then layer-specific mistakes before generic ones."""
+    upstream, found = start, {}
+    equal = EQUAL_SHARE * float(np.max(allowed, initial=0.0))
+    with np.errstate(all="ignore"):
+        for place, step in enumerate(steps):
+            right = chain.apply(step, upstream)
+            last = place == len(steps) - 1
+            site = Site(chain, step, upstream, right, target if last else None)
+            for order, mistake in enumerate(CATALOGUE):
+                if not mistake.applies(site, last):
+                    continue
+                for value, message in mistake.variants(site):
+                    if value.shape != right.shape:
+                        continue
+                    error = _reproduces(chain, node, chain.run(steps[place + 1:], value), expectation,
+                                        expected, allowed)
+                    key = (mistake.id, step.index)
+                    if error is None or (key in found and found[key].diagnosis.max_abs_error <= error):
+                        continue
+                    layer = chain.layer_name(step)
+                    found[key] = Match(Diagnosis(mistake.id, layer, error, message), step.node,
+                                       (float(f"{max(error, equal):.1e}"), order, -place))
+            upstream = right
+    return sorted(found.values(), key=lambda match: match.rank)

@@ -1,0 +1,71 @@
+"""Quantity names (SPEC §2): parse and print ``grad.conv1.kernel[0,1]``, and the chain's order.
+
+A name is a value (``input``, ``conv1``, ``conv1.kernel``, ``output``, ``loss``) or the gradient
+of one (``grad.`` + that name), with an optional 0-based index. Along the computation the values
+come first, input → output, then the loss, then the deltas from the loss back to the input, each
+parameter's gradient right after the delta of its layer's output (it is computed from it).
+"""
+from __future__ import annotations
+
+import re
+
+GRAD = "grad."
+PATTERN = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_.]*?)\s*(?:\[(?P<index>[^\]]*)\])?\Z")
+
+
+def split(text: str) -> tuple[str, str | None]:
+    """``grad.conv1.kernel[0,1]`` → (``grad.conv1.kernel``, ``"0,1"``); the index as written, or None."""
+    match = PATTERN.match(text)
+    if not match:
+        return text, None
+    return match.group("name"), match.group("index")
+
+
+def parse_index(text: str) -> tuple[int, ...]:
+    """``"0, 1"`` → (0, 1); ValueError when a part is not a whole number."""
+    return tuple(int(part) for part in text.split(","))
+
+
+def label(name: str, index: tuple[int, ...] | None = None) -> str:
+    """The printed form: ``grad.conv1.kernel[0,1]``, or the bare name without an index."""
+    return name if index is None else f"{name}[{','.join(map(str, index))}]"
+
+
+def is_gradient(name: str) -> bool:
+    return name.startswith(GRAD)
+
+
+def gradient_of(name: str) -> str:
+    """``conv1.kernel`` → ``grad.conv1.kernel``."""
+    return GRAD + name
+
+
+def value_of(name: str) -> str:
+    """``grad.conv1.kernel`` → ``conv1.kernel``; a value's name is returned as it is."""
+    return name[len(GRAD):] if is_gradient(name) else name
+
+
+def canonical(name: str, layer_names: list[str]) -> str:
+    """``output`` and ``grad.output`` as the last layer's names (the same arrays); else ``name``."""
+    if not layer_names or value_of(name) != "output":
+        return name
+    return gradient_of(layer_names[-1]) if is_gradient(name) else layer_names[-1]
+
+
+def chain(layer_names: list[str], param_names: dict[str, tuple[str, ...]], has_loss: bool) -> list[str]:
+    """Every quantity in the order the computation makes it: forward values, the loss, then
+    the deltas from the loss back, each layer's parameter gradients right after its delta.
+
+    ``param_names`` maps a layer to its parameters' short names (``conv1`` → (kernel, bias)).
+    """
+    order = ["input", *layer_names] + (["loss"] if has_loss else [])
+    for layer in reversed(layer_names):
+        order.append(gradient_of(layer))
+        order += [gradient_of(f"{layer}.{p}") for p in param_names.get(layer, ())]
+    order.append(gradient_of("input"))
+    return order
+
+
+def position(names: list[str]) -> dict[str, int]:
+    """Name → its place in ``names`` (a chain), for sorting quantities along it."""
+    return {name: k for k, name in enumerate(names)}

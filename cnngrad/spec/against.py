@@ -1,0 +1,103 @@
+"""``check --against FILE``: the user's own values for many quantities at once, as expectations.
+
+A ``.npz`` whose keys are quantity names, a ``.json`` mapping names to nested lists (also the
+document ``backward --format json`` writes: ``loss`` and ``gradients`` keyed ``conv1.kernel``;
+and ``forward --format json``'s ``layers``), or a ``.yaml``/``.yml`` mapping written like
+``expect:`` (read by the same reader, with its tolerance rules). Values from .npz and .json come
+from code: under ``tolerance: auto`` they are held to (rtol, atol) (``gradcheck.expect.allowed_error``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+
+from .. import quantities
+from ..model import Expectation, Model
+from .errors import SpecError
+from .expect import parse_quantity, quantities as known_quantities, read_expect
+from .limits import Limits
+from .nodes import Cursor
+from .source import read_text
+from .values import ValueReader, shape_text
+from .yamlload import compose
+
+SUFFIXES = (".npz", ".json", ".yaml", ".yml")
+
+
+def read_against(path: str, model: Model, code: tuple[float, float], limits: Limits) -> list[Expectation]:
+    """Every value in ``path`` as an ``Expectation`` of ``model``; a SpecError names what is wrong."""
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in SUFFIXES:
+        raise SpecError(path, None, None, "", f"--against takes a {', '.join(SUFFIXES)} file")
+    if not os.path.isfile(path):
+        raise SpecError(path, None, None, "", "no such file")
+    if suffix in (".yaml", ".yml"):
+        root = compose(read_text(path, limits), path, limits)
+        if root is None:
+            raise SpecError(path, None, None, "", "the file is empty; write quantity: value lines as in expect:")
+        return read_expect(Cursor(root, "", path), model, ValueReader(os.path.dirname(path), limits))
+    size = os.path.getsize(path)
+    if size > limits.max_data_file_bytes:
+        raise SpecError(path, None, None, "", f"the file has {size} bytes, more than "
+                        f"{limits.max_data_file_bytes} (Limits.max_data_file_bytes)")
+    named = _npz(path) if suffix == ".npz" else _json(path)
+    if not named:
+        raise SpecError(path, None, None, "", "no values in the file")
+    return [_expectation(path, key, value, model, code) for key, value in named.items()]
+
+
+def _npz(path: str) -> dict[str, object]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except Exception as err:   # a broken archive, pickled objects: one line, not a traceback
+        raise SpecError(path, None, None, "", f"could not read it as .npz: {' '.join(str(err).split())}") from None
+
+
+def _json(path: str) -> dict[str, object]:
+    """Quantity name → nested list; ``backward``/``forward --format json`` documents unwrapped."""
+    try:
+        with open(path, encoding="utf-8") as stream:
+            doc = json.load(stream)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise SpecError(path, None, None, "", f"not JSON: {err}") from None
+    if not isinstance(doc, dict):
+        raise SpecError(path, None, None, "", "a JSON object mapping quantity names to values is needed")
+    if "gradients" in doc or "layers" in doc:
+        named = {}
+        if doc.get("loss") is not None:
+            named["loss"] = doc["loss"]
+        for layer in doc.get("layers") or []:
+            named[layer["name"]] = layer["output"]
+        for key, value in (doc.get("gradients") or {}).items():
+            named[key if quantities.is_gradient(key) else quantities.gradient_of(key)] = value
+        return named
+    return doc
+
+
+def _expectation(path: str, key: str, value, model: Model, code) -> Expectation:
+    try:
+        return expectation_of(key, value, model, code)
+    except ValueError as err:
+        raise SpecError(path, None, None, key, str(err)) from None
+
+
+def expectation_of(key: str, value, model: Model, code: tuple[float, float]) -> Expectation:
+    """One named value from code as an ``Expectation``; ValueError says what is wrong with it."""
+    known = known_quantities(model)
+    name, index = parse_quantity(key, known, model)
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("not an array of numbers (a number or nested lists of equal length)") from None
+    shape = () if index is not None else known[name]
+    if array.size != math.prod(shape):
+        raise ValueError(f"{quantities.label(name, index)} has shape {shape_text(shape)}, "
+                         f"but the value has shape {shape_text(array.shape)}")
+    if not np.isfinite(array).all():
+        raise ValueError("holds NaN or infinite values")
+    return Expectation(quantity=name, index=index, values=array, texts=None, tolerance=None,
+                       line=0, column=0, code=code)
