@@ -120,7 +120,7 @@ def test_string_where_a_number_belongs(tmp_path):
 
 
 def test_boolean_where_a_number_belongs(tmp_path):
-    check(error(tmp_path, "input: [[1, yes], [2, 3]]\nlayers: [relu]\n"), 1, "input[0][1]",
+    check(error(tmp_path, "input: [[1, true], [2, 3]]\nlayers: [relu]\n"), 1, "input[0][1]",
           "expected a number", "boolean")
 
 

@@ -90,11 +90,18 @@ class ValueReader:
         scale = float(fields["scale"].number()) + 0.0 if "scale" in fields else 1.0
         if scale < 0:
             fields["scale"].fail(f"scale must not be negative, not {scale}")
-        seed = fields["seed"].integer(0, "seed") if "seed" in fields else 0
+        if distribution == "uniform" and scale > np.finfo(np.float64).max / 2:
+            fields["scale"].fail(f"scale {scale:g} would overflow float64 (uniform draws span 2·scale); "
+                                 "use a scale of at most 8.9e307")
+        seed = fields["seed"].integer(0, "seed", maximum=2**64 - 1) if "seed" in fields else 0
         rng = np.random.default_rng(seed)
-        if distribution == "normal":
-            return rng.normal(0.0, scale, shape)
-        return rng.uniform(-scale, scale, shape)
+        if distribution == "uniform":
+            return rng.uniform(-scale, scale, shape)
+        array = rng.normal(0.0, scale, shape)
+        if not np.isfinite(array).all():
+            fields["scale"].fail(f"scale {scale:g} makes normal draws overflow float64 to infinity; "
+                                 "use a smaller scale")
+        return array
 
     def _file(self, cursor: Cursor) -> np.ndarray:
         name = cursor.text()

@@ -1,5 +1,7 @@
 """YAML text → a tree of PyYAML nodes that keep their positions and their scalars' source text.
 
+Plain scalars are typed by YAML 1.2's core schema (``nodes.CORE_FORMS``), not PyYAML's YAML 1.1,
+and a scalar tagged ``!!int``, ``!!float``, ``!!bool`` or ``!!null`` must have that form.
 Nothing is constructed (no Python objects, no tags honoured), so loading is safe. Composing is
 bounded: nesting depth, and the node count *after* alias expansion, are checked node by node
 while composing, so an alias bomb is refused without ever building its expansion. A key given
@@ -7,16 +9,15 @@ twice in one mapping is an error (PyYAML would silently keep the last).
 """
 from __future__ import annotations
 
-import re
-
 import yaml
 from yaml.composer import Composer
 from yaml.events import AliasEvent, MappingEndEvent
 from yaml.nodes import MappingNode, Node, ScalarNode
-from yaml.resolver import Resolver
+from yaml.resolver import BaseResolver
 
 from .errors import SpecError
 from .limits import Limits
+from .nodes import BOOL, CORE_FORMS, FLOAT, INT, NULL, brief
 
 try:  # libyaml scans fast; composition below stays in Python so it can be bounded
     from yaml.cyaml import CParser as _Parser
@@ -32,12 +33,15 @@ except ImportError:  # pragma: no cover - PyYAML built without libyaml
             Parser.__init__(self)
 
 
-class _Resolver(Resolver):
-    """YAML 1.1 scalar types, plus floats written without a dot (``1e-3``), as YAML 1.2 reads them."""
+class _Resolver(BaseResolver):
+    """YAML 1.2's core schema for plain scalars (PyYAML's own Resolver is YAML 1.1's)."""
 
 
-_Resolver.add_implicit_resolver(
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"), list("-+0123456789"))
+_FIRST = {NULL: ["~", "n", "N", ""], BOOL: list("tTfF"), INT: list("-+0123456789"),
+          FLOAT: list("-+0123456789.")}   # the characters each form may start with
+for _tag, _form in CORE_FORMS.items():
+    _Resolver.add_implicit_resolver(_tag, _form, _FIRST[_tag])
+_TAGGED = {INT: "a whole number", FLOAT: "a number", BOOL: "a boolean (true or false)", NULL: "null"}
 
 
 class _BoundedLoader(Composer, _Parser, _Resolver):
@@ -84,6 +88,14 @@ class _BoundedLoader(Composer, _Parser, _Resolver):
         if isinstance(node, MappingNode):
             return sum(self.weights[id(k)] + self.weights[id(v)] for k, v in node.value)
         return sum(self.weights[id(child)] for child in node.value)
+
+    def compose_scalar_node(self, anchor):
+        explicit = self.peek_event().tag not in (None, "!")
+        node = super().compose_scalar_node(anchor)
+        if explicit and node.tag in CORE_FORMS and not CORE_FORMS[node.tag].match(node.value):
+            self.fail(node.start_mark, f"{brief(node.value)!r} is not {_TAGGED[node.tag]}, though tagged "
+                                       f"!!{node.tag.rsplit(':', 1)[1]}; write the value without a tag")
+        return node
 
     def compose_mapping_node(self, anchor):
         start = self.get_event()
