@@ -91,10 +91,30 @@ def test_recursive_alias(tmp_path):
     check(error(tmp_path, "input: &a [1, *a]\nlayers: [relu]\n"), 1, "input[1]", "recursive")
 
 
-def test_too_deep_nesting(tmp_path):
-    err = error(tmp_path, "input: " + "[" * 5000 + "1" + "]" * 5000 + "\nlayers: [relu]\n")
+@pytest.mark.parametrize("opening, closing, column", [("[", "]", 8 + 63), ("[ ", " ]", 8 + 63 * 2),
+                                                     ("{a: ", "}", 8 + 62 * 4 + 1)])   # a key is a level
+def test_too_deep_nesting(tmp_path, opening, closing, column):
+    """cnngrad's limit fires first, at the node 64 levels down (the root is level 1), before
+    PyYAML's own (libyaml's, since PyYAML 6.0.4, is 1000 flow levels)."""
+    err = error(tmp_path, "input: " + opening * 5000 + "1" + closing * 5000 + "\nlayers: [relu]\n")
     check(err, 1, err.path, "nested more than 64 levels")
-    assert err.path.startswith("input[0][0]") and len(err.path) < 100
+    assert err.column == column
+    assert err.path.startswith("input.a.a" if "a" in opening else "input[0][0]") and len(err.path) < 100
+
+
+def test_too_deep_nesting_under_block_levels(tmp_path):
+    text = "input: [[1]]\nlayers:\n  - conv:\n      kernel: " + "[" * 2000 + "1" + "]" * 2000 + "\n"
+    err = error(tmp_path, text)
+    check(err, 4, err.path, "nested more than 64 levels")
+    assert err.path.startswith("layers[0].conv.kernel[0][0]")
+    assert err.column == 15 + 60      # root, layers, [0], conv, kernel: 5 levels before the brackets
+
+
+def test_brackets_in_text_are_not_nesting(tmp_path):
+    text = "name: '" + "[" * 2000 + "'\ndescription: x" + "{" * 100 + "  # [[[[[\ninput: [[1, 2]]\n" \
+           "layers: [relu]\nloss: none\nupstream_grad: [[1, 2]]\n"
+    (tmp_path / "net.yaml").write_text(text)
+    assert load_model(str(tmp_path / "net.yaml")).name == "[" * 2000
 
 
 # --- values ----------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ twice in one mapping is an error (PyYAML would silently keep the last).
 """
 from __future__ import annotations
 
+import re
+
 import yaml
 from yaml.composer import Composer
 from yaml.events import AliasEvent, MappingEndEvent
@@ -44,6 +46,10 @@ for _tag, _form in CORE_FORMS.items():
 _TAGGED = {INT: "a whole number", FLOAT: "a number", BOOL: "a boolean (true or false)", NULL: "null"}
 
 
+class _TooDeep(SpecError):
+    """Nesting beyond Limits.max_depth."""
+
+
 class _BoundedLoader(Composer, _Parser, _Resolver):
     def __init__(self, text: str, file: str, limits: Limits):
         _Parser.__init__(self, text)
@@ -53,19 +59,19 @@ class _BoundedLoader(Composer, _Parser, _Resolver):
         self.path: list = []      # the composer's index (int, key node or None) at each level
         self.weights: dict[int, int] = {}   # id(node) -> its node count with aliases expanded
 
-    def fail(self, mark, message: str):
+    def fail(self, mark, message: str, error=SpecError):
         path = "".join(f"[{index}]" if isinstance(index, int) else
                        f".{index.value}" if isinstance(index, ScalarNode) else ""
                        for index in self.path).lstrip(".")
         if len(path) > 80:  # a runaway nesting: its start is enough to find it
             path = path[:80] + "…"
-        raise SpecError(self.file, mark.line + 1, mark.column + 1, path, message)
+        raise error(self.file, mark.line + 1, mark.column + 1, path, message)
 
     def compose_node(self, parent, index):
         self.path.append(index)   # formatted only for an error
         if len(self.path) > self.limits.max_depth:
             self.fail(self.peek_event().start_mark,
-                      f"nested more than {self.limits.max_depth} levels deep (Limits.max_depth)")
+                      f"nested more than {self.limits.max_depth} levels deep (Limits.max_depth)", _TooDeep)
         is_alias = self.check_event(AliasEvent)
         mark = self.peek_event().start_mark
         node = super().compose_node(parent, index)
@@ -117,8 +123,45 @@ class _BoundedLoader(Composer, _Parser, _Resolver):
         return node
 
 
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def _first_too_deep(text: str, max_depth: int) -> int | None:
+    """Where a ``[`` or ``{`` first opens more than ``max_depth`` flow levels, counting every
+    bracket (also those inside quotes or comments, which only makes it say so too often)."""
+    if text.count("[") + text.count("{") <= max_depth:
+        return None
+    depth = 0
+    for match in _BRACKETS.finditer(text):
+        if match.group() in "[{":
+            depth += 1
+            if depth > max_depth:
+                return match.start()
+        elif depth:
+            depth -= 1
+    return None
+
+
 def compose(text: str, file: str, limits: Limits) -> Node | None:
-    """The single document of ``text`` as a node tree (None when empty); SpecError if not YAML."""
+    """The single document of ``text`` as a node tree (None when empty); SpecError if not YAML.
+
+    PyYAML scans up to 1024 characters ahead of the node being composed, and its libyaml (6.0.4
+    on) refuses 1000 flow levels with its own message. So where brackets nest too deep, only the
+    text up to the first bracket too deep is composed first: the depth limit fires at or before
+    it. If it does not (brackets in text, not nesting), the whole text is composed.
+    """
+    deep = _first_too_deep(text, limits.max_depth)
+    if deep is not None:
+        try:
+            _compose(text[:deep + 1], file, limits)
+        except _TooDeep:
+            raise
+        except SpecError:
+            pass
+    return _compose(text, file, limits)
+
+
+def _compose(text: str, file: str, limits: Limits) -> Node | None:
     loader = _BoundedLoader(text, file, limits)
     try:
         return loader.get_single_node()
