@@ -71,14 +71,18 @@ def _precision_option(command):
 
 
 def _limits_options(command):
-    """--max-entries and --max-file-size, kept in the context for ``_load`` (SPEC limits; the
+    """--max-entries, --max-file-size and --max-yaml-nodes, kept in the context for ``_load`` (SPEC limits; the
     defaults stop hostile files, these raise them for a genuinely large network)."""
     def keep(ctx, param, value):
         if value is not None:
             ctx.meta[f"cnngrad.{param.name}"] = value
     command = click.option(
-        "--max-file-size", type=click.IntRange(1), metavar="BYTES", expose_value=False, callback=keep,
-        help="Largest spec file read (also allows a YAML node per byte).  [default: 1048576]")(command)
+        "--max-yaml-nodes", type=click.IntRange(1, 1 << 40), metavar="N", expose_value=False, callback=keep,
+        help="Most YAML nodes in a spec, counting each alias as a copy of what it refers to.  "
+             "[default: 1000000]")(command)
+    command = click.option(
+        "--max-file-size", type=click.IntRange(1, 1 << 40), metavar="BYTES", expose_value=False, callback=keep,
+        help="Largest spec file read.  [default: 1048576]")(command)
     return click.option(
         "--max-entries", type=click.IntRange(1), metavar="N", expose_value=False, callback=keep,
         help="Most entries in one array (a value, a random shape, a layer's output); all values "
@@ -89,13 +93,14 @@ def _limits():
     """The spec limits the command line asked for (the defaults unless raised or lowered)."""
     from .spec import Limits
     meta = click.get_current_context().meta
-    defaults, changes = Limits(), {}
+    changes = {}
     if "cnngrad.max_entries" in meta:
         entries = meta["cnngrad.max_entries"]
         changes.update(max_entries=entries, max_total_entries=4 * entries)
     if "cnngrad.max_file_size" in meta:
-        size = meta["cnngrad.max_file_size"]
-        changes.update(max_file_bytes=size, max_nodes=max(defaults.max_nodes, size))
+        changes.update(max_file_bytes=meta["cnngrad.max_file_size"])
+    if "cnngrad.max_yaml_nodes" in meta:
+        changes.update(max_nodes=meta["cnngrad.max_yaml_nodes"])
     return Limits(**changes)
 
 

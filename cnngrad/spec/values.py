@@ -56,7 +56,7 @@ class ValueReader:
         """A number or nested list of numbers, validated before it becomes an array."""
         numbers: list[float] = []
         texts: list[str] = []
-        shape = _walk(cursor, numbers, texts)
+        shape = _walk(cursor, numbers, texts, self.limits.max_entries)
         self.check_size(cursor, shape)
         return Literal(np.array(numbers, dtype=np.float64).reshape(shape),
                        np.array(texts, dtype=str).reshape(shape))
@@ -141,11 +141,12 @@ def _read_npy(cursor: Cursor, path: str, reader: ValueReader) -> np.ndarray:
     return np.load(path, allow_pickle=False).astype(np.float64)
 
 
-def _walk(cursor: Cursor, numbers: list, texts: list, seen: dict | None = None) -> tuple[int, ...]:
+def _walk(cursor: Cursor, numbers: list, texts: list, limit: int, seen: dict | None = None) -> tuple[int, ...]:
     """Append the numbers of a literal to ``numbers``/``texts``; its shape, or a SpecError.
 
     ``seen`` remembers each list already read (by node), so a list repeated through YAML
-    aliases is copied, not walked again.
+    aliases is copied, not walked again; copies stop beyond ``limit`` numbers, since aliases
+    can repeat far more numbers than there are nodes.
     """
     if cursor.is_scalar:
         numbers.append(cursor.number())
@@ -154,6 +155,9 @@ def _walk(cursor: Cursor, numbers: list, texts: list, seen: dict | None = None) 
     seen = {} if seen is None else seen
     if id(cursor.node) in seen:
         shape, its_numbers, its_texts = seen[id(cursor.node)]
+        if len(numbers) + len(its_numbers) > limit:
+            cursor.fail(f"the value has more than {limit} entries once its aliases are copied, more "
+                        "than the limit (Limits.max_entries; raise it with --max-entries)")
         numbers.extend(its_numbers)
         texts.extend(its_texts)
         return shape
@@ -165,9 +169,9 @@ def _walk(cursor: Cursor, numbers: list, texts: list, seen: dict | None = None) 
         items = cursor.sequence("a number or a list of numbers")
         if not items:
             cursor.fail("empty array; a value needs at least one number")
-        first = _walk(items[0], numbers, texts, seen)
+        first = _walk(items[0], numbers, texts, limit, seen)
         for item in items[1:]:
-            other = _walk(item, numbers, texts, seen)
+            other = _walk(item, numbers, texts, limit, seen)
             if other != first:  # blamed at the odd row, named by the whole value (as SPEC §5 shows)
                 Cursor(item.node, cursor.path, cursor.file).fail(_mismatch(first, other))
         shape = (len(items),) + first

@@ -84,7 +84,7 @@ class _BoundedLoader(Composer, _Parser, _Resolver):
             self.weights[id(node)] = weight
         if weight > self.limits.max_nodes:
             self.fail(mark, f"the document expands to more than {self.limits.max_nodes} YAML nodes "
-                            "(aliases repeat what they refer to; Limits.max_nodes; --max-file-size BYTES allows one per byte)")
+                            "(aliases repeat what they refer to; Limits.max_nodes; raise it with --max-yaml-nodes)")
         self.path.pop()
         return node
 
