@@ -87,6 +87,12 @@ def test_alias_bomb(tmp_path):
     check(err, 7, "g", "expands to more than", "nodes")
 
 
+def test_merge_key(tmp_path):
+    err = error(tmp_path, INPUT + "layers:\n  - conv: &c {kernel: [[1]]}\n  - conv: {<<: *c, stride: 1}\n" + UPSTREAM)
+    check(err, 4, "layers[1].conv", "merge keys (<<) are not supported; write the keys out")
+    assert err.column == 12
+
+
 def test_recursive_alias(tmp_path):
     check(error(tmp_path, "input: &a [1, *a]\nlayers: [relu]\n"), 1, "input[1]", "recursive")
 

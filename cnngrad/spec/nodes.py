@@ -143,7 +143,7 @@ class Cursor:
         out = []
         for key, value in self.node.value:
             key_cursor = Cursor(key, self.path, self.file)
-            if isinstance(key, ScalarNode) and key.value == "<<" and key.style is None:
+            if isinstance(key, ScalarNode) and key.value == "<<" and not key.style:   # plain, not quoted
                 key_cursor.fail("merge keys (<<) are not supported; write the keys out")
             if not isinstance(key, ScalarNode) or key.tag not in (STR, INT):
                 key_cursor.fail(f"a key must be a word, not {kind_of(key)}")
