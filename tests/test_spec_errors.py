@@ -436,6 +436,35 @@ def test_nothing_written_is_modified(tmp_path):
     assert np.__name__  # numpy imported for parity with other test modules
 
 
+LAYERS_AFTER = "loss: none\nupstream_grad: [[1, 2, 3], [4, 5, 6], [7, 8, 9]]\n"
+
+
+@pytest.mark.parametrize("layers, line, column, words", [
+    ("  - conv\n      kernel: [[1]]\n", 3, 5, ["'- conv' has settings indented under it but no colon",
+                                                "write '- conv:'"]),
+    ("  - relu\n  - conv\n    kernel: [[1]]\n    stride: 1\n", 4, 5, ["write '- conv:'"]),
+    ("  - relu\n  conv:\n    kernel: [[1]]\n", 4, 3, ["no '-'", "write '- conv:'"]),
+    ("  conv:\n    kernel: [[1]]\n  - relu\n", 3, 3, ["no '-'", "write '- conv:'"]),
+    ("  - relu\n  sigmoid\n", 4, 3, ["no '-'", "write '- sigmoid'"]),
+    ("  - relu\n  conv: {kernel: [[1]]}\n  - relu\n", 4, 3, ["write '- conv: {kernel: [[1]]}'"]),
+    ("\t- relu\n", 3, 1, ["a tab indents this line", "spaces"]),
+    ("  - conv:\n\t  kernel: [[1]]\n", 4, 1, ["a tab indents this line"]),
+    ("  - conv:\n  \t  kernel: [[1]]\n", 4, 3, ["a tab indents this line"]),
+], ids=["no-colon", "no-colon-second", "no-dash", "no-dash-first", "no-dash-word", "no-dash-flow",
+        "tab", "tab-nested", "tab-after-spaces"])
+def test_common_yaml_slips_say_what_to_write(tmp_path, layers, line, column, words):
+    err = error(tmp_path, INPUT + "layers:\n" + layers + LAYERS_AFTER)
+    check(err, line, "", "not valid YAML", *words)
+    assert err.column == column, str(err)
+
+
+def test_a_sequence_at_its_key_s_indentation_is_not_a_missing_dash(tmp_path):
+    """`layers:` then `- relu` at the same indentation is valid YAML: another slip is not blamed on it."""
+    err = error(tmp_path, INPUT + "layers:\n- relu\nloss: none\nupstream_grad: [[1, 2, 3]\n")
+    check(err, err.line, "", "not valid YAML")
+    assert "'-'" not in err.message and "tab" not in err.message, str(err)
+
+
 def test_control_character(tmp_path):
     err = error(tmp_path, INPUT + "layers: [relu]\x07\n")
     check(err, 2, "", "not valid YAML", "control characters")

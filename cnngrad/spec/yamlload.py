@@ -20,6 +20,7 @@ from yaml.resolver import BaseResolver
 from .errors import SpecError
 from .limits import Limits
 from .nodes import BOOL, CORE_FORMS, FLOAT, INT, NULL, brief
+from .slips import explain_slip
 
 try:  # libyaml scans fast; composition below stays in Python so it can be bounded
     from yaml.cyaml import CParser as _Parser
@@ -169,6 +170,7 @@ def _compose(text: str, file: str, limits: Limits) -> Node | None:
         mark = err.problem_mark or err.context_mark
         problem = " ".join(filter(None, [err.context, err.problem]))
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        line, column, problem = explain_slip(text, line) or (line, column, problem)
         raise SpecError(file, line, column, "", f"not valid YAML: {problem}") from None
     except yaml.reader.ReaderError as err:  # libyaml counts its position in UTF-8 bytes
         before = text.encode("utf-8")[:err.position].decode("utf-8", errors="ignore")
@@ -179,3 +181,4 @@ def _compose(text: str, file: str, limits: Limits) -> Node | None:
         raise SpecError(file, 1, 1, "", f"not valid YAML: {' '.join(str(err).split())}") from None
     finally:
         loader.dispose()
+
