@@ -17,7 +17,8 @@ Used by tests/test_fuzz.py (a bounded run) and as a script for long runs::
 A mutant is 1–3 mutations of one spec: delete, duplicate or swap lines; delete, duplicate or
 rename keys; numbers to strings, negatives, zeros, huge (1e308) and tiny values, NaN and
 infinities; dropped or doubled brackets; changed indentation; a byte-level truncation; layer
-words misspelt; sizes, strides and random shapes made absurd.
+words misspelt; sizes, strides and random shapes made absurd; numbers and settings in YAML 1.1,
+1.2 and tagged forms (leading zeros, sexagesimal, exponents, ``!!int abc``, 5000-digit integers).
 """
 from __future__ import annotations
 
@@ -187,9 +188,31 @@ def absurd_value(text, rng):
         if rng.random() < 0.5 else text + f"\n{str(rng.choice(KEYS))}: {random_source}\n"
 
 
+YAML_NUMBER_FORMS = (
+    "010", "-010", "00", "0010.5", "1:30", "-1:30.5", "190:20:30", "1_000", "0b101", "0o17", "0x1F",
+    "0x", "1.5e3", "6.02e23", "1.0e0", "1e-3", ".5", "-.5", "+1.5", "1.", "1E3", "1e", ".e1",
+    ".NaN", ".Inf", "-.INF", ".Nan", "yes", "no", "on", "off", "True", "FALSE", "Null", "~",
+    "!!int abc", "!!int 2.5", "!!int 010", "!!int 7", "!!float abc", "!!float 1", "!!float nan",
+    "!!bool yes", "!!null 0", "!!str 1", "1000000000000000000000", "-1000000000000000000000",
+    "7" * 400, "7" * 4301, "9" * 5000 + ".5", "0" + "7" * 5000)
+
+
+SETTING = re.compile(r"\b(?:stride|size|padding|dilation|seed|target|scale): *([^,}\n#]+)")
+
+
+def yaml_number_form(text, rng):
+    """A number, or a layer setting, written in a YAML 1.1, 1.2 or tagged form (issue 17.4, .13)."""
+    new = str(rng.choice(YAML_NUMBER_FORMS))
+    match = _pick(SETTING if rng.random() < 0.3 else NUMBER, text, rng) or _pick(NUMBER, text, rng)
+    if match is None:
+        return text
+    group = 1 if match.re is SETTING else 0
+    return text[:match.start(group)] + new + text[match.end(group):]
+
+
 MUTATIONS = (delete_line, duplicate_line, swap_lines, indent_line, replace_number, replace_number,
              replace_number, scale_numbers, rename_key, delete_key, replace_word, brackets, truncate,
-             absurd_value)
+             absurd_value, yaml_number_form)
 
 
 def mutate(text: str, rng: np.random.Generator) -> tuple[str, list[str]]:
