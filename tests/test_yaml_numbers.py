@@ -161,6 +161,7 @@ def test_a_setting_too_large_is_refused_at_its_node(tmp_path, setting):
     "input: [1, 2]\nlayers: [softmax]\nloss: cross_entropy\ntarget: {n}\n",
     "input: [1, 2]\n" + UPSTREAM + "expect: {{tolerance: {n}}}\n",
     "input: [1, 2]\n" + UPSTREAM + "expect: {{input: [1, {n}]}}\n",
+    "input: [1, 2]\n" + UPSTREAM + "expect:\n  ? grad.input[{n}]\n  : 1\n",
 ])
 def test_an_integer_of_5000_digits_is_refused_anywhere(tmp_path, where):
     """Python refuses to convert integers over 4300 digits: never let it try."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from ..model import Expectation, Model
-from .nodes import Cursor, suggest
+from .nodes import Cursor, brief, suggest
 from .values import ValueReader, shape_text
 
 QUANTITY = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_.]*?)\s*(?:\[(?P<index>[^\]]*)\])?\Z")
@@ -74,12 +74,15 @@ def parse_quantity(key: str, known: dict, model: Model) -> tuple[str, tuple[int,
         raise ValueError(f"unknown quantity {name!r}{hint}{suggest(name, list(known))} (known: {', '.join(known)})")
     if match.group("index") is None:
         return name, None
-    shape = known[name]
+    shape, parts = known[name], match.group("index").split(",")
+    if any(len(part.strip()) > 18 for part in parts):   # no shape is that large; int() may refuse it
+        raise ValueError(f"index [{brief(match.group('index'), 40)}] is out of range for {name} "
+                         f"of shape {shape_text(shape)}")
     try:
-        index = tuple(int(part) for part in match.group("index").split(","))
+        index = tuple(int(part) for part in parts)
     except ValueError:
         raise ValueError(f"an index is whole numbers separated by commas, like {name}[0,1], "
-                         f"not [{match.group('index')}]") from None
+                         f"not [{brief(match.group('index'), 40)}]") from None
     if len(index) != len(shape) or any(not 0 <= i < n for i, n in zip(index, shape)):
         raise ValueError(f"index [{','.join(map(str, index))}] is out of range for {name} of shape {shape_text(shape)}")
     return name, index
