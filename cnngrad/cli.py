@@ -71,17 +71,19 @@ def _precision_option(command):
 
 
 def _limits_options(command):
-    """--max-entries, --max-file-size and --max-yaml-nodes, kept in the context for ``_load`` (SPEC limits; the
-    defaults stop hostile files, these raise them for a genuinely large network)."""
+    """--max-entries, --max-file-size and --max-yaml-nodes, kept in the context for ``_load``
+    (SPEC limits; the defaults stop hostile files, these raise them for a genuinely large network)."""
     def keep(ctx, param, value):
         if value is not None:
             ctx.meta[f"cnngrad.{param.name}"] = value
     command = click.option(
-        "--max-yaml-nodes", type=click.IntRange(1, 1 << 40), metavar="N", expose_value=False, callback=keep,
+        "--max-yaml-nodes", type=click.IntRange(1, 1 << 40), metavar="N", expose_value=False,
+        callback=keep,
         help="Most YAML nodes in a spec, counting each alias as a copy of what it refers to.  "
              "[default: 1000000]")(command)
     command = click.option(
-        "--max-file-size", type=click.IntRange(1, 1 << 40), metavar="BYTES", expose_value=False, callback=keep,
+        "--max-file-size", type=click.IntRange(1, 1 << 40), metavar="BYTES", expose_value=False,
+        callback=keep,
         help="Largest spec file read.  [default: 1048576]")(command)
     return click.option(
         "--max-entries", type=click.IntRange(1), metavar="N", expose_value=False, callback=keep,

@@ -25,7 +25,8 @@ CORE_FORMS = {
     FLOAT: re.compile(r"(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
                       r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))\Z"),
 }
-_SPECIAL_FLOATS = {f"{sign}.{inf}": float(f"{sign}inf") for sign in ("", "+", "-") for inf in ("inf", "Inf", "INF")}
+_SPECIAL_FLOATS = {f"{sign}.{inf}": float(f"{sign}inf")
+                   for sign in ("", "+", "-") for inf in ("inf", "Inf", "INF")}
 _SPECIAL_FLOATS.update({f".{nan}": math.nan for nan in ("nan", "NaN", "NAN")})
 MAX_DIGITS = 400          # beyond float64's 309; Python's int() refuses more than 4300
 MAX_SETTING = 2**31 - 1   # the largest size, stride, padding or dilation a layer may be given
