@@ -467,7 +467,7 @@ def test_a_sequence_at_its_key_s_indentation_is_not_a_missing_dash(tmp_path):
 
 def test_control_character(tmp_path):
     err = error(tmp_path, INPUT + "layers: [relu]\x07\n")
-    check(err, 2, "", "not valid YAML", "control characters")
+    check(err, 2, "", "not valid YAML", "the character #x07 is not allowed in YAML text")
     assert err.column == 15
 
 

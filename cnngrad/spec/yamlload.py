@@ -175,8 +175,9 @@ def _compose(text: str, file: str, limits: Limits) -> Node | None:
     except yaml.reader.ReaderError as err:  # libyaml counts its position in UTF-8 bytes
         before = text.encode("utf-8")[:err.position].decode("utf-8", errors="ignore")
         line, column = before.count("\n") + 1, len(before) - before.rfind("\n")
-        character = f" (character #x{err.character:04x})" if isinstance(err.character, int) else ""
-        raise SpecError(file, line, column, "", f"not valid YAML: {err.reason}{character}") from None
+        problem = (f"the character #x{err.character:02x} is not allowed in YAML text (only printable "
+                   "ones, tabs and line breaks)") if isinstance(err.character, int) else err.reason
+        raise SpecError(file, line, column, "", f"not valid YAML: {problem}") from None
     except yaml.YAMLError as err:
         raise SpecError(file, 1, 1, "", f"not valid YAML: {' '.join(str(err).split())}") from None
     finally:
