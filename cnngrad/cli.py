@@ -95,8 +95,8 @@ class _Size(click.ParamType):
 
 
 def _limits_options(command):
-    """--max-entries, --max-file-size and --max-memory, kept in the context for ``_load`` (SPEC
-    limits; the defaults stop hostile files, these raise them for a genuinely large network)."""
+    """--max-entries, --max-file-size, --max-yaml-nodes and --max-memory, kept in the context for
+    ``_load`` (the defaults stop hostile files, these raise them for a genuinely large network)."""
     def keep(ctx, param, value):
         if value is not None:
             ctx.meta[f"cnngrad.{param.name}"] = value
@@ -105,8 +105,14 @@ def _limits_options(command):
         help="Most memory a forward and backward pass may need, estimated from the shapes before "
              "it runs (4G, 512M, …).  [default: 2G]")(command)
     command = click.option(
-        "--max-file-size", type=click.IntRange(1), metavar="BYTES", expose_value=False, callback=keep,
-        help="Largest spec file read (also allows a YAML node per byte).  [default: 1048576]")(command)
+        "--max-yaml-nodes", type=click.IntRange(1, 1 << 40), metavar="N", expose_value=False,
+        callback=keep,
+        help="Most YAML nodes in a spec, counting each alias as a copy of what it refers to.  "
+             "[default: 1000000]")(command)
+    command = click.option(
+        "--max-file-size", type=click.IntRange(1, 1 << 40), metavar="BYTES", expose_value=False,
+        callback=keep,
+        help="Largest spec file read.  [default: 1048576]")(command)
     return click.option(
         "--max-entries", type=click.IntRange(1), metavar="N", expose_value=False, callback=keep,
         help="Most entries in one array (a value, a random shape, a layer's output); all values "
@@ -137,8 +143,9 @@ def _limits():
     if "cnngrad.max_memory" in meta:
         changes.update(max_memory_bytes=meta["cnngrad.max_memory"])
     if "cnngrad.max_file_size" in meta:
-        size = meta["cnngrad.max_file_size"]
-        changes.update(max_file_bytes=size, max_nodes=max(defaults.max_nodes, size))
+        changes.update(max_file_bytes=meta["cnngrad.max_file_size"])
+    if "cnngrad.max_yaml_nodes" in meta:
+        changes.update(max_nodes=meta["cnngrad.max_yaml_nodes"])
     return Limits(**changes)
 
 

@@ -20,7 +20,8 @@ A mutant is 1–3 mutations of one spec: delete, duplicate or swap lines; delete
 rename keys; numbers to strings, negatives, zeros, huge (1e308) and tiny values, NaN and
 infinities; dropped or doubled brackets; changed indentation; a byte-level truncation; layer
 words misspelt; sizes, strides and random shapes made absurd (paddings and dilations that would
-make maps of gigabytes among them). The file-attack family
+make maps of gigabytes among them); numbers and settings in YAML 1.1,
+1.2 and tagged forms (leading zeros, sexagesimal, exponents, ``!!int abc``, 5000-digit integers). The file-attack family
 (``FILE_MUTATIONS``) points a top-level value at ``{file: ...}`` of a hostile target that
 ``plant_files`` lays out: symlinks to /proc files and devices, a FIFO, a folder, absolute paths
 and ``..`` out of the spec's folder, UTF-16 and broken .npy files, and files holding ``MARKER``,
@@ -262,9 +263,31 @@ def huge_map(text, rng):
     return "\n".join(lines)
 
 
+YAML_NUMBER_FORMS = (
+    "010", "-010", "00", "0010.5", "1:30", "-1:30.5", "190:20:30", "1_000", "0b101", "0o17", "0x1F",
+    "0x", "1.5e3", "6.02e23", "1.0e0", "1e-3", ".5", "-.5", "+1.5", "1.", "1E3", "1e", ".e1",
+    ".NaN", ".Inf", "-.INF", ".Nan", "yes", "no", "on", "off", "True", "FALSE", "Null", "~",
+    "!!int abc", "!!int 2.5", "!!int 010", "!!int 7", "!!float abc", "!!float 1", "!!float nan",
+    "!!bool yes", "!!null 0", "!!str 1", "1000000000000000000000", "-1000000000000000000000",
+    "7" * 400, "7" * 4301, "9" * 5000 + ".5", "0" + "7" * 5000)
+
+
+SETTING = re.compile(r"\b(?:stride|size|padding|dilation|seed|target|scale): *([^,}\n#]+)")
+
+
+def yaml_number_form(text, rng):
+    """A number, or a layer setting, written in a YAML 1.1, 1.2 or tagged form (issue 17.4, .13)."""
+    new = str(rng.choice(YAML_NUMBER_FORMS))
+    match = _pick(SETTING if rng.random() < 0.3 else NUMBER, text, rng) or _pick(NUMBER, text, rng)
+    if match is None:
+        return text
+    group = 1 if match.re is SETTING else 0
+    return text[:match.start(group)] + new + text[match.end(group):]
+
+
 MUTATIONS = (delete_line, duplicate_line, swap_lines, indent_line, replace_number, replace_number,
              replace_number, scale_numbers, rename_key, delete_key, replace_word, brackets, truncate,
-             absurd_value, huge_map)
+             absurd_value, huge_map, yaml_number_form)
 FILE_MUTATIONS = (file_source,)
 
 

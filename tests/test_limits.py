@@ -1,6 +1,7 @@
 """Resource limits through the command line: each is a clear one-line error (exit 2, naming the
-file, the place and the option that raises it), and --max-entries / --max-file-size change them
-for forward, backward, check and explain. Every run is under tests/fuzz.py's hang guard."""
+file, the place and the option that raises it), and --max-entries / --max-file-size /
+--max-yaml-nodes change them for forward, backward, check and explain. Every run is under
+tests/fuzz.py's hang guard."""
 from __future__ import annotations
 
 import pytest
@@ -69,9 +70,33 @@ def test_an_alias_bomb_is_refused_and_a_larger_file_size_does_not_let_it_through
     bomb = ["a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
     bomb += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
     text = "\n".join(bomb) + "\ninput: *a8\nlayers: [relu]\n"           # 10^9 numbers once expanded
-    for options in ([], ["--max-file-size", str(2 << 20)]):
+    for options in ([], ["--max-file-size", str(2 << 20)], ["--max-file-size", str(10 ** 10)]):
         line = error_line(run_text(tmp_path, text, ["forward"], *options))
-        assert "expands to more than" in line and "YAML nodes" in line
+        assert "expands to more than 1000000 YAML nodes" in line and "--max-yaml-nodes" in line
+
+
+def _nested_bomb(levels: int) -> str:
+    """A literal whose every level is ten copies (one anchored, nine aliases) of the level below:
+    10**(levels + 1) numbers from a text of about 30·levels characters."""
+    text = "&a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"
+    for i in range(1, levels + 1):
+        text = f"&a{i} [{text}, {', '.join([f'*a{i - 1}'] * 9)}]"
+    return f"input: {text}\nlayers: [relu]\n"
+
+
+@pytest.mark.parametrize("command", COMMANDS[:3], ids=lambda c: c[0])
+def test_max_yaml_nodes_sets_the_node_budget_alone(tmp_path, command):
+    line = error_line(run_text(tmp_path, VECTOR_NET, command, "--max-yaml-nodes", "20"))
+    assert "net.yaml:3:" in line and "expands to more than 20 YAML nodes" in line and "--max-yaml-nodes" in line
+    assert run_text(tmp_path, VECTOR_NET, command, "--max-yaml-nodes", "200").exit_code == 0
+
+
+def test_a_raised_node_budget_still_stops_an_alias_bomb_at_the_entry_limit(tmp_path):
+    """10^8 numbers with nodes allowed: copying the aliases stops at --max-entries, not in swap."""
+    line = error_line(run_text(tmp_path, _nested_bomb(7), ["forward"], "--max-yaml-nodes", str(10 ** 9),
+                               "--max-file-size", str(10 ** 10)))
+    assert "net.yaml:1:" in line and "input" in line and "more than 5000000 entries" in line
+    assert "--max-entries" in line
 
 
 def test_nesting_beyond_64_levels_is_refused(tmp_path):

@@ -87,14 +87,40 @@ def test_alias_bomb(tmp_path):
     check(err, 7, "g", "expands to more than", "nodes")
 
 
+def test_merge_key(tmp_path):
+    err = error(tmp_path, INPUT + "layers:\n  - conv: &c {kernel: [[1]]}\n  - conv: {<<: *c, stride: 1}\n" + UPSTREAM)
+    check(err, 4, "layers[1].conv", "merge keys (<<) are not supported; write the keys out")
+    assert err.column == 12
+
+
 def test_recursive_alias(tmp_path):
     check(error(tmp_path, "input: &a [1, *a]\nlayers: [relu]\n"), 1, "input[1]", "recursive")
 
 
-def test_too_deep_nesting(tmp_path):
-    err = error(tmp_path, "input: " + "[" * 5000 + "1" + "]" * 5000 + "\nlayers: [relu]\n")
+@pytest.mark.parametrize("opening, closing, column", [("[", "]", 8 + 63), ("[ ", " ]", 8 + 63 * 2),
+                                                     ("{a: ", "}", 8 + 62 * 4 + 1)])   # a key is a level
+def test_too_deep_nesting(tmp_path, opening, closing, column):
+    """cnngrad's limit fires first, at the node 64 levels down (the root is level 1), before
+    PyYAML's own (libyaml's, since PyYAML 6.0.4, is 1000 flow levels)."""
+    err = error(tmp_path, "input: " + opening * 5000 + "1" + closing * 5000 + "\nlayers: [relu]\n")
     check(err, 1, err.path, "nested more than 64 levels")
-    assert err.path.startswith("input[0][0]") and len(err.path) < 100
+    assert err.column == column
+    assert err.path.startswith("input.a.a" if "a" in opening else "input[0][0]") and len(err.path) < 100
+
+
+def test_too_deep_nesting_under_block_levels(tmp_path):
+    text = "input: [[1]]\nlayers:\n  - conv:\n      kernel: " + "[" * 2000 + "1" + "]" * 2000 + "\n"
+    err = error(tmp_path, text)
+    check(err, 4, err.path, "nested more than 64 levels")
+    assert err.path.startswith("layers[0].conv.kernel[0][0]")
+    assert err.column == 15 + 60      # root, layers, [0], conv, kernel: 5 levels before the brackets
+
+
+def test_brackets_in_text_are_not_nesting(tmp_path):
+    text = "name: '" + "[" * 2000 + "'\ndescription: x" + "{" * 100 + "  # [[[[[\ninput: [[1, 2]]\n" \
+           "layers: [relu]\nloss: none\nupstream_grad: [[1, 2]]\n"
+    (tmp_path / "net.yaml").write_text(text)
+    assert load_model(str(tmp_path / "net.yaml")).name == "[" * 2000
 
 
 # --- values ----------------------------------------------------------------------------------
@@ -120,7 +146,7 @@ def test_string_where_a_number_belongs(tmp_path):
 
 
 def test_boolean_where_a_number_belongs(tmp_path):
-    check(error(tmp_path, "input: [[1, yes], [2, 3]]\nlayers: [relu]\n"), 1, "input[0][1]",
+    check(error(tmp_path, "input: [[1, true], [2, 3]]\nlayers: [relu]\n"), 1, "input[0][1]",
           "expected a number", "boolean")
 
 
@@ -410,9 +436,38 @@ def test_nothing_written_is_modified(tmp_path):
     assert np.__name__  # numpy imported for parity with other test modules
 
 
+LAYERS_AFTER = "loss: none\nupstream_grad: [[1, 2, 3], [4, 5, 6], [7, 8, 9]]\n"
+
+
+@pytest.mark.parametrize("layers, line, column, words", [
+    ("  - conv\n      kernel: [[1]]\n", 3, 5, ["'- conv' has settings indented under it but no colon",
+                                                "write '- conv:'"]),
+    ("  - relu\n  - conv\n    kernel: [[1]]\n    stride: 1\n", 4, 5, ["write '- conv:'"]),
+    ("  - relu\n  conv:\n    kernel: [[1]]\n", 4, 3, ["no '-'", "write '- conv:'"]),
+    ("  conv:\n    kernel: [[1]]\n  - relu\n", 3, 3, ["no '-'", "write '- conv:'"]),
+    ("  - relu\n  sigmoid\n", 4, 3, ["no '-'", "write '- sigmoid'"]),
+    ("  - relu\n  conv: {kernel: [[1]]}\n  - relu\n", 4, 3, ["write '- conv: {kernel: [[1]]}'"]),
+    ("\t- relu\n", 3, 1, ["a tab indents this line", "spaces"]),
+    ("  - conv:\n\t  kernel: [[1]]\n", 4, 1, ["a tab indents this line"]),
+    ("  - conv:\n  \t  kernel: [[1]]\n", 4, 3, ["a tab indents this line"]),
+], ids=["no-colon", "no-colon-second", "no-dash", "no-dash-first", "no-dash-word", "no-dash-flow",
+        "tab", "tab-nested", "tab-after-spaces"])
+def test_common_yaml_slips_say_what_to_write(tmp_path, layers, line, column, words):
+    err = error(tmp_path, INPUT + "layers:\n" + layers + LAYERS_AFTER)
+    check(err, line, "", "not valid YAML", *words)
+    assert err.column == column, str(err)
+
+
+def test_a_sequence_at_its_key_s_indentation_is_not_a_missing_dash(tmp_path):
+    """`layers:` then `- relu` at the same indentation is valid YAML: another slip is not blamed on it."""
+    err = error(tmp_path, INPUT + "layers:\n- relu\nloss: none\nupstream_grad: [[1, 2, 3]\n")
+    check(err, err.line, "", "not valid YAML")
+    assert "'-'" not in err.message and "tab" not in err.message, str(err)
+
+
 def test_control_character(tmp_path):
     err = error(tmp_path, INPUT + "layers: [relu]\x07\n")
-    check(err, 2, "", "not valid YAML", "control characters")
+    check(err, 2, "", "not valid YAML", "the character #x07 is not allowed in YAML text")
     assert err.column == 15
 
 

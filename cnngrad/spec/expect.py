@@ -9,7 +9,7 @@ import math
 
 from .. import quantities as names
 from ..model import CODE_TOLERANCE, Expectation, Model
-from .errors import quoted
+from .errors import quoted, shortened
 from .nodes import Cursor, suggest
 from .values import ValueReader, shape_text
 
@@ -84,11 +84,14 @@ def parse_quantity(key: str, known: dict, model: Model) -> tuple[str, tuple[int,
     if written is None:
         return name, None
     shape = known[name]
+    if any(len(part.strip()) > 18 for part in written.split(",")):   # no shape is that large; int() may refuse it
+        raise ValueError(f"index [{shortened(written, 40)}] is out of range for {name} "
+                         f"of shape {shape_text(shape)}")
     try:
         index = names.parse_index(written)
     except ValueError:
         raise ValueError(f"an index is whole numbers separated by commas, like {name}[0,1], "
-                         f"not [{written}]") from None
+                         f"not [{shortened(written, 40)}]") from None
     if len(index) != len(shape) or any(not 0 <= i < n for i, n in zip(index, shape)):
         raise ValueError(f"index {names.label('', index)} is out of range for {name} of shape {shape_text(shape)}")
     return name, index

@@ -6,15 +6,31 @@ readers return plain Python values or raise a ``SpecError`` at the node.
 from __future__ import annotations
 
 import math
+import re
 from typing import NoReturn, Sequence
 
-from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .errors import SpecError, quoted, shortened
 
 INT, FLOAT, BOOL, NULL, STR = (f"tag:yaml.org,2002:{t}" for t in ("int", "float", "bool", "null", "str"))
-_SCALARS = SafeConstructor()   # only its int/float readers are used, on nodes already checked
+NUMBER_LIMIT = 24   # characters of a number quoted in a message (a 5000-digit one is cut)
+
+# YAML 1.2's core schema: the plain scalars that are null, booleans and numbers, in the order they
+# are tried; anything else is a string. No YAML 1.1 forms: 010 is not octal 8, 1:30 is not 90,
+# yes/no/on/off are words. yamlload resolves plain scalars by these and checks explicit tags' contents.
+CORE_FORMS = {
+    NULL: re.compile(r"(?:~|null|Null|NULL|)\Z"),
+    BOOL: re.compile(r"(?:true|True|TRUE|false|False|FALSE)\Z"),
+    INT: re.compile(r"(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)\Z"),
+    FLOAT: re.compile(r"(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                      r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))\Z"),
+}
+_SPECIAL_FLOATS = {f"{sign}.{inf}": float(f"{sign}inf")
+                   for sign in ("", "+", "-") for inf in ("inf", "Inf", "INF")}
+_SPECIAL_FLOATS.update({f".{nan}": math.nan for nan in ("nan", "NaN", "NAN")})
+MAX_DIGITS = 400          # beyond float64's 309; Python's int() refuses more than 4300
+MAX_SETTING = 2**31 - 1   # the largest size, stride, padding or dilation a layer may be given
 
 
 def kind_of(node: Node) -> str:
@@ -24,7 +40,7 @@ def kind_of(node: Node) -> str:
     if isinstance(node, SequenceNode):
         return "a list"
     if node.tag in (INT, FLOAT):
-        return f"the number {shortened(node.value)}"
+        return f"the number {shortened(node.value, NUMBER_LIMIT)}"
     if node.tag == BOOL:
         return f"the boolean {node.value}"
     if node.tag == NULL:
@@ -39,19 +55,46 @@ def suggest(word: str, allowed: Sequence[str]) -> str:
     return f"; did you mean {near[0]!r}?" if near else ""
 
 
-def scalar_number(node: Node) -> float | None:
-    """The value of a numeric scalar node as a float (inf for an int too large), else None."""
+def whole_value(node: ScalarNode) -> int:
+    """The value of an int node (decimal, ``0o`` octal or ``0x`` hex, as YAML 1.2 writes them).
+
+    OverflowError beyond MAX_DIGITS digits; ValueError, saying what to write, for a decimal with
+    a leading zero, which YAML 1.1 read as octal (``010`` = 8) and YAML 1.2 as ten.
+    """
+    text = node.value
+    base, digits = {"0o": (8, text[2:]), "0x": (16, text[2:])}.get(text[:2], (10, text.lstrip("+-")))
+    if len(digits) > MAX_DIGITS:
+        raise OverflowError(f"{shortened(text, NUMBER_LIMIT)} has more than {MAX_DIGITS} digits")
+    if base == 10 and len(digits) > 1 and digits[0] == "0":
+        plain = ("-" if text[0] == "-" else "") + (digits.lstrip("0") or "0")
+        octal = f", or 0o{digits.lstrip('0')} if you meant octal" \
+            if text[0] in "0123456789" and digits.lstrip("0") and max(digits) < "8" else ""
+        raise ValueError(f"{text} has a leading zero, which YAML 1.1 read as octal: write {plain}{octal}")
+    return int(text, 0) if base != 10 else int(text)
+
+
+def number_value(node: Node) -> float:
+    """The value of a numeric scalar node as a float (±inf beyond float64's range).
+
+    ValueError, with the message to show, for any other node.
+    """
     if not isinstance(node, ScalarNode) or node.tag not in (INT, FLOAT):
-        return None
-    if node.tag == FLOAT:
-        try:  # the common spelling; YAML's others (.inf, 1_000.5, 1:30.5) go to PyYAML's reader
-            return float(node.value)
-        except ValueError:
-            return _SCALARS.construct_yaml_float(node)
+        raise ValueError(f"expected a number, not {kind_of(node)}")
+    text = node.value
+    if node.tag == FLOAT:   # yamlload made sure the text is a YAML 1.2 float
+        return _SPECIAL_FLOATS[text] if text in _SPECIAL_FLOATS else float(text)
     try:
-        return float(_SCALARS.construct_yaml_int(node))
+        return float(whole_value(node))
     except OverflowError:
-        return math.inf
+        return -math.inf if text[0] == "-" else math.inf
+
+
+def scalar_number(node: Node) -> float | None:
+    """``number_value`` for the bulk of a literal: None where it would raise."""
+    try:
+        return number_value(node)
+    except ValueError:
+        return None
 
 
 class Cursor:
@@ -97,6 +140,8 @@ class Cursor:
         out = []
         for key, value in self.node.value:
             key_cursor = Cursor(key, self.path, self.file)
+            if isinstance(key, ScalarNode) and key.value == "<<" and not key.style:   # plain, not quoted
+                key_cursor.fail("merge keys (<<) are not supported; write the keys out")
             if not isinstance(key, ScalarNode) or key.tag not in (STR, INT):
                 key_cursor.fail(f"a key must be a word, not {kind_of(key)}")
             out.append((key.value, key_cursor, self.at(value, key.value)))
@@ -137,21 +182,28 @@ class Cursor:
 
     def number(self) -> float:
         """A finite number (YAML ``.nan``/``.inf``, booleans and strings are refused)."""
-        value = scalar_number(self.node)
-        if value is None:
-            self.fail(f"expected a number, not {kind_of(self.node)}")
+        try:
+            value = number_value(self.node)
+        except ValueError as err:
+            self.fail(str(err))
         if not math.isfinite(value):
-            written = self.node.value if len(self.node.value) <= 24 else self.node.value[:20] + "…"
-            self.fail(f"{written} is not a finite number (NaN and infinities are not allowed)")
+            self.fail(f"{shortened(self.node.value, NUMBER_LIMIT)} is not a finite number (NaN and infinities are not allowed)")
         return value
 
-    def integer(self, minimum: int, what: str) -> int:
-        """An int of at least ``minimum``."""
+    def integer(self, minimum: int, what: str, maximum: int = MAX_SETTING) -> int:
+        """An int from ``minimum`` to ``maximum``."""
         if not self.is_scalar or self.node.tag != INT:
             self.fail(f"{what} must be a whole number, not {kind_of(self.node)}")
-        value = _SCALARS.construct_yaml_int(self.node)
+        try:
+            value = whole_value(self.node)
+        except OverflowError:
+            value = -math.inf if self.node.value.startswith("-") else math.inf
+        except ValueError as err:
+            self.fail(str(err))
+        if value > maximum:
+            self.fail(f"{what} {shortened(self.node.value, NUMBER_LIMIT)} is too large (at most {maximum})")
         if value < minimum:
-            self.fail(f"{what} must be at least {minimum}, not {value}")
+            self.fail(f"{what} must be at least {minimum}, not {shortened(self.node.value, NUMBER_LIMIT)}")
         return value
 
     def pair(self, minimum: int, what: str) -> tuple[int, int]:

@@ -68,7 +68,7 @@ class ValueReader:
         """A number or nested list of numbers, validated before it becomes an array."""
         numbers: list[float] = []
         texts: list[str] = []
-        shape = _walk(cursor, numbers, texts)
+        shape = _walk(cursor, numbers, texts, self.limits.max_entries)
         self.check_size(cursor, shape)
         return Literal(np.array(numbers, dtype=np.float64).reshape(shape),
                        np.array(texts, dtype=str).reshape(shape))
@@ -102,11 +102,18 @@ class ValueReader:
         scale = float(fields["scale"].number()) + 0.0 if "scale" in fields else 1.0
         if scale < 0:
             fields["scale"].fail(f"scale must not be negative, not {scale}")
-        seed = fields["seed"].integer(0, "seed") if "seed" in fields else 0
+        if distribution == "uniform" and scale > np.finfo(np.float64).max / 2:
+            fields["scale"].fail(f"scale {scale:g} would overflow float64 (uniform draws span 2·scale); "
+                                 "use a scale of at most 8.9e307")
+        seed = fields["seed"].integer(0, "seed", maximum=2**64 - 1) if "seed" in fields else 0
         rng = np.random.default_rng(seed)
-        if distribution == "normal":
-            return rng.normal(0.0, scale, shape)
-        return rng.uniform(-scale, scale, shape)
+        if distribution == "uniform":
+            return rng.uniform(-scale, scale, shape)
+        array = rng.normal(0.0, scale, shape)
+        if not np.isfinite(array).all():
+            fields["scale"].fail(f"scale {scale:g} makes normal draws overflow float64 to infinity; "
+                                 "use a smaller scale")
+        return array
 
     def _file(self, cursor: Cursor, key: Cursor | None = None) -> np.ndarray:
         """A value file inside the spec's folder (or an allowed one): .npy, .npz (with ``key``),
@@ -253,11 +260,12 @@ def _read_npz(data: bytes, key: Cursor, shown: str, reader: ValueReader) -> np.n
     return _read_npy(unpacked, lambda shape: reader.check_size(key, shape))
 
 
-def _walk(cursor: Cursor, numbers: list, texts: list, seen: dict | None = None) -> tuple[int, ...]:
+def _walk(cursor: Cursor, numbers: list, texts: list, limit: int, seen: dict | None = None) -> tuple[int, ...]:
     """Append the numbers of a literal to ``numbers``/``texts``; its shape, or a SpecError.
 
     ``seen`` remembers each list already read (by node), so a list repeated through YAML
-    aliases is copied, not walked again.
+    aliases is copied, not walked again; copies stop beyond ``limit`` numbers, since aliases
+    can repeat far more numbers than there are nodes.
     """
     if cursor.is_scalar:
         numbers.append(cursor.number())
@@ -266,6 +274,9 @@ def _walk(cursor: Cursor, numbers: list, texts: list, seen: dict | None = None) 
     seen = {} if seen is None else seen
     if id(cursor.node) in seen:
         shape, its_numbers, its_texts = seen[id(cursor.node)]
+        if len(numbers) + len(its_numbers) > limit:
+            cursor.fail(f"the value has more than {limit} entries once its aliases are copied, more "
+                        "than the limit (Limits.max_entries; raise it with --max-entries)")
         numbers.extend(its_numbers)
         texts.extend(its_texts)
         return shape
@@ -277,9 +288,9 @@ def _walk(cursor: Cursor, numbers: list, texts: list, seen: dict | None = None) 
         items = cursor.sequence("a number or a list of numbers")
         if not items:
             cursor.fail("empty array; a value needs at least one number")
-        first = _walk(items[0], numbers, texts, seen)
+        first = _walk(items[0], numbers, texts, limit, seen)
         for item in items[1:]:
-            other = _walk(item, numbers, texts, seen)
+            other = _walk(item, numbers, texts, limit, seen)
             if other != first:  # blamed at the odd row, named by the whole value (as SPEC §5 shows)
                 Cursor(item.node, cursor.path, cursor.file).fail(_mismatch(first, other))
         shape = (len(items),) + first
