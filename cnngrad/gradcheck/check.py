@@ -159,7 +159,8 @@ def check_model(model: Model, *, eps: float | None = None, rtol: float | None = 
             progress(count, total)
 
     evaluator = Evaluator(model.network, model.params, model.target, trace,
-                          magnitude=rounding_magnitude(model, trace, grads), progress=advance)
+                          magnitude=rounding_magnitude(model, trace, grads, recompute=fast),
+                          progress=advance)
     rng = np.random.default_rng(seed) if fast else None   # numpy.random costs a small check ~8 ms
 
     def run(probe: Probe) -> QuantityResult:
@@ -185,16 +186,28 @@ def check_model(model: Model, *, eps: float | None = None, rtol: float | None = 
                       faulty_layer=faulty_layer(model, gradients, delta_results))
 
 
-def rounding_magnitude(model: Model, trace, grads) -> float:
-    """S = |E| + Σ_layers Σ |y ⊙ δ|: how much E moves when every value is off by one rounding
-    (first order). A fused loss reads the last layer's input, not its output, so that is left out."""
+def rounding_magnitude(model: Model, trace, grads, recompute: bool = False) -> np.ndarray:
+    """S per start layer: how much E moves, to first order, when every value the perturbed copies
+    compute is off by one rounding of the size of the terms it sums,
+        S[start] = |E| + Σ |y ⊙ δ| of layer start − 1 + Σ_{layers k ≥ start} Σ M_k ⊙ |δ_k|,
+    M_k the Σ |terms| behind each output of layer k (Σ |W||a| + |b| for fc, even where the terms
+    cancel; 0 for an exact one such as relu) and δ_k = ∂E/∂y_k. Layers before ``start`` are not
+    re-run (their rounding is the same in every copy); the output of layer start − 1 is formed as
+    y + s · ∂y/∂θ (one rounding of y), or with ``recompute`` (--fast) by that layer's forward (M).
+    The losses sum terms of one sign (|E|), except ``none``, whose Σ t·y is the last layer's
+    M·|δ|. A fused loss reads the last layer's input, not its output, so that output is left out."""
     net = model.network
-    total = abs(float(net.losses(trace, model.target)[0]))
-    counted = net.names[:-1] if net.fused else net.names
-    for name, output in zip(counted, trace.outputs):
-        with np.errstate(invalid="ignore", over="ignore"):
-            total += float(np.nansum(np.abs(output * grads.outputs[name])))
-    return total
+    layers = len(net.layers)
+    inside, formed = np.zeros(layers + 1), np.zeros(layers + 1)
+    for k in range(layers - (1 if net.fused else 0)):
+        delta = np.abs(grads.outputs[net.names[k]])
+        with np.errstate(all="ignore"):
+            size = net.layers[k].term_magnitude(trace.inputs[k], trace.outputs[k], net.params_of(k, model.params))
+            inside[k] = float(np.nansum(size * delta))
+            formed[k] = inside[k] if recompute else float(np.nansum(np.abs(trace.outputs[k]) * delta))
+    after = np.cumsum(inside[::-1])[::-1]              # after[k] = Σ_{j ≥ k} inside[j]
+    before = np.concatenate([[0.0], formed[:-1]])      # before[start] = formed[start − 1]
+    return abs(float(net.losses(trace, model.target)[0])) + before + after
 
 
 def backpropagated_layers(model: Model) -> int:

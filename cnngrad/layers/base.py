@@ -46,6 +46,11 @@ class Layer:
         """Roughly how many floats one example's forward pass holds here (for sizing batches)."""
         return 2 * (int(np.prod(in_shape)) + int(np.prod(self.output_shape(in_shape))))
 
+    def term_magnitude(self, x: np.ndarray, y: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+        """Σ |terms| the forward adds up into each output entry, shape of ``y``: the size its rounding
+        errors scale with (ε · this, even where the terms cancel). |y| for a layer that sums nothing."""
+        return np.abs(y)
+
     def pattern(self, cache) -> np.ndarray | None:
         """Which smooth piece each input sits on, shape ``(B, ...)``; None for a smooth layer.
 

@@ -105,6 +105,10 @@ class Conv(Layer):
         dx = crop_map(scatter_windows(dwin, padded_shape, self.stride, self.dilation), self.padding)
         return dx, {"kernel": dkernel, "bias": dbias}
 
+    def term_magnitude(self, x, y, params):
+        """The window sums Σ |K| |x| + |b|: the same correlation over absolute values."""
+        return self.forward(np.abs(x), {name: np.abs(value) for name, value in params.items()})[0]
+
     def explain_param(self, pname, index, x, cache, dy, params) -> Explanation:
         """∂E/∂K[d,c,m,n] = Σ_{i,j} δ[d,i,j] · x[c, s·i + r·m, s·j + r·n] (the input correlated with
         the deltas; m, n rotated in convolution mode); ∂E/∂b[d] = Σ_{i,j} δ[d,i,j]."""

@@ -41,6 +41,10 @@ class FC(Layer):
         dweights = dy.T * x if dy.shape[0] == 1 else dy.T @ x
         return dy @ params["weights"], {"weights": dweights, "bias": dy.sum(axis=0)}
 
+    def term_magnitude(self, x, y, params):
+        """Σ_i |W[o,i]| |a[i]| + |b[o]|: y[o] is a sum of these terms, which may cancel."""
+        return np.abs(x) @ np.abs(params["weights"]).T + np.abs(params["bias"])
+
     def explain_param(self, pname, index, x, cache, dy, params) -> Explanation:
         """∂E/∂W[o,i] = δ[o] · a[i]; ∂E/∂b[o] = δ[o]."""
         out = index[0]

@@ -68,6 +68,13 @@ class Pool(Layer):
             y = m * np.sqrt((scaled * scaled).sum(axis=-1))
         return y, (flat, y, first, padded.shape)
 
+    def term_magnitude(self, x, y, params):
+        """avg: the window means of |x| (a sum whose terms may cancel); max selects without
+        rounding (0); L2 adds squares, so |y| is their size."""
+        if self.type == "avg":
+            return self.forward(np.abs(x), params)[0]
+        return np.zeros_like(y) if self.type == "max" else np.abs(y)
+
     def routing(self, cache) -> np.ndarray:
         """∂y/∂(each window entry), shape (B, C, Ho, Wo, kh·kw): where each window's delta goes."""
         flat, y, first, _ = cache
