@@ -132,3 +132,146 @@ def test_backward_with_a_sane_learning_rate_still_updates(spec):
     doc = json.loads(result.stdout)
     grad = np.asarray(doc["gradients"]["fc1.bias"])
     np.testing.assert_allclose(doc["updated"]["fc1.bias"], 0.0 - 0.5 * grad)
+
+
+# --------------------------------------------------------------------------- resolution, unverified
+
+from cnngrad.layers.activations import ReLU, Softmax  # noqa: E402
+from cnngrad.layers.flatten import Flatten  # noqa: E402
+from cnngrad.layers.pooling import Pool  # noqa: E402
+from test_gradcheck import relu_at_zero_model, small_net  # noqa: E402
+
+EPSILON = np.finfo(np.float64).eps
+
+
+def linear_fc():
+    """input [1, 2] → fc [[3, 4]], loss none, upstream 1: E = 3·1 + 4·2 = 11, ∂E/∂input = [3, 4].
+    Rounding magnitude of the copies of the input (fc re-run): S = |E| + (|3|·1 + |4|·2)·1 = 22."""
+    return hand_model([1.0, 2.0], [("fc1", FC((1, 2)))], "none", [1.0],
+                      params={"fc1.weights": [[3.0, 4.0]], "fc1.bias": [0.0]})
+
+
+@pytest.mark.parametrize("eps", [1e-4, 1e-12])
+def test_resolution_is_the_allowance_over_the_gradient_at_the_best_entry(eps):
+    # entry 1 (θ = 2, step h = 2·eps, g = 4) resolves best: (atol + rtol·4 + 4ε·22/h) / 4;
+    # entry 0 (θ = 1, h = eps, g = 3) gives (atol + rtol·3 + 4ε·22/eps) / 3, larger
+    result = check_model(linear_fc(), eps=eps)
+    gradient = {q.quantity: q for q in result.gradients}["input"]
+    noise = 4 * EPSILON * 22 / (2 * eps)
+    assert gradient.resolution == pytest.approx((1e-10 + 1e-7 * 4 + noise) / 4, rel=2e-2)
+    assert gradient.difference_resolution == pytest.approx(noise / 4, rel=5e-2)
+    assert gradient.status == "passed" and result.passed
+
+
+def test_finite_differences_too_coarse_for_one_percent_are_unverified():
+    # at eps 1e-13 the noise on entry 1 is 4ε·22/2e-13 ≈ 0.098, a relative 0.024 of g = 4
+    result = check_model(linear_fc(), eps=1e-13)
+    gradient = {q.quantity: q for q in result.gradients}["input"]
+    assert gradient.difference_resolution == pytest.approx(4 * EPSILON * 22 / 2e-13 / 4, rel=5e-2)
+    assert gradient.status == "unverified" and not gradient.passed and not result.passed
+    assert all(e.status == "ok" for e in gradient.entries)
+    assert result.faulty_layer is None and result.deltas == []     # nothing disagreed
+
+
+class HalfWrongReLU(ReLU):
+    """ReLU whose backward is 50% too large."""
+
+    def backward(self, dy, cache, params):
+        dx, grads = super().backward(dy, cache, params)
+        return dx * 1.5, grads
+
+
+def test_a_gradient_half_wrong_never_passes_at_a_tiny_eps():
+    wrong = small_net(act=HalfWrongReLU)
+    assert {q.status for q in check_model(wrong).gradients if q.quantity.startswith(("input", "conv1"))} \
+        == {"failed"}
+    tiny = check_model(wrong, eps=1e-14)
+    assert not tiny.passed
+    assert {q.status for q in tiny.gradients} <= {"failed", "unverified"}
+    assert "unverified" in {q.status for q in tiny.gradients}
+    correct = check_model(small_net(), eps=1e-14)
+    assert not correct.passed and {q.status for q in correct.gradients} <= {"failed", "unverified"}
+
+
+def test_a_gradient_that_is_zero_by_symmetry_is_verified_not_unverified():
+    """A one-filter conv bias before softmax + cross-entropy moves every logit alike, which softmax
+    ignores: ∂E/∂b = Σ_k (y_k − t_k) = 1 − 1 = 0; its finite difference is rounding, ~1e-12."""
+    layers = [("conv1", Conv((1, 1, 2, 2))), ("flatten1", Flatten()), ("softmax1", Softmax())]
+    model = hand_model(np.arange(9.0).reshape(1, 3, 3) / 9, layers, "cross_entropy", [0, 1, 0, 0], seed=2)
+    result = check_model(model)
+    bias = {q.quantity: q for q in result.gradients}["conv1.bias"]
+    assert abs(bias.entries[0].analytic) < 1e-15
+    assert bias.status == "passed" and result.passed
+    assert bias.max_rel_error == 0.0       # 0 against 1e-13 is no relative error: both are in the allowance
+
+
+def test_unverified_in_the_table_and_json_with_the_way_out(spec):
+    import json
+    result = run("check", spec, "--eps", "1e-14")
+    assert result.exit_code == 1, result.output
+    assert "unverified" in result.stdout and "larger --eps" in result.stdout
+    result = run("check", spec, "--eps", "1e-14", "--format", "json")
+    doc = json.loads(result.stdout)
+    assert not doc["passed"]
+    gradients = doc["specs"][0]["gradients"]
+    assert "unverified" in {q["status"] for q in gradients}
+    assert all(q["resolution"] > 1e-2 for q in gradients if q["status"] == "unverified")
+    passing = json.loads(run("check", spec, "--format", "json").stdout)["specs"][0]["gradients"]
+    assert all(q["status"] == "passed" and 1e-7 <= q["resolution"] < 1e-6 for q in passing)
+
+
+# --------------------------------------------------------------------------- kinks worth a look
+
+def zero_bias_relu_model():
+    """A map mostly of zeros → conv with bias 0 → relu: most conv outputs are exactly 0, so most
+    input entries straddle relu kinks; max pooling and fc after them."""
+    x = np.zeros((1, 4, 5))
+    x[0, 0, 4], x[0, 1, 4], x[0, 2, 2] = 1.0, 2.0, 0.5
+    layers = [("conv1", Conv((1, 1, 2, 2))), ("relu1", ReLU()), ("pool1", Pool("max", 2, 1)),
+              ("flatten1", Flatten()), ("fc1", FC((2, 6)))]
+    params = {"conv1.kernel": [[[[0.3, -0.2], [0.1, 0.4]]]], "conv1.bias": [0.0]}
+    return hand_model(x, layers, "squared_error", [1.0, 0.0], params=params, seed=1)
+
+
+def test_kinks_that_make_no_difference_are_not_listed_but_kept():
+    result = check_model(zero_bias_relu_model())
+    gradient = {q.quantity: q for q in result.gradients}["input"]
+    kinks = [e for e in gradient.entries if e.status == "kink"]
+    assert len(kinks) == gradient.kinks > 5                  # every kink entry stays in the result
+    for e in kinks:                                          # … its one-sided quotients agree with it
+        assert abs(e.left - e.analytic) <= 1e-4 * abs(e.analytic) + 1e-11
+        assert abs(e.right - e.analytic) <= 1e-4 * abs(e.analytic) + 1e-11
+        assert not e.notable
+    assert result.passed
+
+
+def test_a_kink_at_an_edge_or_with_a_wide_bracket_is_listed():
+    # relu'(0) = 0 is the left edge of [0, −10] (tests/test_gradcheck.py derives both by hand)
+    delta = {q.quantity: q for q in check_model(relu_at_zero_model(), deltas=True).deltas}["conv1"]
+    assert delta.entries[0].status == "kink" and delta.entries[0].notable
+    # a tie split in two: 0.5 in the middle of [0, 1], a bracket as wide as the value
+    model = hand_model([[[1.0, 1.0], [0.5, 0.2]]], [("pool1", Pool("max", 2, ties="split")),
+                                                     ("flatten1", Flatten())], "none", [1.0])
+    entries = check_model(model).gradients[0].entries
+    assert [(e.analytic, e.status, e.notable) for e in entries[:2]] == [(0.5, "kink", True)] * 2
+    assert [e.notable for e in entries[2:]] == [False, False]
+
+
+def test_the_table_says_what_its_errors_measure_and_how_many_kinks_it_left_out(tmp_path):
+    path = tmp_path / "kinks.yaml"
+    path.write_text("""\
+input: [[0, 0, 0, 0, 1], [0, 0, 0, 0, 2], [0, 0, 0.5, 0, 0], [0, 0, 0, 0, 0]]
+layers:
+  - conv: {kernel: [[0.3, -0.2], [0.1, 0.4]], bias: 0}
+  - relu
+  - pool: {type: max, size: 2, stride: 1}
+  - flatten
+  - fc: {weights: {random: {shape: [2, 6], seed: 1}}, bias: [0, 0]}
+loss: squared_error
+target: [1, 0]
+""")
+    result = run("check", path)
+    assert result.exit_code == 0, result.output
+    assert "entries of input to look at" not in result.stdout
+    assert "over the entries that are not kinks" in result.stdout
+    assert "16 kinks of input not listed" in result.stdout

@@ -23,6 +23,10 @@ DEFAULT_EPS = 1e-4
 DEFAULT_RTOL = 1e-7
 DEFAULT_ATOL = 1e-10
 DIRECTIONS = 6          # random directions per quantity with --fast
+UNRESOLVED = 1e-2       # finite differences that resolve no relative error below 1% verify nothing
+ZERO = 1e-6             # a gradient below this fraction of the largest one counts as 0
+KINK_EDGE = 0.1         # a kink's analytic value in the outer tenth of its bracket is near an edge
+KINK_WIDE = 1e-3        # … and a bracket wider than this fraction of the values is wide
 
 
 class UnknownQuantity(ValueError):
@@ -30,39 +34,70 @@ class UnknownQuantity(ValueError):
 
 
 def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, indices,
-          rtol: float, atol: float, method: str = "full") -> QuantityResult:
-    """Turn differences into per-entry verdicts; ``indices`` label the entries (user rank)."""
+          rtol: float, atol: float, method: str = "full", zero: float = 0.0) -> QuantityResult:
+    """Turn differences into per-entry verdicts; ``indices`` label the entries (user rank).
+
+    The quantity's ``resolution`` is the smallest relative error the check could have caught,
+    min over smooth entries of allowance / max(|analytic|, |numeric|, ``zero``) (``zero``: the size
+    below which a gradient counts as 0, and is verified absolutely). A quantity that passed but
+    whose finite differences alone resolve no relative error below ``UNRESOLVED`` is
+    ``unverified``, not passed. Kinks worth a look are marked ``notable`` (``notable_kinks``).
+    The largest errors are over smooth entries, relative ones where a value exceeds the allowance.
+    """
     numeric = diffs.numeric
     with np.errstate(all="ignore"):   # a difference that overflowed fails below, without warnings
         error = np.abs(analytic - numeric)
-        tolerance = atol + rtol * np.maximum(np.abs(analytic), np.abs(numeric)) + diffs.noise
+        scale = np.maximum(np.abs(analytic), np.abs(numeric))
+        tolerance = atol + rtol * scale + diffs.noise
         measured = np.isfinite(numeric) & np.isfinite(tolerance)   # else nothing was verified
         ok = (error <= tolerance) & measured
         widen = tolerance + diffs.spread
-        low = np.minimum(diffs.left, diffs.right) - widen
-        high = np.maximum(diffs.left, diffs.right) + widen
-        kink_ok = (((analytic >= low) & (analytic <= high)) | diffs.several) & measured
+        low = np.minimum(diffs.left, diffs.right)
+        high = np.maximum(diffs.left, diffs.right)
+        kink_ok = (((analytic >= low - widen) & (analytic <= high + widen)) | diffs.several) & measured
+        smooth = ~diffs.kink
+        informative = smooth & measured & (scale > 0)
+        reference = np.maximum(scale, zero)[informative]
+        resolution = float((tolerance[informative] / reference).min()) if informative.any() else None
+        resolved = float((diffs.noise[informative] / reference).min()) if informative.any() else None
+        notable = notable_kinks(analytic, low, high, tolerance, diffs.several)
     status = np.where(diffs.kink, np.where(kink_ok, "kink", "fail"), np.where(ok, "ok", "fail"))
-    smooth = ~diffs.kink
-    scale = np.maximum(np.abs(analytic), np.abs(numeric))
-    relative = np.divide(error, scale, out=np.zeros_like(error), where=np.isfinite(scale) & (scale > 0))
+    # a relative error says nothing where both values are within the entry's allowance (0 against 1e-17)
+    relative = np.divide(error, scale, out=np.zeros_like(error), where=np.isfinite(scale) & (scale > tolerance))
     relative[~np.isfinite(error)] = np.inf
     kinks = diffs.kink.tolist()
     entries = [
         EntryResult(index=index, analytic=a, numeric=n, abs_error=e, status=s,
-                    left=lo if k else None, right=hi if k else None)
-        for index, a, n, e, s, k, lo, hi in zip(indices, analytic.tolist(), numeric.tolist(),
-                                                 error.tolist(), status.tolist(), kinks,
-                                                 diffs.left.tolist(), diffs.right.tolist())
+                    left=lo if k else None, right=hi if k else None, notable=bool(k and m))
+        for index, a, n, e, s, k, lo, hi, m in zip(indices, analytic.tolist(), numeric.tolist(),
+                                                    error.tolist(), status.tolist(), kinks,
+                                                    diffs.left.tolist(), diffs.right.tolist(),
+                                                    notable.tolist())
     ]
+    verdict = "failed" if np.any(status == "fail") else \
+        "unverified" if resolved is not None and resolved >= UNRESOLVED else "passed"
     return QuantityResult(
-        quantity=quantity, shape=tuple(shape), passed=bool(np.all(status != "fail")),
+        quantity=quantity, shape=tuple(shape), passed=verdict == "passed",
         max_abs_error=float(error[smooth].max()) if smooth.any() else 0.0,
         max_rel_error=float(relative[smooth].max()) if smooth.any() else 0.0,
-        kinks=int(diffs.kink.sum()), entries=entries, method=method)
+        kinks=int(diffs.kink.sum()), entries=entries, method=method, status=verdict,
+        resolution=resolution, difference_resolution=resolved)
 
 
-def check_entries(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, atol) -> QuantityResult:
+def notable_kinks(analytic, low, high, tolerance, several) -> np.ndarray:
+    """Kinks worth a look: those whose bracket [low, high] of one-sided quotients is wider than the
+    entry's tolerance and either holds the analytic value in its outer tenth (``KINK_EDGE``), or
+    outside it, or is wide: wider than ``KINK_WIDE`` times the largest of |analytic|, |low|, |high|;
+    and kinks left unjudged (``several``) whose analytic value lies outside their bracket. A
+    narrower bracket says the kink made no measurable difference there."""
+    width = high - low
+    edge = np.minimum(analytic - low, high - analytic) <= KINK_EDGE * width
+    wide = width > KINK_WIDE * np.maximum(np.abs(analytic), np.maximum(np.abs(low), np.abs(high)))
+    outside = (analytic < low - tolerance) | (analytic > high + tolerance)
+    return ((width > tolerance) & (edge | wide)) | (several & outside)
+
+
+def check_entries(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, atol, zero=0.0) -> QuantityResult:
     """Every entry of one quantity: four perturbed runs per entry, batched (entries that move one
     output unit of their layer share that unit's runs; those that move one channel of a map run
     the channel-wise layers after it on that channel alone)."""
@@ -77,11 +112,12 @@ def check_entries(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, ato
         diffs = central_differences(evaluator, probe.start, probe.steps(eps), probe.perturbed)
     indices = [tuple(i) for i in np.argwhere(np.ones(user_shape, dtype=bool)).tolist()] \
         if user_shape else [()]
-    return judge(probe.quantity, user_shape, probe.analytic.reshape(-1), diffs, indices, rtol, atol)
+    return judge(probe.quantity, user_shape, probe.analytic.reshape(-1), diffs, indices, rtol, atol,
+                 zero=zero)
 
 
 def check_directions(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, atol,
-                     rng: np.random.Generator) -> QuantityResult:
+                     rng: np.random.Generator, zero=0.0) -> QuantityResult:
     """Directional derivatives along a few random unit directions v: ∇E·v against the quotient."""
     directions = rng.standard_normal((DIRECTIONS, probe.values.size))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
@@ -94,7 +130,7 @@ def check_directions(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, 
     diffs = central_differences(evaluator, probe.start, np.full(DIRECTIONS, step), perturbed)
     analytic = directions @ probe.analytic.reshape(-1)
     indices = [(k,) for k in range(DIRECTIONS)]
-    return judge(probe.quantity, user_shape, analytic, diffs, indices, rtol, atol, method="fast")
+    return judge(probe.quantity, user_shape, analytic, diffs, indices, rtol, atol, method="fast", zero=zero)
 
 
 def delta_probe(model: Model, trace, grads, index: int) -> Probe:
@@ -163,16 +199,19 @@ def check_model(model: Model, *, eps: float | None = None, rtol: float | None = 
                           progress=advance)
     rng = np.random.default_rng(seed) if fast else None   # numpy.random costs a small check ~8 ms
 
+    largest = max([np.abs(grads.input).max(initial=0.0)] + [np.abs(g).max(initial=0.0) for g in grads.params.values()])
+    zero = ZERO * float(largest)
+
     def run(probe: Probe) -> QuantityResult:
         shape = model.user_shapes[probe.quantity]
         if fast:
-            return check_directions(evaluator, probe, shape, eps, rtol, atol, rng)
-        return check_entries(evaluator, probe, shape, eps, rtol, atol)
+            return check_directions(evaluator, probe, shape, eps, rtol, atol, rng, zero)
+        return check_entries(evaluator, probe, shape, eps, rtol, atol, zero)
 
     expect_work(gradient_probes + delta_probes)
     gradients = [run(probe) for probe in gradient_probes]
     delta_results = [run(probe) for probe in delta_probes]
-    if deltas or not all(q.passed for q in gradients):
+    if deltas or any(q.status == "failed" for q in gradients):
         delta_probes = [delta_probe(model, trace, grads, i)
                         for i in reversed(range(backpropagated_layers(model)))]
         expect_work(delta_probes)
