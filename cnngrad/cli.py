@@ -48,10 +48,10 @@ def _describe(ctx: click.Context, err: Exception) -> str:
     if ctx.find_root().params.get("debug"):
         import traceback
         traceback.print_exception(type(err), err, err.__traceback__)
-    from .gradcheck import UnknownQuantity
+    from .gradcheck import TooMuchWork, UnknownQuantity
     from .model import NonFiniteError
     from .spec import SpecError
-    if isinstance(err, (SpecError, UnknownQuantity, NonFiniteError)):
+    if isinstance(err, (SpecError, UnknownQuantity, NonFiniteError, TooMuchWork)):
         return str(err)
     if isinstance(err, OSError) and err.filename is not None:
         return f"{err.filename}: {err.strerror}"
@@ -246,10 +246,12 @@ def init(path: str | None) -> None:
               help="Check only this gradient (input, conv1, conv1.kernel, …); repeatable.")
 @click.option("--fast", is_flag=True, help="Check random directional derivatives instead of every entry.")
 @click.option("--deltas", is_flag=True, help="Also check each layer's backward on its own, naming a faulty layer.")
+@click.option("--max-work", type=float, metavar="N", callback=_number("must be a number ≥ 1, e.g. 1e12", 1),
+              help="Refuse a check estimated to take more than N multiply-adds.  [default: 2e11, ~100 s]")
 @_format_option
 @_limits_options
 @click.pass_context
-def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, fmt) -> None:
+def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, max_work, fmt) -> None:
     """Check analytic gradients against finite differences and expect.
 
     Every analytic gradient (or those named by --wrt) is compared entry by entry with central
@@ -259,14 +261,20 @@ def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, fmt) ->
     """
     from .gradcheck import check_model
     from .gradcheck.results import SpecResult
+    from .gradcheck.work import DEFAULT_MAX_WORK, NOTE_SECONDS, check_work, seconds
     from .render.progress import DelayedProgress
     results = []
     for path, problem in _spec_files(specs):
         if problem is None:
             progress = DelayedProgress.for_terminal(f"checking {path}")
             try:
-                results.append(check_model(_load(path), eps=eps, rtol=rtol, atol=atol, wrt=wrt,
-                                           fast=fast, deltas=deltas, progress=progress))
+                model = _load(path)
+                work = check_work(model.network, wrt, fast, deltas)
+                if progress is None and seconds(work) > NOTE_SECONDS and work <= (max_work or DEFAULT_MAX_WORK):
+                    click.echo(f"note: {model.path}: checking, about {work:.1e} multiply-adds (~{seconds(work):.0f} s "
+                               f"here); --fast or --wrt NAME check less", err=True)
+                results.append(check_model(model, eps=eps, rtol=rtol, atol=atol, wrt=wrt, fast=fast,
+                                           deltas=deltas, progress=progress, max_work=max_work))
                 continue
             except Exception as err:   # this spec could not run: say so and go on with the others
                 problem = _describe(ctx, err)

@@ -275,3 +275,67 @@ target: [1, 0]
     assert "entries of input to look at" not in result.stdout
     assert "over the entries that are not kinks" in result.stdout
     assert "16 kinks of input not listed" in result.stdout
+
+
+# --------------------------------------------------------------------------- work
+
+from cnngrad.gradcheck import DEFAULT_MAX_WORK, TooMuchWork  # noqa: E402
+from cnngrad.gradcheck.work import FORMING, check_work  # noqa: E402
+from cnngrad.spec import load_model  # noqa: E402
+
+BIG = """\
+input: {random: {shape: [1, 300, 300], seed: 1}}
+layers:
+  - conv: {kernel: {random: {shape: [1, 1, 3, 3], seed: 2}}}
+  - relu
+  - flatten
+  - fc: {weights: {random: {shape: [2, 88804], seed: 3, scale: 0.01}}}
+loss: squared_error
+target: [1, 0]
+"""
+
+
+def test_the_work_of_a_check_by_hand():
+    # input [3] → fc 2×3: the input's 3 entries each run 4 copies of fc (6 multiply-adds) from
+    # a copy of the 3 inputs (FORMING each); the weights' and the bias's copies move fc's 2 output
+    # units (4 copies each, one value formed, nothing left to run)
+    model = hand_model([1.0, 2.0, 3.0], [("fc1", FC((2, 3)))], "squared_error", [0.0, 1.0])
+    per_unit = 4 * 2 * FORMING
+    assert check_work(model.network) == 3 * 4 * (6 + 3 * FORMING) + per_unit + per_unit
+    assert check_work(model.network, wrt=["fc1.bias"]) == per_unit
+    assert check_work(model.network, fast=True) == 6 * 4 * (6 + 3 * FORMING) + 2 * 6 * 4 * FORMING
+
+
+def test_lenet5_is_well_within_the_default_work():
+    assert check_work(load_model("configs/lenet5.yaml").network) < DEFAULT_MAX_WORK / 20
+
+
+def test_a_check_too_big_to_finish_is_refused_up_front(tmp_path):
+    path = tmp_path / "big.yaml"
+    path.write_text(BIG)
+    model = load_model(str(path))
+    with pytest.raises(TooMuchWork):
+        check_model(model)
+    result = run("check", path)
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: {path}: ") and "multiply-adds" in line
+    assert "--fast" in line and "--wrt" in line and "--max-work" in line
+    fast = run("check", path, "--fast")
+    assert fast.exit_code == 0, fast.output
+    assert run("check", path, "--wrt", "conv1.kernel").exit_code == 0
+
+
+def test_a_long_check_says_its_estimate_on_stderr(spec, monkeypatch):
+    import cnngrad.gradcheck.work as work
+    assert run("check", spec).stderr == ""
+    monkeypatch.setattr(work, "NOTE_SECONDS", 0.0)
+    result = run("check", spec)
+    assert result.exit_code == 0
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"note: {spec}: ") and "multiply-adds" in line
+
+
+def test_max_work_lowers_and_raises_the_limit(spec):
+    assert run("check", spec, "--max-work", "10").exit_code == 2
+    assert run("check", spec, "--max-work", "1e30").exit_code == 0

@@ -18,6 +18,7 @@ from . import expect as expect_check
 from .finite import STEPS, Differences, Evaluator, central_differences
 from .probes import Probe, input_probe, output_probe, param_probe
 from .results import EntryResult, QuantityResult, SpecResult
+from .work import DEFAULT_MAX_WORK, check_work, refuse_beyond
 
 DEFAULT_EPS = 1e-4
 DEFAULT_RTOL = 1e-7
@@ -171,8 +172,11 @@ def probes_for(model: Model, trace, grads, wrt) -> tuple[list[Probe], list[Probe
 
 def check_model(model: Model, *, eps: float | None = None, rtol: float | None = None,
                 atol: float | None = None, wrt=(), fast: bool = False, deltas: bool = False,
-                seed: int = 0, progress=None) -> SpecResult:
+                seed: int = 0, progress=None, max_work: float | None = None) -> SpecResult:
     """Check every gradient (or those in ``wrt``), the per-layer deltas when needed, and ``expect``.
+
+    A check estimated (``work.check_work``) to take more than ``max_work`` multiply-adds is refused
+    (``TooMuchWork``); the per-layer deltas that a failure calls for run only within it too.
 
     ``progress(advance, total)``, if given, hears how many perturbed copies each batch ran and how
     many the check needs in all (the total grows if per-layer delta checks become necessary).
@@ -180,6 +184,9 @@ def check_model(model: Model, *, eps: float | None = None, rtol: float | None = 
     eps = DEFAULT_EPS if eps is None else eps
     rtol = DEFAULT_RTOL if rtol is None else rtol
     atol = DEFAULT_ATOL if atol is None else atol
+    max_work = DEFAULT_MAX_WORK if max_work is None else max_work
+    work = check_work(model.network, wrt, fast, deltas)
+    refuse_beyond(work, max_work, model.path)
     trace = model.forward()
     model.loss(trace)   # raises if the loss is not finite: nothing to difference
     grads = model.backward(trace)
@@ -211,7 +218,9 @@ def check_model(model: Model, *, eps: float | None = None, rtol: float | None = 
     expect_work(gradient_probes + delta_probes)
     gradients = [run(probe) for probe in gradient_probes]
     delta_results = [run(probe) for probe in delta_probes]
-    if deltas or any(q.status == "failed" for q in gradients):
+    layers = model.network.names[:backpropagated_layers(model)]
+    if deltas or (any(q.status == "failed" for q in gradients)
+                  and work + check_work(model.network, layers, fast) <= max_work):
         delta_probes = [delta_probe(model, trace, grads, i)
                         for i in reversed(range(backpropagated_layers(model)))]
         expect_work(delta_probes)

@@ -42,6 +42,10 @@ class Layer:
     def backward(self, dy: np.ndarray, cache, params: dict[str, np.ndarray]):
         raise NotImplementedError
 
+    def operations(self, in_shape: tuple[int, ...]) -> int:
+        """Roughly how many multiply-adds one example's forward pass costs here (for bounding a check)."""
+        return int(np.prod(self.output_shape(in_shape)))
+
     def work_size(self, in_shape: tuple[int, ...]) -> int:
         """Roughly how many floats one example's forward pass holds here (for sizing batches)."""
         return 2 * (int(np.prod(in_shape)) + int(np.prod(self.output_shape(in_shape))))

@@ -62,6 +62,11 @@ class Conv(Layer):
         _, out_h, out_w = self.output_shape(in_shape)
         return super().work_size(in_shape) + self.channels * self.size[0] * self.size[1] * out_h * out_w
 
+    def operations(self, in_shape):
+        """D·C·kh·kw multiply-adds for every output position."""
+        _, out_h, out_w = self.output_shape(in_shape)
+        return self.filters * self.channels * self.size[0] * self.size[1] * out_h * out_w
+
     def effective_kernel(self, kernel):
         """The kernel that is correlated with the input: rotated 180° in convolution mode."""
         return kernel[..., ::-1, ::-1] if self.mode == "convolution" else kernel

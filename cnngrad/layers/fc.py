@@ -31,6 +31,9 @@ class FC(Layer):
     def param_shapes(self, in_shape):
         return {"weights": (self.outputs, self.inputs), "bias": (self.outputs,)}
 
+    def operations(self, in_shape):
+        return self.outputs * self.inputs
+
     def forward(self, x, params):
         return x @ params["weights"].T + params["bias"], x
 

@@ -47,6 +47,10 @@ class Pool(Layer):
                 window_output_size(padded[0], self.size[0], self.stride[0]),
                 window_output_size(padded[1], self.size[1], self.stride[1]))
 
+    def operations(self, in_shape):
+        """kh·kw for every output."""
+        return int(np.prod(self.output_shape(in_shape))) * self.size[0] * self.size[1]
+
     def forward(self, x, params):
         pad_value = -np.inf if self.type == "max" else 0.0
         padded = pad_map(x, self.padding, pad_value)
