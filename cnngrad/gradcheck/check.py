@@ -18,12 +18,11 @@ from . import expect as expect_check
 from .finite import STEPS, Differences, Evaluator, central_differences
 from .probes import Probe, input_probe, output_probe, param_probe
 from .results import EntryResult, QuantityResult, SpecResult
-from .work import DEFAULT_MAX_WORK, check_work, refuse_beyond
+from .work import DEFAULT_MAX_WORK, DIRECTIONS, check_work, refuse_beyond
 
 DEFAULT_EPS = 1e-4
 DEFAULT_RTOL = 1e-7
 DEFAULT_ATOL = 1e-10
-DIRECTIONS = 6          # random directions per quantity with --fast
 UNRESOLVED = 1e-2       # finite differences that resolve no relative error below 1% verify nothing
 ZERO = 1e-6             # a gradient below this fraction of the largest one counts as 0
 KINK_EDGE = 0.1         # a kink's analytic value in the outer tenth of its bracket is near an edge
@@ -206,8 +205,7 @@ def check_model(model: Model, *, eps: float | None = None, rtol: float | None = 
                           progress=advance)
     rng = np.random.default_rng(seed) if fast else None   # numpy.random costs a small check ~8 ms
 
-    largest = max([np.abs(grads.input).max(initial=0.0)] + [np.abs(g).max(initial=0.0) for g in grads.params.values()])
-    zero = ZERO * float(largest)
+    zero = ZERO * max(float(np.abs(g).max(initial=0.0)) for g in [grads.input, *grads.params.values()])
 
     def run(probe: Probe) -> QuantityResult:
         shape = model.user_shapes[probe.quantity]

@@ -11,13 +11,13 @@ from __future__ import annotations
 import math
 
 from ..network import Network
+from .finite import STEPS
 
 RATE = 2e9                    # multiply-adds a second of a check on a 2-core x86_64 (LeNet-5's 2.8e9: 0.7-1 s)
 DEFAULT_MAX_WORK = 2e11       # about 100 s at RATE; LeNet-5's full check is 70 times less
 NOTE_SECONDS = 5              # a check estimated to take longer says so on stderr (when no bar shows)
-COPIES = 4                    # perturbed copies per entry: ±h and ±h/2
 FORMING = 30                  # multiply-adds worth of memory traffic per value of a copy's first map
-DIRECTIONS = 6                # as check.DIRECTIONS
+DIRECTIONS = 6                # random directions per quantity with --fast
 
 
 class TooMuchWork(ValueError):
@@ -33,7 +33,7 @@ def check_work(network: Network, wrt=(), fast: bool = False, deltas: bool = Fals
 
     def cost(runs: int, start: int) -> float:
         size = math.prod(network.in_shapes[start]) if start < len(network.layers) else 1
-        return COPIES * (DIRECTIONS if fast else runs) * (downstream[start] + FORMING * size)
+        return len(STEPS) * (DIRECTIONS if fast else runs) * (downstream[start] + FORMING * size)
 
     first = network.layers[0] if network.layers else None
     quantities = {"input": cost(math.prod(network.input_shape), 1 if hasattr(first, "input_change") else 0)}
