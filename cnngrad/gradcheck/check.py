@@ -60,7 +60,7 @@ def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, indice
         reference = np.maximum(scale, zero)[informative]
         resolution = float((tolerance[informative] / reference).min()) if informative.any() else None
         resolved = float((diffs.noise[informative] / reference).min()) if informative.any() else None
-        notable = notable_kinks(analytic, low, high, tolerance, diffs.several)
+        notable = diffs.kink & notable_kinks(analytic, low, high, tolerance, diffs.several)
     status = np.where(diffs.kink, np.where(kink_ok, "kink", "fail"), np.where(ok, "ok", "fail"))
     # a relative error says nothing where both values are within the entry's allowance (0 against 1e-17)
     relative = np.divide(error, scale, out=np.zeros_like(error), where=np.isfinite(scale) & (scale > tolerance))
@@ -68,7 +68,7 @@ def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, indice
     kinks = diffs.kink.tolist()
     entries = [
         EntryResult(index=index, analytic=a, numeric=n, abs_error=e, status=s,
-                    left=lo if k else None, right=hi if k else None, notable=bool(k and m))
+                    left=lo if k else None, right=hi if k else None, notable=m)
         for index, a, n, e, s, k, lo, hi, m in zip(indices, analytic.tolist(), numeric.tolist(),
                                                     error.tolist(), status.tolist(), kinks,
                                                     diffs.left.tolist(), diffs.right.tolist(),
