@@ -24,7 +24,7 @@ DEFAULT_EPS = 1e-4
 DEFAULT_RTOL = 1e-7
 DEFAULT_ATOL = 1e-10
 UNRESOLVED = 1e-2       # finite differences that resolve no relative error below 1% verify nothing
-ZERO = 1e-6             # a gradient below this fraction of the largest one counts as 0
+ZERO = 1e-6             # a gradient below this fraction of S / max(1, |θ|) counts as 0
 KINK_EDGE = 0.1         # a kink's analytic value in the outer tenth of its bracket is near an edge
 KINK_WIDE = 1e-3        # … and a bracket wider than this fraction of the values is wide
 
@@ -38,8 +38,9 @@ def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, indice
     """Turn differences into per-entry verdicts; ``indices`` label the entries (user rank).
 
     The quantity's ``resolution`` is the smallest relative error the check could have caught,
-    min over smooth entries of allowance / max(|analytic|, |numeric|, ``zero``) (``zero``: the size
-    below which a gradient counts as 0, and is verified absolutely). A quantity that passed but
+    min over smooth entries of allowance / max(|analytic|, |numeric|, ``zero``) (``zero``, per entry
+    or one for all: the size below which a gradient counts as 0, verified absolutely; see
+    ``zero_gradient``). A quantity that passed but
     whose finite differences alone resolve no relative error below ``UNRESOLVED`` is
     ``unverified``, not passed. Kinks worth a look are marked ``notable`` (``notable_kinks``).
     The largest errors are over smooth entries, relative ones where a value exceeds the allowance.
@@ -57,7 +58,7 @@ def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, indice
         kink_ok = (((analytic >= low - widen) & (analytic <= high + widen)) | diffs.several) & measured
         smooth = ~diffs.kink
         informative = smooth & measured & (scale > 0)
-        reference = np.maximum(scale, zero)[informative]
+        reference = np.broadcast_to(np.maximum(scale, zero), scale.shape)[informative]
         resolution = float((tolerance[informative] / reference).min()) if informative.any() else None
         resolved = float((diffs.noise[informative] / reference).min()) if informative.any() else None
         notable = diffs.kink & notable_kinks(analytic, low, high, tolerance, diffs.several)
@@ -97,7 +98,15 @@ def notable_kinks(analytic, low, high, tolerance, several) -> np.ndarray:
     return ((width > tolerance) & (edge | wide)) | (several & outside)
 
 
-def check_entries(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, atol, zero=0.0) -> QuantityResult:
+def zero_gradient(evaluator: Evaluator, probe: Probe, eps: float, steps):
+    """The size below which a gradient entry counts as 0: ``ZERO`` · S / max(1, |θ|) (S the rounding
+    magnitude of its copies, max(1, |θ|) its step over eps): moving θ by its own size would move E
+    by less than a millionth of the sums behind it. So a gradient that is 0 by symmetry, or a
+    network whose softmax has saturated, is verified absolutely, not called unresolved."""
+    return ZERO * evaluator.magnitude[probe.start] * eps / steps
+
+
+def check_entries(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, atol) -> QuantityResult:
     """Every entry of one quantity: four perturbed runs per entry, batched (entries that move one
     output unit of their layer share that unit's runs; those that move one channel of a map run
     the channel-wise layers after it on that channel alone)."""
@@ -113,11 +122,11 @@ def check_entries(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, ato
     indices = [tuple(i) for i in np.argwhere(np.ones(user_shape, dtype=bool)).tolist()] \
         if user_shape else [()]
     return judge(probe.quantity, user_shape, probe.analytic.reshape(-1), diffs, indices, rtol, atol,
-                 zero=zero)
+                 zero=zero_gradient(evaluator, probe, eps, probe.steps(eps)))
 
 
 def check_directions(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, atol,
-                     rng: np.random.Generator, zero=0.0) -> QuantityResult:
+                     rng: np.random.Generator) -> QuantityResult:
     """Directional derivatives along a few random unit directions v: ∇E·v against the quotient."""
     directions = rng.standard_normal((DIRECTIONS, probe.values.size))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
@@ -130,7 +139,8 @@ def check_directions(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, 
     diffs = central_differences(evaluator, probe.start, np.full(DIRECTIONS, step), perturbed)
     analytic = directions @ probe.analytic.reshape(-1)
     indices = [(k,) for k in range(DIRECTIONS)]
-    return judge(probe.quantity, user_shape, analytic, diffs, indices, rtol, atol, method="fast", zero=zero)
+    return judge(probe.quantity, user_shape, analytic, diffs, indices, rtol, atol, method="fast",
+                 zero=zero_gradient(evaluator, probe, eps, step))
 
 
 def delta_probe(model: Model, trace, grads, index: int) -> Probe:
@@ -205,13 +215,12 @@ def check_model(model: Model, *, eps: float | None = None, rtol: float | None = 
                           progress=advance)
     rng = np.random.default_rng(seed) if fast else None   # numpy.random costs a small check ~8 ms
 
-    zero = ZERO * max(float(np.abs(g).max(initial=0.0)) for g in [grads.input, *grads.params.values()])
 
     def run(probe: Probe) -> QuantityResult:
         shape = model.user_shapes[probe.quantity]
         if fast:
-            return check_directions(evaluator, probe, shape, eps, rtol, atol, rng, zero)
-        return check_entries(evaluator, probe, shape, eps, rtol, atol, zero)
+            return check_directions(evaluator, probe, shape, eps, rtol, atol, rng)
+        return check_entries(evaluator, probe, shape, eps, rtol, atol)
 
     expect_work(gradient_probes + delta_probes)
     gradients = [run(probe) for probe in gradient_probes]
