@@ -221,6 +221,8 @@ def test_unverified_in_the_table_and_json_with_the_way_out(spec):
     result = run("check", spec, "--eps", "1e-14")
     assert result.exit_code == 1, result.output
     assert "unverified" in result.stdout and "larger --eps" in result.stdout
+    assert f"{spec}: unverified (" in result.stdout
+    assert result.stdout.rstrip().endswith("1 spec: 0 passed, 0 failed, 1 unverified")
     result = run("check", spec, "--eps", "1e-14", "--format", "json")
     doc = json.loads(result.stdout)
     assert not doc["passed"]
