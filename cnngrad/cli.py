@@ -92,7 +92,7 @@ def _number(what: str, low: float = -math.inf, high: float = math.inf, low_open:
     def check(ctx, param, value):
         if value is not None and not (math.isfinite(value) and (low < value if low_open else low <= value)
                                       and value < high):
-            raise CannotRun(f"--{param.name} {value:g}: {what}")
+            raise CannotRun(f"{param.opts[0]} {value:g}: {what}")
         return value
     return check
 
@@ -257,7 +257,8 @@ def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, max_wor
     Every analytic gradient (or those named by --wrt) is compared entry by entry with central
     finite differences, and the spec's expect: values are verified. SPEC may be a file or a
     folder (every *.yaml and *.yml below it). Exit 0 when everything passed, 1 when something
-    did not, 2 when a spec could not be run.
+    failed or was too coarsely resolved to verify (unverified), 2 when a spec could not be run
+    (a check estimated beyond --max-work among them).
     """
     from .gradcheck import check_model
     from .gradcheck.results import SpecResult

@@ -352,3 +352,6 @@ def test_a_long_check_says_its_estimate_on_stderr(spec, monkeypatch):
 def test_max_work_lowers_and_raises_the_limit(spec):
     assert run("check", spec, "--max-work", "10").exit_code == 2
     assert run("check", spec, "--max-work", "1e30").exit_code == 0
+    for bad in ("0", "nan", "inf"):
+        result = run("check", spec, "--max-work", bad)
+        assert result.exit_code == 2 and result.stderr.startswith("error: --max-work ")
