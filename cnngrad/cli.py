@@ -262,7 +262,7 @@ def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, max_wor
     """
     from .gradcheck import check_model
     from .gradcheck.results import SpecResult
-    from .gradcheck.work import DEFAULT_MAX_WORK, NOTE_SECONDS, check_work, seconds
+    from .gradcheck.work import long_check_note
     from .render.progress import DelayedProgress
     results = []
     for path, problem in _spec_files(specs):
@@ -270,10 +270,9 @@ def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, max_wor
             progress = DelayedProgress.for_terminal(f"checking {path}")
             try:
                 model = _load(path)
-                work = check_work(model.network, wrt, fast, deltas)
-                if progress is None and seconds(work) > NOTE_SECONDS and work <= (max_work or DEFAULT_MAX_WORK):
-                    click.echo(f"note: {model.path}: checking, about {work:.1e} multiply-adds (~{seconds(work):.0f} s "
-                               f"here); --fast or --wrt NAME check less", err=True)
+                note = long_check_note(model, wrt, fast, deltas, max_work)
+                if progress is None and note:      # no bar on stderr to show that it is working
+                    click.echo(note, err=True)
                 results.append(check_model(model, eps=eps, rtol=rtol, atol=atol, wrt=wrt, fast=fast,
                                            deltas=deltas, progress=progress, max_work=max_work))
                 continue

@@ -317,6 +317,8 @@ def test_the_work_of_a_check_by_hand():
     assert check_work(model.network) == 3 * 4 * (6 + 3 * FORMING) + per_unit + per_unit
     assert check_work(model.network, wrt=["fc1.bias"]) == per_unit
     assert check_work(model.network, fast=True) == 6 * 4 * (6 + 3 * FORMING) + 2 * 6 * 4 * FORMING
+    # fc1's delta: its 2 outputs, 4 copies each, formed and straight into the loss
+    assert check_work(model.network, wrt=["fc1.bias"], deltas=True) == per_unit + per_unit
 
 
 def test_lenet5_is_well_within_the_default_work():

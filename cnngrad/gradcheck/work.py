@@ -26,7 +26,7 @@ class TooMuchWork(ValueError):
 
 def check_work(network: Network, wrt=(), fast: bool = False, deltas: bool = False) -> float:
     """Estimated multiply-adds of a check of ``network``: every gradient (or those in ``wrt``),
-    and with ``deltas`` every layer's delta."""
+    and with ``deltas`` every layer's delta too."""
     downstream = [0] * (len(network.layers) + 1)       # downstream[k]: layers k.. for one copy
     for k in range(len(network.layers) - 1, -1, -1):
         downstream[k] = downstream[k + 1] + network.layers[k].operations(network.in_shapes[k])
@@ -43,10 +43,10 @@ def check_work(network: Network, wrt=(), fast: bool = False, deltas: bool = Fals
         runs = network.out_shapes[index][0] if hasattr(layer, "output_unit") else math.prod(shape)
         quantities[name] = cost(runs, index + 1)
     layer_deltas = {name: cost(math.prod(network.out_shapes[k]), k + 1) for k, name in enumerate(network.names)}
-    if wrt:
-        bare = [name[5:] if name.startswith("grad.") else name for name in wrt]
-        return sum(quantities.get(name, layer_deltas.get(name, 0.0)) for name in bare)
-    return sum(quantities.values()) + (sum(layer_deltas.values()) if deltas else 0.0)
+    bare = [name[5:] if name.startswith("grad.") else name for name in wrt]
+    chosen = sum(quantities.get(name, layer_deltas.get(name, 0.0)) for name in bare) if wrt \
+        else sum(quantities.values())
+    return chosen + (sum(layer_deltas.values()) if deltas else 0.0)
 
 
 def refuse_beyond(work: float, limit: float, path: str) -> None:
@@ -56,6 +56,17 @@ def refuse_beyond(work: float, limit: float, path: str) -> None:
             f"{path}: this check would take about {work:.1e} multiply-adds (~{seconds(work):.0f} s), beyond "
             f"the limit of {limit:.1e}; check --fast (random directions), or fewer gradients with --wrt "
             f"NAME, or raise the limit with --max-work {10 ** math.ceil(math.log10(work)):.0e}")
+
+
+def long_check_note(model, wrt=(), fast: bool = False, deltas: bool = False,
+                    max_work: float | None = None) -> str | None:
+    """A ``note:`` line with the estimate of a check expected to take over ``NOTE_SECONDS`` (but
+    within the limit), else None."""
+    work = check_work(model.network, wrt, fast, deltas)
+    if seconds(work) <= NOTE_SECONDS or work > (DEFAULT_MAX_WORK if max_work is None else max_work):
+        return None
+    return (f"note: {model.path}: checking, about {work:.1e} multiply-adds (~{seconds(work):.0f} s here); "
+            f"--fast or --wrt NAME check less")
 
 
 def seconds(work: float) -> float:
