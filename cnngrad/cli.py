@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import math
 import os
 import sys
 import threading
@@ -58,10 +59,10 @@ def _describe(ctx: click.Context, err: Exception) -> str:
     if ctx.find_root().params.get("debug"):
         import traceback
         traceback.print_exception(type(err), err, err.__traceback__)
-    from .gradcheck import UnknownQuantity
+    from .gradcheck import TooMuchWork, UnknownQuantity
     from .model import NonFiniteError
     from .spec import SpecError
-    if isinstance(err, (SpecError, UnknownQuantity, NonFiniteError)):
+    if isinstance(err, (SpecError, UnknownQuantity, NonFiniteError, TooMuchWork)):
         return str(err)
     if isinstance(err, OSError) and err.filename is not None:
         return f"{err.filename}: {err.strerror}"
@@ -129,6 +130,17 @@ def _allow_dir_option(command):
         type=click.Path(exists=True, file_okay=False),
         help="Also read {file: ...} values from DIR (by default only from the spec's folder and "
              "below); repeatable.")(command)
+
+
+def _number(what: str, low: float = -math.inf, high: float = math.inf, low_open: bool = False):
+    """A callback for a float option: a finite number in [low, high) ((low, high) with
+    ``low_open``), else one ``error:`` line and exit 2 (click's FloatRange lets nan and inf in)."""
+    def check(ctx, param, value):
+        if value is not None and not (math.isfinite(value) and (low < value if low_open else low <= value)
+                                      and value < high):
+            raise CannotRun(f"{param.opts[0]} {value:g}: {what}")
+        return value
+    return check
 
 
 def _limits():
@@ -201,7 +213,7 @@ def forward(spec: str, fmt: str, precision: int) -> None:
 @click.argument("spec")
 @_format_option
 @_precision_option
-@click.option("--lr", type=float, metavar="ETA",
+@click.option("--lr", type=float, metavar="ETA", callback=_number("the learning rate must be a finite number"),
               help="Also print each parameter's update θ − ETA·∂E/∂θ (one SGD step).")
 @_limits_options
 @_allow_dir_option
@@ -211,10 +223,16 @@ def backward(spec: str, fmt: str, precision: int, lr: float | None) -> None:
     Titles are the quantity names of the spec: grad.conv1 is ∂E/∂(output of conv1),
     grad.conv1.kernel is ∂E/∂(its kernel), grad.input is ∂E/∂input.
     """
+    import numpy as np
     from .render.reports import backward_report
     model = _load(spec)
     values = model.values()
-    updates = {} if lr is None else {p: values[p] - lr * values[f"grad.{p}"] for p in model.params}
+    with np.errstate(over="ignore", invalid="ignore"):    # an overflow is the error below
+        updates = {} if lr is None else {p: values[p] - lr * values[f"grad.{p}"] for p in model.params}
+    for name, updated in updates.items():
+        if not np.isfinite(updated).all():
+            raise CannotRun(f"{model.path}: --lr {lr:g}: the update of {name} overflows float64; "
+                            f"give a smaller --lr")
     _emit(fmt, "backward", backward_report(model, values, lr, updates), precision)
 
 
@@ -271,10 +289,13 @@ def init(path: str | None) -> None:
 
 @cli.command()
 @click.argument("specs", nargs=-1, required=True, metavar="SPEC...")
-@click.option("--eps", type=click.FloatRange(0, min_open=True), metavar="H",
+@click.option("--eps", type=float, metavar="H",
+              callback=_number("the step must be a number between 0 and 1, e.g. 1e-4", 0, 1, low_open=True),
               help="Finite-difference step, relative to each entry's size.  [default: 1e-4]")
-@click.option("--rtol", type=click.FloatRange(0), metavar="R", help="Relative tolerance.  [default: 1e-7]")
-@click.option("--atol", type=click.FloatRange(0), metavar="A", help="Absolute tolerance.  [default: 1e-10]")
+@click.option("--rtol", type=float, metavar="R", callback=_number("must be a finite number ≥ 0, e.g. 1e-7", 0),
+              help="Relative tolerance.  [default: 1e-7]")
+@click.option("--atol", type=float, metavar="A", callback=_number("must be a finite number ≥ 0, e.g. 1e-10", 0),
+              help="Absolute tolerance.  [default: 1e-10]")
 @click.option("--wrt", multiple=True, metavar="NAME",
               help="Check only this gradient (input, conv1, conv1.kernel, …); repeatable.")
 @click.option("--fast", is_flag=True, help="Check random directional derivatives instead of every entry.")
@@ -287,22 +308,26 @@ def init(path: str | None) -> None:
 @click.option("--against-atol", type=click.FloatRange(0), metavar="A",
               help="Absolute tolerance for values from code, times the quantity's largest |entry| if above 1.  "
                    "[default: 1e-10]")
+@click.option("--max-work", type=float, metavar="N", callback=_number("must be a number ≥ 1, e.g. 1e12", 1),
+              help="Refuse a check estimated to take more than N multiply-adds.  [default: 2e11, ~100 s]")
 @_format_option
 @_limits_options
 @_allow_dir_option
 @click.pass_context
 def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, against, against_rtol,
-          against_atol, fmt) -> None:
+          against_atol, max_work, fmt) -> None:
     """Check analytic gradients against finite differences and expect.
 
     Every analytic gradient (or those named by --wrt) is compared entry by entry with central
     finite differences, and the spec's expect: values are verified. SPEC may be a file or a
     folder (every *.yaml and *.yml below it). Exit 0 when everything passed, 1 when something
-    did not, 2 when a spec could not be run. Values from code (--against FILE, expect values
-    {file: ...}) are held to --against-rtol and --against-atol; float32 code needs about 1e-4.
+    failed or was too coarsely resolved to verify (unverified), 2 when a spec could not be run
+    (a check estimated beyond --max-work among them). Values from code (--against FILE, expect
+    values {file: ...}) are held to --against-rtol and --against-atol; float32 code needs about 1e-4.
     """
     from .gradcheck import check_model
     from .gradcheck.results import SpecResult
+    from .gradcheck.work import long_check_note
     from .render.progress import DelayedProgress
     from .spec.source import display_name
     if against is not None and (len(specs) != 1 or os.path.isdir(specs[0])):
@@ -314,8 +339,11 @@ def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, against
             progress = DelayedProgress.for_terminal(f"checking {path}")
             try:
                 model = _with_code_values(_load(path), against, against_rtol, against_atol)
-                results.append(check_model(model, eps=eps, rtol=rtol, atol=atol, wrt=wrt,
-                                           fast=fast, deltas=deltas, progress=progress))
+                note = long_check_note(model, wrt, fast, deltas, max_work)
+                if progress is None and note:      # no bar on stderr to show that it is working
+                    click.echo(note, err=True)
+                results.append(check_model(model, eps=eps, rtol=rtol, atol=atol, wrt=wrt, fast=fast,
+                                           deltas=deltas, progress=progress, max_work=max_work))
                 continue
             except Exception as err:   # this spec could not run: say so and go on with the others
                 problem, details = _describe(ctx, err), getattr(err, "details", ())

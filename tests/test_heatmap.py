@@ -44,7 +44,7 @@ def test_heat_fades_to_grey_and_leaves_zero_plain():
 
 
 def test_check_rows_that_fail_or_sit_on_a_kink_are_highlighted(terminal):
-    entries = [EntryResult((0, 1), 0.25, 0.26, 1e-2, "fail"), EntryResult((1, 0), 0.0, 0.5, 0.5, "kink", 0.0, 1.0)]
+    entries = [EntryResult((0, 1), 0.25, 0.26, 1e-2, "fail"), EntryResult((1, 0), 0.0, 0.5, 0.5, "kink", 0.0, 1.0, notable=True)]
     result = SpecResult("net.yaml", None, False, [QuantityResult("conv1.kernel", (2, 2), False, 0.5, 1.0, 1, entries)])
     lines = table.check([result]).splitlines()
     failed = next(line for line in lines if "[0,1]" in line)

@@ -138,7 +138,7 @@ def test_json_check_marks_a_spec_that_could_not_run():
 # table
 
 def test_check_table_lists_failing_and_kink_entries_and_the_faulty_layer():
-    entries = [EntryResult((0, 0), 0.5, 0.1, 0.4, "fail"), EntryResult((0, 1), 0.0, 0.5, 0.5, "kink", 0.0, 1.0),
+    entries = [EntryResult((0, 0), 0.5, 0.1, 0.4, "fail"), EntryResult((0, 1), 0.0, 0.5, 0.5, "kink", 0.0, 1.0, notable=True),
                EntryResult((1, 1), 0.2, 0.2, 0.0, "ok")]
     text = table.check([spec_result(passed=False, faulty_layer="pool1", entries=entries, expect_passed=False)])
     assert "[0,0]" in text and "fail" in text

@@ -18,11 +18,15 @@ from . import expect as expect_check
 from .finite import STEPS, Differences, Evaluator, central_differences
 from .probes import Probe, input_probe, output_probe, param_probe
 from .results import EntryResult, QuantityResult, SpecResult
+from .work import DEFAULT_MAX_WORK, DIRECTIONS, check_work, refuse_beyond
 
 DEFAULT_EPS = 1e-4
 DEFAULT_RTOL = 1e-7
 DEFAULT_ATOL = 1e-10
-DIRECTIONS = 6          # random directions per quantity with --fast
+UNRESOLVED = 1e-2       # finite differences that resolve no relative error below 1% verify nothing
+ZERO = 1e-6             # a gradient below this fraction of S / max(1, |θ|) counts as 0
+KINK_EDGE = 0.1         # a kink's analytic value in the outer tenth of its bracket is near an edge
+KINK_WIDE = 1e-3        # … and a bracket wider than this fraction of the values is wide
 
 
 class UnknownQuantity(ValueError):
@@ -30,36 +34,76 @@ class UnknownQuantity(ValueError):
 
 
 def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, indices,
-          rtol: float, atol: float, method: str = "full") -> QuantityResult:
-    """Turn differences into per-entry verdicts; ``indices`` label the entries (user rank)."""
+          rtol: float, atol: float, method: str = "full", zero: float = 0.0) -> QuantityResult:
+    """Turn differences into per-entry verdicts; ``indices`` label the entries (user rank).
+
+    The quantity's ``resolution`` is the smallest relative error the check could have caught,
+    min over smooth entries of allowance / max(|analytic|, |numeric|, ``zero``) (``zero``, per entry
+    or one for all: the size below which a gradient counts as 0, verified absolutely; see
+    ``zero_gradient``). A quantity that passed but
+    whose finite differences alone resolve no relative error below ``UNRESOLVED`` is
+    ``unverified``, not passed. Kinks worth a look are marked ``notable`` (``notable_kinks``).
+    The largest errors are over smooth entries, relative ones where a value exceeds the allowance.
+    """
     numeric = diffs.numeric
     with np.errstate(all="ignore"):   # a difference that overflowed fails below, without warnings
         error = np.abs(analytic - numeric)
-        tolerance = atol + rtol * np.maximum(np.abs(analytic), np.abs(numeric)) + diffs.noise
+        scale = np.maximum(np.abs(analytic), np.abs(numeric))
+        tolerance = atol + rtol * scale + diffs.noise
         measured = np.isfinite(numeric) & np.isfinite(tolerance)   # else nothing was verified
         ok = (error <= tolerance) & measured
         widen = tolerance + diffs.spread
-        low = np.minimum(diffs.left, diffs.right) - widen
-        high = np.maximum(diffs.left, diffs.right) + widen
-        kink_ok = (((analytic >= low) & (analytic <= high)) | diffs.several) & measured
+        low = np.minimum(diffs.left, diffs.right)
+        high = np.maximum(diffs.left, diffs.right)
+        kink_ok = (((analytic >= low - widen) & (analytic <= high + widen)) | diffs.several) & measured
+        smooth = ~diffs.kink
+        informative = smooth & measured & (scale > 0)
+        reference = np.broadcast_to(np.maximum(scale, zero), scale.shape)[informative]
+        resolution = float((tolerance[informative] / reference).min()) if informative.any() else None
+        resolved = float((diffs.noise[informative] / reference).min()) if informative.any() else None
+        notable = diffs.kink & notable_kinks(analytic, low, high, tolerance, diffs.several)
     status = np.where(diffs.kink, np.where(kink_ok, "kink", "fail"), np.where(ok, "ok", "fail"))
-    smooth = ~diffs.kink
-    scale = np.maximum(np.abs(analytic), np.abs(numeric))
-    relative = np.divide(error, scale, out=np.zeros_like(error), where=np.isfinite(scale) & (scale > 0))
+    # a relative error says nothing where both values are within the entry's allowance (0 against 1e-17)
+    relative = np.divide(error, scale, out=np.zeros_like(error), where=np.isfinite(scale) & (scale > tolerance))
     relative[~np.isfinite(error)] = np.inf
     kinks = diffs.kink.tolist()
     entries = [
         EntryResult(index=index, analytic=a, numeric=n, abs_error=e, status=s,
-                    left=lo if k else None, right=hi if k else None)
-        for index, a, n, e, s, k, lo, hi in zip(indices, analytic.tolist(), numeric.tolist(),
-                                                 error.tolist(), status.tolist(), kinks,
-                                                 diffs.left.tolist(), diffs.right.tolist())
+                    left=lo if k else None, right=hi if k else None, notable=m)
+        for index, a, n, e, s, k, lo, hi, m in zip(indices, analytic.tolist(), numeric.tolist(),
+                                                    error.tolist(), status.tolist(), kinks,
+                                                    diffs.left.tolist(), diffs.right.tolist(),
+                                                    notable.tolist())
     ]
+    verdict = "failed" if np.any(status == "fail") else \
+        "unverified" if resolved is not None and resolved >= UNRESOLVED else "passed"
     return QuantityResult(
-        quantity=quantity, shape=tuple(shape), passed=bool(np.all(status != "fail")),
+        quantity=quantity, shape=tuple(shape), passed=verdict == "passed",
         max_abs_error=float(error[smooth].max()) if smooth.any() else 0.0,
         max_rel_error=float(relative[smooth].max()) if smooth.any() else 0.0,
-        kinks=int(diffs.kink.sum()), entries=entries, method=method)
+        kinks=int(diffs.kink.sum()), entries=entries, method=method, status=verdict,
+        resolution=resolution, difference_resolution=resolved)
+
+
+def notable_kinks(analytic, low, high, tolerance, several) -> np.ndarray:
+    """Kinks worth a look: those whose bracket [low, high] of one-sided quotients is wider than the
+    entry's tolerance and either holds the analytic value in its outer tenth (``KINK_EDGE``), or
+    outside it, or is wide: wider than ``KINK_WIDE`` times the largest of |analytic|, |low|, |high|;
+    and kinks left unjudged (``several``) whose analytic value lies outside their bracket. A
+    narrower bracket says the kink made no measurable difference there."""
+    width = high - low
+    edge = np.minimum(analytic - low, high - analytic) <= KINK_EDGE * width
+    wide = width > KINK_WIDE * np.maximum(np.abs(analytic), np.maximum(np.abs(low), np.abs(high)))
+    outside = (analytic < low - tolerance) | (analytic > high + tolerance)
+    return ((width > tolerance) & (edge | wide)) | (several & outside)
+
+
+def zero_gradient(evaluator: Evaluator, probe: Probe, eps: float, steps):
+    """The size below which a gradient entry counts as 0: ``ZERO`` · S / max(1, |θ|) (S the rounding
+    magnitude of its copies, max(1, |θ|) its step over eps): moving θ by its own size would move E
+    by less than a millionth of the sums behind it. So a gradient that is 0 by symmetry, or a
+    network whose softmax has saturated, is verified absolutely, not called unresolved."""
+    return ZERO * evaluator.magnitude[probe.start] * eps / steps
 
 
 def check_entries(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, atol) -> QuantityResult:
@@ -77,7 +121,8 @@ def check_entries(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, ato
         diffs = central_differences(evaluator, probe.start, probe.steps(eps), probe.perturbed)
     indices = [tuple(i) for i in np.argwhere(np.ones(user_shape, dtype=bool)).tolist()] \
         if user_shape else [()]
-    return judge(probe.quantity, user_shape, probe.analytic.reshape(-1), diffs, indices, rtol, atol)
+    return judge(probe.quantity, user_shape, probe.analytic.reshape(-1), diffs, indices, rtol, atol,
+                 zero=zero_gradient(evaluator, probe, eps, probe.steps(eps)))
 
 
 def check_directions(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, atol,
@@ -94,7 +139,8 @@ def check_directions(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, 
     diffs = central_differences(evaluator, probe.start, np.full(DIRECTIONS, step), perturbed)
     analytic = directions @ probe.analytic.reshape(-1)
     indices = [(k,) for k in range(DIRECTIONS)]
-    return judge(probe.quantity, user_shape, analytic, diffs, indices, rtol, atol, method="fast")
+    return judge(probe.quantity, user_shape, analytic, diffs, indices, rtol, atol, method="fast",
+                 zero=zero_gradient(evaluator, probe, eps, step))
 
 
 def delta_probe(model: Model, trace, grads, index: int) -> Probe:
@@ -135,8 +181,11 @@ def probes_for(model: Model, trace, grads, wrt) -> tuple[list[Probe], list[Probe
 
 def check_model(model: Model, *, eps: float | None = None, rtol: float | None = None,
                 atol: float | None = None, wrt=(), fast: bool = False, deltas: bool = False,
-                seed: int = 0, progress=None) -> SpecResult:
+                seed: int = 0, progress=None, max_work: float | None = None) -> SpecResult:
     """Check every gradient (or those in ``wrt``), the per-layer deltas when needed, and ``expect``.
+
+    A check estimated (``work.check_work``) to take more than ``max_work`` multiply-adds is refused
+    (``TooMuchWork``); the per-layer deltas that a failure calls for run only within it too.
 
     ``progress(advance, total)``, if given, hears how many perturbed copies each batch ran and how
     many the check needs in all (the total grows if per-layer delta checks become necessary).
@@ -144,6 +193,9 @@ def check_model(model: Model, *, eps: float | None = None, rtol: float | None = 
     eps = DEFAULT_EPS if eps is None else eps
     rtol = DEFAULT_RTOL if rtol is None else rtol
     atol = DEFAULT_ATOL if atol is None else atol
+    max_work = DEFAULT_MAX_WORK if max_work is None else max_work
+    work = check_work(model.network, wrt, fast, deltas)
+    refuse_beyond(work, max_work, model.path)
     trace = model.forward()
     model.loss(trace)   # raises if the loss is not finite: nothing to difference
     grads = model.backward(trace)
@@ -159,8 +211,10 @@ def check_model(model: Model, *, eps: float | None = None, rtol: float | None = 
             progress(count, total)
 
     evaluator = Evaluator(model.network, model.params, model.target, trace,
-                          magnitude=rounding_magnitude(model, trace, grads), progress=advance)
+                          magnitude=rounding_magnitude(model, trace, grads, recompute=fast),
+                          progress=advance)
     rng = np.random.default_rng(seed) if fast else None   # numpy.random costs a small check ~8 ms
+
 
     def run(probe: Probe) -> QuantityResult:
         shape = model.user_shapes[probe.quantity]
@@ -171,7 +225,9 @@ def check_model(model: Model, *, eps: float | None = None, rtol: float | None = 
     expect_work(gradient_probes + delta_probes)
     gradients = [run(probe) for probe in gradient_probes]
     delta_results = [run(probe) for probe in delta_probes]
-    if deltas or not all(q.passed for q in gradients):
+    layers = model.network.names[:backpropagated_layers(model)]
+    if deltas or (any(q.status == "failed" for q in gradients)
+                  and work + check_work(model.network, layers, fast) <= max_work):
         delta_probes = [delta_probe(model, trace, grads, i)
                         for i in reversed(range(backpropagated_layers(model)))]
         expect_work(delta_probes)
@@ -190,19 +246,32 @@ def check_model(model: Model, *, eps: float | None = None, rtol: float | None = 
                       first_wrong_layer=first_wrong_layer)
 
 
-def rounding_magnitude(model: Model, trace, grads) -> float:
-    """S = |E| + Σ_layers Σ |y ⊙ δ|: how much E moves when every value is off by one rounding
-    (first order). A fused loss reads the last layer's input, not its output, so that is left out."""
+def rounding_magnitude(model: Model, trace, grads, recompute: bool = False) -> np.ndarray:
+    """S per start layer: how much E moves, to first order, when every value the perturbed copies
+    compute is off by one rounding of the size of the terms it sums,
+        S[start] = |E| + Σ |y ⊙ δ| of layer start − 1 + Σ_{layers k ≥ start} Σ M_k ⊙ |δ_k|,
+    M_k the Σ |terms| behind each output of layer k (Σ |W||a| + |b| for fc, even where the terms
+    cancel; 0 for an exact one such as relu) and δ_k = ∂E/∂y_k. Layers before ``start`` are not
+    re-run (their rounding is the same in every copy); the output of layer start − 1 is formed as
+    y + s · ∂y/∂θ (one rounding of y), or with ``recompute`` (--fast) by that layer's forward (M).
+    The losses sum terms of one sign (|E|), except ``none``, whose Σ t·y is the last layer's
+    M·|δ|. A fused loss reads the last layer's input, not its output, so that output is left out."""
     net = model.network
-    total = abs(float(net.losses(trace, model.target)[0]))
-    counted = net.names[:-1] if net.fused else net.names
-    for name, output in zip(counted, trace.outputs):
-        with np.errstate(invalid="ignore", over="ignore"):
-            total += float(np.nansum(np.abs(output * grads.outputs[name])))
     if not net.layers:   # a loss-only example: the input is the output the loss reads
         with np.errstate(invalid="ignore", over="ignore"):
-            total += float(np.nansum(np.abs(trace.output * grads.input)))
-    return total
+            return np.array([abs(float(net.losses(trace, model.target)[0]))
+                             + float(np.nansum(np.abs(trace.output * grads.input)))])
+    layers = len(net.layers)
+    inside, formed = np.zeros(layers + 1), np.zeros(layers + 1)
+    for k in range(layers - (1 if net.fused else 0)):
+        delta = np.abs(grads.outputs[net.names[k]])
+        with np.errstate(all="ignore"):
+            size = net.layers[k].term_magnitude(trace.inputs[k], trace.outputs[k], net.params_of(k, model.params))
+            inside[k] = float(np.nansum(size * delta))
+            formed[k] = inside[k] if recompute else float(np.nansum(np.abs(trace.outputs[k]) * delta))
+    after = np.cumsum(inside[::-1])[::-1]              # after[k] = Σ_{j ≥ k} inside[j]
+    before = np.concatenate([[0.0], formed[:-1]])      # before[start] = formed[start − 1]
+    return abs(float(net.losses(trace, model.target)[0])) + before + after
 
 
 def backpropagated_layers(model: Model) -> int:

@@ -49,12 +49,14 @@ class Differences(Record):
 class Evaluator:
     """Runs batches of perturbed copies from any layer on, against one unperturbed trace."""
 
-    def __init__(self, network: Network, params, target, trace: Trace, magnitude: float = 0.0,
+    def __init__(self, network: Network, params, target, trace: Trace, magnitude=0.0,
                  memory_budget: int = MEMORY_BUDGET, progress=None):
         self.network, self.params, self.target, self.trace = network, params, target, trace
         self.progress = progress   # called with the number of copies each batch evaluated
         self.base_loss = float(network.losses(trace, target)[0])
-        self.magnitude = magnitude   # S: how large the sums behind E are (rounding scales with it)
+        # S: how large the sums behind E are (rounding scales with it), one for all copies or one
+        # per start layer (``check.rounding_magnitude``)
+        self.magnitude = np.broadcast_to(np.asarray(magnitude, dtype=np.float64), (len(network.layers) + 1,))
         self.base_patterns = [layer.pattern(cache) for layer, cache in zip(network.layers, trace.caches)]
         self.memory_budget = memory_budget
 
@@ -139,7 +141,7 @@ def central_differences(evaluator: Evaluator, start: int, h: np.ndarray, perturb
         narrow = (half_plus - half_minus) / h
         left, right = (base - half_minus) / (h / 2), (half_plus - base) / (h / 2)
         left_wide, right_wide = (base - minus) / h, (plus - base) / h
-        scale = np.maximum(np.abs(losses).max(axis=0), max(abs(base), evaluator.magnitude))
+        scale = np.maximum(np.abs(losses).max(axis=0), max(abs(base), evaluator.magnitude[start]))
         highest = first.max(axis=0)                                   # the units the copies crossed:
         lowest = np.where(first >= 0, first, highest).min(axis=0)     # one and the same, or several?
         return Differences(

@@ -8,30 +8,41 @@ class EntryResult(Record):
     """One entry of a gradient: analytic against finite-difference value.
 
     ``status`` is ``ok``, ``fail`` or ``kink``; for a kink, ``left`` and ``right`` are the
-    one-sided difference quotients the analytic value must lie between.
+    one-sided difference quotients the analytic value must lie between, and ``notable`` says
+    whether it is worth a look (``check.notable_kinks``).
     """
 
-    __slots__ = ("index", "analytic", "numeric", "abs_error", "status", "left", "right")
+    __slots__ = ("index", "analytic", "numeric", "abs_error", "status", "left", "right", "notable")
 
     def __init__(self, index: tuple[int, ...], analytic: float, numeric: float, abs_error: float,
-                 status: str, left: float | None = None, right: float | None = None):
+                 status: str, left: float | None = None, right: float | None = None, notable: bool = False):
         self.index, self.analytic, self.numeric, self.abs_error = index, analytic, numeric, abs_error
-        self.status, self.left, self.right = status, left, right
+        self.status, self.left, self.right, self.notable = status, left, right, notable
 
 
 class QuantityResult(Record):
-    """The check of one gradient (``input``, ``conv1.kernel``, or a layer's delta ``conv1``)."""
+    """The check of one gradient (``input``, ``conv1.kernel``, or a layer's delta ``conv1``).
+
+    ``status`` is ``passed``, ``failed`` or ``unverified`` (no entry failed, but the finite
+    differences resolve no relative error below 1%: ``difference_resolution`` is the smallest
+    they do, tolerances left out);
+    ``resolution`` is the smallest relative error the check could have caught, tolerances
+    included (None when every entry is a kink or exactly 0). Errors are over non-kink entries.
+    """
 
     __slots__ = ("quantity", "shape", "passed", "max_abs_error", "max_rel_error", "kinks", "entries",
-                 "method")
+                 "method", "status", "resolution", "difference_resolution")
 
     def __init__(self, quantity: str, shape: tuple[int, ...], passed: bool, max_abs_error: float,
                  max_rel_error: float, kinks: int, entries: list[EntryResult] | None = None,
-                 method: str = "full"):
+                 method: str = "full", status: str | None = None, resolution: float | None = None,
+                 difference_resolution: float | None = None):
         self.quantity, self.shape, self.passed = quantity, shape, passed
         self.max_abs_error, self.max_rel_error, self.kinks = max_abs_error, max_rel_error, kinks
         self.entries = [] if entries is None else entries
         self.method = method     # "full": every entry; "fast": random directional derivatives
+        self.status = status if status is not None else "passed" if passed else "failed"
+        self.resolution, self.difference_resolution = resolution, difference_resolution
 
 
 class FailingEntry(Record):

@@ -61,6 +61,10 @@ class ReLU(Elementwise):
     def forward(self, x, params):
         return np.maximum(x, 0.0), x
 
+    def term_magnitude(self, x, y, params):
+        """0: max(x, 0) is exact, no rounding to count."""
+        return np.zeros_like(y)
+
     def derivative(self, cache):
         return cache > 0
 

@@ -44,6 +44,10 @@ class Layer:
     def backward(self, dy: np.ndarray, cache, params: dict[str, np.ndarray]):
         raise NotImplementedError
 
+    def operations(self, in_shape: tuple[int, ...]) -> int:
+        """Roughly how many multiply-adds one example's forward pass costs here (for bounding a check)."""
+        return int(np.prod(self.output_shape(in_shape)))
+
     def work_size(self, in_shape: tuple[int, ...]) -> int:
         """Roughly how many floats one example's forward pass holds here (for sizing batches)."""
         return 2 * (int(np.prod(in_shape)) + int(np.prod(self.output_shape(in_shape))))
@@ -54,6 +58,11 @@ class Layer:
         a derivative or two as large as the output come and go."""
         size = math.prod(self.output_shape(in_shape))
         return size + math.prod(in_shape), 2 * size
+
+    def term_magnitude(self, x: np.ndarray, y: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+        """Σ |terms| the forward adds up into each output entry, shape of ``y``: the size its rounding
+        errors scale with (ε · this, even where the terms cancel). |y| for a layer that sums nothing."""
+        return np.abs(y)
 
     def pattern(self, cache) -> np.ndarray | None:
         """Which smooth piece each input sits on, shape ``(B, ...)``; None for a smooth layer.

@@ -75,6 +75,11 @@ class Conv(Layer):
         backward = columns + scatter_memory(padded, columns, self.stride, self.size, self.dilation)
         return kept, max(0 if view else copy, backward)
 
+    def operations(self, in_shape):
+        """D·C·kh·kw multiply-adds for every output position."""
+        _, out_h, out_w = self.output_shape(in_shape)
+        return self.filters * self.channels * self.size[0] * self.size[1] * out_h * out_w
+
     def effective_kernel(self, kernel):
         """The kernel that is correlated with the input: rotated 180° in convolution mode."""
         return kernel[..., ::-1, ::-1] if self.mode == "convolution" else kernel
@@ -117,6 +122,10 @@ class Conv(Layer):
         dwin = dcols.transpose(3, 0, 4, 5, 1, 2)  # (B, C, Ho, Wo, kh, kw), a view
         dx = crop_map(scatter_windows(dwin, padded_shape, self.stride, self.dilation), self.padding)
         return dx, {"kernel": dkernel, "bias": dbias}
+
+    def term_magnitude(self, x, y, params):
+        """The window sums Σ |K| |x| + |b|: the same correlation over absolute values."""
+        return self.forward(np.abs(x), {name: np.abs(value) for name, value in params.items()})[0]
 
     def explain_param(self, pname, index, x, cache, dy, params) -> Explanation:
         """∂E/∂K[d,c,m,n] = Σ_{i,j} δ[d,i,j] · x[c, s·i + r·m, s·j + r·n] (the input correlated with

@@ -31,6 +31,9 @@ class FC(Layer):
     def param_shapes(self, in_shape):
         return {"weights": (self.outputs, self.inputs), "bias": (self.outputs,)}
 
+    def operations(self, in_shape):
+        return self.outputs * self.inputs
+
     def forward(self, x, params):
         return x @ params["weights"].T + params["bias"], x
 
@@ -40,6 +43,10 @@ class FC(Layer):
         # fast as a k = 1 matrix product (the same products, so the same bits)
         dweights = dy.T * x if dy.shape[0] == 1 else dy.T @ x
         return dy @ params["weights"], {"weights": dweights, "bias": dy.sum(axis=0)}
+
+    def term_magnitude(self, x, y, params):
+        """Σ_i |W[o,i]| |a[i]| + |b[o]|: y[o] is a sum of these terms, which may cancel."""
+        return np.abs(x) @ np.abs(params["weights"]).T + np.abs(params["bias"])
 
     def explain_param(self, pname, index, x, cache, dy, params) -> Explanation:
         """∂E/∂W[o,i] = δ[o] · a[i]; ∂E/∂b[o] = δ[o]."""

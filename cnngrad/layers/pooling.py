@@ -71,6 +71,10 @@ class Pool(Layer):
         backward = (routing + 1) * entries + scatter_memory(padded, entries, self.stride, self.size)
         return kept, max(forward, backward)
 
+    def operations(self, in_shape):
+        """kh·kw for every output."""
+        return int(np.prod(self.output_shape(in_shape))) * self.size[0] * self.size[1]
+
     def forward(self, x, params):
         pad_value = -np.inf if self.type == "max" else 0.0
         padded = pad_map(x, self.padding, pad_value)
@@ -102,6 +106,13 @@ class Pool(Layer):
         if overflowed.any():
             y[overflowed] = (flat[overflowed] / flat.shape[-1]).sum(axis=-1)
         return y
+
+    def term_magnitude(self, x, y, params):
+        """avg: the window means of |x| (a sum whose terms may cancel); max selects without
+        rounding (0); L2 adds squares, so |y| is their size."""
+        if self.type == "avg":
+            return self.forward(np.abs(x), params)[0]
+        return np.zeros_like(y) if self.type == "max" else np.abs(y)
 
     def routing(self, cache) -> np.ndarray:
         """∂y/∂(each window entry), shape (B, C, Ho, Wo, kh·kw): where each window's delta goes."""

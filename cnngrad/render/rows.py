@@ -14,14 +14,17 @@ if TYPE_CHECKING:                 # an annotation only: check output needs no re
     from .reports import ForwardReport
 
 SUMMARY_HEADER = ("layer", "kind", "output shape", "params")
-GRADIENT_HEADER = ("gradient", "shape", "max abs error", "max rel error", "kinks", "status")
+GRADIENT_HEADER = ("gradient", "shape", "max abs error", "max rel error", "resolution", "kinks", "status")
 EXPECT_HEADER = ("expect", "max abs error", "tolerance", "status")
 ENTRY_HEADER = ("index", "analytic", "numeric", "abs error", "status", "left", "right")
 FAILING_HEADER = ("index", "expected", "computed", "difference")
 DIAGNOSIS_HEADER = ("diagnosis", "origin", "mistake", "at", "why")
 EXPLAIN_HEADER = ("", "term", "factors", "value")
+KINK_NOTE = ("errors and resolution are over the entries that are not kinks; a kink passes when its "
+             "analytic value lies between its one-sided quotients")
 ENTRY_LIMIT = 10          # entries listed per quantity; the rest are counted
-PASSED, FAILED = "passed", "FAILED"
+PASSED, FAILED, UNVERIFIED = "passed", "FAILED", "unverified"
+STATUS_WORDS = {"passed": PASSED, "failed": FAILED, "unverified": UNVERIFIED}
 
 
 def summary_rows(report: ForwardReport) -> list[list[str]]:
@@ -53,8 +56,9 @@ def update_title(param: str, lr: float) -> str:
 def gradient_row(result) -> list[str]:
     """One checked gradient (a ``QuantityResult``)."""
     quantity = f"{result.quantity} (directional)" if result.method == "fast" else result.quantity
+    resolution = "—" if result.resolution is None else error_text(result.resolution)
     return [quantity, shape_text(result.shape), error_text(result.max_abs_error),
-            error_text(result.max_rel_error), str(result.kinks), PASSED if result.passed else FAILED]
+            error_text(result.max_rel_error), resolution, str(result.kinks), STATUS_WORDS[result.status]]
 
 
 def expect_row(result) -> list[str]:
@@ -102,9 +106,10 @@ def diagnosis_rows(results) -> list[list[str]]:
 
 
 def entry_rows(result) -> tuple[list[list[str]], int]:
-    """The entries of a gradient that failed or sit on a kink (at most ``ENTRY_LIMIT``), and how
-    many more there are. Kinks show their one-sided difference quotients as left and right."""
-    listed = [entry for entry in result.entries if entry.status != "ok"]
+    """The entries of a gradient that failed or sit on a kink worth a look (``notable``; at most
+    ``ENTRY_LIMIT``), and how many more there are. Kinks show their one-sided difference
+    quotients as left and right."""
+    listed = [entry for entry in result.entries if entry.status == "fail" or entry.notable]
     rows = []
     for entry in listed[:ENTRY_LIMIT]:
         index = f"direction {entry.index[0]}" if result.method == "fast" else index_text(entry.index)
@@ -123,11 +128,19 @@ def spec_line(result) -> str:
     if result.passed:
         return f"{result.spec}: {PASSED} ({', '.join(checked)})"
     groups = ((result.gradients, "gradients"), (result.expect, "expect values"), (result.deltas, "layer deltas"))
-    failed = [f"{sum(not r.passed for r in group)} of {len(group)} {label} failed"
-              for group, label in groups if not all(r.passed for r in group)]
+    failed = [f"{sum(getattr(r, 'status', 'failed') == word for r in group)} of {len(group)} {label} {word}"
+              for group, label in groups for word in ("failed", "unverified")
+              if any(not r.passed and getattr(r, "status", "failed") == word for r in group)]
     if result.faulty_layer:
         failed.append(f"faulty layer: {result.faulty_layer}")
-    return f"{result.spec}: {FAILED} ({'; '.join(failed)})"
+    return f"{result.spec}: {UNVERIFIED if unverified(result) else FAILED} ({'; '.join(failed)})"
+
+
+def unverified(result) -> bool:
+    """A spec that did not pass only because some gradient was too coarsely resolved to verify."""
+    if result.passed or result.error is not None or not all(e.passed for e in result.expect):
+        return False
+    return all(q.status != "failed" for q in result.gradients + result.deltas)
 
 
 def check_blocks(result):
@@ -135,10 +148,17 @@ def check_blocks(result):
     ``("table", header, rows, numeric_columns)``, ``("note", text)``, ``("problem", text)``
     (a failed expect's detail) and ``("verdict", text, passed)``."""
     if result.gradients:
-        yield "table", GRADIENT_HEADER, [gradient_row(q) for q in result.gradients], (2, 3, 4)
+        yield "table", GRADIENT_HEADER, [gradient_row(q) for q in result.gradients], (2, 3, 4, 5)
     if result.deltas:
         yield "note", "layer deltas ∂E/∂(layer output), each layer's backward alone"
-        yield "table", GRADIENT_HEADER, [gradient_row(q) for q in result.deltas], (2, 3, 4)
+        yield "table", GRADIENT_HEADER, [gradient_row(q) for q in result.deltas], (2, 3, 4, 5)
+    if any(q.kinks for q in result.gradients + result.deltas):
+        yield "note", KINK_NOTE
+    for quantity in result.gradients + result.deltas:
+        if quantity.status == "unverified":
+            yield "problem", (f"{quantity.quantity}: unverified: its finite differences resolve no relative "
+                              f"error below {error_text(quantity.difference_resolution)} (a check must resolve "
+                              f"1e-02); give a larger --eps (default 1e-4)")
     if result.expect:
         yield "table", EXPECT_HEADER, [expect_row(e) for e in result.expect], (1, 2)
         for expected in result.expect:
@@ -157,6 +177,10 @@ def check_blocks(result):
             yield "table", ENTRY_HEADER, entries, (1, 2, 3, 5, 6)
             if more:
                 yield "note", f"… and {more} more"
+        quiet = sum(entry.status == "kink" and not entry.notable for entry in quantity.entries)
+        if quiet:
+            yield "note", (f"{_count(quiet, 'kink')} of {quantity.quantity} not listed: the analytic values lie "
+                           f"well inside their one-sided quotients (JSON lists every entry)")
     yield "verdict", spec_line(result), result.passed
 
 
@@ -201,7 +225,10 @@ def total_line(results) -> str:
     """All specs together: how many passed, failed, or could not run."""
     errors = sum(r.error is not None for r in results)
     passed = sum(r.passed for r in results)
-    parts = [f"{passed} passed", f"{len(results) - passed - errors} failed"]
+    coarse = sum(map(unverified, results))
+    parts = [f"{passed} passed", f"{len(results) - passed - errors - coarse} failed"]
+    if coarse:
+        parts.append(f"{coarse} unverified")
     if errors:
         parts.append(f"{errors} could not run")
     return f"{_count(len(results), 'spec')}: {', '.join(parts)}"

@@ -18,8 +18,9 @@ if TYPE_CHECKING:                 # annotations only: check output needs no repo
     from .reports import BackwardReport, ForwardReport
 
 UNBOUNDED = 100_000       # width at which to measure what a part needs
-STYLES = {rows.PASSED: "bold green", rows.FAILED: "bold red", "ok": "green", "fail": "red", "kink": "yellow"}
-ROW_STYLES = {rows.FAILED: "red", "fail": "red", "kink": "yellow"}   # the whole row of a failure or kink
+STYLES = {rows.PASSED: "bold green", rows.FAILED: "bold red", rows.UNVERIFIED: "bold yellow", "ok": "green",
+          "fail": "red", "kink": "yellow"}
+ROW_STYLES = {rows.FAILED: "red", rows.UNVERIFIED: "yellow", "fail": "red", "kink": "yellow"}   # the whole row of a failure or kink
 HEAT = {-1: (230, 60, 60), 1: (70, 140, 255)}    # negative red, positive blue, at the largest |value|
 HEAT_FLOOR = (150, 150, 150)                    # the grey that small values fade towards
 

@@ -1,0 +1,74 @@
+"""How much arithmetic a check will do, from the shapes alone, so a check too large to finish in
+reasonable time is refused up front (``--max-work`` raises the bound).
+
+A full check runs four perturbed copies of every entry (or output unit, for fc parameters)
+through the layers downstream of it: work = Σ over quantities of copies × (the multiply-adds of
+those layers + ``FORMING`` × the size of the map each copy starts from, which is written, not
+computed, and costs memory traffic). ``--fast`` runs six directions each.
+"""
+from __future__ import annotations
+
+import math
+
+from ..network import Network
+from .finite import STEPS
+
+RATE = 2e9                    # multiply-adds a second of a check on a 2-core x86_64 (LeNet-5's 2.8e9: 0.7-1 s)
+DEFAULT_MAX_WORK = 2e11       # about 100 s at RATE; LeNet-5's full check is 70 times less
+NOTE_SECONDS = 5              # a check estimated to take longer says so on stderr (when no bar shows)
+FORMING = 30                  # multiply-adds worth of memory traffic per value of a copy's first map
+DIRECTIONS = 6                # random directions per quantity with --fast
+
+
+class TooMuchWork(ValueError):
+    """The check would take longer than the limit allows; the message gives the estimate and the ways out."""
+
+
+def check_work(network: Network, wrt=(), fast: bool = False, deltas: bool = False) -> float:
+    """Estimated multiply-adds of a check of ``network``: every gradient (or those in ``wrt``),
+    and with ``deltas`` every layer's delta too."""
+    downstream = [0] * (len(network.layers) + 1)       # downstream[k]: layers k.. for one copy
+    for k in range(len(network.layers) - 1, -1, -1):
+        downstream[k] = downstream[k + 1] + network.layers[k].operations(network.in_shapes[k])
+
+    def cost(runs: int, start: int) -> float:
+        size = math.prod(network.in_shapes[start]) if start < len(network.layers) else 1
+        return len(STEPS) * (DIRECTIONS if fast else runs) * (downstream[start] + FORMING * size)
+
+    first = network.layers[0] if network.layers else None
+    quantities = {"input": cost(math.prod(network.input_shape), 1 if hasattr(first, "input_change") else 0)}
+    for name, shape in network.param_shapes.items():
+        index = network.names.index(name.rsplit(".", 1)[0])
+        layer = network.layers[index]
+        runs = network.out_shapes[index][0] if hasattr(layer, "output_unit") else math.prod(shape)
+        quantities[name] = cost(runs, index + 1)
+    layer_deltas = {name: cost(math.prod(network.out_shapes[k]), k + 1) for k, name in enumerate(network.names)}
+    bare = [name[5:] if name.startswith("grad.") else name for name in wrt]
+    chosen = sum(quantities.get(name, layer_deltas.get(name, 0.0)) for name in bare) if wrt \
+        else sum(quantities.values())
+    return chosen + (sum(layer_deltas.values()) if deltas else 0.0)
+
+
+def refuse_beyond(work: float, limit: float, path: str) -> None:
+    """Raise ``TooMuchWork`` if ``work`` exceeds ``limit``."""
+    if work > limit:
+        raise TooMuchWork(
+            f"{path}: this check would take about {work:.1e} multiply-adds (~{seconds(work):.0f} s), beyond "
+            f"the limit of {limit:.1e}; check --fast (random directions), or fewer gradients with --wrt "
+            f"NAME, or raise the limit with --max-work {10 ** math.ceil(math.log10(work)):.0e}")
+
+
+def long_check_note(model, wrt=(), fast: bool = False, deltas: bool = False,
+                    max_work: float | None = None) -> str | None:
+    """A ``note:`` line with the estimate of a check expected to take over ``NOTE_SECONDS`` (but
+    within the limit), else None."""
+    work = check_work(model.network, wrt, fast, deltas)
+    if seconds(work) <= NOTE_SECONDS or work > (DEFAULT_MAX_WORK if max_work is None else max_work):
+        return None
+    return (f"note: {model.path}: checking, about {work:.1e} multiply-adds (~{seconds(work):.0f} s here); "
+            f"--fast or --wrt NAME check less")
+
+
+def seconds(work: float) -> float:
+    """A rough time for ``work`` multiply-adds (``RATE``)."""
+    return work / RATE
