@@ -63,3 +63,13 @@ class SpecResult(Record):
         self.deltas = [] if deltas is None else deltas
         self.faulty_layer = faulty_layer   # first layer, counting back from the loss, whose backward disagrees
         self.error = error                 # the spec could not be run (the one-line error)
+
+    def _repr_html_(self) -> str:
+        """Heatmap tables in a notebook (``render.html``)."""
+        from ..render import notebook
+        return notebook.html(self, "check")
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        """IPython's text display: the table ``cnngrad check`` prints."""
+        from ..render import notebook
+        notebook.pretty(self, "check", printer)

@@ -97,6 +97,12 @@ def explain(explained, precision: int) -> str:
     return _document(blocks, rows.heading(explained.spec, explained.name))
 
 
+def network(report) -> str:
+    """The strip of a forward or backward report alone, as an SVG document (for an HTML page)."""
+    boxes = _forward_boxes(report) if hasattr(report, "layers") else _backward_boxes(report)
+    return _document([strip(boxes)], "network")
+
+
 def strip(boxes) -> Block:
     """The network left to right: one box per ``(name, lines, is_loss)``, an arrow into each but the
     first, wrapping onto a new row when wider than ``WIDTH``."""
