@@ -106,7 +106,7 @@ def test_cells_are_coloured_red_below_zero_blue_above_by_magnitude(fc_model):
 def test_a_slice_of_a_3d_map_is_its_own_table_on_the_quantitys_scale():
     report = forward_report(model := load_model("configs/seed004_multichannel_3x32x32_six_filters.yaml"),
                             model.values(gradients=False))
-    page = Page(html.forward_fragment(report))
+    page = Page(html.forward_fragment(report, 6))
     pooled = [rows for title, rows in page.tables if title == "pool1 6×1×1"]
     assert len(pooled) == 6
     values = report.layers[1].output.reshape(-1)
@@ -121,7 +121,7 @@ def test_a_large_grid_is_bare_cells_with_tooltips_and_a_huge_one_is_cut_short(tm
     spec = tmp_path / "big.yaml"
     spec.write_text("input: {random: {shape: [120, 100], seed: 3}}\nlayers: []\n")
     model = load_model(str(spec))
-    page = Page(html.forward_fragment(forward_report(model, model.values(gradients=False))))
+    page = Page(html.forward_fragment(forward_report(model, model.values(gradients=False)), 6))
     rows = page.grid("input 120×100")
     assert len(rows) == heatmap.CELLS_UP_TO // 100 and len(rows[0]) == 100     # 100 of 120 rows drawn
     assert all(text == "" for row in rows for text, *_ in row)                 # no numbers in the cells

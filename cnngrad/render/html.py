@@ -16,7 +16,6 @@ import numpy as np
 from . import heatmap, rows, svg
 from .grid import grids, number_text, shape_text
 
-PRECISION = 6             # the command line's default
 FONT = "font-family:'DejaVu Sans Mono',Menlo,Consolas,monospace"
 GREEN, RED, AMBER = "color:#1a7f37;font-weight:bold", "color:#c62828;font-weight:bold", "color:#a07000;font-weight:bold"
 STATUS = {rows.PASSED: GREEN, rows.FAILED: RED, "ok": GREEN, "fail": RED, "kink": AMBER}
@@ -47,7 +46,7 @@ def page(fragment: str, title: str) -> str:
             f'<title>{escape(title)}</title>\n</head>\n<body style="margin:20px;font-family:sans-serif">\n{fragment}\n</body>\n</html>\n')
 
 
-def forward_fragment(report, precision: int = PRECISION) -> str:
+def forward_fragment(report, precision: int) -> str:
     """The heading, the network strip, the summary table and notes, then the input, every layer's
     output and the output as heatmap tables, and the loss."""
     parts = [_heading(rows.heading(report.spec, report.name)), _network(report),
@@ -60,7 +59,7 @@ def forward_fragment(report, precision: int = PRECISION) -> str:
     return _wrap(parts)
 
 
-def backward_fragment(report, precision: int = PRECISION) -> str:
+def backward_fragment(report, precision: int) -> str:
     """The heading, the network strip, the loss, then ∂E/∂ everything, loss to input, as heatmaps."""
     parts = [_heading(rows.heading(report.spec, report.name)), _network(report),
              _paragraph(rows.loss_line(report.loss_kind, _loss_value(report.loss, precision)), "font-weight:bold")]
@@ -91,7 +90,7 @@ def check_fragment(results) -> str:
     return _wrap(parts)
 
 
-def explain_fragment(explained, precision: int = PRECISION) -> str:
+def explain_fragment(explained, precision: int) -> str:
     """The entry's value, its formula, and the sum term by term with each term's value as a heatmap
     cell (on the scale of the largest term or total)."""
     parts = [_heading(rows.heading(explained.spec, explained.name))]
