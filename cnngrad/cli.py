@@ -16,7 +16,8 @@ import click
 
 from . import __version__
 
-FORMATS = {"table": "table", "json": "jsondoc", "markdown": "markdown", "latex": "latex"}
+FORMATS = {"table": "table", "json": "jsondoc", "markdown": "markdown", "latex": "latex", "svg": "svg",
+           "html": "html"}
 SPEC_SUFFIXES = (".yaml", ".yml")
 
 
@@ -73,7 +74,8 @@ def _format_option(command):
     return click.option(
         "--format", "fmt", type=click.Choice(list(FORMATS)), default="table", show_default=True,
         help="table for people (colour on a terminal); json (SPEC §4; NaN and ±inf as null); "
-             "markdown or latex to paste into notes.")(command)
+             "markdown or latex to paste into notes; svg (a picture: heatmaps, the network as "
+             "boxes) or html (a self-contained page of heatmap tables).")(command)
 
 
 def _precision_option(command):

@@ -41,6 +41,16 @@ class Explained(Record):
         self.formula, self.where, self.terms, self.zeros, self.total = formula, where, terms, zeros, total
         self.notes = [] if notes is None else notes
 
+    def _repr_html_(self) -> str:
+        """Heatmap tables in a notebook (``render.html``)."""
+        from .render import notebook
+        return notebook.html(self, "explain")
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        """IPython's text display: the table ``cnngrad explain`` prints."""
+        from .render import notebook
+        notebook.pretty(self, "explain", printer)
+
 
 def explain(model: Model, text: str) -> Explained:
     """Explain the gradient entry ``text`` (``grad.conv1.kernel[0,1]``) of ``model``."""

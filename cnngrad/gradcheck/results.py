@@ -109,3 +109,13 @@ class SpecResult(Record):
         self.error = error                 # the spec could not be run (the one-line error)
         self.first_wrong = first_wrong     # the first quantity where a wrong expect value's error entered
         self.first_wrong_layer = first_wrong_layer   # the layer whose step made it ("loss": the loss's)
+
+    def _repr_html_(self) -> str:
+        """Heatmap tables in a notebook (``render.html``)."""
+        from ..render import notebook
+        return notebook.html(self, "check")
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        """IPython's text display: the table ``cnngrad check`` prints."""
+        from ..render import notebook
+        notebook.pretty(self, "check", printer)

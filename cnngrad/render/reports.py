@@ -32,6 +32,16 @@ class ForwardReport(Record):
         self.output, self.loss, self.loss_kind = output, loss, loss_kind
         self.notes = [] if notes is None else notes
 
+    def _repr_html_(self) -> str:
+        """Heatmap tables in a notebook (``render.html``)."""
+        from . import notebook
+        return notebook.html(self, "forward")
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        """IPython's text display: the table ``cnngrad forward`` prints."""
+        from . import notebook
+        notebook.pretty(self, "forward", printer)
+
 
 class BackwardReport(Record):
     """``gradients`` maps SPEC §2 names without ``grad.`` to ∂E/∂ that, ordered from the loss back
@@ -45,6 +55,16 @@ class BackwardReport(Record):
         self.spec, self.name, self.loss, self.loss_kind = spec, name, loss, loss_kind
         self.gradients, self.lr = gradients, lr
         self.updates = {} if updates is None else updates
+
+    def _repr_html_(self) -> str:
+        """Heatmap tables in a notebook (``render.html``)."""
+        from . import notebook
+        return notebook.html(self, "backward")
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:
+        """IPython's text display: the table ``cnngrad backward`` prints."""
+        from . import notebook
+        notebook.pretty(self, "backward", printer)
 
 
 def forward_report(model: Model, values: dict[str, np.ndarray]) -> ForwardReport:

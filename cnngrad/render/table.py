@@ -13,6 +13,7 @@ import numpy as np
 
 from . import plain, rows
 from .grid import grids, number_text, shape_text
+from .heatmap import HEAT, HEAT_FLOOR, rgb   # noqa: F401 (HEAT: the colours, as tests read them)
 
 if TYPE_CHECKING:                 # annotations only: check output needs no report records
     from .reports import BackwardReport, ForwardReport
@@ -21,8 +22,6 @@ UNBOUNDED = 100_000       # width at which to measure what a part needs
 STYLES = {rows.PASSED: "bold green", rows.FAILED: "bold red", rows.UNVERIFIED: "bold yellow", "ok": "green",
           "fail": "red", "kink": "yellow"}
 ROW_STYLES = {rows.FAILED: "red", rows.UNVERIFIED: "yellow", "fail": "red", "kink": "yellow"}   # the whole row of a failure or kink
-HEAT = {-1: (230, 60, 60), 1: (70, 140, 255)}    # negative red, positive blue, at the largest |value|
-HEAT_FLOOR = (150, 150, 150)                    # the grey that small values fade towards
 
 
 class Line:
@@ -153,9 +152,7 @@ def _heat(number: float, largest: float) -> str:
         return "bold magenta"
     if number == 0 or largest == 0:
         return ""
-    share = abs(number) / largest
-    rgb = (round(grey + (full - grey) * share) for grey, full in zip(HEAT_FLOOR, HEAT[np.sign(number)]))
-    return "rgb({},{},{})".format(*rgb)
+    return "rgb({},{},{})".format(*rgb(number, largest, HEAT_FLOOR))
 
 
 def _loss(loss, loss_kind: str, precision: int) -> Text:
