@@ -16,6 +16,7 @@ import click
 from . import __version__
 
 FORMATS = {"table": "table", "json": "jsondoc", "markdown": "markdown", "latex": "latex"}
+CHECK_FORMATS = {**FORMATS, "github": "github"}   # github: workflow annotations, check only
 SPEC_SUFFIXES = (".yaml", ".yml")
 
 
@@ -148,7 +149,7 @@ def _emit(fmt: str, what: str, *args) -> None:
     ``color=True`` keeps whatever colour codes rich chose to write: rich already decided from
     the terminal, NO_COLOR and FORCE_COLOR, and click would otherwise strip them from a pipe.
     """
-    module = importlib.import_module(f".render.{FORMATS[fmt]}", __package__)
+    module = importlib.import_module(f".render.{CHECK_FORMATS[fmt]}", __package__)
     click.echo(getattr(module, what)(*args), nl=False, color=True)
 
 
@@ -272,11 +273,21 @@ def init(path: str | None) -> None:
               help="Check only this gradient (input, conv1, conv1.kernel, …); repeatable.")
 @click.option("--fast", is_flag=True, help="Check random directional derivatives instead of every entry.")
 @click.option("--deltas", is_flag=True, help="Also check each layer's backward on its own, naming a faulty layer.")
-@_format_option
+@click.option(
+    "--format", "fmt", type=click.Choice(list(CHECK_FORMATS)), default=None,
+    help="table for people (colour on a terminal); json (SPEC §4; NaN and ±inf as null); markdown "
+         "or latex to paste into notes; github: GitHub Actions annotations.  [default: github when "
+         "GITHUB_ACTIONS=true, else table]")
+@click.option("--junit-xml", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Also write the results as JUnit XML to FILE, for CI test reports.")
+@click.option("--update-expect", is_flag=True,
+              help="Rewrite the expect: numbers that fail with the computed values (as many "
+                   "decimals as written; comments and layout kept), then check.")
 @_limits_options
 @_allow_dir_option
 @click.pass_context
-def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, fmt) -> None:
+def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, fmt, junit_xml,
+          update_expect) -> None:
     """Check analytic gradients against finite differences and expect.
 
     Every analytic gradient (or those named by --wrt) is compared entry by entry with central
@@ -288,13 +299,19 @@ def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, fmt) ->
     from .gradcheck.results import SpecResult
     from .render.progress import DelayedProgress
     from .spec.source import display_name
+    if fmt is None:
+        fmt = "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "table"
+    if update_expect:
+        from .spec.update import refuse_stdin
+        refuse_stdin(specs)
     results = []
     for path, problem in _spec_files(specs):
         details = ()
         if problem is None:
             progress = DelayedProgress.for_terminal(f"checking {path}")
             try:
-                results.append(check_model(_load(path), eps=eps, rtol=rtol, atol=atol, wrt=wrt,
+                model = _updated(path) if update_expect else _load(path)
+                results.append(check_model(model, eps=eps, rtol=rtol, atol=atol, wrt=wrt,
                                            fast=fast, deltas=deltas, progress=progress))
                 continue
             except Exception as err:   # this spec could not run: say so and go on with the others
@@ -305,7 +322,22 @@ def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, fmt) ->
         _echo_error(problem, details)
         results.append(SpecResult(spec=display_name(path), name=None, passed=False, error=problem))
     _emit(fmt, "check", results)
+    if junit_xml:
+        from .render.junit import write
+        write(junit_xml, results)
     ctx.exit(2 if any(r.error for r in results) else 0 if all(r.passed for r in results) else 1)
+
+
+def _updated(path: str):
+    """``--update-expect``: rewrite the spec's failing expect numbers, then load it again."""
+    from .spec.source import display_name
+    from .spec.update import update_expect
+    model = _load(path)
+    changed = update_expect(path, model, _limits())
+    if not changed:
+        return model
+    click.echo(f"updated {display_name(path)}: {changed} expect number{'s' if changed != 1 else ''}", err=True)
+    return _load(path)
 
 
 def _spec_files(sources):

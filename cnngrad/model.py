@@ -49,11 +49,12 @@ class Model(Record):
     """Everything one spec describes, ready to run."""
 
     __slots__ = ("path", "network", "params", "input", "target", "user_shapes", "name", "description",
-                 "expect")
+                 "expect", "places")
 
     def __init__(self, path: str, network: Network, params: dict[str, np.ndarray], input: np.ndarray,
                  target: np.ndarray, user_shapes: dict[str, tuple[int, ...]], name: str | None = None,
-                 description: str | None = None, expect: list[Expectation] | None = None):
+                 description: str | None = None, expect: list[Expectation] | None = None,
+                 places: dict[str, tuple[int, int]] | None = None):
         self.path, self.network = path, network
         self.params = params                # internal shapes, no batch axis
         self.input = input                  # (1, *internal input shape)
@@ -61,6 +62,9 @@ class Model(Record):
         self.user_shapes = user_shapes      # SPEC §2 name (input, output, conv1, conv1.kernel) -> shape
         self.name, self.description = name, description
         self.expect = [] if expect is None else expect
+        # (line, column) where the spec writes the input, each layer and each parameter (or its
+        # layer, when the parameter is not written), for CI annotations
+        self.places = {} if places is None else places
 
     @property
     def has_loss(self) -> bool:

@@ -23,29 +23,33 @@ class QuantityResult(Record):
     """The check of one gradient (``input``, ``conv1.kernel``, or a layer's delta ``conv1``)."""
 
     __slots__ = ("quantity", "shape", "passed", "max_abs_error", "max_rel_error", "kinks", "entries",
-                 "method")
+                 "method", "line", "column")
 
     def __init__(self, quantity: str, shape: tuple[int, ...], passed: bool, max_abs_error: float,
                  max_rel_error: float, kinks: int, entries: list[EntryResult] | None = None,
-                 method: str = "full"):
+                 method: str = "full", line: int | None = None, column: int | None = None):
         self.quantity, self.shape, self.passed = quantity, shape, passed
         self.max_abs_error, self.max_rel_error, self.kinks = max_abs_error, max_rel_error, kinks
         self.entries = [] if entries is None else entries
         self.method = method     # "full": every entry; "fast": random directional derivatives
+        self.line, self.column = line, column   # where the spec wrote it (the value, or the layer)
 
 
 class ExpectResult(Record):
     """One ``expect:`` entry against the computed value; ``worst`` indexes the largest error."""
 
-    __slots__ = ("quantity", "passed", "max_abs_error", "tolerance", "expected", "actual", "worst")
+    __slots__ = ("quantity", "passed", "max_abs_error", "tolerance", "expected", "actual", "worst",
+                 "line", "column")
 
     def __init__(self, quantity: str, passed: bool, max_abs_error: float, tolerance: float,
-                 expected: object = None, actual: object = None, worst: tuple[int, ...] | None = None):
+                 expected: object = None, actual: object = None, worst: tuple[int, ...] | None = None,
+                 line: int | None = None, column: int | None = None):
         self.quantity, self.passed = quantity, passed
         self.max_abs_error, self.tolerance = max_abs_error, tolerance
         self.expected = expected      # as written (number or nested list)
         self.actual = actual          # computed, same shape
         self.worst = worst
+        self.line, self.column = line, column   # where the entry's key is written in the spec
 
 
 class SpecResult(Record):

@@ -1,0 +1,163 @@
+"""``check --update-expect``: rewrite a spec's failing ``expect:`` numbers with the computed values.
+
+Only the characters of each number that changes are replaced, at the position the YAML parser
+gives it, so comments, layout, alignment and every other byte stay as written (a YAML
+round-trip writer such as ruamel.yaml re-indents sequences and re-spaces aligned grids). Rules:
+
+- an ``expect`` entry that passes is left alone, and so is each number of a failing entry that
+  is within its own tolerance; a file whose expectations all pass is not touched;
+- a number written with decimals gets the computed value rounded to as many decimals (in the
+  same notation: ``2.5e-3`` stays ``…e-3``); if that is not within the tolerance (a numeric
+  ``tolerance:`` tighter than the decimals), to the fewest more decimals that are;
+- a number written without a decimal point (an exact value) gets the computed value if that is
+  a whole number, else its shortest exact decimal (Python's ``repr``); under a numeric
+  tolerance, the fewest decimals within it;
+- a value that is not finite is left as written (the check goes on failing).
+"""
+from __future__ import annotations
+
+import codecs
+import math
+
+import numpy as np
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+from ..gradcheck.expect import NUMBER, allowed_error, auto_tolerance, verify
+from ..model import Model
+from .errors import SpecError
+from .limits import Limits
+from .source import STDIN, display_name, read_text
+from .yamlload import compose
+
+MAX_DECIMALS = 17
+
+
+def update_expect(source: str, model: Model, limits: Limits | None = None) -> int:
+    """Rewrite the failing ``expect`` numbers of the spec file ``source`` (``model`` is what it
+    loaded to); the number of numbers changed. SpecError for standard input or an alias."""
+    refuse_stdin([source])
+    name = display_name(source)
+    if not model.expect:
+        return 0
+    values = model.values()
+    failing = [(e, values[e.quantity]) for e in model.expect if not verify(e, values[e.quantity]).passed]
+    if not failing:
+        return 0
+    limits = limits or Limits()
+    text = read_text(source, limits)
+    nodes = _expect_values(compose(text, name, limits))
+    edits = []
+    for expectation, actual in failing:
+        scalars = _scalars(nodes[(expectation.line, expectation.column)], name, expectation.label)
+        for node, new in zip(scalars, _new_texts(expectation, actual)):
+            if new is not None and new != node.value:
+                edits.append((node.start_mark.index, node.end_mark.index, node.value, new))
+    for start, end, old, new in sorted(edits, reverse=True):
+        if text[start:end] != old:   # the parser's positions must point at the number itself
+            raise SpecError(name, None, None, "", f"cannot locate {old!r} to update it")
+        text = text[:start] + new + text[end:]
+    with open(source, "rb") as file:
+        bom = file.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8
+    with open(source, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as file:
+        file.write(text)
+    return len(edits)
+
+
+def refuse_stdin(sources) -> None:
+    """SpecError if one of ``sources`` is standard input, which cannot be written back."""
+    if STDIN in sources:
+        raise SpecError(display_name(STDIN), None, None, "", "--update-expect rewrites spec files; "
+                        "standard input cannot be updated (give the file's path)")
+
+
+def _expect_values(root) -> dict[tuple[int, int], object]:
+    """(line, column) of each key under ``expect:`` → its value node."""
+    for key, value in root.value:
+        if key.value == "expect" and isinstance(value, MappingNode):
+            return {(k.start_mark.line + 1, k.start_mark.column + 1): v for k, v in value.value}
+    return {}
+
+
+def _scalars(node, file: str, label: str) -> list[ScalarNode]:
+    """The number nodes of a value in row-major order; an alias (a node met twice) is refused,
+    since rewriting it would change every place that refers to it."""
+    out, seen = [], set()
+
+    def walk(item):
+        if id(item) in seen:
+            raise SpecError(file, item.start_mark.line + 1, item.start_mark.column + 1, f"expect.{label}",
+                            "--update-expect cannot rewrite a value reached through a YAML alias; "
+                            "write the numbers out")
+        seen.add(id(item))
+        if isinstance(item, SequenceNode):
+            for child in item.value:
+                walk(child)
+        else:
+            out.append(item)
+
+    walk(node)
+    return out
+
+
+def _new_texts(expectation, actual) -> list[str | None]:
+    """For each number of an expectation, its new text, or None to keep it as written."""
+    actual = np.asarray(actual, dtype=np.float64)
+    scale = float(np.max(np.abs(actual), initial=0.0))
+    if expectation.index is not None:
+        actual = actual[expectation.index]
+    texts = np.asarray(expectation.texts).reshape(-1).tolist()
+    computed = actual.reshape(-1).tolist()
+    expected = np.asarray(expectation.values, dtype=np.float64).reshape(-1)
+    tolerance = expectation.tolerance
+    out = []
+    for text, value, old in zip(texts, computed, expected.tolist()):
+        if not math.isfinite(value) or _within(old, text, value, tolerance, scale):
+            out.append(None)
+        else:
+            out.append(_rewritten(text, value, tolerance, scale))
+    return out
+
+
+def _within(written: float, text: str, value: float, tolerance: float | None, scale: float) -> bool:
+    """Whether ``value`` is within the tolerance of the number ``written`` as ``text`` (the rule of
+    ``cnngrad.gradcheck.expect.verify``, for one entry)."""
+    allowed = auto_tolerance(text) if tolerance is None else tolerance
+    limit = allowed_error(np.array(allowed), np.array(written), max(scale, abs(written)))
+    return abs(value - written) <= float(limit)
+
+
+def _rewritten(text: str, value: float, tolerance: float | None, scale: float) -> str:
+    """The computed ``value`` written like ``text`` (see the module's rules)."""
+    match = NUMBER.match(text.strip().replace("_", ""))
+    if match is None:          # .inf, .nan and the like: write the value itself
+        return _exact(value)
+    if match["frac"] is None and tolerance is None:
+        return _exact(value)
+    start = 0 if match["frac"] is None else len(match["frac"])
+    exponent = match["exp"]
+    for decimals in range(start, MAX_DECIMALS + 1):
+        candidate = _decimal(value, decimals, exponent, text, point=match["frac"] is not None)
+        if _within(float(candidate), candidate, value, tolerance, scale):
+            return candidate
+    return _exact(value)
+
+
+def _decimal(value: float, decimals: int, exponent: str | None, text: str, point: bool) -> str:
+    """``value`` with ``decimals`` decimals, scaled by the exponent written in ``text`` if any;
+    ``point`` keeps a decimal point even with no decimals (``2.`` as written)."""
+    mantissa = value / 10.0 ** int(exponent) if exponent is not None else value
+    digits = f"{mantissa:.{decimals}f}" + ("." if point and decimals == 0 else "")
+    if float(digits) == 0:
+        digits = digits.lstrip("-")            # no "-0.000"
+    if exponent is not None:     # with its sign, or YAML would read 1.5e3 as a string
+        digits += ("E" if "E" in text else "e") + (exponent if exponent[0] in "+-" else "+" + exponent)
+    if text.lstrip().startswith("+") and not digits.startswith("-"):
+        digits = "+" + digits
+    return digits
+
+
+def _exact(value: float) -> str:
+    """The shortest text that reads back as exactly ``value``: ``3`` for 3.0, else ``repr``."""
+    if value == int(value) and abs(value) < 2 ** 53:
+        return str(int(value))
+    return repr(value)
