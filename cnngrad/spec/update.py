@@ -45,16 +45,25 @@ def update_expect(source: str, model: Model, limits: Limits | None = None) -> in
         return 0
     limits = limits or Limits()
     text = read_text(source, limits)
-    nodes = _expect_values(compose(text, name, limits))
+    root = compose(text, name, limits)
+    nodes, uses = _expect_values(root), _uses(root)
     edits = []
     for expectation, actual in failing:
-        scalars = _scalars(nodes[(expectation.line, expectation.column)], name, expectation.label)
+        scalars = _scalars(nodes[(expectation.line, expectation.column)])
         for node, new in zip(scalars, _new_texts(expectation, actual)):
-            if new is not None and new != node.value:
-                edits.append((node.start_mark.index, node.end_mark.index, node.value, new))
-    for start, end, old, new in sorted(edits, reverse=True):
-        if text[start:end] != old:   # the parser's positions must point at the number itself
-            raise SpecError(name, None, None, "", f"cannot locate {old!r} to update it")
+            if new is None or new == node.value:
+                continue
+            start, end = node.start_mark.index, node.end_mark.index
+            why = ("is reached through a YAML alias (rewriting it would change every place that "
+                   "refers to it); write the numbers out") if uses[id(node)] > 1 else \
+                  "is not a plain number (quoted or tagged); write it as a plain number" \
+                  if text[start:end] != node.value else None
+            if why:
+                raise SpecError(name, node.start_mark.line + 1, node.start_mark.column + 1,
+                                f"expect.{expectation.label}", f"--update-expect cannot rewrite "
+                                f"{node.value!r}: it {why}")
+            edits.append((start, end, new))
+    for start, end, new in sorted(edits, reverse=True):
         text = text[:start] + new + text[end:]
     with open(source, "rb") as file:
         bom = file.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8
@@ -78,25 +87,31 @@ def _expect_values(root) -> dict[tuple[int, int], object]:
     return {}
 
 
-def _scalars(node, file: str, label: str) -> list[ScalarNode]:
-    """The number nodes of a value in row-major order; an alias (a node met twice) is refused,
-    since rewriting it would change every place that refers to it."""
-    out, seen = [], set()
+def _uses(root) -> dict[int, int]:
+    """id of each node → how many places of the document hold it (more than 1: through an alias,
+    its own or a list's around it). Bounded: the loader limits the nodes after alias expansion."""
+    uses: dict[int, int] = {}
 
-    def walk(item):
-        if id(item) in seen:
-            raise SpecError(file, item.start_mark.line + 1, item.start_mark.column + 1, f"expect.{label}",
-                            "--update-expect cannot rewrite a value reached through a YAML alias; "
-                            "write the numbers out")
-        seen.add(id(item))
-        if isinstance(item, SequenceNode):
-            for child in item.value:
+    def walk(node):
+        uses[id(node)] = uses.get(id(node), 0) + 1
+        if isinstance(node, ScalarNode):
+            return
+        for child in node.value:
+            if isinstance(node, MappingNode):
+                walk(child[0])
+                walk(child[1])
+            else:
                 walk(child)
-        else:
-            out.append(item)
 
-    walk(node)
-    return out
+    walk(root)
+    return uses
+
+
+def _scalars(node) -> list[ScalarNode]:
+    """The number nodes of a value, in row-major order (the order of ``Expectation.texts``)."""
+    if isinstance(node, SequenceNode):
+        return [scalar for child in node.value for scalar in _scalars(child)]
+    return [node]
 
 
 def _new_texts(expectation, actual) -> list[str | None]:
