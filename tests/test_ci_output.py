@@ -1,6 +1,7 @@
 """CI output of ``check``: GitHub annotations and step summary, JUnit XML, and ``--update-expect``."""
 from __future__ import annotations
 
+import json
 import math
 import re
 import shutil
@@ -78,6 +79,14 @@ def test_a_failing_expect_entry_is_annotated_at_its_own_line():
     # the answer's 0.094061 against the hand-derived 0.0941186865 (the erratum's comment)
     assert "grad.conv1.kernel[0,1]: expected 0.094061, computed 0.0941186865" in found[0]["message"]
     assert "FAILED" in result.stdout           # the plain report follows for the log
+
+
+def test_json_gives_where_each_expect_entry_and_gradient_is_written():
+    spec = json.loads(run(ERRATUM, "--format", "json").stdout)["specs"][0]
+    assert [(e["quantity"], e["line"], e["column"]) for e in spec["expect"]] == \
+        [("grad.conv1.kernel", *where(ERRATUM, "grad.conv1.kernel:"))]
+    assert {g["quantity"]: (g["line"], g["column"]) for g in spec["gradients"]}["grad.conv1.kernel"] == \
+        where(ERRATUM, "[[-0.13")
 
 
 def test_github_is_the_default_under_github_actions_and_an_explicit_format_wins():
@@ -267,3 +276,12 @@ def test_update_refuses_standard_input_and_aliases_cleanly(tmp_path):
     assert result.exit_code == 2 and spec.read_text() == text
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"error: {spec}:1:17: expect.grad.input: --update-expect cannot rewrite '2.0'")
+
+
+def test_update_keeps_a_byte_order_mark_crlf_line_ends_and_other_scripts(tmp_path):
+    spec = tmp_path / "crlf.yaml"
+    text = ("\ufeff# café — δ\r\ninput: [1.0, 2.0]\r\nlayers: [relu]\r\nloss: none\r\n"
+            "upstream_grad: [1, 1]\r\nexpect:\r\n  grad.input: [0.5, 0.50]  # δ\r\n")
+    spec.write_bytes(text.encode("utf-8"))
+    assert run(spec, "--update-expect").exit_code == 0
+    assert spec.read_bytes() == text.replace("[0.5, 0.50]", "[1.0, 1.00]").encode("utf-8")
