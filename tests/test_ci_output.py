@@ -242,7 +242,7 @@ def test_update_rewrites_wrong_values_as_written_and_keeps_comments(tmp_path):
     assert result.exit_code == 0, result.output
     assert spec.read_text() == SPEC_WITH_COMMENTS \
         .replace("fc1: [0.7]", "fc1: [0.1]") \
-        .replace("fc1[0]: 1 ", "fc1[0]: 0.1 ") \
+        .replace("fc1[0]: 1 ", "fc1[0]: 0.1000000000 ") \
         .replace("- 9.999", "- 1.500") \
         .replace("[[2.5e+0, 7.00E-0]]", "[[3.0e+0, 6.00E-0]]") \
         .replace("grad.fc1.bias: [2]", "grad.fc1.bias: [3]")
@@ -285,3 +285,21 @@ def test_update_keeps_a_byte_order_mark_crlf_line_ends_and_other_scripts(tmp_pat
     spec.write_bytes(text.encode("utf-8"))
     assert run(spec, "--update-expect").exit_code == 0
     assert spec.read_bytes() == text.replace("[0.5, 0.50]", "[1.0, 1.00]").encode("utf-8")
+
+
+@pytest.mark.parametrize("written, value, tolerance, new", [
+    ("0.0365", 0.0364182, None, "0.0364"),          # as many decimals as written
+    ("+0.50", 0.123, None, "+0.12"),                # sign and decimals kept
+    ("2.", 1.541, None, "2."),                      # the point kept: still ±0.5
+    ("2.5e-3", 0.0123456, None, "12.3e-3"),         # the exponent kept
+    ("1.5E2", 321.7, None, "3.2E+2"),               # its sign added: YAML reads 3.2E2 as a string
+    ("-0.5", -0.00001, None, "0.0"),                # no "-0.0"
+    ("7", 3.0, None, "3"),                          # exact and whole
+    ("2", 1.541, None, "1.541000000"),              # exact: 10 significant digits
+    ("1e-3", 0.0123456, None, "0.01234560000"),
+    ("2", 1.541, 0.01, "1.54"),                     # fewest decimals within the tolerance
+    ("0.1", 0.123456, 1e-4, "0.1235"),
+])
+def test_update_writes_each_number_in_the_form_it_was_written(written, value, tolerance, new):
+    from cnngrad.spec.update import _rewritten
+    assert _rewritten(written, value, tolerance, abs(value)) == new

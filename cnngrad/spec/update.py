@@ -10,8 +10,9 @@ round-trip writer such as ruamel.yaml re-indents sequences and re-spaces aligned
   same notation: ``2.5e-3`` stays ``…e-3``); if that is not within the tolerance (a numeric
   ``tolerance:`` tighter than the decimals), to the fewest more decimals that are;
 - a number written without a decimal point (an exact value) gets the computed value if that is
-  a whole number, else its shortest exact decimal (Python's ``repr``); under a numeric
-  tolerance, the fewest decimals within it;
+  a whole number, else the value to 10 significant digits, trailing zeros kept (``1`` →
+  ``0.1000000000``), which ``tolerance: auto`` holds nearly as strictly as an exact number (a
+  shorter ``0.1`` would accept ±0.05); under a numeric tolerance, the fewest decimals within it;
 - a value that is not finite is left as written (the check goes on failing).
 """
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .source import STDIN, display_name, read_text
 from .yamlload import compose
 
 MAX_DECIMALS = 17
+SIGNIFICANT = 10     # digits of a value that replaces an exact number
 
 
 def update_expect(source: str, model: Model, limits: Limits | None = None) -> int:
@@ -54,15 +56,17 @@ def update_expect(source: str, model: Model, limits: Limits | None = None) -> in
             if new is None or new == node.value:
                 continue
             start, end = node.start_mark.index, node.end_mark.index
-            why = ("is reached through a YAML alias (rewriting it would change every place that "
-                   "refers to it); write the numbers out") if uses[id(node)] > 1 else \
-                  "is not a plain number (quoted or tagged); write it as a plain number" \
-                  if text[start:end] != node.value else None
-            if why:
-                raise SpecError(name, node.start_mark.line + 1, node.start_mark.column + 1,
-                                f"expect.{expectation.label}", f"--update-expect cannot rewrite "
-                                f"{node.value!r}: it {why}")
-            edits.append((start, end, new))
+            if uses[id(node)] > 1:
+                why = ("is reached through a YAML alias (rewriting it would change every place "
+                       "that refers to it); write the numbers out")
+            elif text[start:end] != node.value:
+                why = "is not a plain number (quoted or tagged); write it as a plain number"
+            else:
+                edits.append((start, end, new))
+                continue
+            raise SpecError(name, node.start_mark.line + 1, node.start_mark.column + 1,
+                            f"expect.{expectation.label}", f"--update-expect cannot rewrite "
+                            f"{node.value!r}: it {why}")
     for start, end, new in sorted(edits, reverse=True):
         text = text[:start] + new + text[end:]
     with open(source, "rb") as file:
@@ -146,10 +150,10 @@ def _rewritten(text: str, value: float, tolerance: float | None, scale: float) -
     match = NUMBER.match(text.strip().replace("_", ""))
     if match is None:          # .inf, .nan and the like: write the value itself
         return _exact(value)
-    if match["frac"] is None and tolerance is None:
-        return _exact(value)
-    start = 0 if match["frac"] is None else len(match["frac"])
     exponent = match["exp"]
+    if (match["frac"] is None and tolerance is None) or abs(int(exponent or 0)) > 300:
+        return _exact(value)       # (an exponent beyond ±300 cannot scale a float64 mantissa)
+    start = 0 if match["frac"] is None else len(match["frac"])
     for decimals in range(start, MAX_DECIMALS + 1):
         candidate = _decimal(value, decimals, exponent, text, point=match["frac"] is not None)
         if _within(float(candidate), candidate, value, tolerance, scale):
@@ -172,7 +176,11 @@ def _decimal(value: float, decimals: int, exponent: str | None, text: str, point
 
 
 def _exact(value: float) -> str:
-    """The shortest text that reads back as exactly ``value``: ``3`` for 3.0, else ``repr``."""
+    """``value`` for a number that was written as exact: a whole number as is (``3``), else to
+    SIGNIFICANT digits with trailing zeros (``1.541000000``), which ``tolerance: auto`` holds to
+    half a unit in the tenth digit, about as strictly as an exact number (1e-9 of its size)."""
     if value == int(value) and abs(value) < 2 ** 53:
         return str(int(value))
-    return repr(value)
+    if 1e-4 <= abs(value) < 1e10:
+        return f"{value:.{SIGNIFICANT - 1 - math.floor(math.log10(abs(value)))}f}"
+    return f"{value:.{SIGNIFICANT - 1}e}"
