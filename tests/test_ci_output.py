@@ -181,6 +181,15 @@ def test_junit_xml_has_a_testcase_per_spec_with_failures_and_errors(tmp_path):
     assert error.tag == "error" and "tanhh" in error.get("message")
 
 
+def test_junit_xml_stays_well_formed_with_a_control_character_in_a_spec_name(tmp_path):
+    spec = tmp_path / "odd.yaml"
+    spec.write_text(re.sub("(?m)^name: .*$", r'name: "odd \\x01 name"', ERRATUM.read_text()))
+    report = tmp_path / "report.xml"
+    assert run(spec, "--junit-xml", report).exit_code == 1
+    (failure,) = ET.parse(report).getroot().iter("failure")
+    assert "odd \ufffd name" in failure.text
+
+
 # --- --update-expect ----------------------------------------------------------------------------
 
 def test_update_leaves_every_passing_config_byte_for_byte_unchanged(tmp_path):

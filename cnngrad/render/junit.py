@@ -8,11 +8,14 @@ text); one that could not run has an ``error`` (its one-line error).
 from __future__ import annotations
 
 import os
+import re
 import xml.etree.ElementTree as ET
 
 from . import rows, table
 
 SUITE = "cnngrad check"
+# characters XML 1.0 does not allow even escaped (a spec's name may hold "\x01", written "\x01")
+NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def check(results) -> str:
@@ -32,7 +35,8 @@ def check(results) -> str:
             failure = ET.SubElement(case, "failure", {"message": rows.spec_line(result), "type": "check"})
             failure.text = table.plain_check([result], total=False)
     ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    document = ET.tostring(root, encoding="unicode")
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + NOT_XML.sub("\ufffd", document) + "\n"
 
 
 def classname(spec: str) -> str:
