@@ -150,6 +150,15 @@ def test_the_step_summary_gets_the_markdown_report_appended(tmp_path):
     assert result.exit_code == 1
 
 
+def test_the_step_summary_lists_a_spec_that_could_not_run(tmp_path):
+    summary, spec = tmp_path / "summary.md", tmp_path / "flat.yaml"
+    spec.write_text("input: [[1.0, 2.0], [3.0, 4.0]]\nlayers:\n  - fc: {weights: [[1, 1, 1, 1]]}\n"
+                    "loss: none\nupstream_grad: [1]\n")
+    assert run(spec, "--format", "github", GITHUB_STEP_SUMMARY=str(summary)).exit_code == 2
+    (error,) = [line for line in summary.read_text().splitlines() if line.startswith("- ")]
+    assert error.startswith(f"- `` {spec}:3:") and error.endswith("add `- flatten` before it ``")
+
+
 # --- JUnit XML ----------------------------------------------------------------------------------
 
 def test_junit_xml_has_a_testcase_per_spec_with_failures_and_errors(tmp_path):

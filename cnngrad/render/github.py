@@ -24,7 +24,7 @@ def check(results) -> str:
     summary = os.environ.get(SUMMARY_VARIABLE)
     if summary:
         with open(summary, "a", encoding="utf-8") as file:
-            file.write(markdown.check(results))
+            file.write(markdown.check(results) + _errors_markdown(results))
     lines = [line for result in results for line in annotations(result)]
     return "".join(line + "\n" for line in lines) + table.plain_check(results)
 
@@ -64,6 +64,20 @@ def escape_data(text: str) -> str:
 
 def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def _errors_markdown(results) -> str:
+    """The specs that could not run, for the summary (the Markdown report leaves them to stderr)."""
+    errors = [result.error for result in results if result.error is not None]
+    if not errors:
+        return ""
+    return "\n**Could not run:**\n\n" + "".join(f"- {_code(error)}\n" for error in errors)
+
+
+def _code(text: str) -> str:
+    """``text`` as Markdown inline code, fenced by more backticks than it holds in a row."""
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    return f"{fence} {text} {fence}"
 
 
 def _spec_error(result) -> str:
