@@ -18,6 +18,7 @@ from . import __version__
 
 FORMATS = {"table": "table", "json": "jsondoc", "markdown": "markdown", "latex": "latex", "svg": "svg",
            "html": "html"}
+CHECK_FORMATS = {**FORMATS, "github": "github"}   # github: workflow annotations, check only
 SPEC_SUFFIXES = (".yaml", ".yml")
 
 
@@ -169,7 +170,7 @@ def _emit(fmt: str, what: str, *args) -> None:
     ``color=True`` keeps whatever colour codes rich chose to write: rich already decided from
     the terminal, NO_COLOR and FORCE_COLOR, and click would otherwise strip them from a pipe.
     """
-    module = importlib.import_module(f".render.{FORMATS[fmt]}", __package__)
+    module = importlib.import_module(f".render.{CHECK_FORMATS[fmt]}", __package__)
     click.echo(getattr(module, what)(*args), nl=False, color=True)
 
 
@@ -312,12 +313,21 @@ def init(path: str | None) -> None:
                    "[default: 1e-10]")
 @click.option("--max-work", type=float, metavar="N", callback=_number("must be a number ≥ 1, e.g. 1e12", 1),
               help="Refuse a check estimated to take more than N multiply-adds.  [default: 2e11, ~100 s]")
-@_format_option
+@click.option(
+    "--format", "fmt", type=click.Choice(list(CHECK_FORMATS)), default=None,
+    help="table for people (colour on a terminal); json (NaN and ±inf as null); markdown or latex "
+         "to paste into notes; svg or html (pictures); github: GitHub Actions annotations.  "
+         "[default: github when GITHUB_ACTIONS=true, else table]")
+@click.option("--junit-xml", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Also write the results as JUnit XML to FILE, for CI test reports.")
+@click.option("--update-expect", is_flag=True,
+              help="Rewrite the expect: numbers that fail with the computed values (as many "
+                   "decimals as written; comments and layout kept), then check.")
 @_limits_options
 @_allow_dir_option
 @click.pass_context
 def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, against, against_rtol,
-          against_atol, max_work, fmt) -> None:
+          against_atol, max_work, fmt, junit_xml, update_expect) -> None:
     """Check analytic gradients against finite differences and expect.
 
     Every analytic gradient (or those named by --wrt) is compared entry by entry with central
@@ -334,13 +344,18 @@ def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, against
     from .spec.source import display_name
     if against is not None and (len(specs) != 1 or os.path.isdir(specs[0])):
         raise CannotRun("--against FILE holds the values of one spec: give exactly one SPEC file")
+    if fmt is None:
+        fmt = "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "table"
+    if update_expect:
+        from .spec.update import refuse_stdin
+        refuse_stdin(specs)
     results = []
     for path, problem in _spec_files(specs):
         details = ()
         if problem is None:
             progress = DelayedProgress.for_terminal(f"checking {path}")
             try:
-                model = _with_code_values(_load(path), against, against_rtol, against_atol)
+                model = _with_code_values(_updated(path) if update_expect else _load(path), against, against_rtol, against_atol)
                 note = long_check_note(model, wrt, fast, deltas, max_work)
                 if progress is None and note:      # no bar on stderr to show that it is working
                     click.echo(note, err=True)
@@ -355,6 +370,9 @@ def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, against
         _echo_error(problem, details)
         results.append(SpecResult(spec=display_name(path), name=None, passed=False, error=problem))
     _emit(fmt, "check", results)
+    if junit_xml:
+        from .render.junit import write
+        write(junit_xml, results)
     ctx.exit(2 if any(r.error for r in results) else 0 if all(r.passed for r in results) else 1)
 
 
@@ -370,6 +388,18 @@ def _with_code_values(model, against: str | None, rtol: float | None, atol: floa
         if expectation.code is not None:
             expectation.code = code
     return model
+
+
+def _updated(path: str):
+    """``--update-expect``: rewrite the spec's failing expect numbers, then load it again."""
+    from .spec.source import display_name
+    from .spec.update import update_expect
+    model = _load(path)
+    changed = update_expect(path, model, _limits())
+    if not changed:
+        return model
+    click.echo(f"updated {display_name(path)}: {changed} expect number{'s' if changed != 1 else ''}", err=True)
+    return _load(path)
 
 
 def _spec_files(sources):

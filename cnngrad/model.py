@@ -33,7 +33,7 @@ class Expectation(Record):
     named by ``[i,j]`` or None, ``values`` the numbers in the shape written, ``texts`` each number
     as written (for ``tolerance: auto``), ``tolerance`` an absolute tolerance or None for auto.
     Values computed by code (a ``{file: ...}`` or ``check --against``) have no texts: ``code`` is
-    then the (rtol, atol) they are held to under auto (see ``gradcheck.expect.allowed_error``).
+    then the (rtol, atol) they are held to under auto (see ``gradcheck.expect.entry_tolerance``).
     """
 
     __slots__ = ("quantity", "index", "values", "texts", "tolerance", "line", "column", "code")
@@ -55,12 +55,13 @@ class Model(Record):
     """Everything one spec describes, ready to run."""
 
     __slots__ = ("path", "network", "params", "input", "target", "user_shapes", "name", "description",
-                 "expect", "loss_missing", "notes")
+                 "expect", "loss_missing", "notes", "places")
 
     def __init__(self, path: str, network: Network, params: dict[str, np.ndarray], input: np.ndarray,
                  target: np.ndarray | None, user_shapes: dict[str, tuple[int, ...]], name: str | None = None,
                  description: str | None = None, expect: list[Expectation] | None = None,
-                 loss_missing: Exception | None = None, notes: list[str] | None = None):
+                 loss_missing: Exception | None = None, notes: list[str] | None = None,
+                 places: dict[str, tuple[int, int]] | None = None):
         self.path, self.network = path, network
         self.params = params                # internal shapes, no batch axis
         self.input = input                  # (1, *internal input shape)
@@ -71,6 +72,9 @@ class Model(Record):
         # a spec without loss and target runs forward only; this error is raised by what needs them
         self.loss_missing = loss_missing
         self.notes = [] if notes is None else notes   # for forward's summary: rows a window never reads
+        # (line, column) where the spec writes the input, each layer and each parameter (or its
+        # layer, when the parameter is not written), for CI annotations
+        self.places = {} if places is None else places
 
     @property
     def has_loss(self) -> bool:

@@ -131,7 +131,7 @@ def test_a_large_grid_is_bare_cells_with_tooltips_and_a_huge_one_is_cut_short(tm
 
 
 def test_check_results_colour_their_status_words():
-    entries = [EntryResult((0, 1), 0.25, 0.26, 1e-2, "fail"), EntryResult((1, 0), 0.0, 0.5, 0.5, "kink", 0.0, 1.0)]
+    entries = [EntryResult((0, 1), 0.25, 0.26, 1e-2, "fail"), EntryResult((1, 0), 0.0, 0.5, 0.5, "kink", 0.0, 1.0, notable=True)]
     result = SpecResult("net.yaml", None, False, [QuantityResult("conv1.kernel", (2, 2), False, 0.5, 1.0, 1, entries)])
     page = Page(result._repr_html_())
     gradients, listed = (rows for _, rows in page.tables)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..gradcheck.expect import SLACK, allowed_error
+from ..gradcheck.expect import SLACK, entry_tolerance
 from ..gradcheck.results import Diagnosis
 from ..record import Record
 from .catalogue import CATALOGUE, Site
@@ -42,7 +42,7 @@ def explain_failures(model, expectations, results) -> tuple[str | None, str | No
                 and node not in given:
             given[node] = chain.internal(node, expectation.values)
             right = chain.user(node, chain.right[node])
-            rounding[node] = chain.internal(node, allowed_error(expectation, right))
+            rounding[node] = chain.internal(node, entry_tolerance(expectation, right))
     entries = []
     for expectation, result in zip(expectations, results):
         node = chain.name(expectation.quantity)
@@ -100,7 +100,7 @@ def _carried(chain, node, steps, start, recomputed, tolerance, expectation) -> n
 def _allowed(expectation, right: np.ndarray, expected: np.ndarray) -> np.ndarray:
     """Each entry's tolerance, as ``gradcheck.expect.verify`` judges it."""
     actual = right[expectation.index] if expectation.index is not None else right
-    return allowed_error(expectation, actual) * (1 + SLACK) + SLACK * np.abs(expected)
+    return entry_tolerance(expectation, actual) * (1 + SLACK) + SLACK * np.abs(expected)
 
 
 def _reproduces(chain, node, value, expectation, expected, allowed) -> float | None:

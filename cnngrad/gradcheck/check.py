@@ -219,8 +219,11 @@ def check_model(model: Model, *, eps: float | None = None, rtol: float | None = 
     def run(probe: Probe) -> QuantityResult:
         shape = model.user_shapes[probe.quantity]
         if fast:
-            return check_directions(evaluator, probe, shape, eps, rtol, atol, rng)
-        return check_entries(evaluator, probe, shape, eps, rtol, atol)
+            result = check_directions(evaluator, probe, shape, eps, rtol, atol, rng)
+        else:
+            result = check_entries(evaluator, probe, shape, eps, rtol, atol)
+        result.line, result.column = model.places.get(probe.quantity, (None, None))
+        return result
 
     expect_work(gradient_probes + delta_probes)
     gradients = [run(probe) for probe in gradient_probes]

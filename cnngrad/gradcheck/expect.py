@@ -16,14 +16,14 @@ from ..model import Expectation
 from . import layout
 from .results import ExpectResult, FailingEntry
 
-_NUMBER = re.compile(r"^[+-]?(?P<int>\d*)(?:\.(?P<frac>\d*))?(?:[eE](?P<exp>[+-]?\d+))?$")
+NUMBER = re.compile(r"^[+-]?(?P<int>\d*)(?:\.(?P<frac>\d*))?(?:[eE](?P<exp>[+-]?\d+))?$")
 SLACK = 1e-9   # relative: a value exactly half a unit away passes despite binary rounding
 
 
 def auto_tolerance(text: str) -> float:
     """Half a unit in the last decimal place of ``text``, a number as written in YAML; 0 (exact)
     for a number written without a decimal point."""
-    match = _NUMBER.match(text.strip().replace("_", ""))
+    match = NUMBER.match(text.strip().replace("_", ""))
     if not match or match.group("frac") is None:
         return 0.0   # "12", "1e-3", .inf and .nan carry no decimals: demand the exact value
     decimals = len(match.group("frac"))
@@ -31,7 +31,7 @@ def auto_tolerance(text: str) -> float:
     return 0.5 * 10.0 ** (exponent - decimals)
 
 
-def allowed_error(expectation: Expectation, actual: np.ndarray) -> np.ndarray:
+def entry_tolerance(expectation: Expectation, actual: np.ndarray) -> np.ndarray:
     """Each entry's tolerance: the spec's number; under auto half a unit in the last decimal
     written, or for values from code (``code`` = (rtol, atol))
     rtol·|computed entry| + atol·max(1, max|computed quantity|): a value that is 0 up to rounding
@@ -57,10 +57,9 @@ def verify(expectation: Expectation, actual: np.ndarray) -> ExpectResult:
     expected = np.asarray(expectation.values, dtype=np.float64)
     if expected.shape != actual.shape:
         return layout.misshapen(expectation, expected, actual)
-    tolerance = allowed_error(expectation, actual)
+    tolerance = entry_tolerance(expectation, actual)
     error = np.abs(actual - expected)
-    size = np.where(tolerance > 0, np.abs(expected), max(scale, float(np.max(np.abs(expected), initial=0.0))))
-    allowed = tolerance * (1 + SLACK) + SLACK * size
+    allowed = allowed_error(tolerance, expected, max(scale, float(np.max(np.abs(expected), initial=0.0))))
     shown = np.where(tolerance > 0, tolerance, allowed)
     passed = bool(np.all(error <= allowed))
     with np.errstate(over="ignore"):   # an error of 1e308 over a tolerance of 1e-9 is simply the worst
@@ -77,7 +76,16 @@ def verify(expectation: Expectation, actual: np.ndarray) -> ExpectResult:
         actual=actual.tolist(),
         worst=tuple(int(i) for i in worst) if expected.ndim else None,
         failing=[] if passed else failing_entries(expectation, expected, actual, error > allowed),
+        line=expectation.line,
+        column=expectation.column,
     )
+
+
+def allowed_error(tolerance: np.ndarray, expected: np.ndarray, scale: float) -> np.ndarray:
+    """The largest error each entry may have: its tolerance, plus SLACK of its size, or of
+    ``scale`` (the quantity's) where the tolerance is 0 (an exact value)."""
+    size = np.where(tolerance > 0, np.abs(expected), scale)
+    return tolerance * (1 + SLACK) + SLACK * size
 
 
 def failing_entries(expectation: Expectation, expected: np.ndarray, actual: np.ndarray,

@@ -38,8 +38,8 @@ def read_as(expected: np.ndarray, shape: tuple[int, ...]):
 def misshapen(expectation: Expectation, expected: np.ndarray, actual: np.ndarray) -> ExpectResult:
     """A failed result whose ``note`` names the layout that holds cnngrad's numbers, if any does
     (within the expectation's tolerance), else that the shape differs."""
-    from .expect import allowed_error   # the one tolerance rule (expect imports this module)
-    allowed = allowed_error(Expectation(expectation.quantity, None, actual, None, expectation.tolerance,
+    from .expect import entry_tolerance   # the one tolerance rule (expect imports this module)
+    allowed = entry_tolerance(Expectation(expectation.quantity, None, actual, None, expectation.tolerance,
                                         0, 0, expectation.code or (1e-7, 1e-10)), actual)
     note = (f"has shape {shape_words(expected.shape)} but cnngrad's {expectation.quantity} is "
             f"{shape_words(actual.shape)}")

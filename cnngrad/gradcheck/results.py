@@ -31,18 +31,21 @@ class QuantityResult(Record):
     """
 
     __slots__ = ("quantity", "shape", "passed", "max_abs_error", "max_rel_error", "kinks", "entries",
-                 "method", "status", "resolution", "difference_resolution")
+                 "method", "status", "resolution", "difference_resolution", "line", "column")
 
     def __init__(self, quantity: str, shape: tuple[int, ...], passed: bool, max_abs_error: float,
                  max_rel_error: float, kinks: int, entries: list[EntryResult] | None = None,
                  method: str = "full", status: str | None = None, resolution: float | None = None,
-                 difference_resolution: float | None = None):
+                 difference_resolution: float | None = None, line: int | None = None,
+                 column: int | None = None):
         self.quantity, self.shape, self.passed = quantity, shape, passed
         self.max_abs_error, self.max_rel_error, self.kinks = max_abs_error, max_rel_error, kinks
         self.entries = [] if entries is None else entries
         self.method = method     # "full": every entry; "fast": random directional derivatives
         self.status = status if status is not None else "passed" if passed else "failed"
         self.resolution, self.difference_resolution = resolution, difference_resolution
+
+        self.line, self.column = line, column   # where the spec wrote it (the value, or the layer)
 
 
 class FailingEntry(Record):
@@ -74,12 +77,13 @@ class ExpectResult(Record):
     (an array in another layout)."""
 
     __slots__ = ("quantity", "passed", "max_abs_error", "tolerance", "expected", "actual", "worst",
-                 "failing", "diagnosis", "origin", "note")
+                 "failing", "diagnosis", "origin", "note", "line", "column")
 
     def __init__(self, quantity: str, passed: bool, max_abs_error: float, tolerance: float,
                  expected: object = None, actual: object = None, worst: tuple[int, ...] | None = None,
                  failing: list[FailingEntry] | None = None, diagnosis: list[Diagnosis] | None = None,
-                 origin: str | None = None, note: str | None = None):
+                 origin: str | None = None, note: str | None = None, line: int | None = None,
+                 column: int | None = None):
         self.quantity, self.passed = quantity, passed
         self.max_abs_error, self.tolerance = max_abs_error, tolerance
         self.expected = expected      # as written (number or nested list)
@@ -88,6 +92,7 @@ class ExpectResult(Record):
         self.failing = [] if failing is None else failing
         self.diagnosis = [] if diagnosis is None else diagnosis
         self.origin, self.note = origin, note
+        self.line, self.column = line, column   # where the entry's key is written in the spec
 
 
 class SpecResult(Record):

@@ -76,12 +76,23 @@ def backward(report: BackwardReport, precision: int) -> str:
 
 def check(results) -> str:
     """Per spec: its gradients, layer deltas, expect values, the entries that need a look, a verdict."""
+    return _render(_check_parts(results))
+
+
+def plain_check(results, total: bool = True) -> str:
+    """``check``'s report without colour wherever it goes (a CI log, a JUnit failure message);
+    ``total=False`` leaves out the line counting the specs."""
+    return plain.render(_check_parts(results, total))
+
+
+def _check_parts(results, total: bool = True) -> list:
     parts = []
     for result in results:
         if result.error is None:           # a spec that could not run had its error on stderr
             parts += _spec_check(result)
-    parts.append(_verdict(rows.total_line(results), all(r.passed for r in results)))
-    return _render(parts)
+    if total:
+        parts.append(_verdict(rows.total_line(results), all(r.passed for r in results)))
+    return parts
 
 
 def explain(explained, precision: int) -> str:

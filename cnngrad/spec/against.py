@@ -4,7 +4,7 @@ A ``.npz`` whose keys are quantity names, a ``.json`` mapping names to nested li
 document ``backward --format json`` writes: ``loss`` and ``gradients`` keyed ``conv1.kernel``;
 and ``forward --format json``'s ``layers``), or a ``.yaml``/``.yml`` mapping written like
 ``expect:`` (read by the same reader, with its tolerance rules). Values from .npz and .json come
-from code: under ``tolerance: auto`` they are held to (rtol, atol) (``gradcheck.expect.allowed_error``).
+from code: under ``tolerance: auto`` they are held to (rtol, atol) (``gradcheck.expect.entry_tolerance``).
 """
 from __future__ import annotations
 

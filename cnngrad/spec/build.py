@@ -48,6 +48,7 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
     shape = spec.input.value.shape
     user_shapes = {"input": shape}
     params, layers, notes = {}, [], []
+    places = {"input": _place(spec.input.at)}
     source = "input"
     rows = [("input", shape)]
     for layer in spec.layers:
@@ -57,8 +58,10 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
         if size > limits.max_entries:
             layer.entry.fail(f"{layer.name} would output {shape_text(built.shape)} = {size} values, "
                              f"more than {limits.max_entries} (Limits.max_entries; raise it with --max-entries)")
+        places[layer.name] = _place(layer.entry)
         for pname, (array, user_shape) in built.params.items():
             params[f"{layer.name}.{pname}"] = array
+            places[f"{layer.name}.{pname}"] = _place(layer.place(pname))
             user_shapes[f"{layer.name}.{pname}"] = user_shape
         user_shapes[layer.name] = built.shape
         layers.append((layer.name, built.layer))
@@ -84,10 +87,14 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
     model = Model(path=path, network=network, params=params,
                   input=spec.input.value.reshape((1,) + internal(user_shapes["input"])),
                   target=target, user_shapes=user_shapes, name=spec.name,
-                  description=spec.description, loss_missing=missing, notes=notes)
+                  description=spec.description, loss_missing=missing, notes=notes, places=places)
     if spec.expect is not None:
         model.expect = read_expect(spec.expect, model, values)
     return model
+
+
+def _place(cursor) -> tuple[int, int]:
+    return cursor.line, cursor.column
 
 
 @contextmanager
