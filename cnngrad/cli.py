@@ -25,7 +25,13 @@ class CannotRun(click.ClickException):
     exit_code = 2
 
     def show(self, file=None):
-        click.echo(f"error: {self.format_message()}", err=True)
+        _error_line(self.format_message())
+
+
+def _error_line(message: str) -> None:
+    """``error: message`` on stderr, its control characters escaped (it may quote a spec or path)."""
+    from .render.text import printable
+    click.echo(f"error: {printable(message)}", err=True)
 
 
 class _Group(click.Group):
@@ -212,7 +218,8 @@ def init(path: str | None) -> None:
             file.write(STARTER)
     except FileExistsError:
         raise CannotRun(f"{path}: already exists; init does not overwrite a file") from None
-    click.echo(f"wrote {path}; next: cnngrad check {path}", err=True)
+    from .render.text import printable
+    click.echo(printable(f"wrote {path}; next: cnngrad check {path}"), err=True)
 
 
 @cli.command()
@@ -252,7 +259,7 @@ def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, fmt) ->
             finally:
                 if progress is not None:
                     progress.close()
-        click.echo(f"error: {problem}", err=True)
+        _error_line(problem)
         results.append(SpecResult(spec=path, name=None, passed=False, error=problem))
     _emit(fmt, "check", results)
     ctx.exit(2 if any(r.error for r in results) else 0 if all(r.passed for r in results) else 1)

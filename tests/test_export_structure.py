@@ -104,8 +104,8 @@ def test_a_large_latex_matrix_compiles_one_row_per_line(tmp_path):
 @NEEDS_PDFLATEX
 def test_every_escaped_character_compiles(tmp_path):
     """Each special or non-ASCII character the text escapes know (a spec's name may hold any) is
-    typeset without an error, once on its own and once in a title."""
-    every = "".join(latex._TEXT_ESCAPES)
+    typeset without an error, once on its own and once in a title; so are control characters."""
+    every = "".join(latex._TEXT_ESCAPES) + "\x1b]0;title\x07\x00\x7f\x9b\u202e\u2066\n"
     fragment = "\n\n".join([latex.HEADER, latex._title("net.yaml", f"FC 9->1 | a<b {every}"),
                             latex._line(every)])
     done = compile_latex(fragment, tmp_path)

@@ -1,7 +1,9 @@
 """SPEC §4 JSON: one document, arrays as nested lists in the user's rank, floats at full precision.
 
 NaN and ±infinity, which JSON cannot express, are written as ``null`` (as JavaScript's
-``JSON.stringify`` and pandas do), so every document parses with any JSON reader.
+``JSON.stringify`` and pandas do), so every document parses with any JSON reader. Every control
+character in a string is a ``\\u`` escape (json escapes C0 itself; DEL, C1 and bidi controls
+too here), so the document is safe to print on a terminal.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import numpy as np
 
 from ..record import Record
 from .reports import BackwardReport, ForwardReport
+from .text import UNPRINTABLE
 
 
 def forward(report: ForwardReport, precision: int | None = None) -> str:
@@ -50,7 +53,8 @@ def explain(explained, precision: int | None = None) -> str:
 
 
 def _dump(doc) -> str:
-    return json.dumps(_plain(doc), allow_nan=False, ensure_ascii=False) + "\n"
+    text = json.dumps(_plain(doc), allow_nan=False, ensure_ascii=False)
+    return UNPRINTABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", text) + "\n"
 
 
 def _plain(value):

@@ -12,6 +12,7 @@ import numpy as np
 from . import rows
 from .grid import grids, number_text, shape_text
 from .reports import BackwardReport, ForwardReport
+from .text import printable
 
 HEADER = "% cnngrad output; needs \\usepackage{amsmath}"
 _TEXT_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -149,5 +150,6 @@ def _number(text: str) -> str:
 
 
 def _text(text: str) -> str:
-    """Plain text with LaTeX's special characters escaped (and the few symbols used in our wording)."""
-    return _SPECIAL.sub(lambda match: _TEXT_ESCAPES[match.group()], text)
+    """Plain text with LaTeX's special characters escaped (and the few symbols used in our wording);
+    a control character shows as its escape (``\\x1b``), which TeX would refuse."""
+    return _SPECIAL.sub(lambda match: _TEXT_ESCAPES[match.group()], printable(text))

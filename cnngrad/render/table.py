@@ -13,6 +13,7 @@ import numpy as np
 
 from . import plain, rows
 from .grid import grids, number_text, shape_text
+from .text import printable
 
 if TYPE_CHECKING:                 # annotations only: check output needs no report records
     from .reports import BackwardReport, ForwardReport
@@ -30,7 +31,8 @@ class Line:
     is_table = False
 
     def __init__(self, *spans):
-        self.spans = tuple((span, "") if isinstance(span, str) else span for span in spans)
+        self.spans = tuple((printable(span), "") if isinstance(span, str) else (printable(span[0]), span[1])
+                           for span in spans)
 
 
 class Table:
@@ -42,10 +44,11 @@ class Table:
         self.header_style, self.columns, self.rows = header_style, [], []
 
     def add_column(self, title: str, justify: str = "left", style: str = "", no_wrap: bool = True) -> None:
-        self.columns.append((title, justify, style, no_wrap))
+        self.columns.append((printable(title), justify, style, no_wrap))
 
     def add_row(self, *cells) -> None:
-        self.rows.append([(cell, "") if isinstance(cell, str) else cell for cell in cells])
+        self.rows.append([(printable(cell), "") if isinstance(cell, str) else (printable(cell[0]), cell[1])
+                          for cell in cells])
 
 
 def Text(text: str, style: str = "") -> Line:        # noqa: N802 (reads as rich's Text did)
