@@ -76,6 +76,14 @@ def _precision_option(command):
         help="Decimals shown in grids (json always has full precision).")(command)
 
 
+def _full_option(command):
+    return click.option(
+        "--full", is_flag=True,
+        help="Print every grid whole in the table format. Without it, a grid larger than the "
+             "terminal (or, piped, one of more than 10,000 entries) shows its first and last rows "
+             "and columns with … between.")(command)
+
+
 def _limits_options(command):
     """--max-entries and --max-file-size, kept in the context for ``_load`` (SPEC limits; the
     defaults stop hostile files, these raise them for a genuinely large network)."""
@@ -139,8 +147,9 @@ def cli(debug: bool) -> None:
 @click.argument("spec")
 @_format_option
 @_precision_option
+@_full_option
 @_limits_options
-def forward(spec: str, fmt: str, precision: int) -> None:
+def forward(spec: str, fmt: str, precision: int, full: bool) -> None:
     """Print each layer's output, the final output and the loss.
 
     A summary table (layer, kind, output shape, parameter count) comes first; a 3-D stack is
@@ -148,7 +157,7 @@ def forward(spec: str, fmt: str, precision: int) -> None:
     """
     from .render.reports import forward_report
     model = _load(spec)
-    _emit(fmt, "forward", forward_report(model, model.values(gradients=False)), precision)
+    _emit(fmt, "forward", forward_report(model, model.values(gradients=False)), precision, full)
 
 
 @cli.command()
@@ -157,8 +166,9 @@ def forward(spec: str, fmt: str, precision: int) -> None:
 @_precision_option
 @click.option("--lr", type=float, metavar="ETA",
               help="Also print each parameter's update θ − ETA·∂E/∂θ (one SGD step).")
+@_full_option
 @_limits_options
-def backward(spec: str, fmt: str, precision: int, lr: float | None) -> None:
+def backward(spec: str, fmt: str, precision: int, lr: float | None, full: bool) -> None:
     """Print ∂E/∂ each layer's output and parameter, loss to input.
 
     Titles are the quantity names of the spec: grad.conv1 is ∂E/∂(output of conv1),
@@ -168,7 +178,7 @@ def backward(spec: str, fmt: str, precision: int, lr: float | None) -> None:
     model = _load(spec)
     values = model.values()
     updates = {} if lr is None else {p: values[p] - lr * values[f"grad.{p}"] for p in model.params}
-    _emit(fmt, "backward", backward_report(model, values, lr, updates), precision)
+    _emit(fmt, "backward", backward_report(model, values, lr, updates), precision, full)
 
 
 @cli.command()

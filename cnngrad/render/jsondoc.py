@@ -17,8 +17,9 @@ from .reports import BackwardReport, ForwardReport
 from .text import UNPRINTABLE
 
 
-def forward(report: ForwardReport, precision: int | None = None) -> str:
-    """``precision`` is accepted for symmetry with the other formats and ignored: JSON is exact."""
+def forward(report: ForwardReport, precision: int | None = None, full: bool = True) -> str:
+    """``precision`` and ``full`` are accepted for symmetry with the other formats and ignored:
+    JSON is exact and whole."""
     return _dump({
         "spec": report.spec, "name": report.name, "loss": report.loss, "output": report.output,
         "layers": [{"name": layer.name, "type": layer.kind, "shape": layer.shape, "output": layer.output}
@@ -26,7 +27,7 @@ def forward(report: ForwardReport, precision: int | None = None) -> str:
     })
 
 
-def backward(report: BackwardReport, precision: int | None = None) -> str:
+def backward(report: BackwardReport, precision: int | None = None, full: bool = True) -> str:
     doc = {"spec": report.spec, "loss": report.loss, "gradients": report.gradients}
     if report.lr is not None:
         doc["lr"] = report.lr

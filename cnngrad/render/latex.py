@@ -32,7 +32,8 @@ _NON_FINITE = {"nan": r"\mathrm{NaN}", "inf (overflow)": r"\infty\ (\text{overfl
                "-inf (overflow)": r"-\infty\ (\text{overflow})"}
 
 
-def forward(report: ForwardReport, precision: int) -> str:
+def forward(report: ForwardReport, precision: int, full: bool = True) -> str:
+    """Every grid whole (``full`` is accepted for symmetry with the table, which may elide)."""
     blocks = [HEADER, _title(report.spec, report.name),
               _tabular(rows.SUMMARY_HEADER, rows.summary_rows(report), numeric=(3,))]
     blocks += _quantity(_name("input"), "input", report.input, precision)
@@ -43,7 +44,7 @@ def forward(report: ForwardReport, precision: int) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
-def backward(report: BackwardReport, precision: int) -> str:
+def backward(report: BackwardReport, precision: int, full: bool = True) -> str:
     blocks = [HEADER, _title(report.spec, report.name), _loss(report.loss, report.loss_kind, precision)]
     for quantity, gradient in report.gradients.items():
         blocks += _quantity(_partial(quantity), f"grad.{quantity}", gradient, precision)

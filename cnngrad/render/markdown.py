@@ -22,7 +22,8 @@ _ACTIVE = re.compile(r"[\\`*~|&<>]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
 _LINK_OR_HEADING = re.compile(r"[\[\]#]")
 
 
-def forward(report: ForwardReport, precision: int) -> str:
+def forward(report: ForwardReport, precision: int, full: bool = True) -> str:
+    """Every grid whole (``full`` is accepted for symmetry with the table, which may elide)."""
     blocks = [f"# {_heading(report.spec, report.name)}",
               _table(rows.SUMMARY_HEADER, rows.summary_rows(report), numeric=(3,))]
     blocks += _quantity("input", "input", report.input, precision)
@@ -33,7 +34,7 @@ def forward(report: ForwardReport, precision: int) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
-def backward(report: BackwardReport, precision: int) -> str:
+def backward(report: BackwardReport, precision: int, full: bool = True) -> str:
     blocks = [f"# {_heading(report.spec, report.name)}",
               _loss(report.loss, report.loss_kind, precision)]
     for quantity, gradient in report.gradients.items():
