@@ -49,8 +49,12 @@ def check(results) -> str:
 
 
 def explain(explained, precision: int | None = None) -> str:
-    """One explained gradient entry (``cnngrad.explain.Explained``), every number at full precision."""
-    return _dump(explained)
+    """One explained gradient entry (``cnngrad.explain.Explained``), every number at full precision;
+    ``more`` and ``more_total`` only when terms were left out."""
+    doc = explained.as_dict()
+    if not explained.more:
+        del doc["more"], doc["more_total"]
+    return _dump(doc)
 
 
 def _dump(doc) -> str:
