@@ -68,7 +68,7 @@ def explain(explained, precision: int) -> str:
             blocks.append(f"## `{content[0]}`")
         elif kind == "formula":
             blocks.append(f"`{content[0]}`")
-        elif kind == "note":
+        elif kind in ("where", "note"):
             blocks.append(_cell(content[0]))
         else:
             blocks.append(_table(*content))

@@ -124,12 +124,12 @@ def check_blocks(result):
 
 def explain_blocks(explained, precision: int):
     """What ``explain`` shows, as format-free blocks: ``("value", text)``, ``("formula", text)``,
-    ``("note", text)`` and ``("table", header, rows, numeric_columns)``: the sum, term by term (past
+    ``("where", text, [(symbol, quantity), ...])``, ``("note", text)`` and ``("table", header, rows, numeric_columns)``: the sum, term by term (past
     the cap, the largest and one line for the rest), its zero terms counted, its total last."""
     yield "value", f"{explained.quantity} = {number_text(explained.value, precision)}"
     yield "formula", explained.formula
     if explained.where:
-        yield "note", "where " + ", ".join(f"{symbol} = {name}" for symbol, name in explained.where)
+        yield "where", "where " + ", ".join(f"{symbol} = {name}" for symbol, name in explained.where), explained.where
     for note in explained.notes:
         yield "note", "".join(number_text(part, precision) if isinstance(part, float) else part for part in note)
     if explained.more:

@@ -113,7 +113,7 @@ def explain(explained, precision: int) -> str:
             parts += [Text(""), Text(content[0], style="bold cyan")]
         elif kind == "formula":
             parts += [Text(""), Text(content[0])]
-        elif kind == "note":
+        elif kind in ("where", "note"):
             parts.append(Text(content[0], style="dim"))
         else:
             parts += [Text(""), _table(*content)]
