@@ -290,3 +290,12 @@ def test_a_kernel_entry_over_a_million_inputs_is_explained_in_seconds(tmp_path):
     text = table.explain(explain(model, "grad.conv1.kernel[0,0]"), 6)
     assert time.process_time() - started < 30
     assert len(text.splitlines()) < 80
+
+
+def test_the_readme_markdown_sample_is_the_real_output():
+    from pathlib import Path
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    sample = readme.split("```markdown\n", 1)[1].split("```\n", 1)[0]
+    result = run("explain", f"{CONFIGS}/seed001_kernel_gradient_corrected.yaml", "grad.conv1.kernel[0,1]",
+                 "--precision", "10", "--format", "markdown")
+    assert result.output == sample
