@@ -144,7 +144,10 @@ def test_the_heatmap_colours_an_elided_grid_from_its_whole_range():
     heats = table._heats(grid.values, grid.largest)
     assert heats[0] == "rgb({},{},{})".format(*np.rint((np.array(table.HEAT_FLOOR) + table.HEAT[1]) / 2).astype(int))
     assert heats[-1] == "rgb({},{},{})".format(*table.HEAT[-1])
-    assert "" in heats                                      # zeros and … stay uncoloured
+    assert "" in heats                                      # zeros stay uncoloured
+    cells = [cell for column in table._rich_grid(grid).columns for cell in column._cells]
+    assert [cell for cell in cells if str(cell) == "…"] == ["…"] * (len(grid.header) + len(grid.index))
+    assert all(type(cell) is str for cell in cells if str(cell) == "…")         # nor do the … cells
 
 
 @pytest.mark.parametrize("seed", range(60))

@@ -56,8 +56,8 @@ class Table:
 
 class NumberGrid:
     """A grid of numbers, every column right-aligned: ``header`` the column titles, ``index`` the
-    row titles (None for a vector, one row), ``rows`` the cells, ``values`` their numbers (NaN where
-    a cell is the ``…`` of an elision, for the heatmap) and ``largest`` the quantity's largest |value|.
+    row titles (None for a vector, one row), ``rows`` the cells, ``values`` their numbers for the
+    heatmap (NaN where a cell is the ``…`` of an elision) and ``largest`` the quantity's largest |value|.
     Its text is ours (numbers and indices), so it needs no escaping."""
 
     is_table = is_grid = True
@@ -219,16 +219,16 @@ def _heat(number: float, largest: float) -> str:
 
 
 def _heats(numbers: np.ndarray, largest: float) -> list[str]:
-    """``_heat`` of each entry of ``numbers``, flattened (NaN, an elision's ``…``, gets no colour)."""
+    """``_heat`` of each entry of ``numbers``, flattened: a value that is not finite stands out."""
     numbers = np.ravel(numbers)
     finite = np.isfinite(numbers)
     share = np.abs(np.where(finite, numbers, 0.0)) / largest if largest else np.zeros_like(numbers)
     full = np.where((numbers < 0)[..., None], HEAT[-1], HEAT[1])
     floor = np.array(HEAT_FLOOR)
     rgb = np.rint(floor + (full - floor) * share[..., None]).astype(np.int64).tolist()
-    return ["" if number == 0 or largest == 0 or number != number
-            else "rgb({},{},{})".format(*colour) if abs(number) < np.inf else "bold magenta"
-            for number, colour in zip(numbers.tolist(), rgb)]
+    return ["bold magenta" if not is_finite else "" if number == 0 or largest == 0
+            else "rgb({},{},{})".format(*colour)
+            for number, is_finite, colour in zip(numbers.tolist(), finite.tolist(), rgb)]
 
 
 def _loss(loss, loss_kind: str, precision: int) -> Text:
@@ -305,7 +305,7 @@ def _rich_grid(grid: NumberGrid):
     heats = _heats(grid.values, grid.largest)
     width = len(grid.header)
     for k, cells in enumerate(grid.rows):
-        styled = [text.Text(cell, style=style) if style else cell
+        styled = [text.Text(cell, style=style) if style and cell != fit.ELLIPSIS else cell
                   for cell, style in zip(cells, heats[k * width:(k + 1) * width])]
         rich_table.add_row(*([] if grid.index is None else [grid.index[k]]), *styled)
     return rich_table
