@@ -79,7 +79,7 @@ def test_markdown_escapes_html_links_and_emphasis_from_the_spec(evil, command):
 
 
 def test_the_terminal_gets_colours_but_not_the_spec_s_sequences(evil):
-    result = run("forward", evil, env={"TTY_COMPATIBLE": "1", "FORCE_COLOR": "1"})
+    result = run("forward", evil, env={"TTY_COMPATIBLE": "1", "FORCE_COLOR": "1", "COLORTERM": "truecolor"})
     assert result.exit_code == 0
     assert "\x1b[" in result.stdout                  # rich did colour it
     assert_no_raw_controls(result.stdout, allow_colour=True)

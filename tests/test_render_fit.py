@@ -62,7 +62,10 @@ def run(*args, env=None):
 
 
 def terminal(columns=80, lines=24):
-    return {"TTY_COMPATIBLE": "1", "FORCE_COLOR": "1", "COLUMNS": str(columns), "LINES": str(lines)}
+    """A terminal of that size, with 24-bit colour (rich keeps the codes of a style from the first
+    colour system it met, so every in-process test uses the same one)."""
+    return {"TTY_COMPATIBLE": "1", "FORCE_COLOR": "1", "COLORTERM": "truecolor", "COLUMNS": str(columns),
+            "LINES": str(lines)}
 
 
 @pytest.mark.parametrize("columns, lines", [(80, 24), (60, 40), (132, 50)])

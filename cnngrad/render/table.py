@@ -146,14 +146,14 @@ def _quantity(title: str, name: str, value, precision: int, room: fit.Budget | N
     largest = float(magnitudes[np.isfinite(magnitudes)].max(initial=0.0))
     grids = slices(name, values)
     shown = fit.shown_grids(len(grids), room)
+    resume = None if shown is None else shown[_gap(shown)]            # the first grid after those left out
     for position, (label, grid, vector) in enumerate(grids):
         if shown is not None and position not in shown:
             continue
-        if shown is not None and position == shown[_gap(shown)]:      # after the grids left out
-            first, last = grids[shown[_gap(shown) - 1] + 1][0], grids[position - 1][0]
-            hidden = position - shown[_gap(shown) - 1] - 1
-            parts.append(Text(f"{fit.ELLIPSIS} {hidden} more grids, {first} to {last} (--full shows them)",
-                              style="dim"))
+        if position == resume:
+            hidden = grids[shown[_gap(shown) - 1] + 1:resume]
+            parts.append(Text(f"{fit.ELLIPSIS} {len(hidden)} more grids, {hidden[0][0]} to {hidden[-1][0]} "
+                              "(--full shows them)", style="dim"))
         if label != name:
             parts.append(Text(label, style="cyan"))
         parts += _grid(grid, vector, fmt, largest, room)
@@ -176,7 +176,6 @@ def _grid(values: np.ndarray, vector: bool, fmt: str, largest: float, room: fit.
     if columns is not None:
         cells, values, header = cells[:, columns], values[:, columns], [header[j] for j in columns]
     body = cells.tolist()
-    values = values.copy()
     if columns is not None:                              # a … column at the gap
         gap = _gap(columns)
         header.insert(gap, fit.ELLIPSIS)
@@ -192,8 +191,7 @@ def _grid(values: np.ndarray, vector: bool, fmt: str, largest: float, room: fit.
     left_out = [f"{what} {picked[_gap(picked) - 1] + 1}–{picked[_gap(picked)] - 1}"
                 for what, picked in (("rows", rows), ("columns", columns)) if picked is not None]
     if left_out:
-        parts.append(Text(f"{' and '.join(left_out)} not shown "
-                          "(--full shows every entry)", style="dim"))
+        parts.append(Text(f"{' and '.join(left_out)} not shown (--full shows every entry)", style="dim"))
     return parts
 
 
