@@ -215,7 +215,9 @@ def _line(text: str, bold: bool = False) -> str:
     """``text`` as a paragraph of its own, flush left like the tables and ragged right (a line of
     paths and numbers has too few spaces to justify)."""
     escaped = _text(text)
-    return rf"{{\raggedright\noindent\textbf{{{escaped}}}\par}}" if bold else rf"{{\raggedright\noindent {escaped}\par}}"
+    if bold:
+        escaped = rf"\textbf{{{escaped}}}"
+    return rf"{{\raggedright\noindent{'' if bold else ' '}{escaped}\par}}"
 
 
 def _name(quantity: str) -> str:

@@ -124,8 +124,9 @@ def check_blocks(result):
 
 def explain_blocks(explained, precision: int):
     """What ``explain`` shows, as format-free blocks: ``("value", text)``, ``("formula", text)``,
-    ``("where", text, [(symbol, quantity), ...])``, ``("note", text)`` and ``("table", header, rows, numeric_columns)``: the sum, term by term (past
-    the cap, the largest and one line for the rest), its zero terms counted, its total last."""
+    ``("where", text, [(symbol, quantity), ...])``, ``("note", text)`` and ``("table", header,
+    rows, numeric_columns)``: the sum, term by term (past the cap, the largest and one line for the
+    rest), its zero terms counted, its total last."""
     yield "value", f"{explained.quantity} = {number_text(explained.value, precision)}"
     yield "formula", explained.formula
     if explained.where:
