@@ -97,3 +97,10 @@ def test_error_lines_escape_the_path_and_the_spec_s_text(tmp_path, evil):
     assert folder.exit_code == 2
     assert_no_raw_controls(folder.output)
     assert len([line for line in folder.output.splitlines() if line.startswith("error:")]) == 1
+
+
+def test_init_names_the_file_it_wrote_with_escapes(tmp_path):
+    result = run("init", str(tmp_path / "\x1b]0;x\x07.yaml"))
+    assert result.exit_code == 0
+    assert_no_raw_controls(result.output)
+    assert r"\x1b]0;x\x07.yaml" in result.output

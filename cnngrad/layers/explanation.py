@@ -45,9 +45,9 @@ class Term(Record):
 
 class Explanation(Record):
     """∂E/∂(entry) = Σ terms (``cnngrad.explain`` sums them with ``math.fsum``). ``formula`` is the
-    step in symbols, ``notes`` facts about the point
-    (a pool window and its winner, a derivative), each a list of text, numbers and ``Ref`` parts;
-    ``symbols`` maps each role to the symbol the formula uses for it (``{"dy": "δ"}``)."""
+    step in symbols, ``notes`` facts about the point (a pool window and its winner, a derivative),
+    each a list of text, numbers and ``Ref`` parts; ``symbols`` maps each role to the symbol the
+    formula uses for it (``{"dy": "δ"}``)."""
 
     __slots__ = ("formula", "terms", "notes", "symbols")
 
