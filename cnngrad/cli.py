@@ -38,8 +38,10 @@ class CannotRun(click.ClickException):
 
 def _echo_error(message: str, details: tuple[str, ...] = ()) -> None:
     """``error: MESSAGE`` on stderr, and under it each line of ``details`` indented (a shape
-    error's table of the shapes so far)."""
-    click.echo("\n".join([f"error: {message}", *(f"  {line}" for line in details)]), err=True)
+    error's table of the shapes so far); control characters escaped (it may quote a spec or path)."""
+    from .text import printable
+    click.echo("\n".join([f"error: {printable(message)}", *(f"  {printable(line)}" for line in details)]),
+               err=True)
 
 
 class _Group(click.Group):
@@ -96,6 +98,14 @@ class _Size(click.ParamType):
             return value if isinstance(value, int) else parse_size(value)
         except ValueError as err:
             self.fail(str(err), param, ctx)
+
+
+def _full_option(command):
+    return click.option(
+        "--full", is_flag=True,
+        help="Print every grid whole in the table format. Without it, a grid larger than the "
+             "terminal (or, piped, one of more than 10,000 entries) shows its first and last rows "
+             "and columns with … between.")(command)
 
 
 def _limits_options(command):
@@ -199,9 +209,10 @@ def cli(debug: bool) -> None:
 @click.argument("spec")
 @_format_option
 @_precision_option
+@_full_option
 @_limits_options
 @_allow_dir_option
-def forward(spec: str, fmt: str, precision: int) -> None:
+def forward(spec: str, fmt: str, precision: int, full: bool) -> None:
     """Print each layer's output, the final output and the loss (if the spec gives one).
 
     A summary table (layer, kind, output shape, parameter count, and the rows or columns a
@@ -209,7 +220,7 @@ def forward(spec: str, fmt: str, precision: int) -> None:
     """
     from .render.reports import forward_report
     model = _load(spec)
-    _emit(fmt, "forward", forward_report(model, model.values(gradients=False)), precision)
+    _emit(fmt, "forward", forward_report(model, model.values(gradients=False)), precision, full)
 
 
 @cli.command()
@@ -218,9 +229,10 @@ def forward(spec: str, fmt: str, precision: int) -> None:
 @_precision_option
 @click.option("--lr", type=float, metavar="ETA", callback=_number("the learning rate must be a finite number"),
               help="Also print each parameter's update θ − ETA·∂E/∂θ (one SGD step).")
+@_full_option
 @_limits_options
 @_allow_dir_option
-def backward(spec: str, fmt: str, precision: int, lr: float | None) -> None:
+def backward(spec: str, fmt: str, precision: int, lr: float | None, full: bool) -> None:
     """Print ∂E/∂ each layer's output and parameter, loss to input.
 
     Titles are the quantity names of the spec: grad.conv1 is ∂E/∂(output of conv1),
@@ -236,7 +248,7 @@ def backward(spec: str, fmt: str, precision: int, lr: float | None) -> None:
         if not np.isfinite(updated).all():
             raise CannotRun(f"{model.path}: --lr {lr:g}: the update of {name} overflows float64; "
                             f"give a smaller --lr")
-    _emit(fmt, "backward", backward_report(model, values, lr, updates), precision)
+    _emit(fmt, "backward", backward_report(model, values, lr, updates), precision, full)
 
 
 @cli.command()
@@ -287,7 +299,8 @@ def init(path: str | None) -> None:
             file.write(STARTER)
     except FileExistsError:
         raise CannotRun(f"{path}: already exists; init does not overwrite a file") from None
-    click.echo(f"wrote {path}; next: cnngrad check {path}", err=True)
+    from .text import printable
+    click.echo(printable(f"wrote {path}; next: cnngrad check {path}"), err=True)
 
 
 @cli.command()

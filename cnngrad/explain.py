@@ -3,8 +3,12 @@
 The layer after the entry (or the loss, for the last layer's delta) supplies an ``Explanation`` in
 its own terms (roles and engine indices); here each ``Ref`` becomes the SPEC §2 name and index the
 user wrote (``grad.conv1[0,2]``, ``input[1,3]``), and terms that are 0 are counted, not listed.
+Past ``TERM_LIMIT`` nonzero terms (a kernel entry over a large map has one per output pixel) the
+largest are listed, largest first, and the others summed into one figure.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -12,6 +16,9 @@ from .layers.explanation import Explanation, Ref
 from .model import Model
 from .record import Record
 from .spec.expect import parse_quantity, quantities
+
+
+TERM_LIMIT = 50           # nonzero terms listed; past it, the largest, and the rest summed
 
 
 class CannotExplain(ValueError):
@@ -29,17 +36,20 @@ class ExplainedTerm(Record):
 
 class Explained(Record):
     """Everything ``explain`` shows: ``quantity`` (with index) = ``value`` (the engine's) = Σ terms
-    (``total``; ``zeros`` terms that are 0 not listed). ``where`` names each symbol of ``formula``;
-    ``notes`` are lists of text and numbers."""
+    (``total``; ``zeros`` terms that are 0 not listed; ``more`` nonzero terms past ``TERM_LIMIT``
+    not listed, whose sum is ``more_total``). ``where`` names each symbol of ``formula``; ``notes``
+    are lists of text and numbers."""
 
-    __slots__ = ("spec", "name", "quantity", "value", "formula", "where", "terms", "zeros", "total", "notes")
+    __slots__ = ("spec", "name", "quantity", "value", "formula", "where", "terms", "zeros", "total", "notes",
+                 "more", "more_total")
 
     def __init__(self, spec: str, name: str | None, quantity: str, value: float, formula: str,
                  where: list[tuple[str, str]], terms: list[ExplainedTerm], zeros: int, total: float,
-                 notes: list[list] | None = None):
+                 notes: list[list] | None = None, more: int = 0, more_total: float = 0.0):
         self.spec, self.name, self.quantity, self.value = spec, name, quantity, value
         self.formula, self.where, self.terms, self.zeros, self.total = formula, where, terms, zeros, total
         self.notes = [] if notes is None else notes
+        self.more, self.more_total = more, more_total
 
     def _repr_html_(self) -> str:
         """Heatmap tables in a notebook (``render.html``)."""
@@ -69,17 +79,29 @@ def explain(model: Model, text: str) -> Explained:
     grads = model.backward(trace)
     explanation, names = _explanation(model, name[len("grad."):], index, trace, grads)
     label = f"{name}[{','.join(map(str, index))}]" if index else name
-    terms = [ExplainedTerm([(_factor_text(f, names, model), f.value) for f in term.factors], term.value)
-             for term in explanation.terms]
-    nonzero = [term for term in terms if term.value != 0]
+    values = np.array([term.value for term in explanation.terms], dtype=np.float64)
+    listed, more, more_total = _largest(values)
+    terms = [ExplainedTerm([(_factor_text(f, names, model), f.value) for f in explanation.terms[k].factors],
+                           float(values[k])) for k in listed]
     roles = dict(names)
     where = [(symbol, roles[role][0]) for role, symbol in explanation.symbols.items()
              if role in roles and f"{symbol}[" in explanation.formula]
     notes = [[_ref_text(part, names, model) if isinstance(part, Ref) else part for part in note]
              for note in explanation.notes]
     return Explained(spec=model.path, name=model.name, quantity=label, value=_gradient_entry(model, name, index, grads),
-                     formula=explanation.formula, where=where, terms=nonzero, zeros=len(terms) - len(nonzero),
-                     total=explanation.total, notes=notes)
+                     formula=explanation.formula, where=where, terms=terms,
+                     zeros=int(np.count_nonzero(values == 0)), total=math.fsum(values.tolist()), notes=notes,
+                     more=more, more_total=more_total)
+
+
+def _largest(values: np.ndarray) -> tuple[list[int], int, float]:
+    """The positions of the nonzero terms to list: all in order, or past ``TERM_LIMIT`` the
+    largest |value| first; and how many nonzero terms are left out, with their exact sum (fsum)."""
+    nonzero = np.flatnonzero(values)
+    if len(nonzero) <= TERM_LIMIT:
+        return nonzero.tolist(), 0, 0.0
+    order = nonzero[np.argsort(-np.abs(values[nonzero]), kind="stable")]
+    return order[:TERM_LIMIT].tolist(), len(order) - TERM_LIMIT, math.fsum(values[order[TERM_LIMIT:]].tolist())
 
 
 def _gradient_entry(model: Model, name: str, index, grads) -> float:

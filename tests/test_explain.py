@@ -119,7 +119,8 @@ def assert_every_entry_explained(model):
         explained = explain(model, quantity)
         assert explained.value == value
         assert abs(explained.total - value) <= 1e-12 * max(1.0, abs(value)), quantity
-        assert abs(sum(t.value for t in explained.terms) - value) <= 1e-12 * max(1.0, abs(value)), quantity
+        listed = sum(t.value for t in explained.terms) + explained.more_total
+        assert abs(listed - value) <= 1e-12 * max(1.0, abs(value)), quantity
         for term in explained.terms:
             assert term.value != 0
             assert np.isclose(np.prod([v for _, v in term.factors]), term.value, rtol=1e-15, atol=0)
@@ -256,3 +257,64 @@ def test_the_explain_command_rejects_a_quantity_with_one_error_line():
     assert result.output.strip().splitlines() == [
         "error: configs/seed000_conv_relu_pool_fc_softmax.yaml: explain grad.fc1.weights[0,9]: "
         "index [0,9] is out of range for grad.fc1.weights of shape 2×4"]
+
+
+def big_kernel_spec(tmp_path, size: int) -> str:
+    return write(tmp_path, "big", f"""
+input: {{random: {{shape: [{size}, {size}], seed: 1}}}}
+layers:
+  - conv: {{kernel: [[0.1, 0.2], [0.3, 0.4]], bias: 0}}
+  - relu
+loss: none
+upstream_grad: {{random: {{shape: [{size - 1}, {size - 1}], seed: 2}}}}
+""")
+
+
+def test_past_the_cap_the_largest_terms_are_listed_and_the_rest_summed(tmp_path):
+    from cnngrad.explain import TERM_LIMIT
+    model = load_model(big_kernel_spec(tmp_path, 40))
+    explained = explain(model, "grad.conv1.kernel[1,0]")
+    values = model.values()
+    delta, x = values["grad.conv1"], values["input"][1:, :-1]        # K[1,0] meets x[i+1, j]
+    products = (delta * x).ravel()
+    nonzero = products[products != 0]
+    assert explained.zeros == products.size - nonzero.size > 0      # the relu's dead units
+    assert len(explained.terms) == TERM_LIMIT and explained.more == nonzero.size - TERM_LIMIT
+    largest = np.sort(np.abs(nonzero))[::-1][:TERM_LIMIT]
+    np.testing.assert_array_equal([abs(t.value) for t in explained.terms], largest)
+    assert explained.more_total == pytest.approx(explained.value - sum(t.value for t in explained.terms), abs=1e-12)
+    text = table.explain(explained, 6)
+    assert f"… and {explained.more} more terms summing to" in text
+    assert f"the {TERM_LIMIT} largest of {nonzero.size} nonzero terms" in text
+    assert text.count(" · input[") == TERM_LIMIT
+
+
+def test_json_says_what_was_left_out_only_when_something_was(tmp_path):
+    import json
+
+    from cnngrad.render import jsondoc
+    doc = json.loads(jsondoc.explain(explain(load_model(big_kernel_spec(tmp_path, 40)), "grad.conv1.kernel[0,0]")))
+    assert len(doc["terms"]) == 50 and doc["more"] > 0
+    assert sum(t["value"] for t in doc["terms"]) + doc["more_total"] == pytest.approx(doc["value"], abs=1e-12)
+    small = json.loads(jsondoc.explain(kernel_example()))
+    assert "more" not in small and "more_total" not in small
+
+
+@pytest.mark.slow
+def test_a_kernel_entry_over_a_million_inputs_is_explained_in_seconds(tmp_path):
+    """It listed 998,001 terms and took more than a minute."""
+    import time
+    model = load_model(big_kernel_spec(tmp_path, 1000))
+    started = time.process_time()
+    text = table.explain(explain(model, "grad.conv1.kernel[0,0]"), 6)
+    assert time.process_time() - started < 30
+    assert len(text.splitlines()) < 80
+
+
+def test_the_readme_markdown_sample_is_the_real_output():
+    from pathlib import Path
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    sample = readme.split("```markdown\n", 1)[1].split("```\n", 1)[0]
+    result = run("explain", f"{CONFIGS}/seed001_kernel_gradient_corrected.yaml", "grad.conv1.kernel[0,1]",
+                 "--precision", "10", "--format", "markdown")
+    assert result.output == sample

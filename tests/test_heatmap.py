@@ -40,7 +40,7 @@ def test_heat_fades_to_grey_and_leaves_zero_plain():
     assert table._heat(0.0, 2.0) == ""
     assert table._heat(1e-12, 2.0) == "rgb({},{},{})".format(*table.HEAT_FLOOR)
     assert table._heat(-2.0, 2.0) == "rgb({},{},{})".format(*table.HEAT[-1])
-    assert table._heat(np.inf, 2.0) == "bold magenta"
+    assert table._heat(np.inf, 2.0) == "bold magenta" == table._heat(np.nan, 0.0)
 
 
 def test_check_rows_that_fail_or_sit_on_a_kink_are_highlighted(terminal):

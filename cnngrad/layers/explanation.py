@@ -44,9 +44,10 @@ class Term(Record):
 
 
 class Explanation(Record):
-    """∂E/∂(entry) = Σ terms. ``formula`` is the step in symbols, ``notes`` facts about the point
-    (a pool window and its winner, a derivative), each a list of text, numbers and ``Ref`` parts;
-    ``symbols`` maps each role to the symbol the formula uses for it (``{"dy": "δ"}``)."""
+    """∂E/∂(entry) = Σ terms (``cnngrad.explain`` sums them with ``math.fsum``). ``formula`` is the
+    step in symbols, ``notes`` facts about the point (a pool window and its winner, a derivative),
+    each a list of text, numbers and ``Ref`` parts; ``symbols`` maps each role to the symbol the
+    formula uses for it (``{"dy": "δ"}``)."""
 
     __slots__ = ("formula", "terms", "notes", "symbols")
 
@@ -55,7 +56,3 @@ class Explanation(Record):
         self.formula, self.terms = formula, terms
         self.notes = [] if notes is None else notes
         self.symbols = {} if symbols is None else symbols
-
-    @property
-    def total(self) -> float:
-        return math.fsum(term.value for term in self.terms)

@@ -24,11 +24,11 @@ BARE = "padding:0;width:7px;height:7px;line-height:0;border:0"
 INDEX = "padding:2px 4px;color:#999;font-weight:normal;text-align:center;border:0"
 
 
-def forward(report, precision: int) -> str:
+def forward(report, precision: int, full: bool = True) -> str:
     return page(forward_fragment(report, precision), rows.heading(report.spec, report.name))
 
 
-def backward(report, precision: int) -> str:
+def backward(report, precision: int, full: bool = True) -> str:
     return page(backward_fragment(report, precision), rows.heading(report.spec, report.name))
 
 
@@ -99,7 +99,7 @@ def explain_fragment(explained, precision: int) -> str:
             parts.append(_paragraph(content[0], "font-weight:bold;font-size:1.15em"))
         elif kind == "formula":
             parts.append(f'<p><code>{escape(content[0])}</code></p>')
-        elif kind == "note":
+        elif kind in ("where", "note"):
             parts.append(_paragraph(content[0], "color:#777"))
         else:
             parts.append(_table(*content, heat=_term_values(explained)))

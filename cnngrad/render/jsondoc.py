@@ -1,7 +1,9 @@
 """SPEC §4 JSON: one document, arrays as nested lists in the user's rank, floats at full precision.
 
 NaN and ±infinity, which JSON cannot express, are written as ``null`` (as JavaScript's
-``JSON.stringify`` and pandas do), so every document parses with any JSON reader.
+``JSON.stringify`` and pandas do), so every document parses with any JSON reader. Every control
+character in a string is a ``\\u`` escape (json escapes C0 itself; DEL, C1 and bidi controls
+too here), so the document is safe to print on a terminal.
 """
 from __future__ import annotations
 
@@ -12,10 +14,12 @@ import numpy as np
 
 from ..record import Record
 from .reports import BackwardReport, ForwardReport
+from ..text import UNPRINTABLE
 
 
-def forward(report: ForwardReport, precision: int | None = None) -> str:
-    """``precision`` is accepted for symmetry with the other formats and ignored: JSON is exact."""
+def forward(report: ForwardReport, precision: int | None = None, full: bool = True) -> str:
+    """``precision`` and ``full`` are accepted for symmetry with the other formats and ignored:
+    JSON is exact and whole."""
     return _dump({
         "spec": report.spec, "name": report.name, "loss": report.loss, "output": report.output,
         "layers": [{"name": layer.name, "type": layer.kind, "shape": layer.shape, "output": layer.output}
@@ -24,7 +28,7 @@ def forward(report: ForwardReport, precision: int | None = None) -> str:
     })
 
 
-def backward(report: BackwardReport, precision: int | None = None) -> str:
+def backward(report: BackwardReport, precision: int | None = None, full: bool = True) -> str:
     """Gradients keyed by their quantity names (``grad.conv1.kernel``), as ``expect`` and
     ``explain`` name them; ``updated`` keys the parameters themselves (``conv1.kernel``)."""
     gradients = {_gradient_name(name): values for name, values in report.gradients.items()}
@@ -62,8 +66,12 @@ def _expect(result) -> dict:
 
 
 def explain(explained, precision: int | None = None) -> str:
-    """One explained gradient entry (``cnngrad.explain.Explained``), every number at full precision."""
-    return _dump(explained)
+    """One explained gradient entry (``cnngrad.explain.Explained``), every number at full precision;
+    ``more`` and ``more_total`` only when terms were left out."""
+    doc = explained.as_dict()
+    if not explained.more:
+        del doc["more"], doc["more_total"]
+    return _dump(doc)
 
 
 def _gradient_name(name: str) -> str:
@@ -72,7 +80,8 @@ def _gradient_name(name: str) -> str:
 
 
 def _dump(doc) -> str:
-    return json.dumps(_plain(doc), allow_nan=False, ensure_ascii=False) + "\n"
+    text = json.dumps(_plain(doc), allow_nan=False, ensure_ascii=False)
+    return UNPRINTABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", text) + "\n"
 
 
 def _plain(value):

@@ -12,6 +12,7 @@ import numpy as np
 from . import rows
 from .grid import grids, number_text, shape_text
 from .reports import BackwardReport, ForwardReport
+from ..text import printable
 
 HEADER = "% cnngrad output; needs \\usepackage{amsmath}"
 _TEXT_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -26,12 +27,29 @@ _TEXT_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", 
                  "∞": r"$\infty$", "⊙": r"$\odot$", "ᵀ": r"$^\top$", "½": r"$\frac12$", "§": r"\S{}",
                  "α": r"$\alpha$", "β": r"$\beta$", "γ": r"$\gamma$", "ε": r"$\varepsilon$",
                  "λ": r"$\lambda$", "μ": r"$\mu$", "π": r"$\pi$"}
-_SPECIAL = re.compile("|".join(map(re.escape, _TEXT_ESCAPES)))
+# a number in text that plain text would set wrongly (a hyphen for its minus, 1e-05 literally) is
+# set as maths; other numbers read the same either way and stay text
+_NUMBER = r"(?<![\w.\]\-])-?\d+(?:\.\d+)?(?:e[+-]\d+)?(?![\w.])"
+_SPECIAL = re.compile(_NUMBER + "|" + "|".join(map(re.escape, _TEXT_ESCAPES)))
+_FORMULA_TOKEN = re.compile(r"Σ_\{[^}]*\}|Σ_\([^)]*\)|Σ_\w|[A-Za-z](?:[A-Za-z_]|['-](?=[A-Za-z]))*|\s+|.")
+_MATH_WORDS = {"kh": "k_h", "kw": "k_w"}
+_FUNCTIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log", "exp")
+_MATH_SYMBOLS = {"∂": r"\partial", "δ": r"\delta", "σ": r"\sigma", "θ": r"\theta", "η": r"\eta",
+                 "ε": r"\varepsilon", "λ": r"\lambda", "α": r"\alpha", "β": r"\beta", "·": r"\cdot",
+                 "×": r"\times", "−": "-", "′": "'", "²": "^2", "≤": r"\le", "≥": r"\ge", "→": r"\to",
+                 "⊙": r"\odot", "…": r"\dots", "∞": r"\infty", "Σ": r"\sum", "½": r"\tfrac12", ":": r"\colon"}
+_MATH_ESCAPES = {"{": r"\{", "}": r"\}", "_": r"\_", "&": r"\&", "%": r"\%", "#": r"\#", "$": r"\$",
+                 "\\": r"\backslash ", "^": r"\hat{}", "~": r"\sim "}
+TEXT_WIDTH = 345.0        # pt: the text width of LaTeX's article class (10pt, letter or A4)
+PAGE_ROWS = 40            # matrix rows in one display, which cannot break across pages (56 fill one)
+COLUMN_SEP = 10.0         # pt between matrix columns (2 \arraycolsep)
+MATRIX_EDGES = 30.0       # pt: " = ", the brackets, ^\top
 _NON_FINITE = {"nan": r"\mathrm{NaN}", "inf (overflow)": r"\infty\ (\text{overflow})",
                "-inf (overflow)": r"-\infty\ (\text{overflow})"}
 
 
-def forward(report: ForwardReport, precision: int) -> str:
+def forward(report: ForwardReport, precision: int, full: bool = True) -> str:
+    """Every grid whole (``full`` is accepted for symmetry with the table, which may elide)."""
     blocks = [HEADER, _title(report.spec, report.name),
               _tabular(rows.SUMMARY_HEADER, rows.summary_rows(report), numeric=(3,))]
     blocks += [_line(note) for note in report.notes]
@@ -43,7 +61,7 @@ def forward(report: ForwardReport, precision: int) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
-def backward(report: BackwardReport, precision: int) -> str:
+def backward(report: BackwardReport, precision: int, full: bool = True) -> str:
     blocks = [HEADER, _title(report.spec, report.name), _loss(report.loss, report.loss_kind, precision)]
     for quantity, gradient in report.gradients.items():
         blocks += _quantity(_partial(quantity), f"grad.{quantity}", gradient, precision)
@@ -72,10 +90,19 @@ def check(results) -> str:
 
 
 def explain(explained, precision: int) -> str:
+    """The entry as ∂E/∂θ[index] = value, the formula typeset (maths in ``$…$``, its words as text),
+    what its symbols stand for, the notes and the table of terms."""
     blocks = [HEADER, _title(explained.spec, explained.name)]
     for kind, *content in rows.explain_blocks(explained, precision):
         if kind == "value":
-            blocks.append(_line(content[0], bold=True))
+            quantity, _, value = content[0].partition(" = ")
+            name, bracket, index = quantity.partition("[")
+            blocks.append(rf"\[ {_partial(name[len('grad.'):])}{bracket}{index} = {_number(value)} \]")
+        elif kind == "formula":
+            blocks.append(rf"{{\raggedright\noindent {_formula(content[0])}\par}}")
+        elif kind == "where":
+            where = ", ".join(f"${_formula_math(symbol).strip()}$ is {_name(name)}" for symbol, name in content[1])
+            blocks.append(rf"{{\raggedright\noindent where {where}\par}}")
         elif kind == "table":
             blocks.append(_tabular(*content))
         else:
@@ -89,14 +116,73 @@ def _quantity(symbol: str, name: str, value, precision: int) -> list[str]:
         return [rf"\[ {symbol} = {_number(number_text(value, precision))} \]"]
     blocks = [f"% {name}: {shape_text(np.shape(value))}"]
     for grid in grids(name, value, precision):
-        label = symbol + grid.label[len(name):]        # the slice index, e.g. [0,1]
-        width = len(grid.cells[0])
-        # one row per line: TeX cannot read a line longer than 200,000 characters
-        body = " \\\\\n".join(" & ".join(map(_number, cells)) for cells in grid.cells)
-        matrix = f"\\begin{{bmatrix}}\n{body}\n\\end{{bmatrix}}" + (r"^\top" if grid.vector else "")
-        wide = rf"\setcounter{{MaxMatrixCols}}{{{width}}}" + "\n" if width > 10 else ""
-        blocks.append(rf"{wide}\[ {label} = {matrix} \]")
+        cells = np.empty((len(grid.cells), len(grid.cells[0])), dtype=object)
+        cells[:] = grid.cells
+        blocks += _page_blocks(symbol + grid.label[len(name):], cells, grid.vector)   # label: e.g. K[0,1]
     return blocks
+
+
+def _page_blocks(label: str, cells: np.ndarray, vector: bool) -> list[str]:
+    """``label = cells`` as one display, or, when that is wider than ``TEXT_WIDTH`` or taller than
+    ``PAGE_ROWS``, as blocks that fit a page, each labelled with its Python slice
+    (``[0{:}40,\\,8{:}16]``); a long vector is written as a column, in blocks of rows. A matrix
+    goes under its label instead of beside it where that fits twice the columns."""
+    count_rows, count_columns = cells.shape
+    column = max(map(_cell_width, cells.ravel().tolist())) + COLUMN_SEP
+    beside = TEXT_WIDTH - _label_width(label) - MATRIX_EDGES      # room for the matrix beside its label
+    below = TEXT_WIDTH - MATRIX_EDGES                             # or under it
+
+    def fitting(room: float) -> int:
+        return int((room + COLUMN_SEP) // column)
+
+    if count_rows <= PAGE_ROWS and count_columns <= fitting(beside):
+        return [_matrix(label, cells, vector)]
+    if count_rows <= PAGE_ROWS and count_columns <= fitting(below) and not vector:
+        return [_matrix(label, cells, vector, stacked=True)]
+    if vector:                                                    # too long for a row: a column
+        cells, vector, count_rows, count_columns = cells.T, False, count_columns, 1
+        if count_rows <= PAGE_ROWS:
+            return [_matrix(label, cells, vector)]
+    slice_width = 4.5 * len(f"[{count_rows}:{count_rows},{count_columns}:{count_columns}]")
+    stacked = 2 * fitting(beside - slice_width) < fitting(below)
+    per_block = max(1, fitting(below if stacked else beside - slice_width))
+    blocks = []
+    for r in range(0, count_rows, PAGE_ROWS):
+        rows = rf"{r}{{:}}{min(r + PAGE_ROWS, count_rows)}"
+        for c in range(0, count_columns, per_block):
+            place = f"[{rows}]" if count_columns == 1 else rf"[{rows},\,{c}{{:}}{min(c + per_block, count_columns)}]"
+            blocks.append(_matrix(label + place, cells[r:r + PAGE_ROWS, c:c + per_block], False, stacked))
+    return blocks
+
+
+def _matrix(label: str, cells: np.ndarray, vector: bool, stacked: bool = False) -> str:
+    """``label = [cells]`` as display maths (a vector as a transposed row); ``stacked``: the
+    matrix on a line under its label."""
+    width = cells.shape[1]
+    # one row per line: TeX cannot read a line longer than 200,000 characters
+    body = " \\\\\n".join(" & ".join(map(_number, row)) for row in cells.tolist())
+    matrix = f"\\begin{{bmatrix}}\n{body}\n\\end{{bmatrix}}" + (r"^\top" if vector else "")
+    wide = rf"\setcounter{{MaxMatrixCols}}{{{width}}}" + "\n" if width > 10 else ""
+    if stacked:
+        return rf"{wide}\begin{{gather*}} {label} \\ = {matrix} \end{{gather*}}"
+    return rf"{wide}\[ {label} = {matrix} \]"
+
+
+def _cell_width(text: str) -> float:
+    """Roughly how wide (pt) a formatted number is as maths in 10pt Computer Modern (measured:
+    a digit 5pt, the point 2.8pt, a minus 7.8pt, ×10⁻⁵ 36pt); a little more, never less."""
+    if text in _NON_FINITE:
+        return 70.0
+    mantissa, _, exponent = text.partition("e")
+    width = 5.0 * sum(c.isdigit() for c in mantissa) + 2.8 * ("." in mantissa) + 7.8 * mantissa.startswith("-")
+    return width + (30.0 + 6.0 * exponent.startswith("-") if exponent else 0.0)
+
+
+def _label_width(label: str) -> float:
+    """Roughly how wide (pt) a label is: 5.25pt a character (a \\texttt one; commands and braces
+    count nothing), a fraction as its denominator, 8pt a ∂."""
+    label = label.replace(r"\frac{\partial E}", "")
+    return 5.25 * len(re.sub(r"\\[A-Za-z]+|[{}\\]", "", label)) + 8.0 * label.count(r"\partial")
 
 
 def _loss(loss, loss_kind: str, precision: int) -> str:
@@ -121,14 +207,18 @@ def _row(cells) -> str:
 
 def _title(spec: str, name: str | None) -> str:
     """A bold line of its own: a sectioning command such as \\paragraph would run into the table
-    or line after it, and would impose a level on the notes the fragment is pasted into."""
-    return _line(rows.heading(spec, name), bold=True)
+    or line after it, and would impose a level on the notes the fragment is pasted into. A path
+    may break after each /."""
+    return _line(rows.heading(spec, name), bold=True).replace("/", r"/\allowbreak{}")
 
 
 def _line(text: str, bold: bool = False) -> str:
-    """``text`` as a paragraph of its own, flush left like the tables."""
+    """``text`` as a paragraph of its own, flush left like the tables and ragged right (a line of
+    paths and numbers has too few spaces to justify)."""
     escaped = _text(text)
-    return rf"\noindent\textbf{{{escaped}}}" if bold else rf"\noindent {escaped}"
+    if bold:
+        escaped = rf"\textbf{{{escaped}}}"
+    return rf"{{\raggedright\noindent{'' if bold else ' '}{escaped}\par}}"
 
 
 def _name(quantity: str) -> str:
@@ -149,6 +239,96 @@ def _number(text: str) -> str:
     return rf"{mantissa}\times10^{{{int(exponent)}}}"
 
 
+def _formula(text: str) -> str:
+    """A formula in our notation (``∂E/∂x[i] = Σ_k δ[k] · y[k] (softmax …)``) as LaTeX text: the
+    maths in ``$…$`` (∂ \\partial, Σ_{i,j} \\sum_{i,j}, · \\cdot, − a minus, relu′ an operator), its
+    words as text between, so the paragraph can break where the sentence does."""
+    tokens = _FORMULA_TOKEN.findall(text)
+    pieces, maths, k = [], [], 0
+
+    def flush_maths():
+        joined = "".join(maths)
+        if joined.strip():
+            lead, trail = joined[:len(joined) - len(joined.lstrip())], joined[len(joined.rstrip()):]
+            pieces.append(f"{lead and ' '}${joined.strip()}${trail and ' '}")
+        elif joined:
+            pieces.append(" ")
+        maths.clear()
+
+    while k < len(tokens):
+        end = _words_end(tokens, k) if tokens[k] != ";" else k + 1     # ; ends a clause of maths
+        if end > k:
+            flush_maths()
+            pieces.append(_text("".join(tokens[k:end])))
+            k = end
+        else:
+            maths.append(_formula_math(tokens[k]))
+            k += 1
+    flush_maths()
+    return "".join(pieces).replace("  ", " ")
+
+
+def _words_end(tokens: list[str], k: int) -> int:
+    """Where the run of words of a sentence starting at token ``k`` ends (``k`` when none starts
+    there): words, and the spaces, commas and colons between them, and a parenthesis opened
+    before one of them with its closing one."""
+    def starts(j: int) -> bool:
+        return j < len(tokens) and (_is_word(tokens, j) or (tokens[j] == "(" and _is_word(tokens, j + 1)))
+
+    if not starts(k):
+        return k
+    depth, j = 0, k
+    while j < len(tokens):
+        if tokens[j] == "(" and starts(j):
+            depth, j = depth + 1, j + 1
+        elif _is_word(tokens, j):
+            j += 1
+        elif tokens[j] == ")" and depth:
+            depth, j = depth - 1, j + 1
+        elif tokens[j].isspace() or tokens[j] in ",:;":
+            after = j + 1 + (j + 1 < len(tokens) and tokens[j + 1].isspace())
+            if not starts(after):
+                break
+            j = after
+        else:
+            break
+    return j
+
+
+def _is_word(tokens: list[str], k: int) -> bool:
+    """Whether token ``k`` is a word of the sentence rather than a symbol of the maths: two
+    letters or more, not ``kh``/``kw``, not a function applied (``relu′(``, ``log(``)."""
+    token = tokens[k] if k < len(tokens) else ""
+    if len(token) < 2 or not (token[0].isascii() and token[0].isalpha()) or token in _MATH_WORDS:
+        return False
+    return not (token in _FUNCTIONS and k + 1 < len(tokens) and tokens[k + 1] in ("′", "("))
+
+
+def _formula_math(token: str) -> str:
+    """One token of a formula's maths as LaTeX maths."""
+    if token.startswith("Σ_"):
+        below = token[2:].strip("{}") if token[2] == "{" else token[2:]
+        return rf"\sum_{{{below}}}"
+    if token in _MATH_WORDS:
+        return _MATH_WORDS[token]
+    if token in _FUNCTIONS:
+        return r"\operatorname{" + token.replace("_", r"\_") + "}"
+    if token in _MATH_SYMBOLS:
+        symbol = _MATH_SYMBOLS[token]
+        return symbol + " " if symbol[-1].isalpha() else symbol
+    if token.isascii():
+        return _MATH_ESCAPES.get(token, token)
+    return rf"\text{{{_text(token)}}}"
+
+
 def _text(text: str) -> str:
-    """Plain text with LaTeX's special characters escaped (and the few symbols used in our wording)."""
-    return _SPECIAL.sub(lambda match: _TEXT_ESCAPES[match.group()], text)
+    """Plain text with LaTeX's special characters escaped (and the few symbols used in our wording);
+    a control character shows as its escape (``\\x1b``), which TeX would refuse."""
+    return _SPECIAL.sub(_escape, printable(text))
+
+
+def _escape(match: re.Match) -> str:
+    found = match.group()
+    if found in _TEXT_ESCAPES:
+        return _TEXT_ESCAPES[found]
+    return f"${_number(found)}$" if "-" in found or "e" in found else found

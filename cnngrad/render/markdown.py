@@ -1,15 +1,30 @@
-"""GitHub-flavoured Markdown: headings per quantity, grids as tables with index row and column."""
+"""GitHub-flavoured Markdown: headings per quantity, grids as tables with index row and column.
+
+Text is escaped so that it shows as written: control characters as escapes, ``& < >`` as HTML
+entities (no raw HTML), and the characters that would start emphasis, code or a table cell
+backslashed; text from the spec or a path (its name, file names) also gets ``[ ] #`` escaped, so
+it can make no link or heading.
+"""
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
 from . import rows
 from .grid import grids, number_text, shape_text
 from .reports import BackwardReport, ForwardReport
+from ..text import printable
+
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+# an underscore between two letters or digits starts no emphasis (GFM), so conv_1 stays as is
+_ACTIVE = re.compile(r"[\\`*~|&<>]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+_LINK_OR_HEADING = re.compile(r"[\[\]#]")
 
 
-def forward(report: ForwardReport, precision: int) -> str:
-    blocks = [f"# {_cell(rows.heading(report.spec, report.name))}",
+def forward(report: ForwardReport, precision: int, full: bool = True) -> str:
+    """Every grid whole (``full`` is accepted for symmetry with the table, which may elide)."""
+    blocks = [f"# {_heading(report.spec, report.name)}",
               _table(rows.SUMMARY_HEADER, rows.summary_rows(report), numeric=(3,))]
     blocks += [_cell(note) for note in report.notes]
     blocks += _quantity("input", "input", report.input, precision)
@@ -20,8 +35,8 @@ def forward(report: ForwardReport, precision: int) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
-def backward(report: BackwardReport, precision: int) -> str:
-    blocks = [f"# {_cell(rows.heading(report.spec, report.name))}",
+def backward(report: BackwardReport, precision: int, full: bool = True) -> str:
+    blocks = [f"# {_heading(report.spec, report.name)}",
               _loss(report.loss, report.loss_kind, precision)]
     for quantity, gradient in report.gradients.items():
         blocks += _quantity(f"grad.{quantity}", f"grad.{quantity}", gradient, precision)
@@ -35,12 +50,12 @@ def check(results) -> str:
     for result in results:
         if result.error is not None:
             continue                       # its one-line error went to stderr
-        blocks.append(f"## {_cell(rows.heading(result.spec, result.name))}")
+        blocks.append(f"## {_heading(result.spec, result.name)}")
         for kind, *content in rows.check_blocks(result):
             if kind == "table":
                 blocks.append(_table(*content))
             elif kind == "verdict":
-                blocks.append(f"**{_cell(content[0])}**")
+                blocks.append(f"**{_spec_text(content[0])}**")
             else:
                 blocks.append(_cell(content[0]))
     blocks.append(f"**{_cell(rows.total_line(results))}**")
@@ -48,13 +63,13 @@ def check(results) -> str:
 
 
 def explain(explained, precision: int) -> str:
-    blocks = [f"# {_cell(rows.heading(explained.spec, explained.name))}"]
+    blocks = [f"# {_heading(explained.spec, explained.name)}"]
     for kind, *content in rows.explain_blocks(explained, precision):
         if kind == "value":
             blocks.append(f"## `{content[0]}`")
         elif kind == "formula":
             blocks.append(f"`{content[0]}`")
-        elif kind == "note":
+        elif kind in ("where", "note"):
             blocks.append(_cell(content[0]))
         else:
             blocks.append(_table(*content))
@@ -73,21 +88,41 @@ def _quantity(title: str, name: str, value, precision: int) -> list[str]:
         if grid.vector:
             blocks.append(_table(columns, grid.cells, numeric=range(len(columns))))
         else:
-            body = [[f"**{i}**", *cells] for i, cells in enumerate(grid.cells)]
-            blocks.append(_table(["", *columns], body, numeric=range(len(columns) + 1)))
+            body = [[str(i), *cells] for i, cells in enumerate(grid.cells)]
+            blocks.append(_table(["", *columns], body, numeric=range(len(columns) + 1), bold_index=True))
     return blocks
 
 
 def _loss(loss, loss_kind: str, precision: int) -> str:
     value = None if loss is None else number_text(loss, precision)
-    return f"**{rows.loss_line(loss_kind, value)}**"
+    return f"**{_cell(rows.loss_line(loss_kind, value))}**"
 
 
-def _table(header, body, numeric=()) -> str:
-    """A pipe table; columns in ``numeric`` are right-aligned."""
+def _table(header, body, numeric=(), bold_index: bool = False) -> str:
+    """A pipe table; columns in ``numeric`` are right-aligned; ``bold_index``: the first cell of
+    each body row (a row index) in bold."""
     align = ["--:" if column in numeric else "---" for column in range(len(header))]
-    return "\n".join("| " + " | ".join(_cell(c) for c in cells) + " |" for cells in [header, align, *body])
+    lines = ["| " + " | ".join(map(_cell, header)) + " |", "| " + " | ".join(align) + " |"]
+    for first, *rest in body:
+        first = f"**{_cell(first)}**" if bold_index else _cell(first)
+        lines.append("| " + " | ".join([first, *map(_cell, rest)]) + " |")
+    return "\n".join(lines)
+
+
+def _heading(spec: str, name: str | None) -> str:
+    return _spec_text(rows.heading(spec, name))
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    """Our own words, numbers and quantity names, escaped to show as written."""
+    return _ACTIVE.sub(_escape, printable(text))
+
+
+def _spec_text(text: str) -> str:
+    """Text that holds a spec's name or a path, which may be anything: no link, no heading either."""
+    return _LINK_OR_HEADING.sub(r"\\\g<0>", _cell(text))
+
+
+def _escape(match: re.Match) -> str:
+    char = match.group()
+    return _ENTITIES.get(char) or "\\" + char

@@ -13,8 +13,11 @@ compares the two.
 from __future__ import annotations
 
 import builtins
+import itertools
 import os
 import sys
+
+import numpy as np
 
 # Characters one cell wide for rich too (letters, digits, punctuation and symbols of these blocks;
 # no marks, no control, format or separator characters): Latin-1 and Latin Extended-A, Greek and
@@ -44,7 +47,9 @@ def render(lines_and_tables) -> str:
     """The parts as rich prints them without colour: each line, each table, a newline after each."""
     out = []
     for part in lines_and_tables:
-        if part.is_table:
+        if getattr(part, "is_grid", False):
+            out += _grid_lines(part)
+        elif part.is_table:
             out += _table_lines(part)
         else:
             out.append("".join(text for text, _ in part.spans))
@@ -70,6 +75,19 @@ def _table_lines(table) -> list[str]:
             *(line(row) for row in table.rows)]
 
 
+def _grid_lines(grid) -> list[str]:
+    """A number grid (``table.NumberGrid``): every column right-aligned, an optional index column
+    first; the same layout as ``_table_lines``, a row at a time for grids of a million entries."""
+    header, rows = grid.header, grid.rows
+    if grid.index is not None:
+        header, rows = ["", *header], [[title, *cells] for title, cells in zip(grid.index, rows)]
+    lengths = np.fromiter(map(len, itertools.chain.from_iterable(rows)), dtype=np.int64,
+                          count=len(rows) * len(header)).reshape(len(rows), len(header))
+    widths = np.maximum(lengths.max(axis=0, initial=0), list(map(len, header))).tolist()
+    return ["   ".join(map(str.rjust, header, widths)), RULE * (sum(widths) + 3 * (len(widths) - 1)),
+            *("   ".join(map(str.rjust, cells, widths)) for cells in rows)]
+
+
 def _may_be_terminal(stream) -> bool:
     """rich's ``Console.is_terminal`` for ``stream``, erring towards True (then rich renders)."""
     if getattr(sys.stdin, "__module__", "").startswith("idlelib"):
@@ -88,7 +106,9 @@ def _may_be_terminal(stream) -> bool:
 
 def _texts(parts):
     for part in parts:
-        if part.is_table:
+        if getattr(part, "is_grid", False):          # numbers and indices only: their titles suffice
+            yield from part.header
+        elif part.is_table:
             yield from (title for title, *_ in part.columns)
             for row in part.rows:
                 yield from (text for text, _ in row)

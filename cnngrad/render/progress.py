@@ -10,7 +10,8 @@ class DelayedProgress:
     once the work has run for ``delay`` seconds; a quick check never shows one."""
 
     def __init__(self, label: str, delay: float = 1.0):
-        self.label, self.delay = label, delay
+        from ..text import printable
+        self.label, self.delay = printable(label), delay
         self.started = time.monotonic()
         self.done = 0
         self.bar = self.task = None

@@ -200,18 +200,25 @@ def _expect_failure(result):
 
 def explain_blocks(explained, precision: int):
     """What ``explain`` shows, as format-free blocks: ``("value", text)``, ``("formula", text)``,
-    ``("note", text)`` and ``("table", header, rows, numeric_columns)``: the sum, term by term,
-    its zero terms counted, its total last."""
+    ``("where", text, [(symbol, quantity), ...])``, ``("note", text)`` and ``("table", header,
+    rows, numeric_columns)``: the sum, term by term (past the cap, the largest and one line for the
+    rest), its zero terms counted, its total last."""
     yield "value", f"{explained.quantity} = {number_text(explained.value, precision)}"
     yield "formula", explained.formula
     if explained.where:
-        yield "note", "where " + ", ".join(f"{symbol} = {name}" for symbol, name in explained.where)
+        yield "where", "where " + ", ".join(f"{symbol} = {name}" for symbol, name in explained.where), explained.where
     for note in explained.notes:
         yield "note", "".join(number_text(part, precision) if isinstance(part, float) else part for part in note)
-    values = format_array([term.value for term in explained.terms] + [explained.total], precision)
+    if explained.more:
+        yield "note", (f"the {len(explained.terms)} largest of {len(explained.terms) + explained.more} nonzero "
+                       "terms, largest first; the others summed")
+    values = format_array([term.value for term in explained.terms] + [explained.more_total, explained.total],
+                          precision)
     body = [["+" if k else "", " · ".join(text for text, _ in term.factors),
              " · ".join(number_text(value, precision) for _, value in term.factors), values[k]]
             for k, term in enumerate(explained.terms)]
+    if explained.more:
+        body.append(["+", f"… and {explained.more} more terms summing to", "", values[-2]])
     if explained.zeros:
         zeros = _count(explained.zeros, "term")
         body.append(["+", f"… and {zeros} that {'is' if explained.zeros == 1 else 'are'} 0"] if body

@@ -45,7 +45,7 @@ class Block:
         self.width, self.height, self.body = width, height, body
 
 
-def forward(report, precision: int) -> str:
+def forward(report, precision: int, full: bool = True) -> str:
     """The strip, the summary's notes, and the input and every layer's output as heatmaps (the
     output is the last layer's, so it is not drawn twice)."""
     blocks = [_line(rows.heading(report.spec, report.name), "title"), strip(_forward_boxes(report))]
@@ -56,7 +56,7 @@ def forward(report, precision: int) -> str:
     return _document(blocks, rows.heading(report.spec, report.name))
 
 
-def backward(report, precision: int) -> str:
+def backward(report, precision: int, full: bool = True) -> str:
     """The strip, then ∂E/∂ every layer's output and parameter, loss to input, as heatmaps."""
     blocks = [_line(rows.heading(report.spec, report.name), "title"), strip(_backward_boxes(report)),
               _line(rows.loss_line(report.loss_kind, _loss_value(report.loss, precision)), "head")]
@@ -93,7 +93,7 @@ def explain(explained, precision: int) -> str:
         if kind == "table":
             blocks.append(_table(*content))
         else:
-            blocks.append(_line(content[0], {"value": "head", "note": "dim"}.get(kind, "text")))
+            blocks.append(_line(content[0], {"value": "head", "note": "dim", "where": "dim"}.get(kind, "text")))
     return _document(blocks, rows.heading(explained.spec, explained.name))
 
 

@@ -1,9 +1,11 @@
 """Tables for people: a model summary, aligned number grids, check tables with coloured verdicts.
 
 Colour appears only when stdout is a terminal and NO_COLOR is unset (rich's own detection).
-The console is widened to the widest grid, so numbers are never squeezed or cut off.
-The parts are built as plain ``Line`` and ``Table`` records; rich (imported only then) renders them
-when colour is possible, and ``plain`` lays out the very same text when it is not (a pipe).
+The console is widened to the widest grid, so numbers are never squeezed or cut off; instead a
+grid too large for the terminal is elided to it (``fit``; ``--full`` shows all).
+The parts are built as plain ``Line``, ``Table`` and ``NumberGrid`` records; rich (imported only
+then) renders them when colour is possible, and ``plain`` lays out the very same text when it is
+not (a pipe).
 """
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import plain, rows
-from .grid import grids, number_text, shape_text
+from . import fit, plain, rows
+from .grid import array_format, format_values, number_text, shape_text, slices
 from .heatmap import HEAT, HEAT_FLOOR, rgb   # noqa: F401 (HEAT: the colours, as tests read them)
+from ..text import printable
 
 if TYPE_CHECKING:                 # annotations only: check output needs no report records
     from .reports import BackwardReport, ForwardReport
@@ -22,6 +25,7 @@ UNBOUNDED = 100_000       # width at which to measure what a part needs
 STYLES = {rows.PASSED: "bold green", rows.FAILED: "bold red", rows.UNVERIFIED: "bold yellow", "ok": "green",
           "fail": "red", "kink": "yellow"}
 ROW_STYLES = {rows.FAILED: "red", rows.UNVERIFIED: "yellow", "fail": "red", "kink": "yellow"}   # the whole row of a failure or kink
+HEAT_LIMIT = 10_000       # a grid showing more entries is printed without colour (rich is slow there)
 
 
 class Line:
@@ -30,7 +34,8 @@ class Line:
     is_table = False
 
     def __init__(self, *spans):
-        self.spans = tuple((span, "") if isinstance(span, str) else span for span in spans)
+        self.spans = tuple((printable(span), "") if isinstance(span, str) else (printable(span[0]), span[1])
+                           for span in spans)
 
 
 class Table:
@@ -42,35 +47,52 @@ class Table:
         self.header_style, self.columns, self.rows = header_style, [], []
 
     def add_column(self, title: str, justify: str = "left", style: str = "", no_wrap: bool = True) -> None:
-        self.columns.append((title, justify, style, no_wrap))
+        self.columns.append((printable(title), justify, style, no_wrap))
 
     def add_row(self, *cells) -> None:
-        self.rows.append([(cell, "") if isinstance(cell, str) else cell for cell in cells])
+        self.rows.append([(printable(cell), "") if isinstance(cell, str) else (printable(cell[0]), cell[1])
+                          for cell in cells])
+
+
+class NumberGrid:
+    """A grid of numbers, every column right-aligned: ``header`` the column titles, ``index`` the
+    row titles (None for a vector, one row), ``rows`` the cells, ``values`` their numbers for the
+    heatmap (NaN where a cell is the ``…`` of an elision) and ``largest`` the quantity's largest |value|.
+    Its text is ours (numbers and indices), so it needs no escaping."""
+
+    is_table = is_grid = True
+
+    def __init__(self, header: list[str], index: list[str] | None, rows: list[list[str]],
+                 values: np.ndarray, largest: float):
+        self.header, self.index, self.rows, self.values, self.largest = header, index, rows, values, largest
 
 
 def Text(text: str, style: str = "") -> Line:        # noqa: N802 (reads as rich's Text did)
     return Line((text, style))
 
 
-def forward(report: ForwardReport, precision: int) -> str:
+def forward(report: ForwardReport, precision: int, full: bool = False) -> str:
+    """``full``: every grid whole, even where it does not fit the terminal (see ``fit``)."""
+    room = fit.budget(full)
     parts = [Text(rows.heading(report.spec, report.name), style="bold"),
              _table(rows.SUMMARY_HEADER, rows.summary_rows(report), numeric=(3,))]
-    parts += [Text(note, style="yellow") for note in report.notes]
-    parts += _quantity("input", "input", report.input, precision)
+    parts += [Text(printable(note), style="yellow") for note in report.notes]
+    parts += _quantity("input", "input", report.input, precision, room)
     for layer in report.layers:
-        parts += _quantity(layer.name, layer.name, layer.output, precision)
-    parts += _quantity("output", "output", report.output, precision)
+        parts += _quantity(layer.name, layer.name, layer.output, precision, room)
+    parts += _quantity("output", "output", report.output, precision, room)
     parts += [Text(""), _loss(report.loss, report.loss_kind, precision)]
     return _render(parts)
 
 
-def backward(report: BackwardReport, precision: int) -> str:
+def backward(report: BackwardReport, precision: int, full: bool = False) -> str:
+    room = fit.budget(full)
     parts = [Text(rows.heading(report.spec, report.name), style="bold"),
              _loss(report.loss, report.loss_kind, precision)]
     for quantity, gradient in report.gradients.items():
-        parts += _quantity(f"grad.{quantity}", f"grad.{quantity}", gradient, precision)
+        parts += _quantity(f"grad.{quantity}", f"grad.{quantity}", gradient, precision, room)
     for param, value in report.updates.items():
-        parts += _quantity(rows.update_title(param, report.lr), param, value, precision)
+        parts += _quantity(rows.update_title(param, report.lr), param, value, precision, room)
     return _render(parts)
 
 
@@ -103,7 +125,7 @@ def explain(explained, precision: int) -> str:
             parts += [Text(""), Text(content[0], style="bold cyan")]
         elif kind == "formula":
             parts += [Text(""), Text(content[0])]
-        elif kind == "note":
+        elif kind in ("where", "note"):
             parts.append(Text(content[0], style="dim"))
         else:
             parts += [Text(""), _table(*content)]
@@ -124,26 +146,70 @@ def _spec_check(result) -> list:
     return parts
 
 
-def _quantity(title: str, name: str, value, precision: int) -> list:
-    """A titled value: ``name = x`` for a scalar, else its shape and one grid per 2-D slice."""
+def _quantity(title: str, name: str, value, precision: int, room: fit.Budget | None = None) -> list:
+    """A titled value: ``name = x`` for a scalar, else its shape and one grid per 2-D slice, each
+    elided to ``room`` (None: whole)."""
     if np.ndim(value) == 0:
         return [Text(""), Line((title, "bold cyan"), " = ", number_text(value, precision))]
-    parts = [Text(""), Line((title, "bold cyan"), "  ", (shape_text(np.shape(value)), "dim"))]
-    magnitudes = np.abs(np.asarray(value, dtype=np.float64))
+    values = np.asarray(value, dtype=np.float64) + 0.0
+    parts = [Text(""), Line((title, "bold cyan"), "  ", (shape_text(values.shape), "dim"))]
+    fmt = array_format(values, precision)
+    magnitudes = np.abs(values)
     largest = float(magnitudes[np.isfinite(magnitudes)].max(initial=0.0))
-    for grid in grids(name, value, precision):
-        if grid.label != name:
-            parts.append(Text(grid.label, style="cyan"))
-        table = Table(header_style="dim")
-        if not grid.vector:
-            table.add_column("", style="dim", justify="right", no_wrap=False)
-        for column in range(len(grid.cells[0])):
-            table.add_column(str(column), justify="right")
-        for index, (cells, values) in enumerate(zip(grid.cells, grid.values)):
-            heat = (_heat(number, largest) for number in values)
-            table.add_row(*([] if grid.vector else [str(index)]), *zip(cells, heat))
-        parts.append(table)
+    grids = slices(name, values)
+    shown = fit.shown_grids(len(grids), room)
+    resume = None if shown is None else shown[_gap(shown)]            # the first grid after those left out
+    for position, (label, grid, vector) in enumerate(grids):
+        if shown is not None and position not in shown:
+            continue
+        if position == resume:
+            hidden = grids[shown[_gap(shown) - 1] + 1:resume]
+            parts.append(Text(f"{fit.ELLIPSIS} {len(hidden)} more grids, {hidden[0][0]} to {hidden[-1][0]} "
+                              "(--full shows them)", style="dim"))
+        if label != name:
+            parts.append(Text(label, style="cyan"))
+        parts += _grid(grid, vector, fmt, largest, room)
     return parts
+
+
+def _grid(values: np.ndarray, vector: bool, fmt: str, largest: float, room: fit.Budget | None) -> list:
+    """One 2-D grid as a ``NumberGrid``, elided to ``room``, and a note of what was left out."""
+    count_rows, count_columns = values.shape
+    rows = None if vector else fit.shown_rows(count_rows, count_columns, room)
+    if rows is not None:
+        values = values[rows]
+    cells = format_values(values, fmt)
+    header = [str(j) for j in range(count_columns)]
+    lengths = np.fromiter(map(len, cells.ravel()), dtype=np.int64, count=cells.size).reshape(cells.shape)
+    widths = np.maximum(lengths.max(axis=0, initial=0), [len(title) for title in header]).tolist()
+    row_titles = None if vector else [str(i) for i in (range(count_rows) if rows is None else rows)]
+    index_width = None if vector else max(max(map(len, row_titles)), len(fit.ELLIPSIS))
+    columns = fit.shown_columns(widths, index_width, count_rows, room)
+    if columns is not None:
+        cells, values, header = cells[:, columns], values[:, columns], [header[j] for j in columns]
+    body = cells.tolist()
+    if columns is not None:                              # a … column at the gap
+        gap = _gap(columns)
+        header.insert(gap, fit.ELLIPSIS)
+        for row in body:
+            row.insert(gap, fit.ELLIPSIS)
+        values = np.insert(values, gap, np.nan, axis=1)
+    if rows is not None:                                 # and a … row
+        gap = _gap(rows)
+        row_titles.insert(gap, fit.ELLIPSIS)
+        body.insert(gap, [fit.ELLIPSIS] * len(header))
+        values = np.insert(values, gap, np.nan, axis=0)
+    parts = [NumberGrid(header, row_titles, body, values, largest)]
+    left_out = [f"{what} {picked[_gap(picked) - 1] + 1}–{picked[_gap(picked)] - 1}"
+                for what, picked in (("rows", rows), ("columns", columns)) if picked is not None]
+    if left_out:
+        parts.append(Text(f"{' and '.join(left_out)} not shown (--full shows every entry)", style="dim"))
+    return parts
+
+
+def _gap(picked: list[int]) -> int:
+    """Where the positions ``picked`` (from ``fit.edges``) skip some: the first position after the gap."""
+    return next(k for k in range(1, len(picked)) if picked[k] != picked[k - 1] + 1)
 
 
 def _table(header, body, numeric=()) -> Table:
@@ -159,11 +225,16 @@ def _table(header, body, numeric=()) -> Table:
 
 def _heat(number: float, largest: float) -> str:
     """A heatmap colour: red below 0, blue above, from grey to full as |number| / largest goes to 1."""
-    if not np.isfinite(number):
-        return "bold magenta"
-    if number == 0 or largest == 0:
-        return ""
-    return "rgb({},{},{})".format(*rgb(number, largest, HEAT_FLOOR))
+    return _heats(np.array([number]), largest)[0]
+
+
+def _heats(numbers: np.ndarray, largest: float) -> list[str]:
+    """``_heat`` of each entry of ``numbers``, flattened: a value that is not finite stands out."""
+    numbers = np.ravel(numbers)
+    colours = rgb(numbers, largest, HEAT_FLOOR).tolist()
+    return ["bold magenta" if not np.isfinite(number) else "" if number == 0 or largest == 0
+            else "rgb({},{},{})".format(*colour)
+            for number, colour in zip(numbers.tolist(), colours)]
 
 
 def _loss(loss, loss_kind: str, precision: int) -> Text:
@@ -183,6 +254,21 @@ def _render(parts) -> str:
 
 
 def _render_with_rich(parts) -> str:
+    """rich's rendering of ``parts``; a grid of more than ``HEAT_LIMIT`` entries (shown whole by
+    ``--full``) is laid out by ``plain`` instead, uncoloured, as rich would take minutes over it."""
+    out, run = [], []
+    for part in parts:
+        if getattr(part, "is_grid", False) and part.values.size > HEAT_LIMIT:
+            out += [_rich_text(run), plain.render([part])]
+            run = []
+        else:
+            run.append(part)
+    return "".join(out + [_rich_text(run)])
+
+
+def _rich_text(parts) -> str:
+    if not parts:
+        return ""
     from rich.measure import Measurement
     parts = [_rich(part) for part in parts]
     console = _console()
@@ -197,18 +283,37 @@ def _render_with_rich(parts) -> str:
 
 
 def _rich(part):
-    """A ``Line`` or ``Table`` as the rich object that prints it."""
+    """A ``Line``, ``Table`` or ``NumberGrid`` as the rich object that prints it."""
     from rich import box, table, text
     if not part.is_table:
         if len(part.spans) == 1:
             return text.Text(*part.spans[0])
         return text.Text.assemble(*part.spans)
+    if getattr(part, "is_grid", False):
+        return _rich_grid(part)
     rich_table = table.Table(box=box.SIMPLE_HEAD, show_edge=False, header_style=part.header_style,
                              pad_edge=False)
     for title, justify, style, no_wrap in part.columns:
         rich_table.add_column(title, justify=justify, style=style, no_wrap=no_wrap)
     for cells in part.rows:
         rich_table.add_row(*(text.Text(cell, style=style) if style else cell for cell, style in cells))
+    return rich_table
+
+
+def _rich_grid(grid: NumberGrid):
+    """A number grid as a rich table: a dim row index, each number in its heatmap colour."""
+    from rich import box, table, text
+    rich_table = table.Table(box=box.SIMPLE_HEAD, show_edge=False, header_style="dim", pad_edge=False)
+    if grid.index is not None:
+        rich_table.add_column("", style="dim", justify="right", no_wrap=False)
+    for title in grid.header:
+        rich_table.add_column(title, justify="right")
+    heats = _heats(grid.values, grid.largest)
+    width = len(grid.header)
+    for k, cells in enumerate(grid.rows):
+        styled = [text.Text(cell, style=style) if style and cell != fit.ELLIPSIS else cell
+                  for cell, style in zip(cells, heats[k * width:(k + 1) * width])]
+        rich_table.add_row(*([] if grid.index is None else [grid.index[k]]), *styled)
     return rich_table
 
 

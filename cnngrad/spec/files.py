@@ -9,7 +9,10 @@ from __future__ import annotations
 import codecs
 import errno
 import os
+import re
 import stat
+
+from ..text import printable
 
 KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
@@ -108,16 +111,6 @@ def decode_text(data: bytes) -> str:
 
 def printable_path(path: str) -> str:
     r"""``path`` safe for a message or JSON: a byte that was not UTF-8 (which Python keeps as a
-    lone surrogate) becomes ``\xff``, a control character ``\n`` or ``\x1b``."""
-    if path.isprintable():
-        return path
-    out = []
-    for char in path:
-        code = ord(char)
-        if 0xDC80 <= code <= 0xDCFF:
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif char.isprintable() or char == " ":
-            out.append(char)
-        else:
-            out.append(repr(char)[1:-1])
-    return "".join(out)
+    lone surrogate) becomes ``\xff``, a control character ``\n`` or ``\x1b`` (``text.printable``)."""
+    undecoded = re.sub("[\udc80-\udcff]", lambda m: f"\\x{ord(m.group()) - 0xDC00:02x}", path)
+    return printable(undecoded)
