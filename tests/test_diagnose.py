@@ -234,3 +234,19 @@ def test_a_value_from_code_carries_only_its_relative_rounding(tmp_path):
     mine = p * np.array([1.01, 1, 1.01])
     result = diagnose(model, {"softmax1": mine, "grad.softmax1": np.array([-0.5 / mine[0], 0, -0.5 / mine[2]])})
     assert {e.quantity: e.origin for e in result.expect} == {"softmax1": "introduced", "grad.softmax1": "propagated"}
+
+
+def test_a_loss_only_example_is_a_chain_too(tmp_path):
+    """layers: [] — the input is the output: E = ½Σ(x − t)² = 0.39, ∂E/∂x = x − t = [0.2, −0.7, 0.5]
+    (by hand). A doubled gradient is the loss's step scaled by 2, whatever name it is given by."""
+    (tmp_path / "net.yaml").write_text("input: [0.2, 0.3, 0.5]\nlayers: []\nloss: squared_error\n"
+                                       "target: [0, 1, 0]\n")
+    model = load_model(str(tmp_path / "net.yaml"))
+    for name in ("grad.input", "grad.output"):
+        result = diagnose(model, {name: 2 * np.array([0.2, -0.7, 0.5])})
+        (entry,) = result.expect
+        assert entry.origin == "introduced" and entry.diagnosis[0].mistake == "scaled", entry.diagnosis
+        assert result.first_wrong == name and result.first_wrong_layer == "loss"
+    result = diagnose(model, {"output": [0.3, 0.3, 0.5], "loss": 0.5 * (0.3 ** 2 + 0.7 ** 2 + 0.5 ** 2)})
+    assert [e.origin for e in result.expect] == ["introduced", "propagated"]
+    assert result.first_wrong == "output" and result.first_wrong_layer is None
