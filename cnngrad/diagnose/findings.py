@@ -40,7 +40,7 @@ def explain_failures(model, expectations, results) -> tuple[str | None, str | No
     for expectation, result in zip(expectations, results):
         node = chain.name(expectation.quantity)
         if expectation.index is None and result.note is None and node in chain.right \
-                and node not in given:
+                and node not in given and np.all(np.isfinite(expectation.values)):   # no JSON null
             given[node] = chain.internal(node, expectation.values)
             right = chain.user(node, chain.right[node])
             rounding[node] = chain.internal(node, _rounding(expectation, right))
