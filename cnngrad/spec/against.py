@@ -1,7 +1,8 @@
 """``check --against FILE``: the user's own values for many quantities at once, as expectations.
 
 A ``.npz`` whose keys are quantity names, a ``.json`` mapping names to nested lists (also the
-document ``backward --format json`` writes: ``loss`` and ``gradients`` keyed ``conv1.kernel``;
+document ``backward --format json`` writes: ``loss`` and ``gradients`` keyed ``grad.conv1.kernel``
+(0.1's ``conv1.kernel`` too);
 and ``forward --format json``'s ``layers``), or a ``.yaml``/``.yml`` mapping written like
 ``expect:`` (read by the same reader, with its tolerance rules). Values from .npz and .json come
 from code: under ``tolerance: auto`` they are held to (rtol, atol) (``gradcheck.expect.allowed_error``).
