@@ -46,10 +46,12 @@ def value_of(name: str) -> str:
 
 
 def canonical(name: str, layer_names: list[str]) -> str:
-    """``output`` and ``grad.output`` as the last layer's names (the same arrays); else ``name``."""
-    if not layer_names or value_of(name) != "output":
+    """``output`` and ``grad.output`` as the last layer's names (the same arrays), the input's
+    when there are no layers; else ``name``."""
+    if value_of(name) != "output":
         return name
-    return gradient_of(layer_names[-1]) if is_gradient(name) else layer_names[-1]
+    last = layer_names[-1] if layer_names else "input"
+    return gradient_of(last) if is_gradient(name) else last
 
 
 def chain(layer_names: list[str], param_names: dict[str, tuple[str, ...]], has_loss: bool) -> list[str]:

@@ -155,3 +155,51 @@ def test_against_needs_one_spec_file_and_an_existing_file(tmp_path):
     (tmp_path / "mine.txt").write_text("1 2 3")
     result = run(tmp_path, "--against", str(tmp_path / "mine.txt"))
     assert result.exit_code == 2 and "--against takes a .npz, .json, .yaml, .yml file" in result.stderr
+
+
+SATURATED = """\
+input: [1000, 0, -1000]
+layers:
+  - fc: {weights: [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}
+  - softmax
+loss: cross_entropy
+target: [0.5, 0.25, 0.25]
+"""
+# softmax1 = [1, e^-1000, e^-2000] = [1, 0, 0] in float64, so ∂E/∂softmax1 = −t/p = [−0.5, −inf, −inf]
+# (JSON null), while ∂E/∂fc1 = p·Σt − t = [0.5, −0.25, −0.25] stays finite
+LOSS_ONLY = "input: [0.2, 0.3, 0.5]\nlayers: []\nloss: cross_entropy\ntarget: [0, 1, 0]\n"
+LOGITS = SPEC.replace("loss: squared_error", "loss: {cross_entropy: {from: logits}}")
+
+
+@pytest.mark.parametrize("spec", [SPEC, SATURATED, LOSS_ONLY, LOGITS], ids=["tanh", "saturated", "loss-only", "logits"])
+@pytest.mark.parametrize("command", ["backward", "forward"])
+def test_what_backward_and_forward_json_write_is_checked_as_it_is(tmp_path, spec, command):
+    """Real CLI output, keys and nulls (a value beyond float64) as written, passes against its spec."""
+    (tmp_path / "net.yaml").write_text(spec)
+    written = CliRunner().invoke(cli, [command, str(tmp_path / "net.yaml"), "--format", "json"]).stdout
+    doc = json.loads(written)
+    (tmp_path / "mine.json").write_text(written)
+    result = run(tmp_path, "--against", str(tmp_path / "mine.json"), "--format", "json", spec=spec)
+    assert result.exit_code == 0, result.output
+    names = {e["quantity"] for e in json.loads(result.stdout)["specs"][0]["expect"]}
+    expected = set(doc.get("gradients", {})) | {layer["name"] for layer in doc.get("layers", [])} | {"loss"}
+    assert names == expected
+
+
+def test_a_value_beyond_float64_is_matched_only_by_one(tmp_path):
+    """∂E/∂softmax1[1] and [2] are −inf: finite numbers from code fail there (rtol·∞ allows
+    nothing), JSON null passes there and fails where cnngrad's value is finite."""
+    np.savez(tmp_path / "finite.npz", **{"grad.softmax1": [-0.5, 123.0, 7.0]})
+    result = run(tmp_path, "--against", str(tmp_path / "finite.npz"), "--format", "json", spec=SATURATED)
+    (entry,) = json.loads(result.stdout)["specs"][0]["expect"]
+    assert result.exit_code == 1 and [f["index"] for f in entry["failing"]] == [[1], [2]]
+    (tmp_path / "nulls.json").write_text('{"grad.softmax1": [-0.5, null, null], "grad.fc1": [null, -0.25, -0.25]}')
+    result = run(tmp_path, "--against", str(tmp_path / "nulls.json"), "--format", "json", spec=SATURATED)
+    verdicts = {e["quantity"]: e["passed"] for e in json.loads(result.stdout)["specs"][0]["expect"]}
+    assert result.exit_code == 1 and verdicts == {"grad.softmax1": True, "grad.fc1": False}
+
+
+def test_the_verdict_counts_only_the_expect_values_that_failed(tmp_path):
+    np.savez(tmp_path / "mine.npz", **{"grad.fc1.weights": DW, "grad.conv1.kernel": DK + 1e-3})
+    result = run(tmp_path, "--against", str(tmp_path / "mine.npz"))
+    assert result.exit_code == 1 and "(1 of 2 expect values failed)" in result.stdout

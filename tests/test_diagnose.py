@@ -88,7 +88,8 @@ def test_correct_values_at_six_decimals_pass_with_no_diagnosis(tmp_path):
 def slipped(values: dict, rng) -> dict:
     """``values`` with relative errors of 1e-3 to 1e-1 on one to three entries of one or two
     quantities (entries not small beside their quantity, so that they fail)."""
-    given = {name: np.array(value, dtype=np.float64) for name, value in values.items()}
+    # C order: reshape(-1) of a Fortran-ordered copy (an fc's input delta can be one) is no view
+    given = {name: np.array(value, dtype=np.float64, order="C") for name, value in values.items()}
     names = [name for name, value in given.items() if np.abs(value).max(initial=0) > 1e-6]
     for name in rng.choice(names, size=min(len(names), int(rng.integers(1, 3))), replace=False):
         flat = given[name].reshape(-1)
@@ -188,3 +189,64 @@ def test_a_check_whose_values_pass_does_not_load_the_diagnosis():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+SATURATED = """\
+input: [30, 0, -30]
+layers:
+  - fc: {weights: [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}
+  - softmax
+loss: cross_entropy
+target: [0.5, 0, 0.5]
+"""
+
+
+def saturated_model(tmp_path):
+    """softmax1[2] = e^-60 / (1 + e^-30 + e^-60) ≈ 8.8e-27, so ∂E/∂softmax1[2] = −0.5/p ≈ −5.7e25."""
+    (tmp_path / "net.yaml").write_text(SATURATED)
+    model = load_model(str(tmp_path / "net.yaml"))
+    p = np.exp(np.array([30.0, 0.0, -30.0]) - 30.0) / np.sum(np.exp(np.array([30.0, 0.0, -30.0]) - 30.0))
+    return model, p, np.array([-0.5 / p[0], 0.0, -0.5 / p[2]])
+
+
+def test_a_slip_after_a_right_upstream_value_is_introduced_however_wide_its_tolerance(tmp_path):
+    """Values from code: softmax1 right, ∂E/∂softmax1[2] ≈ −5.7e25 off by 2%. softmax1's absolute
+    tolerance (1e-10) would let −t/p be anything, but a right upstream value explains no error."""
+    model, p, dp = saturated_model(tmp_path)
+    wrong = dp * np.array([1, 1, 1.02])
+    result = diagnose(model, {"softmax1": p, "grad.softmax1": wrong})
+    entries = {e.quantity: e for e in result.expect}
+    assert entries["softmax1"].passed and not entries["grad.softmax1"].passed
+    assert entries["grad.softmax1"].origin == "introduced" and entries["grad.softmax1"].diagnosis == []
+    assert result.first_wrong == "grad.softmax1" and result.first_wrong_layer == "loss"
+
+
+def test_a_value_from_code_carries_only_its_relative_rounding(tmp_path):
+    """softmax1 wrong at entry 0 and ∂E/∂softmax1 computed right from the right p, but off by
+    2% at entry 2 on its own: recomputed from the user's p it is not reproduced there (a value
+    from code is what the code used, up to rtol of each entry), so it is introduced too."""
+    model, p, dp = saturated_model(tmp_path)
+    result = diagnose(model, {"softmax1": p * np.array([1.01, 1, 1]), "grad.softmax1": dp * np.array([1, 1, 1.02])})
+    origins = {e.quantity: e.origin for e in result.expect}
+    assert origins == {"softmax1": "introduced", "grad.softmax1": "introduced"}
+    assert result.first_wrong == "softmax1"
+    # computed right from a p wrong at entries 0 and 2: propagated
+    mine = p * np.array([1.01, 1, 1.01])
+    result = diagnose(model, {"softmax1": mine, "grad.softmax1": np.array([-0.5 / mine[0], 0, -0.5 / mine[2]])})
+    assert {e.quantity: e.origin for e in result.expect} == {"softmax1": "introduced", "grad.softmax1": "propagated"}
+
+
+def test_a_loss_only_example_is_a_chain_too(tmp_path):
+    """layers: [] — the input is the output: E = ½Σ(x − t)² = 0.39, ∂E/∂x = x − t = [0.2, −0.7, 0.5]
+    (by hand). A doubled gradient is the loss's step scaled by 2, whatever name it is given by."""
+    (tmp_path / "net.yaml").write_text("input: [0.2, 0.3, 0.5]\nlayers: []\nloss: squared_error\n"
+                                       "target: [0, 1, 0]\n")
+    model = load_model(str(tmp_path / "net.yaml"))
+    for name in ("grad.input", "grad.output"):
+        result = diagnose(model, {name: 2 * np.array([0.2, -0.7, 0.5])})
+        (entry,) = result.expect
+        assert entry.origin == "introduced" and entry.diagnosis[0].mistake == "scaled", entry.diagnosis
+        assert result.first_wrong == name and result.first_wrong_layer == "loss"
+    result = diagnose(model, {"output": [0.3, 0.3, 0.5], "loss": 0.5 * (0.3 ** 2 + 0.7 ** 2 + 0.5 ** 2)})
+    assert [e.origin for e in result.expect] == ["introduced", "propagated"]
+    assert result.first_wrong == "output" and result.first_wrong_layer is None

@@ -70,7 +70,7 @@ def torch_values(model, at=None, rule=None, loss_factor=1.0, forward=None):
         h = fn(h, {p: params[f"{name}.{p}"] for p in layer.param_names})
         h.retain_grad()
         outputs[name] = h
-    loss = loss_factor * _loss(net.loss.name, False, None, h, torch.tensor(model.target, dtype=torch.float64))
+    loss = loss_factor * _loss(net.loss.label, False, None, h, torch.tensor(model.target, dtype=torch.float64))
     loss.backward()
     values = {f"grad.{name}": model.user(name, out.grad.numpy()) for name, out in outputs.items()}
     values.update({f"grad.{name}": model.user(name, p.grad.numpy()) for name, p in params.items()})

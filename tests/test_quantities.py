@@ -24,7 +24,8 @@ def test_gradient_and_value_of():
 def test_output_is_the_last_layer():
     assert q.canonical("grad.output", ["conv1", "relu1"]) == "grad.relu1"
     assert q.canonical("output", ["conv1", "relu1"]) == "relu1"
-    assert q.canonical("grad.output", []) == "grad.output"
+    assert q.canonical("grad.output", []) == "grad.input"      # layers: []: the input is the output
+    assert q.canonical("output", []) == "input"
 
 
 def test_chain_order_values_then_deltas_with_parameters_beside_their_layer():

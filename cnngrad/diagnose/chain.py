@@ -1,6 +1,7 @@
 """The computation as a chain of steps, each quantity made from the one before it by one layer.
 
-Forward: layer k's output from layer k−1's (``input`` first), the loss from the output.
+Forward: layer k's output from layer k−1's (``input`` first), the loss from the output (the
+input itself when there are no layers).
 Backward: ∂E/∂output from the output (the loss's gradient); ∂E/∂(layer k−1's output) and
 ∂E/∂(layer k's parameters) from ∂E/∂(layer k's output) through layer k's backward. A backward
 step uses the right forward pass (its caches), so a recomputation differs from the right value
@@ -42,12 +43,11 @@ class Chain:
         for k, name in enumerate(names):
             self.steps[name] = Step(name, names[k - 1] if k else "input", "forward", k)
             self.right[name] = self.trace.outputs[k]
-        if names:
-            last = names[-1]
-            if model.has_loss:
-                self.steps["loss"] = Step("loss", last, "loss", None)
-                self.right["loss"] = np.asarray(model.loss(self.trace)).reshape(1)
-            self.steps[f"grad.{last}"] = Step(f"grad.{last}", last, "loss-grad", None)
+        last = names[-1] if names else "input"     # layers: [] — the loss reads the input
+        if model.has_loss:
+            self.steps["loss"] = Step("loss", last, "loss", None)
+            self.right["loss"] = np.asarray(model.loss(self.trace)).reshape(1)
+        self.steps[f"grad.{last}"] = Step(f"grad.{last}", last, "loss-grad", None)
         for k in reversed(range(len(names))):
             delta = f"grad.{names[k]}"
             self.right[delta] = grads.outputs[names[k]]

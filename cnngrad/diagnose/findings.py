@@ -1,8 +1,9 @@
 """Where a user's wrong values went wrong, and which classic mistake reproduces each.
 
 For every failed expect value, in the chain's order: recompute it from the user's own value of
-the nearest quantity before it (or from the chain's start). If that gives the user's numbers the
-error only came along (``propagated``); if not it entered on the way (``introduced``), and every
+the nearest quantity before it (or from the chain's start). If that value is itself wrong and the
+recomputation gives the user's numbers, the error only came along (``propagated``); if not it
+entered on the way (``introduced``: a right value before it explains no error), and every
 mistake of the catalogue is tried at every step on the way, the rest done right. Those that
 reproduce every entry within the value's tolerance are its diagnosis, best first; none means
 none is claimed.
@@ -35,14 +36,16 @@ def explain_failures(model, expectations, results) -> tuple[str | None, str | No
     ``expectations[i]``); return the first quantity where an error entered and the layer whose
     step made it (``loss`` for the loss's; None for a value the spec gives), or (None, None)."""
     chain = Chain(model)
-    given, rounding = {}, {}
+    given, rounding, wrong = {}, {}, set()
     for expectation, result in zip(expectations, results):
         node = chain.name(expectation.quantity)
         if expectation.index is None and result.note is None and node in chain.right \
-                and node not in given:
+                and node not in given and np.all(np.isfinite(expectation.values)):   # no JSON null
             given[node] = chain.internal(node, expectation.values)
             right = chain.user(node, chain.right[node])
-            rounding[node] = chain.internal(node, entry_tolerance(expectation, right))
+            rounding[node] = chain.internal(node, _rounding(expectation, right))
+            if not result.passed:
+                wrong.add(node)
     entries = []
     for expectation, result in zip(expectations, results):
         node = chain.name(expectation.quantity)
@@ -52,7 +55,7 @@ def explain_failures(model, expectations, results) -> tuple[str | None, str | No
             result.origin = "introduced"                        # parameter) or a misshapen one
             entries.append((node, expectation.quantity))
             continue
-        entry = _explain(chain, node, expectation, result, given, rounding)
+        entry = _explain(chain, node, expectation, result, given, rounding, wrong)
         if entry is not None:   # named as the user wrote it (grad.output), if the user did
             entries.append((entry, expectation.quantity if entry == node else entry))
     if not entries:
@@ -62,8 +65,10 @@ def explain_failures(model, expectations, results) -> tuple[str | None, str | No
     return shown, None if step is None else (chain.layer_name(step) or "loss")
 
 
-def _explain(chain: Chain, node: str, expectation, result, given, rounding) -> str | None:
-    """Set the result's origin and diagnosis; the quantity where its error entered, if here."""
+def _explain(chain: Chain, node: str, expectation, result, given, rounding, wrong) -> str | None:
+    """Set the result's origin and diagnosis; the quantity where its error entered, if here.
+    Only a wrong upstream value can pass an error on: from a right one (or the chain's start,
+    right by definition) the error entered on the way, however far that value's rounding carries."""
     parent, steps = chain.path(node, given)
     start = given[parent] if parent in given else chain.right[parent]
     right = chain.user(node, chain.right[node])
@@ -73,7 +78,7 @@ def _explain(chain: Chain, node: str, expectation, result, given, rounding) -> s
     if parent in given:
         allowed = allowed + _carried(chain, node, steps, start, recomputed, rounding[parent], expectation)
     target = given.get(node)
-    if _reproduces(chain, node, recomputed, expectation, expected, allowed) is not None:
+    if parent in wrong and _reproduces(chain, node, recomputed, expectation, expected, allowed) is not None:
         result.origin = "propagated"
         return None
     result.origin = "introduced"
@@ -95,6 +100,16 @@ def _carried(chain, node, steps, start, recomputed, tolerance, expectation) -> n
         moved = np.maximum(moved, np.abs(chain.run(steps, start + signs * tolerance) - recomputed))
     moved = chain.user(node, 2 * moved)
     return moved[expectation.index] if expectation.index is not None else moved
+
+
+def _rounding(expectation, right: np.ndarray) -> np.ndarray:
+    """How far a given value may be from the one its writer went on with: a hand-written value's
+    rounding (its tolerance); a value from code is the one the code used, up to its printing:
+    rtol of each entry (its atol·scale forgives cancellation against cnngrad's value, and would
+    let 1/p of a p of 1e-26 be anything)."""
+    if expectation.code is None or expectation.tolerance is not None:
+        return entry_tolerance(expectation, right)
+    return expectation.code[0] * np.abs(np.asarray(expectation.values, dtype=np.float64))
 
 
 def _allowed(expectation, right: np.ndarray, expected: np.ndarray) -> np.ndarray:

@@ -42,8 +42,9 @@ def entry_tolerance(expectation: Expectation, actual: np.ndarray) -> np.ndarray:
     if expectation.code is None:
         return np.vectorize(auto_tolerance, otypes=[float])(expectation.texts)
     rtol, atol = expectation.code
-    scale = max(1.0, float(np.max(np.abs(actual), initial=0.0)))
-    return rtol * np.abs(actual) + atol * scale
+    finite = np.isfinite(actual)
+    scale = max(1.0, float(np.max(np.abs(actual[finite]), initial=0.0)))
+    return np.where(finite, rtol * np.abs(np.where(finite, actual, 0.0)) + atol * scale, 0.0)
 
 
 def verify(expectation: Expectation, actual: np.ndarray) -> ExpectResult:
@@ -51,19 +52,24 @@ def verify(expectation: Expectation, actual: np.ndarray) -> ExpectResult:
     entry: each within its own tolerance, plus SLACK of its size (of the quantity's scale where the
     tolerance is 0, so that an exact 0 accepts float64 rounding of the quantity's other entries)."""
     actual = np.asarray(actual, dtype=np.float64)
-    scale = float(np.max(np.abs(actual), initial=0.0))
+    scale = float(np.max(np.abs(actual[np.isfinite(actual)]), initial=0.0))
     if expectation.index is not None:
         actual = actual[expectation.index]
     expected = np.asarray(expectation.values, dtype=np.float64)
     if expected.shape != actual.shape:
         return layout.misshapen(expectation, expected, actual)
     tolerance = entry_tolerance(expectation, actual)
-    error = np.abs(actual - expected)
-    allowed = allowed_error(tolerance, expected, max(scale, float(np.max(np.abs(expected), initial=0.0))))
+    finite = np.isfinite(actual) & np.isfinite(expected)
+    same = _same_beyond(expected, actual)   # an entry beyond float64 matches only by identity
+    with np.errstate(invalid="ignore"):
+        error = np.where(finite, np.abs(actual - expected), np.where(same, 0.0, np.inf))
+    written = np.abs(expected[np.isfinite(expected)])
+    allowed = np.where(finite, allowed_error(tolerance, expected, max(scale, float(np.max(written, initial=0.0)))), 0.0)
     shown = np.where(tolerance > 0, tolerance, allowed)
-    passed = bool(np.all(error <= allowed))
-    with np.errstate(over="ignore"):   # an error of 1e308 over a tolerance of 1e-9 is simply the worst
-        ratio = np.where(allowed > 0, error / np.where(allowed > 0, allowed, 1), np.where(error > 0, np.inf, 0))
+    failed = np.where(finite, ~(error <= allowed), ~same)
+    passed = not bool(np.any(failed))
+    with np.errstate(over="ignore", invalid="ignore"):   # an error of 1e308 over 1e-9 is simply the worst
+        ratio = np.where(failed, np.where(allowed > 0, error / np.where(allowed > 0, allowed, 1), np.inf), 0.0)
     # the row shows one tolerance: the largest error's when all passed (so no shown error exceeds
     # its shown tolerance), the worst failing entry's otherwise
     worst = np.unravel_index(int(np.argmax(error if passed else ratio)), expected.shape) if expected.ndim else ()
@@ -75,7 +81,7 @@ def verify(expectation: Expectation, actual: np.ndarray) -> ExpectResult:
         expected=expected.tolist(),
         actual=actual.tolist(),
         worst=tuple(int(i) for i in worst) if expected.ndim else None,
-        failing=[] if passed else failing_entries(expectation, expected, actual, error > allowed),
+        failing=[] if passed else failing_entries(expectation, expected, actual, failed),
         line=expectation.line,
         column=expectation.column,
     )
@@ -84,14 +90,20 @@ def verify(expectation: Expectation, actual: np.ndarray) -> ExpectResult:
 def allowed_error(tolerance: np.ndarray, expected: np.ndarray, scale: float) -> np.ndarray:
     """The largest error each entry may have: its tolerance, plus SLACK of its size, or of
     ``scale`` (the quantity's) where the tolerance is 0 (an exact value)."""
-    size = np.where(tolerance > 0, np.abs(expected), scale)
-    return tolerance * (1 + SLACK) + SLACK * size
+    with np.errstate(invalid="ignore"):
+        size = np.where(tolerance > 0, np.abs(expected), scale)
+        return tolerance * (1 + SLACK) + SLACK * size
+
+
+def _same_beyond(expected: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    """Entries beyond float64 on both sides: the same ±inf, or a NaN written (JSON null) where
+    cnngrad's entry is not finite."""
+    return (~np.isfinite(actual)) & ((expected == actual) | np.isnan(expected))
 
 
 def failing_entries(expectation: Expectation, expected: np.ndarray, actual: np.ndarray,
                     failed: np.ndarray) -> list[FailingEntry]:
     """Every entry outside its tolerance, in index order, indexed within the whole quantity."""
-    failed = failed | ~np.isfinite(expected - actual)
     where = [tuple(int(i) for i in at) for at in np.argwhere(failed)] if expected.ndim else [()]
     return [FailingEntry(index=expectation.index if expectation.index is not None else at,
                          expected=float(expected[at]), computed=float(actual[at]),

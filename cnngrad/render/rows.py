@@ -128,12 +128,17 @@ def spec_line(result) -> str:
     if result.passed:
         return f"{result.spec}: {PASSED} ({', '.join(checked)})"
     groups = ((result.gradients, "gradients"), (result.expect, "expect values"), (result.deltas, "layer deltas"))
-    failed = [f"{sum(getattr(r, 'status', 'failed') == word for r in group)} of {len(group)} {label} {word}"
+    failed = [f"{sum(_status(r) == word for r in group)} of {len(group)} {label} {word}"
               for group, label in groups for word in ("failed", "unverified")
-              if any(not r.passed and getattr(r, "status", "failed") == word for r in group)]
+              if any(_status(r) == word for r in group)]
     if result.faulty_layer:
         failed.append(f"faulty layer: {result.faulty_layer}")
     return f"{result.spec}: {UNVERIFIED if unverified(result) else FAILED} ({'; '.join(failed)})"
+
+
+def _status(result) -> str:
+    """``passed``, ``failed`` or ``unverified``; an expect value has no unverified state."""
+    return getattr(result, "status", "passed" if result.passed else "failed")
 
 
 def unverified(result) -> bool:

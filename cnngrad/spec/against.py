@@ -1,10 +1,13 @@
 """``check --against FILE``: the user's own values for many quantities at once, as expectations.
 
 A ``.npz`` whose keys are quantity names, a ``.json`` mapping names to nested lists (also the
-document ``backward --format json`` writes: ``loss`` and ``gradients`` keyed ``conv1.kernel``;
+document ``backward --format json`` writes: ``loss`` and ``gradients`` keyed ``grad.conv1.kernel``
+(0.1's ``conv1.kernel`` too);
 and ``forward --format json``'s ``layers``), or a ``.yaml``/``.yml`` mapping written like
 ``expect:`` (read by the same reader, with its tolerance rules). Values from .npz and .json come
 from code: under ``tolerance: auto`` they are held to (rtol, atol) (``gradcheck.expect.entry_tolerance``).
+A JSON ``null`` is a value beyond float64 (JSON writes NaN and ±inf so): it matches only an
+entry cnngrad cannot give as a finite number either.
 """
 from __future__ import annotations
 
@@ -46,7 +49,7 @@ def read_against(path: str, model: Model, code: tuple[float, float], limits: Lim
     named = _npz(path) if suffix == ".npz" else _json(path)
     if not named:
         raise SpecError(path, None, None, "", "no values in the file")
-    return [_expectation(path, key, value, model, code) for key, value in named.items()]
+    return [_expectation(path, key, value, model, code, suffix == ".json") for key, value in named.items()]
 
 
 def _npz(path: str) -> dict[str, object]:
@@ -78,15 +81,16 @@ def _json(path: str) -> dict[str, object]:
     return doc
 
 
-def _expectation(path: str, key: str, value, model: Model, code) -> Expectation:
+def _expectation(path: str, key: str, value, model: Model, code, nulls: bool) -> Expectation:
     try:
-        return expectation_of(key, value, model, code)
+        return expectation_of(key, value, model, code, nulls)
     except ValueError as err:
         raise SpecError(path, None, None, key, str(err)) from None
 
 
-def expectation_of(key: str, value, model: Model, code: tuple[float, float]) -> Expectation:
-    """One named value from code as an ``Expectation``; ValueError says what is wrong with it."""
+def expectation_of(key: str, value, model: Model, code: tuple[float, float], nulls: bool = False) -> Expectation:
+    """One named value from code as an ``Expectation``; ValueError says what is wrong with it.
+    ``nulls``: JSON, where ``null`` (read as NaN) and ±Infinity are values beyond float64."""
     known = known_quantities(model)
     name, index = parse_quantity(key, known, model)
     try:
@@ -97,7 +101,7 @@ def expectation_of(key: str, value, model: Model, code: tuple[float, float]) -> 
     if array.size != math.prod(shape):
         raise ValueError(f"{quantities.label(name, index)} has shape {shape_text(shape)}, "
                          f"but the value has shape {shape_text(array.shape)}")
-    if not np.isfinite(array).all():
+    if not nulls and not np.isfinite(array).all():
         raise ValueError("holds NaN or infinite values")
     return Expectation(quantity=name, index=index, values=array, texts=None, tolerance=None,
                        line=0, column=0, code=code)
