@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import errno
 import importlib
+import math
 import os
+import signal
 import sys
 import threading
 
@@ -17,6 +19,8 @@ from . import __version__
 
 FORMATS = {"table": "table", "json": "jsondoc", "markdown": "markdown", "latex": "latex"}
 SPEC_SUFFIXES = (".yaml", ".yml")
+SPEC_BEING_READ = "cnngrad.spec"   # ctx.meta key: the spec an error while processing it names
+LARGEST_LIMIT = 10**15             # --max-entries / --max-file-size: beyond any machine, within 64 bits
 
 
 class CannotRun(click.ClickException):
@@ -25,36 +29,116 @@ class CannotRun(click.ClickException):
     exit_code = 2
 
     def show(self, file=None):
-        click.echo(f"error: {self.format_message()}", err=True)
+        click.echo(f"error: {self.format_message()}", file=sys.stderr)
+
+
+class _Command(click.Command):
+    """A subcommand whose --help text, if it cannot be written, is one error line."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        return _parsed(super().make_context, info_name, args, parent=parent, **extra)
 
 
 class _Group(click.Group):
-    """Turns any error escaping a command into one ``error:`` line (or, with --debug, a traceback)."""
+    """Turns any error escaping a command into one ``error:`` line (or, with --debug, a traceback),
+    click's usage errors included; ``--debug`` may be written anywhere on the line."""
+
+    command_class = _Command
+
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, _debug_first(args))
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return _parsed(super().make_context, info_name, args, parent=parent, **extra)
+        except click.UsageError as err:
+            raise _usage_error(err) from None
+
+    def resolve_command(self, ctx, args):
+        if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
+            from .spec.nodes import suggest
+            commands = self.list_commands(ctx)
+            raise click.UsageError(f"no such command {args[0]!r}{suggest(args[0], commands)} "
+                                   f"(commands: {', '.join(commands)})", ctx)
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.UsageError as err:
+            raise _usage_error(err) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as err:
             if isinstance(err, OSError) and err.errno == errno.EPIPE:
-                raise                      # click exits quietly when the reader goes away
+                raise                      # the reader went away: main() ends quietly
             raise CannotRun(_describe(ctx, err)) from err
 
 
-def _describe(ctx: click.Context, err: Exception) -> str:
-    """The one-line message for ``err``; with --debug its traceback is printed first."""
+def _parsed(make_context, *args, **extra):
+    """``make_context(*args)``, which parses the arguments and may print --help or --version: a
+    write there that fails (a full disk) is one error line."""
+    try:
+        return make_context(*args, **extra)
+    except OSError as err:
+        if err.errno == errno.EPIPE:
+            raise
+        raise _output_failed(err) from None
+
+
+def _debug_first(args):
+    """The arguments with every ``--debug`` before a ``--`` moved to the front, where the group
+    reads it: ``cnngrad check x.yaml --debug`` means ``cnngrad --debug check x.yaml``."""
+    end = args.index("--") if "--" in args else len(args)
+    if "--debug" not in args[:end]:
+        return args
+    return ["--debug"] + [arg for i, arg in enumerate(args) if i >= end or arg != "--debug"]
+
+
+def _usage_error(err: click.UsageError) -> click.ClickException:
+    """Click's usage error (a 4-line block) as one line: the command, what is wrong, where to look.
+    Asking for help with no arguments (bare ``cnngrad``) keeps click's help text."""
+    if type(err).__name__ == "NoArgsIsHelpError":
+        return err
+    where = err.ctx.command_path if err.ctx is not None else "cnngrad"
+    if isinstance(err, click.NoSuchOption):
+        message = f"no such option {err.option_name}"
+        if err.possibilities:
+            message += f" (did you mean {' or '.join(sorted(err.possibilities))}?)"
+    else:
+        message = err.format_message().rstrip(".")
+        message = message[:1].lower() + message[1:]
+    return CannotRun(f"{where}: {message}; see '{where} --help'")
+
+
+def _describe(ctx: click.Context, err: Exception, spec: str | None = None) -> str:
+    """The one-line message for ``err``, naming the spec being processed (``spec``, else the one
+    ``_load`` last read); with --debug its traceback is printed first."""
     if ctx.find_root().params.get("debug"):
         import traceback
         traceback.print_exception(type(err), err, err.__traceback__)
     from .gradcheck import UnknownQuantity
     from .model import NonFiniteError
     from .spec import SpecError
+    from .spec.source import display_name
     if isinstance(err, (SpecError, UnknownQuantity, NonFiniteError)):
-        return str(err)
-    if isinstance(err, OSError) and err.filename is not None:
-        return f"{err.filename}: {err.strerror}"
-    return f"internal error: {type(err).__name__}: {err} (run with --debug for the traceback)"
+        message = str(err)
+    elif isinstance(err, OSError) and err.filename is not None:
+        message = f"{err.filename}: {err.strerror}"
+    else:
+        message = f"internal error: {type(err).__name__}: {err} (run with --debug for the traceback)"
+    spec = display_name(spec) if spec is not None else ctx.meta.get(SPEC_BEING_READ)
+    return message if spec is None or message.startswith(f"{spec}:") else f"{spec}: {message}"
+
+
+class _FiniteFloat(click.FloatRange):
+    """A number option that must be finite (nan, inf and 1e400 are refused) and in its range."""
+
+    def convert(self, value, param, ctx):
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(number, param, ctx)
 
 
 def _format_option(command):
@@ -77,10 +161,10 @@ def _limits_options(command):
         if value is not None:
             ctx.meta[f"cnngrad.{param.name}"] = value
     command = click.option(
-        "--max-file-size", type=click.IntRange(1), metavar="BYTES", expose_value=False, callback=keep,
+        "--max-file-size", type=click.IntRange(1, LARGEST_LIMIT), metavar="BYTES", expose_value=False, callback=keep,
         help="Largest spec file read (also allows a YAML node per byte).  [default: 1048576]")(command)
     return click.option(
-        "--max-entries", type=click.IntRange(1), metavar="N", expose_value=False, callback=keep,
+        "--max-entries", type=click.IntRange(1, LARGEST_LIMIT), metavar="N", expose_value=False, callback=keep,
         help="Most entries in one array (a value, a random shape, a layer's output); all values "
              "together may hold 4·N.  [default: 5000000]")(command)
 
@@ -106,7 +190,21 @@ def _emit(fmt: str, what: str, *args) -> None:
     the terminal, NO_COLOR and FORCE_COLOR, and click would otherwise strip them from a pipe.
     """
     module = importlib.import_module(f".render.{FORMATS[fmt]}", __package__)
-    click.echo(getattr(module, what)(*args), nl=False, color=True)
+    _echo(getattr(module, what)(*args), nl=False, color=True)
+
+
+def _echo(text: str, **options) -> None:
+    """``click.echo`` to standard output; a write that fails (a full disk) is one error line."""
+    try:
+        click.echo(text, file=sys.stdout, **options)   # as given: click would write UTF-8 to ASCII
+    except OSError as err:
+        if err.errno == errno.EPIPE:
+            raise
+        raise _output_failed(err) from None
+
+
+def _output_failed(err: OSError) -> CannotRun:
+    return CannotRun(f"cannot write to standard output: {err.strerror or err}")
 
 
 def _load(source: str):
@@ -114,6 +212,8 @@ def _load(source: str):
     (cnngrad.memory: half the time of a pass was fresh pages)."""
     from .memory import keep_freed_memory
     from .spec import load_model
+    from .spec.source import display_name
+    click.get_current_context().meta[SPEC_BEING_READ] = display_name(source)
     keep_freed_memory()
     return load_model(source, limits=_limits())
 
@@ -149,7 +249,7 @@ def forward(spec: str, fmt: str, precision: int) -> None:
 @click.argument("spec")
 @_format_option
 @_precision_option
-@click.option("--lr", type=float, metavar="ETA",
+@click.option("--lr", type=_FiniteFloat(), metavar="ETA",
               help="Also print each parameter's update θ − ETA·∂E/∂θ (one SGD step).")
 @_limits_options
 def backward(spec: str, fmt: str, precision: int, lr: float | None) -> None:
@@ -196,7 +296,7 @@ def schema() -> None:
     """
     import json
     from .spec.schema import spec_schema
-    click.echo(json.dumps(spec_schema(), indent=2, ensure_ascii=False))
+    _echo(json.dumps(spec_schema(), indent=2, ensure_ascii=False))
 
 
 @cli.command()
@@ -205,22 +305,25 @@ def init(path: str | None) -> None:
     """Write a commented starter spec to PATH (never over an existing file), or to standard output."""
     from .spec.starter import STARTER
     if path is None or path == "-":
-        click.echo(STARTER, nl=False)
+        _echo(STARTER, nl=False)
         return
+    if os.path.isdir(path):
+        raise CannotRun(f"{path}: is a folder; give the new file's name, e.g. "
+                        f"cnngrad init {os.path.join(path, 'net.yaml')}")
     try:
         with open(path, "x", encoding="utf-8") as file:
             file.write(STARTER)
     except FileExistsError:
         raise CannotRun(f"{path}: already exists; init does not overwrite a file") from None
-    click.echo(f"wrote {path}; next: cnngrad check {path}", err=True)
+    click.echo(f"wrote {path}; next: cnngrad check {path}", file=sys.stderr)
 
 
 @cli.command()
 @click.argument("specs", nargs=-1, required=True, metavar="SPEC...")
-@click.option("--eps", type=click.FloatRange(0, min_open=True), metavar="H",
+@click.option("--eps", type=_FiniteFloat(0, min_open=True), metavar="H",
               help="Finite-difference step, relative to each entry's size.  [default: 1e-4]")
-@click.option("--rtol", type=click.FloatRange(0), metavar="R", help="Relative tolerance.  [default: 1e-7]")
-@click.option("--atol", type=click.FloatRange(0), metavar="A", help="Absolute tolerance.  [default: 1e-10]")
+@click.option("--rtol", type=_FiniteFloat(0), metavar="R", help="Relative tolerance.  [default: 1e-7]")
+@click.option("--atol", type=_FiniteFloat(0), metavar="A", help="Absolute tolerance.  [default: 1e-10]")
 @click.option("--wrt", multiple=True, metavar="NAME",
               help="Check only this gradient (input, conv1, conv1.kernel, …); repeatable.")
 @click.option("--fast", is_flag=True, help="Check random directional derivatives instead of every entry.")
@@ -231,72 +334,95 @@ def init(path: str | None) -> None:
 def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, fmt) -> None:
     """Check analytic gradients against finite differences and expect.
 
-    Every analytic gradient (or those named by --wrt) is compared entry by entry with central
-    finite differences, and the spec's expect: values are verified. SPEC may be a file or a
-    folder (every *.yaml and *.yml below it). Exit 0 when everything passed, 1 when something
-    did not, 2 when a spec could not be run.
+    Every analytic gradient (or those named by --wrt) is compared entry by entry with
+    Richardson-extrapolated central differences, and the spec's expect: values are verified.
+    SPEC may be a file or a folder (every *.yaml and *.yml below it). Exit 0 when everything
+    passed, 1 when something did not, 2 when a spec could not be run.
     """
     from .gradcheck import check_model
     from .gradcheck.results import SpecResult
     from .render.progress import DelayedProgress
+    stream = fmt == "table"     # spec by spec, so an error line on stderr sits where its spec is
     results = []
     for path, problem in _spec_files(specs):
+        result = None
         if problem is None:
             progress = DelayedProgress.for_terminal(f"checking {path}")
             try:
-                results.append(check_model(_load(path), eps=eps, rtol=rtol, atol=atol, wrt=wrt,
-                                           fast=fast, deltas=deltas, progress=progress))
-                continue
+                result = check_model(_load(path), eps=eps, rtol=rtol, atol=atol, wrt=wrt,
+                                     fast=fast, deltas=deltas, progress=progress)
             except Exception as err:   # this spec could not run: say so and go on with the others
-                problem = _describe(ctx, err)
+                problem = _describe(ctx, err, spec=path)
             finally:
                 if progress is not None:
                     progress.close()
-        click.echo(f"error: {problem}", err=True)
-        results.append(SpecResult(spec=path, name=None, passed=False, error=problem))
-    _emit(fmt, "check", results)
+        if result is None:
+            click.echo(f"error: {problem}", file=sys.stderr)
+            result = SpecResult(spec=path, name=None, passed=False, error=problem)
+        results.append(result)
+        if stream:
+            _emit(fmt, "check_spec", result)
+    _emit(fmt, "check_total" if stream else "check", results)
     ctx.exit(2 if any(r.error for r in results) else 0 if all(r.passed for r in results) else 1)
 
 
 def _spec_files(sources):
     """``(path, problem)`` for each spec to check: a folder gives every *.yaml / *.yml below it,
     ordered by path component (symlinked folders are not followed); ``problem`` says why a
-    source gives nothing to check."""
+    source gives nothing to check: an empty folder, or a sub-folder that cannot be read."""
     for source in sources:
         if source == "-" or not os.path.isdir(source):
             yield source, None
             continue
-        found = [os.path.join(top, name) for top, _, names in os.walk(source) for name in names
+        unreadable = []
+        paths = [os.path.join(top, name)
+                 for top, _, names in os.walk(source, onerror=unreadable.append) for name in names
                  if os.path.splitext(name)[1] in SPEC_SUFFIXES]
-        found = sorted(filter(os.path.isfile, found), key=lambda path: path.split(os.sep))
+        found = [(path, None) for path in paths if os.path.isfile(path)]
+        found += [(err.filename, f"{err.filename}: cannot read this folder ({err.strerror}); "
+                                 "the specs in it were not checked") for err in unreadable]
         if not found:
             yield source, f"{source}: no *.yaml or *.yml files in this folder"
-        for path in found:
-            yield path, None
+        yield from sorted(found, key=lambda item: item[0].split(os.sep))
 
 
 def main(argv=None) -> None:
     """The ``cnngrad`` entry point.
 
-    Run as the program (``argv`` None), it ends the process as soon as the output is flushed:
-    tearing down the interpreter (numpy, yaml, click and our modules) costs a small check
-    ~15 ms of its ~200 ms, and nothing is left to clean up. Called with ``argv`` it returns, or
-    raises ``SystemExit``, as click does.
+    Run as the program (``argv`` None), it sets up the process (cnngrad.process: Ctrl-C, closed
+    pipes, encodings), needs an open standard output, and ends the process as soon as the output
+    is flushed: tearing down the interpreter (numpy, yaml, click and our modules) costs a small
+    check ~15 ms of its ~200 ms, and nothing is left to clean up. Called with ``argv`` it
+    returns, or raises ``SystemExit``, as click does.
     """
     if argv is not None:
         return cli.main(args=argv, prog_name="cnngrad")
-    try:
-        cli.main(prog_name="cnngrad")
-        code = 0
-    except SystemExit as done:
-        code = done.code
+    from .process import Interrupted, end_by_signal, error_line, prepare
+    prepare()
+    if sys.stdout is None:
+        code = error_line("standard output is closed; send it somewhere, e.g. > out.txt or > /dev/null")
+    else:
+        try:
+            cli.main(prog_name="cnngrad")
+            code = 0
+        except SystemExit as done:
+            code = done.code
+        except Interrupted:
+            error_line("interrupted")
+            end_by_signal(signal.SIGINT)
     if code is None:
         code = 0
     if not isinstance(code, int) or threading.active_count() > 1:
         raise SystemExit(code)             # Python's own exit: a message code, or a thread to wait for
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BaseException:                  # e.g. the reader went away: Python's own exit reports it
-        raise SystemExit(code) from None
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except OSError as err:                 # the last of the output was not written
+        if code != 2:
+            code = error_line(f"cannot write to standard output: {err.strerror or err}")
+    if sys.stderr is not None:
+        try:
+            sys.stderr.flush()
+        except OSError:
+            pass
     os._exit(code)

@@ -19,6 +19,7 @@ EXPECT_HEADER = ("expect", "max abs error", "tolerance", "status")
 ENTRY_HEADER = ("index", "analytic", "numeric", "abs error", "status", "left", "right")
 EXPLAIN_HEADER = ("", "term", "factors", "value")
 ENTRY_LIMIT = 10          # entries listed per quantity; the rest are counted
+MAX_NAMED = 5             # specs that could not run named in the total line; the rest are counted
 PASSED, FAILED = "passed", "FAILED"
 
 
@@ -151,7 +152,10 @@ def total_line(results) -> str:
     passed = sum(r.passed for r in results)
     parts = [f"{passed} passed", f"{len(results) - passed - errors} failed"]
     if errors:
-        parts.append(f"{errors} could not run")
+        names = [r.spec for r in results if r.error is not None]
+        more = f" and {len(names) - MAX_NAMED} more" if len(names) > MAX_NAMED else ""
+        shown = ", ".join(names[:MAX_NAMED]) + more
+        parts.append(f"{errors} could not run ({shown})")
     return f"{_count(len(results), 'spec')}: {', '.join(parts)}"
 
 

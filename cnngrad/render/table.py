@@ -1,12 +1,14 @@
 """Tables for people: a model summary, aligned number grids, check tables with coloured verdicts.
 
-Colour appears only when stdout is a terminal and NO_COLOR is unset (rich's own detection).
+Colour appears only when stdout is a terminal and NO_COLOR is unset (rich's own detection); with
+NO_COLOR, bold and dim go too.
 The console is widened to the widest grid, so numbers are never squeezed or cut off.
 The parts are built as plain ``Line`` and ``Table`` records; rich (imported only then) renders them
 when colour is possible, and ``plain`` lays out the very same text when it is not (a pipe).
 """
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -75,12 +77,18 @@ def backward(report: BackwardReport, precision: int) -> str:
 
 def check(results) -> str:
     """Per spec: its gradients, layer deltas, expect values, the entries that need a look, a verdict."""
-    parts = []
-    for result in results:
-        if result.error is None:           # a spec that could not run had its error on stderr
-            parts += _spec_check(result)
-    parts.append(_verdict(rows.total_line(results), all(r.passed for r in results)))
-    return _render(parts)
+    return "".join(map(check_spec, results)) + check_total(results)
+
+
+def check_spec(result) -> str:
+    """One spec's part of ``check``, to print as soon as it is checked; nothing for a spec that
+    could not run (its error line is on stderr)."""
+    return "" if result.error is not None else _render(_spec_check(result))
+
+
+def check_total(results) -> str:
+    """The last line of ``check``: how many specs passed, failed, could not run."""
+    return _render([_verdict(rows.total_line(results), all(r.passed for r in results))])
 
 
 def explain(explained, precision: int) -> str:
@@ -203,6 +211,9 @@ def _rich(part):
 
 
 def _console(width: int | None = None):
-    """A console on stdout that prints text as given: no markup, emoji codes or number highlighting."""
+    """A console on stdout that prints text as given: no markup, emoji codes or number highlighting;
+    with NO_COLOR set (non-empty) plain text, no bold or dim either (rich would drop colours only)."""
     from rich.console import Console
-    return Console(width=width, highlight=False, markup=False, emoji=False)
+    plain_text = os.environ.get("NO_COLOR", "") != ""
+    return Console(width=width, highlight=False, markup=False, emoji=False,
+                   color_system=None if plain_text else "auto")

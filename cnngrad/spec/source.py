@@ -23,6 +23,8 @@ def read_text(source: str, limits: Limits) -> str:
         raise SpecError(name, None, None, "", message)
 
     if source == STDIN:
+        if sys.stdin is None:
+            fail("standard input is closed; pipe a spec into it or give a file")
         data = sys.stdin.buffer.read(limits.max_file_bytes + 1)
     else:
         if not os.path.exists(source):
