@@ -131,16 +131,6 @@ def _describe(ctx: click.Context, err: Exception, spec: str | None = None) -> st
     return message if spec is None or message.startswith(f"{spec}:") else f"{spec}: {message}"
 
 
-class _FiniteFloat(click.FloatRange):
-    """A number option that must be finite (nan, inf and 1e400 are refused) and in its range."""
-
-    def convert(self, value, param, ctx):
-        number = click.FLOAT.convert(value, param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        return super().convert(number, param, ctx)
-
-
 def _format_option(command):
     return click.option(
         "--format", "fmt", type=click.Choice(list(FORMATS)), default="table", show_default=True,
@@ -167,6 +157,17 @@ def _limits_options(command):
         "--max-entries", type=click.IntRange(1, LARGEST_LIMIT), metavar="N", expose_value=False, callback=keep,
         help="Most entries in one array (a value, a random shape, a layer's output); all values "
              "together may hold 4·N.  [default: 5000000]")(command)
+
+
+def _number(what: str, low: float = -math.inf, high: float = math.inf, low_open: bool = False):
+    """A callback for a float option: a finite number in [low, high) ((low, high) with
+    ``low_open``), else one ``error:`` line and exit 2 (click's FloatRange lets nan and inf in)."""
+    def check(ctx, param, value):
+        if value is not None and not (math.isfinite(value) and (low < value if low_open else low <= value)
+                                      and value < high):
+            raise CannotRun(f"--{param.name} {value:g}: {what}")
+        return value
+    return check
 
 
 def _limits():
@@ -249,7 +250,7 @@ def forward(spec: str, fmt: str, precision: int) -> None:
 @click.argument("spec")
 @_format_option
 @_precision_option
-@click.option("--lr", type=_FiniteFloat(), metavar="ETA",
+@click.option("--lr", type=float, metavar="ETA", callback=_number("the learning rate must be a finite number"),
               help="Also print each parameter's update θ − ETA·∂E/∂θ (one SGD step).")
 @_limits_options
 def backward(spec: str, fmt: str, precision: int, lr: float | None) -> None:
@@ -258,10 +259,16 @@ def backward(spec: str, fmt: str, precision: int, lr: float | None) -> None:
     Titles are the quantity names of the spec: grad.conv1 is ∂E/∂(output of conv1),
     grad.conv1.kernel is ∂E/∂(its kernel), grad.input is ∂E/∂input.
     """
+    import numpy as np
     from .render.reports import backward_report
     model = _load(spec)
     values = model.values()
-    updates = {} if lr is None else {p: values[p] - lr * values[f"grad.{p}"] for p in model.params}
+    with np.errstate(over="ignore", invalid="ignore"):    # an overflow is the error below
+        updates = {} if lr is None else {p: values[p] - lr * values[f"grad.{p}"] for p in model.params}
+    for name, updated in updates.items():
+        if not np.isfinite(updated).all():
+            raise CannotRun(f"{model.path}: --lr {lr:g}: the update of {name} overflows float64; "
+                            f"give a smaller --lr")
     _emit(fmt, "backward", backward_report(model, values, lr, updates), precision)
 
 
@@ -320,10 +327,13 @@ def init(path: str | None) -> None:
 
 @cli.command()
 @click.argument("specs", nargs=-1, required=True, metavar="SPEC...")
-@click.option("--eps", type=_FiniteFloat(0, min_open=True), metavar="H",
+@click.option("--eps", type=float, metavar="H",
+              callback=_number("the step must be a number between 0 and 1, e.g. 1e-4", 0, 1, low_open=True),
               help="Finite-difference step, relative to each entry's size.  [default: 1e-4]")
-@click.option("--rtol", type=_FiniteFloat(0), metavar="R", help="Relative tolerance.  [default: 1e-7]")
-@click.option("--atol", type=_FiniteFloat(0), metavar="A", help="Absolute tolerance.  [default: 1e-10]")
+@click.option("--rtol", type=float, metavar="R", callback=_number("must be a finite number ≥ 0, e.g. 1e-7", 0),
+              help="Relative tolerance.  [default: 1e-7]")
+@click.option("--atol", type=float, metavar="A", callback=_number("must be a finite number ≥ 0, e.g. 1e-10", 0),
+              help="Absolute tolerance.  [default: 1e-10]")
 @click.option("--wrt", multiple=True, metavar="NAME",
               help="Check only this gradient (input, conv1, conv1.kernel, …); repeatable.")
 @click.option("--fast", is_flag=True, help="Check random directional derivatives instead of every entry.")

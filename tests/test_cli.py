@@ -287,7 +287,7 @@ def test_python_dash_m_runs_the_same_command():
     (["forward"], ["SPEC"]),
     (["frobnicate"], ["frobnicate"]),
     (["chek", "{kernel}"], ["chek", "check"]),
-    (["check", "{kernel}", "--eps", "0"], ["--eps"]),
+    (["explain", "{kernel}"], ["QUANTITY"]),
     (["check", "{kernel}", "--eps"], ["--eps"]),
     (["--frobnicate"], ["--frobnicate"]),
 ])
@@ -312,11 +312,11 @@ def test_a_huge_or_malformed_integer_option_is_a_usage_error(specs, option, valu
 @pytest.mark.parametrize("command, option", [("check", "--eps"), ("check", "--rtol"), ("check", "--atol"),
                                              ("backward", "--lr")])
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e400", "-1e400"])
-def test_a_number_option_must_be_finite(specs, command, option, value):
+def test_a_non_finite_number_option_is_one_error_line_naming_it(specs, command, option, value):
     result = run(command, specs / "kernel.yaml", option, value)
     assert result.exit_code == 2 and result.stdout == ""
     (line,) = result.stderr.splitlines()
-    assert line.startswith("error: ") and option in line and "finite" in line
+    assert line.startswith("error: ") and option in line
 
 
 def test_help_is_still_the_full_help(specs):
