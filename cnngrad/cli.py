@@ -1,6 +1,7 @@
 """The ``cnngrad`` command line: parse options, load specs, run them, pick a renderer, set the exit code.
 
-Exit codes (SPEC §5): 0 success, 1 ``check`` found something that did not pass, 2 could not run.
+Exit codes (SPEC §5): 0 success, 1 ``check`` found something that did not pass, 2 could not run
+(cnngrad.process: Ctrl-C and a closed pipe end the process by their signals).
 numpy, yaml and rich are imported inside the commands, so ``--help`` and ``--version`` start fast.
 """
 from __future__ import annotations
@@ -226,7 +227,8 @@ def cli(debug: bool) -> None:
     """Gradient calculator and verifier for small convolutional networks.
 
     SPEC is a YAML file describing a network, one example and a loss, or - for standard input.
-    Exit codes: 0 success, 1 check found something that did not pass, 2 could not run.
+    Exit codes: 0 success, 1 check found something that did not pass, 2 could not run; Ctrl-C
+    and a closed pipe end it by SIGINT (130 in a shell) and SIGPIPE (141).
     """
 
 
@@ -420,6 +422,7 @@ def main(argv=None) -> None:
         except Interrupted:
             error_line("interrupted")
             end_by_signal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)   # from here, Ctrl-C ends the process at once
     if code is None:
         code = 0
     if not isinstance(code, int) or threading.active_count() > 1:
