@@ -99,7 +99,7 @@ def _debug_first(args):
 def _usage_error(err: click.UsageError) -> click.ClickException:
     """Click's usage error (a 4-line block) as one line: the command, what is wrong, where to look.
     Asking for help with no arguments (bare ``cnngrad``) keeps click's help text."""
-    if type(err).__name__ == "NoArgsIsHelpError":
+    if isinstance(err, getattr(click.exceptions, "NoArgsIsHelpError", ())):   # click 8.2 and later
         return err
     where = err.ctx.command_path if err.ctx is not None else "cnngrad"
     if isinstance(err, click.NoSuchOption):

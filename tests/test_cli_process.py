@@ -123,3 +123,15 @@ def test_a_reader_that_went_away_ends_the_process_quietly_by_sigpipe(args):
     process.wait(timeout=60)
     assert process.returncode == -signal.SIGPIPE      # a shell reports 141, as for `yes | head -1`
     assert err == b""
+
+
+def test_the_ascii_equivalents_of_cnngrads_symbols():
+    import codecs
+
+    from cnngrad.process import ASCII_FALLBACK, _ascii_equivalent
+    codecs.register_error(ASCII_FALLBACK, _ascii_equivalent)     # as the process does
+    text = "∂E/∂W[o,i] = δ[o] · a[i] − Σ θ × η, Δ ≤ ½ — ok"
+    assert text.encode("ascii", ASCII_FALLBACK).decode() == \
+        "dE/dW[o,i] = delta[o] * a[i] - sum theta x eta, Delta <= 1/2 - ok"
+    assert text.encode("latin-1", ASCII_FALLBACK).decode("latin-1") == \
+        "dE/dW[o,i] = delta[o] · a[i] - sum theta × eta, Delta <= ½ - ok"    # what latin-1 has stays
