@@ -453,11 +453,14 @@ def run_with_stdio(args: list[str], stdio: str, spec_text: str | None = None) ->
 
 def judge_stdio(outcome: Outcome, spec_name: str, stdio: str | None) -> str | None:
     """``judge`` with the usage errors' options, and what an odd standard stream changes:
-    a closed or full stdout is exit 2 with one error line, a closed stderr leaves the exit code."""
+    a closed or full stdout is exit 2 with one error line (check: one more per spec that could
+    not run, before the output failed), a closed stderr leaves the exit code."""
     options = [arg.split("=")[0] for arg in outcome.command if arg.startswith("--")]
     if stdio in ("closed stdout", "full stdout"):
         lines = [line for line in outcome.stderr.splitlines() if line.strip()]
-        if outcome.problem or outcome.exit_code != 2 or len(lines) != 1 or not lines[0].startswith("error: "):
+        allowed = len(lines) >= 1 if outcome.command[0] == "check" else len(lines) == 1
+        if outcome.problem or outcome.exit_code != 2 or not allowed or \
+                not all(line.startswith("error: ") for line in lines) or "Traceback" in outcome.stderr:
             return outcome.problem or f"{stdio}: exit {outcome.exit_code}, stderr {outcome.stderr!r:.300}"
         return None
     if stdio == "closed stderr":

@@ -110,6 +110,8 @@ def test_option_values_and_odd_standard_streams():
     (fuzz.Outcome(["forward", "a.yaml"], 0, "", ""), "closed stdout", False),
     (fuzz.Outcome(["forward", "a.yaml"], 2, "", "error: standard output is closed\n"), "closed stdout", True),
     (fuzz.Outcome(["forward", "a.yaml"], 2, "", "Traceback (most recent call last):\n"), "full stdout", False),
+    (fuzz.Outcome(["check", "a.yaml"], 2, "", "error: a.yaml: bad\nerror: cannot write\n"), "full stdout", True),
+    (fuzz.Outcome(["forward", "a.yaml"], 2, "", "error: a.yaml: bad\nerror: cannot write\n"), "full stdout", False),
     (fuzz.Outcome(["forward", "a.yaml"], 1, "", ""), "closed stderr", False),
     (fuzz.Outcome(["check", "a.yaml"], 1, "", ""), "closed stderr", True),
     (fuzz.Outcome(["forward", "a.yaml"], 0, "x\n", "", "output not in the ascii encoding"), "ascii", False),
