@@ -1,6 +1,7 @@
 """The ``cnngrad`` command line: parse options, load specs, run them, pick a renderer, set the exit code.
 
-Exit codes (SPEC §5): 0 success, 1 ``check`` found something that did not pass, 2 could not run.
+Exit codes (SPEC §5): 0 success, 1 ``check`` found something that did not pass, 2 could not run
+(cnngrad.process: Ctrl-C and a closed pipe end the process by their signals).
 numpy, yaml and rich are imported inside the commands, so ``--help`` and ``--version`` start fast.
 """
 from __future__ import annotations
@@ -9,6 +10,7 @@ import errno
 import importlib
 import math
 import os
+import signal
 import sys
 import threading
 
@@ -20,6 +22,8 @@ FORMATS = {"table": "table", "json": "jsondoc", "markdown": "markdown", "latex":
            "html": "html"}
 CHECK_FORMATS = {**FORMATS, "github": "github"}   # github: workflow annotations, check only
 SPEC_SUFFIXES = (".yaml", ".yml")
+SPEC_BEING_READ = "cnngrad.spec"   # ctx.meta key: the spec an error while processing it names
+LARGEST_LIMIT = 10**15             # --max-entries / --max-file-size: beyond any machine, within 64 bits
 
 
 class CannotRun(click.ClickException):
@@ -41,36 +45,108 @@ def _echo_error(message: str, details: tuple[str, ...] = ()) -> None:
     error's table of the shapes so far); control characters escaped (it may quote a spec or path)."""
     from .text import printable
     click.echo("\n".join([f"error: {printable(message)}", *(f"  {printable(line)}" for line in details)]),
-               err=True)
+               file=sys.stderr)
+
+
+class _Command(click.Command):
+    """A subcommand whose --help text, if it cannot be written, is one error line."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        return _parsed(super().make_context, info_name, args, parent=parent, **extra)
 
 
 class _Group(click.Group):
-    """Turns any error escaping a command into one ``error:`` line (or, with --debug, a traceback)."""
+    """Turns any error escaping a command into one ``error:`` line (or, with --debug, a traceback),
+    click's usage errors included; ``--debug`` may be written anywhere on the line."""
+
+    command_class = _Command
+
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, _debug_first(args))
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return _parsed(super().make_context, info_name, args, parent=parent, **extra)
+        except click.UsageError as err:
+            raise _usage_error(err) from None
+
+    def resolve_command(self, ctx, args):
+        if args and not args[0].startswith("-") and self.get_command(ctx, args[0]) is None:
+            from .spec.nodes import suggest
+            commands = self.list_commands(ctx)
+            raise click.UsageError(f"no such command {args[0]!r}{suggest(args[0], commands)} "
+                                   f"(commands: {', '.join(commands)})", ctx)
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.UsageError as err:
+            raise _usage_error(err) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as err:
             if isinstance(err, OSError) and err.errno == errno.EPIPE:
-                raise                      # click exits quietly when the reader goes away
+                raise                      # the reader went away: main() ends quietly
             raise CannotRun(_describe(ctx, err), getattr(err, "details", ())) from err
 
 
-def _describe(ctx: click.Context, err: Exception) -> str:
-    """The one-line message for ``err``; with --debug its traceback is printed first."""
+def _parsed(make_context, *args, **extra):
+    """``make_context(*args)``, which parses the arguments and may print --help or --version: a
+    write there that fails (a full disk) is one error line."""
+    try:
+        return make_context(*args, **extra)
+    except OSError as err:
+        if err.errno == errno.EPIPE:
+            raise
+        raise _output_failed(err) from None
+
+
+def _debug_first(args):
+    """The arguments with every ``--debug`` before a ``--`` moved to the front, where the group
+    reads it: ``cnngrad check x.yaml --debug`` means ``cnngrad --debug check x.yaml``."""
+    end = args.index("--") if "--" in args else len(args)
+    if "--debug" not in args[:end]:
+        return args
+    return ["--debug"] + [arg for i, arg in enumerate(args) if i >= end or arg != "--debug"]
+
+
+def _usage_error(err: click.UsageError) -> click.ClickException:
+    """Click's usage error (a 4-line block) as one line: the command, what is wrong, where to look.
+    Asking for help with no arguments (bare ``cnngrad``) keeps click's help text."""
+    if isinstance(err, getattr(click.exceptions, "NoArgsIsHelpError", ())):   # click 8.2 and later
+        return err
+    where = err.ctx.command_path if err.ctx is not None else "cnngrad"
+    if isinstance(err, click.NoSuchOption):
+        message = f"no such option {err.option_name}"
+        if err.possibilities:
+            message += f" (did you mean {' or '.join(sorted(err.possibilities))}?)"
+    else:
+        message = err.format_message().rstrip(".")
+        message = message[:1].lower() + message[1:]
+    return CannotRun(f"{where}: {message}; see '{where} --help'")
+
+
+def _describe(ctx: click.Context, err: Exception, spec: str | None = None) -> str:
+    """The one-line message for ``err``, naming the spec being processed (``spec``, else the one
+    ``_load`` last read); with --debug its traceback is printed first."""
     if ctx.find_root().params.get("debug"):
         import traceback
         traceback.print_exception(type(err), err, err.__traceback__)
     from .gradcheck import TooMuchWork, UnknownQuantity
     from .model import NonFiniteError
     from .spec import SpecError
+    from .spec.source import display_name
+    if isinstance(err, SpecError) and err.file:
+        return str(err)                    # names its own file (the spec, or a file it reads)
     if isinstance(err, (SpecError, UnknownQuantity, NonFiniteError, TooMuchWork)):
-        return str(err)
-    if isinstance(err, OSError) and err.filename is not None:
-        return f"{err.filename}: {err.strerror}"
-    return f"internal error: {type(err).__name__}: {err} (run with --debug for the traceback)"
+        message = str(err)
+    elif isinstance(err, OSError) and err.filename is not None:
+        return f"{display_name(err.filename)}: {err.strerror}"     # names its own file
+    else:
+        message = f"internal error: {type(err).__name__}: {err} (run with --debug for the traceback)"
+    spec = display_name(spec) if spec is not None else ctx.meta.get(SPEC_BEING_READ)
+    return message if spec is None or message.startswith(f"{spec}:") else f"{spec}: {message}"
 
 
 def _format_option(command):
@@ -128,7 +204,7 @@ def _limits_options(command):
         callback=keep,
         help="Largest spec file read.  [default: 1048576]")(command)
     return click.option(
-        "--max-entries", type=click.IntRange(1), metavar="N", expose_value=False, callback=keep,
+        "--max-entries", type=click.IntRange(1, LARGEST_LIMIT), metavar="N", expose_value=False, callback=keep,
         help="Most entries in one array (a value, a random shape, a layer's output); all values "
              "together may hold 4·N, and a value file 32·N bytes (at least 64 MiB).  "
              "[default: 5000000]")(command)
@@ -181,7 +257,21 @@ def _emit(fmt: str, what: str, *args) -> None:
     the terminal, NO_COLOR and FORCE_COLOR, and click would otherwise strip them from a pipe.
     """
     module = importlib.import_module(f".render.{CHECK_FORMATS[fmt]}", __package__)
-    click.echo(getattr(module, what)(*args), nl=False, color=True)
+    _echo(getattr(module, what)(*args), nl=False, color=True)
+
+
+def _echo(text: str, **options) -> None:
+    """``click.echo`` to standard output; a write that fails (a full disk) is one error line."""
+    try:
+        click.echo(text, file=sys.stdout, **options)   # as given: click would write UTF-8 to ASCII
+    except OSError as err:
+        if err.errno == errno.EPIPE:
+            raise
+        raise _output_failed(err) from None
+
+
+def _output_failed(err: OSError) -> CannotRun:
+    return CannotRun(f"cannot write to standard output: {err.strerror or err}")
 
 
 def _load(source: str):
@@ -189,6 +279,8 @@ def _load(source: str):
     (cnngrad.memory: half the time of a pass was fresh pages)."""
     from .memory import keep_freed_memory
     from .spec import load_model
+    from .spec.source import display_name
+    click.get_current_context().meta[SPEC_BEING_READ] = display_name(source)
     keep_freed_memory()
     allow_dirs = click.get_current_context().meta.get("cnngrad.allow_dirs", ())
     return load_model(source, limits=_limits(), allow_dirs=allow_dirs)
@@ -201,7 +293,8 @@ def cli(debug: bool) -> None:
     """Gradient calculator and verifier for small convolutional networks.
 
     SPEC is a YAML file describing a network, one example and a loss, or - for standard input.
-    Exit codes: 0 success, 1 check found something that did not pass, 2 could not run.
+    Exit codes: 0 success, 1 check found something that did not pass, 2 could not run; Ctrl-C
+    and a closed pipe end it by SIGINT (130 in a shell) and SIGPIPE (141).
     """
 
 
@@ -283,7 +376,7 @@ def schema() -> None:
     """
     import json
     from .spec.schema import spec_schema
-    click.echo(json.dumps(spec_schema(), indent=2, ensure_ascii=False))
+    _echo(json.dumps(spec_schema(), indent=2, ensure_ascii=False))
 
 
 @cli.command()
@@ -292,15 +385,18 @@ def init(path: str | None) -> None:
     """Write a commented starter spec to PATH (never over an existing file), or to standard output."""
     from .spec.starter import STARTER
     if path is None or path == "-":
-        click.echo(STARTER, nl=False)
+        _echo(STARTER, nl=False)
         return
+    if os.path.isdir(path):
+        raise CannotRun(f"{path}: is a folder; give the new file's name, e.g. "
+                        f"cnngrad init {os.path.join(path, 'net.yaml')}")
     try:
         with open(path, "x", encoding="utf-8") as file:
             file.write(STARTER)
     except FileExistsError:
         raise CannotRun(f"{path}: already exists; init does not overwrite a file") from None
     from .text import printable
-    click.echo(printable(f"wrote {path}; next: cnngrad check {path}"), err=True)
+    click.echo(printable(f"wrote {path}; next: cnngrad check {path}"), file=sys.stderr)
 
 
 @cli.command()
@@ -343,12 +439,13 @@ def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, against
           against_atol, max_work, fmt, junit_xml, update_expect) -> None:
     """Check analytic gradients against finite differences and expect.
 
-    Every analytic gradient (or those named by --wrt) is compared entry by entry with central
-    finite differences, and the spec's expect: values are verified. SPEC may be a file or a
-    folder (every *.yaml and *.yml below it). Exit 0 when everything passed, 1 when something
-    failed or was too coarsely resolved to verify (unverified), 2 when a spec could not be run
-    (a check estimated beyond --max-work among them). Values from code (--against FILE, expect
-    values {file: ...}) are held to --against-rtol and --against-atol; float32 code needs about 1e-4.
+    Every analytic gradient (or those named by --wrt) is compared entry by entry with
+    Richardson-extrapolated central differences, and the spec's expect: values are verified.
+    SPEC may be a file or a folder (every *.yaml and *.yml below it). Exit 0 when everything
+    passed, 1 when something failed or was too coarsely resolved to verify (unverified), 2 when a
+    spec could not be run (a check estimated beyond --max-work among them). Values from code
+    (--against FILE, expect values {file: ...}) are held to --against-rtol and --against-atol;
+    float32 code needs about 1e-4.
     """
     from .gradcheck import check_model
     from .gradcheck.results import SpecResult
@@ -362,27 +459,32 @@ def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, against
     if update_expect:
         from .spec.update import refuse_stdin
         refuse_stdin(specs)
+    stream = fmt == "table"     # spec by spec, so an error line on stderr sits where its spec is
     results = []
     for path, problem in _spec_files(specs):
-        details = ()
+        result, details = None, ()
         if problem is None:
             progress = DelayedProgress.for_terminal(f"checking {path}")
             try:
-                model = _with_code_values(_updated(path) if update_expect else _load(path), against, against_rtol, against_atol)
+                model = _with_code_values(_updated(path) if update_expect else _load(path), against,
+                                          against_rtol, against_atol)
                 note = long_check_note(model, wrt, fast, deltas, max_work)
                 if progress is None and note:      # no bar on stderr to show that it is working
-                    click.echo(note, err=True)
-                results.append(check_model(model, eps=eps, rtol=rtol, atol=atol, wrt=wrt, fast=fast,
-                                           deltas=deltas, progress=progress, max_work=max_work))
-                continue
+                    click.echo(note, file=sys.stderr)
+                result = check_model(model, eps=eps, rtol=rtol, atol=atol, wrt=wrt, fast=fast,
+                                     deltas=deltas, progress=progress, max_work=max_work)
             except Exception as err:   # this spec could not run: say so and go on with the others
-                problem, details = _describe(ctx, err), getattr(err, "details", ())
+                problem, details = _describe(ctx, err, spec=path), getattr(err, "details", ())
             finally:
                 if progress is not None:
                     progress.close()
-        _echo_error(problem, details)
-        results.append(SpecResult(spec=display_name(path), name=None, passed=False, error=problem))
-    _emit(fmt, "check", results)
+        if result is None:
+            _echo_error(problem, details)
+            result = SpecResult(spec=display_name(path), name=None, passed=False, error=problem)
+        results.append(result)
+        if stream:
+            _emit(fmt, "check_spec", result)
+    _emit(fmt, "check_total" if stream else "check", results)
     if junit_xml:
         from .render.junit import write
         write(junit_xml, results)
@@ -411,50 +513,69 @@ def _updated(path: str):
     changed = update_expect(path, model, _limits())
     if not changed:
         return model
-    click.echo(f"updated {display_name(path)}: {changed} expect number{'s' if changed != 1 else ''}", err=True)
+    click.echo(f"updated {display_name(path)}: {changed} expect number{'s' if changed != 1 else ''}", file=sys.stderr)
     return _load(path)
 
 
 def _spec_files(sources):
     """``(path, problem)`` for each spec to check: a folder gives every *.yaml / *.yml below it,
     ordered by path component (symlinked folders are not followed); ``problem`` says why a
-    source gives nothing to check."""
+    source gives nothing to check: an empty folder, or a sub-folder that cannot be read."""
     from .spec.source import display_name
     for source in sources:
         if source == "-" or not os.path.isdir(source):
             yield source, None
             continue
-        found = [os.path.join(top, name) for top, _, names in os.walk(source) for name in names
+        unreadable = []
+        paths = [os.path.join(top, name)
+                 for top, _, names in os.walk(source, onerror=unreadable.append) for name in names
                  if os.path.splitext(name)[1] in SPEC_SUFFIXES]
-        found = sorted(filter(os.path.isfile, found), key=lambda path: path.split(os.sep))
+        found = [(path, None) for path in paths if os.path.isfile(path)]
+        found += [(err.filename, f"{display_name(err.filename)}: cannot read this folder ({err.strerror}); "
+                                 "the specs in it were not checked") for err in unreadable]
         if not found:
             yield source, f"{display_name(source)}: no *.yaml or *.yml files in this folder"
-        for path in found:
-            yield path, None
+        yield from sorted(found, key=lambda item: item[0].split(os.sep))
 
 
 def main(argv=None) -> None:
     """The ``cnngrad`` entry point.
 
-    Run as the program (``argv`` None), it ends the process as soon as the output is flushed:
-    tearing down the interpreter (numpy, yaml, click and our modules) costs a small check
-    ~15 ms of its ~200 ms, and nothing is left to clean up. Called with ``argv`` it returns, or
-    raises ``SystemExit``, as click does.
+    Run as the program (``argv`` None), it sets up the process (cnngrad.process: Ctrl-C, closed
+    pipes, encodings), needs an open standard output, and ends the process as soon as the output
+    is flushed: tearing down the interpreter (numpy, yaml, click and our modules) costs a small
+    check ~15 ms of its ~200 ms, and nothing is left to clean up. Called with ``argv`` it
+    returns, or raises ``SystemExit``, as click does.
     """
     if argv is not None:
         return cli.main(args=argv, prog_name="cnngrad")
-    try:
-        cli.main(prog_name="cnngrad")
-        code = 0
-    except SystemExit as done:
-        code = done.code
+    from .process import Interrupted, end_by_signal, error_line, prepare
+    prepare()
+    if sys.stdout is None:
+        code = error_line("standard output is closed; send it somewhere, e.g. > out.txt or > /dev/null")
+    else:
+        try:
+            cli.main(prog_name="cnngrad")
+            code = 0
+        except SystemExit as done:
+            code = done.code
+        except Interrupted:
+            error_line("interrupted")
+            end_by_signal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)   # from here, Ctrl-C ends the process at once
     if code is None:
         code = 0
     if not isinstance(code, int) or threading.active_count() > 1:
         raise SystemExit(code)             # Python's own exit: a message code, or a thread to wait for
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BaseException:                  # e.g. the reader went away: Python's own exit reports it
-        raise SystemExit(code) from None
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except OSError as err:                 # the last of the output was not written
+        if code != 2:
+            code = error_line(f"cannot write to standard output: {err.strerror or err}")
+    if sys.stderr is not None:
+        try:
+            sys.stderr.flush()
+        except OSError:
+            pass
     os._exit(code)

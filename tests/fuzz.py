@@ -15,6 +15,7 @@ Used by tests/test_fuzz.py (a bounded run) and as a script for long runs::
     python tests/fuzz.py --count 5000 --seed 1        # mutants; prints a summary, exit 1 on a finding
     python tests/fuzz.py --count 200 --subprocess     # through the installed entry point too
     python tests/fuzz.py --count 2000 --family files  # value-file attacks only
+    python tests/fuzz.py --option-runs 3000           # odd option values and standard streams
 
 A mutant is 1–3 mutations of one spec: delete, duplicate or swap lines; delete, duplicate or
 rename keys; numbers to strings, negatives, zeros, huge (1e308) and tiny values, NaN and
@@ -27,6 +28,12 @@ make maps of gigabytes among them); numbers and settings in YAML 1.1,
 and ``..`` out of the spec's folder, UTF-16 and broken .npy files, and files holding ``MARKER``,
 which must never appear in any output; such runs also get ``--allow-dir`` now and then, and a
 FIFO stands in for the spec itself.
+
+The option family (``fuzz_options``) runs the unmutated configs with odd values for every number
+option (nan, inf, 1e400, huge and negative integers, hex, empty, words) and, through the
+installed entry point, with odd standard streams (closed stdout, stdin or stderr, a full
+stdout, a latin-1 or ASCII output encoding): exit 0, 1 or 2 by the same rules, where a usage
+error names its option instead of the file, and a closed or full stdout is exit 2.
 """
 from __future__ import annotations
 
@@ -331,7 +338,7 @@ def run_in_process(args: list[str], spec_text: str | None = None) -> Outcome:
         with warnings.catch_warnings(record=True) as caught:
             # a warning would reach a user's stderr; under pytest it would not reach ours
             warnings.simplefilter("always")
-            result = CliRunner().invoke(cli, args, input=spec_text, env={"NO_COLOR": "1"})
+            result = CliRunner().invoke(cli, args, input=spec_text, env={"NO_COLOR": "1"}, prog_name="cnngrad")
         outcome = Outcome(args, result.exit_code, result.stdout, result.stderr)
         if caught:
             first = caught[0]
@@ -385,8 +392,9 @@ def run_subprocess(args: list[str], spec_text: str | None = None) -> Outcome:
     return Outcome(args, done.returncode, done.stdout, done.stderr)
 
 
-def judge(outcome: Outcome, spec_name: str) -> str | None:
-    """None when the outcome is one SPEC §5 allows; otherwise what is wrong with it."""
+def judge(outcome: Outcome, spec_name: str, options=()) -> str | None:
+    """None when the outcome is one SPEC §5 allows; otherwise what is wrong with it. An error
+    line may name one of ``options`` (given on the command line) instead of the spec file."""
     if outcome.problem:
         return outcome.problem
     text = outcome.stdout + outcome.stderr
@@ -421,7 +429,10 @@ def judge(outcome: Outcome, spec_name: str) -> str | None:
                 not all(line.startswith("  ") for line in lines[1:]):
             return f"exit 2 needs exactly one 'error:' line on stderr, got {outcome.stderr!r:.400}"
         if spec_name not in lines[0]:
-            return f"the error does not name the file {spec_name}: {lines[0]}"
+            if not any(option in lines[0] for option in options):
+                return f"the error does not name the file {spec_name}: {lines[0]}"
+            # a usage error: nothing ran, so nothing on stdout
+            return f"a usage error with output: {outcome.stdout[:200]!r}" if outcome.stdout.strip() else None
         if fmt_json and command == "check":
             try:
                 json.loads(outcome.stdout)
@@ -500,10 +511,111 @@ def fuzz(count: int, seed: int, workdir: Path, subprocess_every: int = 0,
     return report
 
 
+# ------------------------------------------------------------------------------------------------
+# the option family: odd values for every number option, odd standard streams
+
+OPTION_VALUES = ("nan", "-nan", "NaN", "inf", "-inf", "infinity", "1e400", "-1e400", "1e308", "-1e308",
+                 "1e-320", "0", "-0", "-1", "1", "0.5", "2", "17", "18", "99999999999999999999999",
+                 "-99999999999999999999999", "1e3", "0x10", "1_000", "", "abc", " 3", "--", "-")
+NUMBER_OPTIONS = {
+    "forward": ("--precision", "--max-entries", "--max-file-size"),
+    "backward": ("--precision", "--max-entries", "--max-file-size", "--lr"),
+    "explain": ("--precision", "--max-entries", "--max-file-size"),
+    "check": ("--eps", "--rtol", "--atol", "--max-entries", "--max-file-size"),
+}
+STDIO = {          # an odd standard stream: a redirection for sh, and the environment it adds
+    "closed stdout": (">&-", {}), "full stdout": (">/dev/full", {}), "closed stdin": ("<&-", {}),
+    "closed stderr": ("2>&-", {}), "latin-1": ("", {"PYTHONIOENCODING": "latin-1"}),
+    "ascii": ("", {"PYTHONIOENCODING": "ascii"}),
+}
+OPTION_CONFIGS = [p for p in CONFIGS if "lenet" not in p.name and "3x32x32" not in p.name]
+
+
+def option_args(rng: np.random.Generator, spec_arg: str, input_rank: int) -> list[str]:
+    """One command on ``spec_arg`` with 1-2 number options set to odd values, and a format."""
+    command = str(rng.choice(list(NUMBER_OPTIONS)))
+    args = [command, spec_arg]
+    if command == "explain":
+        args.append(f"grad.input[{','.join('0' * input_rank)}]")
+    for _ in range(int(rng.integers(1, 3))):
+        option, value = str(rng.choice(NUMBER_OPTIONS[command])), str(rng.choice(OPTION_VALUES))
+        args += [f"{option}={value}"] if rng.random() < 0.2 else [option, value]
+    if rng.random() < 0.5:
+        args += ["--format", str(rng.choice(list(("json", "table", "markdown", "latex"))))]
+    return args
+
+
+def run_with_stdio(args: list[str], stdio: str, spec_text: str | None = None) -> Outcome:
+    """The installed entry point with one odd standard stream (STDIO), under the hang guard."""
+    redirect, extra = STDIO[stdio]
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "PYTHONIOENCODING")}
+    env.update(NO_COLOR="1", **extra)
+    command = ["sh", "-c", f'exec "$0" "$@" {redirect}', cnngrad_script(), *args]
+    try:
+        done = subprocess.run(command, input=None if spec_text is None else spec_text.encode(),
+                              capture_output=True, timeout=GUARD_SECONDS, env=env)
+    except subprocess.TimeoutExpired:
+        return Outcome(args, None, "", "", f"hang: no result within {GUARD_SECONDS} s")
+    encoding = extra.get("PYTHONIOENCODING", "utf-8")
+    try:
+        return Outcome(args, done.returncode, done.stdout.decode(encoding), done.stderr.decode(encoding))
+    except UnicodeDecodeError as err:
+        return Outcome(args, done.returncode, "", "", f"output not in the {encoding} encoding: {err}")
+
+
+def judge_stdio(outcome: Outcome, spec_name: str, stdio: str | None) -> str | None:
+    """``judge`` with the usage errors' options, and what an odd standard stream changes:
+    a closed or full stdout is exit 2 with one error line (check: one more per spec that could
+    not run, before the output failed), a closed stderr leaves the exit code."""
+    options = [arg.split("=")[0] for arg in outcome.command if arg.startswith("--")]
+    if stdio in ("closed stdout", "full stdout"):
+        lines = [line for line in outcome.stderr.splitlines() if line.strip()]
+        allowed = len(lines) >= 1 if outcome.command[0] == "check" else len(lines) == 1
+        if outcome.problem or outcome.exit_code != 2 or not allowed or \
+                not all(line.startswith("error: ") for line in lines) or "Traceback" in outcome.stderr:
+            return outcome.problem or f"{stdio}: exit {outcome.exit_code}, stderr {outcome.stderr!r:.300}"
+        return None
+    if stdio == "closed stderr":
+        allowed = (0, 1, 2) if outcome.command[0] == "check" else (0, 2)
+        return outcome.problem or (None if outcome.exit_code in allowed else f"exit code {outcome.exit_code}")
+    return judge(outcome, spec_name, options)
+
+
+def fuzz_options(count: int, seed: int, stdio_every: int = 10, report: Report | None = None,
+                 configs=OPTION_CONFIGS) -> Report:
+    """``count`` runs of the option family; every ``stdio_every``-th in a real process with an odd
+    standard stream (0: none), the others in process. ``report.mutants`` counts the runs."""
+    from cnngrad.spec import load_model
+    rng = np.random.default_rng(seed)
+    report = report or Report()
+    specs = [(str(p), p.read_text(encoding="utf-8"), np.ndim(load_model(str(p)).values(gradients=False)["input"]))
+             for p in configs]
+    for n in range(count):
+        path, text, rank = specs[n % len(specs)]
+        stdio = str(rng.choice(list(STDIO))) if stdio_every and n % stdio_every == 0 else None
+        stdin = stdio != "closed stdin" and rng.random() < 0.1 or stdio == "closed stdin" and rng.random() < 0.5
+        args = option_args(rng, "-" if stdin else path, rank)
+        spec_text = text if stdin and stdio != "closed stdin" else None
+        start = time.perf_counter()
+        outcome = run_with_stdio(args, stdio, spec_text) if stdio else run_in_process(args, spec_text)
+        elapsed = time.perf_counter() - start
+        if elapsed > report.slowest[0]:
+            report.slowest = (elapsed, " ".join(args) + (f" with {stdio}" if stdio else ""))
+        report.runs += 1
+        report.mutants += 1
+        report.outcomes[outcome.exit_code] = report.outcomes.get(outcome.exit_code, 0) + 1
+        problem = judge_stdio(outcome, "<stdin>" if stdin else path, stdio)
+        if problem:
+            report.findings.append((problem, [stdio or "in process"], " ".join(args), outcome))
+    return report
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=2000, help="number of mutants")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--option-runs", type=int, default=0,
+                        help="run the option family this many times instead (every 10th with odd stdio)")
     parser.add_argument("--subprocess", action="store_true",
                         help="run every 10th mutant through the installed entry point")
     parser.add_argument("--show", type=int, default=5, help="findings to print in full")
@@ -511,16 +623,23 @@ def main(argv=None) -> int:
                         help="spec: text mutations; files: value-file attacks; all: both")
     options = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
+    if options.option_runs:
+        return _print_report(fuzz_options(options.option_runs, options.seed), options.show)
     with tempfile.TemporaryDirectory(prefix="cnngrad-fuzz-") as folder:
         mutations = {"spec": MUTATIONS, "files": FILE_MUTATIONS, "all": MUTATIONS + FILE_MUTATIONS}
         report = fuzz(options.count, options.seed, Path(folder),
                       subprocess_every=10 if options.subprocess else 0,
                       mutations=mutations[options.family])
+    return _print_report(report, options.show)
+
+
+def _print_report(report: Report, show: int) -> int:
+    """The summary and the first ``show`` distinct findings; the exit code, 1 on a finding."""
     print(report.summary())
     seen = set()
     for problem, names, mutant, outcome in report.findings:
         key = problem.splitlines()[-1][:120]
-        if key in seen or len(seen) >= options.show:
+        if key in seen or len(seen) >= show:
             continue
         seen.add(key)
         print(f"\n--- {problem}\n    mutations: {names}; command: {outcome.command}\n"

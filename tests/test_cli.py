@@ -107,6 +107,11 @@ def test_check_imports_no_dataclasses(specs):
     assert "passed" in done.stdout and done.stderr.strip().splitlines()[-1] == "False"
 
 
+def test_check_help_names_the_richardson_differences_the_checker_uses():
+    text = " ".join(run("check", "--help").output.split())
+    assert "Richardson" in text
+
+
 def test_check_help_states_the_checker_defaults():
     from cnngrad.gradcheck import DEFAULT_ATOL, DEFAULT_EPS, DEFAULT_RTOL
     text = " ".join(run("check", "--help").output.split())
@@ -231,6 +236,8 @@ def test_a_terminal_gets_colour_unless_no_color_is_set(specs, no_color):
     colours = [p for code in re.findall(r"\x1b\[([\d;]*)m", text) for p in code.split(";")
                if p and (30 <= int(p) <= 38 or 90 <= int(p) <= 97)]
     assert bool(colours) is not no_color
+    if no_color:                                # NO_COLOR: plain text, no bold or dim either
+        assert "\x1b" not in text and "passed" in text
 
 
 # errors
@@ -266,7 +273,80 @@ def test_debug_shows_the_traceback(specs):
     assert "Traceback (most recent call last)" in done.stderr and "SpecError" in done.stderr
 
 
-def test_an_internal_error_is_one_line_pointing_at_debug(specs, monkeypatch):
+def test_python_dash_m_runs_the_same_command():
+    done = subprocess.run([sys.executable, "-m", "cnngrad", "--version"], capture_output=True, text=True)
+    assert done.stdout == f"cnngrad, version {__version__}\n"
+
+
+# usage errors, options anywhere, messages
+
+@pytest.mark.parametrize("args, named", [
+    (["forward", "{kernel}", "--formt", "json"], ["--formt", "--format"]),
+    (["forward", "{kernel}", "--format", "yaml"], ["--format", "yaml"]),
+    (["forward", "{kernel}", "--precision", "-1"], ["--precision"]),
+    (["forward"], ["SPEC"]),
+    (["frobnicate"], ["frobnicate"]),
+    (["chek", "{kernel}"], ["chek", "check"]),
+    (["explain", "{kernel}"], ["QUANTITY"]),
+    (["check", "{kernel}", "--eps"], ["--eps"]),
+    (["--frobnicate"], ["--frobnicate"]),
+])
+def test_a_usage_error_is_one_error_line_naming_what_is_wrong(specs, args, named):
+    result = run(*(a.format(kernel=specs / "kernel.yaml") for a in args))
+    assert result.exit_code == 2 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: ") and "Usage:" not in line
+    assert all(word in line for word in named), line
+    assert "--help" in line                      # where to read what to write
+
+
+@pytest.mark.parametrize("option", ["--max-file-size", "--max-entries", "--precision"])
+@pytest.mark.parametrize("value", ["99999999999999999999999", "-99999999999999999999999", "1e3", "0x10"])
+def test_a_huge_or_malformed_integer_option_is_a_usage_error(specs, option, value):
+    result = run("forward", specs / "kernel.yaml", option, value)
+    assert result.exit_code == 2 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: ") and option in line and "internal error" not in line
+
+
+@pytest.mark.parametrize("command, option", [("check", "--eps"), ("check", "--rtol"), ("check", "--atol"),
+                                             ("backward", "--lr")])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e400", "-1e400"])
+def test_a_non_finite_number_option_is_one_error_line_naming_it(specs, command, option, value):
+    result = run(command, specs / "kernel.yaml", option, value)
+    assert result.exit_code == 2 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: ") and option in line
+
+
+def test_help_is_still_the_full_help(specs):
+    result = run("forward", "--help")
+    assert result.exit_code == 0 and result.stdout.startswith("Usage: ") and "--precision" in result.stdout
+
+
+@pytest.mark.parametrize("args", [["forward", "{bad}", "--debug"], ["forward", "--debug", "{bad}"],
+                                  ["--debug", "forward", "{bad}"]])
+def test_debug_is_accepted_anywhere(specs, args):
+    done = run_installed(*(a.format(bad=specs / "bad.yaml") for a in args))
+    assert done.returncode == 2
+    assert "Traceback (most recent call last)" in done.stderr and "SpecError" in done.stderr
+
+
+def test_debug_after_a_separator_is_an_argument(specs):
+    result = run("forward", "--", "--debug")
+    assert result.exit_code == 2
+    assert "--debug: file not found" in result.stderr
+
+
+def test_init_into_a_folder_says_it_is_a_folder_and_what_to_write(tmp_path):
+    result = run("init", tmp_path)
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert "is a folder" in line and str(tmp_path / "net.yaml") in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_internal_error_names_the_spec_file(specs, monkeypatch):
     from cnngrad.model import Model
 
     def broken(self, *args, **kwargs):
@@ -275,7 +355,10 @@ def test_an_internal_error_is_one_line_pointing_at_debug(specs, monkeypatch):
     monkeypatch.setattr(Model, "values", broken)
     result = run("forward", specs / "kernel.yaml")
     assert result.exit_code == 2
-    assert result.stderr == "error: internal error: RuntimeError: boom (run with --debug for the traceback)\n"
+    assert result.stderr == (f"error: {specs / 'kernel.yaml'}: internal error: RuntimeError: boom "
+                             "(run with --debug for the traceback)\n")
+    result = run("forward", "-", input=KERNEL_SPEC)
+    assert result.stderr.startswith("error: <stdin>: internal error: RuntimeError: boom")
 
 
 def test_python_dash_m_runs_the_same_command():

@@ -1,7 +1,10 @@
 """``cnngrad check``: exit codes, folders, specs that cannot run, and every output format."""
 from __future__ import annotations
 
+import errno
 import json
+import os
+import subprocess
 
 import pytest
 from click.testing import CliRunner
@@ -67,7 +70,7 @@ def test_a_spec_that_cannot_run_is_reported_and_the_others_still_run(folder):
     assert result.exit_code == 2                       # 2 beats 1
     (line,) = result.stderr.splitlines()
     assert line.startswith("error: ") and "invalid.yaml:" in line and "tanhh" in line
-    assert result.stdout.rstrip().endswith("4 specs: 2 passed, 1 failed, 1 could not run")
+    assert result.stdout.rstrip().endswith(f"4 specs: 2 passed, 1 failed, 1 could not run ({folder / 'invalid.yaml'})")
 
 
 def test_a_missing_path_or_empty_folder_cannot_run(folder):
@@ -111,3 +114,63 @@ def test_markdown_and_latex(folder, fmt, marker):
     result = run(folder / "failing.yaml", "--format", fmt)
     assert result.exit_code == 1
     assert marker in result.stdout and "1 spec: 0 passed, 1 failed" in result.stdout
+
+
+def test_wrt_suggests_the_nearest_quantity(folder):
+    result = run(folder / "configs" / "b.yaml", "--wrt", "fc1.weight")
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert "did you mean 'fc1.weights'" in line and str(folder / "configs" / "b.yaml") in line
+
+
+def test_an_unreadable_sub_folder_cannot_run_and_is_named(folder, monkeypatch):
+    locked = folder / "configs" / "locked"
+    locked.mkdir()
+    (locked / "hidden.yaml").write_text(FAILING)
+    locked.chmod(0)
+    try:
+        if os.access(locked, os.R_OK):      # root reads anything: refuse as the kernel would refuse others
+            real = os.scandir
+
+            def scandir(path="."):
+                if os.fspath(path) == str(locked):
+                    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(locked))
+                return real(path)
+            monkeypatch.setattr(os, "scandir", scandir)
+        result = run(folder / "configs")
+    finally:
+        locked.chmod(0o755)
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: {locked}: ") and "cannot read" in line
+    assert result.stdout.rstrip().endswith(f"3 specs: 2 passed, 0 failed, 1 could not run ({locked})")
+
+
+def test_a_crash_in_a_folder_check_names_the_spec(folder, monkeypatch):
+    import cnngrad.gradcheck as gradcheck
+    real = gradcheck.check_model
+
+    def check_model(model, **options):
+        if model.path.endswith("a.yml"):
+            raise ZeroDivisionError("boom")
+        return real(model, **options)
+    monkeypatch.setattr(gradcheck, "check_model", check_model)
+    result = run(folder / "configs")
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: {folder / 'configs' / 'nested' / 'a.yml'}: internal error: ZeroDivisionError")
+
+
+def test_with_stderr_on_stdout_each_error_line_sits_where_its_spec_is(folder):
+    from fuzz import cnngrad_script
+    (folder / "configs" / "c.yaml").write_text(INVALID)
+    (folder / "configs" / "d.yaml").write_text(PASSING)
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR",)}
+    done = subprocess.run([cnngrad_script(), "check", str(folder / "configs")], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, env=env, timeout=120)
+    assert done.returncode == 2
+    lines = done.stdout.splitlines()
+    where = [next(i for i, line in enumerate(lines) if text in line) for text in
+             ("b.yaml: passed", "error: " + str(folder / "configs" / "c.yaml"), "d.yaml: passed", "a.yml: passed",
+              "4 specs:")]
+    assert where == sorted(where), done.stdout

@@ -104,3 +104,30 @@ def test_check_does_not_pass_a_gradient_whose_difference_overflowed(tmp_path):
         outcome = fuzz.run_in_process(args)
         assert fuzz.judge(outcome, str(path)) is None, fuzz.judge(outcome, str(path))
         assert outcome.exit_code != 0        # no verdict 'passed' on an inf error
+
+
+def test_option_values_and_odd_standard_streams():
+    """nan, inf, huge, negative and malformed values for every number option, and closed, full or
+    non-UTF-8 standard streams: exit 0, 1 or 2 by the rules, never a traceback."""
+    report = fuzz.fuzz_options(160, seed=20261129, stdio_every=8)
+    assert report.runs == 160
+    assert not report.findings, _show(report)
+    assert report.outcomes.get(0, 0) > 10 and report.outcomes.get(2, 0) > 80
+
+
+@pytest.mark.parametrize("outcome, stdio, allowed", [
+    (fuzz.Outcome(["check", "a.yaml", "--eps", "nan"], 2, "", "error: cnngrad check: --eps nan: bad\n"), None, True),
+    (fuzz.Outcome(["check", "a.yaml", "--eps", "nan", "--format", "json"], 2, "{}",
+                  "error: cnngrad check: --eps nan: bad\n"), None, False),
+    (fuzz.Outcome(["check", "a.yaml", "--eps", "nan"], 2, "", "error: something else\n"), None, False),
+    (fuzz.Outcome(["forward", "a.yaml"], 0, "", ""), "closed stdout", False),
+    (fuzz.Outcome(["forward", "a.yaml"], 2, "", "error: standard output is closed\n"), "closed stdout", True),
+    (fuzz.Outcome(["forward", "a.yaml"], 2, "", "Traceback (most recent call last):\n"), "full stdout", False),
+    (fuzz.Outcome(["check", "a.yaml"], 2, "", "error: a.yaml: bad\nerror: cannot write\n"), "full stdout", True),
+    (fuzz.Outcome(["forward", "a.yaml"], 2, "", "error: a.yaml: bad\nerror: cannot write\n"), "full stdout", False),
+    (fuzz.Outcome(["forward", "a.yaml"], 1, "", ""), "closed stderr", False),
+    (fuzz.Outcome(["check", "a.yaml"], 1, "", ""), "closed stderr", True),
+    (fuzz.Outcome(["forward", "a.yaml"], 0, "x\n", "", "output not in the ascii encoding"), "ascii", False),
+])
+def test_the_option_judge(outcome, stdio, allowed):
+    assert (fuzz.judge_stdio(outcome, "a.yaml", stdio) is None) == allowed

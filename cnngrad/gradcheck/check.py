@@ -174,8 +174,10 @@ def probes_for(model: Model, trace, grads, wrt) -> tuple[list[Probe], list[Probe
         elif bare in layers:
             deltas.append(layers[bare]())
         else:
-            allowed = ", ".join(list(everything) + net.names)
-            raise UnknownQuantity(f"--wrt {name}: no such quantity; choose from {allowed}")
+            from ..spec.nodes import suggest
+            allowed = list(everything) + net.names
+            raise UnknownQuantity(f"--wrt {name}: no such quantity{suggest(bare, allowed)} "
+                                  f"(choose from {', '.join(allowed)})")
     return chosen, deltas
 
 

@@ -23,6 +23,7 @@ EXPLAIN_HEADER = ("", "term", "factors", "value")
 KINK_NOTE = ("errors and resolution are over the entries that are not kinks; a kink passes when its "
              "analytic value lies between its one-sided quotients")
 ENTRY_LIMIT = 10          # entries listed per quantity; the rest are counted
+MAX_NAMED = 5             # specs that could not run named in the total line; the rest are counted
 PASSED, FAILED, UNVERIFIED = "passed", "FAILED", "unverified"
 STATUS_WORDS = {"passed": PASSED, "failed": FAILED, "unverified": UNVERIFIED}
 
@@ -242,7 +243,10 @@ def total_line(results) -> str:
     if coarse:
         parts.append(f"{coarse} unverified")
     if errors:
-        parts.append(f"{errors} could not run")
+        names = [r.spec for r in results if r.error is not None]
+        more = f" and {len(names) - MAX_NAMED} more" if len(names) > MAX_NAMED else ""
+        shown = ", ".join(names[:MAX_NAMED]) + more
+        parts.append(f"{errors} could not run ({shown})")
     return f"{_count(len(results), 'spec')}: {', '.join(parts)}"
 
 

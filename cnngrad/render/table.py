@@ -1,6 +1,7 @@
 """Tables for people: a model summary, aligned number grids, check tables with coloured verdicts.
 
-Colour appears only when stdout is a terminal and NO_COLOR is unset (rich's own detection).
+Colour appears only when stdout is a terminal and NO_COLOR is unset (rich's own detection); with
+NO_COLOR, bold and dim go too.
 The console is widened to the widest grid, so numbers are never squeezed or cut off; instead a
 grid too large for the terminal is elided to it (``fit``; ``--full`` shows all).
 The parts are built as plain ``Line``, ``Table`` and ``NumberGrid`` records; rich (imported only
@@ -9,6 +10,7 @@ not (a pipe).
 """
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -98,23 +100,27 @@ def backward(report: BackwardReport, precision: int, full: bool = False) -> str:
 
 def check(results) -> str:
     """Per spec: its gradients, layer deltas, expect values, the entries that need a look, a verdict."""
-    return _render(_check_parts(results))
+    return "".join(map(check_spec, results)) + check_total(results)
+
+
+def check_spec(result) -> str:
+    """One spec's part of ``check``, to print as soon as it is checked; nothing for a spec that
+    could not run (its error line is on stderr)."""
+    return "" if result.error is not None else _render(_spec_check(result))
+
+
+def check_total(results) -> str:
+    """The last line of ``check``: how many specs passed, failed, could not run."""
+    return _render([_verdict(rows.total_line(results), all(r.passed for r in results))])
 
 
 def plain_check(results, total: bool = True) -> str:
     """``check``'s report without colour wherever it goes (a CI log, a JUnit failure message);
     ``total=False`` leaves out the line counting the specs."""
-    return plain.render(_check_parts(results, total))
-
-
-def _check_parts(results, total: bool = True) -> list:
-    parts = []
-    for result in results:
-        if result.error is None:           # a spec that could not run had its error on stderr
-            parts += _spec_check(result)
+    parts = [part for result in results if result.error is None for part in _spec_check(result)]
     if total:
         parts.append(_verdict(rows.total_line(results), all(r.passed for r in results)))
-    return parts
+    return plain.render(parts)
 
 
 def explain(explained, precision: int) -> str:
@@ -318,6 +324,9 @@ def _rich_grid(grid: NumberGrid):
 
 
 def _console(width: int | None = None):
-    """A console on stdout that prints text as given: no markup, emoji codes or number highlighting."""
+    """A console on stdout that prints text as given: no markup, emoji codes or number highlighting;
+    with NO_COLOR set (non-empty) plain text, no bold or dim either (rich would drop colours only)."""
     from rich.console import Console
-    return Console(width=width, highlight=False, markup=False, emoji=False)
+    plain_text = os.environ.get("NO_COLOR", "") != ""
+    return Console(width=width, highlight=False, markup=False, emoji=False,
+                   color_system=None if plain_text else "auto")

@@ -28,6 +28,8 @@ def read_text(source: str, limits: Limits) -> str:
     try:
         if source != STDIN:
             return decode_text(read_regular(source, limits.max_file_bytes))
+        if sys.stdin is None:
+            fail("standard input is closed; pipe a spec into it or give a file")
         data = sys.stdin.buffer.read(limits.max_file_bytes + 1)
         if len(data) > limits.max_file_bytes:
             fail(f"the file is larger than {limits.max_file_bytes} bytes {LIMIT_HINT}")
