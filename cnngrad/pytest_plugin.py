@@ -41,11 +41,14 @@ def pytest_configure(config: pytest.Config) -> None:
         if not folder.is_dir():
             raise pytest.UsageError(f"--cnngrad {folder}: not a folder")
     listed = [Path(folder).resolve() for folder in config.getini("cnngrad_specs")]
+    for folder in listed:
+        if not folder.is_dir():
+            raise pytest.UsageError(f"cnngrad_specs: {folder} is not a folder")
     config.stash[FOLDERS] = named + listed
     config.stash[XFAILS] = [_xfail_line(line) for line in config.getini("cnngrad_xfail")]
     from_args = getattr(config, "args_source", None) == pytest.Config.ArgsSource.ARGS
     for folder in named + ([] if from_args else listed):
-        if folder.is_dir() and not any(_below(folder, _arg_path(arg, invoked)) for arg in config.args):
+        if not any(_below(folder, _arg_path(arg, invoked)) for arg in config.args):
             config.args.append(str(folder))
 
 

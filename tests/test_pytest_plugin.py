@@ -90,6 +90,13 @@ def test_the_command_line_flag_opts_in_without_an_ini(specs):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
 
 
+def test_a_misspelt_ini_folder_is_a_usage_error_not_silence(specs):
+    specs.makeini("[pytest]\ncnngrad_specs = spces\n")
+    result = specs.runpytest("-q")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*cnngrad_specs: */spces is not a folder*"])
+
+
 def test_an_expected_failure_is_xfail_with_its_reason(specs):
     specs.makeini("[pytest]\ncnngrad_specs = specs\ncnngrad_xfail =\n    specs/wrong.*: a published typo\n")
     result = specs.runpytest("-q", "-rx")
