@@ -60,3 +60,18 @@ def test_the_hook_passes_a_good_spec_and_fails_a_wrong_one(repo):
     assert "specs/wrong.yaml: FAILED (1 of 7 expect values failed)" in both.stdout
     assert "specs/good.yaml: passed" in both.stdout
     assert "fc1[1]: expected -0.0305, computed -0.0304" in both.stdout
+
+
+def test_a_config_limits_the_hook_to_a_folder_with_files(repo):
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    (repo / ".pre-commit-config.yaml").write_text(
+        f"repos:\n  - repo: {ROOT}\n    rev: {head}\n    hooks:\n      - id: cnngrad-check\n"
+        "        files: ^specs/\n")
+    _git("add", "-A", cwd=repo)
+    env = dict(os.environ, PRE_COMMIT_HOME=str(repo.parent / "pre-commit-home"), NO_COLOR="1")
+    run = subprocess.run([sys.executable, "-m", "pre_commit", "run", "--all-files", "--color", "never"],
+                         cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "specs/wrong.yaml: FAILED" in run.stdout and "specs/good.yaml: passed" in run.stdout
+    assert "notes.yaml" not in run.stdout and ".pre-commit-config.yaml" not in run.stdout
+    assert "2 specs: 1 passed, 1 failed" in run.stdout
