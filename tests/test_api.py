@@ -169,6 +169,16 @@ def test_a_list_that_holds_itself_is_a_spec_error_not_a_recursion_error():
         cnngrad.load({"input": looped, "layers": ["relu"]})
 
 
+def test_an_array_beyond_the_entry_limit_is_refused_before_it_is_converted():
+    limits = cnngrad.Limits(max_entries=10)
+    with pytest.raises(cnngrad.SpecError) as caught:
+        cnngrad.load({"input": np.zeros((3, 4)), "layers": ["relu"]}, limits=limits)
+    assert caught.value.path == "input" and "12 entries" in caught.value.message
+    values = cnngrad.forward(cnngrad.load({"input": np.zeros(10), "layers": ["relu"], "upstream_grad": np.ones(10)},
+                                          limits=limits))
+    assert values["relu1"].shape == (10,)
+
+
 def test_a_spec_error_from_text_or_a_file_has_its_line_and_column(tmp_path):
     text = "input: [1, 2]\nlayers:\n  - conv: {kernel: [[1, 2], [3]]}\n"
     with pytest.raises(cnngrad.SpecError) as caught:

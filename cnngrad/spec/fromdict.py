@@ -33,6 +33,9 @@ def _node(value: Any, path: str, depth: int, file: str, limits: Limits) -> Node:
         raise SpecError(file, None, None, path, f"nested more than {limits.max_depth} levels deep "
                                                 "(Limits.max_depth; does a list contain itself?)")
     if isinstance(value, np.ndarray):
+        if value.size > limits.max_entries:   # refused before a node per entry is made
+            raise SpecError(file, None, None, path, f"an array of {value.size} entries is more than the "
+                                                    f"limit of {limits.max_entries} (Limits.max_entries)")
         value = value.tolist()            # Python floats and ints, nested by the array's rank
     elif isinstance(value, np.generic):
         value = value.item()
