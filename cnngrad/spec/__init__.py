@@ -7,7 +7,7 @@ bounded) → ``document``/``layers``/``values`` (schema and values) → ``build`
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 from ..model import Model
 from .build import build_model
@@ -19,7 +19,7 @@ from .source import STDIN, display_name, read_text
 from .values import ValueReader
 from .yamlload import compose
 
-__all__ = ["Limits", "SpecError", "load_model"]
+__all__ = ["Limits", "SpecError", "load_mapping", "load_model", "load_text"]
 
 
 def load_model(source: str, *, limits: Limits | None = None, allow_dirs: Sequence[str] = ()) -> Model:
@@ -31,10 +31,31 @@ def load_model(source: str, *, limits: Limits | None = None, allow_dirs: Sequenc
     """
     limits = limits or Limits()
     name = display_name(source)
-    root = compose(read_text(source, limits), name, limits)
+    folder = os.getcwd() if source == STDIN else os.path.dirname(source)
+    return load_text(read_text(source, limits), name, folder, limits=limits, allow_dirs=allow_dirs)
+
+
+def load_text(text: str, name: str, folder: str, *, limits: Limits | None = None,
+              allow_dirs: Sequence[str] = ()) -> Model:
+    """``load_model`` for YAML text already read: ``name`` is what errors call it, ``folder``
+    where its value files are found."""
+    limits = limits or Limits()
+    root = compose(text, name, limits)
     if root is None:
         raise SpecError(name, 1, 1, "", "the file is empty; a spec is a mapping with input and layers")
-    folder = os.getcwd() if source == STDIN else os.path.dirname(source)
+    return _build(root, name, folder, limits, allow_dirs)
+
+
+def load_mapping(data: Mapping[str, Any], name: str, folder: str, *, limits: Limits | None = None,
+                 allow_dirs: Sequence[str] = ()) -> Model:
+    """``load_model`` for a spec given as a Python mapping (numpy arrays allowed wherever a value
+    goes), read by the very same reader as YAML (``fromdict``); errors name the path, not a line."""
+    from .fromdict import compose_mapping
+    limits = limits or Limits()
+    return _build(compose_mapping(data, name, limits), name, folder, limits, allow_dirs)
+
+
+def _build(root, name: str, folder: str, limits: Limits, allow_dirs: Sequence[str]) -> Model:
     values = ValueReader(folder, limits, allow_dirs)
     spec = read_spec(Cursor(root, "", name), values)
     return build_model(spec, name, values)

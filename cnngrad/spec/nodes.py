@@ -102,12 +102,15 @@ class Cursor:
         self.node, self.path, self.file = node, path, file
 
     @property
-    def line(self) -> int:
-        return self.node.start_mark.line + 1
+    def line(self) -> int | None:
+        """1-based; None for a node built from a Python mapping (``fromdict``), which has no place."""
+        mark = self.node.start_mark
+        return None if mark is None else mark.line + 1
 
     @property
-    def column(self) -> int:
-        return self.node.start_mark.column + 1
+    def column(self) -> int | None:
+        mark = self.node.start_mark
+        return None if mark is None else mark.column + 1
 
     def fail(self, message: str) -> NoReturn:
         raise SpecError(self.file, self.line, self.column, self.path, message)
