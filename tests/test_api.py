@@ -198,7 +198,8 @@ def test_an_overflowing_network_is_a_spec_error_with_the_clis_text():
             "loss": "none", "upstream_grad": [1]}
     with pytest.raises(cnngrad.SpecError) as caught:
         cnngrad.forward(spec)
-    assert str(caught.value) == "<dict>: fc1: the output is not finite (inf at [0]); its input was finite"
+    assert str(caught.value) == ("<dict>: fc1: the output is not finite (inf at [0]) although its input and "
+                                 "parameters are finite: it overflowed float64")
 
 
 def test_value_files_of_a_dict_are_read_from_its_folder(tmp_path):
