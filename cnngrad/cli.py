@@ -415,9 +415,9 @@ def init(path: str | None) -> None:
 @click.option("--against", type=click.Path(dir_okay=False), metavar="FILE",
               help="Also verify your own values of many quantities: a .npz (keys are quantity names), "
                    ".json (names to nested lists; backward --format json's output too) or .yaml like expect:.")
-@click.option("--against-rtol", type=click.FloatRange(0), metavar="R",
+@click.option("--against-rtol", type=float, metavar="R", callback=_number("must be a finite number ≥ 0", 0),
               help="Relative tolerance for values from code (--against, {file: ...}).  [default: 1e-7]")
-@click.option("--against-atol", type=click.FloatRange(0), metavar="A",
+@click.option("--against-atol", type=float, metavar="A", callback=_number("must be a finite number ≥ 0", 0),
               help="Absolute tolerance for values from code, times the quantity's largest |entry| if above 1.  "
                    "[default: 1e-10]")
 @click.option("--max-work", type=float, metavar="N", callback=_number("must be a number ≥ 1, e.g. 1e12", 1),

@@ -203,3 +203,12 @@ def test_the_verdict_counts_only_the_expect_values_that_failed(tmp_path):
     np.savez(tmp_path / "mine.npz", **{"grad.fc1.weights": DW, "grad.conv1.kernel": DK + 1e-3})
     result = run(tmp_path, "--against", str(tmp_path / "mine.npz"))
     assert result.exit_code == 1 and "(1 of 2 expect values failed)" in result.stdout
+
+
+@pytest.mark.parametrize("option", ["--against-rtol", "--against-atol"])
+@pytest.mark.parametrize("value", ["inf", "nan", "-1"])
+def test_a_code_tolerance_that_is_not_a_finite_number_cannot_run(tmp_path, option, value):
+    """--against-atol inf would pass every value from code; nan would fail them all: neither runs."""
+    result = run(tmp_path, option, value)
+    assert result.exit_code == 2
+    assert result.stderr == f"error: {option} {float(value):g}: must be a finite number ≥ 0\n"
