@@ -1,6 +1,6 @@
 """The ``cnngrad`` command line: parse options, load specs, run them, pick a renderer, set the exit code.
 
-Exit codes (SPEC §5): 0 success, 1 ``check`` found something that did not pass, 2 could not run
+Exit codes (docs/reference.md §7): 0 success, 1 ``check`` found something that did not pass, 2 could not run
 (cnngrad.process: Ctrl-C and a closed pipe end the process by their signals).
 numpy, yaml and rich are imported inside the commands, so ``--help`` and ``--version`` start fast.
 """
@@ -152,7 +152,7 @@ def _describe(ctx: click.Context, err: Exception, spec: str | None = None) -> st
 def _format_option(command):
     return click.option(
         "--format", "fmt", type=click.Choice(list(FORMATS)), default="table", show_default=True,
-        help="table for people (colour on a terminal); json (SPEC §4; NaN and ±inf as null); "
+        help="table for people (colour on a terminal); json (NaN and ±inf as null); "
              "markdown or latex to paste into notes; svg (a picture: heatmaps, the network as "
              "boxes) or html (a self-contained page of heatmap tables).")(command)
 
@@ -292,7 +292,8 @@ def _load(source: str):
 def cli(debug: bool) -> None:
     """Gradient calculator and verifier for small convolutional networks.
 
-    SPEC is a YAML file describing a network, one example and a loss, or - for standard input.
+    SPEC is a YAML file describing a network, one example and (for backward, check and explain)
+    a loss, or - for standard input. The reference is docs/reference.md in the repository.
     Exit codes: 0 success, 1 check found something that did not pass, 2 could not run; Ctrl-C
     and a closed pipe end it by SIGINT (130 in a shell) and SIGPIPE (141).
     """
@@ -445,7 +446,7 @@ def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, against
     passed, 1 when something failed or was too coarsely resolved to verify (unverified), 2 when a
     spec could not be run (a check estimated beyond --max-work among them). Values from code
     (--against FILE, expect values {file: ...}) are held to --against-rtol and --against-atol;
-    float32 code needs about 1e-4.
+    float32 code needs about --against-rtol 1e-4 --against-atol 1e-6.
     """
     from .gradcheck import check_model
     from .gradcheck.results import SpecResult

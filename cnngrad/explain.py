@@ -1,7 +1,7 @@
 """``explain``: one gradient entry as the chain rule one step back from the loss, with its numbers.
 
 The layer after the entry (or the loss, for the last layer's delta) supplies an ``Explanation`` in
-its own terms (roles and engine indices); here each ``Ref`` becomes the SPEC §2 name and index the
+its own terms (roles and engine indices); here each ``Ref`` becomes the docs/reference.md §2 name and index the
 user wrote (``grad.conv1[0,2]``, ``input[1,3]``), and terms that are 0 are counted, not listed.
 Past ``TERM_LIMIT`` nonzero terms (a kernel entry over a large map has one per output pixel) the
 largest are listed, largest first, and the others summed into one figure.

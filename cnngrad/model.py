@@ -2,7 +2,7 @@
 
 ``build`` (in ``cnngrad.spec``) makes a ``Model`` from a validated spec. Internally every array has
 the engine's layout (a batch axis, maps as (C, H, W)); ``user`` restores the rank the user wrote,
-so a 2-D input gives 2-D maps and a 2-D kernel a 2-D gradient (SPEC §1).
+so a 2-D input gives 2-D maps and a 2-D kernel a 2-D gradient (docs/reference.md §1).
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ CODE_TOLERANCE = (1e-7, 1e-10)   # (rtol, atol) for values computed in float64 b
 class Expectation(Record):
     """One entry of a spec's ``expect:`` section.
 
-    ``quantity`` is a SPEC §2 name without index (``grad.conv1.kernel``), ``index`` the entry
+    ``quantity`` is a docs/reference.md §2 name without index (``grad.conv1.kernel``), ``index`` the entry
     named by ``[i,j]`` or None, ``values`` the numbers in the shape written, ``texts`` each number
     as written (for ``tolerance: auto``), ``tolerance`` an absolute tolerance or None for auto.
     Values computed by code (a ``{file: ...}`` or ``check --against``) have no texts: ``code`` is
@@ -66,7 +66,7 @@ class Model(Record):
         self.params = params                # internal shapes, no batch axis
         self.input = input                  # (1, *internal input shape)
         self.target = target                # (1, *internal output shape); the upstream gradient for loss none
-        self.user_shapes = user_shapes      # SPEC §2 name (input, output, conv1, conv1.kernel) -> shape
+        self.user_shapes = user_shapes      # docs/reference.md §2 name (input, output, conv1, conv1.kernel) -> shape
         self.name, self.description = name, description
         self.expect = [] if expect is None else expect
         # a spec without loss and target runs forward only; this error is raised by what needs them
@@ -145,7 +145,7 @@ class Model(Record):
         return grads
 
     def values(self, gradients: bool = True) -> dict[str, np.ndarray]:
-        """Every SPEC §2 quantity, in the user's rank: values, layer outputs, loss and ``grad.*``
+        """Every docs/reference.md §2 quantity, in the user's rank: values, layer outputs, loss and ``grad.*``
         (``gradients=False``: no backward pass and no ``grad.*``, which is all ``forward`` shows)."""
         trace = self.forward()
         loss = self.loss(trace)

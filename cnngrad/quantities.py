@@ -1,4 +1,4 @@
-"""Quantity names (SPEC §2): parse and print ``grad.conv1.kernel[0,1]``, and the chain's order.
+"""Quantity names (docs/reference.md §2): parse and print ``grad.conv1.kernel[0,1]``, and the chain's order.
 
 A name is a value (``input``, ``conv1``, ``conv1.kernel``, ``output``, ``loss``) or the gradient
 of one (``grad.`` + that name), with an optional 0-based index. Along the computation the values

@@ -1,6 +1,6 @@
 """Spec fuzzing: mutate the specs in configs/ and run every command on each mutant.
 
-The only outcomes allowed (SPEC §5) are
+The only outcomes allowed (docs/reference.md §7) are
 
 - exit 0 or 1 with valid output: one JSON document with ``--format json``, and no ``nan`` or
   ``inf`` printed where a number should be;
@@ -393,7 +393,7 @@ def run_subprocess(args: list[str], spec_text: str | None = None) -> Outcome:
 
 
 def judge(outcome: Outcome, spec_name: str, options=()) -> str | None:
-    """None when the outcome is one SPEC §5 allows; otherwise what is wrong with it. An error
+    """None when the outcome is one docs/reference.md §7 allows; otherwise what is wrong with it. An error
     line may name one of ``options`` (given on the command line) instead of the spec file."""
     if outcome.problem:
         return outcome.problem

@@ -1,7 +1,7 @@
 """Random valid cnngrad specs, for property tests of the checker (and of the CLI and engine).
 
 ``random_spec(rng)`` returns a spec as plain Python data (what ``yaml.safe_load`` of a spec file
-gives), covering every layer kind and setting of SPEC §1: conv with stride, padding (int, pair,
+gives), covering every layer kind and setting of docs/reference.md §1: conv with stride, padding (int, pair,
 pairs, valid, same), dilation, both modes and every bias form (omitted, scalar, one per filter,
 untied); relu, leaky_relu, sigmoid, tanh, softmax; max/avg/l2 pooling with stride, padding and
 both ``ties``; flatten in C and F order; fc; every loss, including the fused softmax +

@@ -1,7 +1,7 @@
 """Property tests: random valid networks (tests/randomnets.py), driven by hypothesis.
 
 Hypothesis draws a seed; ``randomnets.random_spec`` turns it into a spec covering every layer kind
-and setting of SPEC §1 (conv stride/padding forms/dilation/modes/bias forms, every activation,
+and setting of docs/reference.md §1 (conv stride/padding forms/dilation/modes/bias forms, every activation,
 max/avg/l2 pooling with both ``ties``, flatten C/F, fc), 2-D and 3-D inputs and every loss, and
 the spec goes through the real loader. On every such network:
 
@@ -134,7 +134,7 @@ def test_a_batch_gives_what_separate_runs_give(seed, batch):
 
 
 def _features(spec):
-    """What one random spec exercises, as words (to show the generator covers SPEC §1)."""
+    """What one random spec exercises, as words (to show the generator covers docs/reference.md §1)."""
     loss = spec["loss"]
     loss = f"{next(iter(loss))} from logits" if isinstance(loss, dict) else loss
     words = {f"input{np.ndim(spec['input'])}d", f"loss:{loss}"}
@@ -169,7 +169,7 @@ def _features(spec):
 
 
 def test_the_random_networks_cover_every_layer_kind_setting_and_loss():
-    """The seeds hypothesis draws reach everything SPEC §1 lists (checked on 400 seeds)."""
+    """The seeds hypothesis draws reach everything docs/reference.md §1 lists (checked on 400 seeds)."""
     seen = set()
     for seed in range(400):
         seen |= _features(random_spec(np.random.default_rng(seed)))

@@ -1,4 +1,4 @@
-"""SPEC §4 JSON: one document, arrays as nested lists in the user's rank, floats at full precision.
+"""docs/reference.md §6 JSON: one document, arrays as nested lists in the user's rank, floats at full precision.
 
 NaN and ±infinity, which JSON cannot express, are written as ``null`` (as JavaScript's
 ``JSON.stringify`` and pandas do), so every document parses with any JSON reader. Every control

@@ -44,7 +44,7 @@ class ForwardReport(Record):
 
 
 class BackwardReport(Record):
-    """``gradients`` maps SPEC §2 names without ``grad.`` to ∂E/∂ that, ordered from the loss back
+    """``gradients`` maps docs/reference.md §2 names without ``grad.`` to ∂E/∂ that, ordered from the loss back
     to the input; ``updates`` maps each parameter to θ − η·∂E/∂θ when a learning rate was given."""
 
     __slots__ = ("spec", "name", "loss", "loss_kind", "gradients", "lr", "updates")

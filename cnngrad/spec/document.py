@@ -1,6 +1,6 @@
 """The top level of a spec → a ``Spec``: its values read and checked, its layers listed.
 
-Optional keys given as ``null`` count as absent (SPEC §1's example writes ``upstream_grad: null``).
+Optional keys given as ``null`` count as absent (docs/reference.md §1).
 """
 from __future__ import annotations
 

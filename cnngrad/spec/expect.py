@@ -15,7 +15,7 @@ from .values import ValueReader, shape_text
 
 
 def quantities(model: Model) -> dict[str, tuple[int, ...]]:
-    """Every SPEC §2 name an expectation may use, with its shape in the user's rank."""
+    """Every docs/reference.md §2 name an expectation may use, with its shape in the user's rank."""
     shapes = dict(model.user_shapes)
     if model.has_loss:
         shapes["loss"] = ()

@@ -20,7 +20,7 @@ def _ref(name: str) -> dict:
 
 
 def _nullable(schema: dict) -> dict:
-    """A key written as null counts as absent (SPEC §1)."""
+    """A key written as null counts as absent (docs/reference.md §1)."""
     return {"anyOf": [NULL, schema]}
 
 

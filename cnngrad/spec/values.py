@@ -291,7 +291,7 @@ def _walk(cursor: Cursor, numbers: list, texts: list, limit: int, seen: dict | N
         first = _walk(items[0], numbers, texts, limit, seen)
         for item in items[1:]:
             other = _walk(item, numbers, texts, limit, seen)
-            if other != first:  # blamed at the odd row, named by the whole value (as SPEC §5 shows)
+            if other != first:  # blamed at the odd row, named by the whole value (as docs/reference.md §7 shows)
                 Cursor(item.node, cursor.path, cursor.file).fail(_mismatch(first, other))
         shape = (len(items),) + first
     seen[id(cursor.node)] = (shape, numbers[start:], texts[start:])
