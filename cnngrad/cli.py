@@ -332,11 +332,12 @@ def backward(spec: str, fmt: str, precision: int, lr: float | None, full: bool) 
     grad.conv1.kernel is ∂E/∂(its kernel), grad.input is ∂E/∂input.
     """
     import numpy as np
+    from . import quantities
     from .render.reports import backward_report
     model = _load(spec)
     values = model.values()
     with np.errstate(over="ignore", invalid="ignore"):    # an overflow is the error below
-        updates = {} if lr is None else {p: values[p] - lr * values[f"grad.{p}"] for p in model.params}
+        updates = {} if lr is None else {p: values[p] - lr * values[quantities.gradient_of(p)] for p in model.params}
     for name, updated in updates.items():
         if not np.isfinite(updated).all():
             raise CannotRun(f"{model.path}: --lr {lr:g}: the update of {name} overflows float64; "

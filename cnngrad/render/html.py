@@ -14,7 +14,8 @@ from html import escape
 import numpy as np
 
 from . import heatmap, rows, svg
-from .grid import grids, number_text, shape_text
+from .grid import grids, number_text
+from ..quantities import gradient_of, shape_text
 
 FONT = "font-family:'DejaVu Sans Mono',Menlo,Consolas,monospace"
 GREEN, RED, AMBER = "color:#1a7f37;font-weight:bold", "color:#c62828;font-weight:bold", "color:#a07000;font-weight:bold"
@@ -63,7 +64,7 @@ def backward_fragment(report, precision: int) -> str:
     """The heading, the network strip, the loss, then ∂E/∂ everything, loss to input, as heatmaps."""
     parts = [_heading(rows.heading(report.spec, report.name)), _network(report),
              _paragraph(rows.loss_line(report.loss_kind, _loss_value(report.loss, precision)), "font-weight:bold")]
-    parts += [_quantity(f"grad.{name}", f"grad.{name}", gradient, precision)
+    parts += [_quantity(gradient_of(name), gradient_of(name), gradient, precision)
               for name, gradient in report.gradients.items()]
     parts += [_quantity(rows.update_title(param, report.lr), param, value, precision)
               for param, value in report.updates.items()]

@@ -10,8 +10,9 @@ import re
 import numpy as np
 
 from . import rows
-from .grid import grids, number_text, shape_text
+from .grid import grids, number_text
 from .reports import BackwardReport, ForwardReport
+from ..quantities import gradient_of, shape_text
 from ..text import printable
 
 HEADER = "% cnngrad output; needs \\usepackage{amsmath}"
@@ -64,7 +65,7 @@ def forward(report: ForwardReport, precision: int, full: bool = True) -> str:
 def backward(report: BackwardReport, precision: int, full: bool = True) -> str:
     blocks = [HEADER, _title(report.spec, report.name), _loss(report.loss, report.loss_kind, precision)]
     for quantity, gradient in report.gradients.items():
-        blocks += _quantity(_partial(quantity), f"grad.{quantity}", gradient, precision)
+        blocks += _quantity(_partial(quantity), gradient_of(quantity), gradient, precision)
     if report.updates:
         blocks.append(rf"\[ \eta = {_number(repr(report.lr))} \]")
     for param, value in report.updates.items():

@@ -12,8 +12,9 @@ import re
 import numpy as np
 
 from . import rows
-from .grid import grids, number_text, shape_text
+from .grid import grids, number_text
 from .reports import BackwardReport, ForwardReport
+from ..quantities import gradient_of, shape_text
 from ..text import printable
 
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
@@ -39,7 +40,7 @@ def backward(report: BackwardReport, precision: int, full: bool = True) -> str:
     blocks = [f"# {_heading(report.spec, report.name)}",
               _loss(report.loss, report.loss_kind, precision)]
     for quantity, gradient in report.gradients.items():
-        blocks += _quantity(f"grad.{quantity}", f"grad.{quantity}", gradient, precision)
+        blocks += _quantity(gradient_of(quantity), gradient_of(quantity), gradient, precision)
     for param, value in report.updates.items():
         blocks += _quantity(rows.update_title(param, report.lr), param, value, precision)
     return "\n\n".join(blocks) + "\n"

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .grid import format_array, index_text, nonfinite_text, number_text, shape_text
+from .grid import format_array, index_text, nonfinite_text, number_text
+from ..quantities import gradient_of, shape_text
 
 if TYPE_CHECKING:                 # an annotation only: check output needs no report records
     from .reports import ForwardReport
@@ -51,7 +52,7 @@ def heading(spec: str, name: str | None) -> str:
 
 
 def update_title(param: str, lr: float) -> str:
-    return f"{param} − {lr:g}·grad.{param}"
+    return f"{param} − {lr:g}·{gradient_of(param)}"
 
 
 def gradient_row(result) -> list[str]:

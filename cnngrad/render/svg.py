@@ -12,7 +12,8 @@ from html import escape
 import numpy as np
 
 from . import heatmap, rows
-from .grid import grids, number_text, shape_text
+from .grid import grids, number_text
+from ..quantities import gradient_of, shape_text
 
 WIDTH = 1160              # the widest a row of grids or boxes grows before it wraps
 MARGIN = 20
@@ -60,7 +61,7 @@ def backward(report, precision: int, full: bool = True) -> str:
     """The strip, then ∂E/∂ every layer's output and parameter, loss to input, as heatmaps."""
     blocks = [_line(rows.heading(report.spec, report.name), "title"), strip(_backward_boxes(report)),
               _line(rows.loss_line(report.loss_kind, _loss_value(report.loss, precision)), "head")]
-    blocks += [_quantity(f"grad.{name}", f"grad.{name}", gradient, precision)
+    blocks += [_quantity(gradient_of(name), gradient_of(name), gradient, precision)
                for name, gradient in report.gradients.items()]
     blocks += [_quantity(rows.update_title(param, report.lr), param, value, precision)
                for param, value in report.updates.items()]

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import fit, plain, rows
-from .grid import array_format, format_values, number_text, shape_text, slices
+from .grid import array_format, format_values, number_text, slices
 from .heatmap import HEAT, HEAT_FLOOR, rgb   # noqa: F401 (HEAT: the colours, as tests read them)
+from ..quantities import gradient_of, shape_text
 from ..text import printable
 
 if TYPE_CHECKING:                 # annotations only: check output needs no report records
@@ -92,7 +93,7 @@ def backward(report: BackwardReport, precision: int, full: bool = False) -> str:
     parts = [Text(rows.heading(report.spec, report.name), style="bold"),
              _loss(report.loss, report.loss_kind, precision)]
     for quantity, gradient in report.gradients.items():
-        parts += _quantity(f"grad.{quantity}", f"grad.{quantity}", gradient, precision, room)
+        parts += _quantity(gradient_of(quantity), gradient_of(quantity), gradient, precision, room)
     for param, value in report.updates.items():
         parts += _quantity(rows.update_title(param, report.lr), param, value, precision, room)
     return _render(parts)
