@@ -70,14 +70,10 @@ def known(model: Model) -> dict[str, tuple[int, ...]]:
 def parse(text: str, shapes: dict, model: Model) -> tuple[str, tuple[int, ...] | None]:
     """``grad.conv1.kernel[0,1]`` → (``grad.conv1.kernel``, (0, 1)), checked against ``shapes``
     (name → shape); ValueError says what is wrong."""
-    from .spec.errors import quoted, shortened   # message quoting only; a spec is loaded by now
-    from .spec.nodes import suggest
+    from .spec.errors import shortened   # message quoting only; a spec is loaded by now
     name, written = split(text)
     if name not in shapes:
-        hint = "" if name != "loss" or model.has_loss else \
-            " (the spec gives no loss)" if model.network.loss is None else " (loss: none has no loss value)"
-        raise ValueError(f"unknown quantity {quoted(name)}{hint}{suggest(name, list(shapes))} "
-                         f"(known: {', '.join(shapes)})")
+        raise ValueError(_unknown(name, shapes, model))
     if written is None:
         return name, None
     shape = shapes[name]
@@ -92,6 +88,15 @@ def parse(text: str, shapes: dict, model: Model) -> tuple[str, tuple[int, ...] |
     if len(index) != len(shape) or any(not 0 <= i < n for i, n in zip(index, shape)):
         raise ValueError(f"index {label('', index)} is out of range for {name} of shape {shape_text(shape, 'a scalar')}")
     return name, index
+
+
+def _unknown(name: str, shapes: dict, model: Model) -> str:
+    """Why ``name`` is not a quantity: the nearest known name, or that the spec has no loss."""
+    from .spec.errors import quoted
+    from .spec.nodes import suggest
+    hint = "" if name != "loss" or model.has_loss else \
+        " (the spec gives no loss)" if model.network.loss is None else " (loss: none has no loss value)"
+    return f"unknown quantity {quoted(name)}{hint}{suggest(name, list(shapes))} (known: {', '.join(shapes)})"
 
 
 def canonical(name: str, layer_names: list[str]) -> str:
