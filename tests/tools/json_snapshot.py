@@ -5,6 +5,7 @@ Formats: forward/backward/check/explain in json, table, markdown, latex, svg and
 for the first entry of grad.input. check's JSON carries no timings, so every output is deterministic.
 """
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -23,8 +24,6 @@ def _args(command: str, spec: Path, fmt: str) -> list[str]:
 
 def _input_rank(spec: Path) -> int:
     """The number of axes of the spec's input, read from backward's JSON (grad.input's nesting)."""
-    import json
-
     out = subprocess.run([CNNGRAD, "backward", str(spec), "--format", "json"], capture_output=True, cwd=ROOT)
     value, rank = json.loads(out.stdout)["gradients"]["grad.input"], 0
     while isinstance(value, list):
