@@ -7,6 +7,7 @@ numpy, yaml and rich are imported inside the commands, so ``--help`` and ``--ver
 from __future__ import annotations
 
 import errno
+import functools
 import importlib
 import math
 import os
@@ -185,37 +186,35 @@ def _full_option(command):
 
 
 def _limits_options(command):
-    """--max-entries, --max-file-size, --max-yaml-nodes and --max-memory, kept in the context for
-    ``_load`` (the defaults stop hostile files, these raise them for a genuinely large network)."""
-    def keep(ctx, param, value):
-        if value is not None:
-            ctx.meta[f"cnngrad.{param.name}"] = value
-    command = click.option(
-        "--max-memory", type=_Size(), metavar="SIZE", expose_value=False, callback=keep,
+    """--max-entries, --max-file-size, --max-yaml-nodes and --max-memory, collected into the
+    command's ``limits`` argument (a ``spec.Limits``) for ``_load`` (the defaults stop hostile
+    files, these raise them for a genuinely large network)."""
+    @functools.wraps(command)
+    def with_limits(*args, max_entries, max_file_size, max_yaml_nodes, max_memory, **kwargs):
+        return command(*args, limits=_limits(max_entries, max_file_size, max_yaml_nodes, max_memory), **kwargs)
+    options = click.option(
+        "--max-memory", type=_Size(), metavar="SIZE",
         help="Most memory a forward and backward pass may need, estimated from the shapes before "
-             "it runs (4G, 512M, …).  [default: 2G]")(command)
-    command = click.option(
-        "--max-yaml-nodes", type=click.IntRange(1, 1 << 40), metavar="N", expose_value=False,
-        callback=keep,
+             "it runs (4G, 512M, …).  [default: 2G]")(with_limits)
+    options = click.option(
+        "--max-yaml-nodes", type=click.IntRange(1, 1 << 40), metavar="N",
         help="Most YAML nodes in a spec, counting each alias as a copy of what it refers to.  "
-             "[default: 1000000]")(command)
-    command = click.option(
-        "--max-file-size", type=click.IntRange(1, 1 << 40), metavar="BYTES", expose_value=False,
-        callback=keep,
-        help="Largest spec file read.  [default: 1048576]")(command)
+             "[default: 1000000]")(options)
+    options = click.option(
+        "--max-file-size", type=click.IntRange(1, 1 << 40), metavar="BYTES",
+        help="Largest spec file read.  [default: 1048576]")(options)
     return click.option(
-        "--max-entries", type=click.IntRange(1, LARGEST_LIMIT), metavar="N", expose_value=False, callback=keep,
+        "--max-entries", type=click.IntRange(1, LARGEST_LIMIT), metavar="N",
         help="Most entries in one array (a value, a random shape, a layer's output); all values "
              "together may hold 4·N, and a value file 32·N bytes (at least 64 MiB).  "
-             "[default: 5000000]")(command)
+             "[default: 5000000]")(options)
 
 
 def _allow_dir_option(command):
-    """--allow-dir: a folder, besides the spec's own, that {file: ...} values may be read from."""
-    def keep(ctx, param, value):
-        ctx.meta["cnngrad.allow_dirs"] = value
+    """--allow-dir: a folder, besides the spec's own, that {file: ...} values may be read from
+    (the command's ``allow_dirs`` argument)."""
     return click.option(
-        "--allow-dir", "allow_dirs", multiple=True, metavar="DIR", expose_value=False, callback=keep,
+        "--allow-dir", "allow_dirs", multiple=True, metavar="DIR",
         type=click.Path(exists=True, file_okay=False),
         help="Also read {file: ...} values from DIR (by default only from the spec's folder and "
              "below); repeatable.")(command)
@@ -232,32 +231,34 @@ def _number(what: str, low: float = -math.inf, high: float = math.inf, low_open:
     return check
 
 
-def _limits():
-    """The spec limits the command line asked for (the defaults unless raised or lowered)."""
+def _limits(max_entries: int | None, max_file_size: int | None, max_yaml_nodes: int | None,
+            max_memory: int | None):
+    """The spec limits the command line asked for (the defaults where an option is not given)."""
     from .spec import Limits
-    meta = click.get_current_context().meta
     defaults, changes = Limits(), {}
-    if "cnngrad.max_entries" in meta:
-        entries = meta["cnngrad.max_entries"]
-        changes.update(max_entries=entries, max_total_entries=4 * entries,
-                       max_data_file_bytes=max(defaults.max_data_file_bytes, 32 * entries))
-    if "cnngrad.max_memory" in meta:
-        changes.update(max_memory_bytes=meta["cnngrad.max_memory"])
-    if "cnngrad.max_file_size" in meta:
-        changes.update(max_file_bytes=meta["cnngrad.max_file_size"])
-    if "cnngrad.max_yaml_nodes" in meta:
-        changes.update(max_nodes=meta["cnngrad.max_yaml_nodes"])
+    if max_entries is not None:
+        changes.update(max_entries=max_entries, max_total_entries=4 * max_entries,
+                       max_data_file_bytes=max(defaults.max_data_file_bytes, 32 * max_entries))
+    if max_memory is not None:
+        changes.update(max_memory_bytes=max_memory)
+    if max_file_size is not None:
+        changes.update(max_file_bytes=max_file_size)
+    if max_yaml_nodes is not None:
+        changes.update(max_nodes=max_yaml_nodes)
     return Limits(**changes)
 
 
-def _emit(fmt: str, what: str, *args) -> None:
-    """Render with the format's module (imported only now) and print the text.
+def _renderer(fmt: str):
+    """The module that renders ``fmt`` (``CHECK_FORMATS``), imported only now: rich, which only
+    the table format needs, is most of a start-up."""
+    return importlib.import_module(f".render.{CHECK_FORMATS[fmt]}", __package__)
 
-    ``color=True`` keeps whatever colour codes rich chose to write: rich already decided from
-    the terminal, NO_COLOR and FORCE_COLOR, and click would otherwise strip them from a pipe.
-    """
-    module = importlib.import_module(f".render.{CHECK_FORMATS[fmt]}", __package__)
-    _echo(getattr(module, what)(*args), nl=False, color=True)
+
+def _emit(text: str) -> None:
+    """Print rendered text. ``color=True`` keeps whatever colour codes rich chose to write: rich
+    already decided from the terminal, NO_COLOR and FORCE_COLOR, and click would otherwise strip
+    them from a pipe."""
+    _echo(text, nl=False, color=True)
 
 
 def _echo(text: str, **options) -> None:
@@ -274,16 +275,16 @@ def _output_failed(err: OSError) -> CannotRun:
     return CannotRun(f"cannot write to standard output: {err.strerror or err}")
 
 
-def _load(source: str):
-    """Load a spec; the command line, a short-lived process, also keeps freed memory for reuse
-    (cnngrad.memory: half the time of a pass was fresh pages)."""
+def _load(source: str, limits, allow_dirs: tuple[str, ...]):
+    """Load a spec within ``limits``, reading value files from its folder and ``allow_dirs``; the
+    command line, a short-lived process, also keeps freed memory for reuse (cnngrad.memory: half
+    the time of a pass was fresh pages)."""
     from .memory import keep_freed_memory
     from .spec import load_model
     from .spec.source import display_name
     click.get_current_context().meta[SPEC_BEING_READ] = display_name(source)
     keep_freed_memory()
-    allow_dirs = click.get_current_context().meta.get("cnngrad.allow_dirs", ())
-    return load_model(source, limits=_limits(), allow_dirs=allow_dirs)
+    return load_model(source, limits=limits, allow_dirs=allow_dirs)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -306,15 +307,15 @@ def cli(debug: bool) -> None:
 @_full_option
 @_limits_options
 @_allow_dir_option
-def forward(spec: str, fmt: str, precision: int, full: bool) -> None:
+def forward(spec: str, fmt: str, precision: int, full: bool, limits, allow_dirs) -> None:
     """Print each layer's output, the final output and the loss (if the spec gives one).
 
     A summary table (layer, kind, output shape, parameter count, and the rows or columns a
     window never reads) comes first; a 3-D stack is shown one channel at a time.
     """
     from .render.reports import forward_report
-    model = _load(spec)
-    _emit(fmt, "forward", forward_report(model, model.values(gradients=False)), precision, full)
+    model = _load(spec, limits, allow_dirs)
+    _emit(_renderer(fmt).forward(forward_report(model, model.values(gradients=False)), precision, full))
 
 
 @cli.command()
@@ -326,23 +327,24 @@ def forward(spec: str, fmt: str, precision: int, full: bool) -> None:
 @_full_option
 @_limits_options
 @_allow_dir_option
-def backward(spec: str, fmt: str, precision: int, lr: float | None, full: bool) -> None:
+def backward(spec: str, fmt: str, precision: int, lr: float | None, full: bool, limits, allow_dirs) -> None:
     """Print ∂E/∂ each layer's output and parameter, loss to input.
 
     Titles are the quantity names of the spec: grad.conv1 is ∂E/∂(output of conv1),
     grad.conv1.kernel is ∂E/∂(its kernel), grad.input is ∂E/∂input.
     """
     import numpy as np
+    from . import quantities
     from .render.reports import backward_report
-    model = _load(spec)
+    model = _load(spec, limits, allow_dirs)
     values = model.values()
     with np.errstate(over="ignore", invalid="ignore"):    # an overflow is the error below
-        updates = {} if lr is None else {p: values[p] - lr * values[f"grad.{p}"] for p in model.params}
+        updates = {} if lr is None else {p: values[p] - lr * values[quantities.gradient_of(p)] for p in model.params}
     for name, updated in updates.items():
         if not np.isfinite(updated).all():
             raise CannotRun(f"{model.path}: --lr {lr:g}: the update of {name} overflows float64; "
                             f"give a smaller --lr")
-    _emit(fmt, "backward", backward_report(model, values, lr, updates), precision, full)
+    _emit(_renderer(fmt).backward(backward_report(model, values, lr, updates), precision, full))
 
 
 @cli.command()
@@ -352,7 +354,7 @@ def backward(spec: str, fmt: str, precision: int, lr: float | None, full: bool) 
 @_precision_option
 @_limits_options
 @_allow_dir_option
-def explain(spec: str, quantity: str, fmt: str, precision: int) -> None:
+def explain(spec: str, quantity: str, fmt: str, precision: int, limits, allow_dirs) -> None:
     """Explain one gradient entry: the chain rule one step, with the numbers.
 
     QUANTITY is one entry, e.g. grad.conv1.kernel[0,1], grad.pool1[1,0] or grad.input[2,3]:
@@ -360,12 +362,12 @@ def explain(spec: str, quantity: str, fmt: str, precision: int) -> None:
     numbers (terms that are 0 counted, not listed) and its value.
     """
     from .explain import CannotExplain, explain as explain_entry
-    model = _load(spec)
+    model = _load(spec, limits, allow_dirs)
     try:
         explained = explain_entry(model, quantity)
     except CannotExplain as err:
         raise CannotRun(f"{model.path}: {err}") from err
-    _emit(fmt, "explain", explained, precision)
+    _emit(_renderer(fmt).explain(explained, precision))
 
 
 @cli.command()
@@ -437,7 +439,7 @@ def init(path: str | None) -> None:
 @_allow_dir_option
 @click.pass_context
 def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, against, against_rtol,
-          against_atol, max_work, fmt, junit_xml, update_expect) -> None:
+          against_atol, max_work, fmt, junit_xml, update_expect, limits, allow_dirs) -> None:
     """Check analytic gradients against finite differences and expect.
 
     Every analytic gradient (or those named by --wrt) is compared entry by entry with
@@ -467,8 +469,9 @@ def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, against
         if problem is None:
             progress = DelayedProgress.for_terminal(f"checking {path}")
             try:
-                model = _with_code_values(_updated(path) if update_expect else _load(path), against,
-                                          against_rtol, against_atol)
+                model = _with_code_values(_updated(path, limits, allow_dirs) if update_expect
+                                          else _load(path, limits, allow_dirs), against, against_rtol,
+                                          against_atol, limits)
                 note = long_check_note(model, wrt, fast, deltas, max_work)
                 if progress is None and note:      # no bar on stderr to show that it is working
                     click.echo(note, file=sys.stderr)
@@ -484,38 +487,38 @@ def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, against
             result = SpecResult(spec=display_name(path), name=None, passed=False, error=problem)
         results.append(result)
         if stream:
-            _emit(fmt, "check_spec", result)
-    _emit(fmt, "check_total" if stream else "check", results)
+            _emit(_renderer(fmt).check_spec(result))
+    _emit(_renderer(fmt).check_total(results) if stream else _renderer(fmt).check(results))
     if junit_xml:
         from .render.junit import write
         write(junit_xml, results)
     ctx.exit(2 if any(r.error for r in results) else 0 if all(r.passed for r in results) else 1)
 
 
-def _with_code_values(model, against: str | None, rtol: float | None, atol: float | None):
+def _with_code_values(model, against: str | None, rtol: float | None, atol: float | None, limits):
     """The model with the values of ``--against`` added to its expectations, and every value
     from code held to the tolerance asked for."""
     from .model import CODE_TOLERANCE
     code = (CODE_TOLERANCE[0] if rtol is None else rtol, CODE_TOLERANCE[1] if atol is None else atol)
     if against is not None:
         from .spec.against import read_against
-        model.expect += read_against(against, model, code, _limits())
+        model.expect += read_against(against, model, code, limits)
     for expectation in model.expect:
         if expectation.code is not None:
             expectation.code = code
     return model
 
 
-def _updated(path: str):
+def _updated(path: str, limits, allow_dirs: tuple[str, ...]):
     """``--update-expect``: rewrite the spec's failing expect numbers, then load it again."""
     from .spec.source import display_name
     from .spec.update import update_expect
-    model = _load(path)
-    changed = update_expect(path, model, _limits())
+    model = _load(path, limits, allow_dirs)
+    changed = update_expect(path, model, limits)
     if not changed:
         return model
     click.echo(f"updated {display_name(path)}: {changed} expect number{'s' if changed != 1 else ''}", file=sys.stderr)
-    return _load(path)
+    return _load(path, limits, allow_dirs)
 
 
 def _spec_files(sources):

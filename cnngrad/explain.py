@@ -12,10 +12,10 @@ import math
 
 import numpy as np
 
+from . import quantities
 from .layers.explanation import Explanation, Ref
 from .model import Model
 from .record import Record
-from .spec.expect import parse_quantity, quantities
 
 
 TERM_LIMIT = 50           # nonzero terms listed; past it, the largest, and the rest summed
@@ -64,9 +64,9 @@ class Explained(Record):
 
 def explain(model: Model, text: str) -> Explained:
     """Explain the gradient entry ``text`` (``grad.conv1.kernel[0,1]``) of ``model``."""
-    known = {name: shape for name, shape in quantities(model).items() if name.startswith("grad.")}
+    known = {name: shape for name, shape in quantities.known(model).items() if quantities.is_gradient(name)}
     try:
-        name, index = parse_quantity(text.strip(), known, model)
+        name, index = quantities.parse(text.strip(), known, model)
     except ValueError as err:
         raise CannotExplain(f"explain {text}: {err}") from None
     shape = known[name]
@@ -77,8 +77,8 @@ def explain(model: Model, text: str) -> Explained:
     trace = model.forward()
     model.loss(trace)   # an infinite loss is an error here too, with its cause
     grads = model.backward(trace)
-    explanation, names = _explanation(model, name[len("grad."):], index, trace, grads)
-    label = f"{name}[{','.join(map(str, index))}]" if index else name
+    explanation, names = _explanation(model, quantities.value_of(name), index, trace, grads)
+    label = quantities.label(name, index or None)
     values = np.array([term.value for term in explanation.terms], dtype=np.float64)
     listed, more, more_total = _largest(values)
     terms = [ExplainedTerm([(_factor_text(f, names, model), f.value) for f in explanation.terms[k].factors],
@@ -106,7 +106,7 @@ def _largest(values: np.ndarray) -> tuple[list[int], int, float]:
 
 def _gradient_entry(model: Model, name: str, index, grads) -> float:
     """The value of ``grad.<quantity>[index]`` from gradients already computed (user rank)."""
-    quantity = name[len("grad."):]
+    quantity = quantities.value_of(name)
     if quantity == "input":
         value = grads.input
     elif quantity == "output":
@@ -149,7 +149,7 @@ def _layer_roles(model: Model, k: int) -> dict[str, tuple[str, tuple[int, ...]]]
     network = model.network
     name = network.names[k]
     roles = {"x": (network.names[k - 1] if k else "input", network.in_shapes[k]),
-             "y": (name, network.out_shapes[k]), "dy": (f"grad.{name}", network.out_shapes[k])}
+             "y": (name, network.out_shapes[k]), "dy": (quantities.gradient_of(name), network.out_shapes[k])}
     roles.update({p: (f"{name}.{p}", network.param_shapes[f"{name}.{p}"]) for p in network.layers[k].param_names})
     return roles
 
@@ -170,12 +170,11 @@ def _engine(model: Model, quantity: str, shape, index) -> tuple[int, ...]:
 def _ref_text(ref: Ref, names: dict, model: Model) -> str:
     """``grad.conv1[0,2]``: the user's name and index for an engine entry."""
     name, shape = names[ref.role]
-    user_name = name[len("grad."):] if name.startswith("grad.") else name
-    user_shape = model.user_shapes[user_name]
+    user_shape = model.user_shapes[quantities.value_of(name)]
     if not user_shape:
         return name
     index = np.unravel_index(np.ravel_multi_index(ref.index, shape), user_shape)
-    return f"{name}[{','.join(str(int(i)) for i in index)}]"
+    return quantities.label(name, tuple(int(i) for i in index))
 
 
 def _factor_text(factor, names: dict, model: Model) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .network import Gradients, Network, Trace
+from .quantities import gradient_of
 from .record import Record
 
 
@@ -139,7 +140,7 @@ class Model(Record):
             bad = np.isnan(value) if quantity == exact else ~np.isfinite(value)
             if bad.any():
                 raise NonFiniteError(
-                    f"{self.path}: grad.{quantity}: the gradient is not finite "
+                    f"{self.path}: {gradient_of(quantity)}: the gradient is not finite "
                     f"({_first_bad(self.user(quantity, value))}): the backward pass overflowed "
                     f"float64 although the forward pass was finite")
         return grads
@@ -161,11 +162,11 @@ class Model(Record):
         if not gradients:
             return out
         grads = self.backward(trace)
-        out["grad.input"] = self.user("input", grads.input)
-        out["grad.output"] = self.user("output", grads.outputs[self.network.names[-1]]) \
-            if self.network.names else out["grad.input"]
+        out[gradient_of("input")] = self.user("input", grads.input)
+        out[gradient_of("output")] = self.user("output", grads.outputs[self.network.names[-1]]) \
+            if self.network.names else out[gradient_of("input")]
         for name, value in grads.outputs.items():
-            out[f"grad.{name}"] = self.user(name, value)
+            out[gradient_of(name)] = self.user(name, value)
         for name, value in grads.params.items():
-            out[f"grad.{name}"] = self.user(name, value)
+            out[gradient_of(name)] = self.user(name, value)
         return out

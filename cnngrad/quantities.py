@@ -8,6 +8,10 @@ parameter's gradient right after the delta of its layer's output (it is computed
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .model import Model
 
 GRAD = "grad."
 PATTERN = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_.]*?)\s*(?:\[(?P<index>[^\]]*)\])?\Z")
@@ -32,6 +36,7 @@ def label(name: str, index: tuple[int, ...] | None = None) -> str:
 
 
 def is_gradient(name: str) -> bool:
+    """Whether ``name`` is a gradient (``grad.…``)."""
     return name.startswith(GRAD)
 
 
@@ -43,6 +48,55 @@ def gradient_of(name: str) -> str:
 def value_of(name: str) -> str:
     """``grad.conv1.kernel`` → ``conv1.kernel``; a value's name is returned as it is."""
     return name[len(GRAD):] if is_gradient(name) else name
+
+
+def shape_text(shape, scalar: str = "scalar") -> str:
+    """``(2, 3)`` → ``2×3``; ``()`` → ``scalar`` (a table cell) or what ``scalar`` says (messages
+    are prose and pass ``"a scalar"``: "has shape a scalar")."""
+    return "×".join(map(str, shape)) if len(shape) else scalar
+
+
+def known(model: Model) -> dict[str, tuple[int, ...]]:
+    """Every name a spec or a command may use (values, ``loss``, gradients), with its shape in
+    the user's rank."""
+    shapes = dict(model.user_shapes)
+    if model.has_loss:
+        shapes["loss"] = ()
+    values = ["input", "output"] + model.network.names + list(model.params)
+    shapes.update({gradient_of(name): model.user_shapes[name] for name in values})
+    return shapes
+
+
+def parse(text: str, shapes: dict, model: Model) -> tuple[str, tuple[int, ...] | None]:
+    """``grad.conv1.kernel[0,1]`` → (``grad.conv1.kernel``, (0, 1)), checked against ``shapes``
+    (name → shape); ValueError says what is wrong."""
+    from .spec.errors import shortened   # message quoting only; a spec is loaded by now
+    name, written = split(text)
+    if name not in shapes:
+        raise ValueError(_unknown(name, shapes, model))
+    if written is None:
+        return name, None
+    shape = shapes[name]
+    if any(len(part.strip()) > 18 for part in written.split(",")):   # no shape is that large; int() may refuse it
+        raise ValueError(f"index [{shortened(written, 40)}] is out of range for {name} "
+                         f"of shape {shape_text(shape, 'a scalar')}")
+    try:
+        index = parse_index(written)
+    except ValueError:
+        raise ValueError(f"an index is whole numbers separated by commas, like {name}[0,1], "
+                         f"not [{shortened(written, 40)}]") from None
+    if len(index) != len(shape) or any(not 0 <= i < n for i, n in zip(index, shape)):
+        raise ValueError(f"index {label('', index)} is out of range for {name} of shape {shape_text(shape, 'a scalar')}")
+    return name, index
+
+
+def _unknown(name: str, shapes: dict, model: Model) -> str:
+    """Why ``name`` is not a quantity: the nearest known name, or that the spec has no loss."""
+    from .spec.errors import quoted
+    from .spec.nodes import suggest
+    hint = "" if name != "loss" or model.has_loss else \
+        " (the spec gives no loss)" if model.network.loss is None else " (loss: none has no loss value)"
+    return f"unknown quantity {quoted(name)}{hint}{suggest(name, list(shapes))} (known: {', '.join(shapes)})"
 
 
 def canonical(name: str, layer_names: list[str]) -> str:

@@ -47,17 +47,17 @@ class Chain:
         if model.has_loss:
             self.steps["loss"] = Step("loss", last, "loss", None)
             self.right["loss"] = np.asarray(model.loss(self.trace)).reshape(1)
-        self.steps[f"grad.{last}"] = Step(f"grad.{last}", last, "loss-grad", None)
+        self.steps[quantities.gradient_of(last)] = Step(quantities.gradient_of(last), last, "loss-grad", None)
         for k in reversed(range(len(names))):
-            delta = f"grad.{names[k]}"
+            delta = quantities.gradient_of(names[k])
             self.right[delta] = grads.outputs[names[k]]
-            below = f"grad.{names[k - 1]}" if k else "grad.input"
+            below = quantities.gradient_of(names[k - 1] if k else "input")
             self.steps[below] = Step(below, delta, "input-grad", k)
             for pname in net.layers[k].param_names:
-                node = f"grad.{names[k]}.{pname}"
+                node = quantities.gradient_of(f"{names[k]}.{pname}")
                 self.steps[node] = Step(node, delta, "param-grad", k, pname)
                 self.right[node] = grads.params[f"{names[k]}.{pname}"]
-        self.right["grad.input"] = grads.input
+        self.right[quantities.gradient_of("input")] = grads.input
         self.order = quantities.position(quantities.chain(
             names, {name: layer.param_names for name, layer in zip(names, net.layers)}, model.has_loss))
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..model import Model
+from ..quantities import value_of
 from . import expect as expect_check
 from .finite import STEPS, Differences, Evaluator, central_differences
 from .probes import Probe, input_probe, output_probe, param_probe
@@ -168,7 +169,7 @@ def probes_for(model: Model, trace, grads, wrt) -> tuple[list[Probe], list[Probe
         return [make() for make in everything.values()], []
     chosen, deltas = [], []
     for name in wrt:
-        bare = name[5:] if name.startswith("grad.") else name
+        bare = value_of(name)
         if bare in everything:
             chosen.append(everything[bare]())
         elif bare in layers:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from ..network import Network
+from ..quantities import value_of
 from .finite import STEPS
 
 RATE = 2e9                    # multiply-adds a second of a check on a 2-core x86_64 (LeNet-5's 2.8e9: 0.7-1 s)
@@ -43,7 +44,7 @@ def check_work(network: Network, wrt=(), fast: bool = False, deltas: bool = Fals
         runs = network.out_shapes[index][0] if hasattr(layer, "output_unit") else math.prod(shape)
         quantities[name] = cost(runs, index + 1)
     layer_deltas = {name: cost(math.prod(network.out_shapes[k]), k + 1) for k, name in enumerate(network.names)}
-    bare = [name[5:] if name.startswith("grad.") else name for name in wrt]
+    bare = [value_of(name) for name in wrt]
     chosen = sum(quantities.get(name, layer_deltas.get(name, 0.0)) for name in bare) if wrt \
         else sum(quantities.values())
     return chosen + (sum(layer_deltas.values()) if deltas else 0.0)

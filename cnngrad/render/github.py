@@ -14,6 +14,7 @@ import re
 
 from . import markdown, rows, table
 from .grid import index_text
+from ..quantities import gradient_of
 
 SUMMARY_VARIABLE = "GITHUB_STEP_SUMMARY"
 _PLACE = re.compile(r"(?P<line>\d+):(?P<column>\d+): (?P<message>.*)\Z", re.DOTALL)
@@ -37,7 +38,7 @@ def annotations(result) -> list[str]:
     for checked in result.gradients + result.deltas:
         if not checked.passed:
             out.append(command("error", result.spec, checked.line, checked.column,
-                               f"gradient grad.{checked.quantity} failed", _gradient_message(result, checked)))
+                               f"gradient {gradient_of(checked.quantity)} failed", _gradient_message(result, checked)))
     for expected in result.expect:
         if not expected.passed:
             detail = rows.expect_detail(expected)
@@ -94,7 +95,7 @@ def _spec_error(result) -> str:
 def _gradient_message(result, checked) -> str:
     """How many entries failed, the worst one's analytic and numeric values, the faulty layer."""
     failed = [entry for entry in checked.entries if entry.status == "fail"]
-    text = f"grad.{checked.quantity}: {len(failed)} of {len(checked.entries)} " \
+    text = f"{gradient_of(checked.quantity)}: {len(failed)} of {len(checked.entries)} " \
            f"{'directions' if checked.method == 'fast' else 'entries'} disagree with finite differences"
     if failed:
         worst = max(failed, key=lambda entry: math.inf if math.isnan(entry.abs_error) else entry.abs_error)

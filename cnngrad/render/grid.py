@@ -29,11 +29,6 @@ class Grid(Record):
         self.values = values     # the numbers shown, same layout as ``cells``
 
 
-def shape_text(shape) -> str:
-    """``(4, 4)`` as ``4×4``; a scalar as ``scalar``."""
-    return "×".join(map(str, shape)) if len(shape) else "scalar"
-
-
 def index_text(index) -> str:
     """``(0, 1)`` as ``[0,1]``."""
     return f"[{','.join(map(str, index))}]"

@@ -14,7 +14,9 @@ from html import escape
 import numpy as np
 
 from . import heatmap, rows, svg
-from .grid import grids, number_text, shape_text
+from .blocks import Formula, Note, Problem, Table, Value, Verdict, Where
+from .grid import grids, number_text
+from ..quantities import gradient_of, shape_text
 
 FONT = "font-family:'DejaVu Sans Mono',Menlo,Consolas,monospace"
 GREEN, RED, AMBER = "color:#1a7f37;font-weight:bold", "color:#c62828;font-weight:bold", "color:#a07000;font-weight:bold"
@@ -63,7 +65,7 @@ def backward_fragment(report, precision: int) -> str:
     """The heading, the network strip, the loss, then ∂E/∂ everything, loss to input, as heatmaps."""
     parts = [_heading(rows.heading(report.spec, report.name)), _network(report),
              _paragraph(rows.loss_line(report.loss_kind, _loss_value(report.loss, precision)), "font-weight:bold")]
-    parts += [_quantity(f"grad.{name}", f"grad.{name}", gradient, precision)
+    parts += [_quantity(gradient_of(name), gradient_of(name), gradient, precision)
               for name, gradient in report.gradients.items()]
     parts += [_quantity(rows.update_title(param, report.lr), param, value, precision)
               for param, value in report.updates.items()]
@@ -78,13 +80,7 @@ def check_fragment(results) -> str:
             parts += [_heading(result.spec), _paragraph(result.error, RED)]
             continue
         parts.append(_heading(rows.heading(result.spec, result.name)))
-        for kind, *content in rows.check_blocks(result):
-            if kind == "table":
-                parts.append(_table(*content))
-            elif kind == "verdict":
-                parts.append(_paragraph(content[0], GREEN if content[1] else RED))
-            else:
-                parts.append(_paragraph(content[0], RED if kind == "problem" else "color:#777"))
+        parts += [BLOCKS[type(block)](block) for block in rows.check_blocks(result)]
     if len(results) != 1:
         parts.append(_paragraph(rows.total_line(results), GREEN if all(r.passed for r in results) else RED))
     return _wrap(parts)
@@ -94,16 +90,20 @@ def explain_fragment(explained, precision: int) -> str:
     """The entry's value, its formula, and the sum term by term with each term's value as a heatmap
     cell (on the scale of the largest term or total)."""
     parts = [_heading(rows.heading(explained.spec, explained.name))]
-    for kind, *content in rows.explain_blocks(explained, precision):
-        if kind == "value":
-            parts.append(_paragraph(content[0], "font-weight:bold;font-size:1.15em"))
-        elif kind == "formula":
-            parts.append(f'<p><code>{escape(content[0])}</code></p>')
-        elif kind in ("where", "note"):
-            parts.append(_paragraph(content[0], "color:#777"))
-        else:
-            parts.append(_table(*content, heat=_term_values(explained)))
+    draw = {**BLOCKS, Table: lambda b: _table(b.header, b.rows, b.numeric, heat=_term_values(explained))}
+    parts += [draw[type(block)](block) for block in rows.explain_blocks(explained, precision)]
     return _wrap(parts)
+
+
+BLOCKS = {   # block type → its HTML; explain's table adds heat to its cells
+    Value: lambda b: _paragraph(b.text, "font-weight:bold;font-size:1.15em"),
+    Formula: lambda b: f'<p><code>{escape(b.text)}</code></p>',
+    Where: lambda b: _paragraph(b.text, "color:#777"),
+    Note: lambda b: _paragraph(b.text, "color:#777"),
+    Problem: lambda b: _paragraph(b.text, RED),
+    Verdict: lambda b: _paragraph(b.text, GREEN if b.passed else RED),
+    Table: lambda b: _table(b.header, b.rows, b.numeric),
+}
 
 
 def _term_values(explained) -> list[float | None]:

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from ..quantities import gradient_of
 from ..record import Record
 from .reports import BackwardReport, ForwardReport
 from ..text import UNPRINTABLE
@@ -31,7 +32,7 @@ def forward(report: ForwardReport, precision: int | None = None, full: bool = Tr
 def backward(report: BackwardReport, precision: int | None = None, full: bool = True) -> str:
     """Gradients keyed by their quantity names (``grad.conv1.kernel``), as ``expect`` and
     ``explain`` name them; ``updated`` keys the parameters themselves (``conv1.kernel``)."""
-    gradients = {_gradient_name(name): values for name, values in report.gradients.items()}
+    gradients = {gradient_of(name): values for name, values in report.gradients.items()}
     doc = {"spec": report.spec, "loss": report.loss, "gradients": gradients}
     if report.lr is not None:
         doc["lr"] = report.lr
@@ -50,7 +51,7 @@ def check(results) -> str:
             del spec["deltas"]
         for key in ("gradients", "deltas"):
             if key in spec:
-                spec[key] = [dict(_plain(checked), quantity=_gradient_name(checked.quantity))
+                spec[key] = [dict(_plain(checked), quantity=gradient_of(checked.quantity))
                              for checked in spec[key]]
         spec["expect"] = [_expect(e) for e in result.expect]
         specs.append(spec)
@@ -74,9 +75,6 @@ def explain(explained, precision: int | None = None) -> str:
     return _dump(doc)
 
 
-def _gradient_name(name: str) -> str:
-    """The quantity name of ∂E/∂``name``: ``conv1.kernel`` → ``grad.conv1.kernel``."""
-    return f"grad.{name}"
 
 
 def _dump(doc) -> str:

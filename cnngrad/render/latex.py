@@ -10,8 +10,10 @@ import re
 import numpy as np
 
 from . import rows
-from .grid import grids, number_text, shape_text
+from .blocks import Formula, Note, Problem, Table, Value, Verdict, Where
+from .grid import grids, number_text
 from .reports import BackwardReport, ForwardReport
+from ..quantities import gradient_of, shape_text, value_of
 from ..text import printable
 
 HEADER = "% cnngrad output; needs \\usepackage{amsmath}"
@@ -64,7 +66,7 @@ def forward(report: ForwardReport, precision: int, full: bool = True) -> str:
 def backward(report: BackwardReport, precision: int, full: bool = True) -> str:
     blocks = [HEADER, _title(report.spec, report.name), _loss(report.loss, report.loss_kind, precision)]
     for quantity, gradient in report.gradients.items():
-        blocks += _quantity(_partial(quantity), f"grad.{quantity}", gradient, precision)
+        blocks += _quantity(_partial(quantity), gradient_of(quantity), gradient, precision)
     if report.updates:
         blocks.append(rf"\[ \eta = {_number(repr(report.lr))} \]")
     for param, value in report.updates.items():
@@ -78,13 +80,7 @@ def check(results) -> str:
         if result.error is not None:
             continue                       # its one-line error went to stderr
         blocks.append(_title(result.spec, result.name))
-        for kind, *content in rows.check_blocks(result):
-            if kind == "table":
-                blocks.append(_tabular(*content))
-            elif kind == "verdict":
-                blocks.append(_line(content[0], bold=True))
-            else:
-                blocks.append(_line(content[0]))
+        blocks += [BLOCKS[type(block)](block) for block in rows.check_blocks(result)]
     blocks.append(_line(rows.total_line(results), bold=True))
     return "\n\n".join(blocks) + "\n"
 
@@ -93,21 +89,32 @@ def explain(explained, precision: int) -> str:
     """The entry as ∂E/∂θ[index] = value, the formula typeset (maths in ``$…$``, its words as text),
     what its symbols stand for, the notes and the table of terms."""
     blocks = [HEADER, _title(explained.spec, explained.name)]
-    for kind, *content in rows.explain_blocks(explained, precision):
-        if kind == "value":
-            quantity, _, value = content[0].partition(" = ")
-            name, bracket, index = quantity.partition("[")
-            blocks.append(rf"\[ {_partial(name[len('grad.'):])}{bracket}{index} = {_number(value)} \]")
-        elif kind == "formula":
-            blocks.append(rf"{{\raggedright\noindent {_formula(content[0])}\par}}")
-        elif kind == "where":
-            where = ", ".join(f"${_formula_math(symbol).strip()}$ is {_name(name)}" for symbol, name in content[1])
-            blocks.append(rf"{{\raggedright\noindent where {where}\par}}")
-        elif kind == "table":
-            blocks.append(_tabular(*content))
-        else:
-            blocks.append(_line(content[0]))
+    blocks += [BLOCKS[type(block)](block) for block in rows.explain_blocks(explained, precision)]
     return "\n\n".join(blocks) + "\n"
+
+
+def _value(block: Value) -> str:
+    """``grad.conv1[0,1] = 0.25`` as display maths: ∂E/∂ of the name, its index, the number."""
+    quantity, _, value = block.text.partition(" = ")
+    name, bracket, index = quantity.partition("[")
+    return rf"\[ {_partial(value_of(name))}{bracket}{index} = {_number(value)} \]"
+
+
+def _where(block: Where) -> str:
+    """``where $x$ is input, …``, each symbol typeset as maths."""
+    where = ", ".join(f"${_formula_math(symbol).strip()}$ is {_name(name)}" for symbol, name in block.pairs)
+    return rf"{{\raggedright\noindent where {where}\par}}"
+
+
+BLOCKS = {   # block type → its LaTeX
+    Value: _value,
+    Formula: lambda b: rf"{{\raggedright\noindent {_formula(b.text)}\par}}",
+    Where: _where,
+    Note: lambda b: _line(b.text),
+    Problem: lambda b: _line(b.text),
+    Verdict: lambda b: _line(b.text, bold=True),
+    Table: lambda b: _tabular(b.header, b.rows, b.numeric),
+}
 
 
 def _quantity(symbol: str, name: str, value, precision: int) -> list[str]:

@@ -12,8 +12,10 @@ import re
 import numpy as np
 
 from . import rows
-from .grid import grids, number_text, shape_text
+from .blocks import Formula, Note, Problem, Table, Value, Verdict, Where
+from .grid import grids, number_text
 from .reports import BackwardReport, ForwardReport
+from ..quantities import gradient_of, shape_text
 from ..text import printable
 
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
@@ -39,7 +41,7 @@ def backward(report: BackwardReport, precision: int, full: bool = True) -> str:
     blocks = [f"# {_heading(report.spec, report.name)}",
               _loss(report.loss, report.loss_kind, precision)]
     for quantity, gradient in report.gradients.items():
-        blocks += _quantity(f"grad.{quantity}", f"grad.{quantity}", gradient, precision)
+        blocks += _quantity(gradient_of(quantity), gradient_of(quantity), gradient, precision)
     for param, value in report.updates.items():
         blocks += _quantity(rows.update_title(param, report.lr), param, value, precision)
     return "\n\n".join(blocks) + "\n"
@@ -51,29 +53,26 @@ def check(results) -> str:
         if result.error is not None:
             continue                       # its one-line error went to stderr
         blocks.append(f"## {_heading(result.spec, result.name)}")
-        for kind, *content in rows.check_blocks(result):
-            if kind == "table":
-                blocks.append(_table(*content))
-            elif kind == "verdict":
-                blocks.append(f"**{_spec_text(content[0])}**")
-            else:
-                blocks.append(_cell(content[0]))
+        blocks += [BLOCKS[type(block)](block) for block in rows.check_blocks(result)]
     blocks.append(f"**{_cell(rows.total_line(results))}**")
     return "\n\n".join(blocks) + "\n"
 
 
 def explain(explained, precision: int) -> str:
     blocks = [f"# {_heading(explained.spec, explained.name)}"]
-    for kind, *content in rows.explain_blocks(explained, precision):
-        if kind == "value":
-            blocks.append(f"## `{content[0]}`")
-        elif kind == "formula":
-            blocks.append(f"`{content[0]}`")
-        elif kind in ("where", "note"):
-            blocks.append(_cell(content[0]))
-        else:
-            blocks.append(_table(*content))
+    blocks += [BLOCKS[type(block)](block) for block in rows.explain_blocks(explained, precision)]
     return "\n\n".join(blocks) + "\n"
+
+
+BLOCKS = {   # block type → its Markdown
+    Value: lambda b: f"## `{b.text}`",
+    Formula: lambda b: f"`{b.text}`",
+    Where: lambda b: _cell(b.text),
+    Note: lambda b: _cell(b.text),
+    Problem: lambda b: _cell(b.text),
+    Verdict: lambda b: f"**{_spec_text(b.text)}**",
+    Table: lambda b: _table(b.header, b.rows, b.numeric),
+}
 
 
 def _quantity(title: str, name: str, value, precision: int) -> list[str]:

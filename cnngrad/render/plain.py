@@ -9,6 +9,11 @@ but not at the table's outer edges, a space between columns, and under the heade
 ``usable`` says when (not a terminal, colour not forced, UTF-8, and only characters whose
 width rich and we agree on); otherwise rich renders, as before. ``tests/test_render_plain.py``
 compares the two.
+
+Measured (2026-11-30, a shared 2-core machine): ``cnngrad check
+configs/seed001_fc_sigmoid_deltas.yaml | cat`` takes 310 ms (median of 30 runs) with this module
+and 400 ms when rich renders the same text; ``python -X importtime`` puts importing rich's
+console and table at 27–40 ms of that, rich's layout the rest.
 """
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from ..model import Model
+from ..quantities import gradient_of
 from ..record import Record
 
 
@@ -86,8 +87,8 @@ def backward_report(model: Model, values: dict[str, np.ndarray], lr: float | Non
     gradients = {}
     for name, layer in reversed(list(zip(network.names, network.layers))):
         for quantity in [name, *_param_names(name, layer)]:
-            gradients[quantity] = values[f"grad.{quantity}"]
-    gradients["input"] = values["grad.input"]
+            gradients[quantity] = values[gradient_of(quantity)]
+    gradients["input"] = values[gradient_of("input")]
     return BackwardReport(spec=model.path, name=model.name, loss=_loss(values),
                           loss_kind=_loss_kind(network), gradients=gradients, lr=lr,
                           updates=updates or {})

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .grid import format_array, index_text, nonfinite_text, number_text, shape_text
+from .blocks import Formula, Note, Problem, Table, Value, Verdict, Where
+from .grid import format_array, index_text, nonfinite_text, number_text
+from ..quantities import gradient_of, shape_text
 
 if TYPE_CHECKING:                 # an annotation only: check output needs no report records
     from .reports import ForwardReport
@@ -51,7 +53,7 @@ def heading(spec: str, name: str | None) -> str:
 
 
 def update_title(param: str, lr: float) -> str:
-    return f"{param} − {lr:g}·grad.{param}"
+    return f"{param} − {lr:g}·{gradient_of(param)}"
 
 
 def gradient_row(result) -> list[str]:
@@ -150,44 +152,43 @@ def unverified(result) -> bool:
 
 
 def check_blocks(result):
-    """What a spec's check shows, in order, as format-free blocks for a renderer to lay out:
-    ``("table", header, rows, numeric_columns)``, ``("note", text)``, ``("problem", text)``
-    (a failed expect's detail) and ``("verdict", text, passed)``."""
+    """What a spec's check shows, in order, as format-free blocks (``render.blocks``) for a renderer
+    to lay out: tables, notes, problems (a failed expect's detail) and the verdict."""
     if result.gradients:
-        yield "table", GRADIENT_HEADER, [gradient_row(q) for q in result.gradients], (2, 3, 4, 5)
+        yield Table(GRADIENT_HEADER, [gradient_row(q) for q in result.gradients], (2, 3, 4, 5))
     if result.deltas:
-        yield "note", "layer deltas ∂E/∂(layer output), each layer's backward alone"
-        yield "table", GRADIENT_HEADER, [gradient_row(q) for q in result.deltas], (2, 3, 4, 5)
+        yield Note("layer deltas ∂E/∂(layer output), each layer's backward alone")
+        yield Table(GRADIENT_HEADER, [gradient_row(q) for q in result.deltas], (2, 3, 4, 5))
     if any(q.kinks for q in result.gradients + result.deltas):
-        yield "note", KINK_NOTE
+        yield Note(KINK_NOTE)
     for quantity in result.gradients + result.deltas:
         if quantity.status == "unverified":
-            yield "problem", (f"{quantity.quantity}: unverified: its finite differences resolve no relative "
-                              f"error below {error_text(quantity.difference_resolution)} (a check must resolve "
-                              f"1e-02); give a larger --eps (default 1e-4)")
+            yield Problem(f"{quantity.quantity}: unverified: its finite differences resolve no relative "
+                          f"error below {error_text(quantity.difference_resolution)} (a check must resolve "
+                          f"1e-02); give a larger --eps (default 1e-4)")
     if result.expect:
-        yield "table", EXPECT_HEADER, [expect_row(e) for e in result.expect], (1, 2)
+        yield Table(EXPECT_HEADER, [expect_row(e) for e in result.expect], (1, 2))
         for expected in result.expect:
             yield from _expect_failure(expected)
         diagnosis = diagnosis_rows(result.expect)
         if diagnosis:
-            yield "table", DIAGNOSIS_HEADER, diagnosis, ()
+            yield Table(DIAGNOSIS_HEADER, diagnosis, ())
         if result.first_wrong:
             layer = result.first_wrong_layer
             made = "" if layer is None else ", made by the loss" if layer == "loss" else f", made by {layer}"
-            yield "problem", f"first wrong quantity: {result.first_wrong}{made}"
+            yield Problem(f"first wrong quantity: {result.first_wrong}{made}")
     for quantity in result.gradients + result.deltas:
         entries, more = entry_rows(quantity)
         if entries:
-            yield "note", f"entries of {quantity.quantity} to look at"
-            yield "table", ENTRY_HEADER, entries, (1, 2, 3, 5, 6)
+            yield Note(f"entries of {quantity.quantity} to look at")
+            yield Table(ENTRY_HEADER, entries, (1, 2, 3, 5, 6))
             if more:
-                yield "note", f"… and {more} more"
+                yield Note(f"… and {more} more")
         quiet = sum(entry.status == "kink" and not entry.notable for entry in quantity.entries)
         if quiet:
-            yield "note", (f"{_count(quiet, 'kink')} of {quantity.quantity} not listed: the analytic values lie "
-                           f"well inside their one-sided quotients (JSON lists every entry)")
-    yield "verdict", spec_line(result), result.passed
+            yield Note(f"{_count(quiet, 'kink')} of {quantity.quantity} not listed: the analytic values lie "
+                       f"well inside their one-sided quotients (JSON lists every entry)")
+    yield Verdict(spec_line(result), result.passed)
 
 
 def _expect_failure(result):
@@ -195,29 +196,28 @@ def _expect_failure(result):
     detail = expect_detail(result)
     if not detail:
         return
-    yield "problem", detail
+    yield Problem(detail)
     failing, more = failing_rows(result)
     if len(result.failing) > 1:
-        yield "note", f"failing entries of {result.quantity}"
-        yield "table", FAILING_HEADER, failing, (1, 2, 3)
+        yield Note(f"failing entries of {result.quantity}")
+        yield Table(FAILING_HEADER, failing, (1, 2, 3))
         if more:
-            yield "note", f"… and {more} more"
+            yield Note(f"… and {more} more")
 
 
 def explain_blocks(explained, precision: int):
-    """What ``explain`` shows, as format-free blocks: ``("value", text)``, ``("formula", text)``,
-    ``("where", text, [(symbol, quantity), ...])``, ``("note", text)`` and ``("table", header,
-    rows, numeric_columns)``: the sum, term by term (past the cap, the largest and one line for the
-    rest), its zero terms counted, its total last."""
-    yield "value", f"{explained.quantity} = {number_text(explained.value, precision)}"
-    yield "formula", explained.formula
+    """What ``explain`` shows, as format-free blocks (``render.blocks``): the value, the formula,
+    where its symbols point, notes and the table of the sum, term by term (past the cap, the
+    largest and one line for the rest), its zero terms counted, its total last."""
+    yield Value(f"{explained.quantity} = {number_text(explained.value, precision)}")
+    yield Formula(explained.formula)
     if explained.where:
-        yield "where", "where " + ", ".join(f"{symbol} = {name}" for symbol, name in explained.where), explained.where
+        yield Where("where " + ", ".join(f"{symbol} = {name}" for symbol, name in explained.where), explained.where)
     for note in explained.notes:
-        yield "note", "".join(number_text(part, precision) if isinstance(part, float) else part for part in note)
+        yield Note("".join(number_text(part, precision) if isinstance(part, float) else part for part in note))
     if explained.more:
-        yield "note", (f"the {len(explained.terms)} largest of {len(explained.terms) + explained.more} nonzero "
-                       "terms, largest first; the others summed")
+        yield Note(f"the {len(explained.terms)} largest of {len(explained.terms) + explained.more} nonzero "
+                   "terms, largest first; the others summed")
     values = format_array([term.value for term in explained.terms] + [explained.more_total, explained.total],
                           precision)
     body = [["+" if k else "", " · ".join(text for text, _ in term.factors),
@@ -231,7 +231,7 @@ def explain_blocks(explained, precision: int):
                     else ["", f"{zeros}, all 0"])
         body[-1] += ["", "0"]
     body.append(["=", explained.quantity, "", values[-1]])
-    yield "table", EXPLAIN_HEADER, body, (3,)
+    yield Table(EXPLAIN_HEADER, body, (3,))
 
 
 def total_line(results) -> str:

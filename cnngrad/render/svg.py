@@ -12,7 +12,9 @@ from html import escape
 import numpy as np
 
 from . import heatmap, rows
-from .grid import grids, number_text, shape_text
+from .blocks import Formula, Note, Problem, Table, Value, Verdict, Where
+from .grid import grids, number_text
+from ..quantities import gradient_of, shape_text
 
 WIDTH = 1160              # the widest a row of grids or boxes grows before it wraps
 MARGIN = 20
@@ -60,7 +62,7 @@ def backward(report, precision: int, full: bool = True) -> str:
     """The strip, then ∂E/∂ every layer's output and parameter, loss to input, as heatmaps."""
     blocks = [_line(rows.heading(report.spec, report.name), "title"), strip(_backward_boxes(report)),
               _line(rows.loss_line(report.loss_kind, _loss_value(report.loss, precision)), "head")]
-    blocks += [_quantity(f"grad.{name}", f"grad.{name}", gradient, precision)
+    blocks += [_quantity(gradient_of(name), gradient_of(name), gradient, precision)
                for name, gradient in report.gradients.items()]
     blocks += [_quantity(rows.update_title(param, report.lr), param, value, precision)
                for param, value in report.updates.items()]
@@ -74,13 +76,7 @@ def check(results) -> str:
         if result.error is not None:
             continue                       # its one-line error went to stderr
         blocks.append(_line(rows.heading(result.spec, result.name), "head"))
-        for kind, *content in rows.check_blocks(result):
-            if kind == "table":
-                blocks.append(_table(*content))
-            elif kind == "verdict":
-                blocks.append(_line(content[0], "ok" if content[1] else "bad"))
-            else:
-                blocks.append(_line(content[0], "bad" if kind == "problem" else "dim"))
+        blocks += [BLOCKS[type(block)](block) for block in rows.check_blocks(result)]
     passed = all(r.passed for r in results)
     blocks.append(_line(rows.total_line(results), "ok" if passed else "bad"))
     return _document(blocks, "cnngrad check")
@@ -89,12 +85,19 @@ def check(results) -> str:
 def explain(explained, precision: int) -> str:
     """One gradient entry: its value, the chain-rule formula and the sum term by term."""
     blocks = [_line(rows.heading(explained.spec, explained.name), "title")]
-    for kind, *content in rows.explain_blocks(explained, precision):
-        if kind == "table":
-            blocks.append(_table(*content))
-        else:
-            blocks.append(_line(content[0], {"value": "head", "note": "dim", "where": "dim"}.get(kind, "text")))
+    blocks += [BLOCKS[type(block)](block) for block in rows.explain_blocks(explained, precision)]
     return _document(blocks, rows.heading(explained.spec, explained.name))
+
+
+BLOCKS = {   # block type → its SVG block (a line's class is its style)
+    Value: lambda b: _line(b.text, "head"),
+    Formula: lambda b: _line(b.text, "text"),
+    Where: lambda b: _line(b.text, "dim"),
+    Note: lambda b: _line(b.text, "dim"),
+    Problem: lambda b: _line(b.text, "bad"),
+    Verdict: lambda b: _line(b.text, "ok" if b.passed else "bad"),
+    Table: lambda b: _table(b.header, b.rows, b.numeric),
+}
 
 
 def network(report) -> str:

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import fit, plain, rows
-from .grid import array_format, format_values, number_text, shape_text, slices
+from . import blocks, fit, plain, rows
+from .grid import array_format, format_values, number_text, slices
 from .heatmap import HEAT, HEAT_FLOOR, rgb   # noqa: F401 (HEAT: the colours, as tests read them)
+from ..quantities import gradient_of, shape_text
 from ..text import printable
 
 if TYPE_CHECKING:                 # annotations only: check output needs no report records
@@ -92,7 +93,7 @@ def backward(report: BackwardReport, precision: int, full: bool = False) -> str:
     parts = [Text(rows.heading(report.spec, report.name), style="bold"),
              _loss(report.loss, report.loss_kind, precision)]
     for quantity, gradient in report.gradients.items():
-        parts += _quantity(f"grad.{quantity}", f"grad.{quantity}", gradient, precision, room)
+        parts += _quantity(gradient_of(quantity), gradient_of(quantity), gradient, precision, room)
     for param, value in report.updates.items():
         parts += _quantity(rows.update_title(param, report.lr), param, value, precision, room)
     return _render(parts)
@@ -126,30 +127,27 @@ def plain_check(results, total: bool = True) -> str:
 def explain(explained, precision: int) -> str:
     """One gradient entry: its value, the chain-rule formula, what the symbols are, the sum term by term."""
     parts = [Text(rows.heading(explained.spec, explained.name), style="bold")]
-    for kind, *content in rows.explain_blocks(explained, precision):
-        if kind == "value":
-            parts += [Text(""), Text(content[0], style="bold cyan")]
-        elif kind == "formula":
-            parts += [Text(""), Text(content[0])]
-        elif kind in ("where", "note"):
-            parts.append(Text(content[0], style="dim"))
-        else:
-            parts += [Text(""), _table(*content)]
+    for block in rows.explain_blocks(explained, precision):
+        parts += BLOCKS[type(block)](block)
     return _render(parts)
 
 
 def _spec_check(result) -> list:
     parts = [Text(rows.heading(result.spec, result.name), style="bold")]
-    for kind, *content in rows.check_blocks(result):
-        if kind == "table":
-            parts += [Text(""), _table(*content)]
-        elif kind == "note":
-            parts.append(Text(content[0], style="dim"))
-        elif kind == "problem":
-            parts.append(Text(content[0], style="red"))
-        else:
-            parts += [Text(""), _verdict(*content), Text("")]
+    for block in rows.check_blocks(result):
+        parts += BLOCKS[type(block)](block)
     return parts
+
+
+BLOCKS = {   # block type → its parts (a blank line sets off values, formulas, tables and verdicts)
+    blocks.Value: lambda b: [Text(""), Text(b.text, style="bold cyan")],
+    blocks.Formula: lambda b: [Text(""), Text(b.text)],
+    blocks.Where: lambda b: [Text(b.text, style="dim")],
+    blocks.Note: lambda b: [Text(b.text, style="dim")],
+    blocks.Problem: lambda b: [Text(b.text, style="red")],
+    blocks.Verdict: lambda b: [Text(""), _verdict(b.text, b.passed), Text("")],
+    blocks.Table: lambda b: [Text(""), _table(b.header, b.rows, b.numeric)],
+}
 
 
 def _quantity(title: str, name: str, value, precision: int, room: fit.Budget | None = None) -> list:

@@ -20,7 +20,7 @@ import numpy as np
 from .. import quantities
 from ..model import Expectation, Model
 from .errors import SpecError
-from .expect import parse_quantity, quantities as known_quantities, read_expect
+from .expect import read_expect
 from .limits import Limits
 from .nodes import Cursor
 from .source import read_text
@@ -91,8 +91,8 @@ def _expectation(path: str, key: str, value, model: Model, code, nulls: bool) ->
 def expectation_of(key: str, value, model: Model, code: tuple[float, float], nulls: bool = False) -> Expectation:
     """One named value from code as an ``Expectation``; ValueError says what is wrong with it.
     ``nulls``: JSON, where ``null`` (read as NaN) and ±Infinity are values beyond float64."""
-    known = known_quantities(model)
-    name, index = parse_quantity(key, known, model)
+    known = quantities.known(model)
+    name, index = quantities.parse(key, known, model)
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):

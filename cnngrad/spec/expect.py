@@ -9,23 +9,12 @@ import math
 
 from .. import quantities as names
 from ..model import CODE_TOLERANCE, Expectation, Model
-from .errors import quoted, shortened
-from .nodes import Cursor, suggest
+from .nodes import Cursor
 from .values import ValueReader, shape_text
 
 
-def quantities(model: Model) -> dict[str, tuple[int, ...]]:
-    """Every docs/reference.md §2 name an expectation may use, with its shape in the user's rank."""
-    shapes = dict(model.user_shapes)
-    if model.has_loss:
-        shapes["loss"] = ()
-    names = ["input", "output"] + model.network.names + list(model.params)
-    shapes.update({f"grad.{name}": model.user_shapes[name] for name in names})
-    return shapes
-
-
 def read_expect(cursor: Cursor, model: Model, values: ValueReader) -> list[Expectation]:
-    known = quantities(model)
+    known = names.known(model)
     tolerance = None
     entries = cursor.items("a mapping of quantity names (conv1, grad.conv1.kernel, ...) to values")
     for key, key_cursor, value in entries:
@@ -45,7 +34,7 @@ def read_expect(cursor: Cursor, model: Model, values: ValueReader) -> list[Expec
             written = values.literal(value)
             array, texts, code = written.values, written.texts, None
         if array.shape != expected_shape and (code is None or array.size != math.prod(expected_shape)):
-            what = f"{name}[{','.join(map(str, index))}] is one number" if index is not None \
+            what = f"{names.label(name, index)} is one number" if index is not None \
                 else f"{name} has shape {shape_text(expected_shape)}"
             hint = "; that is the transpose's shape: write one row per row of the quantity" \
                 if len(array.shape) > 1 and array.shape == expected_shape[::-1] else ""
@@ -69,29 +58,6 @@ def _tolerance(cursor: Cursor) -> float | None:
 
 def _quantity(key: str, at: Cursor, known: dict, model: Model) -> tuple[str, tuple[int, ...] | None]:
     try:
-        return parse_quantity(key, known, model)
+        return names.parse(key, known, model)
     except ValueError as err:
         at.fail(str(err))
-
-
-def parse_quantity(key: str, known: dict, model: Model) -> tuple[str, tuple[int, ...] | None]:
-    """``grad.conv1.kernel[0,1]`` → (``grad.conv1.kernel``, (0, 1)); ValueError says what is wrong."""
-    name, written = names.split(key)
-    if name not in known:
-        hint = "" if name != "loss" or model.has_loss else \
-            " (the spec gives no loss)" if model.network.loss is None else " (loss: none has no loss value)"
-        raise ValueError(f"unknown quantity {quoted(name)}{hint}{suggest(name, list(known))} (known: {', '.join(known)})")
-    if written is None:
-        return name, None
-    shape = known[name]
-    if any(len(part.strip()) > 18 for part in written.split(",")):   # no shape is that large; int() may refuse it
-        raise ValueError(f"index [{shortened(written, 40)}] is out of range for {name} "
-                         f"of shape {shape_text(shape)}")
-    try:
-        index = names.parse_index(written)
-    except ValueError:
-        raise ValueError(f"an index is whole numbers separated by commas, like {name}[0,1], "
-                         f"not [{shortened(written, 40)}]") from None
-    if len(index) != len(shape) or any(not 0 <= i < n for i, n in zip(index, shape)):
-        raise ValueError(f"index {names.label('', index)} is out of range for {name} of shape {shape_text(shape)}")
-    return name, index

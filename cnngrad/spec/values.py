@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 from yaml.nodes import ScalarNode
 
+from .. import quantities
 from ..record import Record
 from .limits import Limits
 from .errors import quoted
@@ -36,8 +37,8 @@ class Literal(Record):
 
 
 def shape_text(shape: tuple[int, ...]) -> str:
-    """(2, 3) → '2×3'; () → 'a scalar'."""
-    return "×".join(map(str, shape)) if shape else "a scalar"
+    """(2, 3) → '2×3'; () → 'a scalar' (quantities.shape_text, worded for a message's prose)."""
+    return quantities.shape_text(shape, "a scalar")
 
 
 class ValueReader:
