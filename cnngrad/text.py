@@ -28,3 +28,10 @@ def _escape(match: re.Match) -> str:
         return _NAMED[char]
     code = ord(char)
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def markup(text: str, quote: bool = True) -> str:
+    """``text`` for HTML or SVG: control characters as visible escapes (an SVG with ESC in it is
+    not well-formed XML), then ``& < >`` (and quotes) as entities."""
+    import html
+    return html.escape(printable(text), quote)

@@ -26,7 +26,7 @@ expect:
   loss: 99
 """
 COMMANDS = [["forward"], ["backward"], ["check"], ["explain", "grad.conv1.kernel[0,0]"]]
-FORMATS = ["table", "markdown", "latex", "json"]
+FORMATS = ["table", "markdown", "latex", "json", "svg", "html"]
 
 
 def run(*args, env=None):

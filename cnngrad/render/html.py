@@ -9,14 +9,13 @@ network strip is ``svg``'s, embedded as an image so its styles stay its own.
 from __future__ import annotations
 
 import base64
-from html import escape
-
 import numpy as np
 
 from . import heatmap, rows, svg
 from .blocks import Formula, Note, Problem, Table, Value, Verdict, Where
 from .grid import grids, number_text
 from ..quantities import gradient_of, shape_text
+from ..text import markup as escape
 
 FONT = "font-family:'DejaVu Sans Mono',Menlo,Consolas,monospace"
 GREEN, RED, AMBER = "color:#1a7f37;font-weight:bold", "color:#c62828;font-weight:bold", "color:#a07000;font-weight:bold"

@@ -7,14 +7,13 @@ formats print. Layout is arithmetic on a monospace font: a character is 0.6 of i
 """
 from __future__ import annotations
 
-from html import escape
-
 import numpy as np
 
 from . import heatmap, rows
 from .blocks import Formula, Note, Problem, Table, Value, Verdict, Where
 from .grid import grids, number_text
 from ..quantities import gradient_of, shape_text
+from ..text import markup as escape
 
 WIDTH = 1160              # the widest a row of grids or boxes grows before it wraps
 MARGIN = 20
