@@ -110,15 +110,7 @@ def check_entries(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, ato
     """Every entry of one quantity: four perturbed runs per entry, batched (entries that move one
     output unit of their layer share that unit's runs; those that move one channel of a map run
     the channel-wise layers after it on that channel alone)."""
-    if probe.units is not None:
-        inner = probe.unit_probe
-        per_unit = central_differences(evaluator, inner.start, inner.steps(eps), inner.perturbed)
-        diffs = per_unit.along(*probe.units(np.arange(probe.values.size)))
-    elif probe.one_channel is not None:
-        diffs = central_differences(evaluator, probe.start, probe.steps(eps), probe.one_channel,
-                                    one_channel=True)
-    else:
-        diffs = central_differences(evaluator, probe.start, probe.steps(eps), probe.perturbed)
+    diffs = probe.differences(evaluator, eps)
     indices = [tuple(i) for i in np.argwhere(np.ones(user_shape, dtype=bool)).tolist()] \
         if user_shape else [()]
     return judge(probe.quantity, user_shape, probe.analytic.reshape(-1), diffs, indices, rtol, atol,
@@ -181,6 +173,47 @@ def probes_for(model: Model, trace, grads, wrt) -> tuple[list[Probe], list[Probe
     return chosen, deltas
 
 
+class Progress:
+    """Tells ``report(advance, total)`` how many perturbed copies each batch ran and how many the
+    check plans in all (the plan grows if the per-layer delta checks become necessary)."""
+
+    def __init__(self, report, fast: bool):
+        self.report, self.fast, self.total = report, fast, 0
+
+    def plan(self, probes: list[Probe]) -> None:
+        """Count the copies ``probes`` will run: four per entry (or shared unit), or per direction."""
+        self.total += sum(len(STEPS) * (DIRECTIONS if self.fast else p.runs) for p in probes)
+
+    def advance(self, count: int) -> None:
+        if self.report is not None:
+            self.report(count, self.total)
+
+
+class QuantityChecker:
+    """Checks one quantity at a time against one unperturbed run: every entry, or with ``fast``
+    random directions; each result carries the quantity's place in the spec."""
+
+    def __init__(self, model: Model, evaluator: Evaluator, eps: float, rtol: float, atol: float,
+                 fast: bool, seed: int):
+        self.model, self.evaluator = model, evaluator
+        self.eps, self.rtol, self.atol, self.fast = eps, rtol, atol, fast
+        self.rng = np.random.default_rng(seed) if fast else None   # numpy.random costs a small check ~8 ms
+
+    def __call__(self, probe: Probe) -> QuantityResult:
+        shape = self.model.user_shapes[probe.quantity]
+        if self.fast:
+            result = check_directions(self.evaluator, probe, shape, self.eps, self.rtol, self.atol, self.rng)
+        else:
+            result = check_entries(self.evaluator, probe, shape, self.eps, self.rtol, self.atol)
+        result.line, result.column = self.model.places.get(probe.quantity, (None, None))
+        return result
+
+
+def given(value, default):
+    """``value``, or ``default`` where the caller left it None."""
+    return default if value is None else value
+
+
 def check_model(model: Model, *, eps: float | None = None, rtol: float | None = None,
                 atol: float | None = None, wrt=(), fast: bool = False, deltas: bool = False,
                 seed: int = 0, progress=None, max_work: float | None = None) -> SpecResult:
@@ -192,63 +225,53 @@ def check_model(model: Model, *, eps: float | None = None, rtol: float | None = 
     ``progress(advance, total)``, if given, hears how many perturbed copies each batch ran and how
     many the check needs in all (the total grows if per-layer delta checks become necessary).
     """
-    eps = DEFAULT_EPS if eps is None else eps
-    rtol = DEFAULT_RTOL if rtol is None else rtol
-    atol = DEFAULT_ATOL if atol is None else atol
-    max_work = DEFAULT_MAX_WORK if max_work is None else max_work
+    max_work = given(max_work, DEFAULT_MAX_WORK)
     work = check_work(model.network, wrt, fast, deltas)
     refuse_beyond(work, max_work, model.path)
     trace = model.forward()
     model.loss(trace)   # raises if the loss is not finite: nothing to difference
     grads = model.backward(trace)
     gradient_probes, delta_probes = probes_for(model, trace, grads, wrt)
-    total = 0
-
-    def expect_work(probes):
-        nonlocal total
-        total += sum(len(STEPS) * (DIRECTIONS if fast else p.runs) for p in probes)
-
-    def advance(count):
-        if progress is not None:
-            progress(count, total)
-
+    copies = Progress(progress, fast)
     evaluator = Evaluator(model.network, model.params, model.target, trace,
                           magnitude=rounding_magnitude(model, trace, grads, recompute=fast),
-                          progress=advance)
-    rng = np.random.default_rng(seed) if fast else None   # numpy.random costs a small check ~8 ms
-
-
-    def run(probe: Probe) -> QuantityResult:
-        shape = model.user_shapes[probe.quantity]
-        if fast:
-            result = check_directions(evaluator, probe, shape, eps, rtol, atol, rng)
-        else:
-            result = check_entries(evaluator, probe, shape, eps, rtol, atol)
-        result.line, result.column = model.places.get(probe.quantity, (None, None))
-        return result
-
-    expect_work(gradient_probes + delta_probes)
-    gradients = [run(probe) for probe in gradient_probes]
-    delta_results = [run(probe) for probe in delta_probes]
-    layers = model.network.names[:backpropagated_layers(model)]
-    if deltas or (any(q.status == "failed" for q in gradients)
-                  and work + check_work(model.network, layers, fast) <= max_work):
-        delta_probes = [delta_probe(model, trace, grads, i)
-                        for i in reversed(range(backpropagated_layers(model)))]
-        expect_work(delta_probes)
-        delta_results = [run(probe) for probe in delta_probes]
-
-    values = model.values() if model.expect else {}   # a second forward/backward, only if needed
-    expectations = [expect_check.verify(e, values[e.quantity]) for e in model.expect]
-    first_wrong = first_wrong_layer = None
-    if not all(e.passed for e in expectations):   # only then: where it went wrong, and why
-        from ..diagnose import explain_failures
-        first_wrong, first_wrong_layer = explain_failures(model, model.expect, expectations)
+                          progress=copies.advance)
+    check = QuantityChecker(model, evaluator, given(eps, DEFAULT_EPS), given(rtol, DEFAULT_RTOL),
+                            given(atol, DEFAULT_ATOL), fast, seed)
+    copies.plan(gradient_probes + delta_probes)
+    gradients = [check(probe) for probe in gradient_probes]
+    delta_results = [check(probe) for probe in delta_probes]
+    if deltas or deltas_fit_after_failure(model, gradients, work, fast, max_work):
+        delta_probes = [delta_probe(model, trace, grads, i) for i in reversed(range(backpropagated_layers(model)))]
+        copies.plan(delta_probes)
+        delta_results = [check(probe) for probe in delta_probes]
+    expectations, first_wrong, first_wrong_layer = check_expectations(model)
     passed = all(q.passed for q in gradients + delta_results) and all(e.passed for e in expectations)
     return SpecResult(spec=model.path, name=model.name, passed=passed, gradients=gradients,
                       expect=expectations, deltas=delta_results,
                       faulty_layer=faulty_layer(model, gradients, delta_results), first_wrong=first_wrong,
                       first_wrong_layer=first_wrong_layer)
+
+
+def deltas_fit_after_failure(model: Model, gradients: list[QuantityResult], work: float, fast: bool,
+                             max_work: float) -> bool:
+    """Which layer is wrong: a gradient failed, and checking every backpropagated layer's delta
+    as well still fits within ``max_work``."""
+    if not any(q.status == "failed" for q in gradients):
+        return False
+    layers = model.network.names[:backpropagated_layers(model)]
+    return work + check_work(model.network, layers, fast) <= max_work
+
+
+def check_expectations(model: Model):
+    """The spec's ``expect`` entries against the values, and where a wrong one first went wrong
+    (``diagnose``): (results, first wrong quantity, its layer), the latter two None if all hold."""
+    values = model.values() if model.expect else {}   # a second forward/backward, only if needed
+    expectations = [expect_check.verify(e, values[e.quantity]) for e in model.expect]
+    if all(e.passed for e in expectations):
+        return expectations, None, None
+    from ..diagnose import explain_failures   # only then: where it went wrong, and why
+    return (expectations, *explain_failures(model, model.expect, expectations))
 
 
 def rounding_magnitude(model: Model, trace, grads, recompute: bool = False) -> np.ndarray:
@@ -295,18 +318,21 @@ def faulty_layer(model: Model, gradients, deltas) -> str | None:
 
     If ∂E/∂(output of layer k) is right but ∂E/∂(output of layer k−1), or a parameter gradient of
     layer k, is wrong, layer k's backward is at fault; a wrong gradient where backprop starts
-    (the last output, or the fused activation's input) blames the loss.
+    (the last output, or the fused activation's input) blames the loss. None when not every
+    backpropagated layer's delta was checked, or nothing disagrees.
     """
     names = model.network.names[:backpropagated_layers(model)]
     delta_ok = {q.quantity: not disagrees(q) for q in deltas}
     if any(name not in delta_ok for name in names):
         return None
     bad_params = {q.quantity.rsplit(".", 1)[0] for q in gradients if disagrees(q) and q.quantity != "input"}
-    input_bad = any(q.quantity == "input" and disagrees(q) for q in gradients)
-    if not (delta_ok[names[-1]] if names else not input_bad):
+    input_ok = not any(q.quantity == "input" and disagrees(q) for q in gradients)
+    # below_ok[k]: the gradient layer k hands down is right (∂E/∂ the output of layer k − 1, or
+    # ∂E/∂input below the first layer); below_ok[-1] is the gradient where backprop starts
+    below_ok = [input_ok] + [delta_ok[name] for name in names]
+    if not below_ok[-1]:
         return "loss"
-    for k in range(len(names) - 1, -1, -1):
-        below_bad = (not delta_ok[names[k - 1]]) if k > 0 else input_bad
-        if below_bad or names[k] in bad_params:
+    for k in reversed(range(len(names))):
+        if not below_ok[k] or names[k] in bad_params:
             return names[k]
     return None

@@ -36,11 +36,11 @@ def check_work(network: Network, wrt=(), fast: bool = False, deltas: bool = Fals
         return len(STEPS) * (DIRECTIONS if fast else runs) * (downstream[start] + FORMING * size)
 
     first = network.layers[0] if network.layers else None
-    quantities = {"input": cost(math.prod(network.input_shape), 1 if hasattr(first, "input_change") else 0)}
+    quantities = {"input": cost(math.prod(network.input_shape), 1 if first is not None and first.linear_in_input else 0)}
     for name, shape in network.param_shapes.items():
         index = network.names.index(name.rsplit(".", 1)[0])
         layer = network.layers[index]
-        runs = network.out_shapes[index][0] if hasattr(layer, "output_unit") else math.prod(shape)
+        runs = network.out_shapes[index][0] if layer.param_moves_one_unit else math.prod(shape)
         quantities[name] = cost(runs, index + 1)
     layer_deltas = {name: cost(math.prod(network.out_shapes[k]), k + 1) for k, name in enumerate(network.names)}
     bare = [name[5:] if name.startswith("grad.") else name for name in wrt]

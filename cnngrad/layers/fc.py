@@ -16,6 +16,7 @@ SYMBOLS = {"dy": "δ", "x": "a", "weights": "W", "bias": "b"}
 class FC(Layer):
     kind = "fc"
     param_names = ("weights", "bias")
+    affine_in_params = param_moves_one_unit = True
 
     def __init__(self, weights_shape):
         self.outputs, self.inputs = weights_shape
