@@ -57,24 +57,13 @@ def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, indice
         high = np.maximum(diffs.left, diffs.right)
         kink_ok = (((analytic >= low - widen) & (analytic <= high + widen)) | diffs.several) & measured
         smooth = ~diffs.kink
-        informative = smooth & measured & (scale > 0)
-        reference = np.broadcast_to(np.maximum(scale, zero), scale.shape)[informative]
-        resolution = float((tolerance[informative] / reference).min()) if informative.any() else None
-        resolved = float((diffs.noise[informative] / reference).min()) if informative.any() else None
+        resolution, resolved = resolutions(tolerance, diffs.noise, scale, zero, smooth & measured & (scale > 0))
         notable = diffs.kink & notable_kinks(analytic, low, high, tolerance, diffs.several)
     status = np.where(diffs.kink, np.where(kink_ok, "kink", "fail"), np.where(ok, "ok", "fail"))
     # a relative error says nothing where both values are within the entry's allowance (0 against 1e-17)
     relative = np.divide(error, scale, out=np.zeros_like(error), where=np.isfinite(scale) & (scale > tolerance))
     relative[~np.isfinite(error)] = np.inf
-    kinks = diffs.kink.tolist()
-    entries = [
-        EntryResult(index=index, analytic=a, numeric=n, abs_error=e, status=s,
-                    left=lo if k else None, right=hi if k else None, notable=m)
-        for index, a, n, e, s, k, lo, hi, m in zip(indices, analytic.tolist(), numeric.tolist(),
-                                                    error.tolist(), status.tolist(), kinks,
-                                                    diffs.left.tolist(), diffs.right.tolist(),
-                                                    notable.tolist())
-    ]
+    entries = entry_results(indices, analytic, diffs, error, status, notable)
     verdict = "failed" if np.any(status == "fail") else \
         "unverified" if resolved is not None and resolved >= UNRESOLVED else "passed"
     return QuantityResult(
@@ -83,6 +72,28 @@ def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, indice
         max_rel_error=float(relative[smooth].max()) if smooth.any() else 0.0,
         kinks=int(diffs.kink.sum()), entries=entries, method=method, status=verdict,
         resolution=resolution, difference_resolution=resolved)
+
+
+def resolutions(tolerance, noise, scale, zero, informative) -> tuple[float | None, float | None]:
+    """The smallest relative error the check could have caught, and its finite differences alone
+    could have (noise instead of the whole allowance), min over the ``informative`` entries of
+    allowance / max(|analytic|, |numeric|, ``zero``); None for both when no entry informs."""
+    if not informative.any():
+        return None, None
+    reference = np.broadcast_to(np.maximum(scale, zero), scale.shape)[informative]
+    return float((tolerance[informative] / reference).min()), float((noise[informative] / reference).min())
+
+
+def entry_results(indices, analytic, diffs: Differences, error, status, notable) -> list[EntryResult]:
+    """One ``EntryResult`` per entry; a kink's carries its one-sided quotients."""
+    return [
+        EntryResult(index=index, analytic=a, numeric=n, abs_error=e, status=s,
+                    left=lo if k else None, right=hi if k else None, notable=m)
+        for index, a, n, e, s, k, lo, hi, m in zip(indices, analytic.tolist(), diffs.numeric.tolist(),
+                                                    error.tolist(), status.tolist(), diffs.kink.tolist(),
+                                                    diffs.left.tolist(), diffs.right.tolist(),
+                                                    notable.tolist())
+    ]
 
 
 def notable_kinks(analytic, low, high, tolerance, several) -> np.ndarray:
@@ -325,14 +336,23 @@ def faulty_layer(model: Model, gradients, deltas) -> str | None:
     delta_ok = {q.quantity: not disagrees(q) for q in deltas}
     if any(name not in delta_ok for name in names):
         return None
-    bad_params = {q.quantity.rsplit(".", 1)[0] for q in gradients if disagrees(q) and q.quantity != "input"}
-    input_ok = not any(q.quantity == "input" and disagrees(q) for q in gradients)
     # below_ok[k]: the gradient layer k hands down is right (∂E/∂ the output of layer k − 1, or
     # ∂E/∂input below the first layer); below_ok[-1] is the gradient where backprop starts
-    below_ok = [input_ok] + [delta_ok[name] for name in names]
+    below_ok = [input_gradient_ok(gradients)] + [delta_ok[name] for name in names]
     if not below_ok[-1]:
         return "loss"
+    bad_params = layers_with_wrong_parameters(gradients)
     for k in reversed(range(len(names))):
         if not below_ok[k] or names[k] in bad_params:
             return names[k]
     return None
+
+
+def input_gradient_ok(gradients) -> bool:
+    """∂E/∂input agrees with its differences (or was not checked)."""
+    return not any(q.quantity == "input" and disagrees(q) for q in gradients)
+
+
+def layers_with_wrong_parameters(gradients) -> set[str]:
+    """The layers a parameter gradient of which disagrees with its differences."""
+    return {q.quantity.rsplit(".", 1)[0] for q in gradients if disagrees(q) and q.quantity != "input"}
