@@ -253,9 +253,7 @@ def check_model(model: Model, *, eps: float | None = None, rtol: float | None = 
     gradients = [check(probe) for probe in gradient_probes]
     delta_results = [check(probe) for probe in delta_probes]
     if deltas or deltas_fit_after_failure(model, gradients, work, fast, max_work):
-        delta_probes = [delta_probe(model, trace, grads, i) for i in reversed(range(backpropagated_layers(model)))]
-        copies.plan(delta_probes)
-        delta_results = [check(probe) for probe in delta_probes]
+        delta_results = check_every_delta(model, trace, grads, check, copies)
     expectations, first_wrong, first_wrong_layer = check_expectations(model)
     passed = all(q.passed for q in gradients + delta_results) and all(e.passed for e in expectations)
     return SpecResult(spec=model.path, name=model.name, passed=passed, gradients=gradients,
@@ -272,6 +270,13 @@ def deltas_fit_after_failure(model: Model, gradients: list[QuantityResult], work
         return False
     layers = model.network.names[:backpropagated_layers(model)]
     return work + check_work(model.network, layers, fast) <= max_work
+
+
+def check_every_delta(model: Model, trace, grads, check: QuantityChecker, copies: Progress) -> list[QuantityResult]:
+    """Which layer is wrong: ∂E/∂(each backpropagated layer's output), from the loss back."""
+    probes = [delta_probe(model, trace, grads, i) for i in reversed(range(backpropagated_layers(model)))]
+    copies.plan(probes)
+    return [check(probe) for probe in probes]
 
 
 def check_expectations(model: Model):

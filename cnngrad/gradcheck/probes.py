@@ -199,13 +199,13 @@ def param_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], n
     index = network.names.index(layer_name)
     layer = network.layers[index]
     y = trace.outputs[index][0]
-    theta = LayerParameter(layer, trace.inputs[index], y, network.params_of(index, params), pname)
+    parameter = LayerParameter(layer, trace.inputs[index], y, network.params_of(index, params), pname)
     exact = structured and layer.affine_in_params
-    perturbed = theta.exact_entries if exact else theta.rerun_entries
+    perturbed = parameter.exact_entries if exact else parameter.rerun_entries
     shortcut = None
     if structured and layer.param_moves_one_unit:
-        shortcut = SharedUnitRuns(output_probe(network, trace, index, np.zeros_like(y)), theta.units)
+        shortcut = SharedUnitRuns(output_probe(network, trace, index, np.zeros_like(y)), parameter.units)
     elif structured and layer.param_moves_one_channel and index + 1 < len(network.layers) \
             and network.layers[index + 1].channelwise:
-        shortcut = OneChannelRuns(theta.one_channel)
-    return Probe(name, theta.theta, analytic, index + 1, perturbed, theta.moved, shortcut=shortcut)
+        shortcut = OneChannelRuns(parameter.one_channel)
+    return Probe(name, parameter.theta, analytic, index + 1, perturbed, parameter.moved, shortcut=shortcut)
