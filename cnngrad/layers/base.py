@@ -196,11 +196,16 @@ def crop_map(x: np.ndarray, padding) -> np.ndarray:
 
 
 def windows(x: np.ndarray, size, stride, dilation=(1, 1)) -> np.ndarray:
-    """Read-only view ``(B, C, Ho, Wo, kh, kw)`` of every window of the map ``x`` ``(B, C, H, W)``."""
+    """Read-only view ``(B, C, Ho, Wo, kh, kw)`` of every window of the map ``x`` ``(B, C, H, W)``:
+    entry [b, c, i, j, m, n] is x[b, c, s·i + r·m, s·j + r·n] (s stride, r dilation). The one window
+    layout of the engine (conv's columns and scatter_windows' input use it too)."""
     (kh, kw), (sh, sw), (dh, dw) = size, stride, dilation
-    span = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
-    view = np.lib.stride_tricks.sliding_window_view(x, span, axis=(2, 3))
-    return view[:, :, ::sh, ::sw, ::dh, ::dw]
+    batch, channels, height, width = x.shape
+    out_h = window_output_size(height, dh * (kh - 1) + 1, sh)
+    out_w = window_output_size(width, dw * (kw - 1) + 1, sw)
+    sb, sc, sy, sx = x.strides
+    return np.lib.stride_tricks.as_strided(
+        x, (batch, channels, out_h, out_w, kh, kw), (sb, sc, sh * sy, sw * sx, dh * sy, dw * sx), writeable=False)
 
 
 def scatter_windows(dwin: np.ndarray, padded_shape, stride, dilation=(1, 1)) -> np.ndarray:
