@@ -231,3 +231,45 @@ def test_scatter_windows_is_the_adjoint_of_windows_bit_for_bit():
         scattered = scatter_windows(w, shape, stride, dilation)
         assert np.array_equal(scattered, loop_scatter(w, shape, stride, dilation))
         assert np.sum(win * w) == pytest.approx(np.sum(x * scattered), rel=1e-12)
+
+
+def loop_unread(size, before, taps, dilation, stride, count):
+    """The plain reference of ``base.unread``: mark what each window reads, one window at a time."""
+    read = np.zeros(size, dtype=bool)
+    for i in range(count):
+        for m in range(taps):
+            position = i * stride + dilation * m - before
+            if 0 <= position < size:
+                read[position] = True
+    return np.flatnonzero(~read)
+
+
+def test_unread_difference_array_equals_the_window_loop():
+    # unread sums window coverage as a difference array (np.add.at, no loop over windows); it must
+    # name exactly the entries the loop over windows leaves unread
+    from cnngrad.layers.base import unread, window_output_size
+    rng = np.random.default_rng(11)
+    for _ in range(300):
+        taps, dilation, stride = (int(rng.integers(1, 5)) for _ in range(3))
+        before, after = int(rng.integers(0, 4)), int(rng.integers(0, 4))
+        size = dilation * (taps - 1) + int(rng.integers(1, 12))
+        count = window_output_size(size + before + after, dilation * (taps - 1) + 1, stride)
+        assert np.array_equal(unread(size, before, taps, dilation, stride, count),
+                              loop_unread(size, before, taps, dilation, stride, count))
+
+
+def test_conv_columns_are_the_windows_in_one_layout():
+    # Conv.columns reads base.windows (B, C, Ho, Wo, kh, kw); row (c, m, n), column (b, i, j) must
+    # hold x[b, c, s·i + r·m, s·j + r·n], as a loop over positions reads it
+    rng = np.random.default_rng(12)
+    for _ in range(50):
+        kh, kw, sh, sw, dh, dw = (int(v) for v in rng.integers(1, 4, 6))
+        batch, channels = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        x = rng.standard_normal((batch, channels, dh * (kh - 1) + 1 + int(rng.integers(0, 5)),
+                                 dw * (kw - 1) + 1 + int(rng.integers(0, 5))))
+        layer = Conv((1, channels, kh, kw), stride=(sh, sw), dilation=(dh, dw))
+        cols, (out_h, out_w) = layer.columns(x)
+        expected = np.array([[x[b, c, sh * i + dh * m, sw * j + dw * n]
+                              for b in range(batch) for i in range(out_h) for j in range(out_w)]
+                             for c in range(channels) for m in range(kh) for n in range(kw)])
+        assert np.array_equal(cols, expected)

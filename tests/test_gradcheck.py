@@ -12,7 +12,7 @@ from cnngrad.gradcheck import UnknownQuantity, check_model
 from cnngrad.gradcheck.check import check_entries, judge
 from cnngrad.gradcheck.expect import auto_tolerance, verify
 from cnngrad.gradcheck.finite import Differences, Evaluator, central_differences
-from cnngrad.gradcheck.probes import input_probe, param_probe
+from cnngrad.gradcheck.probes import OneChannelRuns, input_probe, param_probe
 from cnngrad.layers.activations import ReLU, Sigmoid, Softmax, Tanh
 from cnngrad.layers.conv import Conv
 from cnngrad.layers.fc import FC
@@ -527,17 +527,17 @@ def test_one_channel_runs_equal_whole_map_runs(settings):
     evaluator = Evaluator(model.network, model.params, model.target, trace)
     for name in ("conv1.kernel", "conv1.bias"):
         probe = param_probe(model.network, trace, model.params, name, grads.params[name])
-        assert probe.one_channel is not None
+        assert isinstance(probe.shortcut, OneChannelRuns)
         size = model.params[name].size
         entries = np.concatenate([np.arange(size), np.arange(size), rng.integers(0, size, 9)])
         steps = rng.choice([1e-4, -1e-4, 0.3, -0.3, 1.5], size=len(entries))
-        alone = evaluator.run(1, *probe.one_channel(entries, steps))
+        alone = evaluator.run(1, *probe.shortcut.copies(entries, steps))
         whole = evaluator.run(1, probe.perturbed(entries, steps))
         for a, b in zip(alone, whole):
             np.testing.assert_array_equal(a, b)
         assert whole[1].any() and (whole[2] >= 0).any()     # some copies did cross kinks
         fast = check_entries(evaluator, probe, model.user_shapes[name], EPS, 1e-7, 1e-10)
-        probe.one_channel = None
+        probe.shortcut = None
         plain = check_entries(evaluator, probe, model.user_shapes[name], EPS, 1e-7, 1e-10)
         assert fast.passed and fast.as_dict() == plain.as_dict()
 

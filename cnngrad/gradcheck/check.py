@@ -58,24 +58,13 @@ def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, indice
         high = np.maximum(diffs.left, diffs.right)
         kink_ok = (((analytic >= low - widen) & (analytic <= high + widen)) | diffs.several) & measured
         smooth = ~diffs.kink
-        informative = smooth & measured & (scale > 0)
-        reference = np.broadcast_to(np.maximum(scale, zero), scale.shape)[informative]
-        resolution = float((tolerance[informative] / reference).min()) if informative.any() else None
-        resolved = float((diffs.noise[informative] / reference).min()) if informative.any() else None
+        resolution, resolved = resolutions(tolerance, diffs.noise, scale, zero, smooth & measured & (scale > 0))
         notable = diffs.kink & notable_kinks(analytic, low, high, tolerance, diffs.several)
     status = np.where(diffs.kink, np.where(kink_ok, "kink", "fail"), np.where(ok, "ok", "fail"))
     # a relative error says nothing where both values are within the entry's allowance (0 against 1e-17)
     relative = np.divide(error, scale, out=np.zeros_like(error), where=np.isfinite(scale) & (scale > tolerance))
     relative[~np.isfinite(error)] = np.inf
-    kinks = diffs.kink.tolist()
-    entries = [
-        EntryResult(index=index, analytic=a, numeric=n, abs_error=e, status=s,
-                    left=lo if k else None, right=hi if k else None, notable=m)
-        for index, a, n, e, s, k, lo, hi, m in zip(indices, analytic.tolist(), numeric.tolist(),
-                                                    error.tolist(), status.tolist(), kinks,
-                                                    diffs.left.tolist(), diffs.right.tolist(),
-                                                    notable.tolist())
-    ]
+    entries = entry_results(indices, analytic, diffs, error, status, notable)
     verdict = "failed" if np.any(status == "fail") else \
         "unverified" if resolved is not None and resolved >= UNRESOLVED else "passed"
     return QuantityResult(
@@ -84,6 +73,28 @@ def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, indice
         max_rel_error=float(relative[smooth].max()) if smooth.any() else 0.0,
         kinks=int(diffs.kink.sum()), entries=entries, method=method, status=verdict,
         resolution=resolution, difference_resolution=resolved)
+
+
+def resolutions(tolerance, noise, scale, zero, informative) -> tuple[float | None, float | None]:
+    """The smallest relative error the check could have caught, and its finite differences alone
+    could have (noise instead of the whole allowance), min over the ``informative`` entries of
+    allowance / max(|analytic|, |numeric|, ``zero``); None for both when no entry informs."""
+    if not informative.any():
+        return None, None
+    reference = np.broadcast_to(np.maximum(scale, zero), scale.shape)[informative]
+    return float((tolerance[informative] / reference).min()), float((noise[informative] / reference).min())
+
+
+def entry_results(indices, analytic, diffs: Differences, error, status, notable) -> list[EntryResult]:
+    """One ``EntryResult`` per entry; a kink's carries its one-sided quotients."""
+    return [
+        EntryResult(index=index, analytic=a, numeric=n, abs_error=e, status=s,
+                    left=lo if k else None, right=hi if k else None, notable=m)
+        for index, a, n, e, s, k, lo, hi, m in zip(indices, analytic.tolist(), diffs.numeric.tolist(),
+                                                    error.tolist(), status.tolist(), diffs.kink.tolist(),
+                                                    diffs.left.tolist(), diffs.right.tolist(),
+                                                    notable.tolist())
+    ]
 
 
 def notable_kinks(analytic, low, high, tolerance, several) -> np.ndarray:
@@ -111,15 +122,7 @@ def check_entries(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, ato
     """Every entry of one quantity: four perturbed runs per entry, batched (entries that move one
     output unit of their layer share that unit's runs; those that move one channel of a map run
     the channel-wise layers after it on that channel alone)."""
-    if probe.units is not None:
-        inner = probe.unit_probe
-        per_unit = central_differences(evaluator, inner.start, inner.steps(eps), inner.perturbed)
-        diffs = per_unit.along(*probe.units(np.arange(probe.values.size)))
-    elif probe.one_channel is not None:
-        diffs = central_differences(evaluator, probe.start, probe.steps(eps), probe.one_channel,
-                                    one_channel=True)
-    else:
-        diffs = central_differences(evaluator, probe.start, probe.steps(eps), probe.perturbed)
+    diffs = probe.differences(evaluator, eps)
     indices = [tuple(i) for i in np.argwhere(np.ones(user_shape, dtype=bool)).tolist()] \
         if user_shape else [()]
     return judge(probe.quantity, user_shape, probe.analytic.reshape(-1), diffs, indices, rtol, atol,
@@ -182,6 +185,47 @@ def probes_for(model: Model, trace, grads, wrt) -> tuple[list[Probe], list[Probe
     return chosen, deltas
 
 
+class Progress:
+    """Tells ``report(advance, total)`` how many perturbed copies each batch ran and how many the
+    check plans in all (the plan grows if the per-layer delta checks become necessary)."""
+
+    def __init__(self, report, fast: bool):
+        self.report, self.fast, self.total = report, fast, 0
+
+    def plan(self, probes: list[Probe]) -> None:
+        """Count the copies ``probes`` will run: four per entry (or shared unit), or per direction."""
+        self.total += sum(len(STEPS) * (DIRECTIONS if self.fast else p.runs) for p in probes)
+
+    def advance(self, count: int) -> None:
+        if self.report is not None:
+            self.report(count, self.total)
+
+
+class QuantityChecker:
+    """Checks one quantity at a time against one unperturbed run: every entry, or with ``fast``
+    random directions; each result carries the quantity's place in the spec."""
+
+    def __init__(self, model: Model, evaluator: Evaluator, eps: float, rtol: float, atol: float,
+                 fast: bool, seed: int):
+        self.model, self.evaluator = model, evaluator
+        self.eps, self.rtol, self.atol, self.fast = eps, rtol, atol, fast
+        self.rng = np.random.default_rng(seed) if fast else None   # numpy.random costs a small check ~8 ms
+
+    def __call__(self, probe: Probe) -> QuantityResult:
+        shape = self.model.user_shapes[probe.quantity]
+        if self.fast:
+            result = check_directions(self.evaluator, probe, shape, self.eps, self.rtol, self.atol, self.rng)
+        else:
+            result = check_entries(self.evaluator, probe, shape, self.eps, self.rtol, self.atol)
+        result.line, result.column = self.model.places.get(probe.quantity, (None, None))
+        return result
+
+
+def given(value, default):
+    """``value``, or ``default`` where the caller left it None."""
+    return default if value is None else value
+
+
 def check_model(model: Model, *, eps: float | None = None, rtol: float | None = None,
                 atol: float | None = None, wrt=(), fast: bool = False, deltas: bool = False,
                 seed: int = 0, progress=None, max_work: float | None = None) -> SpecResult:
@@ -193,63 +237,58 @@ def check_model(model: Model, *, eps: float | None = None, rtol: float | None = 
     ``progress(advance, total)``, if given, hears how many perturbed copies each batch ran and how
     many the check needs in all (the total grows if per-layer delta checks become necessary).
     """
-    eps = DEFAULT_EPS if eps is None else eps
-    rtol = DEFAULT_RTOL if rtol is None else rtol
-    atol = DEFAULT_ATOL if atol is None else atol
-    max_work = DEFAULT_MAX_WORK if max_work is None else max_work
+    max_work = given(max_work, DEFAULT_MAX_WORK)
     work = check_work(model.network, wrt, fast, deltas)
     refuse_beyond(work, max_work, model.path)
     trace = model.forward()
     model.loss(trace)   # raises if the loss is not finite: nothing to difference
     grads = model.backward(trace)
     gradient_probes, delta_probes = probes_for(model, trace, grads, wrt)
-    total = 0
-
-    def expect_work(probes):
-        nonlocal total
-        total += sum(len(STEPS) * (DIRECTIONS if fast else p.runs) for p in probes)
-
-    def advance(count):
-        if progress is not None:
-            progress(count, total)
-
+    copies = Progress(progress, fast)
     evaluator = Evaluator(model.network, model.params, model.target, trace,
                           magnitude=rounding_magnitude(model, trace, grads, recompute=fast),
-                          progress=advance)
-    rng = np.random.default_rng(seed) if fast else None   # numpy.random costs a small check ~8 ms
-
-
-    def run(probe: Probe) -> QuantityResult:
-        shape = model.user_shapes[probe.quantity]
-        if fast:
-            result = check_directions(evaluator, probe, shape, eps, rtol, atol, rng)
-        else:
-            result = check_entries(evaluator, probe, shape, eps, rtol, atol)
-        result.line, result.column = model.places.get(probe.quantity, (None, None))
-        return result
-
-    expect_work(gradient_probes + delta_probes)
-    gradients = [run(probe) for probe in gradient_probes]
-    delta_results = [run(probe) for probe in delta_probes]
-    layers = model.network.names[:backpropagated_layers(model)]
-    if deltas or (any(q.status == "failed" for q in gradients)
-                  and work + check_work(model.network, layers, fast) <= max_work):
-        delta_probes = [delta_probe(model, trace, grads, i)
-                        for i in reversed(range(backpropagated_layers(model)))]
-        expect_work(delta_probes)
-        delta_results = [run(probe) for probe in delta_probes]
-
-    values = model.values() if model.expect else {}   # a second forward/backward, only if needed
-    expectations = [expect_check.verify(e, values[e.quantity]) for e in model.expect]
-    first_wrong = first_wrong_layer = None
-    if not all(e.passed for e in expectations):   # only then: where it went wrong, and why
-        from ..diagnose import explain_failures
-        first_wrong, first_wrong_layer = explain_failures(model, model.expect, expectations)
+                          progress=copies.advance)
+    check = QuantityChecker(model, evaluator, given(eps, DEFAULT_EPS), given(rtol, DEFAULT_RTOL),
+                            given(atol, DEFAULT_ATOL), fast, seed)
+    copies.plan(gradient_probes + delta_probes)
+    gradients = [check(probe) for probe in gradient_probes]
+    delta_results = [check(probe) for probe in delta_probes]
+    if deltas or deltas_fit_after_failure(model, gradients, work, fast, max_work):
+        delta_results = check_every_delta(model, trace, grads, check, copies)
+    expectations, first_wrong, first_wrong_layer = check_expectations(model)
     passed = all(q.passed for q in gradients + delta_results) and all(e.passed for e in expectations)
     return SpecResult(spec=model.path, name=model.name, passed=passed, gradients=gradients,
                       expect=expectations, deltas=delta_results,
                       faulty_layer=faulty_layer(model, gradients, delta_results), first_wrong=first_wrong,
                       first_wrong_layer=first_wrong_layer)
+
+
+def deltas_fit_after_failure(model: Model, gradients: list[QuantityResult], work: float, fast: bool,
+                             max_work: float) -> bool:
+    """Which layer is wrong: a gradient failed, and checking every backpropagated layer's delta
+    as well still fits within ``max_work``."""
+    if not any(q.status == "failed" for q in gradients):
+        return False
+    layers = model.network.names[:backpropagated_layers(model)]
+    return work + check_work(model.network, layers, fast) <= max_work
+
+
+def check_every_delta(model: Model, trace, grads, check: QuantityChecker, copies: Progress) -> list[QuantityResult]:
+    """Which layer is wrong: ∂E/∂(each backpropagated layer's output), from the loss back."""
+    probes = [delta_probe(model, trace, grads, i) for i in reversed(range(backpropagated_layers(model)))]
+    copies.plan(probes)
+    return [check(probe) for probe in probes]
+
+
+def check_expectations(model: Model):
+    """The spec's ``expect`` entries against the values, and where a wrong one first went wrong
+    (``diagnose``): (results, first wrong quantity, its layer), the latter two None if all hold."""
+    values = model.values() if model.expect else {}   # a second forward/backward, only if needed
+    expectations = [expect_check.verify(e, values[e.quantity]) for e in model.expect]
+    if all(e.passed for e in expectations):
+        return expectations, None, None
+    from ..diagnose import explain_failures   # only then: where it went wrong, and why
+    return (expectations, *explain_failures(model, model.expect, expectations))
 
 
 def rounding_magnitude(model: Model, trace, grads, recompute: bool = False) -> np.ndarray:
@@ -296,18 +335,30 @@ def faulty_layer(model: Model, gradients, deltas) -> str | None:
 
     If ∂E/∂(output of layer k) is right but ∂E/∂(output of layer k−1), or a parameter gradient of
     layer k, is wrong, layer k's backward is at fault; a wrong gradient where backprop starts
-    (the last output, or the fused activation's input) blames the loss.
+    (the last output, or the fused activation's input) blames the loss. None when not every
+    backpropagated layer's delta was checked, or nothing disagrees.
     """
     names = model.network.names[:backpropagated_layers(model)]
     delta_ok = {q.quantity: not disagrees(q) for q in deltas}
     if any(name not in delta_ok for name in names):
         return None
-    bad_params = {q.quantity.rsplit(".", 1)[0] for q in gradients if disagrees(q) and q.quantity != "input"}
-    input_bad = any(q.quantity == "input" and disagrees(q) for q in gradients)
-    if not (delta_ok[names[-1]] if names else not input_bad):
+    # below_ok[k]: the gradient layer k hands down is right (∂E/∂ the output of layer k − 1, or
+    # ∂E/∂input below the first layer); below_ok[-1] is the gradient where backprop starts
+    below_ok = [input_gradient_ok(gradients)] + [delta_ok[name] for name in names]
+    if not below_ok[-1]:
         return "loss"
-    for k in range(len(names) - 1, -1, -1):
-        below_bad = (not delta_ok[names[k - 1]]) if k > 0 else input_bad
-        if below_bad or names[k] in bad_params:
+    bad_params = layers_with_wrong_parameters(gradients)
+    for k in reversed(range(len(names))):
+        if not below_ok[k] or names[k] in bad_params:
             return names[k]
     return None
+
+
+def input_gradient_ok(gradients) -> bool:
+    """∂E/∂input agrees with its differences (or was not checked)."""
+    return not any(q.quantity == "input" and disagrees(q) for q in gradients)
+
+
+def layers_with_wrong_parameters(gradients) -> set[str]:
+    """The layers a parameter gradient of which disagrees with its differences."""
+    return {q.quantity.rsplit(".", 1)[0] for q in gradients if disagrees(q) and q.quantity != "input"}

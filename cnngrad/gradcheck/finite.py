@@ -75,42 +75,68 @@ class Evaluator:
         ``channels[k]`` only and ``batch`` holds just that channel, shape (N, 1, H, W): channel-wise
         layers run on it alone (the last layer always runs whole), then the map is completed.
         """
+        losses, ran = self.losses(start, batch, channels)
+        crossed, first = self.kinks_crossed(ran, len(losses))
+        if self.progress is not None:
+            self.progress(len(losses))
+        return losses, crossed, first
+
+    def losses(self, start: int, batch: np.ndarray, channels: np.ndarray | None = None):
+        """Run the copies from layer ``start`` on (see ``run``): their losses, and what each layer
+        ran as (layer index, cache, the channel each copy ran, or None for all)."""
         net = self.network
-        ran = []            # (layer index, cache, the channel each copy ran, or None for all)
+        ran = []
         index = start
         with np.errstate(all="ignore"):   # a copy that overflows gives a non-finite quotient, reported
             if channels is not None:
-                while index < len(net.layers) - 1 and net.layers[index].channelwise:
-                    batch, cache = net.layers[index].forward(batch, net.params_of(index, self.params))
-                    ran.append((index, cache, channels))
-                    index += 1
-                whole = np.repeat(self.trace.inputs[index], len(channels), axis=0)
-                whole[np.arange(len(channels)), channels] = batch[:, 0]
-                batch = whole
+                batch, ran = self.one_channel_layers(start, batch, channels)
+                index = start + len(ran)
             trace = net.forward(batch, self.params, index)
             losses = net.losses(trace, self.target)
-        ran += [(index + k, cache, None) for k, cache in enumerate(trace.caches)]
-        crossed = np.zeros(len(batch), dtype=np.int64)
-        first = np.full(len(batch), -1)
+        return losses, ran + [(index + k, cache, None) for k, cache in enumerate(trace.caches)]
+
+    def one_channel_layers(self, start: int, batch: np.ndarray, channels: np.ndarray):
+        """Run the channel-wise layers from ``start`` on the one channel each copy moved (the last
+        layer excepted), then put that channel into the unperturbed map: the whole maps, and what
+        each layer ran as."""
+        net = self.network
+        ran = []
+        index = start
+        while index < len(net.layers) - 1 and net.layers[index].channelwise:
+            batch, cache = net.layers[index].forward(batch, net.params_of(index, self.params))
+            ran.append((index, cache, channels))
+            index += 1
+        whole = np.repeat(self.trace.inputs[index], len(channels), axis=0)
+        whole[np.arange(len(channels)), channels] = batch[:, 0]
+        return whole, ran
+
+    def kinks_crossed(self, ran, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """For each of ``count`` copies, how many units of the layers it ran sit on another smooth
+        piece than in the unperturbed run, and which one first (a number unique across layers, −1
+        for none): the ReLU signs, pool winners, L2 signs that moved."""
+        crossed = np.zeros(count, dtype=np.int64)
+        first = np.full(count, -1)
         offset = 0
         for layer_index, cache, ran_channels in ran:
             base = self.base_patterns[layer_index]
             if base is None:
                 continue
-            pattern = net.layers[layer_index].pattern(cache)
-            if ran_channels is None:
-                moved = (pattern != base).reshape(len(batch), -1)
-                place = np.zeros(len(batch), dtype=np.int64)
-            else:
-                moved = (pattern[:, 0] != base[0][ran_channels]).reshape(len(batch), -1)
-                place = ran_channels * moved.shape[1]        # where the channel starts in the layer
+            moved, place = self.moved_units(layer_index, cache, ran_channels, count)
             crossed += moved.sum(axis=1)
             fresh = (first < 0) & moved.any(axis=1)
             first[fresh] = offset + place[fresh] + moved[fresh].argmax(axis=1)
             offset += base[0].size
-        if self.progress is not None:
-            self.progress(len(batch))
-        return losses, crossed, first
+        return crossed, first
+
+    def moved_units(self, layer_index: int, cache, channels, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Which units of one layer each copy moved to another piece, (count, units), and where
+        those units start in the layer (a channel's offset when only that channel ran)."""
+        base = self.base_patterns[layer_index]
+        pattern = self.network.layers[layer_index].pattern(cache)
+        if channels is None:
+            return (pattern != base).reshape(count, -1), np.zeros(count, dtype=np.int64)
+        moved = (pattern[:, 0] != base[0][channels]).reshape(count, -1)
+        return moved, channels * moved.shape[1]        # where the channel starts in the layer
 
 
 def central_differences(evaluator: Evaluator, start: int, h: np.ndarray, perturbed,

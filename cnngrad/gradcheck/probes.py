@@ -12,6 +12,7 @@ import numpy as np
 
 from ..network import Network, Trace
 from ..record import Record
+from .finite import Differences, Evaluator, central_differences
 
 
 class Probe(Record):
@@ -20,33 +21,25 @@ class Probe(Record):
     ``values`` and ``analytic`` have the quantity's internal shape (no batch axis). Both callables
     return the inputs of layer ``start``, one copy per row: ``perturbed(entries, steps)`` moves flat
     entry ``entries[k]`` by ``steps[k]``; ``moved(changes)`` adds ``changes[k]`` (the quantity's
-    shape) to the whole quantity.
+    shape) to the whole quantity. ``step_scale`` is per entry: the step is eps times it (default
+    max(1, |θ|)). ``shortcut``, if any, is a cheaper way to the same differences of every entry
+    (``SharedUnitRuns``, ``OneChannelRuns``).
     """
 
-    __slots__ = ("quantity", "values", "analytic", "start", "perturbed", "moved", "step_scale",
-                 "unit_probe", "units", "one_channel")
+    __slots__ = ("quantity", "values", "analytic", "start", "perturbed", "moved", "step_scale", "shortcut")
 
     def __init__(self, quantity: str, values: np.ndarray, analytic: np.ndarray, start: int,
                  perturbed: Callable[[np.ndarray, np.ndarray], np.ndarray],
                  moved: Callable[[np.ndarray], np.ndarray], step_scale: np.ndarray | None = None,
-                 unit_probe: Probe | None = None,
-                 units: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
-                 one_channel: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None):
+                 shortcut: SharedUnitRuns | OneChannelRuns | None = None):
         self.quantity, self.values, self.analytic, self.start = quantity, values, analytic, start
         self.perturbed, self.moved = perturbed, moved
-        self.step_scale = step_scale   # per entry; the step is eps times it (default max(1, |θ|))
-        # for a parameter each of whose entries moves one output unit of its layer (fc): that layer's
-        # output probe, and entries -> (units, factors); all entries of a unit share its four runs
-        self.unit_probe, self.units = unit_probe, units
-        # for a parameter each of whose entries moves one channel of its layer's output map (conv),
-        # followed by channel-wise layers: (entries, steps) -> (that channel of each copy, shape
-        # (N, 1, H, W), and its index); the other channels are the unperturbed run's
-        self.one_channel = one_channel
+        self.step_scale, self.shortcut = step_scale, shortcut
 
     @property
     def runs(self) -> int:
         """How many entries get their own four perturbed runs (units, when they share them)."""
-        return self.values.size if self.unit_probe is None else self.unit_probe.values.size
+        return self.values.size if self.shortcut is None else self.shortcut.runs(self)
 
     def steps(self, eps: float) -> np.ndarray:
         """The finite-difference step of every flat entry, a multiple of two units in the last
@@ -57,6 +50,49 @@ class Probe(Record):
         grain = 2 * np.spacing(np.maximum(np.abs(self.values).reshape(-1), wanted))
         return np.maximum(np.round(wanted / grain), 1.0) * grain
 
+    def differences(self, evaluator: Evaluator, eps: float) -> Differences:
+        """Central differences of every entry: four perturbed runs each, or through the shortcut."""
+        if self.shortcut is not None:
+            return self.shortcut.differences(evaluator, self, eps)
+        return central_differences(evaluator, self.start, self.steps(eps), self.perturbed)
+
+
+class SharedUnitRuns(Record):
+    """Speed-up for a parameter each of whose entries moves one output unit of its layer (fc):
+    the entries of a unit share that unit's four runs. ``unit_probe`` perturbs the layer's output;
+    ``units(entries)`` gives each entry's unit and its factor (``Differences.along``)."""
+
+    __slots__ = ("unit_probe", "units")
+
+    def __init__(self, unit_probe: Probe, units: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]):
+        self.unit_probe, self.units = unit_probe, units
+
+    def runs(self, probe: Probe) -> int:
+        return self.unit_probe.values.size
+
+    def differences(self, evaluator: Evaluator, probe: Probe, eps: float) -> Differences:
+        unit = self.unit_probe
+        per_unit = central_differences(evaluator, unit.start, unit.steps(eps), unit.perturbed)
+        return per_unit.along(*self.units(np.arange(probe.values.size)))
+
+
+class OneChannelRuns(Record):
+    """Speed-up for a parameter each of whose entries moves one channel of its layer's output map
+    (conv), followed by channel-wise layers: ``copies(entries, steps)`` gives that channel of each
+    copy, shape (N, 1, H, W), and its index; those layers run on it alone, the other channels are
+    the unperturbed run's."""
+
+    __slots__ = ("copies",)
+
+    def __init__(self, copies: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]):
+        self.copies = copies
+
+    def runs(self, probe: Probe) -> int:
+        return probe.values.size
+
+    def differences(self, evaluator: Evaluator, probe: Probe, eps: float) -> Differences:
+        return central_differences(evaluator, probe.start, probe.steps(eps), self.copies, one_channel=True)
+
 
 def shifted_copies(base: np.ndarray, entries: np.ndarray, steps: np.ndarray) -> np.ndarray:
     """``len(entries)`` copies of ``base``; in copy k the flat entry ``entries[k]`` is moved by ``steps[k]``."""
@@ -66,23 +102,37 @@ def shifted_copies(base: np.ndarray, entries: np.ndarray, steps: np.ndarray) -> 
     return copies
 
 
+def moved_exactly(y: np.ndarray, steps: np.ndarray, change: np.ndarray) -> np.ndarray:
+    """y + s_k · ∂y/∂(entry k) for every copy k: the output a layer affine in what moved gives,
+    exactly what its forward would give, without running it once per entry."""
+    return y[None] + steps.reshape((-1,) + (1,) * y.ndim) * change
+
+
+class LinearFirstLayer:
+    """The input seen through a first layer linear in it (conv): copies start after that layer.
+    ``x`` is the input with a batch axis of 1, ``y`` the layer's output without."""
+
+    def __init__(self, layer, x: np.ndarray, y: np.ndarray, own: dict[str, np.ndarray]):
+        self.layer, self.x, self.y, self.own = layer, x, y, own
+
+    def perturbed(self, entries: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        return moved_exactly(self.y, steps, self.layer.input_change(self.x, self.own, entries))
+
+    def moved(self, changes: np.ndarray) -> np.ndarray:
+        return self.layer.forward(self.x + changes, self.own)[0]
+
+
 def input_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], analytic: np.ndarray,
                 structured: bool = True) -> Probe:
     """Perturb the input. A first layer that is linear in its input (conv) is not re-run: a copy's
     output is y + s · ∂y/∂x_e, exactly what its forward would give."""
     x = trace.inputs[0][0]
     first = network.layers[0] if network.layers else None
-    if not (structured and hasattr(first, "input_change")):
+    if not (structured and first is not None and first.linear_in_input):
         scale = None if network.layers else network.loss.step_scale(x)   # no layers: x is the output
         return Probe("input", x, analytic, 0, lambda e, s: shifted_copies(x, e, s), lambda d: x + d, scale)
-    own = network.params_of(0, params)
-    y = trace.outputs[0][0]
-
-    def perturbed(entries, steps):
-        change = first.input_change(trace.inputs[0], own, entries)
-        return y[None] + steps.reshape((-1,) + (1,) * y.ndim) * change
-
-    return Probe("input", x, analytic, 1, perturbed, lambda d: first.forward(x + d, own)[0])
+    through = LinearFirstLayer(first, trace.inputs[0], trace.outputs[0][0], network.params_of(0, params))
+    return Probe("input", x, analytic, 1, through.perturbed, through.moved)
 
 
 def output_probe(network: Network, trace: Trace, index: int, analytic: np.ndarray) -> Probe:
@@ -97,52 +147,65 @@ def output_probe(network: Network, trace: Trace, index: int, analytic: np.ndarra
                  lambda e, s: shifted_copies(y, e, s), lambda d: y + d, scale)
 
 
+class LayerParameter:
+    """One parameter of one layer at the unperturbed run, and the ways a change of it reaches the
+    layer's output: re-running the layer (always right), or, for a layer affine in its parameters,
+    y + s · ∂y/∂θ_e (exact, no re-run), whole or one output channel at a time."""
+
+    def __init__(self, layer, x: np.ndarray, y: np.ndarray, own: dict[str, np.ndarray], pname: str):
+        self.layer, self.x, self.y, self.own, self.pname = layer, x, y, own, pname
+        self.theta = own[pname]
+
+    def rerun(self, thetas) -> np.ndarray:
+        """The layer's output for each of ``thetas`` (one forward each: the plain path)."""
+        return np.stack([self.layer.forward(self.x, {**self.own, self.pname: t})[0][0] for t in thetas])
+
+    def moved(self, changes: np.ndarray) -> np.ndarray:
+        return self.rerun(self.theta + change for change in changes)
+
+    def rerun_entries(self, entries: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        """The output with flat entry ``entries[k]`` moved by ``steps[k]``, by re-running the layer."""
+        return self.rerun(self._shifted(entry, step) for entry, step in zip(entries, steps))
+
+    def _shifted(self, entry: int, step: float) -> np.ndarray:
+        shifted = self.theta.copy()
+        shifted.flat[entry] += step
+        return shifted
+
+    def exact_entries(self, entries: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        """The same outputs as ``rerun_entries``, as y + s · ∂y/∂θ_e (``output_change``)."""
+        return moved_exactly(self.y, steps, self.layer.output_change(self.x, self.own, self.pname, entries))
+
+    def units(self, entries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.layer.output_unit(self.x, self.own, self.pname, entries)
+
+    def one_channel(self, entries: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The one output channel each perturbed copy moves, (N, 1, H, W), and its index."""
+        channels = self.layer.output_channel(self.own, self.pname, entries)
+        change = self.layer.output_change(self.x, self.own, self.pname, entries)[np.arange(len(entries)), channels]
+        return (self.y[channels] + steps.reshape((-1,) + (1,) * (self.y.ndim - 1)) * change)[:, None], channels
+
+
 def param_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], name: str,
                 analytic: np.ndarray, structured: bool = True) -> Probe:
     """Perturb one parameter of a layer; its output is recomputed, then the layers after it.
 
-    With ``structured`` and a layer that provides ``output_change`` (conv and fc are affine in
-    each parameter), a copy's output is y + s · ∂y/∂θ_e, exactly what the layer's forward would
-    give, without re-running the layer once per entry; and when that moves one channel of a map
-    (conv) that channel-wise layers read, those layers run on that channel alone.
+    With ``structured``, a layer affine in its parameters (conv, fc) is not re-run per entry
+    (``LayerParameter.exact_entries``); fc's entries share their output unit's runs
+    (``SharedUnitRuns``), and conv's run the channel-wise layers after it on their one channel
+    (``OneChannelRuns``).
     """
     layer_name, pname = name.rsplit(".", 1)
     index = network.names.index(layer_name)
     layer = network.layers[index]
-    x = trace.inputs[index]
     y = trace.outputs[index][0]
-    own = network.params_of(index, params)
-    theta = own[pname]
-
-    def forward_with(thetas):
-        """The layer's output for each of ``thetas`` (one call each: the plain, unstructured path)."""
-        return np.stack([layer.forward(x, {**own, pname: t})[0][0] for t in thetas])
-
-    def moved(changes):
-        return forward_with(theta + change for change in changes)
-
-    if structured and hasattr(layer, "output_change"):
-        def perturbed(entries, steps):
-            change = layer.output_change(x, own, pname, entries)
-            return y[None] + steps.reshape((-1,) + (1,) * y.ndim) * change
-    else:
-        def perturbed(entries, steps):
-            def one(entry, step):
-                shifted = theta.copy()
-                shifted.flat[entry] += step
-                return shifted
-            return forward_with(one(e, s) for e, s in zip(entries, steps))
-
-    if structured and hasattr(layer, "output_unit"):
-        return Probe(name, theta, analytic, index + 1, perturbed, moved,
-                     unit_probe=output_probe(network, trace, index, np.zeros_like(y)),
-                     units=lambda entries: layer.output_unit(x, own, pname, entries))
-    if structured and hasattr(layer, "output_channel") and index + 1 < len(network.layers) \
+    parameter = LayerParameter(layer, trace.inputs[index], y, network.params_of(index, params), pname)
+    exact = structured and layer.affine_in_params
+    perturbed = parameter.exact_entries if exact else parameter.rerun_entries
+    shortcut = None
+    if structured and layer.param_moves_one_unit:
+        shortcut = SharedUnitRuns(output_probe(network, trace, index, np.zeros_like(y)), parameter.units)
+    elif structured and layer.param_moves_one_channel and index + 1 < len(network.layers) \
             and network.layers[index + 1].channelwise:
-        def one_channel(entries, steps):
-            channels = layer.output_channel(own, pname, entries)
-            change = layer.output_change(x, own, pname, entries)[np.arange(len(entries)), channels]
-            return (y[channels] + steps.reshape((-1,) + (1,) * (y.ndim - 1)) * change)[:, None], channels
-
-        return Probe(name, theta, analytic, index + 1, perturbed, moved, one_channel=one_channel)
-    return Probe(name, theta, analytic, index + 1, perturbed, moved)
+        shortcut = OneChannelRuns(parameter.one_channel)
+    return Probe(name, parameter.theta, analytic, index + 1, perturbed, parameter.moved, shortcut=shortcut)

@@ -28,26 +28,39 @@ class TooMuchWork(ValueError):
 def check_work(network: Network, wrt=(), fast: bool = False, deltas: bool = False) -> float:
     """Estimated multiply-adds of a check of ``network``: every gradient (or those in ``wrt``),
     and with ``deltas`` every layer's delta too."""
-    downstream = [0] * (len(network.layers) + 1)       # downstream[k]: layers k.. for one copy
-    for k in range(len(network.layers) - 1, -1, -1):
-        downstream[k] = downstream[k + 1] + network.layers[k].operations(network.in_shapes[k])
+    downstream = downstream_operations(network)
 
     def cost(runs: int, start: int) -> float:
         size = math.prod(network.in_shapes[start]) if start < len(network.layers) else 1
         return len(STEPS) * (DIRECTIONS if fast else runs) * (downstream[start] + FORMING * size)
 
-    first = network.layers[0] if network.layers else None
-    quantities = {"input": cost(math.prod(network.input_shape), 1 if hasattr(first, "input_change") else 0)}
-    for name, shape in network.param_shapes.items():
-        index = network.names.index(name.rsplit(".", 1)[0])
-        layer = network.layers[index]
-        runs = network.out_shapes[index][0] if hasattr(layer, "output_unit") else math.prod(shape)
-        quantities[name] = cost(runs, index + 1)
+    quantities = {name: cost(runs, start) for name, (runs, start) in gradient_runs(network).items()}
     layer_deltas = {name: cost(math.prod(network.out_shapes[k]), k + 1) for k, name in enumerate(network.names)}
     bare = [value_of(name) for name in wrt]
     chosen = sum(quantities.get(name, layer_deltas.get(name, 0.0)) for name in bare) if wrt \
         else sum(quantities.values())
     return chosen + (sum(layer_deltas.values()) if deltas else 0.0)
+
+
+def downstream_operations(network: Network) -> list[int]:
+    """downstream[k]: the multiply-adds of layers k, k + 1, … for one copy (0 past the last)."""
+    downstream = [0] * (len(network.layers) + 1)
+    for k in range(len(network.layers) - 1, -1, -1):
+        downstream[k] = downstream[k + 1] + network.layers[k].operations(network.in_shapes[k])
+    return downstream
+
+
+def gradient_runs(network: Network) -> dict[str, tuple[int, int]]:
+    """For the input and each parameter: how many entries (or output units, for parameters whose
+    entries each move one) get their own runs, and the layer those copies start at (after a
+    first layer linear in its input, or the parameter's layer, whose output is formed exactly)."""
+    first = network.layers[0] if network.layers else None
+    runs = {"input": (math.prod(network.input_shape), 1 if first is not None and first.linear_in_input else 0)}
+    for name, shape in network.param_shapes.items():
+        index = network.names.index(name.rsplit(".", 1)[0])
+        layer = network.layers[index]
+        runs[name] = (network.out_shapes[index][0] if layer.param_moves_one_unit else math.prod(shape), index + 1)
+    return runs
 
 
 def refuse_beyond(work: float, limit: float, path: str) -> None:

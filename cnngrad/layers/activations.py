@@ -27,12 +27,16 @@ class Elementwise(Layer):
     derivative_text = ""          # f′ in words, e.g. "y (1 − y)"
     channelwise = True
 
+    # --- engine: shape rule, forward, backward, and the memory they take
+
     def derivative(self, cache) -> np.ndarray:
         """f′ at every entry, from what ``forward`` cached."""
         raise NotImplementedError
 
     def backward(self, dy, cache, params):
         return dy * self.derivative(cache), {}
+
+    # --- explanation: the chain rule one step, for cnngrad explain
 
     def explain_input(self, index, x, cache, dy, params) -> Explanation:
         """∂E/∂x[i] = δ[i] · f′(x[i]): one term."""
@@ -58,17 +62,22 @@ class ReLU(Elementwise):
     kind = "relu"
     derivative_text = "1 if x > 0, else 0 (0 at x = 0, as PyTorch)"
 
+    # --- engine: shape rule, forward, backward, and the memory they take
+
     def forward(self, x, params):
         return np.maximum(x, 0.0), x
+
+    def derivative(self, cache):
+        return cache > 0
+
+    # --- checker hooks: rounding size, work, kinks, exact shortcuts
 
     def term_magnitude(self, x, y, params):
         """0: max(x, 0) is exact, no rounding to count."""
         return np.zeros_like(y)
 
-    def derivative(self, cache):
-        return cache > 0
-
     def pattern(self, cache):
+        """The sign of each input (x > 0): the kink is at 0."""
         return cache > 0
 
 
@@ -76,6 +85,8 @@ class ReLU(Elementwise):
 class LeakyReLU(Elementwise):
     kind = "leaky_relu"
     derivative_text = "1 if x > 0, else the slope (the slope at x = 0, as PyTorch)"
+
+    # --- engine: shape rule, forward, backward, and the memory they take
 
     def __init__(self, slope=0.01):
         self.slope = float(slope)
@@ -86,7 +97,10 @@ class LeakyReLU(Elementwise):
     def derivative(self, cache):
         return np.where(cache > 0, 1.0, self.slope)
 
+    # --- checker hooks: rounding size, work, kinks, exact shortcuts
+
     def pattern(self, cache):
+        """The sign of each input (x > 0): the kink is at 0."""
         return cache > 0
 
 
@@ -122,6 +136,8 @@ class Tanh(Elementwise):
 class Softmax(Layer):
     kind = "softmax"
 
+    # --- engine: shape rule, forward, backward, and the memory they take
+
     def forward(self, x, params):
         y = np.exp(log_softmax(x))
         return y, y
@@ -130,6 +146,8 @@ class Softmax(Layer):
         y = cache
         axes = tuple(range(1, y.ndim))
         return y * (dy - (dy * y).sum(axis=axes, keepdims=True)), {}
+
+    # --- explanation: the chain rule one step, for cnngrad explain
 
     def explain_input(self, index, x, cache, dy, params) -> Explanation:
         """∂E/∂x[i] = Σ_k δ[k] · y[k] (1[k = i] − y[i]): every output depends on every input."""

@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from .explanation import Explanation
+
 REGISTRY: dict[str, type["Layer"]] = {}
 
 
@@ -25,51 +27,122 @@ def register(cls):
 
 
 class Layer:
-    """Base of every layer kind: no parameters, smooth, shape-preserving unless overridden."""
+    """Base of every layer kind: no parameters, smooth, shape-preserving unless overridden.
+
+    The interface has three parts, in this order in every layer file: the engine (shape rule,
+    forward, backward and what they cost), the explanation (``explain_input``, ``explain_param``:
+    the chain rule one step, for ``cnngrad explain``) and the checker's hooks (rounding size, kinks,
+    work, and the exact shortcuts a layer affine in its input or parameters offers). Each shortcut
+    is declared by a class flag, so the checker asks the flag, never whether a method exists.
+    """
 
     kind = ""
     param_names: tuple[str, ...] = ()
     channelwise = False   # output channel c depends on input channel c alone (pooling, f(x) per entry)
+    # the checker's exact shortcuts this kind implements (see the hooks below)
+    linear_in_input = False        # ``input_change``
+    affine_in_params = False       # ``output_change``
+    param_moves_one_unit = False   # ``output_unit`` (each parameter entry moves one output unit)
+    param_moves_one_channel = False  # ``output_channel`` (each parameter entry moves one output channel)
+
+    # --- engine: shape rule, forward, backward, and the memory they take
 
     def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape of one example's output (no batch axis) for an input of ``in_shape``; raises
+        ``ShapeError`` when the layer cannot take that input. Identity unless overridden."""
         return tuple(in_shape)
 
     def param_shapes(self, in_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
-        """Internal shape of each parameter for an input of ``in_shape``."""
+        """Internal shape of each parameter for an input of ``in_shape`` (none unless overridden)."""
         return {}
 
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray]):
+        """``(y, cache)``: the output ``(B, *output_shape)`` of the input ``x`` ``(B, *in_shape)``,
+        and whatever ``backward``, ``pattern`` and the explanation need. Every kind overrides it."""
         raise NotImplementedError
 
     def backward(self, dy: np.ndarray, cache, params: dict[str, np.ndarray]):
+        """``(dx, param_grads)``: ∂E/∂x (shape of x) from ∂E/∂y (shape of y) and the forward's
+        cache; ``param_grads`` maps each parameter name to ∂E/∂θ summed over the batch. Every kind
+        overrides it."""
         raise NotImplementedError
-
-    def operations(self, in_shape: tuple[int, ...]) -> int:
-        """Roughly how many multiply-adds one example's forward pass costs here (for bounding a check)."""
-        return int(np.prod(self.output_shape(in_shape)))
-
-    def work_size(self, in_shape: tuple[int, ...]) -> int:
-        """Roughly how many floats one example's forward pass holds here (for sizing batches)."""
-        return 2 * (int(np.prod(in_shape)) + int(np.prod(self.output_shape(in_shape))))
 
     def memory(self, in_shape: tuple[int, ...]) -> tuple[int, int]:
         """Floats one example's forward and backward pass allocate here: (what is kept until the run
         ends, the largest temporary). Entry-wise: the output and the input's gradient are kept, and
-        a derivative or two as large as the output come and go."""
+        a derivative or two as large as the output come and go. Overridden where windows, copies or
+        matrices take more."""
         size = math.prod(self.output_shape(in_shape))
         return size + math.prod(in_shape), 2 * size
 
+    # --- explanation: the chain rule one step, for ``cnngrad explain``
+
+    def explain_input(self, index: tuple[int, ...], x: np.ndarray, cache, dy: np.ndarray,
+                      params: dict[str, np.ndarray]) -> Explanation:
+        """∂E/∂x[index] as a sum of terms over this layer's outputs, with its formula and notes.
+
+        ``index`` is an engine index into one example's input (no batch axis); ``x``, ``cache`` and
+        ``dy`` (∂E/∂y) are the forward's and backward's arrays with a batch of 1, ``params`` this
+        layer's. Every kind overrides it.
+        """
+        raise NotImplementedError(f"{self.kind} cannot explain its input's gradient")
+
+    def explain_param(self, pname: str, index: tuple[int, ...], x: np.ndarray, cache, dy: np.ndarray,
+                      params: dict[str, np.ndarray]) -> Explanation:
+        """∂E/∂``pname``[index] as a sum of terms, as ``explain_input``; overridden by every kind
+        that has parameters (never called on one that has none)."""
+        raise NotImplementedError(f"{self.kind} has no parameter {pname}")
+
+    # --- checker hooks: rounding size, kinks, work, and exact shortcuts
+
     def term_magnitude(self, x: np.ndarray, y: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
         """Σ |terms| the forward adds up into each output entry, shape of ``y``: the size its rounding
-        errors scale with (ε · this, even where the terms cancel). |y| for a layer that sums nothing."""
+        errors scale with (ε · this, even where the terms cancel). |y| for a layer that sums nothing;
+        overridden by layers that sum (conv, fc, average pooling) or round nothing (0: relu, max)."""
         return np.abs(y)
 
     def pattern(self, cache) -> np.ndarray | None:
         """Which smooth piece each input sits on, shape ``(B, ...)``; None for a smooth layer.
 
         Two evaluations whose patterns differ straddle a non-differentiable point (a kink).
+        Overridden by the layers with kinks (relu, leaky relu, max and L2 pooling).
         """
         return None
+
+    def operations(self, in_shape: tuple[int, ...]) -> int:
+        """Roughly how many multiply-adds one example's forward pass costs here (for bounding a check);
+        one per output entry unless overridden."""
+        return int(np.prod(self.output_shape(in_shape)))
+
+    def work_size(self, in_shape: tuple[int, ...]) -> int:
+        """Roughly how many floats one example's forward pass holds here (for sizing batches):
+        input and output twice over unless overridden."""
+        return 2 * (int(np.prod(in_shape)) + int(np.prod(self.output_shape(in_shape))))
+
+    def input_change(self, x: np.ndarray, params: dict[str, np.ndarray], entries: np.ndarray) -> np.ndarray:
+        """∂y/∂x for each flat entry of the input ``x`` (batch axis of 1), shape
+        ``(len(entries), *output_shape)``: exact, so a perturbed copy's output is y + s · this without
+        a forward. Only for kinds with ``linear_in_input`` (conv)."""
+        raise NotImplementedError(f"{self.kind} is not linear in its input")
+
+    def output_change(self, x: np.ndarray, params: dict[str, np.ndarray], pname: str,
+                      entries: np.ndarray) -> np.ndarray:
+        """∂y/∂θ for each flat entry of parameter ``pname``, shape ``(len(entries), *output_shape)``:
+        exact, so a perturbed copy's output is y + s · this without a forward. ``x`` is the layer's
+        input with a batch axis of 1. Only for kinds with ``affine_in_params`` (conv, fc)."""
+        raise NotImplementedError(f"{self.kind} is not affine in its parameters")
+
+    def output_unit(self, x: np.ndarray, params: dict[str, np.ndarray], pname: str,
+                    entries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(units, factors)``: the one flat output unit each flat entry of ``pname`` moves, and by
+        how much per unit step, so all entries of a unit share its perturbed runs. Only for kinds
+        with ``param_moves_one_unit`` (fc)."""
+        raise NotImplementedError(f"{self.kind}'s parameters do not each move one output unit")
+
+    def output_channel(self, params: dict[str, np.ndarray], pname: str, entries: np.ndarray) -> np.ndarray:
+        """The one output channel each flat entry of ``pname`` moves, so channel-wise layers after it
+        may run on that channel alone. Only for kinds with ``param_moves_one_channel`` (conv)."""
+        raise NotImplementedError(f"{self.kind}'s parameters do not each move one output channel")
 
 
 def pair(value) -> tuple[int, int]:
@@ -123,11 +196,16 @@ def crop_map(x: np.ndarray, padding) -> np.ndarray:
 
 
 def windows(x: np.ndarray, size, stride, dilation=(1, 1)) -> np.ndarray:
-    """Read-only view ``(B, C, Ho, Wo, kh, kw)`` of every window of the map ``x`` ``(B, C, H, W)``."""
+    """Read-only view ``(B, C, Ho, Wo, kh, kw)`` of every window of the map ``x`` ``(B, C, H, W)``:
+    entry [b, c, i, j, m, n] is x[b, c, s·i + r·m, s·j + r·n] (s stride, r dilation). The one window
+    layout of the engine (conv's columns and scatter_windows' input use it too)."""
     (kh, kw), (sh, sw), (dh, dw) = size, stride, dilation
-    span = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
-    view = np.lib.stride_tricks.sliding_window_view(x, span, axis=(2, 3))
-    return view[:, :, ::sh, ::sw, ::dh, ::dw]
+    batch, channels, height, width = x.shape
+    out_h = window_output_size(height, dh * (kh - 1) + 1, sh)
+    out_w = window_output_size(width, dw * (kw - 1) + 1, sw)
+    sb, sc, sy, sx = x.strides
+    return np.lib.stride_tricks.as_strided(
+        x, (batch, channels, out_h, out_w, kh, kw), (sb, sc, sh * sy, sw * sx, dh * sy, dw * sx), writeable=False)
 
 
 def scatter_windows(dwin: np.ndarray, padded_shape, stride, dilation=(1, 1)) -> np.ndarray:

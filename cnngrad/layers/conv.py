@@ -22,6 +22,9 @@ SYMBOLS = {"dy": "δ", "x": "x", "kernel": "K", "bias": "b"}
 class Conv(Layer):
     kind = "conv"
     param_names = ("kernel", "bias")
+    linear_in_input = affine_in_params = param_moves_one_channel = True
+
+    # --- engine: shape rule, forward, backward, and the memory they take
 
     def __init__(self, kernel_shape, stride=1, padding=0, dilation=1,
                  mode="cross_correlation", untied_bias=False):
@@ -57,29 +60,6 @@ class Conv(Layer):
         bias = out if self.untied_bias else (self.filters,)
         return {"kernel": (self.filters, self.channels) + self.size, "bias": bias}
 
-    def work_size(self, in_shape):
-        """The input windows dominate: C·kh·kw values for every output position (and the padded copy)."""
-        _, out_h, out_w = self.output_shape(in_shape)
-        columns = self.channels * self.size[0] * self.size[1] * out_h * out_w
-        return super().work_size(in_shape) + columns + padded_size(in_shape, self.padding)[1]
-
-    def memory(self, in_shape):
-        """Kept: the im2col columns (C·kh·kw per output position; for a 1×1 kernel at stride 1 a
-        view of the padded map), the output and the padded input's gradient. Temporary: the padded
-        copy, the columns' gradient and what scattering it back takes."""
-        padded, copy = padded_size(in_shape, self.padding)
-        _, out_h, out_w = self.output_shape(in_shape)
-        columns = self.channels * self.size[0] * self.size[1] * out_h * out_w
-        view = self.size == (1, 1) and self.stride == (1, 1)
-        kept = (copy if view else columns) + self.filters * out_h * out_w + padded
-        backward = columns + scatter_memory(padded, columns, self.stride, self.size, self.dilation)
-        return kept, max(0 if view else copy, backward)
-
-    def operations(self, in_shape):
-        """D·C·kh·kw multiply-adds for every output position."""
-        _, out_h, out_w = self.output_shape(in_shape)
-        return self.filters * self.channels * self.size[0] * self.size[1] * out_h * out_w
-
     def effective_kernel(self, kernel):
         """The kernel that is correlated with the input: rotated 180° in convolution mode."""
         return kernel[..., ::-1, ::-1] if self.mode == "convolution" else kernel
@@ -88,16 +68,13 @@ class Conv(Layer):
         """im2col: every window of ``padded`` ``(B, C, Hp, Wp)`` as a column, shape ``(C·kh·kw, B·Ho·Wo)``.
 
         Row ``(c, m, n)`` holds x[b, c, s·i + r·m, s·j + r·n] for every output position ``(b, i, j)``,
-        so the convolution is one matrix product with the kernel as a ``(D, C·kh·kw)`` matrix.
+        so the convolution is one matrix product with the kernel as a ``(D, C·kh·kw)`` matrix. The
+        windows are ``base.windows``' view, its axes ``(B, C, Ho, Wo, kh, kw)`` moved to
+        ``(C, kh, kw, B, Ho, Wo)`` (a view too; the reshape copies unless it is one already).
         """
-        batch, channels, height, width = padded.shape
-        (kh, kw), (sh, sw), (dh, dw) = self.size, self.stride, self.dilation
-        out_h = window_output_size(height, self.span[0], sh)
-        out_w = window_output_size(width, self.span[1], sw)
-        sb, sc, sy, sx = padded.strides
-        view = np.lib.stride_tricks.as_strided(
-            padded, (channels, kh, kw, batch, out_h, out_w),
-            (sc, dh * sy, dw * sx, sb, sh * sy, sw * sx), writeable=False)
+        win = windows(padded, self.size, self.stride, self.dilation)
+        batch, channels, out_h, out_w, kh, kw = win.shape
+        view = win.transpose(1, 4, 5, 0, 2, 3)
         return view.reshape(channels * kh * kw, batch * out_h * out_w), (out_h, out_w)
 
     def forward(self, x, params):
@@ -123,9 +100,19 @@ class Conv(Layer):
         dx = crop_map(scatter_windows(dwin, padded_shape, self.stride, self.dilation), self.padding)
         return dx, {"kernel": dkernel, "bias": dbias}
 
-    def term_magnitude(self, x, y, params):
-        """The window sums Σ |K| |x| + |b|: the same correlation over absolute values."""
-        return self.forward(np.abs(x), {name: np.abs(value) for name, value in params.items()})[0]
+    def memory(self, in_shape):
+        """Kept: the im2col columns (C·kh·kw per output position; for a 1×1 kernel at stride 1 a
+        view of the padded map), the output and the padded input's gradient. Temporary: the padded
+        copy, the columns' gradient and what scattering it back takes."""
+        padded, copy = padded_size(in_shape, self.padding)
+        _, out_h, out_w = self.output_shape(in_shape)
+        columns = self.channels * self.size[0] * self.size[1] * out_h * out_w
+        view = self.size == (1, 1) and self.stride == (1, 1)
+        kept = (copy if view else columns) + self.filters * out_h * out_w + padded
+        backward = columns + scatter_memory(padded, columns, self.stride, self.size, self.dilation)
+        return kept, max(0 if view else copy, backward)
+
+    # --- explanation: the chain rule one step, for cnngrad explain
 
     def explain_param(self, pname, index, x, cache, dy, params) -> Explanation:
         """∂E/∂K[d,c,m,n] = Σ_{i,j} δ[d,i,j] · x[c, s·i + r·m, s·j + r·n] (the input correlated with
@@ -195,6 +182,23 @@ class Conv(Layer):
         if 0 <= p < x.shape[2] and 0 <= q < x.shape[3]:
             return Factor(float(x[0, c, p, q]), Ref("x", (c, p, q)))
         return Factor(0.0, None, "0 (padding)")
+
+    # --- checker hooks: rounding size, work, kinks, exact shortcuts
+
+    def term_magnitude(self, x, y, params):
+        """The window sums Σ |K| |x| + |b|: the same correlation over absolute values."""
+        return self.forward(np.abs(x), {name: np.abs(value) for name, value in params.items()})[0]
+
+    def operations(self, in_shape):
+        """D·C·kh·kw multiply-adds for every output position."""
+        _, out_h, out_w = self.output_shape(in_shape)
+        return self.filters * self.channels * self.size[0] * self.size[1] * out_h * out_w
+
+    def work_size(self, in_shape):
+        """The input windows dominate: C·kh·kw values for every output position (and the padded copy)."""
+        _, out_h, out_w = self.output_shape(in_shape)
+        columns = self.channels * self.size[0] * self.size[1] * out_h * out_w
+        return super().work_size(in_shape) + columns + padded_size(in_shape, self.padding)[1]
 
     def output_change(self, x, params, pname, entries):
         """∂y/∂θ for each flat entry of parameter ``pname``: shape ``(len(entries), D, Ho, Wo)``.

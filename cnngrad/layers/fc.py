@@ -16,6 +16,9 @@ SYMBOLS = {"dy": "δ", "x": "a", "weights": "W", "bias": "b"}
 class FC(Layer):
     kind = "fc"
     param_names = ("weights", "bias")
+    affine_in_params = param_moves_one_unit = True
+
+    # --- engine: shape rule, forward, backward, and the memory they take
 
     def __init__(self, weights_shape):
         self.outputs, self.inputs = weights_shape
@@ -31,9 +34,6 @@ class FC(Layer):
     def param_shapes(self, in_shape):
         return {"weights": (self.outputs, self.inputs), "bias": (self.outputs,)}
 
-    def operations(self, in_shape):
-        return self.outputs * self.inputs
-
     def forward(self, x, params):
         return x @ params["weights"].T + params["bias"], x
 
@@ -44,9 +44,7 @@ class FC(Layer):
         dweights = dy.T * x if dy.shape[0] == 1 else dy.T @ x
         return dy @ params["weights"], {"weights": dweights, "bias": dy.sum(axis=0)}
 
-    def term_magnitude(self, x, y, params):
-        """Σ_i |W[o,i]| |a[i]| + |b[o]|: y[o] is a sum of these terms, which may cancel."""
-        return np.abs(x) @ np.abs(params["weights"]).T + np.abs(params["bias"])
+    # --- explanation: the chain rule one step, for cnngrad explain
 
     def explain_param(self, pname, index, x, cache, dy, params) -> Explanation:
         """∂E/∂W[o,i] = δ[o] · a[i]; ∂E/∂b[o] = δ[o]."""
@@ -64,6 +62,15 @@ class FC(Layer):
         terms = [Term([Factor(float(params["weights"][o, inp]), Ref("weights", (o, inp))),
                        Factor(float(dy[0, o]), Ref("dy", (o,)))]) for o in range(self.outputs)]
         return Explanation("∂E/∂a[i] = Σ_o W[o,i] · δ[o]", terms, symbols=SYMBOLS)
+
+    # --- checker hooks: rounding size, work, kinks, exact shortcuts
+
+    def term_magnitude(self, x, y, params):
+        """Σ_i |W[o,i]| |a[i]| + |b[o]|: y[o] is a sum of these terms, which may cancel."""
+        return np.abs(x) @ np.abs(params["weights"]).T + np.abs(params["bias"])
+
+    def operations(self, in_shape):
+        return self.outputs * self.inputs
 
     def output_unit(self, x, params, pname, entries):
         """Each flat entry of ``pname`` moves one output unit only: W[o, i] moves y[o] by a[i]

@@ -18,6 +18,8 @@ ORDERS = ("C", "F")
 class Flatten(Layer):
     kind = "flatten"
 
+    # --- engine: shape rule, forward, backward, and the memory they take
+
     def __init__(self, order="C"):
         if order not in ORDERS:
             raise ValueError(f"order must be one of {ORDERS}, not {order!r}")
@@ -26,18 +28,10 @@ class Flatten(Layer):
     def output_shape(self, in_shape):
         return (math.prod(in_shape),)
 
-    def memory(self, in_shape):
-        """Row-major order reshapes in place; column-major copies the transposed map once."""
-        return (0 if self.order == "C" else math.prod(in_shape)), 0
-
     def forward(self, x, params):
         if self.order == "F":
             x = x.transpose(0, *range(x.ndim - 1, 0, -1))
         return x.reshape(x.shape[0], -1), x.shape
-
-    def term_magnitude(self, x, y, params):
-        """0: a reshape moves values without rounding them."""
-        return np.zeros_like(y)
 
     def backward(self, dy, cache, params):
         shape = cache
@@ -46,9 +40,21 @@ class Flatten(Layer):
             dx = dx.transpose(0, *range(dx.ndim - 1, 0, -1))
         return dx, {}
 
+    def memory(self, in_shape):
+        """Row-major order reshapes in place; column-major copies the transposed map once."""
+        return (0 if self.order == "C" else math.prod(in_shape)), 0
+
+    # --- explanation: the chain rule one step, for cnngrad explain
+
     def explain_input(self, index, x, cache, dy, params) -> Explanation:
         """∂E/∂x[c,i,j] = δ[k], k the place of x[c,i,j] in the flattened vector."""
         place = int(np.ravel_multi_index(tuple(index), x.shape[1:], order=self.order))
         return Explanation(f"∂E/∂x[c,i,j] = δ[k], k the place of x[c,i,j] in the vector (order {self.order})",
                            [Term([Factor(float(dy[0, place]), Ref("dy", (place,)))])],
                            symbols={"dy": "δ", "x": "x"})
+
+    # --- checker hooks: rounding size, work, kinks, exact shortcuts
+
+    def term_magnitude(self, x, y, params):
+        """0: a reshape moves values without rounding them."""
+        return np.zeros_like(y)

@@ -23,6 +23,8 @@ class Pool(Layer):
     kind = "pool"
     channelwise = True
 
+    # --- engine: shape rule, forward, backward, and the memory they take
+
     def __init__(self, type="max", size=2, stride=None, padding=0, ties="first"):
         if type not in TYPES:
             raise ValueError(f"type must be one of {TYPES}, not {type!r}")
@@ -46,34 +48,6 @@ class Pool(Layer):
         return (channels,
                 window_output_size(padded[0], self.size[0], self.stride[0]),
                 window_output_size(padded[1], self.size[1], self.stride[1]))
-
-    def work_size(self, in_shape):
-        """Besides input and output, the padded copy and every window's entries (l2 scales and
-        squares them too)."""
-        channels, out_h, out_w = self.output_shape(in_shape)
-        entries = channels * out_h * out_w * self.size[0] * self.size[1]
-        copies = 3 if self.type == "l2" else 1
-        return super().work_size(in_shape) + padded_size(in_shape, self.padding)[1] + copies * entries
-
-    def memory(self, in_shape):
-        """Kept: every window's entries (a copy, unless the windows are rows or columns of the
-        padded map), the output (and max's winners) and the padded input's gradient. Temporary:
-        the padded copy (l2: and its scaled windows), or the routing weights, the windows'
-        gradient and what scattering it back takes."""
-        padded, copy = padded_size(in_shape, self.padding)
-        channels, out_h, out_w = self.output_shape(in_shape)
-        (kh, kw), out = self.size, channels * out_h * out_w
-        entries = out * kh * kw
-        view = kh == 1 or kw == 1 or in_shape[2] + sum(self.padding[1]) == kw
-        kept = (copy if view else entries) + (2 if self.type == "max" else 1) * out + padded
-        forward = (0 if view else copy) + (2 * entries if self.type == "l2" else 0)
-        routing = 2 if self.type == "l2" or self.ties == "split" else 1
-        backward = (routing + 1) * entries + scatter_memory(padded, entries, self.stride, self.size)
-        return kept, max(forward, backward)
-
-    def operations(self, in_shape):
-        """kh·kw for every output."""
-        return int(np.prod(self.output_shape(in_shape))) * self.size[0] * self.size[1]
 
     def forward(self, x, params):
         pad_value = -np.inf if self.type == "max" else 0.0
@@ -107,13 +81,6 @@ class Pool(Layer):
             y[overflowed] = (flat[overflowed] / flat.shape[-1]).sum(axis=-1)
         return y
 
-    def term_magnitude(self, x, y, params):
-        """avg: the window means of |x| (a sum whose terms may cancel); max selects without
-        rounding (0); L2 adds squares, so |y| is their size."""
-        if self.type == "avg":
-            return self.forward(np.abs(x), params)[0]
-        return np.zeros_like(y) if self.type == "max" else np.abs(y)
-
     def routing(self, cache) -> np.ndarray:
         """∂y/∂(each window entry), shape (B, C, Ho, Wo, kh·kw): where each window's delta goes."""
         flat, y, first, _ = cache
@@ -131,6 +98,24 @@ class Pool(Layer):
         weights = self.routing(cache)
         dwin = (dy[..., None] * weights).reshape(weights.shape[:4] + self.size)
         return crop_map(scatter_windows(dwin, cache[3], self.stride), self.padding), {}
+
+    def memory(self, in_shape):
+        """Kept: every window's entries (a copy, unless the windows are rows or columns of the
+        padded map), the output (and max's winners) and the padded input's gradient. Temporary:
+        the padded copy (l2: and its scaled windows), or the routing weights, the windows'
+        gradient and what scattering it back takes."""
+        padded, copy = padded_size(in_shape, self.padding)
+        channels, out_h, out_w = self.output_shape(in_shape)
+        (kh, kw), out = self.size, channels * out_h * out_w
+        entries = out * kh * kw
+        view = kh == 1 or kw == 1 or in_shape[2] + sum(self.padding[1]) == kw
+        kept = (copy if view else entries) + (2 if self.type == "max" else 1) * out + padded
+        forward = (0 if view else copy) + (2 * entries if self.type == "l2" else 0)
+        routing = 2 if self.type == "l2" or self.ties == "split" else 1
+        backward = (routing + 1) * entries + scatter_memory(padded, entries, self.stride, self.size)
+        return kept, max(forward, backward)
+
+    # --- explanation: the chain rule one step, for cnngrad explain
 
     def explain_input(self, index, x, cache, dy, params) -> Explanation:
         """∂E/∂x[c,p,q] = Σ over the windows (i,j) holding x[c,p,q] of δ[c,i,j] · ∂y[c,i,j]/∂x[c,p,q],
@@ -191,6 +176,15 @@ class Pool(Layer):
             note.append(f": {rule}")
         return note
 
+    # --- checker hooks: rounding size, work, kinks, exact shortcuts
+
+    def term_magnitude(self, x, y, params):
+        """avg: the window means of |x| (a sum whose terms may cancel); max selects without
+        rounding (0); L2 adds squares, so |y| is their size."""
+        if self.type == "avg":
+            return self.forward(np.abs(x), params)[0]
+        return np.zeros_like(y) if self.type == "max" else np.abs(y)
+
     def pattern(self, cache):
         """max: each window's winner. l2: the sign of each window's largest |x| — the norm is
         smooth unless an entry passes through 0 while it dominates its window (an all-zero window
@@ -202,3 +196,15 @@ class Pool(Layer):
             dominant = np.abs(flat).argmax(axis=-1)[..., None]
             return np.take_along_axis(flat, dominant, axis=-1)[..., 0] > 0
         return None
+
+    def operations(self, in_shape):
+        """kh·kw for every output."""
+        return int(np.prod(self.output_shape(in_shape))) * self.size[0] * self.size[1]
+
+    def work_size(self, in_shape):
+        """Besides input and output, the padded copy and every window's entries (l2 scales and
+        squares them too)."""
+        channels, out_h, out_w = self.output_shape(in_shape)
+        entries = channels * out_h * out_w * self.size[0] * self.size[1]
+        copies = 3 if self.type == "l2" else 1
+        return super().work_size(in_shape) + padded_size(in_shape, self.padding)[1] + copies * entries
