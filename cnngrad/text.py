@@ -28,3 +28,10 @@ def _escape(match: re.Match) -> str:
         return _NAMED[char]
     code = ord(char)
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def markup(text: str, quote: bool = True) -> str:
+    """``text`` for HTML or XML: control characters as ``printable`` escapes (XML 1.0 cannot hold
+    ESC; a bidi override would flip the page's text), then ``&``, ``<``, ``>`` (and quotes) escaped."""
+    from html import escape
+    return escape(printable(text), quote)

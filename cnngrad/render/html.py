@@ -9,12 +9,12 @@ network strip is ``svg``'s, embedded as an image so its styles stay its own.
 from __future__ import annotations
 
 import base64
-from html import escape
 
 import numpy as np
 
 from . import heatmap, rows, svg
 from .grid import grids, number_text, shape_text
+from ..text import markup
 
 FONT = "font-family:'DejaVu Sans Mono',Menlo,Consolas,monospace"
 GREEN, RED, AMBER = "color:#1a7f37;font-weight:bold", "color:#c62828;font-weight:bold", "color:#a07000;font-weight:bold"
@@ -43,7 +43,7 @@ def explain(explained, precision: int) -> str:
 def page(fragment: str, title: str) -> str:
     """A self-contained HTML document around ``fragment``."""
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f'<title>{escape(title)}</title>\n</head>\n<body style="margin:20px;font-family:sans-serif">\n{fragment}\n</body>\n</html>\n')
+            f'<title>{markup(title)}</title>\n</head>\n<body style="margin:20px;font-family:sans-serif">\n{fragment}\n</body>\n</html>\n')
 
 
 def forward_fragment(report, precision: int) -> str:
@@ -98,7 +98,7 @@ def explain_fragment(explained, precision: int) -> str:
         if kind == "value":
             parts.append(_paragraph(content[0], "font-weight:bold;font-size:1.15em"))
         elif kind == "formula":
-            parts.append(f'<p><code>{escape(content[0])}</code></p>')
+            parts.append(f'<p><code>{markup(content[0])}</code></p>')
         elif kind in ("where", "note"):
             parts.append(_paragraph(content[0], "color:#777"))
         else:
@@ -120,8 +120,8 @@ def _quantity(title: str, name: str, value, precision: int) -> str:
     top = heatmap.largest(value)
     slices = "".join(_grid(grid, top, grid.label if grid.label != name else None)
                      for grid in grids(name, value, precision))
-    return (f'<h4 style="margin:14px 0 4px">{escape(title)} <span style="color:#777;font-weight:normal">'
-            f'{escape(shape_text(np.shape(value)))}</span></h4>\n'
+    return (f'<h4 style="margin:14px 0 4px">{markup(title)} <span style="color:#777;font-weight:normal">'
+            f'{markup(shape_text(np.shape(value)))}</span></h4>\n'
             f'<div style="display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start">{slices}</div>')
 
 
@@ -140,7 +140,7 @@ def _grid(grid, top: float, label: str | None) -> str:
         cells = [] if grid.vector or not with_text else [f'<th style="{INDEX}">{i}</th>']
         for j in range(c):
             fill = f"background:{heatmap.hex_colour(fills[i, j])}"
-            text = escape(grid.cells[i][j])
+            text = markup(grid.cells[i][j])
             if with_text:
                 ink = ";color:#fff" if light[i, j] else ";color:#222"
                 cells.append(f'<td style="{CELL};{fill}{ink}">{text}</td>')
@@ -148,9 +148,9 @@ def _grid(grid, top: float, label: str | None) -> str:
                 cells.append(f'<td title="{text}" style="{BARE};{fill}"></td>')
         lines.append("<tr>" + "".join(cells) + "</tr>")
     spacing = "border-collapse:collapse" if with_text else "border-collapse:separate;border-spacing:0"
-    caption = f'<div style="color:#777">{escape(label)}</div>' if label else ""
+    caption = f'<div style="color:#777">{markup(label)}</div>' if label else ""
     note = heatmap.elided_note(grid.label, values.shape, (r, c))
-    note = f'<div style="color:#777">{escape(note)}</div>' if note else ""
+    note = f'<div style="color:#777">{markup(note)}</div>' if note else ""
     return (f'<div>{caption}<table style="{spacing};{FONT};font-size:11px;margin:0">'
             f'{"".join(lines)}</table>{note}</div>')
 
@@ -161,7 +161,7 @@ def _table(header, body, numeric=(), heat=None) -> str:
     top = heatmap.largest([v for v in heat if v is not None]) if heat else 0.0
     align = ["right" if k in numeric else "left" for k in range(len(header))]
     lines = ["<tr>" + "".join(f'<th style="text-align:{a};padding:2px 8px;border-bottom:1px solid #888">'
-                              f'{escape(h)}</th>' for h, a in zip(header, align)) + "</tr>"]
+                              f'{markup(h)}</th>' for h, a in zip(header, align)) + "</tr>"]
     for k, cells in enumerate(body):
         row = []
         for j, text in enumerate(cells):
@@ -169,7 +169,7 @@ def _table(header, body, numeric=(), heat=None) -> str:
             if heat and j == len(cells) - 1 and heat[k] is not None:
                 fill = heatmap.rgb(heat[k], top)
                 style += f";background:{heatmap.hex_colour(fill)};color:{'#fff' if heatmap.ink(fill) else '#222'}"
-            row.append(f'<td style="{style}">{escape(text)}</td>')
+            row.append(f'<td style="{style}">{markup(text)}</td>')
         lines.append("<tr>" + "".join(row) + "</tr>")
     return f'<table style="border-collapse:collapse;{FONT};font-size:12px;margin:6px 0">{"".join(lines)}</table>'
 
@@ -182,12 +182,12 @@ def _network(report) -> str:
 
 
 def _heading(text: str) -> str:
-    return f'<h3 style="margin:8px 0">{escape(text)}</h3>'
+    return f'<h3 style="margin:8px 0">{markup(text)}</h3>'
 
 
 def _paragraph(text: str, style: str = "") -> str:
     attribute = f' style="{style}"' if style else ""
-    return f"<p{attribute}>{escape(text)}</p>"
+    return f"<p{attribute}>{markup(text)}</p>"
 
 
 def _wrap(parts) -> str:

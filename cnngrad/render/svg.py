@@ -7,12 +7,12 @@ formats print. Layout is arithmetic on a monospace font: a character is 0.6 of i
 """
 from __future__ import annotations
 
-from html import escape
 
 import numpy as np
 
 from . import heatmap, rows
 from .grid import grids, number_text, shape_text
+from ..text import markup
 
 WIDTH = 1160              # the widest a row of grids or boxes grows before it wraps
 MARGIN = 20
@@ -223,7 +223,7 @@ def _line(text: str, cls: str = "text") -> Block:
 
 def _text(x: float, y: float, text: str, cls: str = "") -> str:
     attribute = f' class="{cls}"' if cls and cls != "text" else ""
-    return f'<text{attribute} x="{x:g}" y="{y:g}">{escape(text, quote=False)}</text>'
+    return f'<text{attribute} x="{x:g}" y="{y:g}">{markup(text, quote=False)}</text>'
 
 
 def _width(text: str, cls: str) -> float:
@@ -262,7 +262,7 @@ def _document(blocks, title: str) -> str:
     width, height = int(np.ceil(page.width + 2 * MARGIN)), int(np.ceil(page.height + 2 * MARGIN))
     return (f'<?xml version="1.0" encoding="UTF-8"?>\n'
             f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}">\n<title>{escape(title, quote=False)}</title>\n'
+            f'viewBox="0 0 {width} {height}">\n<title>{markup(title, quote=False)}</title>\n'
             f'<defs>{ARROW_HEAD}</defs>\n<style>{STYLE}</style>\n'
             f'<rect width="100%" height="100%" fill="#fff"/>\n'
             f'{_placed(page, MARGIN, MARGIN)}\n</svg>\n')
