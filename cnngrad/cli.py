@@ -1,6 +1,6 @@
 """The ``cnngrad`` command line: parse options, load specs, run them, pick a renderer, set the exit code.
 
-Exit codes (SPEC §5): 0 success, 1 ``check`` found something that did not pass, 2 could not run
+Exit codes (docs/reference.md §7): 0 success, 1 ``check`` found something that did not pass, 2 could not run
 (cnngrad.process: Ctrl-C and a closed pipe end the process by their signals).
 numpy, yaml and rich are imported inside the commands, so ``--help`` and ``--version`` start fast.
 """
@@ -152,7 +152,7 @@ def _describe(ctx: click.Context, err: Exception, spec: str | None = None) -> st
 def _format_option(command):
     return click.option(
         "--format", "fmt", type=click.Choice(list(FORMATS)), default="table", show_default=True,
-        help="table for people (colour on a terminal); json (SPEC §4; NaN and ±inf as null); "
+        help="table for people (colour on a terminal); json (docs/reference.md §6; NaN and ±inf as null); "
              "markdown or latex to paste into notes; svg (a picture: heatmaps, the network as "
              "boxes) or html (a self-contained page of heatmap tables).")(command)
 
