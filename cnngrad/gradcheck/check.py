@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..model import Model
+from ..model import Model, NonFiniteError
 from . import expect as expect_check
 from .finite import STEPS, Differences, Evaluator, central_differences
 from .probes import Probe, input_probe, output_probe, param_probe
@@ -204,6 +204,7 @@ def check_model(model: Model, *, eps: float | None = None, rtol: float | None = 
     trace = model.forward()
     model.loss(trace)   # raises if the loss is not finite: nothing to difference
     grads = model.backward(trace)
+    finite_upstream_sum(model, trace)
     gradient_probes, delta_probes = probes_for(model, trace, grads, wrt)
     total = 0
 
@@ -281,6 +282,19 @@ def rounding_magnitude(model: Model, trace, grads, recompute: bool = False) -> n
     before = np.concatenate([[0.0], formed[:-1]])      # before[start] = formed[start − 1]
     with np.errstate(over="ignore"):                  # sizes past float64 are inf: nothing verified
         return abs(float(net.losses(trace, model.target)[0])) + before + after
+
+
+def finite_upstream_sum(model: Model, trace) -> None:
+    """With ``loss: none`` the check differences E = Σ upstream_grad · output, which ``Model.loss``
+    does not compute; if it overflows there is nothing to difference: an error, as for a loss."""
+    if model.network.loss.label != "none":
+        return
+    with np.errstate(all="ignore"):
+        value = float(model.network.losses(trace, model.target)[0])
+    if not np.isfinite(value):
+        raise NonFiniteError(f"{model.path}: loss: none: E = Σ upstream_grad · output, which check "
+                             f"differences, is {value}: the sum overflowed float64; scale upstream_grad "
+                             f"or the output down")
 
 
 def backpropagated_layers(model: Model) -> int:
