@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 from typing import Any, Iterable, Iterator, Mapping, Union
 
@@ -68,15 +69,25 @@ def backward(spec: SpecLike) -> dict[str, np.ndarray]:
 
 
 def check(spec: SpecLike, *, eps: float | None = None, rtol: float | None = None,
-          atol: float | None = None, wrt: Iterable[str] = (), fast: bool = False,
+          atol: float | None = None, wrt: str | Iterable[str] = (), fast: bool = False,
           deltas: bool = False) -> CheckResult:
     """``cnngrad check``: every analytic gradient (or those named in ``wrt``) against finite
     differences, and the spec's ``expect`` values; options and defaults as on the command line."""
     from .gradcheck import check_model
+    _in_range("eps", eps, 0 < eps < 1 if eps is not None else True, "a number between 0 and 1, e.g. 1e-4")
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        _in_range(name, value, value is None or (math.isfinite(value) and value >= 0), "a finite number ≥ 0")
     model = _model(spec)
     with _as_spec_error(model):
-        return CheckResult(check_model(model, eps=eps, rtol=rtol, atol=atol, wrt=tuple(wrt),
+        return CheckResult(check_model(model, eps=eps, rtol=rtol, atol=atol,
+                                       wrt=(wrt,) if isinstance(wrt, str) else tuple(wrt),
                                        fast=fast, deltas=deltas))
+
+
+def _in_range(name: str, value, ok: bool, what: str) -> None:
+    """A ValueError for an option outside the range the command line allows (NaN fails every test)."""
+    if not ok:
+        raise ValueError(f"{name}={value!r}: must be {what}")
 
 
 def compare(spec: SpecLike, values: Mapping[str, Any]) -> CheckResult:

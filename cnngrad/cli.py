@@ -153,7 +153,7 @@ def _describe(ctx: click.Context, err: Exception, spec: str | None = None) -> st
 def _format_option(command):
     return click.option(
         "--format", "fmt", type=click.Choice(list(FORMATS)), default="table", show_default=True,
-        help="table for people (colour on a terminal); json (NaN and ±inf as null); "
+        help="table for people (colour on a terminal); json (docs/reference.md §6; NaN and ±inf as null); "
              "markdown or latex to paste into notes; svg (a picture: heatmaps, the network as "
              "boxes) or html (a self-contained page of heatmap tables).")(command)
 

@@ -46,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import xml.etree.ElementTree as ET
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -416,6 +417,11 @@ def judge(outcome: Outcome, spec_name: str, options=()) -> str | None:
                 json.loads(outcome.stdout)
             except ValueError as err:
                 return f"stdout is not one JSON document: {err}"
+        elif "svg" in outcome.command:
+            try:
+                ET.fromstring(outcome.stdout)
+            except ET.ParseError as err:
+                return f"stdout is not one well-formed SVG document: {err}"
         else:   # titles (the spec's path and name, which a mutant may spell "Seed NaN") aside
             body = "\n".join(line for line in outcome.stdout.splitlines() if spec_name not in line)
             if NAN_INF.search(body):
@@ -447,7 +453,7 @@ def judge(outcome: Outcome, spec_name: str, options=()) -> str | None:
 def commands_for(path: str, rng: np.random.Generator, small: bool) -> list[list[str]]:
     """forward, backward and check on one spec file, with a random --format each."""
     def fmt():
-        return ["--format", str(rng.choice(["json", "table", "json", "markdown", "latex"]))]
+        return ["--format", str(rng.choice(["json", "table", "json", "markdown", "latex", "svg", "html"]))]
     check = ["check", path] + (["--fast"] if not small or rng.random() < 0.5 else [])
     return [["forward", path] + fmt(), ["backward", path] + fmt()
             + (["--lr", "0.1"] if rng.random() < 0.2 else []), check + fmt()]

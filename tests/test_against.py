@@ -212,3 +212,20 @@ def test_a_code_tolerance_that_is_not_a_finite_number_cannot_run(tmp_path, optio
     result = run(tmp_path, option, value)
     assert result.exit_code == 2
     assert result.stderr == f"error: {option} {float(value):g}: must be a finite number ≥ 0\n"
+
+
+@pytest.mark.parametrize("text", [
+    '{"layers": [1]}', '{"layers": [{"name": "conv1"}]}', '{"layers": {"a": 1}}', '{"gradients": [1]}',
+    '{"layers": [{"name": ["conv1"], "output": 1}]}', '{"gradients": {"1": 2}, "layers": null}',
+    '{"grad.conv1": ' + "[" * 100_000 + "]" * 100_000 + "}",
+], ids=["layer-number", "layer-without-output", "layers-dict", "gradients-list", "name-list",
+        "gradient-number-name", "deep"])
+def test_a_json_document_of_another_shape_is_one_error_line_naming_it(tmp_path, text):
+    """A document that looks like backward/forward JSON but is not, or nests beyond Python's
+    recursion limit, is an error naming the file, not an internal error."""
+    (tmp_path / "mine.json").write_text(text)
+    result = run(tmp_path, "--against", str(tmp_path / "mine.json"))
+    assert result.exit_code == 2, result.output
+    assert [line for line in result.stderr.splitlines()] == [
+        line for line in result.stderr.splitlines() if line.startswith(f"error: {tmp_path / 'mine.json'}: ")]
+    assert "internal error" not in result.stderr and len(result.stderr.splitlines()) == 1

@@ -218,6 +218,23 @@ def test_bad_arguments_are_type_and_value_errors():
         cnngrad.check(SEED001, wrt=["conv9"])
 
 
+@pytest.mark.parametrize("options", [
+    {"eps": float("nan")}, {"eps": 0}, {"eps": 1}, {"eps": float("inf")}, {"rtol": -1}, {"rtol": float("nan")},
+    {"atol": float("inf")}, {"atol": -1e-10},
+])
+def test_check_options_outside_their_range_are_value_errors(options):
+    """As on the command line (exit 2): eps in (0, 1), rtol and atol finite and ≥ 0. A NaN eps
+    returned a failed check, as if the gradients were wrong."""
+    with pytest.raises(ValueError, match=next(iter(options))):
+        cnngrad.check(SEED001, **options)
+
+
+def test_one_wrt_name_may_be_given_as_a_string():
+    """wrt="input" was taken letter by letter ("no such quantity i")."""
+    result = cnngrad.check(SEED001, wrt="input")
+    assert [q.quantity for q in result.result.gradients] == ["input"]
+
+
 def test_compare_diagnoses_the_users_numbers():
     pytest.importorskip("cnngrad.diagnose")
     model = cnngrad.load(SEED001)

@@ -321,3 +321,17 @@ def test_update_keeps_a_byte_order_mark_crlf_line_ends_and_other_scripts(tmp_pat
 def test_update_writes_each_number_in_the_form_it_was_written(written, value, tolerance, new):
     from cnngrad.spec.update import _rewritten
     assert _rewritten(written, value, tolerance, abs(value)) == new
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("how", ["junit", "summary"])
+def test_a_report_file_that_cannot_be_written_is_an_error_naming_it(how):
+    """A full disk under --junit-xml or $GITHUB_STEP_SUMMARY was "internal error: OSError" naming
+    the spec; it is the report file that could not be written."""
+    spec = "configs/seed001_fc_sigmoid_deltas.yaml"
+    if how == "junit":
+        result = run(spec, "--junit-xml", "/dev/full")
+    else:
+        result = run(spec, "--format", "github", GITHUB_STEP_SUMMARY="/dev/full")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == ["error: /dev/full: No space left on device"]

@@ -378,3 +378,17 @@ def test_a_shape_error_prints_the_shape_table_under_the_one_error_line(tmp_path)
             f"error: {tmp_path / 'net.yaml'}:7:16: layers[3].fc.weights: fc1.weights has 5 columns but "
             "flatten1 gives 2 values",
             "  input     2×3×3", "  conv1     2×2×2", "  pool1     2×1×1", "  flatten1  2"]
+
+
+@pytest.mark.parametrize("command", ["forward", "backward", "check", "explain"])
+def test_help_cites_sections_of_the_reference_in_the_repository(command):
+    """`--help` said "json (SPEC §4 …)", a contract not in the repository whose §4 is not the
+    reference's JSON section; a cited section is docs/reference.md's, by its number and title."""
+    from pathlib import Path
+    reference = (Path(__file__).parent.parent / "docs" / "reference.md").read_text(encoding="utf-8")
+    text = " ".join(run(command, "--help").output.split())
+    assert "SPEC §" not in text
+    for number in re.findall(r"docs/reference\.md §(\d+)", text):
+        assert re.search(rf"^## {number}\. ", reference, re.M), number
+    if command == "forward":                       # its --format json names the JSON section
+        assert "docs/reference.md §6" in text and re.search(r"^## 6\. JSON output", reference, re.M)

@@ -72,6 +72,8 @@ def test_every_mutation_changes_the_text_and_the_mutants_differ():
     (fuzz.Outcome(["check", "a.yaml"], 0, "ok\n", "RuntimeWarning: overflow\n"), False),
     (fuzz.Outcome(["check", "a.yaml"], None, "", "", "hang: no result within 20 s"), False),
     (fuzz.Outcome(["forward", "a.yaml"], 2, "", f"error: a.yaml:1:8: input.file: {fuzz.MARKER}\n"), False),
+    (fuzz.Outcome(["forward", "a.yaml", "--format", "svg"], 0, "<svg><title>a</title></svg>\n", ""), True),
+    (fuzz.Outcome(["forward", "a.yaml", "--format", "svg"], 0, "<svg><title>\x1b[31m</title></svg>\n", ""), False),
 ])
 def test_the_judge_allows_only_what_the_spec_allows(outcome, allowed):
     assert (fuzz.judge(outcome, "a.yaml") is None) == allowed

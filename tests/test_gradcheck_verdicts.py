@@ -357,3 +357,26 @@ def test_max_work_lowers_and_raises_the_limit(spec):
     for bad in ("0", "nan", "inf"):
         result = run("check", spec, "--max-work", bad)
         assert result.exit_code == 2 and result.stderr.startswith("error: --max-work ")
+
+
+def test_a_rounding_allowance_beyond_float64_leaves_a_right_gradient_unverified_not_failed():
+    """Average pool of [[1e308, 1e308]] (mean 1e308, finite; issue 17.17), loss none, upstream 1:
+    ∂E/∂x = [0.5, 0.5] by hand, and the differences give 0.5 too. The size of the sums behind
+    them, S ≈ 2e308, overflows, so the allowance 4εS/h is inf: nothing was measured. That was
+    "FAILED, faulty layer: loss" with an error of 3e-12 (and 0 for the pool's delta)."""
+    model = hand_model([[[1e308, 1e308]]], [("pool1", Pool("avg", (1, 2)))], "none", [[[1.0]]])
+    result = check_model(model, deltas=True)
+    by = {q.quantity: q for q in result.gradients + result.deltas}
+    assert [e.analytic for e in by["input"].entries] == [0.5, 0.5]
+    assert by["input"].status == "unverified" and by["pool1"].status == "unverified"
+    assert not result.passed and result.faulty_layer is None
+
+
+def test_the_table_says_why_an_overflowed_allowance_verifies_nothing(tmp_path):
+    spec = tmp_path / "pool.yaml"
+    spec.write_text("input: [[1e308, 1e308]]\nlayers:\n  - pool: {type: avg, size: [1, 2]}\n"
+                    "loss: none\nupstream_grad: [[1]]\n")
+    result = run("check", spec)
+    assert result.exit_code == 1, result.output
+    assert "input: unverified: the sums behind E exceed float64" in result.stdout
+    assert result.stdout.rstrip().endswith("1 spec: 0 passed, 0 failed, 1 unverified")

@@ -118,3 +118,26 @@ def test_a_random_scale_of_minus_zero_is_zero(tmp_path):
     spec = "input: {random: {shape: [2, 2], distribution: uniform, scale: -0.0}}\n" \
            "layers: [relu]\nloss: none\nupstream_grad: [[1, 1], [1, 1]]\n"
     assert doc(tmp_path, spec, "forward")["output"] == [[0.0, 0.0], [0.0, 0.0]]
+
+
+def test_an_upstream_gradient_near_the_float64_limit_checks_without_a_numpy_warning(tmp_path):
+    """Found by the fuzzer: the rounding sizes S of the layers, summed, overflowed with a
+    RuntimeWarning on stderr (the judge of run_text refuses any). The check itself cannot measure
+    such a network: its entries fail (their differences overflow), exit 1."""
+    spec = ("input: [[0.2, 0.7, 0.1], [0.9, 0.3, 0.6], [0.5, -0.8, 0.2]]\n"
+            "layers:\n  - conv: {kernel: [[0.4, -0.3], [0.2, 0.1]], bias: 0.5}\n"
+            "loss: none\nupstream_grad: [[0.1, -0.2], [1e308, -0.1]]\n")
+    assert run_text(tmp_path, spec, "check").exit_code == 1
+
+
+@pytest.mark.parametrize("fast", [[], ["--fast"]])
+def test_a_loss_none_whose_sum_overflows_cannot_be_checked(tmp_path, fast):
+    """Found by the fuzzer: with loss: none, check differences E = Σ upstream_grad · output; a max
+    pool passing 1e308 twice makes it inf, and every difference was nan (FAILED, a numpy warning
+    on stderr). Like a loss that overflows, it is one error naming the loss, exit 2; backward
+    still works (its gradients, 1 at the winners, are finite)."""
+    spec = ("input: [[1, 1e308, 3], [5, 6, 7], [9, 10, 11]]\nlayers:\n  - pool: {type: max, size: 2, stride: 1}\n"
+            "loss: none\nupstream_grad: [[1, 1], [1, 1]]\n")
+    message = error(tmp_path, spec, ["check", *fast])
+    assert message.startswith(f"error: {tmp_path / 'net.yaml'}: loss: ") and "overflowed float64" in message
+    assert doc(tmp_path, spec)["gradients"]["grad.input"] == [[0, 2, 0], [0, 0, 0], [0, 1, 1]]

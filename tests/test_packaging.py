@@ -41,3 +41,10 @@ def test_readme_commands_install_the_pins():
     commands = block.strip().splitlines()
     assert len(commands) == 2
     assert all("-c constraints.txt" in command for command in commands)
+
+
+def test_no_merge_leftovers_in_the_package():
+    """A merge's ``cli.py.orig`` (a stale copy of the command line) was committed into cnngrad/."""
+    leftovers = [path for pattern in ("*.orig", "*.rej", "*.BACKUP.*", "*.LOCAL.*", "*.REMOTE.*", "*.BASE.*")
+                 for path in (ROOT / "cnngrad").rglob(pattern)]
+    assert leftovers == []

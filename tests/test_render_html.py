@@ -207,3 +207,15 @@ def test_format_html_writes_a_self_contained_page(capsys):
 def test_non_finite_values_are_magenta():
     colours = heatmap.rgb([math.inf, -math.inf, math.nan, 0.0, -2.0], 2.0)
     assert [tuple(c) for c in colours] == [heatmap.NON_FINITE] * 3 + [heatmap.PAPER, heatmap.HEAT[-1]]
+
+
+def test_control_characters_of_the_spec_s_text_are_written_as_escapes(tmp_path):
+    """A bidi override (U+202E) would flip the text after it on the page, as ESC is noise: both
+    are shown as escapes, as in the tables."""
+    spec = tmp_path / "net.yaml"
+    spec.write_text('name: "red \\x1b[31m flip \\u202e end"\ninput: [[1, -2]]\nlayers: [relu]\n'
+                    "loss: squared_error\ntarget: [[0, 1]]\n")
+    model = load_model(str(spec))
+    text = html.backward(backward_report(model, model.values()), 4)
+    assert "\x1b" not in text and "\u202e" not in text
+    assert f"{spec} — red \\x1b[31m flip \\u202e end" in Page(text).texts

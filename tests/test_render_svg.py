@@ -98,3 +98,13 @@ def test_the_spec_s_text_is_escaped(capsys, tmp_path):
         root = run(capsys, command, str(spec))       # parses: nothing broke out of its element
         assert f"{spec} — {name}" in texts(root) and root.find(f"{NS}title").text == f"{spec} — {name}"
         assert root.find(f".//{NS}script") is None
+
+
+def test_control_characters_of_the_spec_s_text_are_escapes_so_the_svg_stays_xml(capsys, tmp_path):
+    """XML 1.0 cannot hold ESC: a name with a terminal escape made the picture an XML error.
+    Written as escapes, as in tables (``\\x1b``, and ``\\u202e`` for a bidi override)."""
+    spec = tmp_path / "net.yaml"
+    spec.write_text('name: "red \\x1b[31m flip \\u202e end"\ninput: [[1, -2]]\nlayers: [relu]\n'
+                    "loss: squared_error\ntarget: [[0, 1]]\n")
+    root = run(capsys, "backward", str(spec))
+    assert root.find(f"{NS}title").text == f"{spec} — red \\x1b[31m flip \\u202e end"

@@ -12,7 +12,7 @@ import math
 import os
 import re
 
-from . import markdown, rows, table
+from . import markdown, rows, table, write_report
 from .grid import index_text
 from ..quantities import gradient_of
 
@@ -24,8 +24,7 @@ def check(results) -> str:
     """The annotations of every spec, then the plain report; appends the Markdown summary."""
     summary = os.environ.get(SUMMARY_VARIABLE)
     if summary:
-        with open(summary, "a", encoding="utf-8") as file:
-            file.write(markdown.check(results) + _errors_markdown(results))
+        write_report(summary, markdown.check(results) + _errors_markdown(results), "a")
     lines = [line for result in results for line in annotations(result)]
     return "".join(line + "\n" for line in lines) + table.plain_check(results)
 

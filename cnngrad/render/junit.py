@@ -11,7 +11,7 @@ import os
 import re
 import xml.etree.ElementTree as ET
 
-from . import rows, table
+from . import rows, table, write_report
 
 SUITE = "cnngrad check"
 # characters XML 1.0 does not allow even escaped (a spec's name may hold "\x01", written "\x01")
@@ -47,5 +47,4 @@ def classname(spec: str) -> str:
 
 
 def write(path: str, results) -> None:
-    with open(path, "w", encoding="utf-8") as file:
-        file.write(check(results))
+    write_report(path, check(results))

@@ -162,7 +162,10 @@ def check_blocks(result):
     if any(q.kinks for q in result.gradients + result.deltas):
         yield Note(KINK_NOTE)
     for quantity in result.gradients + result.deltas:
-        if quantity.status == "unverified":
+        if quantity.status == "unverified" and not np.isfinite(quantity.difference_resolution):
+            yield Problem(f"{quantity.quantity}: unverified: the sums behind E exceed float64, so "
+                          "the rounding of its finite differences is beyond measure")
+        elif quantity.status == "unverified":
             yield Problem(f"{quantity.quantity}: unverified: its finite differences resolve no relative "
                           f"error below {error_text(quantity.difference_resolution)} (a check must resolve "
                           f"1e-02); give a larger --eps (default 1e-4)")

@@ -67,15 +67,24 @@ def _json(path: str) -> dict[str, object]:
             doc = json.load(stream)
     except (ValueError, UnicodeDecodeError) as err:
         raise SpecError(path, None, None, "", f"not JSON: {err}") from None
+    except RecursionError:
+        raise SpecError(path, None, None, "", "not JSON cnngrad can read: nested too deeply") from None
     if not isinstance(doc, dict):
         raise SpecError(path, None, None, "", "a JSON object mapping quantity names to values is needed")
     if "gradients" in doc or "layers" in doc:
+        layers, gradients = doc.get("layers") or [], doc.get("gradients") or {}
+        if not (isinstance(layers, list) and isinstance(gradients, dict) and all(
+                isinstance(layer, dict) and isinstance(layer.get("name"), str) and "output" in layer
+                for layer in layers)):
+            raise SpecError(path, None, None, "", "not the JSON backward or forward --format json writes "
+                            "(\"layers\": a list of {\"name\", \"output\"}, \"gradients\": an object), "
+                            "nor a mapping of quantity names to values")
         named = {}
         if doc.get("loss") is not None:
             named["loss"] = doc["loss"]
-        for layer in doc.get("layers") or []:
+        for layer in layers:
             named[layer["name"]] = layer["output"]
-        for key, value in (doc.get("gradients") or {}).items():
+        for key, value in gradients.items():
             named[key if quantities.is_gradient(key) else quantities.gradient_of(key)] = value
         return named
     return doc
