@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Layer, ShapeError, register
+from .base import Layer, Setting, ShapeError, register
 from .explanation import Explanation, Factor, Ref, Term
 
 SYMBOLS = {"dy": "δ", "x": "a", "weights": "W", "bias": "b"}
@@ -15,6 +15,10 @@ SYMBOLS = {"dy": "δ", "x": "a", "weights": "W", "bias": "b"}
 @register
 class FC(Layer):
     kind = "fc"
+    settings = (
+        Setting("weights", "array", required=True, description="(outputs, inputs): y = W a + b"),
+        Setting("bias", "array", description="a scalar, one per filter/output, or an untied map"),
+    )
     param_names = ("weights", "bias")
     affine_in_params = param_moves_one_unit = True
 

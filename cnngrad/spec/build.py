@@ -53,7 +53,7 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
     rows = [("input", shape)]
     for layer in spec.layers:
         with _showing_shapes(rows):
-            built = BUILDERS[layer.kind](layer, shape, source)
+            built = BUILDERS.get(layer.kind, _declared)(layer, shape, source)
         size = math.prod(built.shape)
         if size > limits.max_entries:
             layer.entry.fail(f"{layer.name} would output {shape_text(built.shape)} = {size} values, "
@@ -311,10 +311,6 @@ def _entries_text(entries, size: int, noun: str) -> str:
     return f"{noun}s {', '.join(listed[:-1])} and {listed[-1]}"
 
 
-def _flatten(layer: LayerSpec, shape, source):
-    return Built(REGISTRY["flatten"](layer.options["order"]), (math.prod(shape),))
-
-
 def _fc(layer: LayerSpec, shape, source):
     weights, at = layer.arrays["weights"], layer.place("weights")
     if weights.ndim != 2:
@@ -337,10 +333,17 @@ def _fc(layer: LayerSpec, shape, source):
                  {"weights": (weights, weights.shape), "bias": (bias, bias.shape)})
 
 
-def _activation(layer: LayerSpec, shape, source):
-    return Built(REGISTRY[layer.kind](**layer.options), shape)
+def _declared(layer: LayerSpec, shape, source):
+    """A kind without parameters built from its declaration alone: the engine takes the read
+    settings, and its own shape rule gives the output shape (a 2-D map's added channel axis is
+    dropped again); a ShapeError it raises is a spec error at the layer's entry."""
+    engine = REGISTRY[layer.kind](**layer.options)
+    try:
+        out = engine.output_shape(internal(shape))
+    except ShapeError as err:
+        layer.entry.fail(f"{layer.name}: {err} ({source} is {shape_text(shape)})")
+    return Built(engine, out[1:] if len(shape) == 2 and len(out) == 3 and out[0] == 1 else out)
 
 
-BUILDERS = {"conv": _conv, "pool": _pool, "flatten": _flatten, "fc": _fc, "relu": _activation,
-            "leaky_relu": _activation, "sigmoid": _activation, "tanh": _activation,
-            "softmax": _activation}
+# kinds whose settings or parameters need more than ``_declared`` (the rest are built by it)
+BUILDERS = {"conv": _conv, "pool": _pool, "fc": _fc}
