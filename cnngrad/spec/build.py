@@ -341,7 +341,7 @@ def _declared(layer: LayerSpec, shape, source):
     try:
         out = engine.output_shape(internal(shape))
     except ShapeError as err:
-        layer.entry.fail(f"{layer.name}: {err} ({source} is {shape_text(shape)})")
+        layer.entry.fail(f"{layer.name}: {err} (from {source})")
     return Built(engine, out[1:] if len(shape) == 2 and len(out) == 3 and out[0] == 1 else out)
 
 
