@@ -18,7 +18,12 @@ REGISTRY: dict[str, type["Layer"]] = {}
 
 
 class ShapeError(ValueError):
-    """A layer cannot take an input of the shape it is given; the message says why."""
+    """A layer cannot take an input of the shape it is given: the message says why (of "its
+    input"), ``setting`` names the spec setting to blame (None: the layer as a whole)."""
+
+    def __init__(self, message: str, setting: str | None = None):
+        super().__init__(message)
+        self.setting = setting
 
 
 class Setting(NamedTuple):

@@ -54,12 +54,13 @@ class Conv(Layer):
             raise ShapeError(f"conv needs a map, but its input is a vector of {in_shape[0]} values")
         channels, height, width = in_shape
         if channels != self.channels:
-            raise ShapeError(f"the kernel has {self.channels} channel(s) but its input has {channels}")
+            raise ShapeError(f"the kernel has {self.channels} channel(s) but its input has {channels}", "kernel")
         (top, bottom), (left, right) = self.padding
         padded = (height + top + bottom, width + left + right)
         if self.span[0] > padded[0] or self.span[1] > padded[1]:
-            raise ShapeError(f"the kernel window {self.span[0]}×{self.span[1]} is larger than its "
-                             f"padded input {padded[0]}×{padded[1]}")
+            dilated = f" (dilated to {self.span[0]}×{self.span[1]})" if self.dilation != (1, 1) else ""
+            raise ShapeError(f"the kernel {self.size[0]}×{self.size[1]}{dilated} is larger than its "
+                             f"padded input {padded[0]}×{padded[1]}", "kernel")
         return (self.filters,
                 window_output_size(padded[0], self.span[0], self.stride[0]),
                 window_output_size(padded[1], self.span[1], self.stride[1]))

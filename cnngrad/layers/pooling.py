@@ -52,7 +52,8 @@ class Pool(Layer):
         padded = (height + top + bottom, width + left + right)
         if self.size[0] > padded[0] or self.size[1] > padded[1]:
             raise ShapeError(f"the pooling window {self.size[0]}×{self.size[1]} is larger than its "
-                             f"input {padded[0]}×{padded[1]}")
+                             f"{'padded ' if padded != (height, width) else ''}input {padded[0]}×{padded[1]}",
+                             "size")
         return (channels,
                 window_output_size(padded[0], self.size[0], self.stride[0]),
                 window_output_size(padded[1], self.size[1], self.stride[1]))
