@@ -18,12 +18,17 @@ REGISTRY: dict[str, type["Layer"]] = {}
 
 
 class ShapeError(ValueError):
-    """A layer cannot take an input of the shape it is given: the message says why (of "its
-    input"), ``setting`` names the spec setting to blame (None: the layer as a whole)."""
+    """A layer cannot take an input of the shape it is given: ``reason`` says why (of "its
+    input"), ``setting`` names the spec setting to blame (None: the layer as a whole) and ``fix``
+    what to write instead, if there is one thing to write."""
 
-    def __init__(self, message: str, setting: str | None = None):
-        super().__init__(message)
-        self.setting = setting
+    def __init__(self, reason: str, setting: str | None = None, fix: str | None = None):
+        super().__init__(reason if fix is None else f"{reason}; {fix}")
+        self.reason, self.setting, self.fix = reason, setting, fix
+
+    def naming(self, source: str) -> str:
+        """The message with the input named: ``reason (source); fix``."""
+        return f"{self.reason} ({source})" + (f"; {self.fix}" if self.fix else "")
 
 
 class Setting(NamedTuple):

@@ -29,7 +29,7 @@ class FC(Layer):
 
     def output_shape(self, in_shape):
         if len(in_shape) != 1:
-            raise ShapeError("fc needs a vector, but its input is a map; add `- flatten` before it")
+            raise ShapeError("fc needs a vector, but its input is a map", fix="add `- flatten` before it")
         if in_shape[0] != self.inputs:
             raise ShapeError(f"the weights have {self.inputs} columns but its input has {in_shape[0]} values",
                              "weights")

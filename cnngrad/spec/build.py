@@ -208,7 +208,7 @@ def _output_shape(layer: LayerSpec, engine: Layer, shape, source: str) -> tuple[
     try:
         return engine.output_shape(internal(shape))
     except ShapeError as err:
-        layer.place(err.setting).fail(f"{err} ({source})")
+        layer.place(err.setting).fail(err.naming(source))
 
 
 def _conv(layer: LayerSpec, shape, source):
