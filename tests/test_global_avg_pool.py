@@ -113,3 +113,13 @@ def test_it_takes_no_settings():
 def test_schema_knows_the_kind():
     text = json.dumps(spec_schema())
     assert '"global_avg_pool"' in text
+
+
+def test_every_registered_kind_is_read_and_in_the_schema():
+    """Spec reading and the schema derive from the registry: no kind is missing from either."""
+    from cnngrad.layers import REGISTRY
+    from cnngrad.spec.layers import SETTINGS
+    kinds = spec_schema()["properties"]["layers"]["items"]["anyOf"]
+    in_schema = set(kinds[0]["enum"]) | {key for entry in kinds[1:] for key in entry["properties"] if key != "name"}
+    assert set(SETTINGS) == set(REGISTRY) == in_schema
+    assert SETTINGS["pool"] == ("type", "size", "stride", "padding", "ties", "name")

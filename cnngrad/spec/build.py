@@ -323,8 +323,9 @@ def _fc(layer: LayerSpec, shape, source):
 def _declared(layer: LayerSpec, shape, source):
     """A kind without parameters built from its declaration alone: the engine takes the read
     settings, and its own shape rule gives the output shape (a 2-D map's added channel axis is
-    dropped again)."""
+    dropped again). A kind with parameters needs its own builder in BUILDERS (their user shapes)."""
     engine = REGISTRY[layer.kind](**layer.options)
+    assert not engine.param_names, f"{layer.kind} has parameters: give it a builder in BUILDERS"
     out = _output_shape(layer, engine, shape, source)
     return Built(engine, out[1:] if len(shape) == 2 and len(out) == 3 and out[0] == 1 else out)
 
