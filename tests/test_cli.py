@@ -375,8 +375,8 @@ def test_a_shape_error_prints_the_shape_table_under_the_one_error_line(tmp_path)
         result = run(command, tmp_path / "net.yaml")
         assert result.exit_code == 2 and "Traceback" not in result.stderr
         assert result.stderr.splitlines() == [
-            f"error: {tmp_path / 'net.yaml'}:7:16: layers[3].fc.weights: fc1.weights has 5 columns but "
-            "flatten1 gives 2 values",
+            f"error: {tmp_path / 'net.yaml'}:7:16: layers[3].fc.weights: the weights have 5 columns but "
+            "its input has 2 values (flatten1)",
             "  input     2×3×3", "  conv1     2×2×2", "  pool1     2×1×1", "  flatten1  2"]
 
 

@@ -332,7 +332,7 @@ def test_fc_width_mismatch(tmp_path):
         loss: none
         upstream_grad: [1]
         """))
-    check(err, 6, "layers[2].fc.weights", "fc1.weights has 5 columns but flatten1 gives 4 values")
+    check(err, 6, "layers[2].fc.weights", "the weights have 5 columns but its input has 4 values (flatten1)")
 
 
 def test_fc_bias_length(tmp_path):
@@ -344,7 +344,7 @@ def test_fc_bias_length(tmp_path):
 def test_conv_channels_mismatch(tmp_path):
     err = error(tmp_path, "input: {random: {shape: [3, 4, 4]}}\nlayers:\n"
                 "  - conv: {kernel: {random: {shape: [2, 2, 1, 1]}}}\n")
-    check(err, 3, "layers[0].conv.kernel", "conv1.kernel has 2 channel(s) but its input (input) has 3")
+    check(err, 3, "layers[0].conv.kernel", "the kernel has 2 channel(s) but its input has 3 (input)")
 
 
 def test_2d_kernel_on_a_multichannel_input(tmp_path):
@@ -497,7 +497,7 @@ def test_a_shape_error_carries_the_shapes_up_to_the_failing_layer(tmp_path):
         loss: none
         upstream_grad: [1]
         """)
-    check(err, 7, "layers[3].fc.weights", "fc1.weights has 5 columns but flatten1 gives 2 values")
+    check(err, 7, "layers[3].fc.weights", "the weights have 5 columns but its input has 2 values (flatten1)")
     assert err.details == ("input     2×3×3", "conv1     2×2×2", "pool1     2×1×1", "flatten1  2")
 
 
@@ -511,7 +511,7 @@ def test_a_channel_mismatch_deep_in_the_network_shows_the_channels_on_the_way(tm
     err = error(tmp_path, "input: {random: {shape: [3, 4, 4]}}\nlayers:\n"
                 "  - conv: {kernel: {random: {shape: [2, 3, 1, 1]}}}\n  - relu\n"
                 "  - conv: {kernel: {random: {shape: [1, 3, 2, 2]}}}\n")
-    check(err, 5, "layers[2].conv.kernel", "conv2.kernel has 3 channel(s) but its input (relu1) has 2")
+    check(err, 5, "layers[2].conv.kernel", "the kernel has 3 channel(s) but its input has 2 (relu1)")
     assert err.details == ("input  3×4×4", "conv1  2×4×4", "relu1  2×4×4")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Layer, register
+from .base import Layer, Setting, register
 from .explanation import Explanation, Factor, Ref, Term
 
 
@@ -84,6 +84,7 @@ class ReLU(Elementwise):
 @register
 class LeakyReLU(Elementwise):
     kind = "leaky_relu"
+    settings = (Setting("slope", "number", 0.01),)
     derivative_text = "1 if x > 0, else the slope (the slope at x = 0, as PyTorch)"
 
     # --- engine: shape rule, forward, backward, and the memory they take

@@ -8,6 +8,7 @@ Parameter gradients are summed over the batch (the batch's loss is the sum of it
 from __future__ import annotations
 
 import math
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -17,7 +18,39 @@ REGISTRY: dict[str, type["Layer"]] = {}
 
 
 class ShapeError(ValueError):
-    """A layer cannot take an input of the shape it is given; the message says why."""
+    """A layer cannot take an input of the shape it is given: ``reason`` says why (of "its
+    input"), ``setting`` names the spec setting to blame (None: the layer as a whole) and ``fix``
+    what to write instead, if there is one thing to write."""
+
+    def __init__(self, reason: str, setting: str | None = None, fix: str | None = None):
+        super().__init__(reason if fix is None else f"{reason}; {fix}")
+        self.reason, self.setting, self.fix = reason, setting, fix
+
+    def naming(self, source: str) -> str:
+        """The message with the input named: ``reason (source); fix``."""
+        return f"{self.reason} ({source})" + (f"; {self.fix}" if self.fix else "")
+
+
+class Setting(NamedTuple):
+    """One setting a layer kind reads from its spec entry, declared beside the kind so that spec
+    reading, the JSON Schema and the build all derive from it.
+
+    ``reads`` is what is written: ``array`` (a value: number, list, random or file; kept as the
+    parameter of that name), ``pair`` (an int or [h, w], each at least ``minimum``), ``padding``,
+    ``word`` (one of ``choices``) or ``number``. ``default`` is used when the key is absent (a
+    string ``"=key"`` copies another setting, e.g. pooling's stride is its size); ``only`` =
+    (setting, word, words) allows the key only when that setting has that word. ``description``
+    is the schema's text.
+    """
+
+    name: str
+    reads: str
+    default: Any = None
+    required: bool = False
+    choices: tuple[str, ...] = ()
+    minimum: int = 0
+    only: tuple[str, str, str] | None = None
+    description: str | None = None
 
 
 def register(cls):
@@ -37,6 +70,7 @@ class Layer:
     """
 
     kind = ""
+    settings: tuple[Setting, ...] = ()   # what the spec entry may write (besides ``name``)
     param_names: tuple[str, ...] = ()
     channelwise = False   # output channel c depends on input channel c alone (pooling, f(x) per entry)
     # the checker's exact shortcuts this kind implements (see the hooks below)

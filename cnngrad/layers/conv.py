@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import (Layer, ShapeError, crop_map, pad_map, padded_size, pair, register, resolve_padding,
+from .base import (Layer, Setting, ShapeError, crop_map, pad_map, padded_size, pair, register, resolve_padding,
                    scatter_memory, scatter_windows, window_output_size, windows)
 from .explanation import Explanation, Factor, Ref, Term
 
@@ -21,6 +21,15 @@ SYMBOLS = {"dy": "δ", "x": "x", "kernel": "K", "bias": "b"}
 @register
 class Conv(Layer):
     kind = "conv"
+    settings = (
+        Setting("kernel", "array", required=True,
+                description="2-D (kh, kw), 3-D (C, kh, kw) or 4-D (D, C, kh, kw)"),
+        Setting("bias", "array", description="a scalar, one per filter/output, or an untied map"),
+        Setting("stride", "pair", (1, 1), minimum=1, description="int or [sh, sw]"),
+        Setting("padding", "padding", ((0, 0), (0, 0))),
+        Setting("dilation", "pair", (1, 1), minimum=1, description="int or [dh, dw]"),
+        Setting("mode", "word", "cross_correlation", choices=MODES),
+    )
     param_names = ("kernel", "bias")
     linear_in_input = affine_in_params = param_moves_one_channel = True
 
@@ -45,12 +54,13 @@ class Conv(Layer):
             raise ShapeError(f"conv needs a map, but its input is a vector of {in_shape[0]} values")
         channels, height, width = in_shape
         if channels != self.channels:
-            raise ShapeError(f"the kernel has {self.channels} channel(s) but its input has {channels}")
+            raise ShapeError(f"the kernel has {self.channels} channel(s) but its input has {channels}", "kernel")
         (top, bottom), (left, right) = self.padding
         padded = (height + top + bottom, width + left + right)
         if self.span[0] > padded[0] or self.span[1] > padded[1]:
-            raise ShapeError(f"the kernel window {self.span[0]}×{self.span[1]} is larger than its "
-                             f"padded input {padded[0]}×{padded[1]}")
+            dilated = f" (dilated to {self.span[0]}×{self.span[1]})" if self.dilation != (1, 1) else ""
+            raise ShapeError(f"the kernel {self.size[0]}×{self.size[1]}{dilated} is larger than its "
+                             f"padded input {padded[0]}×{padded[1]}", "kernel")
         return (self.filters,
                 window_output_size(padded[0], self.span[0], self.stride[0]),
                 window_output_size(padded[1], self.span[1], self.stride[1]))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Layer, ShapeError, register
+from .base import Layer, Setting, ShapeError, register
 from .explanation import Explanation, Factor, Ref, Term
 
 SYMBOLS = {"dy": "δ", "x": "a", "weights": "W", "bias": "b"}
@@ -15,6 +15,10 @@ SYMBOLS = {"dy": "δ", "x": "a", "weights": "W", "bias": "b"}
 @register
 class FC(Layer):
     kind = "fc"
+    settings = (
+        Setting("weights", "array", required=True, description="(outputs, inputs): y = W a + b"),
+        Setting("bias", "array", description="a scalar, one per filter/output, or an untied map"),
+    )
     param_names = ("weights", "bias")
     affine_in_params = param_moves_one_unit = True
 
@@ -25,10 +29,10 @@ class FC(Layer):
 
     def output_shape(self, in_shape):
         if len(in_shape) != 1:
-            raise ShapeError("fc needs a vector but its input is a map of shape "
-                             f"{'×'.join(map(str, in_shape))}; add `- flatten` before it")
+            raise ShapeError("fc needs a vector, but its input is a map", fix="add `- flatten` before it")
         if in_shape[0] != self.inputs:
-            raise ShapeError(f"weights have {self.inputs} columns but the input has {in_shape[0]} values")
+            raise ShapeError(f"the weights have {self.inputs} columns but its input has {in_shape[0]} values",
+                             "weights")
         return (self.outputs,)
 
     def param_shapes(self, in_shape):

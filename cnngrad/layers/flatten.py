@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from .base import Layer, register
+from .base import Layer, Setting, register
 from .explanation import Explanation, Factor, Ref, Term
 
 ORDERS = ("C", "F")
@@ -17,6 +17,8 @@ ORDERS = ("C", "F")
 @register
 class Flatten(Layer):
     kind = "flatten"
+    settings = (Setting("order", "word", "C", choices=ORDERS,
+                        description="C row-major (default) or F column-major"),)
 
     # --- engine: shape rule, forward, backward, and the memory they take
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import (Layer, ShapeError, crop_map, pad_map, padded_size, pair, register, resolve_padding,
+from .base import (Layer, Setting, ShapeError, crop_map, pad_map, padded_size, pair, register, resolve_padding,
                    scatter_memory, scatter_windows, window_output_size, windows)
 from .explanation import Explanation, Factor, Ref, Term
 
@@ -21,6 +21,14 @@ TIES = ("first", "split")
 @register
 class Pool(Layer):
     kind = "pool"
+    settings = (
+        Setting("type", "word", "max", choices=TYPES),
+        Setting("size", "pair", required=True, minimum=1, description="the pooling window: int or [kh, kw]"),
+        Setting("stride", "pair", "=size", minimum=1, description="int or [sh, sw]"),
+        Setting("padding", "padding", ((0, 0), (0, 0))),
+        Setting("ties", "word", "first", choices=TIES, only=("type", "max", "max pooling"),
+                description="max pooling: first maximum (PyTorch) or split equally"),
+    )
     channelwise = True
 
     # --- engine: shape rule, forward, backward, and the memory they take
@@ -44,7 +52,8 @@ class Pool(Layer):
         padded = (height + top + bottom, width + left + right)
         if self.size[0] > padded[0] or self.size[1] > padded[1]:
             raise ShapeError(f"the pooling window {self.size[0]}×{self.size[1]} is larger than its "
-                             f"input {padded[0]}×{padded[1]}")
+                             f"{'padded ' if padded != (height, width) else ''}input {padded[0]}×{padded[1]}",
+                             "size")
         return (channels,
                 window_output_size(padded[0], self.size[0], self.stride[0]),
                 window_output_size(padded[1], self.size[1], self.stride[1]))

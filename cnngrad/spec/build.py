@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..layers import REGISTRY, Layer, ShapeError
-from ..layers.base import resolve_padding, unread, window_output_size
+from ..layers.base import resolve_padding, unread
 from ..losses import LOSSES, make_loss
 from ..model import Model
 from ..network import Network
@@ -53,7 +53,7 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
     rows = [("input", shape)]
     for layer in spec.layers:
         with _showing_shapes(rows):
-            built = BUILDERS[layer.kind](layer, shape, source)
+            built = BUILDERS.get(layer.kind, _declared)(layer, shape, source)
         size = math.prod(built.shape)
         if size > limits.max_entries:
             layer.entry.fail(f"{layer.name} would output {shape_text(built.shape)} = {size} values, "
@@ -77,7 +77,7 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
     try:
         network = Network(internal(user_shapes["input"]), layers,
                           None if objective is None else make_loss(objective.loss, objective.from_logits))
-    except ShapeError as err:  # the checks above should have caught it; still blame the spec
+    except ShapeError as err:  # each layer's shape rule ran above (_output_shape); still blame the spec
         spec.root.fail(str(err))
     check_memory(spec, network, params, limits.max_memory_bytes)
     target = None
@@ -202,35 +202,32 @@ def _padding(layer: LayerSpec, span: tuple[int, int], stride: tuple[int, int]):
     return padding
 
 
-def _need_map(layer: LayerSpec, shape, source: str) -> None:
-    if len(shape) == 1:
-        layer.entry.fail(f"{layer.kind} needs a map, but its input ({source}) is a vector of {shape[0]} values")
+def _output_shape(layer: LayerSpec, engine: Layer, shape, source: str) -> tuple[int, ...]:
+    """The engine's output shape by the layer's own shape rule; a ShapeError it raises is a spec
+    error at the setting it blames (or the layer's entry), naming the input."""
+    try:
+        return engine.output_shape(internal(shape))
+    except ShapeError as err:
+        layer.place(err.setting).fail(err.naming(source))
 
 
 def _conv(layer: LayerSpec, shape, source):
-    _need_map(layer, shape, source)
     kernel, at = layer.arrays["kernel"], layer.place("kernel")
     if kernel.ndim not in (2, 3, 4):
         at.fail(f"kernel must be 2-D (kh, kw), 3-D (C, kh, kw) or 4-D (D, C, kh, kw), not {kernel.ndim}-D")
+    if kernel.ndim == 2 and len(shape) == 3 and shape[0] != 1:
+        at.fail(f"the kernel has 1 channel(s) but its input ({source}) has {shape[0]}; a 2-D kernel "
+                f"is for a 2-D input, write (C, kh, kw) for C channels")
     bank = kernel.reshape((1,) * (4 - kernel.ndim) + kernel.shape)
-    filters, channels, kh, kw = bank.shape
-    in_channels = shape[0] if len(shape) == 3 else 1
-    if channels != in_channels:
-        hint = "; a 2-D kernel is for a 2-D input, write (C, kh, kw) for C channels" if kernel.ndim == 2 else ""
-        at.fail(f"{layer.name}.kernel has {channels} channel(s) but its input ({source}) has "
-                f"{in_channels}{hint}")
+    filters, kh, kw = bank.shape[0], bank.shape[2], bank.shape[3]
     stride, dilation = layer.options["stride"], layer.options["dilation"]
     span = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
     padding = _padding(layer, span, stride)
-    padded = (shape[-2] + sum(padding[0]), shape[-1] + sum(padding[1]))
-    if span[0] > padded[0] or span[1] > padded[1]:
-        dilated = f" (dilated to {shape_text(span)})" if dilation != (1, 1) else ""
-        at.fail(f"the kernel {kh}×{kw}{dilated} is larger than its padded input {shape_text(padded)} "
-                f"({source})")
-    out_hw = tuple(window_output_size(padded[i], span[i], stride[i]) for i in range(2))
+    settings = (bank.shape, stride, padding, dilation, layer.options["mode"])
+    out_hw = _output_shape(layer, REGISTRY["conv"](*settings), shape, source)[1:]
     out = (filters,) + out_hw if kernel.ndim == 4 else out_hw
     bias, untied = _conv_bias(layer, filters, out, kernel.ndim == 4)
-    engine = REGISTRY["conv"](bank.shape, stride, padding, dilation, layer.options["mode"], untied)
+    engine = REGISTRY["conv"](*settings, untied)
     note = _dropped(layer.name, source, shape, padding, (kh, kw), dilation, stride, out_hw)
     return Built(engine, out, {"kernel": (bank, kernel.shape),
                                "bias": (bias.reshape(internal(out) if untied else (filters,)), bias.shape)},
@@ -256,7 +253,6 @@ def _conv_bias(layer: LayerSpec, filters: int, out, bank: bool):
 
 
 def _pool(layer: LayerSpec, shape, source):
-    _need_map(layer, shape, source)
     size, stride = layer.options["size"], layer.options["stride"]
     padding = _padding(layer, size, stride)
     if layer.options["type"] == "max":
@@ -265,13 +261,8 @@ def _pool(layer: LayerSpec, shape, source):
                 layer.place("padding").fail(
                     f"max-pool padding {side} is more than half the window {shape_text(size)} "
                     f"(at most {size[axis] // 2}); a window could hold only padding (−∞)")
-    padded = (shape[-2] + sum(padding[0]), shape[-1] + sum(padding[1]))
-    if size[0] > padded[0] or size[1] > padded[1]:
-        layer.place("size").fail(f"the pooling window {shape_text(size)} is larger than its "
-                                 f"{'padded ' if padded != shape[-2:] else ''}input "
-                                 f"{shape_text(padded)} ({source})")
-    out_hw = tuple(window_output_size(padded[i], size[i], stride[i]) for i in range(2))
     engine = REGISTRY["pool"](layer.options["type"], size, stride, padding, layer.options["ties"])
+    out_hw = _output_shape(layer, engine, shape, source)[1:]
     return Built(engine, shape[:-2] + out_hw,
                  note=_dropped(layer.name, source, shape, padding, size, (1, 1), stride, out_hw))
 
@@ -311,20 +302,12 @@ def _entries_text(entries, size: int, noun: str) -> str:
     return f"{noun}s {', '.join(listed[:-1])} and {listed[-1]}"
 
 
-def _flatten(layer: LayerSpec, shape, source):
-    return Built(REGISTRY["flatten"](layer.options["order"]), (math.prod(shape),))
-
-
 def _fc(layer: LayerSpec, shape, source):
     weights, at = layer.arrays["weights"], layer.place("weights")
     if weights.ndim != 2:
         at.fail(f"weights must be 2-D (outputs, inputs), not {shape_text(weights.shape)}")
-    if len(shape) != 1:
-        layer.entry.fail(f"fc needs a vector, but its input ({source}) is a map of shape "
-                         f"{shape_text(shape)}; add `- flatten` before it")
-    outputs, inputs = weights.shape
-    if inputs != shape[0]:
-        at.fail(f"{layer.name}.weights has {inputs} columns but {source} gives {shape[0]} values")
+    engine = REGISTRY["fc"](weights.shape)
+    outputs, = _output_shape(layer, engine, shape, source)
     bias = layer.arrays.get("bias")
     if bias is None:
         bias = np.zeros(outputs)
@@ -333,14 +316,19 @@ def _fc(layer: LayerSpec, shape, source):
     elif bias.shape != (outputs,):
         layer.place("bias").fail(f"{layer.name}.bias has shape {shape_text(bias.shape)} but "
                                  f"{layer.name}.weights has {outputs} row(s) (outputs)")
-    return Built(REGISTRY["fc"](weights.shape), (outputs,),
+    return Built(engine, (outputs,),
                  {"weights": (weights, weights.shape), "bias": (bias, bias.shape)})
 
 
-def _activation(layer: LayerSpec, shape, source):
-    return Built(REGISTRY[layer.kind](**layer.options), shape)
+def _declared(layer: LayerSpec, shape, source):
+    """A kind without parameters built from its declaration alone: the engine takes the read
+    settings, and its own shape rule gives the output shape (a 2-D map's added channel axis is
+    dropped again). A kind with parameters needs its own builder in BUILDERS (their user shapes)."""
+    engine = REGISTRY[layer.kind](**layer.options)
+    assert not engine.param_names, f"{layer.kind} has parameters: give it a builder in BUILDERS"
+    out = _output_shape(layer, engine, shape, source)
+    return Built(engine, out[1:] if len(shape) == 2 and len(out) == 3 and out[0] == 1 else out)
 
 
-BUILDERS = {"conv": _conv, "pool": _pool, "flatten": _flatten, "fc": _fc, "relu": _activation,
-            "leaky_relu": _activation, "sigmoid": _activation, "tanh": _activation,
-            "softmax": _activation}
+# kinds whose settings or parameters need more than ``_declared`` (the rest are built by it)
+BUILDERS = {"conv": _conv, "pool": _pool, "fc": _fc}

@@ -9,26 +9,17 @@ import re
 
 import numpy as np
 
-from ..layers.conv import MODES
-from ..layers.flatten import ORDERS
-from ..layers.pooling import TIES, TYPES as POOL_TYPES
+from ..layers import REGISTRY, Setting
 from ..record import Record
 from .errors import quoted
 from .nodes import Cursor, suggest
 from .values import ValueReader
 
-SETTINGS: dict[str, tuple[str, ...]] = {
-    "conv": ("kernel", "bias", "stride", "padding", "dilation", "mode", "name"),
-    "relu": ("name",),
-    "leaky_relu": ("slope", "name"),
-    "sigmoid": ("name",),
-    "tanh": ("name",),
-    "softmax": ("name",),
-    "pool": ("type", "size", "stride", "padding", "ties", "name"),
-    "flatten": ("order", "name"),
-    "fc": ("weights", "bias", "name"),
-}
-REQUIRED = {"conv": ("kernel",), "pool": ("size",), "fc": ("weights",)}
+# each kind's settings and required ones, as its layer class declares them (``name`` for every kind)
+SETTINGS: dict[str, tuple[str, ...]] = {kind: tuple(s.name for s in cls.settings) + ("name",)
+                                        for kind, cls in REGISTRY.items()}
+REQUIRED = {kind: required for kind, cls in REGISTRY.items()
+            if (required := tuple(s.name for s in cls.settings if s.required))}
 RESERVED = ("input", "target", "output", "loss", "grad")
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -114,9 +105,30 @@ def _read_entry(entry: Cursor, values: ValueReader) -> LayerSpec:
         if key not in fields:
             (settings if settings is not None else entry).fail(f"{kind} needs {key!r}")
     layer = LayerSpec(kind=kind, name="", entry=entry, fields=fields)
-    if kind in READERS:
-        READERS[kind](layer, values)
+    _read_settings(layer, REGISTRY[kind].settings, values)
     return layer
+
+
+def _read_settings(layer: LayerSpec, settings: tuple[Setting, ...], values: ValueReader) -> None:
+    """Each declared setting, read as it says (or its default): arrays into ``layer.arrays`` (a
+    null one is absent), the rest into ``layer.options``."""
+    fields = layer.fields
+    for setting in settings:
+        cursor = fields.get(setting.name)
+        if setting.reads == "array":
+            if cursor is not None and not cursor.is_null:
+                layer.arrays[setting.name] = values.read(cursor)
+            continue
+        if cursor is None:
+            default = setting.default
+            is_copy = isinstance(default, str) and default.startswith("=")
+            layer.options[setting.name] = layer.options[default[1:]] if is_copy else default
+            continue
+        if setting.only is not None:
+            key, word, words = setting.only
+            if layer.options[key] != word:
+                cursor.fail(f"{setting.name} applies to {words} only, not {layer.options[key]}")
+        layer.options[setting.name] = READS[setting.reads](cursor, setting)
 
 
 def read_padding(cursor: Cursor):
@@ -134,48 +146,9 @@ def read_padding(cursor: Cursor):
     return (ph, ph), (pw, pw)
 
 
-def _conv(layer: LayerSpec, values: ValueReader) -> None:
-    f = layer.fields
-    layer.arrays["kernel"] = values.read(f["kernel"])
-    if "bias" in f and not f["bias"].is_null:
-        layer.arrays["bias"] = values.read(f["bias"])
-    layer.options = {
-        "stride": f["stride"].pair(1, "stride") if "stride" in f else (1, 1),
-        "dilation": f["dilation"].pair(1, "dilation") if "dilation" in f else (1, 1),
-        "padding": read_padding(f["padding"]) if "padding" in f else ((0, 0), (0, 0)),
-        "mode": f["mode"].word(MODES, "mode") if "mode" in f else "cross_correlation",
-    }
-
-
-def _pool(layer: LayerSpec, values: ValueReader) -> None:
-    f = layer.fields
-    size = f["size"].pair(1, "size")
-    kind = f["type"].word(POOL_TYPES, "type") if "type" in f else "max"
-    if "ties" in f and kind != "max":
-        f["ties"].fail(f"ties applies to max pooling only, not {kind}")
-    layer.options = {
-        "type": kind,
-        "size": size,
-        "stride": f["stride"].pair(1, "stride") if "stride" in f else size,
-        "padding": read_padding(f["padding"]) if "padding" in f else ((0, 0), (0, 0)),
-        "ties": f["ties"].word(TIES, "ties") if "ties" in f else "first",
-    }
-
-
-def _leaky_relu(layer: LayerSpec, values: ValueReader) -> None:
-    layer.options = {"slope": float(layer.fields["slope"].number()) if "slope" in layer.fields else 0.01}
-
-
-def _flatten(layer: LayerSpec, values: ValueReader) -> None:
-    order = layer.fields["order"].word(ORDERS, "order") if "order" in layer.fields else "C"
-    layer.options = {"order": order}
-
-
-def _fc(layer: LayerSpec, values: ValueReader) -> None:
-    f = layer.fields
-    layer.arrays["weights"] = values.read(f["weights"])
-    if "bias" in f and not f["bias"].is_null:
-        layer.arrays["bias"] = values.read(f["bias"])
-
-
-READERS = {"conv": _conv, "pool": _pool, "leaky_relu": _leaky_relu, "flatten": _flatten, "fc": _fc}
+READS = {
+    "pair": lambda cursor, setting: cursor.pair(setting.minimum, setting.name),
+    "padding": lambda cursor, setting: read_padding(cursor),
+    "word": lambda cursor, setting: cursor.word(setting.choices, setting.name),
+    "number": lambda cursor, setting: float(cursor.number()),
+}

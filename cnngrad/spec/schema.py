@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from ..losses import FORMS, LOSSES
 from .document import KEYS
-from .layers import MODES, ORDERS, POOL_TYPES, REQUIRED, RESERVED, SETTINGS, TIES
+from ..layers import REGISTRY, Setting
+from .layers import REQUIRED, RESERVED, SETTINGS
 from .values import DISTRIBUTIONS
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -62,26 +63,23 @@ DEFINITIONS = {
              "description": "the layer's name in quantity names (default: kind and count, conv1)"},
 }
 
-SETTING_SCHEMAS = {
-    "kernel": {**_ref("value"), "description": "2-D (kh, kw), 3-D (C, kh, kw) or 4-D (D, C, kh, kw)"},
-    "weights": {**_ref("value"), "description": "(outputs, inputs): y = W a + b"},
-    "bias": _nullable({**_ref("value"), "description": "a scalar, one per filter/output, or an untied map"}),
-    "stride": _pair(1, "int or [sh, sw]"),
-    "dilation": _pair(1, "int or [dh, dw]"),
-    "size": _pair(1, "the pooling window: int or [kh, kw]"),
-    "padding": _ref("padding"),
-    "mode": {"enum": list(MODES)},
-    "type": {"enum": list(POOL_TYPES)},
-    "ties": {"enum": list(TIES), "description": "max pooling: first maximum (PyTorch) or split equally"},
-    "order": {"enum": list(ORDERS), "description": "C row-major (default) or F column-major"},
-    "slope": {"type": "number"},
-    "name": _ref("name"),
-}
+def _setting(setting: Setting) -> dict:
+    """The schema of one declared setting, from what it reads."""
+    described = {"description": setting.description} if setting.description else {}
+    if setting.reads == "array":
+        schema = {**_ref("value"), **described}
+        return schema if setting.required else _nullable(schema)
+    if setting.reads == "pair":
+        return _pair(setting.minimum, setting.description)
+    if setting.reads == "word":
+        return {"enum": list(setting.choices), **described}
+    return {"padding": _ref("padding"), "number": {"type": "number"}}[setting.reads]
 
 
 def _layer(kind: str) -> dict:
     """`- kind: {settings}` (with an optional sibling `name:`)."""
-    settings = _object({key: SETTING_SCHEMAS[key] for key in SETTINGS[kind]}, REQUIRED.get(kind, ()),
+    declared = {setting.name: _setting(setting) for setting in REGISTRY[kind].settings}
+    settings = _object({**declared, "name": _ref("name")}, REQUIRED.get(kind, ()),
                        f"{kind} settings")
     return _object({kind: settings if kind in REQUIRED else _nullable(settings), "name": _ref("name")},
                    required=(kind,))
