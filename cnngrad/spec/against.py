@@ -70,15 +70,21 @@ def _json(path: str) -> dict[str, object]:
     if not isinstance(doc, dict):
         raise SpecError(path, None, None, "", "a JSON object mapping quantity names to values is needed")
     if "gradients" in doc or "layers" in doc:
-        named = {}
-        if doc.get("loss") is not None:
-            named["loss"] = doc["loss"]
-        for layer in doc.get("layers") or []:
-            named[layer["name"]] = layer["output"]
-        for key, value in (doc.get("gradients") or {}).items():
-            named[key if quantities.is_gradient(key) else quantities.gradient_of(key)] = value
-        return named
+        return _unwrapped(doc)
     return doc
+
+
+def _unwrapped(doc: dict) -> dict[str, object]:
+    """The values of a ``forward``/``backward --format json`` document by quantity name: the
+    loss, each layer's output, each gradient (``grad.`` added where missing)."""
+    named = {}
+    if doc.get("loss") is not None:
+        named["loss"] = doc["loss"]
+    for layer in doc.get("layers") or []:
+        named[layer["name"]] = layer["output"]
+    for key, value in (doc.get("gradients") or {}).items():
+        named[key if quantities.is_gradient(key) else quantities.gradient_of(key)] = value
+    return named
 
 
 def _expectation(path: str, key: str, value, model: Model, code, nulls: bool) -> Expectation:
