@@ -450,41 +450,20 @@ def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, against
     (--against FILE, expect values {file: ...}) are held to --against-rtol and --against-atol;
     float32 code needs about --against-rtol 1e-4 --against-atol 1e-6.
     """
-    from .gradcheck import check_model
-    from .gradcheck.results import SpecResult
-    from .gradcheck.work import long_check_note
-    from .render.progress import DelayedProgress
-    from .spec.source import display_name
-    if against is not None and (len(specs) != 1 or os.path.isdir(specs[0])):
-        raise CannotRun("--against FILE holds the values of one spec: give exactly one SPEC file")
-    if fmt is None:
-        fmt = "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "table"
-    if update_expect:
-        from .spec.update import refuse_stdin
-        refuse_stdin(specs)
+    _refuse_check_arguments(specs, against, update_expect)
+    fmt = fmt or _default_check_format()
+    load = _updated if update_expect else _load
+    options = dict(eps=eps, rtol=rtol, atol=atol, wrt=wrt, fast=fast, deltas=deltas, max_work=max_work)
+
+    def model_of(path: str):
+        """The spec at ``path`` loaded (updated first with --update-expect), with its values from code."""
+        return _with_code_values(load(path, limits, allow_dirs), against, against_rtol, against_atol, limits)
+
     stream = fmt == "table"     # spec by spec, so an error line on stderr sits where its spec is
     results = []
     for path, problem in _spec_files(specs):
-        result, details = None, ()
-        if problem is None:
-            progress = DelayedProgress.for_terminal(f"checking {path}")
-            try:
-                model = _with_code_values(_updated(path, limits, allow_dirs) if update_expect
-                                          else _load(path, limits, allow_dirs), against, against_rtol,
-                                          against_atol, limits)
-                note = long_check_note(model, wrt, fast, deltas, max_work)
-                if progress is None and note:      # no bar on stderr to show that it is working
-                    click.echo(note, file=sys.stderr)
-                result = check_model(model, eps=eps, rtol=rtol, atol=atol, wrt=wrt, fast=fast,
-                                     deltas=deltas, progress=progress, max_work=max_work)
-            except Exception as err:   # this spec could not run: say so and go on with the others
-                problem, details = _describe(ctx, err, spec=path), getattr(err, "details", ())
-            finally:
-                if progress is not None:
-                    progress.close()
-        if result is None:
-            _echo_error(problem, details)
-            result = SpecResult(spec=display_name(path), name=None, passed=False, error=problem)
+        result = (_check_spec(ctx, path, model_of, options) if problem is None
+                  else _failed_spec(path, problem, ()))
         results.append(result)
         if stream:
             _emit(_renderer(fmt).check_spec(result))
@@ -492,7 +471,58 @@ def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, against
     if junit_xml:
         from .render.junit import write
         write(junit_xml, results)
-    ctx.exit(2 if any(r.error for r in results) else 0 if all(r.passed for r in results) else 1)
+    ctx.exit(_check_exit_code(results))
+
+
+def _refuse_check_arguments(specs, against: str | None, update_expect: bool) -> None:
+    """Refuse option combinations check cannot honour: --against with other than one spec file,
+    --update-expect on standard input."""
+    if against is not None and (len(specs) != 1 or os.path.isdir(specs[0])):
+        raise CannotRun("--against FILE holds the values of one spec: give exactly one SPEC file")
+    if update_expect:
+        from .spec.update import refuse_stdin
+        refuse_stdin(specs)
+
+
+def _default_check_format() -> str:
+    """github (annotations) inside GitHub Actions, else table."""
+    return "github" if os.environ.get("GITHUB_ACTIONS") == "true" else "table"
+
+
+def _check_exit_code(results) -> int:
+    """2 when a spec could not run, else 0 when everything passed, else 1."""
+    if any(r.error for r in results):
+        return 2
+    return 0 if all(r.passed for r in results) else 1
+
+
+def _check_spec(ctx: click.Context, path: str, model_of, options: dict):
+    """The result of checking one spec file, loaded by ``model_of(path)``; a spec that cannot run
+    (bad input, too much work) is reported on stderr and gives a failed result with its error."""
+    from .gradcheck import check_model
+    from .gradcheck.work import long_check_note
+    from .render.progress import DelayedProgress
+    progress = DelayedProgress.for_terminal(f"checking {path}")
+    try:
+        model = model_of(path)
+        note = long_check_note(model, options["wrt"], options["fast"], options["deltas"], options["max_work"])
+        if progress is None and note:      # no bar on stderr to show that it is working
+            click.echo(note, file=sys.stderr)
+        return check_model(model, progress=progress, **options)
+    except Exception as err:   # this spec could not run: say so and go on with the others
+        problem, details = _describe(ctx, err, spec=path), getattr(err, "details", ())
+    finally:
+        if progress is not None:
+            progress.close()
+    return _failed_spec(path, problem, details)
+
+
+def _failed_spec(path: str, problem: str, details) -> "SpecResult":
+    """Report why ``path`` could not be checked on stderr, and its failed result carrying that error."""
+    from .gradcheck.results import SpecResult
+    from .spec.source import display_name
+    _echo_error(problem, details)
+    return SpecResult(spec=display_name(path), name=None, passed=False, error=problem)
 
 
 def _with_code_values(model, against: str | None, rtol: float | None, atol: float | None, limits):
@@ -525,21 +555,27 @@ def _spec_files(sources):
     """``(path, problem)`` for each spec to check: a folder gives every *.yaml / *.yml below it,
     ordered by path component (symlinked folders are not followed); ``problem`` says why a
     source gives nothing to check: an empty folder, or a sub-folder that cannot be read."""
-    from .spec.source import display_name
     for source in sources:
         if source == "-" or not os.path.isdir(source):
             yield source, None
-            continue
-        unreadable = []
-        paths = [os.path.join(top, name)
-                 for top, _, names in os.walk(source, onerror=unreadable.append) for name in names
-                 if os.path.splitext(name)[1] in SPEC_SUFFIXES]
-        found = [(path, None) for path in paths if os.path.isfile(path)]
-        found += [(err.filename, f"{display_name(err.filename)}: cannot read this folder ({err.strerror}); "
-                                 "the specs in it were not checked") for err in unreadable]
-        if not found:
-            yield source, f"{display_name(source)}: no *.yaml or *.yml files in this folder"
-        yield from sorted(found, key=lambda item: item[0].split(os.sep))
+        else:
+            yield from _folder_specs(source)
+
+
+def _folder_specs(folder: str):
+    """``(path, problem)`` for the specs below ``folder``, ordered by path component; a sub-folder
+    that cannot be read, or a folder with no spec at all, gives a problem instead."""
+    from .spec.source import display_name
+    unreadable = []
+    paths = [os.path.join(top, name)
+             for top, _, names in os.walk(folder, onerror=unreadable.append) for name in names
+             if os.path.splitext(name)[1] in SPEC_SUFFIXES]
+    found = [(path, None) for path in paths if os.path.isfile(path)]
+    found += [(err.filename, f"{display_name(err.filename)}: cannot read this folder ({err.strerror}); "
+                             "the specs in it were not checked") for err in unreadable]
+    if not found:
+        yield folder, f"{display_name(folder)}: no *.yaml or *.yml files in this folder"
+    yield from sorted(found, key=lambda item: item[0].split(os.sep))
 
 
 def main(argv=None) -> None:
@@ -553,24 +589,37 @@ def main(argv=None) -> None:
     """
     if argv is not None:
         return cli.main(args=argv, prog_name="cnngrad")
-    from .process import Interrupted, end_by_signal, error_line, prepare
+    from .process import prepare
     prepare()
-    if sys.stdout is None:
-        code = error_line("standard output is closed; send it somewhere, e.g. > out.txt or > /dev/null")
-    else:
-        try:
-            cli.main(prog_name="cnngrad")
-            code = 0
-        except SystemExit as done:
-            code = done.code
-        except Interrupted:
-            error_line("interrupted")
-            end_by_signal(signal.SIGINT)
+    code = _run_program()
     signal.signal(signal.SIGINT, signal.SIG_DFL)   # from here, Ctrl-C ends the process at once
     if code is None:
         code = 0
     if not isinstance(code, int) or threading.active_count() > 1:
         raise SystemExit(code)             # Python's own exit: a message code, or a thread to wait for
+    os._exit(_flush_output(code))
+
+
+def _run_program():
+    """Run the command line and give its exit code (click's ``SystemExit`` code; 0 when it
+    returns); a closed standard output is refused, Ctrl-C ends the process as by SIGINT."""
+    from .process import Interrupted, end_by_signal, error_line
+    if sys.stdout is None:
+        return error_line("standard output is closed; send it somewhere, e.g. > out.txt or > /dev/null")
+    try:
+        cli.main(prog_name="cnngrad")
+        return 0
+    except SystemExit as done:
+        return done.code
+    except Interrupted:
+        error_line("interrupted")
+        end_by_signal(signal.SIGINT)
+
+
+def _flush_output(code: int) -> int:
+    """Flush stdout and stderr before the process ends; the exit code, 2 with an error line when
+    the last of the output could not be written (unless the run already failed with 2)."""
+    from .process import error_line
     try:
         if sys.stdout is not None:
             sys.stdout.flush()
@@ -582,4 +631,4 @@ def main(argv=None) -> None:
             sys.stderr.flush()
         except OSError:
             pass
-    os._exit(code)
+    return code

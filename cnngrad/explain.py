@@ -64,6 +64,27 @@ class Explained(Record):
 
 def explain(model: Model, text: str) -> Explained:
     """Explain the gradient entry ``text`` (``grad.conv1.kernel[0,1]``) of ``model``."""
+    name, index = _entry(model, text)
+    trace = model.forward()
+    model.loss(trace)   # an infinite loss is an error here too, with its cause
+    grads = model.backward(trace)
+    explanation, names = _explanation(model, quantities.value_of(name), index, trace, grads)
+    values = np.array([term.value for term in explanation.terms], dtype=np.float64)
+    listed, more, more_total = _largest(values)
+    terms = [ExplainedTerm([(_factor_text(f, names, model), f.value) for f in explanation.terms[k].factors],
+                           float(values[k])) for k in listed]
+    notes = [[_ref_text(part, names, model) if isinstance(part, Ref) else part for part in note]
+             for note in explanation.notes]
+    return Explained(spec=model.path, name=model.name, quantity=quantities.label(name, index or None),
+                     value=_gradient_entry(model, name, index, grads), formula=explanation.formula,
+                     where=_where(explanation, names), terms=terms,
+                     zeros=int(np.count_nonzero(values == 0)), total=math.fsum(values.tolist()), notes=notes,
+                     more=more, more_total=more_total)
+
+
+def _entry(model: Model, text: str) -> tuple[str, tuple[int, ...]]:
+    """The gradient's name and the user index of the one entry ``text`` names; a gradient with
+    one entry may be named without an index."""
     known = {name: shape for name, shape in quantities.known(model).items() if quantities.is_gradient(name)}
     try:
         name, index = quantities.parse(text.strip(), known, model)
@@ -74,24 +95,14 @@ def explain(model: Model, text: str) -> Explained:
         if int(np.prod(shape)) != 1:
             raise CannotExplain(f"explain {text}: name one entry, like {name}[{','.join('0' * len(shape))}]")
         index = (0,) * len(shape)
-    trace = model.forward()
-    model.loss(trace)   # an infinite loss is an error here too, with its cause
-    grads = model.backward(trace)
-    explanation, names = _explanation(model, quantities.value_of(name), index, trace, grads)
-    label = quantities.label(name, index or None)
-    values = np.array([term.value for term in explanation.terms], dtype=np.float64)
-    listed, more, more_total = _largest(values)
-    terms = [ExplainedTerm([(_factor_text(f, names, model), f.value) for f in explanation.terms[k].factors],
-                           float(values[k])) for k in listed]
+    return name, index
+
+
+def _where(explanation: Explanation, names: dict) -> list[tuple[str, str]]:
+    """(symbol, quantity name) for each role symbol the formula uses, e.g. ("x", "conv1")."""
     roles = dict(names)
-    where = [(symbol, roles[role][0]) for role, symbol in explanation.symbols.items()
-             if role in roles and f"{symbol}[" in explanation.formula]
-    notes = [[_ref_text(part, names, model) if isinstance(part, Ref) else part for part in note]
-             for note in explanation.notes]
-    return Explained(spec=model.path, name=model.name, quantity=label, value=_gradient_entry(model, name, index, grads),
-                     formula=explanation.formula, where=where, terms=terms,
-                     zeros=int(np.count_nonzero(values == 0)), total=math.fsum(values.tolist()), notes=notes,
-                     more=more, more_total=more_total)
+    return [(symbol, roles[role][0]) for role, symbol in explanation.symbols.items()
+            if role in roles and f"{symbol}[" in explanation.formula]
 
 
 def _largest(values: np.ndarray) -> tuple[list[int], int, float]:
@@ -117,31 +128,43 @@ def _gradient_entry(model: Model, name: str, index, grads) -> float:
 
 
 def _explanation(model: Model, quantity: str, index, trace, grads) -> tuple[Explanation, dict]:
-    """The explanation of ∂E/∂``quantity``[index] and its roles as {role: (name, engine shape)}."""
+    """The explanation of ∂E/∂``quantity``[index] and its roles as {role: (name, engine shape)}:
+    a parameter's by its layer, a delta the loss gives by the loss, any other by the next layer."""
     network = model.network
     names, last = network.names, len(network.names) - 1
     if quantity == "output":   # the last layer's output, or with no layers the input
         quantity = names[last] if names else "input"
     layer_name, _, pname = quantity.partition(".")
-    if pname:                                           # a parameter: its own layer explains it
-        k = names.index(layer_name)
-        roles = _layer_roles(model, k)
-        return network.layers[k].explain_param(pname, _engine(model, quantity, roles[pname][1], index),
-                                               *_layer_arrays(model, k, trace, grads)), roles
+    if pname:
+        return _param_explanation(model, names.index(layer_name), pname, quantity, index, trace, grads)
     k = -1 if quantity == "input" else names.index(quantity)
-    loss = network.loss
-    if k == last or (network.fused and k == last - 1):  # the loss gives this delta
-        roles = {"y": ("output", network.output_shape), "t": ("target", network.output_shape)}
-        if network.fused:   # the logits: the last layer's input
-            roles["z"] = (names[last - 1] if last else "input", network.in_shapes[last])
-        at = _engine(model, quantity, network.out_shapes[k] if k >= 0 else network.input_shape, index)
-        y, t = trace.output, model.target
-        if k == last:
-            return loss.explain(at, y, t), roles
-        return loss.explain_fused(at, trace.inputs[-1], y, t), roles
+    if k == last or (network.fused and k == last - 1):
+        return _loss_explanation(model, k, quantity, index, trace)
     roles = _layer_roles(model, k + 1)
     return network.layers[k + 1].explain_input(_engine(model, quantity, roles["x"][1], index),
                                                *_layer_arrays(model, k + 1, trace, grads)), roles
+
+
+def _param_explanation(model: Model, k: int, pname: str, quantity: str, index, trace, grads):
+    """∂E/∂ of parameter ``pname`` of layer ``k``, explained by that layer, with its roles."""
+    roles = _layer_roles(model, k)
+    return model.network.layers[k].explain_param(pname, _engine(model, quantity, roles[pname][1], index),
+                                                 *_layer_arrays(model, k, trace, grads)), roles
+
+
+def _loss_explanation(model: Model, k: int, quantity: str, index, trace):
+    """∂E/∂ of the output of layer ``k`` (the last, or the logits of a fused loss), explained by
+    the loss, with its roles y (output), t (target) and, fused, z (the logits)."""
+    network = model.network
+    last = len(network.names) - 1
+    roles = {"y": ("output", network.output_shape), "t": ("target", network.output_shape)}
+    if network.fused:   # the logits: the last layer's input
+        roles["z"] = (network.names[last - 1] if last else "input", network.in_shapes[last])
+    at = _engine(model, quantity, network.out_shapes[k] if k >= 0 else network.input_shape, index)
+    y, t = trace.output, model.target
+    if k == last:
+        return network.loss.explain(at, y, t), roles
+    return network.loss.explain_fused(at, trace.inputs[-1], y, t), roles
 
 
 def _layer_roles(model: Model, k: int) -> dict[str, tuple[str, tuple[int, ...]]]:

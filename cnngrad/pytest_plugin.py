@@ -36,20 +36,23 @@ def pytest_configure(config: pytest.Config) -> None:
     """Find the spec folders, and add them to what pytest collects when it would not reach them:
     always for ``--cnngrad``, and for the ini option when no paths were given on the command line."""
     invoked = Path(config.invocation_params.dir)
-    named = [(invoked / folder).resolve() for folder in config.getoption("cnngrad_dirs")]
-    for folder in named:
-        if not folder.is_dir():
-            raise pytest.UsageError(f"--cnngrad {folder}: not a folder")
-    listed = [Path(folder).resolve() for folder in config.getini("cnngrad_specs")]
-    for folder in listed:
-        if not folder.is_dir():
-            raise pytest.UsageError(f"cnngrad_specs: {folder} is not a folder")
+    named = _folders([invoked / folder for folder in config.getoption("cnngrad_dirs")], "--cnngrad {}: not a folder")
+    listed = _folders(config.getini("cnngrad_specs"), "cnngrad_specs: {} is not a folder")
     config.stash[FOLDERS] = named + listed
     config.stash[XFAILS] = [_xfail_line(line) for line in config.getini("cnngrad_xfail")]
     from_args = getattr(config, "args_source", None) == pytest.Config.ArgsSource.ARGS
     for folder in named + ([] if from_args else listed):
         if not any(_below(folder, _arg_path(arg, invoked)) for arg in config.args):
             config.args.append(str(folder))
+
+
+def _folders(paths, refusal: str) -> list[Path]:
+    """``paths`` resolved; a usage error (``refusal`` naming it) for one that is not a folder."""
+    folders = [Path(path).resolve() for path in paths]
+    for folder in folders:
+        if not folder.is_dir():
+            raise pytest.UsageError(refusal.format(folder))
+    return folders
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector):

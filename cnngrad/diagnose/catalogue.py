@@ -78,21 +78,32 @@ def _scale_words(factor: Fraction) -> str:
 def _scaled(site):
     """The factor is fitted to the user's numbers and kept only if it is a simple one
     (n, 1/n, n/2 or 2/n): it must then bring every entry within tolerance on its own."""
-    right, target = site.right, site.target
-    if target is None:
+    fitted = _fitted_factor(site.right, site.target)
+    if fitted is None:
         return
+    for factor in _simple_factors(fitted):
+        yield float(factor) * site.right, _scale_words(factor)
+
+
+def _fitted_factor(right: np.ndarray, target: np.ndarray | None) -> float | None:
+    """The least-squares factor c of target ≈ c·right, Σ right·target / Σ right²; None
+    when there is no target or no positive finite one."""
+    if target is None:
+        return None
     norm = float(np.sum(right * right))
     if not np.isfinite(norm) or norm == 0:
-        return
+        return None
     fitted = float(np.sum(right * target)) / norm
-    if not np.isfinite(fitted) or fitted <= 0:
-        return
+    return fitted if np.isfinite(fitted) and fitted > 0 else None
+
+
+def _simple_factors(fitted: float) -> list[Fraction]:
+    """The simple factors near ``fitted`` (n, n/2, 1/n, 2/n, but not 1), in increasing order,
+    with numerator and denominator at most LARGEST_FACTOR."""
     candidates = {Fraction(round(fitted * d), d) for d in (1, 2) if round(fitted * d) > 0}
     candidates |= {Fraction(n, round(n / fitted)) for n in (1, 2) if round(n / fitted) > 0}
-    for factor in sorted(candidates):
-        if factor == 1 or factor.numerator > LARGEST_FACTOR or factor.denominator > LARGEST_FACTOR:
-            continue
-        yield float(factor) * right, _scale_words(factor)
+    return [factor for factor in sorted(candidates) if factor != 1
+            and factor.numerator <= LARGEST_FACTOR and factor.denominator <= LARGEST_FACTOR]
 
 
 def _square_map(site) -> bool:

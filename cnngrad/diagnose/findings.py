@@ -36,6 +36,19 @@ def explain_failures(model, expectations, results) -> tuple[str | None, str | No
     ``expectations[i]``); return the first quantity where an error entered and the layer whose
     step made it (``loss`` for the loss's; None for a value the spec gives), or (None, None)."""
     chain = Chain(model)
+    given, rounding, wrong = _given(chain, expectations, results)
+    entries = [entry for expectation, result in zip(expectations, results) if not result.passed
+               for entry in _entry(chain, expectation, result, given, rounding, wrong)]
+    if not entries:
+        return None, None
+    node, shown = min(entries, key=lambda place: chain.order.get(place[0], -1))   # what the spec gives first
+    step = chain.steps.get(node)
+    return shown, None if step is None else (chain.layer_name(step) or "loss")
+
+
+def _given(chain: Chain, expectations, results) -> tuple[dict, dict, set]:
+    """The user's whole, finite values of the chain's quantities (the first of each), to recompute
+    later ones from: {node: value}, {node: its rounding} (both internal), and the nodes that failed."""
     given, rounding, wrong = {}, {}, set()
     for expectation, result in zip(expectations, results):
         node = chain.name(expectation.quantity)
@@ -46,23 +59,20 @@ def explain_failures(model, expectations, results) -> tuple[str | None, str | No
             rounding[node] = chain.internal(node, _rounding(expectation, right))
             if not result.passed:
                 wrong.add(node)
-    entries = []
-    for expectation, result in zip(expectations, results):
-        node = chain.name(expectation.quantity)
-        if result.passed:
-            continue
-        if result.note is not None or node not in chain.steps:   # a given value (the input, a
-            result.origin = "introduced"                        # parameter) or a misshapen one
-            entries.append((node, expectation.quantity))
-            continue
-        entry = _explain(chain, node, expectation, result, given, rounding, wrong)
-        if entry is not None:   # named as the user wrote it (grad.output), if the user did
-            entries.append((entry, expectation.quantity if entry == node else entry))
-    if not entries:
-        return None, None
-    node, shown = min(entries, key=lambda place: chain.order.get(place[0], -1))   # what the spec gives first
-    step = chain.steps.get(node)
-    return shown, None if step is None else (chain.layer_name(step) or "loss")
+    return given, rounding, wrong
+
+
+def _entry(chain: Chain, expectation, result, given, rounding, wrong) -> list[tuple[str, str]]:
+    """Explain one failed value: [(node, name shown)] where its error entered, or [] when it
+    only came along."""
+    node = chain.name(expectation.quantity)
+    if result.note is not None or node not in chain.steps:   # a given value (the input, a
+        result.origin = "introduced"                        # parameter) or a misshapen one
+        return [(node, expectation.quantity)]
+    entry = _explain(chain, node, expectation, result, given, rounding, wrong)
+    if entry is None:
+        return []
+    return [(entry, expectation.quantity if entry == node else entry)]   # as the user wrote it (grad.output), if so
 
 
 def _explain(chain: Chain, node: str, expectation, result, given, rounding, wrong) -> str | None:

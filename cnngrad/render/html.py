@@ -131,27 +131,35 @@ def _grid(grid, top: float, label: str | None) -> str:
     fills = heatmap.rgb(values[:r, :c], top)
     light = heatmap.ink(fills)
     with_text = values.size <= heatmap.VALUES_UP_TO
-    lines = []
-    if with_text:
-        corner = "" if grid.vector else f'<th style="{INDEX}"></th>'
-        lines.append(f"<tr>{corner}" + "".join(f'<th style="{INDEX}">{j}</th>' for j in range(c)) + "</tr>")
-    for i in range(r):
-        cells = [] if grid.vector or not with_text else [f'<th style="{INDEX}">{i}</th>']
-        for j in range(c):
-            fill = f"background:{heatmap.hex_colour(fills[i, j])}"
-            text = escape(grid.cells[i][j])
-            if with_text:
-                ink = ";color:#fff" if light[i, j] else ";color:#222"
-                cells.append(f'<td style="{CELL};{fill}{ink}">{text}</td>')
-            else:
-                cells.append(f'<td title="{text}" style="{BARE};{fill}"></td>')
-        lines.append("<tr>" + "".join(cells) + "</tr>")
+    lines = [_index_row(grid, c)] if with_text else []
+    lines += ["<tr>" + "".join(_grid_row(grid, i, c, fills, light, with_text)) + "</tr>" for i in range(r)]
     spacing = "border-collapse:collapse" if with_text else "border-collapse:separate;border-spacing:0"
     caption = f'<div style="color:#777">{escape(label)}</div>' if label else ""
     note = heatmap.elided_note(grid.label, values.shape, (r, c))
     note = f'<div style="color:#777">{escape(note)}</div>' if note else ""
     return (f'<div>{caption}<table style="{spacing};{FONT};font-size:11px;margin:0">'
             f'{"".join(lines)}</table>{note}</div>')
+
+
+def _index_row(grid, c: int) -> str:
+    """The row of column indices over a grid that shows numbers (a blank corner over the row indices)."""
+    corner = "" if grid.vector else f'<th style="{INDEX}"></th>'
+    return f"<tr>{corner}" + "".join(f'<th style="{INDEX}">{j}</th>' for j in range(c)) + "</tr>"
+
+
+def _grid_row(grid, i: int, c: int, fills, light, with_text: bool) -> list[str]:
+    """The cells of row ``i``: its index (numbers shown, not a vector), then each coloured cell,
+    with its number in light or dark ink, or bare with the number as its tooltip."""
+    cells = [] if grid.vector or not with_text else [f'<th style="{INDEX}">{i}</th>']
+    for j in range(c):
+        fill = f"background:{heatmap.hex_colour(fills[i, j])}"
+        text = escape(grid.cells[i][j])
+        if with_text:
+            ink = ";color:#fff" if light[i, j] else ";color:#222"
+            cells.append(f'<td style="{CELL};{fill}{ink}">{text}</td>')
+        else:
+            cells.append(f'<td title="{text}" style="{BARE};{fill}"></td>')
+    return cells
 
 
 def _table(header, body, numeric=(), heat=None) -> str:
@@ -161,16 +169,25 @@ def _table(header, body, numeric=(), heat=None) -> str:
     align = ["right" if k in numeric else "left" for k in range(len(header))]
     lines = ["<tr>" + "".join(f'<th style="text-align:{a};padding:2px 8px;border-bottom:1px solid #888">'
                               f'{escape(h)}</th>' for h, a in zip(header, align)) + "</tr>"]
-    for k, cells in enumerate(body):
-        row = []
-        for j, text in enumerate(cells):
-            style = f"text-align:{align[j]};padding:2px 8px;" + STATUS.get(text, "")
-            if heat and j == len(cells) - 1 and heat[k] is not None:
-                fill = heatmap.rgb(heat[k], top)
-                style += f";background:{heatmap.hex_colour(fill)};color:{'#fff' if heatmap.ink(fill) else '#222'}"
-            row.append(f'<td style="{style}">{escape(text)}</td>')
-        lines.append("<tr>" + "".join(row) + "</tr>")
+    lines += [_body_row(cells, align, heat[k] if heat else None, top) for k, cells in enumerate(body)]
     return f'<table style="border-collapse:collapse;{FONT};font-size:12px;margin:6px 0">{"".join(lines)}</table>'
+
+
+def _body_row(cells, align: list[str], heat: float | None, top: float) -> str:
+    """One row of a plain table, status words coloured, its last cell filled by ``heat`` if given."""
+    row = []
+    for j, text in enumerate(cells):
+        style = f"text-align:{align[j]};padding:2px 8px;" + STATUS.get(text, "")
+        if heat is not None and j == len(cells) - 1:
+            style += _heat_style(heat, top)
+        row.append(f'<td style="{style}">{escape(text)}</td>')
+    return "<tr>" + "".join(row) + "</tr>"
+
+
+def _heat_style(number: float, top: float) -> str:
+    """CSS filling a cell with ``number``'s heatmap colour, in ink that reads on it."""
+    fill = heatmap.rgb(number, top)
+    return f";background:{heatmap.hex_colour(fill)};color:{'#fff' if heatmap.ink(fill) else '#222'}"
 
 
 def _network(report) -> str:

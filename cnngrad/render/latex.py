@@ -153,6 +153,13 @@ def _page_blocks(label: str, cells: np.ndarray, vector: bool) -> list[str]:
     slice_width = 4.5 * len(f"[{count_rows}:{count_rows},{count_columns}:{count_columns}]")
     stacked = 2 * fitting(beside - slice_width) < fitting(below)
     per_block = max(1, fitting(below if stacked else beside - slice_width))
+    return _sliced_blocks(label, cells, per_block, stacked)
+
+
+def _sliced_blocks(label: str, cells: np.ndarray, per_block: int, stacked: bool) -> list[str]:
+    """``cells`` cut into blocks of ``PAGE_ROWS`` rows and ``per_block`` columns, each labelled
+    with its Python slice (just the rows for a column)."""
+    count_rows, count_columns = cells.shape
     blocks = []
     for r in range(0, count_rows, PAGE_ROWS):
         rows = rf"{r}{{:}}{min(r + PAGE_ROWS, count_rows)}"
@@ -275,6 +282,7 @@ def _formula(text: str) -> str:
     return "".join(pieces).replace("  ", " ")
 
 
+# radon C (12) on purpose: one scanner over the kinds of token; split, its state (depth, j) would scatter
 def _words_end(tokens: list[str], k: int) -> int:
     """Where the run of words of a sentence starting at token ``k`` ends (``k`` when none starts
     there): words, and the spaces, commas and colons between them, and a parenthesis opened

@@ -124,19 +124,28 @@ def entry_rows(result) -> tuple[list[list[str]], int]:
 
 def spec_line(result) -> str:
     """One spec's verdict: what was checked and, on failure, what failed and where."""
-    kinks = sum(q.kinks for q in result.gradients)
-    counts = ((len(result.gradients), "gradient", None), (len(result.expect), "expect value", None),
-              (len(result.deltas), "layer delta", None), (kinks, "kink entry", "kink entries"))
-    checked = [_count(n, singular, plural) for n, singular, plural in counts if n]
     if result.passed:
-        return f"{result.spec}: {PASSED} ({', '.join(checked)})"
-    groups = ((result.gradients, "gradients"), (result.expect, "expect values"), (result.deltas, "layer deltas"))
-    failed = [f"{sum(_status(r) == word for r in group)} of {len(group)} {label} {word}"
-              for group, label in groups for word in ("failed", "unverified")
-              if any(_status(r) == word for r in group)]
+        return f"{result.spec}: {PASSED} ({', '.join(_checked(result))})"
+    failed = _failed(result)
     if result.faulty_layer:
         failed.append(f"faulty layer: {result.faulty_layer}")
     return f"{result.spec}: {UNVERIFIED if unverified(result) else FAILED} ({'; '.join(failed)})"
+
+
+def _checked(result) -> list[str]:
+    """What a spec checked, counted: gradients, expect values, layer deltas, kink entries."""
+    kinks = sum(q.kinks for q in result.gradients)
+    counts = ((len(result.gradients), "gradient", None), (len(result.expect), "expect value", None),
+              (len(result.deltas), "layer delta", None), (kinks, "kink entry", "kink entries"))
+    return [_count(n, singular, plural) for n, singular, plural in counts if n]
+
+
+def _failed(result) -> list[str]:
+    """How many of each kind failed or were unverified, e.g. ``1 of 3 gradients failed``."""
+    groups = ((result.gradients, "gradients"), (result.expect, "expect values"), (result.deltas, "layer deltas"))
+    return [f"{sum(_status(r) == word for r in group)} of {len(group)} {label} {word}"
+            for group, label in groups for word in ("failed", "unverified")
+            if any(_status(r) == word for r in group)]
 
 
 def _status(result) -> str:
@@ -154,6 +163,16 @@ def unverified(result) -> bool:
 def check_blocks(result):
     """What a spec's check shows, in order, as format-free blocks (``render.blocks``) for a renderer
     to lay out: tables, notes, problems (a failed expect's detail) and the verdict."""
+    yield from _gradient_blocks(result)
+    if result.expect:
+        yield from _expect_blocks(result)
+    for quantity in result.gradients + result.deltas:
+        yield from _entry_blocks(quantity)
+    yield Verdict(spec_line(result), result.passed)
+
+
+def _gradient_blocks(result):
+    """The gradient and layer-delta tables, the kink note, and why each unverified one is."""
     if result.gradients:
         yield Table(GRADIENT_HEADER, [gradient_row(q) for q in result.gradients], (2, 3, 4, 5))
     if result.deltas:
@@ -169,29 +188,34 @@ def check_blocks(result):
             yield Problem(f"{quantity.quantity}: unverified: its finite differences resolve no relative "
                           f"error below {error_text(quantity.difference_resolution)} (a check must resolve "
                           f"1e-02); give a larger --eps (default 1e-4)")
-    if result.expect:
-        yield Table(EXPECT_HEADER, [expect_row(e) for e in result.expect], (1, 2))
-        for expected in result.expect:
-            yield from _expect_failure(expected)
-        diagnosis = diagnosis_rows(result.expect)
-        if diagnosis:
-            yield Table(DIAGNOSIS_HEADER, diagnosis, ())
-        if result.first_wrong:
-            layer = result.first_wrong_layer
-            made = "" if layer is None else ", made by the loss" if layer == "loss" else f", made by {layer}"
-            yield Problem(f"first wrong quantity: {result.first_wrong}{made}")
-    for quantity in result.gradients + result.deltas:
-        entries, more = entry_rows(quantity)
-        if entries:
-            yield Note(f"entries of {quantity.quantity} to look at")
-            yield Table(ENTRY_HEADER, entries, (1, 2, 3, 5, 6))
-            if more:
-                yield Note(f"… and {more} more")
-        quiet = sum(entry.status == "kink" and not entry.notable for entry in quantity.entries)
-        if quiet:
-            yield Note(f"{_count(quiet, 'kink')} of {quantity.quantity} not listed: the analytic values lie "
-                       f"well inside their one-sided quotients (JSON lists every entry)")
-    yield Verdict(spec_line(result), result.passed)
+
+
+def _expect_blocks(result):
+    """The expect table, each failed value's detail, the diagnosis and the first wrong quantity."""
+    yield Table(EXPECT_HEADER, [expect_row(e) for e in result.expect], (1, 2))
+    for expected in result.expect:
+        yield from _expect_failure(expected)
+    diagnosis = diagnosis_rows(result.expect)
+    if diagnosis:
+        yield Table(DIAGNOSIS_HEADER, diagnosis, ())
+    if result.first_wrong:
+        layer = result.first_wrong_layer
+        made = "" if layer is None else ", made by the loss" if layer == "loss" else f", made by {layer}"
+        yield Problem(f"first wrong quantity: {result.first_wrong}{made}")
+
+
+def _entry_blocks(quantity):
+    """The entries of one gradient to look at, and how many quiet kinks were left out."""
+    entries, more = entry_rows(quantity)
+    if entries:
+        yield Note(f"entries of {quantity.quantity} to look at")
+        yield Table(ENTRY_HEADER, entries, (1, 2, 3, 5, 6))
+        if more:
+            yield Note(f"… and {more} more")
+    quiet = sum(entry.status == "kink" and not entry.notable for entry in quantity.entries)
+    if quiet:
+        yield Note(f"{_count(quiet, 'kink')} of {quantity.quantity} not listed: the analytic values lie "
+                   f"well inside their one-sided quotients (JSON lists every entry)")
 
 
 def _expect_failure(result):
@@ -221,6 +245,12 @@ def explain_blocks(explained, precision: int):
     if explained.more:
         yield Note(f"the {len(explained.terms)} largest of {len(explained.terms) + explained.more} nonzero "
                    "terms, largest first; the others summed")
+    yield Table(EXPLAIN_HEADER, _sum_rows(explained, precision), (3,))
+
+
+def _sum_rows(explained, precision: int) -> list[list[str]]:
+    """The rows of explain's sum: one per term shown, one for the rest, one counting the zero
+    terms, and the total."""
     values = format_array([term.value for term in explained.terms] + [explained.more_total, explained.total],
                           precision)
     body = [["+" if k else "", " · ".join(text for text, _ in term.factors),
@@ -234,7 +264,7 @@ def explain_blocks(explained, precision: int):
                     else ["", f"{zeros}, all 0"])
         body[-1] += ["", "0"]
     body.append(["=", explained.quantity, "", values[-1]])
-    yield Table(EXPLAIN_HEADER, body, (3,))
+    return body
 
 
 def total_line(results) -> str:

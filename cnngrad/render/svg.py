@@ -167,21 +167,49 @@ def _grid(grid, top: float, label: str | None) -> Block:
     shape = values.shape
     r, c = heatmap.shown(*shape)
     fills = heatmap.rgb(values[:r, :c], top)
-    cell_w = max(len(text) for row in grid.cells for text in row) * CHAR * SIZES["value"] + 12
-    with_text = values.size <= heatmap.VALUES_UP_TO and c * cell_w <= WIDTH
-    y0 = 18 if label else 0
-    if with_text:
-        cell_h, left, y0 = 22, (0 if grid.vector else _width(str(shape[0] - 1), "index") + 8), y0 + 14
-    else:
-        cell_w = cell_h = float(min(14, max(3, WIDTH // c)))
-        left = 0
-    light = heatmap.ink(fills)
+    with_text, left, y0, cell_w, cell_h = _layout(grid, c, label)
     body = [_text(0, 12, label, "dim")] if label else []
     if with_text:
-        body += [_text(left + (j + 0.5) * cell_w, y0 - 8, str(j), "index") for j in range(c)]
-        if not grid.vector:
-            body += [_text(left / 2, y0 + (i + 0.5) * cell_h, str(i), "index") for i in range(r)]
+        body += _indices(grid.vector, r, c, left, y0, cell_w, cell_h)
+    body += _cells(grid, fills, with_text, left, y0, cell_w, cell_h)
+    body.append(f'<rect class="frame" x="{left:g}" y="{y0:g}" width="{c * cell_w:g}" height="{r * cell_h:g}"/>')
+    width, height = max(left + c * cell_w, _width(label or "", "text")), y0 + r * cell_h
+    note = heatmap.elided_note(grid.label, shape, (r, c))
+    if note:
+        body.append(_text(0, height + 14, note, "dim"))
+        width, height = max(width, _width(note, "text")), height + 20
+    return Block(width, height, "".join(body))
+
+
+def _layout(grid, c: int, label: str | None) -> tuple[bool, float, float, float, float]:
+    """How a grid of ``c`` shown columns is drawn: with text (while it has at most
+    ``heatmap.VALUES_UP_TO`` entries and fits in ``WIDTH``) or bare; the left and top of its
+    cells (room for indices and the label) and a cell's width and height."""
+    values = np.asarray(grid.values)
+    cell_w = max(len(text) for row in grid.cells for text in row) * CHAR * SIZES["value"] + 12
+    y0 = 18 if label else 0
+    if values.size <= heatmap.VALUES_UP_TO and c * cell_w <= WIDTH:
+        left = 0 if grid.vector else _width(str(values.shape[0] - 1), "index") + 8
+        return True, left, y0 + 14, cell_w, 22
+    cell = float(min(14, max(3, WIDTH // c)))
+    return False, 0, y0, cell, cell
+
+
+def _indices(vector: bool, r: int, c: int, left: float, y0: float, cell_w: float, cell_h: float) -> list[str]:
+    """The column indices over a grid's ``c`` columns and, unless a vector, the row indices left of its ``r`` rows."""
+    body = [_text(left + (j + 0.5) * cell_w, y0 - 8, str(j), "index") for j in range(c)]
+    if not vector:
+        body += [_text(left / 2, y0 + (i + 0.5) * cell_h, str(i), "index") for i in range(r)]
+    return body
+
+
+def _cells(grid, fills, with_text: bool, left: float, y0: float, cell_w: float, cell_h: float) -> list[str]:
+    """A rectangle of its heatmap colour per shown entry, with its number in light or dark ink
+    when ``with_text``."""
+    light = heatmap.ink(fills)
+    r, c = fills.shape[:2]
     cell = ' class="cell"' if with_text else ' shape-rendering="crispEdges"'   # no seams between bare cells
+    body = []
     for i in range(r):
         for j in range(c):
             x, y = left + j * cell_w, y0 + i * cell_h
@@ -190,13 +218,7 @@ def _grid(grid, top: float, label: str | None) -> Block:
             if with_text:
                 body.append(_text(x + cell_w / 2, y + cell_h / 2, grid.cells[i][j],
                                   "value light" if light[i, j] else "value"))
-    body.append(f'<rect class="frame" x="{left:g}" y="{y0:g}" width="{c * cell_w:g}" height="{r * cell_h:g}"/>')
-    width, height = max(left + c * cell_w, _width(label or "", "text")), y0 + r * cell_h
-    note = heatmap.elided_note(grid.label, shape, (r, c))
-    if note:
-        body.append(_text(0, height + 14, note, "dim"))
-        width, height = max(width, _width(note, "text")), height + 20
-    return Block(width, height, "".join(body))
+    return body
 
 
 def _table(header, body, numeric=()) -> Block:

@@ -186,12 +186,28 @@ def _grid(values: np.ndarray, vector: bool, fmt: str, largest: float, room: fit.
     header = [str(j) for j in range(count_columns)]
     lengths = np.fromiter(map(len, cells.ravel()), dtype=np.int64, count=cells.size).reshape(cells.shape)
     widths = np.maximum(lengths.max(axis=0, initial=0), [len(title) for title in header]).tolist()
-    row_titles = None if vector else [str(i) for i in (range(count_rows) if rows is None else rows)]
+    row_titles = None if vector else list(map(str, range(count_rows) if rows is None else rows))
     index_width = None if vector else max(max(map(len, row_titles)), len(fit.ELLIPSIS))
     columns = fit.shown_columns(widths, index_width, count_rows, room)
     if columns is not None:
         cells, values, header = cells[:, columns], values[:, columns], [header[j] for j in columns]
     body = cells.tolist()
+    values = _mark_gaps(header, row_titles, body, values, rows, columns)
+    return [NumberGrid(header, row_titles, body, values, largest), *_left_out_note(rows, columns)]
+
+
+def _left_out_note(rows, columns) -> list:
+    """A dim line saying which rows and columns an elided grid leaves out; none when it shows all."""
+    left_out = [f"{what} {picked[_gap(picked) - 1] + 1}–{picked[_gap(picked)] - 1}"
+                for what, picked in (("rows", rows), ("columns", columns)) if picked is not None]
+    if not left_out:
+        return []
+    return [Text(f"{' and '.join(left_out)} not shown (--full shows every entry)", style="dim")]
+
+
+def _mark_gaps(header: list, row_titles: list | None, body: list, values: np.ndarray, rows, columns) -> np.ndarray:
+    """Insert a … column and a … row where the shown ``columns`` and ``rows`` skip some (in
+    ``header``, ``row_titles`` and ``body`` in place); the values with NaN there."""
     if columns is not None:                              # a … column at the gap
         gap = _gap(columns)
         header.insert(gap, fit.ELLIPSIS)
@@ -203,12 +219,7 @@ def _grid(values: np.ndarray, vector: bool, fmt: str, largest: float, room: fit.
         row_titles.insert(gap, fit.ELLIPSIS)
         body.insert(gap, [fit.ELLIPSIS] * len(header))
         values = np.insert(values, gap, np.nan, axis=0)
-    parts = [NumberGrid(header, row_titles, body, values, largest)]
-    left_out = [f"{what} {picked[_gap(picked) - 1] + 1}–{picked[_gap(picked)] - 1}"
-                for what, picked in (("rows", rows), ("columns", columns)) if picked is not None]
-    if left_out:
-        parts.append(Text(f"{' and '.join(left_out)} not shown (--full shows every entry)", style="dim"))
-    return parts
+    return values
 
 
 def _gap(picked: list[int]) -> int:

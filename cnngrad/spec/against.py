@@ -72,22 +72,33 @@ def _json(path: str) -> dict[str, object]:
     if not isinstance(doc, dict):
         raise SpecError(path, None, None, "", "a JSON object mapping quantity names to values is needed")
     if "gradients" in doc or "layers" in doc:
-        layers, gradients = doc.get("layers") or [], doc.get("gradients") or {}
-        if not (isinstance(layers, list) and isinstance(gradients, dict) and all(
-                isinstance(layer, dict) and isinstance(layer.get("name"), str) and "output" in layer
-                for layer in layers)):
-            raise SpecError(path, None, None, "", "not the JSON backward or forward --format json writes "
-                            "(\"layers\": a list of {\"name\", \"output\"}, \"gradients\": an object), "
-                            "nor a mapping of quantity names to values")
-        named = {}
-        if doc.get("loss") is not None:
-            named["loss"] = doc["loss"]
-        for layer in layers:
-            named[layer["name"]] = layer["output"]
-        for key, value in gradients.items():
-            named[key if quantities.is_gradient(key) else quantities.gradient_of(key)] = value
-        return named
+        return _unwrapped(path, doc)
     return doc
+
+
+def _written_by_cnngrad(layers, gradients) -> bool:
+    """The shape forward/backward JSON has: a list of {"name", "output"}, an object of gradients."""
+    return isinstance(layers, list) and isinstance(gradients, dict) and all(
+        isinstance(layer, dict) and isinstance(layer.get("name"), str) and "output" in layer for layer in layers)
+
+
+def _unwrapped(path: str, doc: dict) -> dict[str, object]:
+    """The values of a ``forward``/``backward --format json`` document by quantity name: the
+    loss, each layer's output, each gradient (``grad.`` added where missing); a SpecError naming
+    the file for a document of another shape."""
+    layers, gradients = doc.get("layers") or [], doc.get("gradients") or {}
+    if not _written_by_cnngrad(layers, gradients):
+        raise SpecError(path, None, None, "", "not the JSON backward or forward --format json writes "
+                        "(\"layers\": a list of {\"name\", \"output\"}, \"gradients\": an object), "
+                        "nor a mapping of quantity names to values")
+    named = {}
+    if doc.get("loss") is not None:
+        named["loss"] = doc["loss"]
+    for layer in layers:
+        named[layer["name"]] = layer["output"]
+    for key, value in gradients.items():
+        named[key if quantities.is_gradient(key) else quantities.gradient_of(key)] = value
+    return named
 
 
 def _expectation(path: str, key: str, value, model: Model, code, nulls: bool) -> Expectation:

@@ -29,30 +29,43 @@ def compose_mapping(data: Mapping[str, Any], file: str, limits: Limits) -> Node:
 
 
 def _node(value: Any, path: str, depth: int, file: str, limits: Limits) -> Node:
+    """The node of ``value`` at ``path``, ``depth`` levels down."""
     if depth > limits.max_depth:
         raise SpecError(file, None, None, path, f"nested more than {limits.max_depth} levels deep "
                                                 "(Limits.max_depth; does a list contain itself?)")
-    if isinstance(value, np.ndarray):
-        if value.size > limits.max_entries:   # refused before a node per entry is made
-            raise SpecError(file, None, None, path, f"an array of {value.size} entries is more than the "
-                                                    f"limit of {limits.max_entries} (Limits.max_entries)")
-        value = value.tolist()            # Python floats and ints, nested by the array's rank
-    elif isinstance(value, np.generic):
-        value = value.item()
+    value = _plain(value, path, file, limits)
     if isinstance(value, Mapping):
-        items = []
-        for key, item in value.items():
-            if not isinstance(key, (str, int)) or isinstance(key, bool):
-                raise SpecError(file, None, None, path, f"a key must be a word, not {key!r}")
-            child = f"{path}.{key}" if path else str(key)
-            items.append((_scalar(STR if isinstance(key, str) else INT, str(key)),
-                          _node(item, child, depth + 1, file, limits)))
-        return MappingNode("tag:yaml.org,2002:map", items, None, None)
+        return _mapping(value, path, depth, file, limits)
     if isinstance(value, (list, tuple)):
         return SequenceNode("tag:yaml.org,2002:seq",
                             [_node(item, f"{path}[{i}]", depth + 1, file, limits)
                              for i, item in enumerate(value)], None, None)
     return _scalar(*_scalar_text(value, path, file))
+
+
+def _plain(value: Any, path: str, file: str, limits: Limits) -> Any:
+    """A numpy array as nested lists (refused beyond ``limits.max_entries``), a numpy scalar as
+    Python's; any other value as it is."""
+    if isinstance(value, np.ndarray):
+        if value.size > limits.max_entries:   # refused before a node per entry is made
+            raise SpecError(file, None, None, path, f"an array of {value.size} entries is more than the "
+                                                    f"limit of {limits.max_entries} (Limits.max_entries)")
+        return value.tolist()            # Python floats and ints, nested by the array's rank
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _mapping(value: Mapping, path: str, depth: int, file: str, limits: Limits) -> MappingNode:
+    """A mapping node of ``value``'s items; its keys must be words (or whole numbers)."""
+    items = []
+    for key, item in value.items():
+        if not isinstance(key, (str, int)) or isinstance(key, bool):
+            raise SpecError(file, None, None, path, f"a key must be a word, not {key!r}")
+        child = f"{path}.{key}" if path else str(key)
+        items.append((_scalar(STR if isinstance(key, str) else INT, str(key)),
+                      _node(item, child, depth + 1, file, limits)))
+    return MappingNode("tag:yaml.org,2002:map", items, None, None)
 
 
 def _scalar_text(value: Any, path: str, file: str) -> tuple[str, str]:

@@ -66,11 +66,16 @@ def whole_value(node: ScalarNode) -> int:
     if len(digits) > MAX_DIGITS:
         raise OverflowError(f"{shortened(text, NUMBER_LIMIT)} has more than {MAX_DIGITS} digits")
     if base == 10 and len(digits) > 1 and digits[0] == "0":
-        plain = ("-" if text[0] == "-" else "") + (digits.lstrip("0") or "0")
-        octal = f", or 0o{digits.lstrip('0')} if you meant octal" \
-            if text[0] in "0123456789" and digits.lstrip("0") and max(digits) < "8" else ""
-        raise ValueError(f"{text} has a leading zero, which YAML 1.1 read as octal: write {plain}{octal}")
+        raise ValueError(_leading_zero(text, digits))
     return int(text, 0) if base != 10 else int(text)
+
+
+def _leading_zero(text: str, digits: str) -> str:
+    """What to write instead of a decimal with a leading zero: the number without it, or octal."""
+    plain = ("-" if text[0] == "-" else "") + (digits.lstrip("0") or "0")
+    octal = f", or 0o{digits.lstrip('0')} if you meant octal" \
+        if text[0] in "0123456789" and digits.lstrip("0") and max(digits) < "8" else ""
+    return f"{text} has a leading zero, which YAML 1.1 read as octal: write {plain}{octal}"
 
 
 def number_value(node: Node) -> float:

@@ -49,31 +49,41 @@ def update_expect(source: str, model: Model, limits: Limits | None = None) -> in
     text = read_text(source, limits)
     root = compose(text, name, limits)
     nodes, uses = _expect_values(root), _uses(root)
-    edits = []
-    for expectation, actual in failing:
-        scalars = _scalars(nodes[(expectation.line, expectation.column)])
-        for node, new in zip(scalars, _new_texts(expectation, actual)):
-            if new is None or new == node.value:
-                continue
-            start, end = node.start_mark.index, node.end_mark.index
-            if uses[id(node)] > 1:
-                why = ("is reached through a YAML alias (rewriting it would change every place "
-                       "that refers to it); write the numbers out")
-            elif text[start:end] != node.value:
-                why = "is not a plain number (quoted or tagged); write it as a plain number"
-            else:
-                edits.append((start, end, new))
-                continue
-            raise SpecError(name, node.start_mark.line + 1, node.start_mark.column + 1,
-                            f"expect.{expectation.label}", f"--update-expect cannot rewrite "
-                            f"{node.value!r}: it {why}")
+    edits = [edit for expectation, actual in failing for edit in _edits(name, text, nodes, uses, expectation, actual)]
     for start, end, new in sorted(edits, reverse=True):
         text = text[:start] + new + text[end:]
+    _write(source, text)
+    return len(edits)
+
+
+def _edits(name: str, text: str, nodes: dict, uses: dict, expectation, actual) -> list[tuple[int, int, str]]:
+    """(start, end, new text) of each number of one failing expectation to rewrite; SpecError for
+    one that cannot be rewritten in place (reached through an alias, quoted or tagged)."""
+    edits = []
+    for node, new in zip(_scalars(nodes[(expectation.line, expectation.column)]), _new_texts(expectation, actual)):
+        if new is None or new == node.value:
+            continue
+        start, end = node.start_mark.index, node.end_mark.index
+        if uses[id(node)] > 1:
+            why = ("is reached through a YAML alias (rewriting it would change every place "
+                   "that refers to it); write the numbers out")
+        elif text[start:end] != node.value:
+            why = "is not a plain number (quoted or tagged); write it as a plain number"
+        else:
+            edits.append((start, end, new))
+            continue
+        raise SpecError(name, node.start_mark.line + 1, node.start_mark.column + 1,
+                        f"expect.{expectation.label}", f"--update-expect cannot rewrite "
+                        f"{node.value!r}: it {why}")
+    return edits
+
+
+def _write(source: str, text: str) -> None:
+    """Write ``text`` back to the spec file ``source``, with a UTF-8 byte-order mark if it had one."""
     with open(source, "rb") as file:
         bom = file.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8
     with open(source, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as file:
         file.write(text)
-    return len(edits)
 
 
 def refuse_stdin(sources) -> None:

@@ -89,14 +89,7 @@ class ValueReader:
     def _random(self, cursor: Cursor) -> np.ndarray:
         fields = cursor.mapping(("shape", "distribution", "scale", "seed"), required=("shape",),
                                 what="random settings")
-        shape_cursor = fields["shape"]
-        if shape_cursor.is_sequence:
-            shape = tuple(item.integer(1, "each random dimension") for item in shape_cursor.sequence())
-        else:
-            shape = (shape_cursor.integer(1, "a random size"),)
-        if not shape:
-            shape_cursor.fail("a random shape needs at least one dimension (write a number for a scalar)")
-        self.check_size(shape_cursor, shape)
+        shape = self._random_shape(fields["shape"])
         distribution = fields["distribution"].word(DISTRIBUTIONS, "distribution") \
             if "distribution" in fields else "normal"
         # + 0.0: a scale written -0.0 is 0 (numpy's uniform(0.0, -0.0) raises "high - low < 0")
@@ -116,6 +109,17 @@ class ValueReader:
                                  "use a smaller scale")
         return array
 
+    def _random_shape(self, cursor: Cursor) -> tuple[int, ...]:
+        """A random value's ``shape:``, a size or a list of at least one size, within the limits."""
+        if cursor.is_sequence:
+            shape = tuple(item.integer(1, "each random dimension") for item in cursor.sequence())
+        else:
+            shape = (cursor.integer(1, "a random size"),)
+        if not shape:
+            cursor.fail("a random shape needs at least one dimension (write a number for a scalar)")
+        self.check_size(cursor, shape)
+        return shape
+
     def _file(self, cursor: Cursor, key: Cursor | None = None) -> np.ndarray:
         """A value file inside the spec's folder (or an allowed one): .npy, .npz (with ``key``),
         .csv or .txt.
@@ -130,15 +134,44 @@ class ValueReader:
         if (suffix == ".npz") != (key is not None):
             (key or cursor).fail(f"a .npz file holds named arrays: write {{file: {name}, key: NAME}}"
                                  if key is None else "key is for a .npz file only")
+        path = self._allowed_path(cursor, name)
+        array = self._file_array(cursor, key, shown, suffix, self._file_bytes(cursor, shown, path))
+        if array.size == 0:
+            cursor.fail(f"file {shown} holds an empty array")
+        if not np.isfinite(array).all():
+            cursor.fail(f"file {shown} holds NaN or infinite values")
+        self.check_size(cursor, array.shape)
+        return array
+
+    def _file_array(self, cursor: Cursor, key: Cursor | None, shown: str, suffix: str, data: bytes) -> np.ndarray:
+        """The array a value file's bytes hold, read by its suffix; what is wrong with it, in one line."""
+        try:
+            if suffix == ".npz":
+                return _read_npz(data, key, shown, self)
+            if suffix == ".npy":
+                return _read_npy(data, lambda shape: self.check_size(cursor, shape))
+            return _read_table(decode_text(data), "," if suffix == ".csv" else None)
+        except BadField as err:
+            cursor.fail(f"file {shown}, {err}")
+        except FileProblem as err:
+            cursor.fail(f"file {shown} {err}")
+
+    def _allowed_path(self, cursor: Cursor, name: str) -> str:
+        """The real path of value file ``name``, refused unless inside the spec's folder or an
+        allowed one (saying where a symlink leads)."""
         path = os.path.realpath(os.path.join(self.folder, name))
         if not any(path == folder or path.startswith(folder.rstrip(os.sep) + os.sep) for folder in self.allowed):
             target = "" if os.path.normpath(os.path.join(self.folder_real, name)) == path \
                 else f" (it resolves to {printable_path(path)})"
-            cursor.fail(f"file {shown} is outside the spec's folder{target}: a spec reads value files "
+            cursor.fail(f"file {quoted(name)} is outside the spec's folder{target}: a spec reads value files "
                         f"only from {printable_path(self.folder_real)} and below; move the file there, "
                         "or allow its folder with --allow-dir DIR")
+        return path
+
+    def _file_bytes(self, cursor: Cursor, shown: str, path: str) -> bytes:
+        """The bytes of the regular file at ``path``, at most Limits.max_data_file_bytes."""
         try:
-            data = read_regular(path, self.limits.max_data_file_bytes)
+            return read_regular(path, self.limits.max_data_file_bytes)
         except Missing as err:
             cursor.fail(f"file {shown} {err} (looked for {printable_path(path)})")
         except TooLarge as err:
@@ -146,23 +179,6 @@ class ValueReader:
                         "(Limits.max_data_file_bytes; --max-entries N allows 32·N bytes)")
         except FileProblem as err:
             cursor.fail(f"file {shown} {err}")
-        try:
-            if suffix == ".npz":
-                array = _read_npz(data, key, shown, self)
-            elif suffix == ".npy":
-                array = _read_npy(data, lambda shape: self.check_size(cursor, shape))
-            else:
-                array = _read_table(decode_text(data), "," if suffix == ".csv" else None)
-        except BadField as err:
-            cursor.fail(f"file {shown}, {err}")
-        except FileProblem as err:
-            cursor.fail(f"file {shown} {err}")
-        if array.size == 0:
-            cursor.fail(f"file {shown} holds an empty array")
-        if not np.isfinite(array).all():
-            cursor.fail(f"file {shown} holds NaN or infinite values")
-        self.check_size(cursor, array.shape)
-        return array
 
 
 class BadField(FileProblem):
@@ -286,17 +302,22 @@ def _walk(cursor: Cursor, numbers: list, texts: list, limit: int, seen: dict | N
             all(isinstance(node, ScalarNode) for node in cursor.node.value):
         shape = _row(cursor, numbers, texts)
     else:
-        items = cursor.sequence("a number or a list of numbers")
-        if not items:
-            cursor.fail("empty array; a value needs at least one number")
-        first = _walk(items[0], numbers, texts, limit, seen)
-        for item in items[1:]:
-            other = _walk(item, numbers, texts, limit, seen)
-            if other != first:  # blamed at the odd row, named by the whole value (as docs/reference.md §7 shows)
-                Cursor(item.node, cursor.path, cursor.file).fail(_mismatch(first, other))
-        shape = (len(items),) + first
+        shape = _rows(cursor, numbers, texts, limit, seen)
     seen[id(cursor.node)] = (shape, numbers[start:], texts[start:])
     return shape
+
+
+def _rows(cursor: Cursor, numbers: list, texts: list, limit: int, seen: dict) -> tuple[int, ...]:
+    """``_walk`` of a list of lists: each item walked in turn, all of one shape; the list's shape."""
+    items = cursor.sequence("a number or a list of numbers")
+    if not items:
+        cursor.fail("empty array; a value needs at least one number")
+    first = _walk(items[0], numbers, texts, limit, seen)
+    for item in items[1:]:
+        other = _walk(item, numbers, texts, limit, seen)
+        if other != first:  # blamed at the odd row, named by the whole value (as docs/reference.md §7 shows)
+            Cursor(item.node, cursor.path, cursor.file).fail(_mismatch(first, other))
+    return (len(items),) + first
 
 
 def _row(cursor: Cursor, numbers: list, texts: list) -> tuple[int, ...]:
