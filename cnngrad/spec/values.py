@@ -10,7 +10,6 @@ import io
 import math
 import os
 import warnings
-import zipfile
 from typing import Sequence
 
 import numpy as np
@@ -257,6 +256,7 @@ def _is_number(field: str) -> bool:
 def _read_npz(data: bytes, key: Cursor, shown: str, reader: ValueReader) -> np.ndarray:
     """The array named by ``key`` in the bytes of a .npz archive, read as a .npy is (no pickles,
     its size checked from its header, its unpacked size bounded before it is unpacked)."""
+    import zipfile     # here, not at the top: it costs the start-up of every command 10 ms
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         arrays = [member[:-4] for member in archive.namelist() if member.endswith(".npy")]
