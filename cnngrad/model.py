@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .network import Gradients, Network, Trace
-from .quantities import gradient_of
+from .quantities import gradient_of, label
 from .record import Record
 
 
@@ -47,9 +47,7 @@ class Expectation(Record):
 
     @property
     def label(self) -> str:
-        if self.index is None:
-            return self.quantity
-        return f"{self.quantity}[{','.join(map(str, self.index))}]"
+        return label(self.quantity, self.index)
 
 
 class Model(Record):
