@@ -17,7 +17,7 @@ from yaml.events import AliasEvent, MappingEndEvent
 from yaml.nodes import MappingNode, Node, ScalarNode
 from yaml.resolver import BaseResolver
 
-from .errors import SpecError, quoted
+from .errors import SpecError, quoted, shortened
 from .limits import Limits
 from .nodes import BOOL, CORE_FORMS, FLOAT, INT, NULL
 from .slips import explain_slip
@@ -64,8 +64,7 @@ class _BoundedLoader(Composer, _Parser, _Resolver):
         path = "".join(f"[{index}]" if isinstance(index, int) else
                        f".{index.value}" if isinstance(index, ScalarNode) else ""
                        for index in self.path).lstrip(".")
-        if len(path) > 80:  # a runaway nesting: its start is enough to find it
-            path = path[:80] + "…"
+        path = shortened(path)  # a runaway nesting: its start is enough to find it
         raise error(self.file, mark.line + 1, mark.column + 1, path, message)
 
     def compose_node(self, parent, index):
