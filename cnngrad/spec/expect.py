@@ -38,7 +38,7 @@ def read_expect(cursor: Cursor, model: Model, values: ValueReader) -> list[Expec
 def _numbers(value: Cursor, values: ValueReader):
     """(array, texts as written or None, tolerance from code or None) of one expect value."""
     if value.is_mapping:   # {file: ...}: numbers from code, held to CODE_TOLERANCE under auto
-        if "file" not in dict((k, v) for k, _, v in value.items()):
+        if "file" not in {key for key, _, _ in value.items()}:
             value.fail("an expect value is numbers or {file: NAME} (.npy, .npz with key:, .csv, .txt)")
         return values.read(value), None, CODE_TOLERANCE
     written = values.literal(value)
