@@ -56,14 +56,14 @@ def forward_fragment(report, precision: int) -> str:
     parts.append(_quantity("input", "input", report.input, precision))
     parts += [_quantity(layer.name, layer.name, layer.output, precision) for layer in report.layers]
     parts.append(_quantity("output", "output", report.output, precision))
-    parts.append(_paragraph(rows.loss_line(report.loss_kind, _loss_value(report.loss, precision)), "font-weight:bold"))
+    parts.append(_paragraph(rows.loss_text(report.loss_kind, report.loss, precision), "font-weight:bold"))
     return _wrap(parts)
 
 
 def backward_fragment(report, precision: int) -> str:
     """The heading, the network strip, the loss, then ∂E/∂ everything, loss to input, as heatmaps."""
     parts = [_heading(rows.heading(report.spec, report.name)), _network(report),
-             _paragraph(rows.loss_line(report.loss_kind, _loss_value(report.loss, precision)), "font-weight:bold")]
+             _paragraph(rows.loss_text(report.loss_kind, report.loss, precision), "font-weight:bold")]
     parts += [_quantity(gradient_of(name), gradient_of(name), gradient, precision)
               for name, gradient in report.gradients.items()]
     parts += [_quantity(rows.update_title(param, report.lr), param, value, precision)
@@ -208,7 +208,3 @@ def _paragraph(text: str, style: str = "") -> str:
 
 def _wrap(parts) -> str:
     return '<div class="cnngrad">\n' + "\n".join(parts) + "\n</div>"
-
-
-def _loss_value(loss, precision: int) -> str | None:
-    return None if loss is None else number_text(loss, precision)

@@ -93,8 +93,7 @@ def _quantity(title: str, name: str, value, precision: int) -> list[str]:
 
 
 def _loss(loss, loss_kind: str, precision: int) -> str:
-    value = None if loss is None else number_text(loss, precision)
-    return f"**{_cell(rows.loss_line(loss_kind, value))}**"
+    return f"**{_cell(rows.loss_text(loss_kind, loss, precision))}**"
 
 
 def _table(header, body, numeric=(), bold_index: bool = False) -> str:

@@ -48,6 +48,11 @@ def loss_line(loss_kind: str | None, value: str | None) -> str:
     return f"loss ({loss_kind}) = {value}"
 
 
+def loss_text(loss_kind: str | None, loss, precision: int) -> str:
+    """:func:`loss_line` for a loss number (or None), formatted at ``precision``."""
+    return loss_line(loss_kind, None if loss is None else number_text(loss, precision))
+
+
 def heading(spec: str, name: str | None) -> str:
     return f"{spec} — {name}" if name else spec
 

@@ -53,14 +53,14 @@ def forward(report, precision: int, full: bool = True) -> str:
     blocks += [_line(note, "dim") for note in report.notes]
     blocks.append(_quantity("input", "input", report.input, precision))
     blocks += [_quantity(layer.name, layer.name, layer.output, precision) for layer in report.layers]
-    blocks.append(_line(rows.loss_line(report.loss_kind, _loss_value(report.loss, precision)), "head"))
+    blocks.append(_line(rows.loss_text(report.loss_kind, report.loss, precision), "head"))
     return _document(blocks, rows.heading(report.spec, report.name))
 
 
 def backward(report, precision: int, full: bool = True) -> str:
     """The strip, then ∂E/∂ every layer's output and parameter, loss to input, as heatmaps."""
     blocks = [_line(rows.heading(report.spec, report.name), "title"), strip(_backward_boxes(report)),
-              _line(rows.loss_line(report.loss_kind, _loss_value(report.loss, precision)), "head")]
+              _line(rows.loss_text(report.loss_kind, report.loss, precision), "head")]
     blocks += [_quantity(gradient_of(name), gradient_of(name), gradient, precision)
                for name, gradient in report.gradients.items()]
     blocks += [_quantity(rows.update_title(param, report.lr), param, value, precision)
@@ -290,7 +290,3 @@ def _document(blocks, title: str) -> str:
             f'<defs>{ARROW_HEAD}</defs>\n<style>{STYLE}</style>\n'
             f'<rect width="100%" height="100%" fill="#fff"/>\n'
             f'{_placed(page, MARGIN, MARGIN)}\n</svg>\n')
-
-
-def _loss_value(loss, precision: int) -> str | None:
-    return None if loss is None else number_text(loss, precision)

@@ -253,8 +253,7 @@ def _heats(numbers: np.ndarray, largest: float) -> list[str]:
 
 
 def _loss(loss, loss_kind: str, precision: int) -> Text:
-    value = None if loss is None else number_text(loss, precision)
-    return Text(rows.loss_line(loss_kind, value), style="bold")
+    return Text(rows.loss_text(loss_kind, loss, precision), style="bold")
 
 
 def _verdict(line: str, passed: bool) -> Text:
