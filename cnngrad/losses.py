@@ -64,7 +64,7 @@ def _at(name: str, index: tuple[int, ...]) -> str:
 
 def _per_example_total(t: np.ndarray) -> np.ndarray:
     """Σ t over each example, shaped to broadcast against t."""
-    return t.reshape(t.shape[0], -1).sum(axis=1).reshape((-1,) + (1,) * (t.ndim - 1))
+    return _sum_per_example(t).reshape((-1,) + (1,) * (t.ndim - 1))
 
 
 OVERFLOW = "the sum overflowed float64"

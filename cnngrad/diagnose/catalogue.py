@@ -54,7 +54,6 @@ class Mistake(Record):
 
 
 ANY = ("forward", "loss", "loss-grad", "input-grad", "param-grad")
-BACKWARD = ("loss-grad", "input-grad", "param-grad")
 
 
 def _sign(site):

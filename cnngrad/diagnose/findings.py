@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..gradcheck.expect import SLACK, entry_tolerance
+from ..gradcheck.expect import allowed_error, entry_tolerance
 from ..gradcheck.results import Diagnosis
 from ..record import Record
 from .catalogue import CATALOGUE, Site
@@ -123,9 +123,10 @@ def _rounding(expectation, right: np.ndarray) -> np.ndarray:
 
 
 def _allowed(expectation, right: np.ndarray, expected: np.ndarray) -> np.ndarray:
-    """Each entry's tolerance, as ``gradcheck.expect.verify`` judges it."""
+    """Each entry's tolerance, by ``gradcheck.expect``'s rule (``allowed_error``); unlike
+    ``verify``, an exact value (tolerance 0) gets SLACK of its own size, not the quantity's."""
     actual = right[expectation.index] if expectation.index is not None else right
-    return entry_tolerance(expectation, actual) * (1 + SLACK) + SLACK * np.abs(expected)
+    return allowed_error(entry_tolerance(expectation, actual), expected, np.abs(expected))
 
 
 def _reproduces(chain, node, value, expectation, expected, allowed) -> float | None:

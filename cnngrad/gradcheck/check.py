@@ -16,10 +16,10 @@ import numpy as np
 from ..model import Model, NonFiniteError
 from ..quantities import value_of
 from . import expect as expect_check
-from .finite import STEPS, Differences, Evaluator, central_differences
+from .finite import Differences, Evaluator, central_differences
 from .probes import Probe, input_probe, output_probe, param_probe
 from .results import EntryResult, QuantityResult, SpecResult
-from .work import DEFAULT_MAX_WORK, DIRECTIONS, check_work, refuse_beyond
+from .work import DEFAULT_MAX_WORK, DIRECTIONS, check_work, refuse_beyond, run_copies
 
 DEFAULT_EPS = 1e-4
 DEFAULT_RTOL = 1e-7
@@ -197,7 +197,7 @@ class Progress:
 
     def plan(self, probes: list[Probe]) -> None:
         """Count the copies ``probes`` will run: four per entry (or shared unit), or per direction."""
-        self.total += sum(len(STEPS) * (DIRECTIONS if self.fast else p.runs) for p in probes)
+        self.total += sum(run_copies(p.runs, self.fast) for p in probes)
 
     def advance(self, count: int) -> None:
         if self.report is not None:

@@ -38,7 +38,7 @@ def read_as(expected: np.ndarray, shape: tuple[int, ...]):
 def misshapen(expectation: Expectation, expected: np.ndarray, actual: np.ndarray) -> ExpectResult:
     """A failed result whose ``note`` names the layout that holds cnngrad's numbers, if any does
     (within the expectation's tolerance), else that the shape differs."""
-    from .expect import entry_tolerance   # the one tolerance rule (expect imports this module)
+    from .expect import SLACK, entry_tolerance   # the one tolerance rule (expect imports this module)
     allowed = entry_tolerance(Expectation(expectation.quantity, None, actual, None, expectation.tolerance,
                                         0, 0, expectation.code or (1e-7, 1e-10)), actual)
     note = (f"has shape {shape_words(expected.shape)} but cnngrad's {expectation.quantity} is "
@@ -46,7 +46,7 @@ def misshapen(expectation: Expectation, expected: np.ndarray, actual: np.ndarray
     diagnosis = []
     for words, array in read_as(expected, actual.shape):
         error = np.abs(array - actual)
-        if np.all(error <= allowed * (1 + 1e-9)):
+        if np.all(error <= allowed * (1 + SLACK)):
             note += f": it holds {words} cnngrad's numbers"
             if words.startswith("the transpose") or words.startswith("its last two"):
                 diagnosis.append(Diagnosis("transposed", None, float(error.max(initial=0.0)),

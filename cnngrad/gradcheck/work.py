@@ -32,7 +32,7 @@ def check_work(network: Network, wrt=(), fast: bool = False, deltas: bool = Fals
 
     def cost(runs: int, start: int) -> float:
         size = math.prod(network.in_shapes[start]) if start < len(network.layers) else 1
-        return len(STEPS) * (DIRECTIONS if fast else runs) * (downstream[start] + FORMING * size)
+        return run_copies(runs, fast) * (downstream[start] + FORMING * size)
 
     quantities = {name: cost(runs, start) for name, (runs, start) in gradient_runs(network).items()}
     layer_deltas = {name: cost(math.prod(network.out_shapes[k]), k + 1) for k, name in enumerate(network.names)}
@@ -40,6 +40,11 @@ def check_work(network: Network, wrt=(), fast: bool = False, deltas: bool = Fals
     chosen = sum(quantities.get(name, layer_deltas.get(name, 0.0)) for name in bare) if wrt \
         else sum(quantities.values())
     return chosen + (sum(layer_deltas.values()) if deltas else 0.0)
+
+
+def run_copies(runs: int, fast: bool) -> int:
+    """Perturbed copies a quantity with ``runs`` runs of its own makes: four each, or per direction."""
+    return len(STEPS) * (DIRECTIONS if fast else runs)
 
 
 def downstream_operations(network: Network) -> list[int]:
