@@ -282,32 +282,39 @@ def _formula(text: str) -> str:
     return "".join(pieces).replace("  ", " ")
 
 
-# radon C (12) on purpose: one scanner over the kinds of token; split, its state (depth, j) would scatter
 def _words_end(tokens: list[str], k: int) -> int:
     """Where the run of words of a sentence starting at token ``k`` ends (``k`` when none starts
     there): words, and the spaces, commas and colons between them, and a parenthesis opened
     before one of them with its closing one."""
-    def starts(j: int) -> bool:
-        return j < len(tokens) and (_is_word(tokens, j) or (tokens[j] == "(" and _is_word(tokens, j + 1)))
-
-    if not starts(k):
+    if not _starts_words(tokens, k):
         return k
     depth, j = 0, k
     while j < len(tokens):
-        if tokens[j] == "(" and starts(j):
-            depth, j = depth + 1, j + 1
-        elif _is_word(tokens, j):
-            j += 1
-        elif tokens[j] == ")" and depth:
-            depth, j = depth - 1, j + 1
-        elif tokens[j].isspace() or tokens[j] in ",:;":
-            after = j + 1 + (j + 1 < len(tokens) and tokens[j + 1].isspace())
-            if not starts(after):
-                break
-            j = after
-        else:
+        step = _words_step(tokens, j, depth)
+        if step is None:
             break
+        j, depth = step
     return j
+
+
+def _words_step(tokens: list[str], j: int, depth: int) -> tuple[int, int] | None:
+    """The position and parenthesis depth after token ``j`` when it continues a run of words at
+    ``depth`` open parentheses; None when the run ends before it."""
+    if tokens[j] == "(" and _starts_words(tokens, j):
+        return j + 1, depth + 1
+    if _is_word(tokens, j):
+        return j + 1, depth
+    if tokens[j] == ")" and depth:
+        return j + 1, depth - 1
+    if tokens[j].isspace() or tokens[j] in ",:;":
+        after = j + 1 + (j + 1 < len(tokens) and tokens[j + 1].isspace())
+        return (after, depth) if _starts_words(tokens, after) else None
+    return None
+
+
+def _starts_words(tokens: list[str], j: int) -> bool:
+    """Whether a run of words starts at token ``j``: a word, or ``(`` before one."""
+    return j < len(tokens) and (_is_word(tokens, j) or (tokens[j] == "(" and _is_word(tokens, j + 1)))
 
 
 def _is_word(tokens: list[str], k: int) -> bool:

@@ -140,7 +140,12 @@ def _check_probabilities(spec: Spec, objective: Objective, source: str) -> None:
             objective.at.fail(f"{objective.loss} reads {reads}, but the last layer {last.name} is "
                               f"{last.kind}, not {layer}: {fix}")
         return
-    y = spec.input.value
+    _check_input_probabilities(spec.input.value, objective, layer, reads, fix)
+
+
+def _check_input_probabilities(y: np.ndarray, objective: Objective, layer: str, reads: str, fix: str) -> None:
+    """With no layers the input is the output: each entry in [0, 1], and for cross_entropy (whose
+    ``layer`` is softmax) entries summing to 1 within DISTRIBUTION_SLACK."""
     outside = np.argwhere((y < 0) | (y > 1))
     if len(outside):
         index = tuple(int(i) for i in outside[0])
@@ -276,15 +281,20 @@ def _dropped(name: str, source: str, shape, padding, size, dilation, stride, out
         return None
     rows, columns = (_entries_text(entries, shape[-2 + axis], ("row", "column")[axis])
                      for axis, entries in enumerate(skipped))
-    if rows == "the last row" and columns == "the last column":
-        what = "the last row and column"
-    elif rows and columns and (" and " in rows or " and " in columns):
-        what = f"{rows}, and {columns},"
-    else:
-        what = " and ".join(part for part in (rows, columns) if part)
     window = shape_text(size) + (f" (dilation {shape_text(dilation)})" if dilation != (1, 1) else "")
     steps = stride[0] if stride[0] == stride[1] else shape_text(stride)
+    what = _rows_and_columns(rows, columns)
     return f"{name} drops {what} of {source}: no {window} window at stride {steps} reads them"
+
+
+def _rows_and_columns(rows: str, columns: str) -> str:
+    """The dropped rows and columns as one phrase: ``the last row and column``; ``rows 1 and 3,
+    and the last column,`` (commas where a part has its own "and"); or the part that is not ''."""
+    if rows == "the last row" and columns == "the last column":
+        return "the last row and column"
+    if rows and columns and (" and " in rows or " and " in columns):
+        return f"{rows}, and {columns},"
+    return " and ".join(part for part in (rows, columns) if part)
 
 
 def _entries_text(entries, size: int, noun: str) -> str:

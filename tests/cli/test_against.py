@@ -5,9 +5,8 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from cnngrad.cli import cli
+from helpers.cli import invoke
 
 SPEC = """\
 input: [[0.5, -0.2, 0.1], [0.3, 0.8, -0.6], [0.9, 0.4, 0.2]]
@@ -37,7 +36,7 @@ DK = sum(DCONV[i, 0] * X[i:i + 2] for i in range(2))
 
 def run(tmp_path, *args, spec=SPEC):
     (tmp_path / "net.yaml").write_text(spec)
-    return CliRunner().invoke(cli, ["check", str(tmp_path / "net.yaml"), *args])
+    return invoke("check", str(tmp_path / "net.yaml"), *args)
 
 
 def test_npz_values_that_are_right_pass_and_a_wrong_one_fails(tmp_path):
@@ -53,7 +52,7 @@ def test_npz_values_that_are_right_pass_and_a_wrong_one_fails(tmp_path):
 
 def test_what_backward_json_writes_is_accepted_as_it_is(tmp_path):
     (tmp_path / "net.yaml").write_text(SPEC)
-    written = CliRunner().invoke(cli, ["backward", str(tmp_path / "net.yaml"), "--format", "json"]).stdout
+    written = invoke("backward", str(tmp_path / "net.yaml"), "--format", "json").stdout
     (tmp_path / "mine.json").write_text(written)
     result = run(tmp_path, "--against", str(tmp_path / "mine.json"), "--format", "json")
     assert result.exit_code == 0
@@ -176,7 +175,7 @@ LOGITS = SPEC.replace("loss: squared_error", "loss: {cross_entropy: {from: logit
 def test_what_backward_and_forward_json_write_is_checked_as_it_is(tmp_path, spec, command):
     """Real CLI output, keys and nulls (a value beyond float64) as written, passes against its spec."""
     (tmp_path / "net.yaml").write_text(spec)
-    written = CliRunner().invoke(cli, [command, str(tmp_path / "net.yaml"), "--format", "json"]).stdout
+    written = invoke(command, str(tmp_path / "net.yaml"), "--format", "json").stdout
     doc = json.loads(written)
     (tmp_path / "mine.json").write_text(written)
     result = run(tmp_path, "--against", str(tmp_path / "mine.json"), "--format", "json", spec=spec)

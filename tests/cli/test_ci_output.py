@@ -9,13 +9,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from cnngrad.cli import cli
 from cnngrad.gradcheck import check_model
 from cnngrad.gradcheck.results import EntryResult, QuantityResult, SpecResult
 from cnngrad.render import github
 from cnngrad.spec import load_model
+from helpers.cli import invoke
 
 ERRATUM = Path("tests/errata/seed001_kernel_gradient_truncated_deltas.yaml")
 ANNOTATION = re.compile(r"::(?P<kind>\w+) (?P<properties>[^:]*)::(?P<message>.*)")
@@ -37,7 +36,7 @@ def _outside_github(monkeypatch):
 
 
 def run(*args, **env):
-    return CliRunner().invoke(cli, ["check", *map(str, args)], env=env or None)
+    return invoke("check", *args, env=env or None)
 
 
 def annotations(output: str) -> list[dict[str, str]]:
@@ -282,7 +281,7 @@ def test_update_under_a_numeric_tolerance_writes_the_fewest_decimals_within_it(t
 
 
 def test_update_refuses_standard_input_and_aliases_cleanly(tmp_path):
-    result = CliRunner().invoke(cli, ["check", "-", "--update-expect"], input=INVALID)
+    result = invoke("check", "-", "--update-expect", input=INVALID)
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
         "error: <stdin>: --update-expect rewrites spec files; standard input cannot be updated "

@@ -13,11 +13,9 @@ import sys
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from cnngrad import __version__
-from cnngrad.cli import cli
-from helpers.cli import cnngrad_script
+from helpers.cli import cnngrad_script, invoke as run
 
 KERNEL_SPEC = """\
 name: seed 001 kernel example
@@ -63,10 +61,6 @@ def specs(tmp_path):
     (tmp_path / "fc.yaml").write_text(FC_SPEC)
     (tmp_path / "bad.yaml").write_text(KERNEL_SPEC.replace("[-0.13, 0.15]", "[-0.13, 0.15, 0.2]"))
     return tmp_path
-
-
-def run(*args, input=None):
-    return CliRunner().invoke(cli, [str(a) for a in args], input=input)
 
 
 def run_installed(*args, env=None):
@@ -359,11 +353,6 @@ def test_an_internal_error_names_the_spec_file(specs, monkeypatch):
                              "(run with --debug for the traceback)\n")
     result = run("forward", "-", input=KERNEL_SPEC)
     assert result.stderr.startswith("error: <stdin>: internal error: RuntimeError: boom")
-
-
-def test_python_dash_m_runs_the_same_command():
-    done = subprocess.run([sys.executable, "-m", "cnngrad", "--version"], capture_output=True, text=True)
-    assert done.stdout == f"cnngrad, version {__version__}\n"
 
 
 def test_a_shape_error_prints_the_shape_table_under_the_one_error_line(tmp_path):

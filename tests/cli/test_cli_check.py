@@ -7,9 +7,8 @@ import os
 import subprocess
 
 import pytest
-from click.testing import CliRunner
 
-from cnngrad.cli import cli
+from helpers.cli import invoke
 
 PASSING = """\
 input: [[0.5, -0.2, 0.1], [0.3, 0.8, -0.6], [0.9, 0.4, 0.2]]
@@ -43,7 +42,7 @@ def folder(tmp_path):
 
 
 def run(*args):
-    return CliRunner().invoke(cli, ["check", *map(str, args)])
+    return invoke("check", *args)
 
 
 def test_everything_passing_is_exit_0(folder):

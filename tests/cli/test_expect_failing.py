@@ -4,9 +4,8 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from click.testing import CliRunner
 
-from cnngrad.cli import cli
+from helpers.cli import invoke
 
 # one 4×4 input through relu: grad.input = upstream_grad where the input is positive, else 0
 INPUT = np.arange(16.0).reshape(4, 4) - 0.5     # only [0,0] is negative
@@ -21,7 +20,7 @@ def spec(expected: np.ndarray) -> str:
 def run(tmp_path, text: str, *options):
     path = tmp_path / "net.yaml"
     path.write_text(text)
-    return CliRunner().invoke(cli, ["check", str(path), *options])
+    return invoke("check", str(path), *options)
 
 
 def test_the_table_lists_ten_failing_entries_then_counts_the_rest(tmp_path):

@@ -2,14 +2,15 @@
 naming the layer or gradient where a value stopped being finite; nothing prints nan silently.
 
 Every run goes through the CLI under tests/helpers/cli.py's judge (exit 0/1 with valid output and no
-unmarked nan/inf, or exit 2 with one ``error:`` line naming the file). Expected numbers are
-worked by hand in the comments.
+unmarked nan/inf, or exit 2 with one ``error:`` line naming the file); a saturated sigmoid's ∂E/∂y is
+read from the loss itself. Expected numbers are worked by hand in the comments.
 """
 from __future__ import annotations
 
 import json
 import math
 
+import numpy as np
 import pytest
 
 from helpers.cli import run_text
@@ -70,6 +71,30 @@ def test_probabilities_of_exactly_0_and_1_into_the_plain_entropy_losses(tmp_path
         for command in ("forward", "backward", "check"):
             line = error(tmp_path, spec, command)
             assert f"loss: {loss} is inf" in line and "output[0] is exactly 0" in line
+
+
+def test_cross_entropy_after_a_sigmoid_is_refused_with_the_fix(tmp_path):
+    # sigmoid outputs are no distribution (and sigmoid(−1000) is exactly 0, so −log y was inf):
+    # the error names the stable pairings
+    result = run_text(tmp_path, "input: [1000, -1000]\nlayers:\n  - sigmoid\n"
+                                "loss: cross_entropy\ntarget: [0, 1]\n", "check")
+    assert result.exit_code == 2
+    assert "the last layer sigmoid1 is sigmoid, not softmax" in result.stderr
+    assert "add `- softmax`" in result.stderr and "{cross_entropy: {from: logits}}" in result.stderr
+
+
+def test_bce_gradient_at_a_saturated_sigmoid_comes_from_the_logit():
+    # sigmoid(40) rounds to 1 − 4.2e−18 ≈ 1.0; ∂E/∂y = (1 − t)(1 + e^z) for t = 0 is 1 + e^40,
+    # which the plain (y − t)/(y(1 − y)) would give as inf or 0.
+    from cnngrad.losses import LOSSES
+    loss = LOSSES["binary_cross_entropy"]()
+    z = np.array([[40.0]])
+    y = 1 / (1 + np.exp(-z))
+    output_grad, input_grad = loss.fused_grads(z, y, np.array([[0.0]]))
+    assert np.isclose(output_grad[0, 0], 1 + np.exp(40.0), rtol=1e-15)
+    assert input_grad[0, 0] == y[0, 0]
+    # and the plain form at y = t = 1 is −1 (−t/y), not 0/0
+    assert loss.grad(np.array([[1.0]]), np.array([[1.0]]))[0, 0] == -1.0
 
 
 def test_huge_inputs_overflowing_in_a_layer_name_the_layer(tmp_path):

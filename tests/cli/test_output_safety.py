@@ -6,10 +6,9 @@ import json
 import re
 
 import pytest
-from click.testing import CliRunner
 
-from cnngrad.cli import cli
 from cnngrad.text import printable
+from helpers.cli import invoke as run
 
 # OSC (window title), a bell, CSI 2J (clear screen), an 8-bit CSI, OSC 52 (clipboard), DEL,
 # a right-to-left override and an isolate; then Markdown and HTML
@@ -27,10 +26,6 @@ expect:
 """
 COMMANDS = [["forward"], ["backward"], ["check"], ["explain", "grad.conv1.kernel[0,0]"]]
 FORMATS = ["table", "markdown", "latex", "json", "svg", "html"]
-
-
-def run(*args, env=None):
-    return CliRunner().invoke(cli, list(args), env=env)
 
 
 def assert_no_raw_controls(text: str, allow_colour: bool = False):

@@ -5,9 +5,8 @@ import re
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from cnngrad.cli import cli
+from helpers.cli import invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -29,7 +28,7 @@ def lines(text: str) -> list[str]:
 def test_the_worked_example_prints_what_the_readme_shows(command):
     spec = "configs/seed001_fc_sigmoid_deltas.yaml"
     shown = shown_after(f"cnngrad {command} {spec}")
-    result = CliRunner().invoke(cli, [command, spec])
+    result = invoke(command, spec)
     assert lines(result.output) == lines(shown)
 
 
@@ -42,7 +41,7 @@ def test_the_readme_tails_of_check_samples_are_the_real_output(command, tail):
     """The samples show a report from one table on (after `...`): that part is printed as shown."""
     block = re.search(r"```\n\$ " + re.escape(command) + r"\n(.*?)```", README, re.S).group(1)
     shown = lines(block[block.index(tail):])
-    result = CliRunner().invoke(cli, command.split()[1:])
+    result = invoke(*command.split()[1:])
     printed = lines(result.output)
     start = next(k for k, line in enumerate(printed) if line.startswith(tail))
     assert printed[start:start + len(shown)] == shown

@@ -6,13 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from cnngrad.cli import cli
 from cnngrad.spec.limits import Limits
 from cnngrad.spec.nodes import BOOL, FLOAT, INT, NULL
 from cnngrad.spec.starter import STARTER
 from cnngrad.spec.yamlload import compose
+from helpers.cli import invoke
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -36,7 +35,7 @@ def load(text: str):
 
 @pytest.fixture(scope="module")
 def validator():
-    result = CliRunner().invoke(cli, ["schema"])
+    result = invoke("schema")
     assert result.exit_code == 0
     schema = json.loads(result.output)
     jsonschema.Draft202012Validator.check_schema(schema)
@@ -88,23 +87,22 @@ def test_the_schema_accepts_a_loss_or_an_upstream_gradient(validator, text):
 
 def test_init_writes_a_starter_that_check_passes(tmp_path):
     path = tmp_path / "net.yaml"
-    runner = CliRunner()
-    assert runner.invoke(cli, ["init", str(path)]).exit_code == 0
+    assert invoke("init", path).exit_code == 0
     assert path.read_text() == STARTER
-    assert runner.invoke(cli, ["check", str(path)]).exit_code == 0
+    assert invoke("check", path).exit_code == 0
 
 
 def test_init_never_overwrites(tmp_path):
     path = tmp_path / "net.yaml"
     path.write_text("mine\n")
-    result = CliRunner().invoke(cli, ["init", str(path)])
+    result = invoke("init", str(path))
     assert result.exit_code == 2
     assert "already exists" in result.output
     assert path.read_text() == "mine\n"
 
 
 def test_init_without_a_path_prints_the_starter():
-    assert CliRunner().invoke(cli, ["init"]).output == STARTER
+    assert invoke("init").output == STARTER
 
 
 def test_the_starters_logits_advice_works(tmp_path):
@@ -116,5 +114,5 @@ def test_the_starters_logits_advice_works(tmp_path):
     assert changed.count("from: logits") == 2
     path = tmp_path / "logits.yaml"
     path.write_text(changed)
-    result = CliRunner().invoke(cli, ["check", str(path)])
+    result = invoke("check", str(path))
     assert result.exit_code == 0, result.output

@@ -5,7 +5,8 @@ json``, one well-formed SVG document with ``--format svg``, no ``nan`` or ``inf`
 number should be), or exit 2 with exactly one ``error:`` line naming the spec file and only indented
 detail lines under it; never a traceback, an ``internal error``, a warning or a hang (every run is
 under a time guard, ``GUARD_SECONDS``; the guard only catches hangs, it times nothing).
-``run_in_process`` runs through click's CliRunner, ``run_subprocess`` the installed entry point,
+``invoke`` runs through click's CliRunner and returns click's result unjudged,
+``run_in_process`` runs through it under the guard, ``run_subprocess`` the installed entry point,
 ``run_text`` a spec text written to a file and judged.
 """
 from __future__ import annotations
@@ -41,6 +42,14 @@ class Outcome:
 
 def _alarm(signum, frame):
     raise Hang()
+
+
+def invoke(*args, input=None, env=None):
+    """``cnngrad ARGS`` through click's CliRunner, each argument as a string, unjudged: the click
+    Result (exit_code, stdout, stderr, output) for a test that reads what the command printed."""
+    from click.testing import CliRunner
+    from cnngrad.cli import cli
+    return CliRunner().invoke(cli, [str(arg) for arg in args], input=input, env=env)
 
 
 def run_in_process(args: list[str], spec_text: str | None = None) -> Outcome:

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import cnngrad
-from cnngrad.cli import cli
+from helpers.cli import invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED001 = "configs/seed001_fc_sigmoid_deltas.yaml"
@@ -115,7 +114,7 @@ def test_a_loss_is_a_0d_array():
 
 
 def _cli_json(*args):
-    result = CliRunner().invoke(cli, ["check", "--format", "json", *args])
+    result = invoke("check", "--format", "json", *args)
     return result.exit_code, json.loads(result.stdout)
 
 

@@ -6,19 +6,18 @@ import os
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from cnngrad.cli import cli
 from cnngrad.diagnose import diagnose
 from cnngrad.spec import load_model
 from helpers import ROOT
+from helpers.cli import invoke
 from helpers.randomnets import random_models, to_yaml
 
 ERRATA = os.path.join(ROOT, "tests", "errata")
 
 
 def check_json(*args):
-    result = CliRunner().invoke(cli, ["check", *args, "--format", "json"])
+    result = invoke("check", *args, "--format", "json")
     return result.exit_code, json.loads(result.stdout)
 
 
@@ -47,19 +46,18 @@ def test_a_truncated_answer_is_no_known_mistake_and_none_is_claimed():
     code, doc = check_json(os.path.join(ERRATA, "seed001_delta_map_truncated.yaml"))
     (entry,) = doc["specs"][0]["expect"]
     assert entry["diagnosis"] == [] and entry["origin"] == "introduced"
-    text = CliRunner().invoke(cli, ["check", os.path.join(ERRATA, "seed001_delta_map_truncated.yaml")]).stdout
+    text = invoke("check", os.path.join(ERRATA, "seed001_delta_map_truncated.yaml")).stdout
     assert "no known mistake reproduces these numbers" in text
 
 
 def test_the_table_shows_the_diagnosis_block():
-    text = CliRunner().invoke(cli, ["check", os.path.join(ERRATA, "seed004_eq21_article.yaml")]).stdout
+    text = invoke("check", os.path.join(ERRATA, "seed004_eq21_article.yaml")).stdout
     row = next(line for line in text.splitlines() if line.startswith("grad.input ") and "introduced" in line)
     assert row.split()[:4] == ["grad.input", "introduced", "conv-kernel-not-rotated", "conv1"]
     assert "∂E/∂input correlates the deltas with the kernel as stored" in row
     assert "first wrong quantity: grad.relu1, made by conv1" in text
     for fmt in ("markdown", "latex"):
-        out = CliRunner().invoke(cli, ["check", os.path.join(ERRATA, "seed004_eq21_article.yaml"),
-                                       "--format", fmt]).stdout
+        out = invoke("check", os.path.join(ERRATA, "seed004_eq21_article.yaml"), "--format", fmt).stdout
         assert "conv-kernel-not-rotated" in out
 
 
@@ -172,8 +170,8 @@ def test_a_students_hand_written_attempt_with_three_mistakes():
 def test_the_diagnosis_compiles_in_latex(tmp_path):
     from test_export_structure import compile_latex
     folder = os.path.join(ROOT, "tests", "diagnose")
-    result = CliRunner().invoke(cli, ["check", os.path.join(folder, "seed002_student.yaml"), "--against",
-                                      os.path.join(folder, "seed002_student_values.yaml"), "--format", "latex"])
+    result = invoke("check", os.path.join(folder, "seed002_student.yaml"), "--against",
+                    os.path.join(folder, "seed002_student_values.yaml"), "--format", "latex")
     assert "activation-derivative-missing" in result.stdout
     done = compile_latex(result.stdout, tmp_path)
     assert done.returncode == 0, done.stdout[-2000:]

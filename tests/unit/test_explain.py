@@ -7,6 +7,7 @@ import pytest
 from cnngrad.explain import CannotExplain, explain
 from cnngrad.render import latex, markdown, table
 from cnngrad.spec import load_model
+from helpers.cli import invoke as run
 
 CONFIGS = "configs"
 
@@ -229,13 +230,6 @@ def test_renderers_list_nonzero_terms_and_count_the_zeros():
     assert "| + | grad.conv1[1,1] · input[1,2] | 0.0364182 · 0.22 |" in md
     tex = latex.explain(explained, 10)
     assert tex.isascii() and r"\begin{tabular}" in tex
-
-
-def run(*args):
-    from click.testing import CliRunner
-
-    from cnngrad.cli import cli
-    return CliRunner().invoke(cli, list(args))
 
 
 @pytest.mark.parametrize("fmt", ["table", "markdown", "latex", "json"])

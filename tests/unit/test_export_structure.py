@@ -9,11 +9,10 @@ import subprocess
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from cnngrad.cli import cli
 from cnngrad.render import latex
 from cnngrad.render.grid import format_array
+from helpers.cli import invoke
 
 EXAMPLES = [("forward", "configs/seed004_multichannel_3x32x32_six_filters.yaml"),
             ("backward", "configs/seed000_conv_relu_pool_fc_softmax.yaml"),
@@ -24,7 +23,7 @@ NUMBER = re.compile(r"-?\d+(\.\d+)?(\\times10\^\{-?\d+\})?|\\mathrm\{NaN\}|-?\\i
 
 
 def export(fmt: str, command: str, *args) -> str:
-    result = CliRunner().invoke(cli, [command, *args, "--format", fmt])
+    result = invoke(command, *args, "--format", fmt)
     assert result.exit_code in (0, 1), result.output
     return result.output
 
@@ -181,7 +180,7 @@ def test_explain_latex_writes_its_formula_as_maths():
 @pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext is not installed")
 def test_explain_latex_reads_as_maths_in_the_pdf(tmp_path):
     """The PDF's text (pdftotext) has ∂, δ, a true minus sign, and no TeX source left over."""
-    result = CliRunner().invoke(cli, ["explain", EXAMPLES[-1][1], EXAMPLES[-1][2], "--format", "latex", "--precision", "10"])
+    result = invoke("explain", EXAMPLES[-1][1], EXAMPLES[-1][2], "--format", "latex", "--precision", "10")
     assert compile_latex(result.output, tmp_path).returncode == 0
     text = subprocess.run(["pdftotext", "notes.pdf", "-"], cwd=tmp_path, capture_output=True, text=True).stdout
     assert "∂E/∂K[d, c, m, n]" in text and "δ[d, i, j]" in text

@@ -75,9 +75,7 @@ def test_a_wrong_gradient_through_a_modest_sum_still_fails(build, layer, scale):
 
 # --------------------------------------------------------------------------- option values
 
-from click.testing import CliRunner  # noqa: E402
-
-from cnngrad.cli import cli  # noqa: E402
+from helpers.cli import invoke as run  # noqa: E402
 
 SPEC = """\
 input: [[0.5, -0.2, 0.1], [0.3, 0.8, -0.6], [0.9, 0.4, 0.2]]
@@ -96,10 +94,6 @@ def spec(tmp_path):
     path = tmp_path / "net.yaml"
     path.write_text(SPEC)
     return path
-
-
-def run(*args):
-    return CliRunner().invoke(cli, list(map(str, args)))
 
 
 @pytest.mark.parametrize("option,value", [

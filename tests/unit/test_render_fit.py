@@ -7,11 +7,10 @@ import time
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from cnngrad.cli import cli
 from cnngrad.render import fit, plain, table
 from cnngrad.render.grid import FORMAT_CHUNK, format_array
+from helpers.cli import invoke as run
 
 WIDE = "configs/seed004_multichannel_3x32x32_six_filters.yaml"
 COLOUR = re.compile(r"\x1b\[[0-9;]*m")
@@ -55,10 +54,6 @@ def test_grid_format_is_the_entry_by_entry_rule(seed):
         values[-1] = 0.123456789                   # the only entry that needs every decimal, last
     for precision in (0, 1, 3, 6, 10, 17):
         assert format_array(values, precision).tolist() == reference_format(values, precision)
-
-
-def run(*args, env=None):
-    return CliRunner().invoke(cli, list(args), env=env)
 
 
 def terminal(columns=80, lines=24):

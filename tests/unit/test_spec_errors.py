@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import textwrap
 
-import numpy as np
 import pytest
 
 from cnngrad.spec import Limits, SpecError, load_model
@@ -433,7 +432,6 @@ def test_nothing_written_is_modified(tmp_path):
     with pytest.raises(SpecError):
         load_model(str(tmp_path / "net.yaml"))
     assert (tmp_path / "net.yaml").read_text() == text
-    assert np.__name__  # numpy imported for parity with other test modules
 
 
 LAYERS_AFTER = "loss: none\nupstream_grad: [[1, 2, 3], [4, 5, 6], [7, 8, 9]]\n"
