@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import subprocess
 
 import pytest
@@ -106,6 +107,25 @@ def test_fast_and_deltas(folder):
     result = run(folder / "configs" / "b.yaml", "--fast", "--deltas")
     assert result.exit_code == 0, result.output
     assert "(directional)" in result.stdout and "layer deltas" in result.stdout
+
+
+OVERFLOWING = "input: [[1e308, 1e308], [1e308, 1e308]]\nlayers:\n  - pool: {type: avg, size: 2}\nloss: none\nupstream_grad: [[1]]\n"
+SMOOTH = "input: [[0.5, 0.2], [0.1, 0.3]]\nlayers:\n  - sigmoid\nloss: none\nupstream_grad: [[1, 1], [1, 1]]\n"
+
+
+@pytest.mark.parametrize("spec, options, why", [
+    # E sums 1e308s (the average's sum overflows), so no rounding allowance can be computed
+    (OVERFLOWING, [], re.escape("the sums behind E exceed float64, so the rounding of its finite "
+                                "differences is beyond measure")),
+    # a step of 1e-15 on entries ≈ 0.5 leaves differences of a few ulps: far coarser than 1e-2
+    (SMOOTH, ["--eps", "1e-15"], r"its finite differences resolve no relative error below \d\.\d\de\+\d\d "
+                                 + re.escape("(a check must resolve 1e-02); give a larger --eps (default 1e-4)")),
+])
+def test_an_unverified_gradient_says_why_under_the_table(tmp_path, spec, options, why):
+    (tmp_path / "net.yaml").write_text(spec)
+    result = run(tmp_path / "net.yaml", *options)
+    assert result.exit_code == 1
+    assert re.search(r"^input: unverified: " + why + "$", result.stdout, re.M), result.stdout
 
 
 @pytest.mark.parametrize("fmt, marker", [("markdown", "| gradient | shape |"), ("latex", r"\begin{tabular}")])

@@ -218,6 +218,27 @@ def test_two_kinds_in_one_entry(tmp_path):
           "one kind")
 
 
+@pytest.mark.parametrize("layers, line, path, message", [
+    ("  - relu: {name: a}\n    name: b\n", 4, "layers[0].name", "the layer's name is given twice"),
+    ("  - {name: a}\n", 3, "layers[0]", "a layer entry needs a kind, e.g. `- relu`"),
+    ("  - conv\n", 3, "layers[0]", "conv needs 'kernel'"),
+    ("  - conv: {stride: 1}\n", 3, "layers[0].conv", "conv needs 'kernel'"),
+    ("  - conv: {kernel: [[1]], padding: [[1, 1], 2]}\n", 3, "layers[0].conv.padding",
+     "padding as pairs is [[top, bottom], [left, right]]: two [before, after] pairs"),
+    ("  - conv: {kernel: [[1]], padding: [[1, 1], [1, 1], [1, 1]]}\n", 3, "layers[0].conv.padding",
+     "padding as pairs is [[top, bottom], [left, right]]: two [before, after] pairs"),
+])
+def test_a_layer_entry_of_the_wrong_form(tmp_path, layers, line, path, message):
+    err = error(tmp_path, INPUT + "layers:\n" + layers + UPSTREAM)
+    assert (err.line, err.path, err.message) == (line, path, message)
+
+
+def test_cross_entropy_of_an_input_that_sums_to_other_than_1(tmp_path):
+    # no layers: the input is the output, and 0.2 + 0.2 = 0.4 is no distribution
+    err = error(tmp_path, "input: [0.2, 0.2]\nlayers: []\nloss: cross_entropy\ntarget: [1, 0]\n")
+    check(err, 3, "loss", "its entries sum to 0.4, not 1 (to within 0.01)", "add `- softmax` as the last layer")
+
+
 def test_missing_input(tmp_path):
     check(error(tmp_path, "layers: [relu]\n"), 1, "", "missing key 'input'")
 
