@@ -1,6 +1,6 @@
 """Spec fuzzing: mutate the specs in configs/ and run every command on each mutant.
 
-The only outcomes allowed (docs/reference.md §7) are
+The only outcomes allowed (docs/reference.md §7; tests/helpers/cli.py judges them) are
 
 - exit 0 or 1 with valid output: one JSON document with ``--format json``, and no ``nan`` or
   ``inf`` printed where a number should be;
