@@ -155,6 +155,8 @@ def _mistakes(chain, node, steps, start, target, expectation, expected, allowed)
                 if not mistake.applies(site, last):
                     continue
                 for value, message in mistake.variants(site):
+                    if mistake.kinds is not None:   # the layer's part: a branch's other parts added
+                        value = chain.completed(step, value)
                     if value.shape != right.shape:
                         continue
                     error = _reproduces(chain, node, chain.run(steps[place + 1:], value), expectation,
