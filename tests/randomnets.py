@@ -7,7 +7,7 @@ untied); relu, leaky_relu, sigmoid, tanh, softmax; max/avg/l2 pooling with strid
 both ``ties``; flatten in C and F order; fc; every loss, including the fused softmax +
 cross_entropy and sigmoid + binary_cross_entropy, their logits forms, class-index targets,
 ``loss: none`` and loss-only examples (no layers); 2-D and 3-D inputs, and 2-D, 3-D and 4-D
-kernels.
+kernels; branches: residual blocks (``add``) and Inception-style ones (``from:`` and ``concat``).
 
 About a third of the specs use small integers for the input and kernels, so conv outputs are
 exact integers: ReLU inputs exactly 0, tied maxima and all-zero L2 windows (kinks) happen often.
@@ -159,7 +159,73 @@ def _fc(rng, inputs, integer):
 
 
 def _kind(entry):
-    return entry if isinstance(entry, str) else next(iter(entry))
+    return entry if isinstance(entry, str) else next(iter(k for k in entry if k != "name"))
+
+
+def _name_last(layers, name):
+    """The name of the value ``layers`` end in (``input`` for none), naming the last layer
+    ``name`` (a sibling ``name:``) if it has no name yet."""
+    if not layers:
+        return "input"
+    last = layers[-1]
+    if isinstance(last, str):
+        layers[-1] = last = {last: None}
+    return last.setdefault("name", name)
+
+
+def _same_conv(rng, shape, filters, integer, source=None):
+    """A stride-1 conv with ``padding: same`` (the map's H×W kept) of ``filters`` filters (a 2-D
+    kernel for a 2-D map when ``filters`` is 0: its output stays 2-D), reading ``source``."""
+    channels = shape[0] if len(shape) == 3 else 1
+    _, (kh, kw) = _pair(rng, 1, 3)
+    kernel_shape = (kh, kw) if filters == 0 else (filters, channels, kh, kw)
+    settings = {"kernel": _listed(_values(rng, kernel_shape, integer, 1.5 / np.sqrt(channels * kh * kw))),
+                "padding": "same"}
+    if rng.random() < 0.5:
+        settings["bias"] = float(_values(rng, (), integer, 0.5))
+    if source is not None:
+        settings["from"] = source
+    return {"conv": settings}
+
+
+def _branch(rng, layers, shape, integer, tag):
+    """A ResNet-style block (conv, activation, conv, then ``add`` with the block's input and an
+    optional activation) or an Inception-style one (two branches of the block's input, each a
+    same-size conv, activation or pool, joined by ``concat``): the entries and the output shape,
+    or (None, None) when the map is too large."""
+    start = _name_last(layers, f"{tag}in")
+    channels = shape[0] if len(shape) == 3 else 1
+    flat = len(shape) == 2 and rng.random() < 0.5      # 2-D kernels keep a 2-D map 2-D
+    if rng.random() < 0.5:                              # residual: F(x) + x
+        width = 0 if flat else channels                  # add compares (1, H, W) and (H, W) as equal
+        body = [_same_conv(rng, shape, width, integer), _activation(rng, ("relu", "leaky_relu", "tanh", "sigmoid"))]
+        if rng.random() < 0.6:
+            body.append(_same_conv(rng, shape, width, integer))
+        last = _name_last(body, f"{tag}f")
+        operands = [last, start] if rng.random() < 0.5 else [start, last]
+        body.append({"add": {"inputs": operands}})
+        if rng.random() < 0.5:
+            body.append(_activation(rng, ("relu", "tanh")))
+        body_shape = shape if width == 0 else (width,) + _hw(shape)
+        return body, body_shape if operands[0] == last else shape   # add keeps its first operand's rank
+    counts = [int(rng.integers(1, 3)) for _ in range(2)]
+    branches, total = [], 0
+    for k, filters in enumerate(counts):
+        roll = rng.random()
+        if roll < 0.6:
+            entry = _same_conv(rng, shape, filters, integer, start)
+        elif roll < 0.8:
+            entry, filters = {_activation(rng, ("relu", "tanh", "sigmoid")): {"from": start}}, channels
+        else:
+            entry, filters = {"pool": {"from": start, "type": "max", "size": 3, "stride": 1, "padding": 1}}, channels
+        entry["name"] = f"{tag}b{k}"
+        branches.append(entry)
+        total += filters
+    out = (total,) + _hw(shape)
+    if np.prod(out) > MAX_MAP_ENTRIES:
+        return None, None
+    branches.append({"concat": {"inputs": [f"{tag}b0", f"{tag}b1"]}})
+    return branches, out
 
 
 def random_spec(rng: np.random.Generator) -> dict:
@@ -171,8 +237,14 @@ def random_spec(rng: np.random.Generator) -> dict:
         shape = (int(rng.integers(1, 4)),) + tuple(int(v) for v in rng.integers(3, 7, size=2))
     spec = {"name": "random", "input": _listed(_values(rng, shape, integer))}
     layers = []
-    for _ in range(int(rng.integers(0, 4))):          # the map part
+    for block in range(int(rng.integers(0, 4))):      # the map part
         roll = rng.random()
+        if roll > 0.85:                                 # a residual or concat block
+            entries, out = _branch(rng, layers, shape, integer, f"k{block}")
+            if entries is not None:
+                layers += entries
+                shape = out
+            continue
         if roll < 0.45:
             entry, out = _conv(rng, shape, integer)
         elif roll < 0.7:

@@ -178,10 +178,18 @@ def torch_gradients(model):
               for name, value in model.params.items()}
     t = torch.tensor(model.target, dtype=torch.float64)
     h = z = x
-    for name, layer in zip(net.names, net.layers):
-        z = h
+    values = [x]                      # value k + 1 is layer k's output; each layer reads net.reads
+    for name, layer, reads in zip(net.names, net.layers, net.reads):
+        operands = [values[v] for v in reads]
+        z = operands[0]
         local = {p: params[f"{name}.{p}"] for p in layer.param_names}
-        h = torch_layer(layer)(h, local)
+        if layer.kind == "add":       # a residual connection: torch sums the operands' gradients
+            h = sum(operands[1:], operands[0])
+        elif layer.kind == "concat":
+            h = torch.cat(operands, dim=1)
+        else:
+            h = torch_layer(layer)(z, local)
+        values.append(h)
     loss = _loss(net.loss.label, net.fused, z, h, t)
     loss.backward()
     grads = {name: value.grad.numpy() for name, value in params.items()}

@@ -353,9 +353,9 @@ def faulty_layer(model: Model, gradients, deltas) -> str | None:
 
     If ∂E/∂(output of layer k) is right but ∂E/∂(output of layer k−1), or a parameter gradient of
     layer k, is wrong, layer k's backward is at fault; a wrong gradient where backprop starts
-    (the last output, or the fused activation's input) blames the loss. In a branched network
-    layer k is at fault when a value it reads has a wrong delta that it alone reads; a wrong
-    delta of a value several layers read names none (each reader's part is not measured apart).
+    (the last output, or the fused activation's input) blames the loss. In a branched network a
+    value with a wrong delta whose readers all got right ones names its reader; if several layers
+    read it, none is named (each reader's part is not measured apart).
     None when not every backpropagated layer's delta was checked, or nothing disagrees.
     """
     network = model.network
@@ -369,12 +369,15 @@ def faulty_layer(model: Model, gradients, deltas) -> str | None:
     if not below_ok[-1]:
         return "loss"
     bad_params = layers_with_wrong_parameters(gradients)
-    for k in reversed(range(len(names))):
-        wrong = [value for value in network.reads[k] if not below_ok[value]]
-        if names[k] in bad_params or (wrong and all(network.consumers[value] == [k] for value in wrong)):
+    for k in reversed(range(len(names))):   # from the loss back: the first layer given a right delta
+        if not below_ok[k + 1]:                # that hands back a wrong one (the errors before only follow)
+            continue
+        if names[k] in bad_params:
             return names[k]
-        if wrong:
-            return None
+        for value in network.reads[k]:
+            readers = network.consumers[value]
+            if not below_ok[value] and all(below_ok[reader + 1] for reader in readers):
+                return names[k] if readers == [k] else None   # several readers: which one is not measured
     return None
 
 
