@@ -247,3 +247,31 @@ def test_from_reads_an_earlier_value_and_concat_joins_vectors():
     # δx = relu′(x)·[1, 2] + tanh′(x)·[3, 4]
     np.testing.assert_allclose(values["grad.input"], [1.0 + 3 * (1 - np.tanh(1.0) ** 2), 4 * (1 - np.tanh(-2.0) ** 2)],
                                rtol=1e-15)
+
+
+def test_resnet_config_expect_values_agree_with_torch():
+    """configs/resnet_basic_block.yaml's hand-worked numbers, recomputed by PyTorch autograd."""
+    torch = pytest.importorskip("torch")
+    from cnngrad.spec import load_model
+    F = torch.nn.functional
+    model = load_model("configs/resnet_basic_block.yaml")
+    p = {name: torch.tensor(value, dtype=torch.float64, requires_grad=True) for name, value in model.params.items()}
+    x = torch.tensor(model.input, dtype=torch.float64, requires_grad=True)
+    c1 = F.conv2d(x, p["conv1.kernel"], p["conv1.bias"], padding=1)
+    r1 = F.relu(c1)
+    c2 = F.conv2d(r1, p["conv2.kernel"], p["conv2.bias"], padding=1)
+    s = c2 + x
+    for t in (c1, r1, s):
+        t.retain_grad()
+    loss = 0.5 * ((F.relu(s) - torch.tensor(model.target, dtype=torch.float64)) ** 2).sum()
+    loss.backward()
+    torch_values = {"conv2": c2, "add1": s, "loss": loss, "grad.relu1": r1.grad, "grad.conv1": c1.grad,
+                    "grad.input": x.grad, "grad.conv1.kernel": p["conv1.kernel"].grad,
+                    "grad.conv2.bias": p["conv2.bias"].grad}
+    assert {e.quantity for e in model.expect} == set(torch_values)
+    for expectation in model.expect:
+        value = torch_values[expectation.quantity].detach().numpy().reshape(model.user_shapes.get(
+            expectation.quantity.removeprefix("grad."), ()))
+        if expectation.index is not None:
+            value = value[expectation.index]
+        np.testing.assert_allclose(expectation.values, value, rtol=0, atol=1e-15, err_msg=expectation.label)
