@@ -176,9 +176,8 @@ def _summed(model: Model, quantity: str, readers, parts) -> tuple[Explanation, d
                       f"{explanation.formula}; its sum ", math.fsum(term.value for term in group_terms)])
         notes += [[Ref(renamed[part.role], part.index) if isinstance(part, Ref) else part for part in note]
                   for note in explanation.notes]
-    through = " + ".join(f"(through {names[reader]})" for reader, _ in readers)
-    formula = (f"∂E/∂{quantity} = Σ over the {len(readers)} layers that read it of what each passes back "
-               f"= {through}")
+    readers_text = ", ".join(names[reader] for reader, _ in readers)
+    formula = f"∂E/∂v = Σ over the layers that read v ({readers_text}) of what each passes back, v = {quantity}"
     return Explanation(formula, terms, notes), roles
 
 
