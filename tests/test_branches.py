@@ -275,3 +275,17 @@ def test_resnet_config_expect_values_agree_with_torch():
         if expectation.index is not None:
             value = value[expectation.index]
         np.testing.assert_allclose(expectation.values, value, rtol=0, atol=1e-15, err_msg=expectation.label)
+
+
+def test_forward_shows_what_each_branch_reads():
+    from cnngrad.render import jsondoc, rows
+    from cnngrad.render.reports import forward_report
+    model = _seeded(INCEPTION, 1)
+    report = forward_report(model, model.values(gradients=False))
+    kinds = [row[1] for row in rows.summary_rows(report)]
+    assert kinds[1:5] == ["conv", "conv ← input", "pool ← input", "concat ← b1x1, b3x3, bpool"]
+    assert kinds[5] == "relu"
+    import json
+    layers = json.loads(jsondoc.forward(report))["layers"]
+    assert [layer["reads"] for layer in layers[:5]] == [["input"], ["input"], ["input"], ["b1x1", "b3x3", "bpool"],
+                                                        ["concat1"]]
