@@ -163,14 +163,9 @@ def _kind(entry):
 
 
 def _name_last(layers, name):
-    """The name of the value ``layers`` end in (``input`` for none), naming the last layer
-    ``name`` (a sibling ``name:``) if it has no name yet."""
-    if not layers:
-        return "input"
-    last = layers[-1]
-    if isinstance(last, str):
-        layers[-1] = last = {last: None}
-    return last.setdefault("name", name)
+    """The name of the last of ``layers``, naming it ``name`` (a sibling ``name:``) if it has none."""
+    layers[-1] = entry = {layers[-1]: None} if isinstance(layers[-1], str) else layers[-1]
+    return entry.setdefault("name", name)
 
 
 def _same_conv(rng, shape, filters, integer, source=None):
@@ -188,30 +183,28 @@ def _same_conv(rng, shape, filters, integer, source=None):
     return {"conv": settings}
 
 
-def _branch(rng, layers, shape, integer, tag):
-    """A ResNet-style block (conv, activation, conv, then ``add`` with the block's input and an
-    optional activation) or an Inception-style one (two branches of the block's input, each a
-    same-size conv, activation or pool, joined by ``concat``): the entries and the output shape,
-    or (None, None) when the map is too large."""
-    start = _name_last(layers, f"{tag}in")
+def _branch(rng, start, shape, integer, tag):
+    """A block that reads the value ``start`` of user shape ``shape`` and gives that shape again,
+    so it can go anywhere in the map part: ResNet-style (conv, activation, maybe a second conv,
+    ``add`` with ``start``, maybe an activation) or Inception-style (two branches of ``start``
+    by ``from:``, each a same-size conv, activation or max pool, ``concat``, then a 1×1 conv back
+    to the channels ``start`` had). The entries, or None when a map would be too large."""
     channels = shape[0] if len(shape) == 3 else 1
-    flat = len(shape) == 2 and rng.random() < 0.5      # 2-D kernels keep a 2-D map 2-D
     if rng.random() < 0.5:                              # residual: F(x) + x
-        width = 0 if flat else channels                  # add compares (1, H, W) and (H, W) as equal
+        width = 0 if len(shape) == 2 and rng.random() < 0.5 else channels   # 0: 2-D kernels
         body = [_same_conv(rng, shape, width, integer), _activation(rng, ("relu", "leaky_relu", "tanh", "sigmoid"))]
         if rng.random() < 0.6:
             body.append(_same_conv(rng, shape, width, integer))
         last = _name_last(body, f"{tag}f")
-        operands = [last, start] if rng.random() < 0.5 else [start, last]
-        body.append({"add": {"inputs": operands}})
+        # add keeps its first operand's rank: a 2-D map through 4-D kernels is (1, H, W), so x first
+        swap = rng.random() < 0.5 and (width == 0 or len(shape) == 3)
+        body.append({"add": {"inputs": [last, start] if swap else [start, last]}})
         if rng.random() < 0.5:
             body.append(_activation(rng, ("relu", "tanh")))
-        body_shape = shape if width == 0 else (width,) + _hw(shape)
-        return body, body_shape if operands[0] == last else shape   # add keeps its first operand's rank
-    counts = [int(rng.integers(1, 3)) for _ in range(2)]
+        return body
     branches, total = [], 0
-    for k, filters in enumerate(counts):
-        roll = rng.random()
+    for k in range(2):
+        roll, filters = rng.random(), int(rng.integers(1, 3))
         if roll < 0.6:
             entry = _same_conv(rng, shape, filters, integer, start)
         elif roll < 0.8:
@@ -221,11 +214,31 @@ def _branch(rng, layers, shape, integer, tag):
         entry["name"] = f"{tag}b{k}"
         branches.append(entry)
         total += filters
-    out = (total,) + _hw(shape)
-    if np.prod(out) > MAX_MAP_ENTRIES:
-        return None, None
+    if total * np.prod(_hw(shape)) > MAX_MAP_ENTRIES:
+        return None
     branches.append({"concat": {"inputs": [f"{tag}b0", f"{tag}b1"]}})
-    return branches, out
+    projection = (channels, total, 1, 1) if len(shape) == 3 else (total, 1, 1)   # 3-D: one filter, a 2-D map
+    branches.append({"conv": {"kernel": _listed(_values(rng, projection, integer, 1.0 / np.sqrt(total)))}})
+    return branches
+
+
+def _with_branches(rng, layers, maps, integer) -> None:
+    """Insert residual and Inception-style blocks (``_branch``) at some of the places ``maps``
+    lists (index into ``layers``, the map's user shape there). Every block gives back the shape
+    it reads, so the rest of the spec is unchanged; ``rng`` is a child of the spec's generator
+    (``Generator.spawn``), drawn after everything else, so networks without branches are drawn
+    exactly as before branches existed."""
+    for place, (index, shape) in reversed(list(enumerate(maps))):
+        if rng.random() >= 0.12 or index == len(layers):   # not after a final softmax the loss reads
+            continue
+        start = "input"
+        if index:
+            head = layers[:index]
+            start = _name_last(head, f"k{place}in")
+            layers[index - 1] = head[-1]
+        block = _branch(rng, start, shape, integer, f"k{place}")
+        if block is not None:
+            layers[index:index] = block
 
 
 def random_spec(rng: np.random.Generator) -> dict:
@@ -237,14 +250,10 @@ def random_spec(rng: np.random.Generator) -> dict:
         shape = (int(rng.integers(1, 4)),) + tuple(int(v) for v in rng.integers(3, 7, size=2))
     spec = {"name": "random", "input": _listed(_values(rng, shape, integer))}
     layers = []
-    for block in range(int(rng.integers(0, 4))):      # the map part
+    branch_rng = rng.spawn(1)[0]                        # branches draw from their own stream
+    maps = [(0, shape)]                                 # where a block may go, and the map there
+    for _ in range(int(rng.integers(0, 4))):          # the map part
         roll = rng.random()
-        if roll > 0.85:                                 # a residual or concat block
-            entries, out = _branch(rng, layers, shape, integer, f"k{block}")
-            if entries is not None:
-                layers += entries
-                shape = out
-            continue
         if roll < 0.45:
             entry, out = _conv(rng, shape, integer)
         elif roll < 0.7:
@@ -254,6 +263,7 @@ def random_spec(rng: np.random.Generator) -> dict:
         if entry is not None:
             layers.append(entry)
             shape = out
+            maps.append((len(layers), shape))
     if rng.random() < 0.6:                             # the vector part
         order = rng.random()
         layers.append({"flatten": {"order": "F"}} if order < 0.3 else
@@ -273,6 +283,7 @@ def random_spec(rng: np.random.Generator) -> dict:
         layers.append("sigmoid")                        # probabilities, fused with the loss
     if not layers and rng.random() < 0.5:
         layers.append(_activation(rng))                 # else a loss-only example: input is output
+    _with_branches(branch_rng, layers, maps, integer)
     spec["layers"] = layers
     spec["loss"] = {loss: {"from": "logits"}} if logits else loss
     if loss in ("squared_error", "mse"):

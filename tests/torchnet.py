@@ -145,6 +145,16 @@ def torch_layer(layer):
     raise AssertionError(f"no torch equivalent for layer kind {kind!r}")
 
 
+def torch_join(kind, operands):
+    """add or concat of several tensors (engine layout) by torch; autograd sums the gradients of
+    a tensor used twice."""
+    if kind == "add":
+        return sum(operands[1:], operands[0])
+    if kind == "concat":
+        return torch.cat(operands, dim=1)
+    raise AssertionError(f"no torch equivalent for joining layer kind {kind!r}")
+
+
 def _loss(name, fused, z, y, t):
     """The scalar loss of one example from the last layer's input ``z`` and output ``y``."""
     if name == "squared_error":
@@ -183,12 +193,7 @@ def torch_gradients(model):
         operands = [values[v] for v in reads]
         z = operands[0]
         local = {p: params[f"{name}.{p}"] for p in layer.param_names}
-        if layer.kind == "add":       # a residual connection: torch sums the operands' gradients
-            h = sum(operands[1:], operands[0])
-        elif layer.kind == "concat":
-            h = torch.cat(operands, dim=1)
-        else:
-            h = torch_layer(layer)(z, local)
+        h = torch_join(layer.kind, operands) if layer.joins else torch_layer(layer)(z, local)
         values.append(h)
     loss = _loss(net.loss.label, net.fused, z, h, t)
     loss.backward()

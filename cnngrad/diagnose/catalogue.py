@@ -246,7 +246,7 @@ def _fc_preactivation(site):
 def _branch_not_summed(site):
     """A value read by several layers given the part of one reader only (a residual
     connection's skip path forgotten in backprop, or only the skip path kept)."""
-    others = site.chain.others.get(site.step.node) if site.step.kind == "input-grad" else None
+    others = site.chain.others(site.step.node) if site.step.kind == "input-grad" else None
     if others is None:
         return
     chain, net = site.chain, site.chain.network
