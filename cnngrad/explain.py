@@ -164,19 +164,21 @@ def _summed(model: Model, quantity: str, readers, parts) -> tuple[Explanation, d
     """A value read by several layers: ∂E/∂v = Σ over its readers of what each passes back, one
     group of terms per reader, in the order of the layers, each group's formula and sum a note.
     Each group's roles are kept apart (``dy@1``: the second reader's δ)."""
-    names = model.network.names
+    network = model.network
+    labels = [network.names[reader] + (f" as operand {operand + 1}" if sum(r == reader for r, _ in readers) > 1
+                                       else "") for reader, operand in readers]
     terms, notes, roles = [], [], {}
-    for group, ((reader, _), (explanation, own)) in enumerate(zip(readers, parts)):
+    for group, (label, (explanation, own)) in enumerate(zip(labels, parts)):
         renamed = {role: f"{role}@{group}" for role in own}
         roles.update({renamed[role]: place for role, place in own.items()})
         group_terms = [Term([Factor(f.value, None if f.ref is None else Ref(renamed[f.ref.role], f.ref.index), f.form)
                              for f in term.factors]) for term in explanation.terms]
         terms += group_terms
-        notes.append([f"through {names[reader]} ({len(group_terms)} term{'s' * (len(group_terms) != 1)}): "
+        notes.append([f"through {label} ({len(group_terms)} term{'s' * (len(group_terms) != 1)}): "
                       f"{explanation.formula}; its sum ", math.fsum(term.value for term in group_terms)])
         notes += [[Ref(renamed[part.role], part.index) if isinstance(part, Ref) else part for part in note]
                   for note in explanation.notes]
-    readers_text = ", ".join(names[reader] for reader, _ in readers)
+    readers_text = ", ".join(labels)
     formula = f"∂E/∂v = Σ over the layers that read v ({readers_text}) of what each passes back, v = {quantity}"
     return Explanation(formula, terms, notes), roles
 

@@ -19,22 +19,24 @@ class Trace(Record):
     run of a branched network a layer that the change does not reach is not re-run: its input
     and cache are None and its output is the unperturbed one (a batch of 1)."""
 
-    __slots__ = ("start", "inputs", "outputs", "caches")
+    __slots__ = ("start", "inputs", "outputs", "caches", "entry")
 
     def __init__(self, start: int, inputs: list[np.ndarray] | None = None,
-                 outputs: list[np.ndarray] | None = None, caches: list | None = None):
+                 outputs: list[np.ndarray] | None = None, caches: list | None = None,
+                 entry: np.ndarray | None = None):
         self.start = start
         self.inputs = [] if inputs is None else inputs
         self.outputs = [] if outputs is None else outputs
         self.caches = [] if caches is None else caches
+        self.entry = entry if entry is not None or not self.inputs else self.inputs[0]   # value ``start``
 
     @property
     def output(self) -> np.ndarray:
         return self.outputs[-1] if self.outputs else self.inputs[0]
 
     def value(self, index: int) -> np.ndarray:
-        """Value ``index`` of a full trace (``start == 0``): 0 the input, k + 1 layer k's output."""
-        return self.inputs[0] if index == 0 else self.outputs[index - 1]
+        """Value ``index`` (0 the input, k + 1 layer k's output), from ``start`` on."""
+        return self.entry if index == self.start else self.outputs[index - self.start - 1]
 
 
 class Gradients(Record):
@@ -117,7 +119,7 @@ class Network:
         """``forward`` of a branched network: a layer none of whose values the change at value
         ``start`` reaches keeps its unperturbed output (batch 1) and is not re-run; a layer that
         joins a changed value with an unchanged one gets the latter repeated along the batch."""
-        trace = Trace(start=start, inputs=[x] if start == len(self.layers) else [])
+        trace = Trace(start=start, inputs=[x] if start == len(self.layers) else [], entry=x)
         values = {start: x}
         changed = {start}
         for index in range(start, len(self.layers)):

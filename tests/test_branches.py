@@ -289,3 +289,15 @@ def test_forward_shows_what_each_branch_reads():
     layers = json.loads(jsondoc.forward(report))["layers"]
     assert [layer["reads"] for layer in layers[:5]] == [["input"], ["input"], ["input"], ["b1x1", "b3x3", "bpool"],
                                                         ["concat1"]]
+
+
+def test_a_value_joined_with_itself_counts_twice():
+    # y = x + x, E = ½Σ y²: δy = y = 2x, δx = δy + δy = 4x
+    model = _load("input: [1.0, -2.0]\nlayers:\n  - add: {inputs: [input, input]}\n"
+                  "loss: squared_error\ntarget: [0.0, 0.0]\n")
+    values = model.values()
+    np.testing.assert_array_equal(values["grad.input"], [4.0, -8.0])
+    explained = explain(model, "grad.input[1]")
+    assert [term.value for term in explained.terms] == [-4.0, -4.0]
+    assert "add1 as operand 1, add1 as operand 2" in explained.formula
+    assert check(model, deltas=True).passed

@@ -126,7 +126,7 @@ def input_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], a
                 structured: bool = True) -> Probe:
     """Perturb the input. A first layer that is linear in its input (conv) and its only reader is
     not re-run: a copy's output is y + s · ∂y/∂x_e, exactly what its forward would give."""
-    x = trace.inputs[0][0]
+    x = trace.value(0)[0]
     first = network.layers[0] if network.layers else None
     if not (structured and first is not None and first.linear_in_input and network.chained(0)):
         scale = None if network.layers else network.loss.step_scale(x)   # no layers: x is the output
