@@ -301,3 +301,47 @@ def test_a_value_joined_with_itself_counts_twice():
     assert [term.value for term in explained.terms] == [-4.0, -4.0]
     assert "add1 as operand 1, add1 as operand 2" in explained.formula
     assert check(model, deltas=True).passed
+
+
+def test_a_bad_name_is_one_error_line_with_exit_code_2(tmp_path):
+    from click.testing import CliRunner
+    from cnngrad.cli import cli
+    spec = tmp_path / "net.yaml"
+    spec.write_text("input: [[1.0, 2.0], [3.0, 4.0]]\nlayers:\n  - relu\n  - add: {inputs: [relu1, inptu]}\n"
+                    "loss: squared_error\ntarget: [[0, 0], [0, 0]]\n")
+    for command in ("forward", "backward", "check"):
+        result = CliRunner().invoke(cli, [command, str(spec)])
+        assert result.exit_code == 2
+        line, = [text for text in result.stderr.splitlines() if text.startswith("error:")]
+        assert line == (f"error: {spec}:4:27: layers[1].add.inputs[1]: unknown value 'inptu'; name the "
+                        f"input or an earlier layer (input, relu1); did you mean 'input'?")
+
+
+def test_random_branched_networks_agree_with_torch_checks_and_explain():
+    """Residual and Inception-style blocks drawn by tests/randomnets.py: every gradient against
+    torch autograd, the check with every delta, and explain's sum for each delta's first entry."""
+    torch = pytest.importorskip("torch")
+    from randomnets import random_models
+    from torchnet import rel_err, torch_gradients
+    seen = 0
+    for _, model in random_models(404, 120):
+        if not model.network.branched:
+            continue
+        seen += 1
+        loss, d_input, d_params = torch_gradients(model)
+        values = model.values()
+        # 1e-10 relative above a rounding floor, as tests/test_properties.py: a gradient that is
+        # tiny by cancellation carries a few ulp of (largest delta × largest value) on both sides
+        deltas = max(1.0, *(np.abs(v).max() for k, v in values.items() if k.startswith("grad.")))
+        floor = 1e-13 * deltas * max(1.0, *(np.abs(values[k]).max() for k in ["input", *model.network.names]))
+        for name, ours, theirs in [("input", values["grad.input"], d_input),
+                                   *((n, values[f"grad.{n}"], g) for n, g in d_params.items())]:
+            theirs = model.user(name, theirs)
+            allowed = 1e-10 * max(np.linalg.norm(ours), np.linalg.norm(theirs)) + floor
+            assert np.linalg.norm(ours - theirs) <= allowed, (name, rel_err(ours, theirs))
+        assert check(model, deltas=True).passed
+        for name in ["input", *model.network.names[:-1]]:
+            text = f"grad.{name}" + (f"[{','.join('0' * len(model.user_shapes[name]))}]" if model.user_shapes[name] else "")
+            explained = explain(model, text)
+            assert explained.total == pytest.approx(explained.value, rel=1e-9, abs=1e-12), text
+    assert seen >= 10

@@ -125,8 +125,8 @@ def _reads(layers: list[LayerSpec], k: int, made: dict) -> list[tuple[str, objec
         if name in later:
             cursor.fail(f"{name} is layers[{later[name]}], after this layer: a layer reads the input or an "
                         f"earlier layer ({earlier}); move {name} before it")
-        cursor.fail(f"unknown value {quoted(name)}{suggest(name, list(made))}; name the input or an "
-                    f"earlier layer ({earlier})")
+        cursor.fail(f"unknown value {quoted(name)}; name the input or an earlier layer ({earlier})"
+                    f"{suggest(name, list(made))}")
     return named
 
 
