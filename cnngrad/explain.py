@@ -197,17 +197,12 @@ def _loss_explanation(model: Model, k: int, quantity: str, index, trace):
     last = len(network.names) - 1
     roles = {"y": ("output", network.output_shape), "t": ("target", network.output_shape)}
     if network.fused:   # the logits: the last layer's input
-        roles["z"] = (_value_name(network, network.reads[last][0]), network.in_shapes[last])
+        roles["z"] = (network.value_name(network.reads[last][0]), network.in_shapes[last])
     at = _engine(model, quantity, network.out_shapes[k] if k >= 0 else network.input_shape, index)
     y, t = trace.output, model.target
     if k == last:
         return network.loss.explain(at, y, t), roles
     return network.loss.explain_fused(at, trace.inputs[-1], y, t), roles
-
-
-def _value_name(network, value: int) -> str:
-    """The name of value number ``value`` (``Network.reads``): ``input`` or a layer's."""
-    return "input" if value == 0 else network.names[value - 1]
 
 
 def _layer_roles(model: Model, k: int, operand: int = 0) -> dict[str, tuple[str, tuple[int, ...]]]:
@@ -216,7 +211,7 @@ def _layer_roles(model: Model, k: int, operand: int = 0) -> dict[str, tuple[str,
     network = model.network
     name = network.names[k]
     value = network.reads[k][operand]
-    roles = {"x": (_value_name(network, value), network.value_shapes[value]),
+    roles = {"x": (network.value_name(value), network.value_shapes[value]),
              "y": (name, network.out_shapes[k]), "dy": (quantities.gradient_of(name), network.out_shapes[k])}
     roles.update({p: (f"{name}.{p}", network.param_shapes[f"{name}.{p}"]) for p in network.layers[k].param_names})
     return roles

@@ -93,6 +93,10 @@ class Network:
         name = self.names[index]
         return {p: params[f"{name}.{p}"] for p in self.layers[index].param_names}
 
+    def value_name(self, index: int) -> str:
+        """The quantity name of value ``index``: ``input``, or the name of layer ``index − 1``."""
+        return "input" if index == 0 else self.names[index - 1]
+
     def chained(self, index: int) -> bool:
         """Layer ``index`` reads the value just before it, nothing else, and is its only reader:
         a change of that value reaches the loss through this layer alone (always so in a chain)."""

@@ -45,7 +45,7 @@ class Chain:
         self.trace = model.forward()
         grads = model.backward(self.trace)
         names = net.names
-        self.values = ["input", *names]        # value number (Network.reads) → name
+        self.values = [net.value_name(v) for v in range(len(names) + 1)]   # Network.reads' numbers
         self.steps: dict[str, Step] = {}
         self.right: dict[str, np.ndarray] = {"input": model.input}
         for k, name in enumerate(names):

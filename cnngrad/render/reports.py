@@ -77,7 +77,7 @@ def forward_report(model: Model, values: dict[str, np.ndarray]) -> ForwardReport
     layers = [
         LayerOutput(name=name, kind=layer.kind, shape=model.user_shapes[name],
                     params=sum(math.prod(model.user_shapes[p]) for p in _param_names(name, layer)),
-                    output=values[name], reads=tuple(["input", *network.names][v] for v in reads),
+                    output=values[name], reads=tuple(network.value_name(v) for v in reads),
                     branched=reads != (k,))
         for k, (name, layer, reads) in enumerate(zip(network.names, network.layers, network.reads))
     ]
