@@ -345,3 +345,27 @@ def test_random_branched_networks_agree_with_torch_checks_and_explain():
             explained = explain(model, text)
             assert explained.total == pytest.approx(explained.value, rel=1e-9, abs=1e-12), text
     assert seen >= 10
+
+
+def test_the_chain_shortcuts_stay_for_a_chain_and_leave_a_value_read_twice():
+    """A conv first layer is not re-run for input probes only when it is the input's one reader,
+    and a conv kernel's copies run the channel-wise layers after it on one channel only when its
+    output goes nowhere else (otherwise the other reader would see the unperturbed map)."""
+    from cnngrad.gradcheck.probes import OneChannelRuns, input_probe, param_probe
+    kernel = "{random: {shape: [2, 1, 2, 2], seed: 3}}"
+    chain = _load(f"input: {{random: {{shape: [3, 3], seed: 1}}}}\nlayers:\n  - conv: {{kernel: {kernel}}}\n"
+                  "  - relu\nloss: squared_error\ntarget: [[[0, 1], [1, 0]], [[1, 0], [0, 1]]]\n")
+    joined = _load(f"input: {{random: {{shape: [3, 3], seed: 1}}}}\nlayers:\n  - conv: {{kernel: {kernel}}}\n"
+                   "  - relu\n  - concat: {inputs: [relu1, conv1]}\n"
+                   "loss: squared_error\ntarget: {random: {shape: [4, 2, 2], seed: 2}}\n")
+    for model, linear, one_channel in ((chain, True, True), (joined, True, False)):
+        trace = model.forward()
+        grads = model.backward(trace)
+        net = model.network
+        assert (input_probe(net, trace, model.params, grads.input[0]).start == 1) == linear
+        probe = param_probe(net, trace, model.params, "conv1.kernel", grads.params["conv1.kernel"])
+        assert isinstance(probe.shortcut, OneChannelRuns) == one_channel
+        assert check(model, deltas=True).passed
+    skip = _seeded(RESNET, 2)   # the input is read by conv1 and by the addition
+    trace = skip.forward()
+    assert input_probe(skip.network, trace, skip.params, skip.backward(trace).input[0]).start == 0
