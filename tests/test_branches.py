@@ -369,3 +369,19 @@ def test_the_chain_shortcuts_stay_for_a_chain_and_leave_a_value_read_twice():
     skip = _seeded(RESNET, 2)   # the input is read by conv1 and by the addition
     trace = skip.forward()
     assert input_probe(skip.network, trace, skip.params, skip.backward(trace).input[0]).start == 0
+
+
+def test_the_schema_knows_from_and_inputs():
+    jsonschema = pytest.importorskip("jsonschema")
+    from cnngrad.spec.schema import spec_schema
+    schema = spec_schema()
+    head = {"input": [[1.0, 2.0], [3.0, 4.0]], "loss": "none", "upstream_grad": [[1, 1], [1, 1]]}
+    good = [["relu", {"tanh": {"from": "input"}}, {"add": {"inputs": ["relu1", "tanh1"]}}],
+            ["relu", {"concat": {"inputs": ["relu1", "input", "relu1"]}, "name": "c"}]]
+    bad = [[{"add": {"inputs": ["input"]}}], [{"add": {"from": "input", "inputs": ["input", "input"]}}],
+           [{"concat": None}], [{"relu": {"from": 3}}]]
+    for layers in good:
+        jsonschema.validate({**head, "layers": layers}, schema)
+    for layers in bad:
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({**head, "layers": layers}, schema)
