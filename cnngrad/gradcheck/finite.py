@@ -91,7 +91,7 @@ class Evaluator:
             if channels is not None:
                 batch, ran = self.one_channel_layers(start, batch, channels)
                 index = start + len(ran)
-            trace = net.forward(batch, self.params, index)
+            trace = net.forward(batch, self.params, index, self.trace)
             losses = net.losses(trace, self.target)
         return losses, ran + [(index + k, cache, None) for k, cache in enumerate(trace.caches)]
 
@@ -102,11 +102,11 @@ class Evaluator:
         net = self.network
         ran = []
         index = start
-        while index < len(net.layers) - 1 and net.layers[index].channelwise:
+        while index < len(net.layers) - 1 and net.layers[index].channelwise and net.chained(index):
             batch, cache = net.layers[index].forward(batch, net.params_of(index, self.params))
             ran.append((index, cache, channels))
             index += 1
-        whole = np.repeat(self.trace.inputs[index], len(channels), axis=0)
+        whole = np.repeat(self.trace.value(index), len(channels), axis=0)
         whole[np.arange(len(channels)), channels] = batch[:, 0]
         return whole, ran
 
@@ -119,7 +119,7 @@ class Evaluator:
         offset = 0
         for layer_index, cache, ran_channels in ran:
             base = self.base_patterns[layer_index]
-            if base is None:
+            if base is None or cache is None:   # smooth, or not re-run (a branch the change missed)
                 continue
             moved, place = self.moved_units(layer_index, cache, ran_channels, count)
             crossed += moved.sum(axis=1)

@@ -73,6 +73,9 @@ class Layer:
     settings: tuple[Setting, ...] = ()   # what the spec entry may write (besides ``name``)
     param_names: tuple[str, ...] = ()
     channelwise = False   # output channel c depends on input channel c alone (pooling, f(x) per entry)
+    # reads several values (add, concat): ``forward`` takes a tuple of arrays, ``backward`` gives a
+    # tuple of their gradients, shape methods take a tuple of shapes, ``explain_operand`` explains
+    joins = False
     # the checker's exact shortcuts this kind implements (see the hooks below)
     linear_in_input = False        # ``input_change``
     affine_in_params = False       # ``output_change``

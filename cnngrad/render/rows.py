@@ -33,9 +33,17 @@ STATUS_WORDS = {"passed": PASSED, "failed": FAILED, "unverified": UNVERIFIED}
 def summary_rows(report: ForwardReport) -> list[list[str]]:
     """The model summary: the input, each layer with its output shape and parameter count, a total."""
     rows = [["input", "", shape_text(np.shape(report.input)), "0"]]
-    rows += [[layer.name, layer.kind, shape_text(layer.shape), str(layer.params)] for layer in report.layers]
+    rows += [[layer.name, kind_text(layer), shape_text(layer.shape), str(layer.params)] for layer in report.layers]
     rows.append(["total", "", "", str(sum(layer.params for layer in report.layers))])
     return rows
+
+
+def kind_text(layer) -> str:
+    """``conv``, or for a layer that reads other than the layer before it what it reads:
+    ``conv ← input``, ``add ← conv2 + input``, ``concat ← b1, b2``."""
+    if not layer.branched:
+        return layer.kind
+    return f"{layer.kind} ← {(' + ' if layer.kind == 'add' else ', ').join(layer.reads)}"
 
 
 def loss_line(loss_kind: str | None, value: str | None) -> str:

@@ -19,9 +19,10 @@ from ..network import Network
 from ..record import Record
 from .budget import check_memory
 from .document import Objective, Spec, read_objective
-from .errors import SpecError
+from .errors import SpecError, quoted
 from .expect import read_expect
 from .layers import LayerSpec
+from .nodes import suggest
 from .values import ValueReader, shape_text
 
 
@@ -51,9 +52,17 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
     places = {"input": _place(spec.input.at)}
     source = "input"
     rows = [("input", shape)]
-    for layer in spec.layers:
+    made = {"input": (0, shape)}            # value name → (its number in Network.reads, user shape)
+    reads = []
+    for k, layer in enumerate(spec.layers):
         with _showing_shapes(rows):
-            built = BUILDERS.get(layer.kind, _declared)(layer, shape, source)
+            read = _reads(spec.layers, k, made)
+            if REGISTRY[layer.kind].joins:
+                built = _join(layer, [(name, made[name][1]) for name, _ in read])
+            else:
+                (source, _), = read
+                built = BUILDERS.get(layer.kind, _declared)(layer, made[source][1], source)
+        reads.append(tuple(made[name][0] for name, _ in read))
         size = math.prod(built.shape)
         if size > limits.max_entries:
             layer.entry.fail(f"{layer.name} would output {shape_text(built.shape)} = {size} values, "
@@ -68,7 +77,9 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
         if built.note:
             notes.append(built.note)
         shape, source = built.shape, layer.name
+        made[layer.name] = (k + 1, shape)
         rows.append((layer.name, shape))
+    _check_all_read(spec.layers, reads)
     user_shapes["output"] = shape
     objective, missing = _objective(spec, values)
     if objective is not None:
@@ -76,7 +87,7 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
         _check_probabilities(spec, objective, source)
     try:
         network = Network(internal(user_shapes["input"]), layers,
-                          None if objective is None else make_loss(objective.loss, objective.from_logits))
+                          None if objective is None else make_loss(objective.loss, objective.from_logits), reads)
     except ShapeError as err:  # each layer's shape rule ran above (_output_shape); still blame the spec
         spec.root.fail(str(err))
     check_memory(spec, network, params, limits.max_memory_bytes)
@@ -91,6 +102,74 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
     if spec.expect is not None:
         model.expect = read_expect(spec.expect, model, values)
     return model
+
+
+def _reads(layers: list[LayerSpec], k: int, made: dict) -> list[tuple[str, object]]:
+    """The values layer ``k`` reads, as (name, where it is named): its ``inputs:`` (add,
+    concat), its ``from:``, or the value just before it. Each name must be the input or an
+    earlier layer (``made``); anything else is an error saying what may be written."""
+    layer = layers[k]
+    if "inputs" in layer.options:
+        named = layer.options["inputs"]
+    elif "from" in layer.fields:
+        named = [(layer.fields["from"].text(), layer.fields["from"])]
+    else:
+        return [(layers[k - 1].name if k else "input", layer.entry)]
+    later = {other.name: j for j, other in enumerate(layers) if j >= k}
+    for name, cursor in named:
+        if name in made:
+            continue
+        earlier = ", ".join(made)
+        if name == layer.name:
+            cursor.fail(f"{name} cannot read its own output; name the input or an earlier layer ({earlier})")
+        if name in later:
+            cursor.fail(f"{name} is layers[{later[name]}], after this layer: a layer reads the input or an "
+                        f"earlier layer ({earlier}); move {name} before it")
+        cursor.fail(f"unknown value {quoted(name)}; name the input or an earlier layer ({earlier})"
+                    f"{suggest(name, list(made))}")
+    return named
+
+
+def _join(layer: LayerSpec, operands: list[tuple[str, tuple[int, ...]]]) -> Built:
+    """add or concat of the named values: add needs one shape (its rank is the first operand's),
+    concat maps of one H×W (or vectors), joined along channels."""
+    at = layer.place("inputs")
+    (first, shape), rest = operands[0], operands[1:]
+    listing = ", ".join(f"{name} is {shape_text(s)}" for name, s in operands)
+    if layer.kind == "add":
+        for name, other in rest:
+            if internal(other) != internal(shape):
+                at.fail(f"add needs operands of one shape, but {listing}; add values of equal shape "
+                        f"(a 1×1 conv can match the channels)")
+        return Built(REGISTRY["add"](), shape)
+    maps = [len(internal(s)) == 3 for _, s in operands]
+    if any(maps) != all(maps):
+        at.fail(f"concat joins maps with maps or vectors with vectors, but {listing}; flatten the maps "
+                f"first to join them with vectors")
+    if not all(maps):
+        return Built(REGISTRY["concat"](), (sum(s[0] for _, s in operands),))
+    if any(internal(s)[1:] != internal(shape)[1:] for _, s in rest):
+        sizes = ", ".join(f"{name} is {shape_text(internal(s)[1:])}" for name, s in operands)
+        at.fail(f"concat joins maps along channels, so their height × width must agree, but {sizes}; "
+                f"pad or pool the branches to one size (padding: same keeps a stride-1 conv's size)")
+    return Built(REGISTRY["concat"](), (sum(internal(s)[0] for _, s in operands),) + internal(shape)[1:])
+
+
+def _check_all_read(layers: list[LayerSpec], reads: list[tuple[int, ...]]) -> None:
+    """Every layer's output but the last is read by a later layer: one that is not would move
+    nothing the loss sees, and is most likely a ``from:`` or ``inputs:`` naming the wrong layer."""
+    read = {value for values in reads for value in values}
+    for k, layer in enumerate(layers[:-1]):
+        if k + 1 not in read:
+            layer.entry.fail(f"{layer.name}'s output is never read ({layers[k + 1].name} reads "
+                             f"{_names(layers, reads[k + 1])}); name {layer.name} in a later layer's "
+                             f"from: or inputs:, or remove it")
+
+
+def _names(layers: list[LayerSpec], values: tuple[int, ...]) -> str:
+    """``conv2 and input``: the names of value numbers."""
+    names = ["input" if v == 0 else layers[v - 1].name for v in values]
+    return " and ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + f" and {names[-1]}"
 
 
 def _place(cursor) -> tuple[int, int]:

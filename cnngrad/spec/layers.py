@@ -15,9 +15,10 @@ from .errors import quoted
 from .nodes import Cursor, suggest
 from .values import ValueReader
 
-# each kind's settings and required ones, as its layer class declares them (``name`` for every kind)
+# each kind's settings and required ones, as its layer class declares them (``name`` for every
+# kind, ``from`` for every kind that reads one value: it names that value, by default the previous)
 SETTINGS: dict[str, tuple[str, ...]] = {kind: tuple(s.name for s in cls.settings) + ("name",)
-                                        for kind, cls in REGISTRY.items()}
+                                        + (() if cls.joins else ("from",)) for kind, cls in REGISTRY.items()}
 REQUIRED = {kind: required for kind, cls in REGISTRY.items()
             if (required := tuple(s.name for s in cls.settings if s.required))}
 RESERVED = ("input", "target", "output", "loss", "grad")
@@ -113,6 +114,8 @@ def _written_settings(kind: str, entry: Cursor, settings: Cursor | None,
     if "name" in fields and sibling:
         sibling["name"].fail("the layer's name is given twice")
     fields.update(sibling)
+    if "from" in fields:
+        fields["from"].text()   # a name, resolved once every layer is named (``build``)
     for key in REQUIRED.get(kind, ()):
         if key not in fields:
             (settings if settings is not None else entry).fail(f"{kind} needs {key!r}")
@@ -161,7 +164,18 @@ def _padding_pairs(cursor: Cursor):
     return sides[0].pair(0, "padding"), sides[1].pair(0, "padding")
 
 
+def read_names(cursor: Cursor, setting: Setting) -> list[tuple[str, Cursor]]:
+    """A list of at least two value names (``[conv2, input]``), each with where it was written;
+    ``build`` resolves them once every layer is named."""
+    items = cursor.sequence(f"a list of names, e.g. {setting.name}: [conv2, input]")
+    if len(items) < 2:
+        cursor.fail(f"{setting.name} names at least 2 values to join, e.g. {setting.name}: [conv2, input], "
+                    f"not {len(items)}")
+    return [(item.text(), item) for item in items]
+
+
 READS = {
+    "names": read_names,
     "pair": lambda cursor, setting: cursor.pair(setting.minimum, setting.name),
     "padding": lambda cursor, setting: read_padding(cursor),
     "word": lambda cursor, setting: cursor.word(setting.choices, setting.name),

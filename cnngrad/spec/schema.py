@@ -61,6 +61,8 @@ DEFINITIONS = {
          "items": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 2, "maxItems": 2}}]},
     "name": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "not": {"enum": list(RESERVED)},
              "description": "the layer's name in quantity names (default: kind and count, conv1)"},
+    "from": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
+             "description": "the value this layer reads: input or an earlier layer's name (default: the previous layer)"},
 }
 
 def _setting(setting: Setting) -> dict:
@@ -73,12 +75,17 @@ def _setting(setting: Setting) -> dict:
         return _pair(setting.minimum, setting.description)
     if setting.reads == "word":
         return {"enum": list(setting.choices), **described}
+    if setting.reads == "names":
+        return {"type": "array", "minItems": 2, "items": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                **described}
     return {"padding": _ref("padding"), "number": {"type": "number"}}[setting.reads]
 
 
 def _layer(kind: str) -> dict:
     """`- kind: {settings}` (with an optional sibling `name:`)."""
     declared = {setting.name: _setting(setting) for setting in REGISTRY[kind].settings}
+    if not REGISTRY[kind].joins:   # add and concat name their values in inputs:
+        declared["from"] = _ref("from")
     settings = _object({**declared, "name": _ref("name")}, REQUIRED.get(kind, ()),
                        f"{kind} settings")
     return _object({kind: settings if kind in REQUIRED else _nullable(settings), "name": _ref("name")},

@@ -31,6 +31,9 @@ layers:                       # applied in order; named by kind and count: conv1
       weights: [[0.3, -0.2, 0.5, 0.1], [-0.4, 0.6, 0.2, -0.3]]
       bias: [0.1, -0.1]
   - softmax                   # cross_entropy reads a distribution: keep softmax last
+                              # branches: any layer may read an earlier one with `from: NAME`
+                              # (or input); add: {inputs: [conv2, input]} (a residual connection)
+                              # and concat: {inputs: [a, b]} (along channels) join named values
 
 loss: cross_entropy           # squared_error | mse | cross_entropy | binary_cross_entropy | none
                               # (binary_cross_entropy after a final sigmoid). Ending in raw scores,

@@ -7,7 +7,7 @@ untied); relu, leaky_relu, sigmoid, tanh, softmax; max/avg/l2 pooling with strid
 both ``ties``; flatten in C and F order; fc; every loss, including the fused softmax +
 cross_entropy and sigmoid + binary_cross_entropy, their logits forms, class-index targets,
 ``loss: none`` and loss-only examples (no layers); 2-D and 3-D inputs, and 2-D, 3-D and 4-D
-kernels.
+kernels; branches: residual blocks (``add``) and Inception-style ones (``from:`` and ``concat``).
 
 About a third of the specs use small integers for the input and kernels, so conv outputs are
 exact integers: ReLU inputs exactly 0, tied maxima and all-zero L2 windows (kinks) happen often.
@@ -159,7 +159,86 @@ def _fc(rng, inputs, integer):
 
 
 def _kind(entry):
-    return entry if isinstance(entry, str) else next(iter(entry))
+    return entry if isinstance(entry, str) else next(iter(k for k in entry if k != "name"))
+
+
+def _name_last(layers, name):
+    """The name of the last of ``layers``, naming it ``name`` (a sibling ``name:``) if it has none."""
+    layers[-1] = entry = {layers[-1]: None} if isinstance(layers[-1], str) else layers[-1]
+    return entry.setdefault("name", name)
+
+
+def _same_conv(rng, shape, filters, integer, source=None):
+    """A stride-1 conv with ``padding: same`` (the map's H×W kept) of ``filters`` filters (a 2-D
+    kernel for a 2-D map when ``filters`` is 0: its output stays 2-D), reading ``source``."""
+    channels = shape[0] if len(shape) == 3 else 1
+    _, (kh, kw) = _pair(rng, 1, 3)
+    kernel_shape = (kh, kw) if filters == 0 else (filters, channels, kh, kw)
+    settings = {"kernel": _listed(_values(rng, kernel_shape, integer, 1.5 / np.sqrt(channels * kh * kw))),
+                "padding": "same"}
+    if rng.random() < 0.5:
+        settings["bias"] = float(_values(rng, (), integer, 0.5))
+    if source is not None:
+        settings["from"] = source
+    return {"conv": settings}
+
+
+def _branch(rng, start, shape, integer, tag):
+    """A block that reads the value ``start`` of user shape ``shape`` and gives that shape again,
+    so it can go anywhere in the map part: ResNet-style (conv, activation, maybe a second conv,
+    ``add`` with ``start``, maybe an activation) or Inception-style (two branches of ``start``
+    by ``from:``, each a same-size conv, activation or max pool, ``concat``, then a 1×1 conv back
+    to the channels ``start`` had). The entries, or None when a map would be too large."""
+    channels = shape[0] if len(shape) == 3 else 1
+    if rng.random() < 0.5:                              # residual: F(x) + x
+        width = 0 if len(shape) == 2 and rng.random() < 0.5 else channels   # 0: 2-D kernels
+        body = [_same_conv(rng, shape, width, integer), _activation(rng, ("relu", "leaky_relu", "tanh", "sigmoid"))]
+        if rng.random() < 0.6:
+            body.append(_same_conv(rng, shape, width, integer))
+        last = _name_last(body, f"{tag}f")
+        # add keeps its first operand's rank: a 2-D map through 4-D kernels is (1, H, W), so x first
+        swap = rng.random() < 0.5 and (width == 0 or len(shape) == 3)
+        body.append({"add": {"inputs": [last, start] if swap else [start, last]}})
+        if rng.random() < 0.5:
+            body.append(_activation(rng, ("relu", "tanh")))
+        return body
+    branches, total = [], 0
+    for k in range(2):
+        roll, filters = rng.random(), int(rng.integers(1, 3))
+        if roll < 0.6:
+            entry = _same_conv(rng, shape, filters, integer, start)
+        elif roll < 0.8:
+            entry, filters = {_activation(rng, ("relu", "tanh", "sigmoid")): {"from": start}}, channels
+        else:
+            entry, filters = {"pool": {"from": start, "type": "max", "size": 3, "stride": 1, "padding": 1}}, channels
+        entry["name"] = f"{tag}b{k}"
+        branches.append(entry)
+        total += filters
+    if total * np.prod(_hw(shape)) > MAX_MAP_ENTRIES:
+        return None
+    branches.append({"concat": {"inputs": [f"{tag}b0", f"{tag}b1"]}})
+    projection = (channels, total, 1, 1) if len(shape) == 3 else (total, 1, 1)   # 3-D: one filter, a 2-D map
+    branches.append({"conv": {"kernel": _listed(_values(rng, projection, integer, 1.0 / np.sqrt(total)))}})
+    return branches
+
+
+def _with_branches(rng, layers, maps, integer) -> None:
+    """Insert residual and Inception-style blocks (``_branch``) at some of the places ``maps``
+    lists (index into ``layers``, the map's user shape there). Every block gives back the shape
+    it reads, so the rest of the spec is unchanged; ``rng`` is a child of the spec's generator
+    (``Generator.spawn``), drawn after everything else, so networks without branches are drawn
+    exactly as before branches existed."""
+    for place, (index, shape) in reversed(list(enumerate(maps))):
+        if rng.random() >= 0.12 or index == len(layers):   # not after a final softmax the loss reads
+            continue
+        start = "input"
+        if index:
+            head = layers[:index]
+            start = _name_last(head, f"k{place}in")
+            layers[index - 1] = head[-1]
+        block = _branch(rng, start, shape, integer, f"k{place}")
+        if block is not None:
+            layers[index:index] = block
 
 
 def random_spec(rng: np.random.Generator) -> dict:
@@ -171,6 +250,8 @@ def random_spec(rng: np.random.Generator) -> dict:
         shape = (int(rng.integers(1, 4)),) + tuple(int(v) for v in rng.integers(3, 7, size=2))
     spec = {"name": "random", "input": _listed(_values(rng, shape, integer))}
     layers = []
+    branch_rng = rng.spawn(1)[0]                        # branches draw from their own stream
+    maps = [(0, shape)]                                 # where a block may go, and the map there
     for _ in range(int(rng.integers(0, 4))):          # the map part
         roll = rng.random()
         if roll < 0.45:
@@ -182,6 +263,7 @@ def random_spec(rng: np.random.Generator) -> dict:
         if entry is not None:
             layers.append(entry)
             shape = out
+            maps.append((len(layers), shape))
     if rng.random() < 0.6:                             # the vector part
         order = rng.random()
         layers.append({"flatten": {"order": "F"}} if order < 0.3 else
@@ -201,6 +283,7 @@ def random_spec(rng: np.random.Generator) -> dict:
         layers.append("sigmoid")                        # probabilities, fused with the loss
     if not layers and rng.random() < 0.5:
         layers.append(_activation(rng))                 # else a loss-only example: input is output
+    _with_branches(branch_rng, layers, maps, integer)
     spec["layers"] = layers
     spec["loss"] = {loss: {"from": "logits"}} if logits else loss
     if loss in ("squared_error", "mse"):

@@ -145,6 +145,16 @@ def torch_layer(layer):
     raise AssertionError(f"no torch equivalent for layer kind {kind!r}")
 
 
+def torch_join(kind, operands):
+    """add or concat of several tensors (engine layout) by torch; autograd sums the gradients of
+    a tensor used twice."""
+    if kind == "add":
+        return sum(operands[1:], operands[0])
+    if kind == "concat":
+        return torch.cat(operands, dim=1)
+    raise AssertionError(f"no torch equivalent for joining layer kind {kind!r}")
+
+
 def _loss(name, fused, z, y, t):
     """The scalar loss of one example from the last layer's input ``z`` and output ``y``."""
     if name == "squared_error":
@@ -178,10 +188,13 @@ def torch_gradients(model):
               for name, value in model.params.items()}
     t = torch.tensor(model.target, dtype=torch.float64)
     h = z = x
-    for name, layer in zip(net.names, net.layers):
-        z = h
+    values = [x]                      # value k + 1 is layer k's output; each layer reads net.reads
+    for name, layer, reads in zip(net.names, net.layers, net.reads):
+        operands = [values[v] for v in reads]
+        z = operands[0]
         local = {p: params[f"{name}.{p}"] for p in layer.param_names}
-        h = torch_layer(layer)(h, local)
+        h = torch_join(layer.kind, operands) if layer.joins else torch_layer(layer)(z, local)
+        values.append(h)
     loss = _loss(net.loss.label, net.fused, z, h, t)
     loss.backward()
     grads = {name: value.grad.numpy() for name, value in params.items()}

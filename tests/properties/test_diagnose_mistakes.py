@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 
 from cnngrad.diagnose import diagnose  # noqa: E402
 from helpers.randomnets import random_models, random_spec, to_model  # noqa: E402
-from helpers.torchnet import _loss, torch_layer  # noqa: E402
+from helpers.torchnet import _loss, torch_join, torch_layer  # noqa: E402
 
 NETWORKS = 3          # random networks per mistake
 TRIES = 400           # random networks looked at to find them
@@ -61,15 +61,21 @@ def torch_values(model, at=None, rule=None, loss_factor=1.0, forward=None):
     x = t64(model.input)
     params = {name: t64(value) for name, value in model.params.items()}
     h, outputs, seen = x, {}, {"inputs": []}
-    for k, (name, layer) in enumerate(zip(net.names, net.layers)):
-        seen["inputs"].append(h.detach().numpy())
-        fn = forward if (k == at and forward is not None) else torch_layer(layer)
-        if k == at and rule is not None:
-            seen.update(layer=layer, k=k)
-            fn = mistaken(fn, layer.param_names, rule, seen)
-        h = fn(h, {p: params[f"{name}.{p}"] for p in layer.param_names})
+    made = [x]                               # value k + 1 is layer k's output (Network.reads)
+    for k, (name, layer, reads) in enumerate(zip(net.names, net.layers, net.reads)):
+        operands = [made[v] for v in reads]
+        seen["inputs"].append(operands[0].detach().numpy())
+        if layer.joins:
+            h = torch_join(layer.kind, operands)
+        else:
+            fn = forward if (k == at and forward is not None) else torch_layer(layer)
+            if k == at and rule is not None:
+                seen.update(layer=layer, k=k)
+                fn = mistaken(fn, layer.param_names, rule, seen)
+            h = fn(operands[0], {p: params[f"{name}.{p}"] for p in layer.param_names})
         h.retain_grad()
         outputs[name] = h
+        made.append(h)
     loss = loss_factor * _loss(net.loss.label, False, None, h, torch.tensor(model.target, dtype=torch.float64))
     loss.backward()
     values = {f"grad.{name}": model.user(name, out.grad.numpy()) for name, out in outputs.items()}

@@ -179,7 +179,7 @@ def test_the_random_networks_cover_every_layer_kind_setting_and_loss():
                 "padding:int", "padding:pair", "padding:sides", "mode:convolution",
                 "mode:cross_correlation", "bias0d", "bias1d", "bias2d", "bias3d", "pool:max",
                 "pool:avg", "pool:l2", "pool.stride", "pool.padding", "ties:first", "ties:split",
-                "flatten:C", "flatten:F", "class_index", "no_layers"} | {
+                "flatten:C", "flatten:F", "class_index", "no_layers", "add", "concat", "conv.from"} | {
         f"loss:{loss}" for loss in ("squared_error", "mse", "cross_entropy", "binary_cross_entropy", "none",
                                     "cross_entropy from logits", "binary_cross_entropy from logits")}
     assert required <= seen, sorted(required - seen)
