@@ -253,18 +253,22 @@ def _conv_bias(layer: LayerSpec, filters: int, out, bank: bool):
 
 
 def _pool(layer: LayerSpec, shape, source):
-    size, stride = layer.options["size"], layer.options["stride"]
-    padding = _padding(layer, size, stride)
+    size, stride, dilation = layer.options["size"], layer.options["stride"], layer.options["dilation"]
+    padding = _padding(layer, tuple(r * (k - 1) + 1 for r, k in zip(dilation, size)), stride)
     if layer.options["type"] == "max":
         for axis, side in ((axis, side) for axis in range(2) for side in padding[axis]):
             if side > size[axis] // 2:
                 layer.place("padding").fail(
                     f"max-pool padding {side} is more than half the window {shape_text(size)} "
                     f"(at most {size[axis] // 2}); a window could hold only padding (−∞)")
-    engine = REGISTRY["pool"](layer.options["type"], size, stride, padding, layer.options["ties"])
+    engine = REGISTRY["pool"](**{**layer.options, "padding": padding})
     out_hw = _output_shape(layer, engine, shape, source)[1:]
+    empty = engine.empty_window(internal(shape))
+    if empty is not None:
+        layer.entry.fail(f"window {list(empty)} of {layer.name} reads only padding, no entry of {source} "
+                         f"(max would be −∞, an average without padding 0/0); use less padding or dilation")
     return Built(engine, shape[:-2] + out_hw,
-                 note=_dropped(layer.name, source, shape, padding, size, (1, 1), stride, out_hw))
+                 note=_dropped(layer.name, source, shape, padding, size, dilation, stride, out_hw))
 
 
 def _dropped(name: str, source: str, shape, padding, size, dilation, stride, out_hw) -> str | None:

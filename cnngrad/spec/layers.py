@@ -12,7 +12,7 @@ import numpy as np
 from ..layers import REGISTRY, Setting
 from ..record import Record
 from .errors import quoted
-from .nodes import Cursor, suggest
+from .nodes import BOOL, Cursor, kind_of, suggest
 from .values import ValueReader
 
 # each kind's settings and required ones, as its layer class declares them (``name`` for every kind)
@@ -146,7 +146,15 @@ def read_padding(cursor: Cursor):
     return (ph, ph), (pw, pw)
 
 
+def read_flag(cursor: Cursor, setting: Setting) -> bool:
+    """``true`` or ``false`` (YAML booleans only: 1, yes and on are refused)."""
+    if cursor.is_scalar and cursor.node.tag == BOOL:
+        return cursor.node.value.lower() == "true"
+    cursor.fail(f"{setting.name} must be true or false, not {kind_of(cursor.node)}")
+
+
 READS = {
+    "flag": read_flag,
     "pair": lambda cursor, setting: cursor.pair(setting.minimum, setting.name),
     "padding": lambda cursor, setting: read_padding(cursor),
     "word": lambda cursor, setting: cursor.word(setting.choices, setting.name),

@@ -73,6 +73,8 @@ def _setting(setting: Setting) -> dict:
         return _pair(setting.minimum, setting.description)
     if setting.reads == "word":
         return {"enum": list(setting.choices), **described}
+    if setting.reads == "flag":
+        return {"type": "boolean", **described}
     return {"padding": _ref("padding"), "number": {"type": "number"}}[setting.reads]
 
 
