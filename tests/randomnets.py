@@ -3,8 +3,9 @@
 ``random_spec(rng)`` returns a spec as plain Python data (what ``yaml.safe_load`` of a spec file
 gives), covering every layer kind and setting of docs/reference.md §1: conv with stride, padding (int, pair,
 pairs, valid, same), dilation, both modes and every bias form (omitted, scalar, one per filter,
-untied); relu, leaky_relu, sigmoid, tanh, softmax; max/avg/l2 pooling with stride, padding and
-both ``ties``; flatten in C and F order; fc; every loss, including the fused softmax +
+untied); relu, leaky_relu, sigmoid, tanh, softmax; max/avg/l2 pooling with stride, padding,
+``ceil_mode``, ``count_include_pad`` (avg), ``dilation`` (max) and both ``ties``; flatten in C and
+F order; fc; every loss, including the fused softmax +
 cross_entropy and sigmoid + binary_cross_entropy, their logits forms, class-index targets,
 ``loss: none`` and loss-only examples (no layers); 2-D and 3-D inputs, and 2-D, 3-D and 4-D
 kernels.
@@ -119,22 +120,47 @@ def _conv(rng, shape, integer):
     return {"conv": settings}, out
 
 
+def _pooled(n, before, after, span, stride, ceil):
+    """Windows along one axis, as PyTorch counts them (ceil: a last window must start inside the
+    input or its front padding)."""
+    padded = n + before + after
+    if not ceil:
+        return (padded - span) // stride + 1
+    count = -(-(padded - span) // stride) + 1
+    return count - 1 if (count - 1) * stride >= n + before else count
+
+
 def _pool(rng, shape):
     kind = str(rng.choice(["max", "avg", "l2"]))
     size_v, size = _pair(rng, 1, 3)
     if size == (1, 1):
         size_v, size = 2, (2, 2)
     stride_v, stride = _pair(rng, 1, 3) if rng.random() < 0.4 else (None, size)
+    dil_v, dil = _pair(rng, 1, 2) if kind == "max" and rng.random() < 0.3 else (None, (1, 1))
+    span = (dil[0] * (size[0] - 1) + 1, dil[1] * (size[1] - 1) + 1)
     limit = (size[0] // 2, size[1] // 2)     # PyTorch's bound; max pooling requires it
     pad_v, pads = _padding(rng, limit, False) if rng.random() < 0.4 else (None, (0,) * 4)
-    out_hw = _out_hw(_hw(shape), size, stride, pads)
-    if out_hw is None:
+    ceil = rng.random() < 0.3
+    hw = _hw(shape)
+    if _out_hw(hw, span, stride, pads) is None:
         return None, None
+    sides = ((pads[0], pads[1]), (pads[2], pads[3]))
+    out_hw = tuple(_pooled(hw[a], *sides[a], span[a], stride[a], ceil) for a in range(2))
+    for a in range(2):     # every window must read an input entry (not only padding)
+        taps = np.arange(out_hw[a])[:, None] * stride[a] + np.arange(size[a])[None, :] * dil[a] - sides[a][0]
+        if not ((taps >= 0) & (taps < hw[a])).any(axis=1).all():
+            return None, None
     settings = {"type": kind, "size": size_v}
     if stride_v is not None:
         settings["stride"] = stride_v
     if pad_v is not None:
         settings["padding"] = pad_v
+    if dil_v is not None:
+        settings["dilation"] = dil_v
+    if ceil:
+        settings["ceil_mode"] = True
+    if kind == "avg" and rng.random() < 0.4:
+        settings["count_include_pad"] = bool(rng.random() < 0.5)
     if kind == "max" and rng.random() < 0.7:
         settings["ties"] = str(rng.choice(["first", "split"]))
     return {"pool": settings}, shape[:-2] + out_hw

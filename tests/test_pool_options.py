@@ -158,3 +158,98 @@ def test_dropped_note_follows_ceil_mode():
     # windows at columns 0 and 3 read {0, 2} and {3, 5→overhang}: column 1 and 4 are never read
     assert dilated.notes == ["pool1 drops columns 1 and 4 of input: no 1×2 (dilation 1×2) window at stride "
                              "1×3 reads them"]
+
+
+# --------------------------------------------------------------------------- explain and check
+
+from cnngrad.explain import explain  # noqa: E402
+from cnngrad.gradcheck import check_model  # noqa: E402
+from test_explain import assert_every_entry_explained  # noqa: E402
+from test_gradcheck import by_name, hand_model  # noqa: E402
+from cnngrad.layers.flatten import Flatten  # noqa: E402
+from cnngrad.layers.fc import FC  # noqa: E402
+
+EXPLAINED = """\
+input: [[1, 2, 3, 4, 5], [6, 7, 8, 9, 10], [11, 12, 13, 14, 15]]
+layers:
+  - pool: {type: avg, size: 2, padding: 1, ceil_mode: true, count_include_pad: false}
+  - pool: {type: max, size: 2, stride: 1, dilation: [1, 2], padding: [0, 1], name: dilated}
+  - flatten
+  - fc: {weights: [[0.5, -1, 0.25]]}
+loss: squared_error
+target: [1]
+"""
+
+
+def test_explain_shows_the_divisor_average_pooling_really_uses():
+    """Input 3×5, 2×2 windows at stride 2 with padding 1, padding not counted: window (0, 0) reads
+    x[0,0] alone (n = 1), window (0, 1) x[0,1] and x[0,2] (n = 2), window (1, 1) a 2×2 block (n = 4)."""
+    model = loads(EXPLAINED)
+    values = model.values()
+    # windows at rows −1, 1 and columns −1, 1, 3: 1/1, (2 + 3)/2, (4 + 5)/2; (6 + 11)/2, (7 + 8 + 12 + 13)/4, …
+    np.testing.assert_allclose(values["pool1"], [[1, 2.5, 4.5], [8.5, 10, 12]], rtol=1e-15)
+    assert_every_entry_explained(model)
+    model = loads(EXPLAINED.replace("  - pool: {type: max, size: 2, stride: 1, dilation: [1, 2], padding: [0, 1], "
+                                    "name: dilated}\n", "").replace("[[0.5, -1, 0.25]]", "[[1, 2, 3, 4, 5, 6]]"))
+    corner = explain(model, "grad.input[0,0]")
+    assert [text for text, _ in corner.terms[0].factors][1:] == ["1/1"]
+    inner = explain(model, "grad.input[1,1]")
+    assert [text for text, _ in inner.terms[0].factors][1:] == ["1/4"]
+    assert "n(i,j) the window's entries of the input" in inner.formula
+    assert any("n = 4" in part for note in inner.notes for part in note if isinstance(part, str))
+
+
+def test_check_passes_the_options_and_fails_a_wrong_divisor():
+    """The finite differences agree with the real divisor; a backward dividing by kh·kw (the
+    padding counted) is caught."""
+    model = loads(EXPLAINED)
+    assert check_model(model).passed
+
+    class CountsPadding(Pool):
+        def routing(self, cache):
+            return np.full(cache[0].shape, 1.0 / (self.size[0] * self.size[1]))
+
+    wrong = CountsPadding("avg", size=2, padding=1, ceil_mode=True, count_include_pad=False)
+    x = np.arange(1.0, 16.0).reshape(3, 5)
+    bad = hand_model(x[None], [("pool1", wrong), ("flatten1", Flatten()), ("fc1", FC((1, 6)))],
+                     "squared_error", [1.0])
+    result = check_model(bad)
+    assert not result.passed and by_name(result)["input"].status == "failed"
+
+
+def test_dilated_max_kinks_are_reported_and_a_wrong_route_fails():
+    """Integer inputs tie inside dilated windows: those entries are kinks, judged by their
+    one-sided quotients; routing the delta to the undilated neighbour fails."""
+    x = np.array([[[3.0, 1.0, 3.0, 0.0, 2.0], [1.0, 2.0, 0.0, 2.0, 1.0], [0.0, 3.0, 1.0, 3.0, 2.0]]])
+    layers = [("pool1", Pool("max", size=2, stride=1, dilation=[1, 2], ceil_mode=True)),
+              ("flatten1", Flatten()), ("fc1", FC((1, 6)))]
+    model = hand_model(x, layers, "squared_error", [0.5])
+    result = check_model(model)
+    assert result.passed and by_name(result)["input"].kinks > 0
+
+    class Undilated(Pool):
+        def backward(self, dy, cache, params):
+            weights = self.routing(cache)
+            dwin = (dy[..., None] * weights).reshape(weights.shape[:4] + self.size)
+            from cnngrad.layers.base import crop_map, scatter_windows
+            return crop_map(scatter_windows(dwin, cache[3], self.stride), cache[5]), {}
+
+    layers[0] = ("pool1", Undilated("max", size=2, stride=1, dilation=[1, 2], ceil_mode=True))
+    rng = np.random.default_rng(3)
+    bad = hand_model(rng.standard_normal((1, 3, 5)), layers, "squared_error", [0.5])
+    assert not check_model(bad).passed
+
+
+@pytest.mark.parametrize("path, padding, ceil_mode", [("configs/onnx_averagepool_2d_ceil.yaml", 0, True),
+                                                      ("configs/onnx_averagepool_2d_same_upper.yaml", 1, False)])
+def test_the_onnx_examples_expect_what_torch_computes(path, padding, ceil_mode):
+    """The worked examples' expect values are torch's F.avg_pool2d(count_include_pad=False) and its
+    input gradient for δ = 1, within their written decimals."""
+    from cnngrad import load
+    model = load(path)
+    x = torch.tensor(model.input, requires_grad=True)
+    y = F.avg_pool2d(x, 3, 2, padding, ceil_mode=ceil_mode, count_include_pad=False)
+    y.sum().backward()
+    written = {e.quantity: e.values for e in model.expect}
+    np.testing.assert_allclose(written["pool1"], y.detach().numpy()[0, 0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(written["grad.input"], x.grad.numpy()[0, 0], rtol=0, atol=5e-7)

@@ -256,7 +256,7 @@ class Pool(Layer):
         last_col = col + dw * min(kw - 1, (hw[1] - 1 - col) // dw)
         note = ["window ", Ref("y", (c, i, j)), " reads ", Ref("x", first), " … ", Ref("x", (c, last_row, last_col))]
         if self.dilation != (1, 1):
-            note.append(f" (every {dh if dh == dw else f'{dh}×{dw}'} entries apart: dilation)")
+            note.append(f" (taps {dh if dh == dw else f'{dh}×{dw}'} apart: dilation)")
         if self.type == "avg" and (self.ceil_mode or not self.count_include_pad):
             note.append(f"; n = {round(1 / weight)}")
         if self.type != "max":
