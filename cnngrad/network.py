@@ -87,6 +87,11 @@ class Network:
             return self.loss.logits_form(), trace.inputs[-1]
         return self.loss, trace.output
 
+    def loss_pattern(self, trace: Trace, target: np.ndarray) -> np.ndarray | None:
+        """Which smooth piece the loss sits on (a hinge's open margins), or None for a smooth loss."""
+        loss, read = self.loss_reads(trace)
+        return loss.pattern(read, target)
+
     def losses(self, trace: Trace, target: np.ndarray) -> np.ndarray:
         """The loss of every example in the batch, shape ``(B,)``."""
         loss, read = self.loss_reads(trace)

@@ -76,7 +76,8 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
         _check_probabilities(spec, objective, source)
     try:
         network = Network(internal(user_shapes["input"]), layers,
-                          None if objective is None else make_loss(objective.loss, objective.from_logits))
+                          None if objective is None else make_loss(objective.loss, objective.from_logits,
+                                                                 objective.settings))
     except ShapeError as err:  # each layer's shape rule ran above (_output_shape); still blame the spec
         spec.root.fail(str(err))
     check_memory(spec, network, params, limits.max_memory_bytes)
@@ -169,11 +170,24 @@ def _target(objective: Objective, shape: tuple[int, ...], source: str) -> np.nda
     if target.ndim == 0 and math.prod(shape) == 1:   # `target: 1` for a single output
         target = target.reshape(shape)
     if target.shape != shape:
-        hint = "; an integer target is a class index" if objective.loss == "cross_entropy" and len(shape) == 1 else ""
+        hint = "; an integer target is a class index" if objective.loss in ("cross_entropy", "multiclass_svm") \
+            and len(shape) == 1 else ""
         at.fail(f"{key} has shape {shape_text(target.shape)} but the output ({source}) has shape "
                 f"{shape_text(shape)}{hint}")
     _check_target_range(objective, target)
+    if objective.loss == "multiclass_svm":
+        _check_one_hot(objective, target, shape, source)
     return target.reshape(internal(shape))
+
+
+def _check_one_hot(objective: Objective, target: np.ndarray, shape, source: str) -> None:
+    """multiclass_svm scores classes: a vector output, and a target naming one class (one-hot)."""
+    at = objective.target.at
+    if len(shape) != 1:
+        at.fail(f"multiclass_svm needs a vector of class scores, but {source} gives {shape_text(shape)}")
+    if not (np.isin(target, (0.0, 1.0)).all() and target.sum() == 1):
+        at.fail("the target of multiclass_svm is a class index (an integer such as 2) or one-hot "
+                "(a single 1, the rest 0)")
 
 
 TARGET_RANGES = {"cross_entropy": (0.0, math.inf, "≥ 0"), "binary_cross_entropy": (0.0, 1.0, "in [0, 1]")}
