@@ -7,6 +7,7 @@ untied); relu, leaky_relu, sigmoid, tanh, softmax; max/avg/l2 pooling with strid
 ``ceil_mode``, ``count_include_pad`` (avg), ``dilation`` (max) and both ``ties``; flatten in C and
 F order; fc; every loss, including the fused softmax +
 cross_entropy and sigmoid + binary_cross_entropy, their logits forms, class-index targets,
+multiclass_svm (margins 0 to 10, class index or one-hot),
 ``loss: none`` and loss-only examples (no layers); 2-D and 3-D inputs, and 2-D, 3-D and 4-D
 kernels.
 
@@ -26,7 +27,7 @@ import yaml
 from cnngrad.spec import load_model
 
 ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "softmax")
-LOSSES = ("squared_error", "mse", "cross_entropy", "binary_cross_entropy", "none")
+LOSSES = ("squared_error", "mse", "cross_entropy", "binary_cross_entropy", "none", "multiclass_svm")
 MAX_MAP_ENTRIES = 200        # keeps a check of one random network in the tens of milliseconds
 
 
@@ -227,12 +228,20 @@ def random_spec(rng: np.random.Generator) -> dict:
         layers.append("sigmoid")                        # probabilities, fused with the loss
     if not layers and rng.random() < 0.5:
         layers.append(_activation(rng))                 # else a loss-only example: input is output
+    if loss == "multiclass_svm" and len(shape) != 1:
+        layers.append("flatten")                        # class scores are a vector
+        shape = (int(np.prod(shape)),)
     spec["layers"] = layers
     spec["loss"] = {loss: {"from": "logits"}} if logits else loss
+    if loss == "multiclass_svm" and rng.random() < 0.5:
+        spec["loss"] = {loss: {"margin": float(rng.choice([1.0, 0.5, 2.0, 0.0, 10.0]))}}
     if loss in ("squared_error", "mse"):
         spec["target"] = _listed(_values(rng, shape, integer))
     elif loss == "none":
         spec["upstream_grad"] = _listed(_values(rng, shape, integer))
+    elif loss == "multiclass_svm":
+        label = int(rng.integers(shape[0]))
+        spec["target"] = label if rng.random() < 0.7 else _listed(np.eye(shape[0])[label])
     elif loss == "cross_entropy":
         if len(shape) == 1 and rng.random() < 0.4:
             spec["target"] = int(rng.integers(shape[0]))          # a class index
