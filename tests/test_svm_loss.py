@@ -157,3 +157,20 @@ def test_explain_shows_the_indicator_terms():
 
 def test_listed_among_the_losses():
     assert "multiclass_svm" in LOSSES
+
+
+def test_the_cs231n_example_expects_what_torch_computes():
+    """configs/cs231n_multiclass_svm.yaml: the loss is 3 × F.multi_margin_loss(margin=10) and every
+    gradient written there is torch's autograd."""
+    from cnngrad import load
+    model = load("configs/cs231n_multiclass_svm.yaml")
+    written = {e.quantity: e.values for e in model.expect}
+    x = torch.tensor([2.0, 1.0], dtype=torch.float64, requires_grad=True)
+    w = torch.tensor(model.params["fc1.weights"], requires_grad=True)
+    s = w @ x
+    loss = 3 * F.multi_margin_loss(s[None], torch.tensor([0]), p=1, margin=10.0, reduction="sum")
+    loss.backward()
+    assert float(loss.detach()) == written["loss"] == 8
+    np.testing.assert_array_equal(written["fc1"], s.detach().numpy())
+    np.testing.assert_array_equal(written["grad.fc1.weights"], w.grad.numpy())
+    np.testing.assert_array_equal(written["grad.input"], x.grad.numpy())
