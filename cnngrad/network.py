@@ -57,7 +57,7 @@ class Network:
                 self.param_shapes[f"{name}.{pname}"] = pshape
             shape = layer.output_shape(shape)
             self.out_shapes.append(shape)
-        last = self.layers[-1].kind if self.layers else None
+        last = self.layers[-1].fusable_as if self.layers else None
         self.fused = loss is not None and loss.fuses_with is not None and loss.fuses_with == last
 
     @property

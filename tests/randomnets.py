@@ -3,7 +3,8 @@
 ``random_spec(rng)`` returns a spec as plain Python data (what ``yaml.safe_load`` of a spec file
 gives), covering every layer kind and setting of docs/reference.md §1: conv with stride, padding (int, pair,
 pairs, valid, same), dilation, both modes and every bias form (omitted, scalar, one per filter,
-untied); relu, leaky_relu, sigmoid, tanh, softmax; max/avg/l2 pooling with stride, padding,
+untied); relu, leaky_relu, sigmoid, tanh, softmax (over all, or over channels on a map of
+several); max/avg/l2 pooling with stride, padding,
 ``ceil_mode``, ``count_include_pad`` (avg), ``dilation`` (max) and both ``ties``; flatten in C and
 F order; fc; every loss, including the fused softmax +
 cross_entropy and sigmoid + binary_cross_entropy, their logits forms, class-index targets,
@@ -206,6 +207,8 @@ def random_spec(rng: np.random.Generator) -> dict:
             entry, out = _pool(rng, shape)
         else:
             entry, out = _activation(rng), shape
+            if entry == "softmax" and len(shape) == 3 and shape[0] > 1 and rng.random() < 0.5:
+                entry = {"softmax": {"axis": "channels"}}      # one distribution per pixel
         if entry is not None:
             layers.append(entry)
             shape = out

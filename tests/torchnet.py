@@ -195,12 +195,13 @@ def torch_layer(layer):
     if kind == "tanh":
         return lambda x, p: torch.tanh(x)
     if kind == "softmax":
-        return torch_softmax_all
+        return torch_softmax_all if layer.axis == "all" else (lambda x, p: F.softmax(x, dim=1))
     raise AssertionError(f"no torch equivalent for layer kind {kind!r}")
 
 
-def _loss(name, fused, z, y, t, margin=None):
-    """The scalar loss of one example from the last layer's input ``z`` and output ``y``."""
+def _loss(name, fused, z, y, t, margin=1.0):
+    """The scalar loss of one example from the last layer's input ``z`` and output ``y`` (``margin``:
+    multiclass_svm's Δ)."""
     if name == "squared_error":
         return 0.5 * ((y - t) ** 2).sum()
     if name == "mse":
@@ -240,7 +241,7 @@ def torch_gradients(model):
         z = h
         local = {p: params[f"{name}.{p}"] for p in layer.param_names}
         h = torch_layer(layer)(h, local)
-    loss = _loss(net.loss.label, net.fused, z, h, t, getattr(net.loss, "margin", None))
+    loss = _loss(net.loss.label, net.fused, z, h, t, getattr(net.loss, "margin", 1.0))
     loss.backward()
     grads = {name: value.grad.numpy() for name, value in params.items()}
     reported = None if net.loss.name == "none" else float(loss.detach())

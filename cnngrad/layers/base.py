@@ -86,6 +86,12 @@ class Layer:
         ``ShapeError`` when the layer cannot take that input. Identity unless overridden."""
         return tuple(in_shape)
 
+    @property
+    def fusable_as(self) -> str | None:
+        """The kind a loss's ``fuses_with`` may name to compute from this layer's input (its own
+        kind unless overridden: a softmax over channels is not the one cross-entropy fuses)."""
+        return self.kind
+
     def param_shapes(self, in_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
         """Internal shape of each parameter for an input of ``in_shape`` (none unless overridden)."""
         return {}

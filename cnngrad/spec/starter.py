@@ -25,6 +25,7 @@ layers:                       # applied in order; named by kind and count: conv1
       padding: 0              # int, [ph, pw], [[top, bottom], [left, right]], valid or same
       mode: cross_correlation # or convolution (the kernel rotated 180°)
   - relu                      # also leaky_relu: {slope: 0.01}, sigmoid, tanh, softmax
+                              # (softmax: {axis: channels} normalises each pixel's channels)
   - pool: {type: max, size: 2, stride: 2}   # max | avg | l2; ties: first | split; ceil_mode: false;
                               # dilation: 1 (max); count_include_pad: true (avg, PyTorch's default)
   - flatten
