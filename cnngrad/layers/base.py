@@ -37,7 +37,8 @@ class Setting(NamedTuple):
 
     ``reads`` is what is written: ``array`` (a value: number, list, random or file; kept as the
     parameter of that name), ``pair`` (an int or [h, w], each at least ``minimum``), ``padding``,
-    ``word`` (one of ``choices``), ``number`` or ``flag`` (true or false). ``default`` is used when the key is absent (a
+    ``word`` (one of ``choices``), ``number``, ``integer`` (at least ``minimum``) or ``flag`` (true
+    or false). ``default`` is used when the key is absent (a
     string ``"=key"`` copies another setting, e.g. pooling's stride is its size); ``only`` =
     (setting, word, words) allows the key only when that setting has that word. ``description``
     is the schema's text.

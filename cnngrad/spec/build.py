@@ -348,5 +348,35 @@ def _declared(layer: LayerSpec, shape, source):
     return Built(engine, out[1:] if len(shape) == 2 and len(out) == 3 and out[0] == 1 else out)
 
 
+MASK_LISTED = 64   # a dropout mask of at most this many entries is listed in forward's summary
+
+
+def _dropout(layer: LayerSpec, shape, source):
+    """Dropout's mask, written (0/1, the input's shape) or drawn from ``seed`` as NumPy's
+    ``default_rng(seed).random(shape) >= p``; ``forward``'s summary says what it keeps."""
+    p, mask, seed = layer.options["p"], layer.arrays.get("mask"), layer.options["seed"]
+    if not 0 <= p < 1:
+        layer.place("p").fail(f"p must be at least 0 and less than 1 (the kept entries are scaled by "
+                              f"1/(1 − p)), not {p:g}")
+    if (mask is None) == (seed is None):
+        (layer.place("seed") if mask is not None else layer.entry).fail(
+            "dropout needs a mask (0/1, the shape of its input) or a seed to draw one, not both"
+            if mask is not None else "dropout needs a mask (0/1, the shape of its input) or a seed to draw one")
+    if mask is None:
+        mask, how = (np.random.default_rng(seed).random(shape) >= p).astype(np.float64), \
+            f"drawn by NumPy's default_rng({seed}).random(shape) ≥ p"
+    else:
+        if mask.shape != tuple(shape):
+            layer.place("mask").fail(f"the mask has shape {shape_text(mask.shape)} but its input ({source}) "
+                                     f"has shape {shape_text(shape)}")
+        if not np.isin(mask, (0.0, 1.0)).all():
+            layer.place("mask").fail("every entry of a dropout mask is 0 (dropped) or 1 (kept)")
+        how = "as written"
+    listed = f": {mask.astype(int).tolist()}" if mask.size <= MASK_LISTED else ""
+    note = (f"{layer.name} keeps {int(mask.sum())} of {mask.size} entries of {source} (mask {how}, "
+            f"p = {p:g}){listed}; each kept entry is scaled by 1/(1 − p) = {1 / (1 - p):g}")
+    return Built(REGISTRY["dropout"](p, mask.reshape(internal(shape))), tuple(shape), note=note)
+
+
 # kinds whose settings or parameters need more than ``_declared`` (the rest are built by it)
-BUILDERS = {"conv": _conv, "pool": _pool, "fc": _fc}
+BUILDERS = {"conv": _conv, "pool": _pool, "fc": _fc, "dropout": _dropout}

@@ -155,6 +155,7 @@ def read_flag(cursor: Cursor, setting: Setting) -> bool:
 
 READS = {
     "flag": read_flag,
+    "integer": lambda cursor, setting: cursor.integer(setting.minimum, setting.name),
     "pair": lambda cursor, setting: cursor.pair(setting.minimum, setting.name),
     "padding": lambda cursor, setting: read_padding(cursor),
     "word": lambda cursor, setting: cursor.word(setting.choices, setting.name),

@@ -75,6 +75,8 @@ def _setting(setting: Setting) -> dict:
         return {"enum": list(setting.choices), **described}
     if setting.reads == "flag":
         return {"type": "boolean", **described}
+    if setting.reads == "integer":
+        return {"type": "integer", "minimum": setting.minimum, **described}
     return {"padding": _ref("padding"), "number": {"type": "number"}}[setting.reads]
 
 
