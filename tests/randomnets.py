@@ -5,8 +5,8 @@ gives), covering every layer kind and setting of docs/reference.md §1: conv wit
 pairs, valid, same), dilation, both modes and every bias form (omitted, scalar, one per filter,
 untied); relu, leaky_relu, sigmoid, tanh, softmax (over all, or over channels on a map of
 several); max/avg/l2 pooling with stride, padding,
-``ceil_mode``, ``count_include_pad`` (avg), ``dilation`` (max) and both ``ties``; flatten in C and
-F order; fc; every loss, including the fused softmax +
+``ceil_mode``, ``count_include_pad`` (avg), ``dilation`` (max) and both ``ties``; dropout (a
+written mask or a seed); flatten in C and F order; fc; every loss, including the fused softmax +
 cross_entropy and sigmoid + binary_cross_entropy, their logits forms, class-index targets,
 multiclass_svm (margins 0 to 10, class index or one-hot),
 ``loss: none`` and loss-only examples (no layers); 2-D and 3-D inputs, and 2-D, 3-D and 4-D
@@ -186,6 +186,14 @@ def _fc(rng, inputs, integer):
     return {"fc": settings}, (outputs,)
 
 
+def _dropout(rng, shape):
+    """Dropout over ``shape`` with a written 0/1 mask or a seed."""
+    p = float(rng.choice([0.0, 0.2, 0.5, 0.75]))
+    if rng.random() < 0.5:
+        return {"dropout": {"p": p, "seed": int(rng.integers(0, 1000))}}
+    return {"dropout": {"p": p, "mask": _listed((rng.random(shape) >= p).astype(float))}}
+
+
 def _kind(entry):
     return entry if isinstance(entry, str) else next(iter(entry))
 
@@ -205,6 +213,8 @@ def random_spec(rng: np.random.Generator) -> dict:
             entry, out = _conv(rng, shape, integer)
         elif roll < 0.7:
             entry, out = _pool(rng, shape)
+        elif roll < 0.78:
+            entry, out = _dropout(rng, shape), shape
         else:
             entry, out = _activation(rng), shape
             if entry == "softmax" and len(shape) == 3 and shape[0] > 1 and rng.random() < 0.5:
@@ -222,6 +232,8 @@ def random_spec(rng: np.random.Generator) -> dict:
             layers.append(entry)
             if rng.random() < 0.6:
                 layers.append(_activation(rng))
+            if rng.random() < 0.15:
+                layers.append(_dropout(rng, shape))
     loss = str(rng.choice(LOSSES))
     logits = loss in ("cross_entropy", "binary_cross_entropy") and rng.random() < 0.4
     last = _kind(layers[-1]) if layers else None

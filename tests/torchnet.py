@@ -186,6 +186,9 @@ def torch_layer(layer):
         if layer.order == "F":      # column-major over (C, H, W): the first index varies fastest
             return lambda x, p: x.permute(0, *range(x.dim() - 1, 0, -1)).reshape(x.shape[0], -1)
         return lambda x, p: x.reshape(x.shape[0], -1)
+    if kind == "dropout":          # the same mask torch would draw, applied as F.dropout applies it
+        mask = torch.from_numpy(layer.mask)
+        return lambda x, p: x * mask / (1 - layer.p)
     if kind == "relu":
         return lambda x, p: F.relu(x)
     if kind == "leaky_relu":

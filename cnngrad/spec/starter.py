@@ -28,7 +28,7 @@ layers:                       # applied in order; named by kind and count: conv1
                               # (softmax: {axis: channels} normalises each pixel's channels)
   - pool: {type: max, size: 2, stride: 2}   # max | avg | l2; ties: first | split; ceil_mode: false;
                               # dilation: 1 (max); count_include_pad: true (avg, PyTorch's default)
-  - flatten
+  - flatten                   # (dropout: {p: 0.5, seed: 0} or {p: 0.5, mask: [...]} goes anywhere)
   - fc:                       # weights are (outputs, inputs): y = W a + b
       weights: [[0.3, -0.2, 0.5, 0.1], [-0.4, 0.6, 0.2, -0.3]]
       bias: [0.1, -0.1]
