@@ -5,7 +5,8 @@ mse                   E = mean (t − y)²                 ∂E/∂y = 2 (y − 
 cross_entropy         E = −Σ t log y                    ∂E/∂y = −t / y
 binary_cross_entropy  E = −Σ [t log y + (1−t) log(1−y)]  ∂E/∂y = −t / y + (1 − t) / (1 − y)
 none                  ∂E/∂y is the given upstream gradient t (so E = Σ t·y, reported as no loss)
-multiclass_svm        E = Σ_{j≠c} max(0, y_j − y_c + Δ)     ∂E/∂y_j = 1[y_j − y_c + Δ > 0], ∂E/∂y_c = −Σ of those
+multiclass_svm        E = Σ_{j≠c} max(0, y_j − y_c + Δ)    ∂E/∂y_j = 1[y_j − y_c + Δ > 0] (j ≠ c),
+                                                         ∂E/∂y_c = −Σ_{j≠c} 1[y_j − y_c + Δ > 0]
 
 The logits forms (``{cross_entropy: {from: logits}}``) read the final output as logits z, as
 PyTorch's F.cross_entropy and F.binary_cross_entropy_with_logits (reduction 'sum') do, and stay
@@ -355,7 +356,8 @@ class MulticlassSVM(Loss):
         k = int(index[0])
         m = self.margins(s, t)[0]
         formula = (f"E = Σ_(j≠c) max(0, y[j] − y[c] + Δ), c = {c} the target class, Δ = {self.margin:g}; "
-                   f"∂E/∂y[k] = 1[y[k] − y[c] + Δ > 0] for k ≠ c, ∂E/∂y[c] = −Σ_(j≠c) 1[y[j] − y[c] + Δ > 0]")
+                   f"∂E/∂y[k] = 1[y[k] − y[c] + Δ > 0] for k ≠ c, "
+                   f"∂E/∂y[c] = −Σ_(j≠c) 1[y[j] − y[c] + Δ > 0]")
         others = [j for j in range(s.shape[1]) if j != c] if k == c else [k]
         sign, form = (-1.0, "−1[{} − y[c] + Δ > 0]") if k == c else (1.0, "1[{} − y[c] + Δ > 0]")
         terms = [Term([Factor(sign * float(m[j] > 0), Ref("y", (j,)), form)]) for j in others]

@@ -98,7 +98,7 @@ def test_checker_and_explain_work_and_a_wrong_jacobian_fails():
 
     rng = np.random.default_rng(8)
     from cnngrad.layers.conv import Conv
-    bad = hand_model(rng.standard_normal((3, 2, 2)), [("conv1", Conv((3, 3, 1, 1))), ("softmax1", WholeMapJacobian("channels"))],
-                     "squared_error", rng.standard_normal((3, 2, 2)))
+    layers = [("conv1", Conv((3, 3, 1, 1))), ("softmax1", WholeMapJacobian("channels"))]
+    bad = hand_model(rng.standard_normal((3, 2, 2)), layers, "squared_error", rng.standard_normal((3, 2, 2)))
     result = check_model(bad)
     assert not result.passed and by_name(result)["input"].status == "failed"

@@ -213,7 +213,8 @@ def _avgpool_not_divided(site):
         divisor = site.chain.cache(site.step.index)[4]    # one for all windows, or each window's n
         if np.ndim(divisor) == 0:
             size = int(divisor)
-            yield _routed(site, 1.0), f"each window's delta was given whole to its {size} entries, not divided by {size}"
+            yield _routed(site, 1.0), (f"each window's delta was given whole to its {size} entries, "
+                                       f"not divided by {size}")
         else:
             yield _routed(site, 1.0), "each window's delta was given whole to its entries, not divided by its n"
 

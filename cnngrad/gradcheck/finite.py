@@ -4,7 +4,8 @@ For each entry θ_k with step h = eps · max(1, |θ_k|), four perturbed copies g
     D(h) = (E(θ+h) − E(θ−h)) / 2h,   D(h/2) likewise,   numeric = (4 D(h/2) − D(h)) / 3,
 whose truncation error is O(h⁴) instead of the O(h²) of a plain central difference.
 A copy whose non-smooth layers (ReLU signs, pool winners, L2 zero windows) or loss (a hinge's open
-margins) sit on another piece than the unperturbed run straddles a kink; such an entry gets its one-sided quotients
+margins) sit on another piece than the unperturbed run straddles a kink; such an entry gets its
+one-sided quotients
     left = (E(θ) − E(θ−h/2)) / (h/2),   right = (E(θ+h/2) − E(θ)) / (h/2).
 """
 from __future__ import annotations
