@@ -35,9 +35,9 @@ layers:                       # applied in order; named by kind and count: conv1
   - softmax                   # cross_entropy reads a distribution: keep softmax last
 
 loss: cross_entropy           # squared_error | mse | cross_entropy | binary_cross_entropy | none
-                              # | multiclass_svm (hinge; {multiclass_svm: {margin: 1}} sets Δ)
                               # (binary_cross_entropy after a final sigmoid). Ending in raw scores,
                               # as in PyTorch? write  loss: {cross_entropy: {from: logits}}
+                              # or the hinge: multiclass_svm ({multiclass_svm: {margin: 1}} sets Δ)
 target: 1                     # a class index (or a vector like [0, 1]); loss none takes upstream_grad
                               # (forward runs without loss and target; backward and check need them)
 
