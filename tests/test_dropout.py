@@ -102,3 +102,12 @@ def test_explain_shows_the_mask_and_the_scale():
     dropped = explain(model, "grad.input[0,1]")
     assert dropped.terms == [] and dropped.zeros == 1
     assert_every_entry_explained(model)
+
+
+def test_the_schema_declares_p_mask_and_seed():
+    from cnngrad.spec.schema import spec_schema
+    kinds = spec_schema()["properties"]["layers"]["items"]["anyOf"][1:]
+    entry, = [k["properties"]["dropout"] for k in kinds if "dropout" in k["properties"]]
+    settings = entry["anyOf"][1]["properties"]
+    assert settings["seed"]["type"] == "integer" and settings["p"] == {"type": "number"}
+    assert set(settings) == {"p", "mask", "seed", "name"}

@@ -253,3 +253,13 @@ def test_the_onnx_examples_expect_what_torch_computes(path, padding, ceil_mode):
     written = {e.quantity: e.values for e in model.expect}
     np.testing.assert_allclose(written["pool1"], y.detach().numpy()[0, 0], rtol=0, atol=1e-12)
     np.testing.assert_allclose(written["grad.input"], x.grad.numpy()[0, 0], rtol=0, atol=5e-7)
+
+
+def test_the_schema_declares_the_options():
+    """The JSON Schema derives them from the Setting declarations: flags are booleans, dilation a pair."""
+    from cnngrad.spec.schema import spec_schema
+    kinds = spec_schema()["properties"]["layers"]["items"]["anyOf"][1:]
+    pool, = [k["properties"]["pool"] for k in kinds if "pool" in k["properties"]]
+    settings = pool["properties"]
+    assert settings["ceil_mode"]["type"] == settings["count_include_pad"]["type"] == "boolean"
+    assert settings["dilation"]["anyOf"][0] == {"type": "integer", "minimum": 1}

@@ -174,3 +174,14 @@ def test_the_cs231n_example_expects_what_torch_computes():
     np.testing.assert_array_equal(written["fc1"], s.detach().numpy())
     np.testing.assert_array_equal(written["grad.fc1.weights"], w.grad.numpy())
     np.testing.assert_array_equal(written["grad.input"], x.grad.numpy())
+
+
+def test_the_schema_takes_the_margin():
+    jsonschema = pytest.importorskip("jsonschema")
+    from cnngrad.spec.schema import spec_schema
+    validator = jsonschema.Draft202012Validator(spec_schema())
+    spec = {"input": [1.0, 2.0], "layers": [], "target": 0}
+    assert validator.is_valid({**spec, "loss": {"multiclass_svm": {"margin": 10}}})
+    assert validator.is_valid({**spec, "loss": "multiclass_svm"})
+    assert not validator.is_valid({**spec, "loss": {"multiclass_svm": {"margin": "big"}}})
+    assert not validator.is_valid({**spec, "loss": {"multiclass_svm": {"from": "logits"}}})
