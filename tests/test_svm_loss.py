@@ -127,8 +127,7 @@ def test_the_checker_reports_a_hinge_at_zero_as_a_kink():
 
 
 def test_a_wrong_hinge_gradient_fails_the_check():
-    """Negative control: a backward that counts margins ≥ 0 (not > 0) away from the kink is caught,
-    and so is one that forgets the −Σ at the true class."""
+    """Negative control: a gradient that forgets the −Σ at the true class fails (away from kinks)."""
 
     class ForgetsTrueClass(MulticlassSVM):
         def grad(self, y, t):
