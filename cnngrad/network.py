@@ -81,7 +81,7 @@ class Network:
                 self.param_shapes[f"{name}.{pname}"] = pshape
             self.out_shapes.append(layer.output_shape(shape))
             self.value_shapes.append(self.out_shapes[-1])
-        last = self.layers[-1].kind if self.layers else None
+        last = self.layers[-1].fusable_as if self.layers else None
         self.fused = loss is not None and loss.fuses_with is not None and loss.fuses_with == last
 
     @property
@@ -153,6 +153,11 @@ class Network:
         if self.fused and trace.outputs:
             return self.loss.logits_form(), trace.inputs[-1]
         return self.loss, trace.output
+
+    def loss_pattern(self, trace: Trace, target: np.ndarray) -> np.ndarray | None:
+        """Which smooth piece the loss sits on (a hinge's open margins), or None for a smooth loss."""
+        loss, read = self.loss_reads(trace)
+        return loss.pattern(read, target)
 
     def losses(self, trace: Trace, target: np.ndarray) -> np.ndarray:
         """The loss of every example in the batch, shape ``(B,)``."""

@@ -194,7 +194,7 @@ def _routed(site, weight: float) -> np.ndarray:
     layer, cache = site.layer, site.chain.cache(site.step.index)
     flat = cache[0]
     dwin = (site.upstream[..., None] * np.full(flat.shape, weight)).reshape(flat.shape[:4] + layer.size)
-    return crop_map(scatter_windows(dwin, cache[3], layer.stride), layer.padding)
+    return crop_map(scatter_windows(dwin, cache[3], layer.stride, layer.dilation), cache[5])
 
 
 def _maxpool_to_all(site):
@@ -211,8 +211,13 @@ def _maxpool_evenly(site):
 
 def _avgpool_not_divided(site):
     if site.layer.type == "avg":
-        size = site.layer.size[0] * site.layer.size[1]
-        yield _routed(site, 1.0), f"each window's delta was given whole to its {size} entries, not divided by {size}"
+        divisor = site.chain.cache(site.step.index)[4]    # one for all windows, or each window's n
+        if np.ndim(divisor) == 0:
+            size = int(divisor)
+            yield _routed(site, 1.0), (f"each window's delta was given whole to its {size} entries, "
+                                       f"not divided by {size}")
+        else:
+            yield _routed(site, 1.0), "each window's delta was given whole to its entries, not divided by its n"
 
 
 def _fc_not_transposed(site):

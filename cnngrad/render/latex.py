@@ -28,7 +28,7 @@ _TEXT_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", 
                  "←": r"$\leftarrow$", "≤": r"$\le$", "≥": r"$\ge$", "±": r"$\pm$", "√": r"$\surd$",
                  "∞": r"$\infty$", "⊙": r"$\odot$", "ᵀ": r"$^\top$", "½": r"$\frac12$", "§": r"\S{}",
                  "α": r"$\alpha$", "β": r"$\beta$", "γ": r"$\gamma$", "ε": r"$\varepsilon$",
-                 "λ": r"$\lambda$", "μ": r"$\mu$", "π": r"$\pi$"}
+                 "λ": r"$\lambda$", "μ": r"$\mu$", "π": r"$\pi$", "Δ": r"$\Delta$", "≠": r"$\ne$"}
 # a number in text that plain text would set wrongly (a hyphen for its minus, 1e-05 literally) is
 # set as maths; other numbers read the same either way and stay text
 _NUMBER = r"(?<![\w.\]\-])-?\d+(?:\.\d+)?(?:e[+-]\d+)?(?![\w.])"
@@ -39,7 +39,8 @@ _FUNCTIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log", "exp")
 _MATH_SYMBOLS = {"∂": r"\partial", "δ": r"\delta", "σ": r"\sigma", "θ": r"\theta", "η": r"\eta",
                  "ε": r"\varepsilon", "λ": r"\lambda", "α": r"\alpha", "β": r"\beta", "·": r"\cdot",
                  "×": r"\times", "−": "-", "′": "'", "²": "^2", "≤": r"\le", "≥": r"\ge", "→": r"\to",
-                 "⊙": r"\odot", "…": r"\dots", "∞": r"\infty", "Σ": r"\sum", "½": r"\tfrac12", ":": r"\colon"}
+                 "⊙": r"\odot", "…": r"\dots", "∞": r"\infty", "Σ": r"\sum", "½": r"\tfrac12", ":": r"\colon",
+                 "Δ": r"\Delta", "≠": r"\ne"}
 _MATH_ESCAPES = {"{": r"\{", "}": r"\}", "_": r"\_", "&": r"\&", "%": r"\%", "#": r"\#", "$": r"\$",
                  "\\": r"\backslash ", "^": r"\hat{}", "~": r"\sim "}
 TEXT_WIDTH = 345.0        # pt: the text width of LaTeX's article class (10pt, letter or A4)
@@ -330,7 +331,7 @@ def _formula_math(token: str) -> str:
     """One token of a formula's maths as LaTeX maths."""
     if token.startswith("Σ_"):
         below = token[2:].strip("{}") if token[2] == "{" else token[2:]
-        return rf"\sum_{{{below}}}"
+        return rf"\sum_{{{''.join(ch if ch.isascii() else _formula_math(ch) for ch in below)}}}"
     if token in _MATH_WORDS:
         return _MATH_WORDS[token]
     if token in _FUNCTIONS:

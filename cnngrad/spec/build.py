@@ -87,7 +87,8 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
         _check_probabilities(spec, objective, source)
     try:
         network = Network(internal(user_shapes["input"]), layers,
-                          None if objective is None else make_loss(objective.loss, objective.from_logits), reads)
+                          None if objective is None else make_loss(objective.loss, objective.from_logits,
+                                                                 objective.settings), reads)
     except ShapeError as err:  # each layer's shape rule ran above (_output_shape); still blame the spec
         spec.root.fail(str(err))
     check_memory(spec, network, params, limits.max_memory_bytes)
@@ -253,11 +254,24 @@ def _target(objective: Objective, shape: tuple[int, ...], source: str) -> np.nda
     if target.ndim == 0 and math.prod(shape) == 1:   # `target: 1` for a single output
         target = target.reshape(shape)
     if target.shape != shape:
-        hint = "; an integer target is a class index" if objective.loss == "cross_entropy" and len(shape) == 1 else ""
+        hint = "; an integer target is a class index" if objective.loss in ("cross_entropy", "multiclass_svm") \
+            and len(shape) == 1 else ""
         at.fail(f"{key} has shape {shape_text(target.shape)} but the output ({source}) has shape "
                 f"{shape_text(shape)}{hint}")
     _check_target_range(objective, target)
+    if objective.loss == "multiclass_svm":
+        _check_one_hot(objective, target, shape, source)
     return target.reshape(internal(shape))
+
+
+def _check_one_hot(objective: Objective, target: np.ndarray, shape, source: str) -> None:
+    """multiclass_svm scores classes: a vector output, and a target naming one class (one-hot)."""
+    at = objective.target.at
+    if len(shape) != 1:
+        at.fail(f"multiclass_svm needs a vector of class scores, but {source} gives {shape_text(shape)}")
+    if not (np.isin(target, (0.0, 1.0)).all() and target.sum() == 1):
+        at.fail("the target of multiclass_svm is a class index (an integer such as 2) or one-hot "
+                "(a single 1, the rest 0)")
 
 
 TARGET_RANGES = {"cross_entropy": (0.0, math.inf, "≥ 0"), "binary_cross_entropy": (0.0, 1.0, "in [0, 1]")}
@@ -337,18 +351,22 @@ def _conv_bias(layer: LayerSpec, filters: int, out, bank: bool):
 
 
 def _pool(layer: LayerSpec, shape, source):
-    size, stride = layer.options["size"], layer.options["stride"]
-    padding = _padding(layer, size, stride)
+    size, stride, dilation = layer.options["size"], layer.options["stride"], layer.options["dilation"]
+    padding = _padding(layer, tuple(r * (k - 1) + 1 for r, k in zip(dilation, size)), stride)
     if layer.options["type"] == "max":
         for axis, side in ((axis, side) for axis in range(2) for side in padding[axis]):
             if side > size[axis] // 2:
                 layer.place("padding").fail(
                     f"max-pool padding {side} is more than half the window {shape_text(size)} "
                     f"(at most {size[axis] // 2}); a window could hold only padding (−∞)")
-    engine = REGISTRY["pool"](layer.options["type"], size, stride, padding, layer.options["ties"])
+    engine = REGISTRY["pool"](**{**layer.options, "padding": padding})
     out_hw = _output_shape(layer, engine, shape, source)[1:]
+    empty = engine.empty_window(internal(shape))
+    if empty is not None:
+        layer.entry.fail(f"window {list(empty)} of {layer.name} reads only padding, no entry of {source} "
+                         f"(max would be −∞, an average without padding 0/0); use less padding or dilation")
     return Built(engine, shape[:-2] + out_hw,
-                 note=_dropped(layer.name, source, shape, padding, size, (1, 1), stride, out_hw))
+                 note=_dropped(layer.name, source, shape, padding, size, dilation, stride, out_hw))
 
 
 def _dropped(name: str, source: str, shape, padding, size, dilation, stride, out_hw) -> str | None:
@@ -419,5 +437,35 @@ def _declared(layer: LayerSpec, shape, source):
     return Built(engine, out[1:] if len(shape) == 2 and len(out) == 3 and out[0] == 1 else out)
 
 
+MASK_LISTED = 64   # a dropout mask of at most this many entries is listed in forward's summary
+
+
+def _dropout(layer: LayerSpec, shape, source):
+    """Dropout's mask, written (0/1, the input's shape) or drawn from ``seed`` as NumPy's
+    ``default_rng(seed).random(shape) >= p``; ``forward``'s summary says what it keeps."""
+    p, mask, seed = layer.options["p"], layer.arrays.get("mask"), layer.options["seed"]
+    if not 0 <= p < 1:
+        layer.place("p").fail(f"p must be at least 0 and less than 1 (the kept entries are scaled by "
+                              f"1/(1 − p)), not {p:g}")
+    if (mask is None) == (seed is None):
+        (layer.place("seed") if mask is not None else layer.entry).fail(
+            "dropout needs a mask (0/1, the shape of its input) or a seed to draw one, not both"
+            if mask is not None else "dropout needs a mask (0/1, the shape of its input) or a seed to draw one")
+    if mask is None:
+        mask, how = (np.random.default_rng(seed).random(shape) >= p).astype(np.float64), \
+            f"drawn by NumPy's default_rng({seed}).random(shape) ≥ p"
+    else:
+        if mask.shape != tuple(shape):
+            layer.place("mask").fail(f"the mask has shape {shape_text(mask.shape)} but its input ({source}) "
+                                     f"has shape {shape_text(shape)}")
+        if not np.isin(mask, (0.0, 1.0)).all():
+            layer.place("mask").fail("every entry of a dropout mask is 0 (dropped) or 1 (kept)")
+        how = "as written"
+    listed = f": {mask.astype(int).tolist()}" if mask.size <= MASK_LISTED else ""
+    note = (f"{layer.name} keeps {int(mask.sum())} of {mask.size} entries of {source} (mask {how}, "
+            f"p = {p:g}){listed}; each kept entry is scaled by 1/(1 − p) = {1 / (1 - p):g}")
+    return Built(REGISTRY["dropout"](p, mask.reshape(internal(shape))), tuple(shape), note=note)
+
+
 # kinds whose settings or parameters need more than ``_declared`` (the rest are built by it)
-BUILDERS = {"conv": _conv, "pool": _pool, "fc": _fc}
+BUILDERS = {"conv": _conv, "pool": _pool, "fc": _fc, "dropout": _dropout}

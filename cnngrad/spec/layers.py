@@ -12,7 +12,7 @@ import numpy as np
 from ..layers import REGISTRY, Setting
 from ..record import Record
 from .errors import quoted
-from .nodes import Cursor, suggest
+from .nodes import BOOL, Cursor, kind_of, suggest
 from .values import ValueReader
 
 # each kind's settings and required ones, as its layer class declares them (``name`` for every
@@ -174,8 +174,17 @@ def read_names(cursor: Cursor, setting: Setting) -> list[tuple[str, Cursor]]:
     return [(item.text(), item) for item in items]
 
 
+def read_flag(cursor: Cursor, setting: Setting) -> bool:
+    """``true`` or ``false`` (YAML booleans only: 1, yes and on are refused)."""
+    if cursor.is_scalar and cursor.node.tag == BOOL:
+        return cursor.node.value.lower() == "true"
+    cursor.fail(f"{setting.name} must be true or false, not {kind_of(cursor.node)}")
+
+
 READS = {
     "names": read_names,
+    "flag": read_flag,
+    "integer": lambda cursor, setting: cursor.integer(setting.minimum, setting.name),
     "pair": lambda cursor, setting: cursor.pair(setting.minimum, setting.name),
     "padding": lambda cursor, setting: read_padding(cursor),
     "word": lambda cursor, setting: cursor.word(setting.choices, setting.name),

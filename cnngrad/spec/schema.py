@@ -78,6 +78,10 @@ def _setting(setting: Setting) -> dict:
     if setting.reads == "names":
         return {"type": "array", "minItems": 2, "items": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
                 **described}
+    if setting.reads == "flag":
+        return {"type": "boolean", **described}
+    if setting.reads == "integer":
+        return {"type": "integer", "minimum": setting.minimum, **described}
     return {"padding": _ref("padding"), "number": {"type": "number"}}[setting.reads]
 
 
@@ -93,11 +97,14 @@ def _layer(kind: str) -> dict:
 
 
 def _loss_form() -> dict:
-    """``{cross_entropy: {from: logits}}``: one entropy loss with what it reads."""
+    """``{cross_entropy: {from: logits}}``: one entropy loss with what it reads; or a loss with its
+    numeric options (``{multiclass_svm: {margin: 1}}``)."""
     settings = _nullable(_object({"from": {"enum": list(FORMS), "description": "probabilities (the "
                                            "default: after softmax/sigmoid) or logits (as PyTorch)"}}))
-    entropy = [name for name, cls in LOSSES.items() if cls.logits_form is not None]
-    return {**_object({name: settings for name in entropy}), "minProperties": 1, "maxProperties": 1}
+    forms = {name: settings for name, cls in LOSSES.items() if cls.logits_form is not None}
+    forms.update({name: _nullable(_object({option: {"type": "number"} for option in cls.options}))
+                  for name, cls in LOSSES.items() if cls.options})
+    return {**_object(forms), "minProperties": 1, "maxProperties": 1}
 
 
 def spec_schema() -> dict:
@@ -117,7 +124,8 @@ def spec_schema() -> dict:
         "layers": {"type": "array", "items": layer,
                    "description": "applied in order; [] for a loss-only example (the input is the output)"},
         "loss": _nullable({"anyOf": [{"enum": list(LOSSES)}, _loss_form()]}),
-        "target": _nullable({**_ref("value"), "description": "an integer is a class index for cross_entropy"}),
+        "target": _nullable({**_ref("value"), "description": "an integer is a class index for cross_entropy "
+                                                              "and multiclass_svm"}),
         "upstream_grad": _nullable({**_ref("value"), "description": "with loss: none, ∂E/∂(final output)"}),
         "expect": _nullable(expect),
     }

@@ -3,9 +3,12 @@
 ``random_spec(rng)`` returns a spec as plain Python data (what ``yaml.safe_load`` of a spec file
 gives), covering every layer kind and setting of docs/reference.md §1: conv with stride, padding (int, pair,
 pairs, valid, same), dilation, both modes and every bias form (omitted, scalar, one per filter,
-untied); relu, leaky_relu, sigmoid, tanh, softmax; max/avg/l2 pooling with stride, padding and
-both ``ties``; flatten in C and F order; fc; every loss, including the fused softmax +
+untied); relu, leaky_relu, sigmoid, tanh, softmax (over all, or over channels on a map of
+several); max/avg/l2 pooling with stride, padding,
+``ceil_mode``, ``count_include_pad`` (avg), ``dilation`` (max) and both ``ties``; dropout (a
+written mask or a seed); flatten in C and F order; fc; every loss, including the fused softmax +
 cross_entropy and sigmoid + binary_cross_entropy, their logits forms, class-index targets,
+multiclass_svm (margins 0 to 10, class index or one-hot),
 ``loss: none`` and loss-only examples (no layers); 2-D and 3-D inputs, and 2-D, 3-D and 4-D
 kernels; branches: residual blocks (``add``) and Inception-style ones (``from:`` and ``concat``).
 
@@ -25,7 +28,7 @@ import yaml
 from cnngrad.spec import load_model
 
 ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "softmax")
-LOSSES = ("squared_error", "mse", "cross_entropy", "binary_cross_entropy", "none")
+LOSSES = ("squared_error", "mse", "cross_entropy", "binary_cross_entropy", "none", "multiclass_svm")
 MAX_MAP_ENTRIES = 200        # keeps a check of one random network in the tens of milliseconds
 
 
@@ -119,22 +122,47 @@ def _conv(rng, shape, integer):
     return {"conv": settings}, out
 
 
+def _pooled(n, before, after, span, stride, ceil):
+    """Windows along one axis, as PyTorch counts them (ceil: a last window must start inside the
+    input or its front padding)."""
+    padded = n + before + after
+    if not ceil:
+        return (padded - span) // stride + 1
+    count = -(-(padded - span) // stride) + 1
+    return count - 1 if (count - 1) * stride >= n + before else count
+
+
 def _pool(rng, shape):
     kind = str(rng.choice(["max", "avg", "l2"]))
     size_v, size = _pair(rng, 1, 3)
     if size == (1, 1):
         size_v, size = 2, (2, 2)
     stride_v, stride = _pair(rng, 1, 3) if rng.random() < 0.4 else (None, size)
+    dil_v, dil = _pair(rng, 1, 2) if kind == "max" and rng.random() < 0.3 else (None, (1, 1))
+    span = (dil[0] * (size[0] - 1) + 1, dil[1] * (size[1] - 1) + 1)
     limit = (size[0] // 2, size[1] // 2)     # PyTorch's bound; max pooling requires it
     pad_v, pads = _padding(rng, limit, False) if rng.random() < 0.4 else (None, (0,) * 4)
-    out_hw = _out_hw(_hw(shape), size, stride, pads)
-    if out_hw is None:
+    ceil = rng.random() < 0.3
+    hw = _hw(shape)
+    if _out_hw(hw, span, stride, pads) is None:
         return None, None
+    sides = ((pads[0], pads[1]), (pads[2], pads[3]))
+    out_hw = tuple(_pooled(hw[a], *sides[a], span[a], stride[a], ceil) for a in range(2))
+    for a in range(2):     # every window must read an input entry (not only padding)
+        taps = np.arange(out_hw[a])[:, None] * stride[a] + np.arange(size[a])[None, :] * dil[a] - sides[a][0]
+        if not ((taps >= 0) & (taps < hw[a])).any(axis=1).all():
+            return None, None
     settings = {"type": kind, "size": size_v}
     if stride_v is not None:
         settings["stride"] = stride_v
     if pad_v is not None:
         settings["padding"] = pad_v
+    if dil_v is not None:
+        settings["dilation"] = dil_v
+    if ceil:
+        settings["ceil_mode"] = True
+    if kind == "avg" and rng.random() < 0.4:
+        settings["count_include_pad"] = bool(rng.random() < 0.5)
     if kind == "max" and rng.random() < 0.7:
         settings["ties"] = str(rng.choice(["first", "split"]))
     return {"pool": settings}, shape[:-2] + out_hw
@@ -156,6 +184,14 @@ def _fc(rng, inputs, integer):
     elif form == 2:
         settings["bias"] = _listed(_values(rng, (outputs,), integer, 0.5))
     return {"fc": settings}, (outputs,)
+
+
+def _dropout(rng, shape):
+    """Dropout over ``shape`` with a written 0/1 mask or a seed."""
+    p = float(rng.choice([0.0, 0.2, 0.5, 0.75]))
+    if rng.random() < 0.5:
+        return {"dropout": {"p": p, "seed": int(rng.integers(0, 1000))}}
+    return {"dropout": {"p": p, "mask": _listed((rng.random(shape) >= p).astype(float))}}
 
 
 def _kind(entry):
@@ -258,8 +294,12 @@ def random_spec(rng: np.random.Generator) -> dict:
             entry, out = _conv(rng, shape, integer)
         elif roll < 0.7:
             entry, out = _pool(rng, shape)
+        elif roll < 0.78:
+            entry, out = _dropout(rng, shape), shape
         else:
             entry, out = _activation(rng), shape
+            if entry == "softmax" and len(shape) == 3 and shape[0] > 1 and rng.random() < 0.5:
+                entry = {"softmax": {"axis": "channels"}}      # one distribution per pixel
         if entry is not None:
             layers.append(entry)
             shape = out
@@ -274,6 +314,8 @@ def random_spec(rng: np.random.Generator) -> dict:
             layers.append(entry)
             if rng.random() < 0.6:
                 layers.append(_activation(rng))
+            if rng.random() < 0.15:
+                layers.append(_dropout(rng, shape))
     loss = str(rng.choice(LOSSES))
     logits = loss in ("cross_entropy", "binary_cross_entropy") and rng.random() < 0.4
     last = _kind(layers[-1]) if layers else None
@@ -284,12 +326,20 @@ def random_spec(rng: np.random.Generator) -> dict:
     if not layers and rng.random() < 0.5:
         layers.append(_activation(rng))                 # else a loss-only example: input is output
     _with_branches(branch_rng, layers, maps, integer)
+    if loss == "multiclass_svm" and len(shape) != 1:
+        layers.append("flatten")                        # class scores are a vector
+        shape = (int(np.prod(shape)),)
     spec["layers"] = layers
     spec["loss"] = {loss: {"from": "logits"}} if logits else loss
+    if loss == "multiclass_svm" and rng.random() < 0.5:
+        spec["loss"] = {loss: {"margin": float(rng.choice([1.0, 0.5, 2.0, 0.0, 10.0]))}}
     if loss in ("squared_error", "mse"):
         spec["target"] = _listed(_values(rng, shape, integer))
     elif loss == "none":
         spec["upstream_grad"] = _listed(_values(rng, shape, integer))
+    elif loss == "multiclass_svm":
+        label = int(rng.integers(shape[0]))
+        spec["target"] = label if rng.random() < 0.7 else _listed(np.eye(shape[0])[label])
     elif loss == "cross_entropy":
         if len(shape) == 1 and rng.random() < 0.4:
             spec["target"] = int(rng.integers(shape[0]))          # a class index

@@ -9,7 +9,9 @@ out its pad widths), ``torch_softmax_all`` (one distribution per example), and `
 Two conventions torch has no pooling function for are written from their definitions: max
 pooling with ``ties: split`` (each tied maximum gets an equal share) and L2 pooling as
 ``torch.linalg.vector_norm`` over each window (whose gradient at a zero window is 0, the engine's
-convention; ``lp_pool2d`` would give NaN there).
+convention; ``lp_pool2d`` would give NaN there). Pools with ``ceil_mode``, ``dilation`` or
+``count_include_pad: false`` (possibly with asymmetric padding, which torch's pools cannot take)
+run torch's pools on the explicitly padded map, cut to the size PyTorch's rule gives.
 """
 from __future__ import annotations
 
@@ -86,15 +88,65 @@ def torch_softmax_all(x, p):
     return torch.softmax(x.reshape(x.shape[0], -1), dim=1).reshape(x.shape)
 
 
+def pooled_size(n, before, after, span, stride, ceil):
+    """Windows along one axis, by PyTorch's rule (docs of nn.MaxPool2d / AvgPool2d): floor, or
+    with ``ceil`` rounded up less a last window starting past the input and its front padding."""
+    padded = n + before + after
+    if not ceil:
+        return (padded - span) // stride + 1
+    count = -(-(padded - span) // stride) + 1
+    return count - 1 if (count - 1) * stride >= n + before else count
+
+
+def _pool_sides(layer, height, width):
+    """The padding written out with ``ceil_mode``'s overhang added at the bottom/right, and the
+    output size: every window then lies inside the padded map."""
+    sides, out = [], []
+    for n, (before, after), k, r, s in zip((height, width), layer.padding, layer.size, layer.dilation,
+                                           layer.stride):
+        span = r * (k - 1) + 1
+        count = pooled_size(n, before, after, span, s, layer.ceil_mode)
+        sides.append((before, after + max(0, (count - 1) * s + span - (n + before + after))))
+        out.append(count)
+    return sides, out
+
+
+def _pad(x, sides, fill):
+    (top, bottom), (left, right) = sides
+    return F.pad(x, (left, right, top, bottom), value=fill)
+
+
 def _windows(x, layer, fill):
-    """(B, C, Ho, Wo, kh·kw) windows of the padded map, by F.unfold."""
-    (top, bottom), (left, right) = layer.padding
-    x = F.pad(x, (left, right, top, bottom), value=fill)
+    """(B, C, Ho, Wo, kh·kw) windows of the padded map (overhang included), by F.unfold."""
+    sides, (out_h, out_w) = _pool_sides(layer, *x.shape[2:])
+    x = _pad(x, sides, fill)
     batch, channels, height, width = x.shape
-    (kh, kw), (sh, sw) = layer.size, layer.stride
-    cols = F.unfold(x.reshape(batch * channels, 1, height, width), (kh, kw), stride=(sh, sw))
-    out_h, out_w = (height - kh) // sh + 1, (width - kw) // sw + 1
-    return cols.reshape(batch, channels, kh * kw, out_h, out_w).permute(0, 1, 3, 4, 2)
+    cols = F.unfold(x.reshape(batch * channels, 1, height, width), tuple(layer.size),
+                    dilation=tuple(layer.dilation), stride=tuple(layer.stride))
+    (kh, kw), (dh, dw), (sh, sw) = layer.size, layer.dilation, layer.stride
+    rows, columns = (height - dh * (kh - 1) - 1) // sh + 1, (width - dw * (kw - 1) - 1) // sw + 1
+    win = cols.reshape(batch, channels, -1, rows, columns).permute(0, 1, 3, 4, 2)
+    return win[:, :, :out_h, :out_w]
+
+
+def _pool_with_options(layer):
+    """max and avg pooling with ceil_mode, dilation or count_include_pad: torch's own pools on the
+    explicitly padded map, cut to the output size PyTorch's rule gives; an average as the window
+    sums (divisor_override=1) over the entries counted (a mask pooled the same way)."""
+    def run(x, p):
+        sides, (out_h, out_w) = _pool_sides(layer, *x.shape[2:])
+        size, stride = tuple(layer.size), tuple(layer.stride)
+        if layer.type == "max":
+            y = F.max_pool2d(_pad(x, sides, float("-inf")), size, stride, dilation=tuple(layer.dilation))
+            return y[:, :, :out_h, :out_w]
+        ones = torch.ones((1, 1) + tuple(x.shape[2:]), dtype=x.dtype)
+        overhang = ((0, sides[0][1] - layer.padding[0][1]), (0, sides[1][1] - layer.padding[1][1]))
+        counted = _pad(_pad(ones, layer.padding, 1.0), overhang, 0.0) if layer.count_include_pad \
+            else _pad(ones, sides, 0.0)
+        sums = F.avg_pool2d(_pad(x, sides, 0.0), size, stride, divisor_override=1)
+        counts = F.avg_pool2d(counted, size, stride, divisor_override=1)
+        return (sums / counts)[:, :, :out_h, :out_w]
+    return run
 
 
 def _split_max(layer):
@@ -123,6 +175,8 @@ def torch_layer(layer):
             return _l2(layer)
         if layer.type == "max" and layer.ties == "split":
             return _split_max(layer)
+        if layer.ceil_mode or layer.dilation != (1, 1) or not layer.count_include_pad:
+            return _pool_with_options(layer)
         cfg = dict(type=layer.type, size=list(layer.size), stride=list(layer.stride),
                    padding=[list(layer.padding[0]), list(layer.padding[1])])
         return torch_pool(cfg)
@@ -132,6 +186,9 @@ def torch_layer(layer):
         if layer.order == "F":      # column-major over (C, H, W): the first index varies fastest
             return lambda x, p: x.permute(0, *range(x.dim() - 1, 0, -1)).reshape(x.shape[0], -1)
         return lambda x, p: x.reshape(x.shape[0], -1)
+    if kind == "dropout":          # the same mask torch would draw, applied as F.dropout applies it
+        mask = torch.from_numpy(layer.mask)
+        return lambda x, p: x * mask / (1 - layer.p)
     if kind == "relu":
         return lambda x, p: F.relu(x)
     if kind == "leaky_relu":
@@ -141,7 +198,7 @@ def torch_layer(layer):
     if kind == "tanh":
         return lambda x, p: torch.tanh(x)
     if kind == "softmax":
-        return torch_softmax_all
+        return torch_softmax_all if layer.axis == "all" else (lambda x, p: F.softmax(x, dim=1))
     raise AssertionError(f"no torch equivalent for layer kind {kind!r}")
 
 
@@ -155,8 +212,9 @@ def torch_join(kind, operands):
     raise AssertionError(f"no torch equivalent for joining layer kind {kind!r}")
 
 
-def _loss(name, fused, z, y, t):
-    """The scalar loss of one example from the last layer's input ``z`` and output ``y``."""
+def _loss(name, fused, z, y, t, margin=1.0):
+    """The scalar loss of one example from the last layer's input ``z`` and output ``y`` (``margin``:
+    multiclass_svm's Δ)."""
     if name == "squared_error":
         return 0.5 * ((y - t) ** 2).sum()
     if name == "mse":
@@ -176,6 +234,10 @@ def _loss(name, fused, z, y, t):
         return F.binary_cross_entropy_with_logits(y, t, reduction="sum")
     if name == "none":
         return (t * y).sum()
+    if name == "multiclass_svm":     # torch divides by the number of classes C
+        classes = y.numel()
+        return classes * F.multi_margin_loss(y.reshape(1, -1), t.reshape(1, -1).argmax(dim=1), p=1,
+                                             margin=margin, reduction="sum")
     raise AssertionError(f"no torch equivalent for loss {name!r}")
 
 
@@ -195,7 +257,7 @@ def torch_gradients(model):
         local = {p: params[f"{name}.{p}"] for p in layer.param_names}
         h = torch_join(layer.kind, operands) if layer.joins else torch_layer(layer)(z, local)
         values.append(h)
-    loss = _loss(net.loss.label, net.fused, z, h, t)
+    loss = _loss(net.loss.label, net.fused, z, h, t, getattr(net.loss, "margin", 1.0))
     loss.backward()
     grads = {name: value.grad.numpy() for name, value in params.items()}
     reported = None if net.loss.name == "none" else float(loss.detach())

@@ -76,7 +76,8 @@ def torch_values(model, at=None, rule=None, loss_factor=1.0, forward=None):
         h.retain_grad()
         outputs[name] = h
         made.append(h)
-    loss = loss_factor * _loss(net.loss.label, False, None, h, torch.tensor(model.target, dtype=torch.float64))
+    loss = loss_factor * _loss(net.loss.label, False, None, h, torch.tensor(model.target, dtype=torch.float64),
+                               getattr(net.loss, "margin", 1.0))
     loss.backward()
     values = {f"grad.{name}": model.user(name, out.grad.numpy()) for name, out in outputs.items()}
     values.update({f"grad.{name}": model.user(name, p.grad.numpy()) for name, p in params.items()})
@@ -156,7 +157,7 @@ def inner(kinds, *, last_ok=False):
 def window_routing(x, layer, g, weight):
     """Plain loops: each window's delta g[c, i, j] times ``weight`` to every entry of its window."""
     (top, _), (left, _) = layer.padding
-    (kh, kw), (sh, sw) = layer.size, layer.stride
+    (kh, kw), (sh, sw), (dh, dw) = layer.size, layer.stride, layer.dilation
     dx = np.zeros_like(x)
     _, channels, out_h, out_w = g.shape
     for c in range(channels):
@@ -164,7 +165,7 @@ def window_routing(x, layer, g, weight):
             for j in range(out_w):
                 for m in range(kh):
                     for n in range(kw):
-                        p, q = i * sh + m - top, j * sw + n - left
+                        p, q = i * sh + m * dh - top, j * sw + n * dw - left
                         if 0 <= p < x.shape[2] and 0 <= q < x.shape[3]:
                             dx[0, c, p, q] += weight * g[0, c, i, j]
     return dx
@@ -200,8 +201,9 @@ def max_pool(model, k):
 
 
 def avg_pool(model, k):
+    """An average pool with one divisor kh·kw for every window (so not dividing is a scale)."""
     layer = model.network.layers[k]
-    return layer.kind == "pool" and layer.type == "avg"
+    return layer.kind == "pool" and layer.type == "avg" and layer.count_include_pad and not layer.ceil_mode
 
 
 def test_maxpool_to_all():

@@ -122,4 +122,5 @@ def test_every_registered_kind_is_read_and_in_the_schema():
     kinds = spec_schema()["properties"]["layers"]["items"]["anyOf"]
     in_schema = set(kinds[0]["enum"]) | {key for entry in kinds[1:] for key in entry["properties"] if key != "name"}
     assert set(SETTINGS) == set(REGISTRY) == in_schema
-    assert SETTINGS["pool"] == ("type", "size", "stride", "padding", "ties", "name", "from")
+    assert SETTINGS["pool"] == ("type", "size", "stride", "padding", "ties", "dilation", "ceil_mode",
+                                "count_include_pad", "name", "from")
