@@ -110,4 +110,4 @@ def test_the_schema_declares_p_mask_and_seed():
     entry, = [k["properties"]["dropout"] for k in kinds if "dropout" in k["properties"]]
     settings = entry["anyOf"][1]["properties"]
     assert settings["seed"]["type"] == "integer" and settings["p"] == {"type": "number"}
-    assert set(settings) == {"p", "mask", "seed", "name"}
+    assert set(settings) == {"p", "mask", "seed", "name", "from"}
