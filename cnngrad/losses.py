@@ -72,11 +72,13 @@ OVERFLOW = "the sum overflowed float64"
 
 class Loss:
     """A loss; ``fuses_with`` names the activation whose input it can take directly, and
-    ``logits_form`` is the loss it then computes from that input."""
+    ``logits_form`` is the loss it then computes from that input. ``value`` and ``grad`` are per
+    example; ``reduction`` (``sum`` or ``mean``) says how ``Network.objective`` combines a batch's."""
 
     name = ""
     fuses_with: str | None = None
     logits_form: type[Loss] | None = None
+    reduction = "sum"
 
     @property
     def label(self) -> str:
@@ -321,7 +323,10 @@ LOSSES: dict[str, type[Loss]] = {
 FORMS = ("probabilities", "logits")   # what an entropy loss reads: `{cross_entropy: {from: logits}}`
 
 
-def make_loss(name: str, from_logits: bool = False) -> Loss:
-    """The loss ``name`` (a key of LOSSES); ``from_logits`` gives an entropy loss's logits form."""
+def make_loss(name: str, from_logits: bool = False, reduction: str = "sum") -> Loss:
+    """The loss ``name`` (a key of LOSSES); ``from_logits`` gives an entropy loss's logits form;
+    ``reduction`` (``sum`` or ``mean``) how it combines the examples of a batch."""
     cls = LOSSES[name]
-    return cls.logits_form() if from_logits else cls()
+    loss = cls.logits_form() if from_logits else cls()
+    loss.reduction = reduction
+    return loss

@@ -41,10 +41,16 @@ class Gradients(Record):
 
 
 class Network:
-    """Named layers applied in order to an input of ``input_shape`` (without the batch axis)."""
+    """Named layers applied in order to an input of ``input_shape`` (without the batch axis).
 
-    def __init__(self, input_shape, layers: list[tuple[str, Layer]], loss: Loss | None):
+    The example holds ``batch`` examples (``batch: N``, docs/reference.md §1), N consecutive rows
+    of every array; a run of perturbed copies (the checker's) holds copies × N rows, each copy's
+    N examples together, and the objective E of each copy reduces its N per-example losses.
+    """
+
+    def __init__(self, input_shape, layers: list[tuple[str, Layer]], loss: Loss | None, batch: int = 1):
         """``loss`` None: a spec without one, which can run forward only."""
+        self.batch = batch
         self.input_shape = tuple(input_shape)
         self.names = [name for name, _ in layers]
         self.layers = [layer for _, layer in layers]
@@ -88,19 +94,43 @@ class Network:
         return self.loss, trace.output
 
     def losses(self, trace: Trace, target: np.ndarray) -> np.ndarray:
-        """The loss of every example in the batch, shape ``(B,)``."""
+        """The loss of every row (example) of the run, shape ``(B,)``; ``target`` holds the N
+        examples' targets, repeated for each copy of them."""
         loss, read = self.loss_reads(trace)
-        return loss.value(read, target)
+        return loss.value(read, self.repeated(target, len(read)))
+
+    def repeated(self, target: np.ndarray, rows: int) -> np.ndarray:
+        """``target`` (N rows) repeated for a run of ``rows`` rows (copies × N, or N)."""
+        if len(target) == rows or len(target) == 1:
+            return target
+        return np.tile(target, (rows // len(target),) + (1,) * (target.ndim - 1))
+
+    def reduction_scale(self) -> float:
+        """What ∂E/∂(each example's loss) is: 1 for ``reduction: sum``, 1/N for ``mean``."""
+        return 1.0 / self.batch if self.loss.reduction == "mean" else 1.0
+
+    def objective(self, trace: Trace, target: np.ndarray) -> np.ndarray:
+        """E of every copy in the run (the data loss): its N examples' losses summed, or averaged
+        under ``reduction: mean``, shape ``(B / N,)``."""
+        per_example = self.losses(trace, target).reshape(-1, self.batch)
+        return per_example.sum(axis=1) * self.reduction_scale()
+
+    def output_grad(self, y: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """∂E/∂(final output) for the unperturbed run: the loss's gradient, scaled by the reduction."""
+        return self.loss.grad(y, target) * self.reduction_scale()
 
     def backward(self, trace: Trace, params: dict[str, np.ndarray], target: np.ndarray) -> Gradients:
-        """∂E/∂ everything from a full trace (``start == 0``); E sums the batch's losses."""
+        """∂E/∂ everything from a full trace (``start == 0``) of the N examples; E sums their
+        losses, or averages them (``reduction: mean``)."""
         outputs, grads = {}, {}
         top = len(self.layers) - 1
         if self.fused:  # the activation's input gradient comes straight from the fused loss
-            outputs[self.names[top]], delta = self.loss.fused_grads(trace.inputs[-1], trace.output, target)
+            scale = self.reduction_scale()
+            output_grad, delta = self.loss.fused_grads(trace.inputs[-1], trace.output, target)
+            outputs[self.names[top]], delta = output_grad * scale, delta * scale
             top -= 1
         else:
-            delta = self.loss.grad(trace.output, target)
+            delta = self.output_grad(trace.output, target)
         for index in range(top, -1, -1):
             outputs[self.names[index]] = delta
             delta, pgrads = self.layers[index].backward(

@@ -25,13 +25,15 @@ class LayerOutput(Record):
 class ForwardReport(Record):
     """``notes`` go under the summary table (a layer whose windows never read some rows)."""
 
-    __slots__ = ("spec", "name", "input", "layers", "output", "loss", "loss_kind", "notes")
+    __slots__ = ("spec", "name", "input", "layers", "output", "loss", "loss_kind", "notes", "losses")
 
     def __init__(self, spec: str, name: str | None, input: np.ndarray, layers: list[LayerOutput],
-                 output: np.ndarray, loss: float | None, loss_kind: str | None, notes: list[str] | None = None):
+                 output: np.ndarray, loss: float | None, loss_kind: str | None, notes: list[str] | None = None,
+                 losses: np.ndarray | None = None):
         self.spec, self.name, self.input, self.layers = spec, name, input, layers
         self.output, self.loss, self.loss_kind = output, loss, loss_kind
         self.notes = [] if notes is None else notes
+        self.losses = losses   # with `batch: N`, each example's loss before the reduction, else None
 
     def _repr_html_(self) -> str:
         """Heatmap tables in a notebook (``render.html``)."""
@@ -77,8 +79,8 @@ def forward_report(model: Model, values: dict[str, np.ndarray]) -> ForwardReport
         for name, layer in zip(network.names, network.layers)
     ]
     return ForwardReport(spec=model.path, name=model.name, input=values["input"], layers=layers,
-                         output=values["output"], loss=_loss(values), loss_kind=_loss_kind(network),
-                         notes=list(model.notes))
+                         output=values["output"], loss=_loss(values), loss_kind=_loss_kind(model),
+                         notes=list(model.notes), losses=values.get("losses"))
 
 
 def backward_report(model: Model, values: dict[str, np.ndarray], lr: float | None = None,
@@ -90,7 +92,7 @@ def backward_report(model: Model, values: dict[str, np.ndarray], lr: float | Non
             gradients[quantity] = values[gradient_of(quantity)]
     gradients["input"] = values[gradient_of("input")]
     return BackwardReport(spec=model.path, name=model.name, loss=_loss(values),
-                          loss_kind=_loss_kind(network), gradients=gradients, lr=lr,
+                          loss_kind=_loss_kind(model), gradients=gradients, lr=lr,
                           updates=updates or {})
 
 
@@ -98,9 +100,13 @@ def _param_names(name: str, layer) -> list[str]:
     return [f"{name}.{p}" for p in layer.param_names]
 
 
-def _loss_kind(network) -> str | None:
-    """The loss as output names it (``cross_entropy from logits``); None when the spec gives none."""
-    return None if network.loss is None else network.loss.label
+def _loss_kind(model: Model) -> str | None:
+    """The loss as output names it (``cross_entropy from logits``; with ``batch: N``, how it
+    reduces the examples: ``mse, mean of 2 examples``); None when the spec gives none."""
+    loss = model.network.loss
+    if loss is None:
+        return None
+    return f"{loss.label}, {loss.reduction} of {model.network.batch} examples" if model.batched else loss.label
 
 
 def _loss(values) -> float | None:

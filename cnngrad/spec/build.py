@@ -45,7 +45,7 @@ def internal(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
     limits = values.limits
-    shape = spec.input.value.shape
+    shape = spec.example_shape
     user_shapes = {"input": shape}
     params, layers, notes = {}, [], []
     places = {"input": _place(spec.input.at)}
@@ -54,9 +54,10 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
     for layer in spec.layers:
         with _showing_shapes(rows):
             built = BUILDERS.get(layer.kind, _declared)(layer, shape, source)
-        size = math.prod(built.shape)
+        size = math.prod(built.shape) * spec.examples
         if size > limits.max_entries:
-            layer.entry.fail(f"{layer.name} would output {shape_text(built.shape)} = {size} values, "
+            batch = "" if spec.batch is None else f"{spec.batch}×"
+            layer.entry.fail(f"{layer.name} would output {batch}{shape_text(built.shape)} = {size} values, "
                              f"more than {limits.max_entries} (Limits.max_entries; raise it with --max-entries)")
         places[layer.name] = _place(layer.entry)
         for pname, (array, user_shape) in built.params.items():
@@ -74,20 +75,27 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
     if objective is not None:
         user_shapes["target"] = shape
         _check_probabilities(spec, objective, source)
+    examples = spec.examples
     try:
         network = Network(internal(user_shapes["input"]), layers,
-                          None if objective is None else make_loss(objective.loss, objective.from_logits))
+                          None if objective is None else make_loss(objective.loss, objective.from_logits,
+                                                                   objective.reduction), batch=examples)
     except ShapeError as err:  # each layer's shape rule ran above (_output_shape); still blame the spec
         spec.root.fail(str(err))
     check_memory(spec, network, params, limits.max_memory_bytes)
     target = None
     if objective is not None:
         with _showing_shapes(rows):
-            target = _target(objective, shape, source)[None]
+            target = _targets(objective, shape, source, spec.batch)
+    if spec.batch is not None:   # every value of an example carries the batch axis; parameters do not
+        user_shapes.update({name: (examples,) + user_shapes[name] for name in
+                            ["input", "output", *(["target"] if objective is not None else []),
+                             *(layer.name for layer in spec.layers)]})
     model = Model(path=path, network=network, params=params,
-                  input=spec.input.value.reshape((1,) + internal(user_shapes["input"])),
+                  input=spec.input.value.reshape((examples,) + internal(spec.example_shape)),
                   target=target, user_shapes=user_shapes, name=spec.name,
-                  description=spec.description, loss_missing=missing, notes=notes, places=places)
+                  description=spec.description, loss_missing=missing, notes=notes, places=places,
+                  batched=spec.batch is not None)
     if spec.expect is not None:
         model.expect = read_expect(spec.expect, model, values)
     return model
@@ -146,11 +154,38 @@ def _check_probabilities(spec: Spec, objective: Objective, source: str) -> None:
         index = tuple(int(i) for i in outside[0])
         objective.at.fail(f"{objective.loss} reads {reads}, and with no layers the input is the "
                           f"output, but input[{', '.join(map(str, index))}] is {y[index]:g}: {fix}")
-    total = float(y.sum())
-    if layer == "softmax" and abs(total - 1.0) > DISTRIBUTION_SLACK:
-        objective.at.fail(f"cross_entropy reads a distribution, and with no layers the input is the "
-                          f"output, but its entries sum to {total:g}, not 1 (to within "
-                          f"{DISTRIBUTION_SLACK:g}): {fix}")
+    examples = y.reshape(spec.examples, -1)
+    for n, total in enumerate(examples.sum(axis=1).tolist()):
+        if layer == "softmax" and abs(total - 1.0) > DISTRIBUTION_SLACK:
+            which = f"example {n}'s entries" if spec.batch is not None else "its entries"
+            objective.at.fail(f"cross_entropy reads a distribution, and with no layers the input is the "
+                              f"output, but {which} sum to {total:g}, not 1 (to within "
+                              f"{DISTRIBUTION_SLACK:g}): {fix}")
+
+
+def _targets(objective: Objective, shape: tuple[int, ...], source: str, batch: int | None) -> np.ndarray:
+    """The target of every example in engine layout, (N, *output): without ``batch`` the one
+    target; with ``batch: N`` one class index per example, or an array whose first axis is N."""
+    if batch is None:
+        return _target(objective, shape, source)[None]
+    target, at = objective.target.value, objective.target.at
+    key = "upstream_grad" if objective.loss == "none" else "target"
+    if objective.class_index:
+        if target.shape != (batch,):
+            at.fail(f"with batch: {batch} the class indices are one per example: a list of {batch} "
+                    f"integers, not {shape_text(target.shape)}")
+        return np.stack([_one_hot(int(index), shape, source, at) for index in target.tolist()])
+    if target.ndim == 0 or target.shape[0] != batch:
+        at.fail(f"with batch: {batch} the {key} holds one per example, shape {batch}×{shape_text(shape)}"
+                f" (the output's {shape_text(shape)} for each of the {batch} examples), not "
+                f"{shape_text(target.shape)}"
+                + ("; class indices are a list of integers" if objective.loss == "cross_entropy" and len(shape) == 1 else ""))
+    if target.shape[1:] != shape and not (target.ndim == 1 and math.prod(shape) == 1):
+        at.fail(f"with batch: {batch} each example's {key} has the output's shape {shape_text(shape)} "
+                f"({source}), but the {key} has shape {shape_text(target.shape)}, not "
+                f"{batch}×{shape_text(shape)}")
+    _check_target_range(objective, target)
+    return target.reshape((batch,) + internal(shape))
 
 
 def _target(objective: Objective, shape: tuple[int, ...], source: str) -> np.ndarray:
@@ -158,14 +193,7 @@ def _target(objective: Objective, shape: tuple[int, ...], source: str) -> np.nda
     target, at = objective.target.value, objective.target.at
     key = "upstream_grad" if objective.loss == "none" else "target"
     if objective.class_index:
-        if len(shape) != 1:
-            at.fail(f"a class index needs a vector output, but {source} gives {shape_text(shape)}")
-        index = int(target)
-        if not 0 <= index < shape[0]:
-            at.fail(f"class index {index} is out of range: {source} gives {shape[0]} classes (0..{shape[0] - 1})")
-        one_hot = np.zeros(shape[0])   # O(n): np.eye(n)[index] would hold n² floats
-        one_hot[index] = 1.0
-        return one_hot
+        return _one_hot(int(target), shape, source, at)
     if target.ndim == 0 and math.prod(shape) == 1:   # `target: 1` for a single output
         target = target.reshape(shape)
     if target.shape != shape:
@@ -174,6 +202,17 @@ def _target(objective: Objective, shape: tuple[int, ...], source: str) -> np.nda
                 f"{shape_text(shape)}{hint}")
     _check_target_range(objective, target)
     return target.reshape(internal(shape))
+
+
+def _one_hot(index: int, shape: tuple[int, ...], source: str, at) -> np.ndarray:
+    """The class ``index`` of a vector output of ``shape`` as a one-hot target."""
+    if len(shape) != 1:
+        at.fail(f"a class index needs a vector output, but {source} gives {shape_text(shape)}")
+    if not 0 <= index < shape[0]:
+        at.fail(f"class index {index} is out of range: {source} gives {shape[0]} classes (0..{shape[0] - 1})")
+    one_hot = np.zeros(shape[0])   # O(n): np.eye(n)[index] would hold n² floats
+    one_hot[index] = 1.0
+    return one_hot
 
 
 TARGET_RANGES = {"cross_entropy": (0.0, math.inf, "≥ 0"), "binary_cross_entropy": (0.0, 1.0, "in [0, 1]")}

@@ -7,7 +7,7 @@ together, and ranges the loader checks with the values in hand, are the loader's
 from __future__ import annotations
 
 from ..losses import FORMS, LOSSES
-from .document import KEYS
+from .document import KEYS, REDUCTIONS
 from ..layers import REGISTRY, Setting
 from .layers import REQUIRED, RESERVED, SETTINGS
 from .values import DISTRIBUTIONS
@@ -86,11 +86,16 @@ def _layer(kind: str) -> dict:
 
 
 def _loss_form() -> dict:
-    """``{cross_entropy: {from: logits}}``: one entropy loss with what it reads."""
-    settings = _nullable(_object({"from": {"enum": list(FORMS), "description": "probabilities (the "
-                                           "default: after softmax/sigmoid) or logits (as PyTorch)"}}))
-    entropy = [name for name, cls in LOSSES.items() if cls.logits_form is not None]
-    return {**_object({name: settings for name in entropy}), "minProperties": 1, "maxProperties": 1}
+    """``{cross_entropy: {from: logits, reduction: mean}}``: one loss with its settings (what an
+    entropy loss reads; how any loss reduces a batch)."""
+    reduction = {"enum": list(REDUCTIONS), "description": "how the examples of a batch combine: "
+                 "sum (the default) or mean"}
+    source = {"enum": list(FORMS), "description": "probabilities (the default: after softmax/sigmoid) "
+              "or logits (as PyTorch)"}
+    forms = {name: _nullable(_object({"from": source, "reduction": reduction} if cls.logits_form is not None
+                                     else {"reduction": reduction}))
+             for name, cls in LOSSES.items()}
+    return {**_object(forms), "minProperties": 1, "maxProperties": 1}
 
 
 def spec_schema() -> dict:
@@ -106,7 +111,10 @@ def spec_schema() -> dict:
     properties = {
         "name": _nullable({"type": "string"}),
         "description": _nullable({"type": "string"}),
-        "input": {**_ref("value"), "description": "2-D (H, W), 3-D (C, H, W) or a 1-D vector"},
+        "batch": _nullable({"type": "integer", "minimum": 1, "description": "N examples: the first axis of "
+                            "input and target (a list of N class indices) is the example axis"}),
+        "input": {**_ref("value"), "description": "2-D (H, W), 3-D (C, H, W) or a 1-D vector; with batch, "
+                  "N of those stacked"},
         "layers": {"type": "array", "items": layer,
                    "description": "applied in order; [] for a loss-only example (the input is the output)"},
         "loss": _nullable({"anyOf": [{"enum": list(LOSSES)}, _loss_form()]}),
