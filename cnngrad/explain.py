@@ -5,6 +5,11 @@ its own terms (roles and engine indices); here each ``Ref`` becomes the docs/ref
 user wrote (``grad.conv1[0,2]``, ``input[1,3]``), and terms that are 0 are counted, not listed.
 Past ``TERM_LIMIT`` nonzero terms (a kernel entry over a large map has one per output pixel) the
 largest are listed, largest first, and the others summed into one figure.
+
+With ``batch: N`` an entry of the input or of a layer's output belongs to one example n: the
+layer (or loss) explains it from example n's arrays, and its references name that example
+(``grad.fc1[1,0]``). A parameter is shared by the examples: its gradient is the sum of each
+example's terms. Under ``reduction: mean`` the loss's step carries the factor 1/N.
 """
 from __future__ import annotations
 
@@ -13,8 +18,9 @@ import math
 import numpy as np
 
 from . import quantities
-from .layers.explanation import Explanation, Ref
+from .layers.explanation import Explanation, Factor, Ref, Term
 from .model import Model
+from .network import Gradients
 from .record import Record
 
 
@@ -68,7 +74,10 @@ def explain(model: Model, text: str) -> Explained:
     trace = model.forward()
     model.loss(trace)   # an infinite loss is an error here too, with its cause
     grads = model.backward(trace)
-    explanation, names = _explanation(model, quantities.value_of(name), index, trace, grads)
+    if model.batched:
+        explanation, names = _batch_explanation(model, quantities.value_of(name), index, trace, grads)
+    else:
+        explanation, names = _explanation(model, quantities.value_of(name), index, trace, grads)
     values = np.array([term.value for term in explanation.terms], dtype=np.float64)
     listed, more, more_total = _largest(values)
     terms = [ExplainedTerm([(_factor_text(f, names, model), f.value) for f in explanation.terms[k].factors],
@@ -143,6 +152,86 @@ def _explanation(model: Model, quantity: str, index, trace, grads) -> tuple[Expl
     roles = _layer_roles(model, k + 1)
     return network.layers[k + 1].explain_input(_engine(model, quantity, roles["x"][1], index),
                                                *_layer_arrays(model, k + 1, trace, grads)), roles
+
+
+def _batch_explanation(model: Model, quantity: str, index, trace, grads) -> tuple[Explanation, dict]:
+    """The explanation with ``batch: N``: an example's entry from that example's arrays, a
+    parameter's as the sum of every example's terms; references carry the example index."""
+    network = model.network
+    if quantity == "output":
+        quantity = network.names[-1] if network.names else "input"
+    layer_name, _, pname = quantity.partition(".")
+    if not pname:
+        n, local = index[0], index[1:]
+        example = _one_example(model, trace, grads, n)
+        explanation, roles = _explanation(example, quantity, local, example.trace, example.grads)
+        return _in_example(explanation, roles, n, model), _batch_roles(roles, model)
+    explanations = []
+    for n in range(network.batch):
+        example = _one_example(model, trace, grads, n)
+        explanation, roles = _explanation(example, quantity, index, example.trace, example.grads)
+        explanations.append(_in_example(explanation, roles, n, model))
+    first = explanations[0]
+    terms = [term for explanation in explanations for term in explanation.terms]
+    notes = [note for explanation in explanations for note in explanation.notes]
+    notes.append([f"summed over the batch's {network.batch} examples (the parameter is shared)"])
+    return Explanation(f"{first.formula}, summed over the examples", terms, notes, first.symbols), \
+        _batch_roles(roles, model)
+
+
+def _one_example(model: Model, trace, grads, n: int) -> "Example":
+    """Example ``n`` as a model of one example: its input, target, forward pass (each layer
+    re-run on that example alone, so its caches are its own) and its rows of every gradient
+    (which already carry the batch's reduction)."""
+    network = model.network
+    for layer, name in zip(network.layers, network.names):
+        if getattr(layer, "mixes_examples", False):
+            raise CannotExplain(f"explain: {name} ({layer.kind}) mixes the batch's examples, so an "
+                                f"entry cannot be explained from one example's arrays")
+    rows = slice(n, n + 1)
+    with np.errstate(all="ignore"):
+        one = network.forward(model.input[rows], model.params)
+    shapes = {name: shape[1:] if name in _per_example(model) else shape for name, shape in model.user_shapes.items()}
+    grads_n = Gradients(grads.input[rows], {name: value[rows] for name, value in grads.outputs.items()}, grads.params)
+    return Example(model, one, grads_n, shapes, None if model.target is None else model.target[rows])
+
+
+def _per_example(model: Model) -> set[str]:
+    """The quantities that carry the batch axis: the input, target, output and every layer's output."""
+    return {"input", "target", "output", *model.network.names}
+
+
+class Example:
+    """One example of a batched model, as ``_explanation`` reads a model: its network, target,
+    parameters and user shapes (without the batch axis), and its trace and gradients."""
+
+    def __init__(self, model: Model, trace, grads, user_shapes, target):
+        self.network, self.params, self.target = model.network, model.params, target
+        self.user_shapes, self.trace, self.grads = user_shapes, trace, grads
+
+
+def _in_example(explanation: Explanation, roles: dict, n: int, model: Model) -> Explanation:
+    """The explanation of example ``n`` with its references moved into the batch (the example's
+    index first); a loss step under ``reduction: mean`` gains the factor 1/N."""
+    def moved(part):
+        if isinstance(part, Ref) and roles[part.role][0] not in model.params:
+            return Ref(part.role, (n,) + tuple(part.index))
+        return part
+
+    terms = [Term([Factor(f.value, moved(f.ref), f.form) for f in term.factors]) for term in explanation.terms]
+    formula = explanation.formula
+    if "t" in roles and model.network.loss.reduction == "mean":   # the loss's own step
+        batch = model.network.batch
+        terms = [Term(term.factors + [Factor(1.0 / batch, None, f"1/{batch} (mean)")]) for term in terms]
+        formula += f"; times 1/N = 1/{batch} (reduction: mean over the batch)"
+    notes = [[moved(part) for part in note] for note in explanation.notes]
+    return Explanation(formula, terms, notes, explanation.symbols)
+
+
+def _batch_roles(roles: dict, model: Model) -> dict:
+    """The roles with the batch axis on every per-example array's engine shape."""
+    return {role: (name, shape if name in model.params else (model.network.batch,) + tuple(shape))
+            for role, (name, shape) in roles.items()}
 
 
 def _param_explanation(model: Model, k: int, pname: str, quantity: str, index, trace, grads):

@@ -252,6 +252,21 @@ def _flatten_swapped(site):
         f"the forward pass flattened in {layer.order} order")
 
 
+def _reduction_swapped(site):
+    """With ``batch: N``: the loss (or its gradient) reduced the other way, a sum of the N
+    examples where ``reduction: mean`` averages them, or a mean where ``sum`` adds them."""
+    network = site.chain.network
+    if not site.chain.model.batched or network.batch == 1:
+        return
+    batch = network.batch
+    if network.loss.reduction == "mean":
+        yield site.right * batch, (f"{batch} times the right value: the batch's losses summed where "
+                                   f"reduction: mean averages them (the 1/N = 1/{batch} left out)")
+    else:
+        yield site.right / batch, (f"1/{batch} of the right value: the batch's losses averaged "
+                                   f"where reduction: sum adds them")
+
+
 CATALOGUE = (
     Mistake("conv-kernel-not-rotated", ("input-grad",), ("conv",), _kernel_not_rotated),
     Mistake("conv-mode-swapped", ("forward", "param-grad"), ("conv",), _mode_swapped),
@@ -265,6 +280,7 @@ CATALOGUE = (
     Mistake("fc-grad-uses-preactivation", ("param-grad",), ("fc",), _fc_preactivation),
     Mistake("softmax-jacobian-missing", ("input-grad",), ("softmax",), _softmax_missing),
     Mistake("flatten-order-swapped", ("input-grad",), ("flatten",), _flatten_swapped),
+    Mistake("batch-reduction-swapped", ("loss", "loss-grad"), None, _reduction_swapped),
     Mistake("rounded-upstream", ANY, None, _rounded, at_quantity=True),
     Mistake("sign-flipped", ANY, None, _sign, at_quantity=True),
     Mistake("scaled", ANY, None, _scaled, at_quantity=True),

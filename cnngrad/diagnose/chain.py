@@ -7,7 +7,9 @@ Backward: ∂E/∂output from the output (the loss's gradient); ∂E/∂(layer k
 step uses the right forward pass (its caches), so a recomputation differs from the right value
 only through the upstream value it starts from, or a mistake made on the way.
 
-Arrays here are in the engine's layout (a batch axis of 1); ``user`` and ``internal`` convert.
+Arrays here are in the engine's layout (a batch axis: 1, or N rows with ``batch: N``); ``user``
+and ``internal`` convert. With ``batch: N`` the per-example ``losses`` come from the output too,
+and the loss and its gradient carry the batch's reduction.
 """
 from __future__ import annotations
 
@@ -47,6 +49,9 @@ class Chain:
         if model.has_loss:
             self.steps["loss"] = Step("loss", last, "loss", None)
             self.right["loss"] = np.asarray(model.loss(self.trace)).reshape(1)
+            if model.batched:
+                self.steps["losses"] = Step("losses", last, "losses", None)
+                self.right["losses"] = model.example_losses(self.trace)
         self.steps[quantities.gradient_of(last)] = Step(quantities.gradient_of(last), last, "loss-grad", None)
         for k in reversed(range(len(names))):
             delta = quantities.gradient_of(names[k])
@@ -60,6 +65,8 @@ class Chain:
         self.right[quantities.gradient_of("input")] = grads.input
         self.order = quantities.position(quantities.chain(
             names, {name: layer.param_names for name, layer in zip(names, net.layers)}, model.has_loss))
+        if "losses" in self.steps:   # made from the output just before the loss
+            self.order["losses"] = self.order["loss"] - 0.5
 
     def name(self, quantity: str) -> str:
         """The chain's name of a quantity (``output`` is the last layer's)."""
@@ -72,6 +79,8 @@ class Chain:
         """An engine array of ``node`` in the rank the user wrote it."""
         if node == "loss":
             return np.asarray(array, dtype=np.float64).reshape(())
+        if node == "losses":
+            return np.asarray(array, dtype=np.float64).reshape(-1)
         return self.model.user(quantities.value_of(node), array)
 
     def internal(self, node: str, array: np.ndarray) -> np.ndarray:
@@ -101,10 +110,13 @@ class Chain:
         net, model = self.network, self.model
         if step.kind == "forward":
             return net.layers[step.index].forward(upstream, self.params(step.index))[0]
+        if step.kind == "losses":
+            return np.asarray(net.loss.value(upstream, model.target), dtype=np.float64)
         if step.kind == "loss":
-            return np.asarray(net.loss.value(upstream, model.target), dtype=np.float64).reshape(1)
+            per_example = net.loss.value(upstream, model.target)
+            return np.asarray(per_example.sum() * net.reduction_scale(), dtype=np.float64).reshape(1)
         if step.kind == "loss-grad":
-            return net.loss.grad(upstream, model.target)
+            return net.output_grad(upstream, model.target)
         dx, pgrads = net.layers[step.index].backward(upstream, self.cache(step.index), self.params(step.index))
         return dx if step.kind == "input-grad" else pgrads[step.param]
 
