@@ -7,7 +7,8 @@ untied); relu, leaky_relu, sigmoid, tanh, softmax; max/avg/l2 pooling with strid
 both ``ties``; flatten in C and F order; fc; every loss, including the fused softmax +
 cross_entropy and sigmoid + binary_cross_entropy, their logits forms, class-index targets,
 ``loss: none`` and loss-only examples (no layers); 2-D and 3-D inputs, and 2-D, 3-D and 4-D
-kernels.
+kernels. About a quarter of the specs hold a batch (``batch: N``, N of 2 or 3, each example's
+input and target drawn alike), and any loss may carry ``reduction: sum | mean``.
 
 About a third of the specs use small integers for the input and kernels, so conv outputs are
 exact integers: ReLU inputs exactly 0, tied maxima and all-zero L2 windows (kinks) happen often.
@@ -202,24 +203,37 @@ def random_spec(rng: np.random.Generator) -> dict:
     if not layers and rng.random() < 0.5:
         layers.append(_activation(rng))                 # else a loss-only example: input is output
     spec["layers"] = layers
-    spec["loss"] = {loss: {"from": "logits"}} if logits else loss
-    if loss in ("squared_error", "mse"):
-        spec["target"] = _listed(_values(rng, shape, integer))
-    elif loss == "none":
-        spec["upstream_grad"] = _listed(_values(rng, shape, integer))
-    elif loss == "cross_entropy":
-        if len(shape) == 1 and rng.random() < 0.4:
-            spec["target"] = int(rng.integers(shape[0]))          # a class index
-        elif rng.random() < 0.5:
-            spec["target"] = _listed(np.round(rng.dirichlet(np.ones(int(np.prod(shape)))), 6).reshape(shape))
-        else:
-            spec["target"] = _listed(rng.integers(0, 2, size=shape).astype(float))
+    settings = {"from": "logits"} if logits else {}
+    if rng.random() < 0.3:
+        settings["reduction"] = str(rng.choice(["sum", "mean"]))
+    spec["loss"] = {loss: settings} if settings else loss
+    key = "upstream_grad" if loss == "none" else "target"
+    class_index = loss == "cross_entropy" and len(shape) == 1 and rng.random() < 0.4
+    if rng.random() < 0.25:                            # a batch of N examples drawn alike
+        batch = int(rng.integers(2, 4))
+        first = np.asarray(spec["input"], dtype=float)
+        more = [_values(rng, first.shape, integer) for _ in range(batch - 1)]
+        spec = {"name": spec["name"], "batch": batch, "input": _listed(np.stack([first, *more])), **{
+            k: v for k, v in spec.items() if k not in ("name", "input")}}
+        spec[key] = [_target(rng, loss, shape, integer, class_index) for _ in range(batch)]
     else:
-        if rng.random() < 0.5:
-            spec["target"] = _listed(rng.integers(0, 2, size=shape).astype(float))
-        else:
-            spec["target"] = _listed(np.round(rng.random(shape), 6))
+        spec[key] = _target(rng, loss, shape, integer, class_index)
     return spec
+
+
+def _target(rng, loss: str, shape, integer: bool, class_index: bool):
+    """One example's target (or upstream gradient) for ``loss`` and an output of ``shape``."""
+    if loss in ("squared_error", "mse", "none"):
+        return _listed(_values(rng, shape, integer))
+    if loss == "cross_entropy":
+        if class_index:
+            return int(rng.integers(shape[0]))
+        if rng.random() < 0.5:
+            return _listed(np.round(rng.dirichlet(np.ones(int(np.prod(shape)))), 6).reshape(shape))
+        return _listed(rng.integers(0, 2, size=shape).astype(float))
+    if rng.random() < 0.5:
+        return _listed(rng.integers(0, 2, size=shape).astype(float))
+    return _listed(np.round(rng.random(shape), 6))
 
 
 def to_yaml(spec: dict) -> str:
