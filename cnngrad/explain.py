@@ -78,6 +78,7 @@ def explain(model: Model, text: str) -> Explained:
         explanation, names = _batch_explanation(model, quantities.value_of(name), index, trace, grads)
     else:
         explanation, names = _explanation(model, quantities.value_of(name), index, trace, grads)
+    explanation = _with_penalty(model, quantities.value_of(name), index, explanation, names)
     values = np.array([term.value for term in explanation.terms], dtype=np.float64)
     listed, more, more_total = _largest(values)
     terms = [ExplainedTerm([(_factor_text(f, names, model), f.value) for f in explanation.terms[k].factors],
@@ -152,6 +153,21 @@ def _explanation(model: Model, quantity: str, index, trace, grads) -> tuple[Expl
     roles = _layer_roles(model, k + 1)
     return network.layers[k + 1].explain_input(_engine(model, quantity, roles["x"][1], index),
                                                *_layer_arrays(model, k + 1, trace, grads)), roles
+
+
+def _with_penalty(model: Model, quantity: str, index, explanation: Explanation, roles: dict) -> Explanation:
+    """A regularized parameter's explanation with the L2 penalty's term 2 λ θ[index] added
+    (∂(λ Σ θ²)/∂θ); any other explanation as it is."""
+    if not model.network.regularizes(quantity):
+        return explanation
+    factor = model.network.regularization[0]
+    pname = quantity.rsplit(".", 1)[1]
+    at = _engine(model, quantity, roles[pname][1], index)
+    term = Term([Factor(2.0 * factor, None, f"2λ = 2·{factor:g}"),
+                 Factor(float(model.params[quantity][at]), Ref(pname, at))])
+    symbol = explanation.symbols.get(pname, pname)
+    return Explanation(f"{explanation.formula}; + 2λ·{symbol} (regularization: λ Σ {symbol}², λ = {factor:g})",
+                       explanation.terms + [term], explanation.notes, explanation.symbols)
 
 
 def _batch_explanation(model: Model, quantity: str, index, trace, grads) -> tuple[Explanation, dict]:

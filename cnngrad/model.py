@@ -106,8 +106,14 @@ class Model(Record):
         return trace
 
     def loss(self, trace: Trace) -> float | None:
-        """The example's loss (None for ``loss: none`` or no loss); an infinite loss is an error
-        that says why."""
+        """E: the data loss plus the L2 penalty of ``regularization``, if any (None for ``loss:
+        none`` or no loss); an infinite loss is an error that says why."""
+        data = self.data_loss(trace)
+        return None if data is None else data + self.penalty()
+
+    def data_loss(self, trace: Trace) -> float | None:
+        """The examples' losses reduced (sum or mean), without a penalty (None for ``loss: none``
+        or no loss); an infinite loss is an error that says why."""
         if not self.has_loss:
             return None
         with np.errstate(all="ignore"):   # a loss that overflowed is reported below
@@ -127,6 +133,14 @@ class Model(Record):
             which = f"example {bad}'s loss is {losses[example][0]}, so " if self.batched else ""
             raise NonFiniteError(f"{self.path}: loss: {self.network.loss.label} is {loss}: {which}{cause}")
         return loss
+
+    def penalty(self) -> float:
+        """The L2 penalty λ Σ θ² of ``regularization`` (0.0 without it); an overflow is an error."""
+        with np.errstate(over="ignore"):
+            penalty = self.network.penalty(self.params)
+        if not np.isfinite(penalty):
+            raise NonFiniteError(f"{self.path}: regularization: the penalty λ Σ θ² overflowed float64")
+        return penalty
 
     def example(self, quantity: str, array: np.ndarray, n: int) -> np.ndarray:
         """Example ``n`` of an engine array of ``quantity`` (N rows), in the user's rank of one
@@ -168,12 +182,15 @@ class Model(Record):
         """Every docs/reference.md §2 quantity, in the user's rank: values, layer outputs, loss and ``grad.*``
         (``gradients=False``: no backward pass and no ``grad.*``, which is all ``forward`` shows)."""
         trace = self.forward()
-        loss = self.loss(trace)
+        data = self.data_loss(trace)
+        loss = None if data is None else data + self.penalty()
         out = {"input": self.user("input", self.input), "output": self.user("output", trace.output)}
         if self.target is not None:
             out["target"] = self.user("target", self.target)
         if loss is not None:
             out["loss"] = np.array(loss)
+            if self.network.regularization is not None:
+                out["data_loss"], out["penalty"] = np.array(data), np.array(self.penalty())
             if self.batched:
                 out["losses"] = self.example_losses(trace)
         for name, value in self.params.items():

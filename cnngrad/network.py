@@ -48,9 +48,12 @@ class Network:
     N examples together, and the objective E of each copy reduces its N per-example losses.
     """
 
-    def __init__(self, input_shape, layers: list[tuple[str, Layer]], loss: Loss | None, batch: int = 1):
-        """``loss`` None: a spec without one, which can run forward only."""
+    def __init__(self, input_shape, layers: list[tuple[str, Layer]], loss: Loss | None, batch: int = 1,
+                 regularization: tuple[float, tuple[str, ...]] | None = None):
+        """``loss`` None: a spec without one, which can run forward only. ``regularization``
+        (factor λ, parameter names) adds the L2 penalty λ Σ θ² over those parameters to E."""
         self.batch = batch
+        self.regularization = regularization
         self.input_shape = tuple(input_shape)
         self.names = [name for name, _ in layers]
         self.layers = [layer for _, layer in layers]
@@ -115,13 +118,31 @@ class Network:
         per_example = self.losses(trace, target).reshape(-1, self.batch)
         return per_example.sum(axis=1) * self.reduction_scale()
 
+    def penalty(self, params: dict[str, np.ndarray]) -> float:
+        """The L2 penalty λ Σ θ² over the regularized parameters (0.0 without regularization)."""
+        if self.regularization is None:
+            return 0.0
+        factor, names = self.regularization
+        return factor * sum(float(np.sum(params[name] ** 2)) for name in names)
+
+    def regularizes(self, name: str) -> bool:
+        """Whether the L2 penalty covers parameter ``name``."""
+        return self.regularization is not None and name in self.regularization[1]
+
+    def penalty_grad(self, name: str, theta: np.ndarray) -> np.ndarray | None:
+        """∂(λ Σ θ²)/∂θ = 2 λ θ for a regularized parameter ``name``, else None."""
+        if not self.regularizes(name):
+            return None
+        return 2.0 * self.regularization[0] * theta
+
     def output_grad(self, y: np.ndarray, target: np.ndarray) -> np.ndarray:
         """∂E/∂(final output) for the unperturbed run: the loss's gradient, scaled by the reduction."""
         return self.loss.grad(y, target) * self.reduction_scale()
 
     def backward(self, trace: Trace, params: dict[str, np.ndarray], target: np.ndarray) -> Gradients:
         """∂E/∂ everything from a full trace (``start == 0``) of the N examples; E sums their
-        losses, or averages them (``reduction: mean``)."""
+        losses, or averages them (``reduction: mean``), plus the L2 penalty (2 λ θ on each
+        regularized parameter's gradient)."""
         outputs, grads = {}, {}
         top = len(self.layers) - 1
         if self.fused:  # the activation's input gradient comes straight from the fused loss
@@ -136,5 +157,7 @@ class Network:
             delta, pgrads = self.layers[index].backward(
                 delta, trace.caches[index], self.params_of(index, params))
             for pname, grad in pgrads.items():
-                grads[f"{self.names[index]}.{pname}"] = grad
+                name = f"{self.names[index]}.{pname}"
+                penalty = self.penalty_grad(name, params[name])
+                grads[name] = grad if penalty is None else grad + penalty
         return Gradients(input=delta, outputs=outputs, params=grads)

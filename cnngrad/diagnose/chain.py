@@ -9,7 +9,8 @@ only through the upstream value it starts from, or a mistake made on the way.
 
 Arrays here are in the engine's layout (a batch axis: 1, or N rows with ``batch: N``); ``user``
 and ``internal`` convert. With ``batch: N`` the per-example ``losses`` come from the output too,
-and the loss and its gradient carry the batch's reduction.
+and the loss and its gradient carry the batch's reduction. The loss and a regularized parameter's
+gradient include the L2 penalty (λ Σ θ², 2 λ θ).
 """
 from __future__ import annotations
 
@@ -114,11 +115,16 @@ class Chain:
             return np.asarray(net.loss.value(upstream, model.target), dtype=np.float64)
         if step.kind == "loss":
             per_example = net.loss.value(upstream, model.target)
-            return np.asarray(per_example.sum() * net.reduction_scale(), dtype=np.float64).reshape(1)
+            data = per_example.sum() * net.reduction_scale()
+            return np.asarray(data + net.penalty(model.params), dtype=np.float64).reshape(1)
         if step.kind == "loss-grad":
             return net.output_grad(upstream, model.target)
         dx, pgrads = net.layers[step.index].backward(upstream, self.cache(step.index), self.params(step.index))
-        return dx if step.kind == "input-grad" else pgrads[step.param]
+        if step.kind == "input-grad":
+            return dx
+        name = f"{net.names[step.index]}.{step.param}"
+        penalty = net.penalty_grad(name, model.params[name])   # L2 regularization: + 2 λ θ
+        return pgrads[step.param] if penalty is None else pgrads[step.param] + penalty
 
     def run(self, steps: list[Step], upstream: np.ndarray | None) -> np.ndarray:
         """The steps done right, one after the other, starting from ``upstream``."""

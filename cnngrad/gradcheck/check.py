@@ -143,7 +143,11 @@ def check_directions(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, 
     def perturbed(items, steps):
         return probe.moved((steps[:, None] * directions[items]).reshape((-1,) + shape))
 
-    diffs = central_differences(evaluator, probe.start, np.full(DIRECTIONS, step), perturbed)
+    def penalty(items, steps):
+        return probe.penalty.moved((steps[:, None] * directions[items]).reshape((-1,) + shape))
+
+    diffs = central_differences(evaluator, probe.start, np.full(DIRECTIONS, step), perturbed,
+                                penalty=None if probe.penalty is None else penalty)
     analytic = directions @ probe.analytic.reshape(-1)
     indices = [(k,) for k in range(DIRECTIONS)]
     return judge(probe.quantity, user_shape, analytic, diffs, indices, rtol, atol, method="fast",
@@ -308,7 +312,7 @@ def rounding_magnitude(model: Model, trace, grads, recompute: bool = False) -> n
     net = model.network
     if not net.layers:   # a loss-only example: the input is the output the loss reads
         with np.errstate(invalid="ignore", over="ignore"):
-            return np.array([abs(float(net.objective(trace, model.target)[0]))
+            return np.array([abs(float(net.objective(trace, model.target)[0])) + model.penalty()
                              + float(np.nansum(np.abs(trace.output * grads.input)))])
     layers = len(net.layers)
     inside, formed = np.zeros(layers + 1), np.zeros(layers + 1)
@@ -321,7 +325,7 @@ def rounding_magnitude(model: Model, trace, grads, recompute: bool = False) -> n
     after = np.cumsum(inside[::-1])[::-1]              # after[k] = Σ_{j ≥ k} inside[j]
     before = np.concatenate([[0.0], formed[:-1]])      # before[start] = formed[start − 1]
     with np.errstate(over="ignore"):                  # sizes past float64 are inf: nothing verified
-        return abs(float(net.objective(trace, model.target)[0])) + before + after
+        return abs(float(net.objective(trace, model.target)[0])) + model.penalty() + before + after
 
 
 def finite_upstream_sum(model: Model, trace) -> None:

@@ -145,12 +145,14 @@ class Evaluator:
 
 
 def central_differences(evaluator: Evaluator, start: int, h: np.ndarray, perturbed,
-                        one_channel: bool = False) -> Differences:
+                        one_channel: bool = False, penalty=None) -> Differences:
     """Richardson-extrapolated central differences of the loss, one per item.
 
     ``perturbed(items, steps)`` gives the inputs of layer ``start`` for copies in which item
     ``items[k]`` (an entry, or a direction) moved by ``steps[k]``; item k's step is ``h[k]``.
     With ``one_channel`` it gives the one channel each copy moved and its index (``Probe.one_channel``).
+    ``penalty(items, steps)``, for a regularized parameter, gives how much each copy's L2 penalty
+    differs from the unperturbed one's; it is added to the copy's loss.
     """
     count_all = len(h)
     losses = np.empty((len(STEPS), count_all))
@@ -164,6 +166,8 @@ def central_differences(evaluator: Evaluator, start: int, h: np.ndarray, perturb
         results = evaluator.run(start, *copies) if one_channel else evaluator.run(start, copies)
         for whole, part in zip((losses, crossed, first), results):
             whole[:, items] = part.reshape(len(STEPS), len(items))
+        if penalty is not None:
+            losses[:, items] += penalty(np.tile(items, len(STEPS)), steps).reshape(len(STEPS), len(items))
 
     with np.errstate(all="ignore"):   # an overflowing copy gives a non-finite quotient: judged, not warned
         base = evaluator.base_loss

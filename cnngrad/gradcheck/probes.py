@@ -28,18 +28,21 @@ class Probe(Record):
     entry ``entries[k]`` by ``steps[k]``; ``moved(changes)`` adds ``changes[k]`` (the quantity's
     shape) to the whole quantity. ``step_scale`` is per entry: the step is eps times it (default
     max(1, |θ|)). ``shortcut``, if any, is a cheaper way to the same differences of every entry
-    (``SharedUnitRuns``, ``OneChannelRuns``).
+    (``SharedUnitRuns``, ``OneChannelRuns``). ``penalty``, for a regularized parameter, is the
+    change of the L2 penalty each copy makes (``PenaltyChange``).
     """
 
-    __slots__ = ("quantity", "values", "analytic", "start", "perturbed", "moved", "step_scale", "shortcut")
+    __slots__ = ("quantity", "values", "analytic", "start", "perturbed", "moved", "step_scale", "shortcut",
+                 "penalty")
 
     def __init__(self, quantity: str, values: np.ndarray, analytic: np.ndarray, start: int,
                  perturbed: Callable[[np.ndarray, np.ndarray], np.ndarray],
                  moved: Callable[[np.ndarray], np.ndarray], step_scale: np.ndarray | None = None,
-                 shortcut: SharedUnitRuns | OneChannelRuns | None = None):
+                 shortcut: SharedUnitRuns | OneChannelRuns | None = None, penalty: PenaltyChange | None = None):
         self.quantity, self.values, self.analytic, self.start = quantity, values, analytic, start
         self.perturbed, self.moved = perturbed, moved
         self.step_scale, self.shortcut = step_scale, shortcut
+        self.penalty = penalty
 
     @property
     def runs(self) -> int:
@@ -59,7 +62,8 @@ class Probe(Record):
         """Central differences of every entry: four perturbed runs each, or through the shortcut."""
         if self.shortcut is not None:
             return self.shortcut.differences(evaluator, self, eps)
-        return central_differences(evaluator, self.start, self.steps(eps), self.perturbed)
+        return central_differences(evaluator, self.start, self.steps(eps), self.perturbed,
+                                   penalty=None if self.penalty is None else self.penalty.entries)
 
 
 class SharedUnitRuns(Record):
@@ -96,7 +100,25 @@ class OneChannelRuns(Record):
         return probe.values.size
 
     def differences(self, evaluator: Evaluator, probe: Probe, eps: float) -> Differences:
-        return central_differences(evaluator, probe.start, probe.steps(eps), self.copies, one_channel=True)
+        return central_differences(evaluator, probe.start, probe.steps(eps), self.copies, one_channel=True,
+                                   penalty=None if probe.penalty is None else probe.penalty.entries)
+
+
+class PenaltyChange(Record):
+    """How a perturbed copy of a regularized parameter θ changes the L2 penalty λ Σ θ²: by
+    λ s (2 θ_e + s) when entry e moves by s, by λ Σ d ⊙ (2 θ + d) when θ moves by d."""
+
+    __slots__ = ("factor", "theta")
+
+    def __init__(self, factor: float, theta: np.ndarray):
+        self.factor, self.theta = factor, theta
+
+    def entries(self, entries: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        return self.factor * steps * (2.0 * self.theta.reshape(-1)[entries] + steps)
+
+    def moved(self, changes: np.ndarray) -> np.ndarray:
+        flat = changes.reshape(len(changes), -1)
+        return self.factor * np.sum(flat * (2.0 * self.theta.reshape(-1) + flat), axis=1)
 
 
 def shifted_copies(base: np.ndarray, entries: np.ndarray, steps: np.ndarray) -> np.ndarray:
@@ -214,19 +236,25 @@ def param_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], n
     (``LayerParameter.exact_entries``); for one example (N = 1), fc's entries share their output
     unit's runs (``SharedUnitRuns``; with N examples an entry moves each example's unit by another
     factor), and conv's run the channel-wise layers after it on their one channel (``OneChannelRuns``).
+    A regularized parameter's copies add their change of the L2 penalty (``PenaltyChange``); its
+    entries then each run their own copies (the penalty's change is not a unit's).
     """
     layer_name, pname = name.rsplit(".", 1)
     index = network.names.index(layer_name)
     layer = network.layers[index]
     y = trace.outputs[index]
     one_example = network.batch == 1
+    penalty = None
+    if network.regularizes(name):   # λ Σ θ² moves with θ too
+        penalty = PenaltyChange(network.regularization[0], params[name])
     parameter = LayerParameter(layer, trace.inputs[index], y, network.params_of(index, params), pname)
     exact = structured and layer.affine_in_params
     perturbed = parameter.exact_entries if exact else parameter.rerun_entries
     shortcut = None
-    if structured and one_example and layer.param_moves_one_unit:
+    if structured and one_example and penalty is None and layer.param_moves_one_unit:
         shortcut = SharedUnitRuns(output_probe(network, trace, index, np.zeros_like(y)), parameter.units)
     elif structured and one_example and layer.param_moves_one_channel and index + 1 < len(network.layers) \
             and network.layers[index + 1].channelwise:
         shortcut = OneChannelRuns(parameter.one_channel)
-    return Probe(name, parameter.theta, analytic, index + 1, perturbed, parameter.moved, shortcut=shortcut)
+    return Probe(name, parameter.theta, analytic, index + 1, perturbed, parameter.moved, shortcut=shortcut,
+                 penalty=penalty)

@@ -66,7 +66,8 @@ def gradient_runs(network: Network) -> dict[str, tuple[int, int]]:
                       1 if first is not None and first.linear_in_input else 0)}
     for name, shape in network.param_shapes.items():
         index = network.names.index(name.rsplit(".", 1)[0])
-        shared = network.layers[index].param_moves_one_unit and network.batch == 1   # probes.param_probe
+        shared = network.layers[index].param_moves_one_unit and network.batch == 1 \
+            and not network.regularizes(name)   # as probes.param_probe
         runs[name] = (network.out_shapes[index][0] if shared else math.prod(shape), index + 1)
     return runs
 

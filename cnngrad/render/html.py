@@ -56,8 +56,7 @@ def forward_fragment(report, precision: int) -> str:
     parts.append(_quantity("input", "input", report.input, precision))
     parts += [_quantity(layer.name, layer.name, layer.output, precision) for layer in report.layers]
     parts.append(_quantity("output", "output", report.output, precision))
-    if report.losses is not None:
-        parts.append(_quantity("losses", "losses", report.losses, precision))
+    parts += [_quantity(key, key, value, precision) for key, value in report.loss_parts.items()]
     parts.append(_paragraph(rows.loss_text(report.loss_kind, report.loss, precision), "font-weight:bold"))
     return _wrap(parts)
 

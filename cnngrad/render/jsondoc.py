@@ -26,7 +26,7 @@ def forward(report: ForwardReport, precision: int | None = None, full: bool = Tr
         "layers": [{"name": layer.name, "type": layer.kind, "shape": layer.shape, "output": layer.output}
                    for layer in report.layers],
         "notes": report.notes,
-        **({} if report.losses is None else {"losses": report.losses}),
+        **report.loss_parts,
     })
 
 

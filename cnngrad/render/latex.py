@@ -59,8 +59,8 @@ def forward(report: ForwardReport, precision: int, full: bool = True) -> str:
     for layer in report.layers:
         blocks += _quantity(_name(layer.name), layer.name, layer.output, precision)
     blocks += _quantity(_name("output"), "output", report.output, precision)
-    if report.losses is not None:
-        blocks += _quantity(_name("losses"), "losses", report.losses, precision)
+    for key, value in report.loss_parts.items():
+        blocks += _quantity(_name(key), key, value, precision)
     blocks.append(_loss(report.loss, report.loss_kind, precision))
     return "\n\n".join(blocks) + "\n"
 

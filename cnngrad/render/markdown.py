@@ -33,8 +33,8 @@ def forward(report: ForwardReport, precision: int, full: bool = True) -> str:
     for layer in report.layers:
         blocks += _quantity(layer.name, layer.name, layer.output, precision)
     blocks += _quantity("output", "output", report.output, precision)
-    if report.losses is not None:
-        blocks += _quantity("losses", "losses", report.losses, precision)
+    for key, value in report.loss_parts.items():
+        blocks += _quantity(key, key, value, precision)
     blocks.append(_loss(report.loss, report.loss_kind, precision))
     return "\n\n".join(blocks) + "\n"
 

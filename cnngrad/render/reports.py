@@ -25,15 +25,17 @@ class LayerOutput(Record):
 class ForwardReport(Record):
     """``notes`` go under the summary table (a layer whose windows never read some rows)."""
 
-    __slots__ = ("spec", "name", "input", "layers", "output", "loss", "loss_kind", "notes", "losses")
+    __slots__ = ("spec", "name", "input", "layers", "output", "loss", "loss_kind", "notes", "loss_parts")
 
     def __init__(self, spec: str, name: str | None, input: np.ndarray, layers: list[LayerOutput],
                  output: np.ndarray, loss: float | None, loss_kind: str | None, notes: list[str] | None = None,
-                 losses: np.ndarray | None = None):
+                 loss_parts: dict[str, np.ndarray] | None = None):
         self.spec, self.name, self.input, self.layers = spec, name, input, layers
         self.output, self.loss, self.loss_kind = output, loss, loss_kind
         self.notes = [] if notes is None else notes
-        self.losses = losses   # with `batch: N`, each example's loss before the reduction, else None
+        # what the loss is made of, shown before it: ``losses`` (with `batch: N`, each example's loss
+        # before the reduction), ``data_loss`` and ``penalty`` (with `regularization`)
+        self.loss_parts = {} if loss_parts is None else loss_parts
 
     def _repr_html_(self) -> str:
         """Heatmap tables in a notebook (``render.html``)."""
@@ -70,6 +72,9 @@ class BackwardReport(Record):
         notebook.pretty(self, "backward", printer)
 
 
+LOSS_PARTS = ("losses", "data_loss", "penalty")   # Model.values' keys of the loss's parts
+
+
 def forward_report(model: Model, values: dict[str, np.ndarray]) -> ForwardReport:
     network = model.network
     layers = [
@@ -80,7 +85,8 @@ def forward_report(model: Model, values: dict[str, np.ndarray]) -> ForwardReport
     ]
     return ForwardReport(spec=model.path, name=model.name, input=values["input"], layers=layers,
                          output=values["output"], loss=_loss(values), loss_kind=_loss_kind(model),
-                         notes=list(model.notes), losses=values.get("losses"))
+                         notes=list(model.notes),
+                         loss_parts={key: values[key] for key in LOSS_PARTS if key in values})
 
 
 def backward_report(model: Model, values: dict[str, np.ndarray], lr: float | None = None,
@@ -106,7 +112,8 @@ def _loss_kind(model: Model) -> str | None:
     loss = model.network.loss
     if loss is None:
         return None
-    return f"{loss.label}, {loss.reduction} of {model.network.batch} examples" if model.batched else loss.label
+    kind = f"{loss.label}, {loss.reduction} of {model.network.batch} examples" if model.batched else loss.label
+    return kind if model.network.regularization is None else f"{kind}, + L2 penalty"
 
 
 def _loss(values) -> float | None:

@@ -53,8 +53,7 @@ def forward(report, precision: int, full: bool = True) -> str:
     blocks += [_line(note, "dim") for note in report.notes]
     blocks.append(_quantity("input", "input", report.input, precision))
     blocks += [_quantity(layer.name, layer.name, layer.output, precision) for layer in report.layers]
-    if report.losses is not None:
-        blocks.append(_quantity("losses", "losses", report.losses, precision))
+    blocks += [_quantity(key, key, value, precision) for key, value in report.loss_parts.items()]
     blocks.append(_line(rows.loss_text(report.loss_kind, report.loss, precision), "head"))
     return _document(blocks, rows.heading(report.spec, report.name))
 

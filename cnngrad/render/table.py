@@ -84,8 +84,8 @@ def forward(report: ForwardReport, precision: int, full: bool = False) -> str:
     for layer in report.layers:
         parts += _quantity(layer.name, layer.name, layer.output, precision, room)
     parts += _quantity("output", "output", report.output, precision, room)
-    if report.losses is not None:
-        parts += _quantity("losses", "losses", report.losses, precision, room)
+    for key, value in report.loss_parts.items():
+        parts += _quantity(key, key, value, precision, room)
     parts += [Text(""), _loss(report.loss, report.loss_kind, precision)]
     return _render(parts)
 

@@ -19,7 +19,8 @@ from ..network import Network
 from ..record import Record
 from .budget import check_memory
 from .document import Objective, Spec, read_objective
-from .errors import SpecError
+from .errors import SpecError, quoted
+from .nodes import suggest
 from .expect import read_expect
 from .layers import LayerSpec
 from .values import ValueReader, shape_text
@@ -76,10 +77,12 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
         user_shapes["target"] = shape
         _check_probabilities(spec, objective, source)
     examples = spec.examples
+    regularization = _regularization(spec, params)
     try:
         network = Network(internal(user_shapes["input"]), layers,
                           None if objective is None else make_loss(objective.loss, objective.from_logits,
-                                                                   objective.reduction), batch=examples)
+                                                                   objective.reduction), batch=examples,
+                          regularization=regularization)
     except ShapeError as err:  # each layer's shape rule ran above (_output_shape); still blame the spec
         spec.root.fail(str(err))
     check_memory(spec, network, params, limits.max_memory_bytes)
@@ -126,6 +129,32 @@ def _objective(spec: Spec, values: ValueReader) -> tuple[Objective | None, SpecE
     return None, SpecError(root.file, root.line, root.column, root.path,
                            f"missing key 'loss' (one of {', '.join(LOSSES)}); backward, check and "
                            f"explain need a loss and its target (forward runs without)")
+
+
+def _regularization(spec: Spec, params: dict[str, np.ndarray]) -> tuple[float, tuple[str, ...]] | None:
+    """``regularization: {l2: λ, params: [conv1.kernel, fc1.weights]}``: E gains λ Σ θ² over those
+    parameters (λ as written, so ½λ is written as the number it is)."""
+    cursor = spec.fields.get("regularization")
+    if cursor is None:
+        return None
+    fields = cursor.mapping(("l2", "params"), required=("l2", "params"), what="regularization")
+    factor = fields["l2"].number()
+    if factor < 0:
+        fields["l2"].fail(f"l2 is the factor λ of λ Σ θ², at least 0, not {factor:g}")
+    names = []
+    for item in fields["params"].sequence("a list of parameter names, e.g. [conv1.kernel, fc1.weights]"):
+        name = item.text()
+        if name not in params:
+            item.fail(f"no parameter {quoted(name)}{suggest(name, list(params))} (the parameters: "
+                      f"{', '.join(params) or 'none'})")
+        if name in names:
+            item.fail(f"{name} is listed twice; its penalty would count once")
+        names.append(name)
+    if not names:
+        fields["params"].fail("name the parameters to regularize, e.g. [conv1.kernel, fc1.weights]")
+    if "loss" not in spec.fields and "target" not in spec.fields and "upstream_grad" not in spec.fields:
+        cursor.fail("regularization adds to a loss: give loss and target too")
+    return factor, tuple(names)
 
 
 PROBABILITY_LAYER = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}

@@ -12,7 +12,8 @@ from .layers import LayerSpec, read_layers
 from .nodes import INT, Cursor, ScalarNode
 from .values import ValueReader
 
-KEYS = ("name", "description", "batch", "input", "layers", "loss", "target", "upstream_grad", "expect")
+KEYS = ("name", "description", "batch", "input", "layers", "loss", "target", "upstream_grad", "regularization",
+        "expect")
 REDUCTIONS = ("sum", "mean")   # how a loss combines the examples of a batch (the first is the default)
 
 

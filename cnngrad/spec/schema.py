@@ -120,6 +120,13 @@ def spec_schema() -> dict:
         "loss": _nullable({"anyOf": [{"enum": list(LOSSES)}, _loss_form()]}),
         "target": _nullable({**_ref("value"), "description": "an integer is a class index for cross_entropy"}),
         "upstream_grad": _nullable({**_ref("value"), "description": "with loss: none, ∂E/∂(final output)"}),
+        "regularization": _nullable(_object({
+            "l2": {"type": "number", "minimum": 0, "description": "λ of the penalty λ Σ θ² added to E "
+                   "(write 0.5·λ for ½λ Σ θ²)"},
+            "params": {"type": "array", "minItems": 1, "uniqueItems": True,
+                       "items": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*\.[a-z]+$"},
+                       "description": "the parameters it penalizes, e.g. [conv1.kernel, fc1.weights]"}},
+            required=("l2", "params"), description="an L2 weight-decay term")),
         "expect": _nullable(expect),
     }
     properties = {key: properties[key] for key in KEYS}     # a KeyError if the loader gained a key

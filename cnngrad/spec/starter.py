@@ -11,6 +11,7 @@ STARTER = """\
 name: starter — conv, ReLU, max pooling, FC, softmax, cross-entropy
 
 input:                        # 2-D (H, W), 3-D (C, H, W), or a 1-D vector for fc-only networks
+                              # (N examples stacked along a first axis with a key `batch: N`)
   - [0.1, 0.5, 0.2, 0.8, 0.3]
   - [0.7, 0.4, 0.9, 0.1, 0.6]
   - [0.3, 0.8, 0.2, 0.5, 0.4]
@@ -35,6 +36,7 @@ layers:                       # applied in order; named by kind and count: conv1
 loss: cross_entropy           # squared_error | mse | cross_entropy | binary_cross_entropy | none
                               # (binary_cross_entropy after a final sigmoid). Ending in raw scores,
                               # as in PyTorch? write  loss: {cross_entropy: {from: logits}}
+                              # averaged over a batch: {cross_entropy: {reduction: mean}}
 target: 1                     # a class index (or a vector like [0, 1]); loss none takes upstream_grad
                               # (forward runs without loss and target; backward and check need them)
 
