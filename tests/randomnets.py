@@ -8,7 +8,8 @@ both ``ties``; flatten in C and F order; fc; every loss, including the fused sof
 cross_entropy and sigmoid + binary_cross_entropy, their logits forms, class-index targets,
 ``loss: none`` and loss-only examples (no layers); 2-D and 3-D inputs, and 2-D, 3-D and 4-D
 kernels. About a quarter of the specs hold a batch (``batch: N``, N of 2 or 3, each example's
-input and target drawn alike), and any loss may carry ``reduction: sum | mean``.
+input and target drawn alike), any loss may carry ``reduction: sum | mean``, and a fifth of the
+specs with parameters add an L2 ``regularization`` of some of them.
 
 About a third of the specs use small integers for the input and kernels, so conv outputs are
 exact integers: ReLU inputs exactly 0, tied maxima and all-zero L2 windows (kinks) happen often.
@@ -218,7 +219,23 @@ def random_spec(rng: np.random.Generator) -> dict:
         spec[key] = [_target(rng, loss, shape, integer, class_index) for _ in range(batch)]
     else:
         spec[key] = _target(rng, loss, shape, integer, class_index)
+    params = _param_names(layers)
+    if params and rng.random() < 0.2:
+        chosen = rng.choice(params, size=int(rng.integers(1, len(params) + 1)), replace=False)
+        spec["regularization"] = {"l2": float(rng.choice([0.0005, 0.05, 0.5, 2.0])),
+                                  "params": [str(name) for name in chosen]}
     return spec
+
+
+def _param_names(layers) -> list[str]:
+    """The parameter names the loader gives ``layers`` (kinds counted: conv1.kernel, fc2.bias)."""
+    counts, names = {}, []
+    for entry in layers:
+        kind = _kind(entry)
+        counts[kind] = counts.get(kind, 0) + 1
+        own = {"conv": ("kernel", "bias"), "fc": ("weights", "bias")}.get(kind, ())
+        names += [f"{kind}{counts[kind]}.{p}" for p in own]
+    return names
 
 
 def _target(rng, loss: str, shape, integer: bool, class_index: bool):
