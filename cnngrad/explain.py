@@ -20,7 +20,7 @@ import numpy as np
 from . import quantities
 from .layers.explanation import Explanation, Factor, Ref, Term
 from .model import Model
-from .network import Gradients
+from .network import Gradients, Trace
 from .record import Record
 
 
@@ -74,7 +74,7 @@ def explain(model: Model, text: str) -> Explained:
     trace = model.forward()
     model.loss(trace)   # an infinite loss is an error here too, with its cause
     grads = model.backward(trace)
-    if model.batched:
+    if model.batched or any(layer.mixes_examples for layer in model.network.layers):
         explanation, names = _batch_explanation(model, quantities.value_of(name), index, trace, grads)
     else:
         explanation, names = _explanation(model, quantities.value_of(name), index, trace, grads)
@@ -171,14 +171,20 @@ def _with_penalty(model: Model, quantity: str, index, explanation: Explanation, 
 
 
 def _batch_explanation(model: Model, quantity: str, index, trace, grads) -> tuple[Explanation, dict]:
-    """The explanation with ``batch: N``: an example's entry from that example's arrays, a
-    parameter's as the sum of every example's terms; references carry the example index."""
+    """The explanation with ``batch: N`` (or a layer that mixes examples): an example's entry from
+    that example's arrays, a parameter's as the sum of every example's terms; references carry
+    the example index. A layer that mixes the examples explains from the whole batch itself."""
     network = model.network
     if quantity == "output":
         quantity = network.names[-1] if network.names else "input"
     layer_name, _, pname = quantity.partition(".")
+    k = network.names.index(layer_name) if pname else 0 if quantity == "input" else network.names.index(quantity) + 1
+    last = len(network.names) - 1
+    loss_step = not pname and (k > last or (network.fused and k == last))
+    if not loss_step and network.layers[k].mixes_examples:
+        return _whole_batch_explanation(model, k, pname, quantity, index, trace, grads)
     if not pname:
-        n, local = index[0], index[1:]
+        n, local = (index[0], index[1:]) if model.batched else (0, index)
         example = _one_example(model, trace, grads, n)
         explanation, roles = _explanation(example, quantity, local, example.trace, example.grads)
         return _in_example(explanation, roles, n, model), _batch_roles(roles, model)
@@ -190,24 +196,46 @@ def _batch_explanation(model: Model, quantity: str, index, trace, grads) -> tupl
     first = explanations[0]
     terms = [term for explanation in explanations for term in explanation.terms]
     notes = [note for explanation in explanations for note in explanation.notes]
-    notes.append([f"summed over the batch's {network.batch} examples (the parameter is shared)"])
-    return Explanation(f"{first.formula}, summed over the examples", terms, notes, first.symbols), \
-        _batch_roles(roles, model)
+    if network.batch > 1:
+        notes.append([f"summed over the batch's {network.batch} examples (the parameter is shared)"])
+        first = Explanation(f"{first.formula}, summed over the examples", [], [], first.symbols)
+    return Explanation(first.formula, terms, notes, first.symbols), _batch_roles(roles, model)
+
+
+def _whole_batch_explanation(model: Model, k: int, pname: str, quantity: str, index, trace, grads):
+    """Layer ``k`` mixes the examples (batch norm): it explains its input's (or parameter's)
+    entry from the whole batch's arrays, with the example first in every index."""
+    network = model.network
+    roles = _batch_roles(_layer_roles(model, k), model)
+    arrays = _layer_arrays(model, k, trace, grads)
+    if pname:
+        at = _engine(model, quantity, roles[pname][1], index)
+        return network.layers[k].explain_param(pname, at, *arrays), roles
+    user_index = index if model.batched else (0,) + tuple(index)
+    flat = np.ravel_multi_index(user_index, (network.batch,) + tuple(_example_shape(model, quantity)))
+    at = tuple(int(i) for i in np.unravel_index(flat, roles["x"][1]))
+    return network.layers[k].explain_input(at, *arrays), roles
+
+
+def _example_shape(model: Model, quantity: str) -> tuple[int, ...]:
+    """One example's user shape of a per-example quantity."""
+    shape = model.user_shapes[quantity]
+    return shape[1:] if model.batched else shape
 
 
 def _one_example(model: Model, trace, grads, n: int) -> "Example":
-    """Example ``n`` as a model of one example: its input, target, forward pass (each layer
-    re-run on that example alone, so its caches are its own) and its rows of every gradient
-    (which already carry the batch's reduction)."""
+    """Example ``n`` as a model of one example: its rows of the input, target, every layer's input
+    and output and every gradient (which already carry the batch's reduction), and each layer's
+    cache from its forward pass over that example's input alone (a layer that mixes the examples
+    has none: it explains from the whole batch)."""
     network = model.network
-    for layer, name in zip(network.layers, network.names):
-        if getattr(layer, "mixes_examples", False):
-            raise CannotExplain(f"explain: {name} ({layer.kind}) mixes the batch's examples, so an "
-                                f"entry cannot be explained from one example's arrays")
     rows = slice(n, n + 1)
     with np.errstate(all="ignore"):
-        one = network.forward(model.input[rows], model.params)
-    shapes = {name: shape[1:] if name in _per_example(model) else shape for name, shape in model.user_shapes.items()}
+        caches = [None if layer.mixes_examples else layer.forward(x[rows], network.params_of(k, model.params))[1]
+                  for k, (layer, x) in enumerate(zip(network.layers, trace.inputs))]
+    one = Trace(0, [x[rows] for x in trace.inputs], [y[rows] for y in trace.outputs], caches)
+    shapes = {name: _example_shape(model, name) if name in _per_example(model) else shape
+              for name, shape in model.user_shapes.items()}
     grads_n = Gradients(grads.input[rows], {name: value[rows] for name, value in grads.outputs.items()}, grads.params)
     return Example(model, one, grads_n, shapes, None if model.target is None else model.target[rows])
 
@@ -236,7 +264,7 @@ def _in_example(explanation: Explanation, roles: dict, n: int, model: Model) -> 
 
     terms = [Term([Factor(f.value, moved(f.ref), f.form) for f in term.factors]) for term in explanation.terms]
     formula = explanation.formula
-    if "t" in roles and model.network.loss.reduction == "mean":   # the loss's own step
+    if "t" in roles and model.network.loss.reduction == "mean" and model.network.batch > 1:   # the loss's step
         batch = model.network.batch
         terms = [Term(term.factors + [Factor(1.0 / batch, None, f"1/{batch} (mean)")]) for term in terms]
         formula += f"; times 1/N = 1/{batch} (reduction: mean over the batch)"

@@ -197,6 +197,9 @@ class Model(Record):
             out[name] = self.user(name, value)
         for name, value in zip(self.network.names, trace.outputs):
             out[name] = self.user(name, value)
+        for name, layer, cache in zip(self.network.names, self.network.layers, trace.caches):
+            if layer.mixes_examples:   # the batch statistics it normalized with (batch norm)
+                out.update({f"{name}.{key}": value for key, value in layer.statistics(cache).items()})
         if not gradients:
             return out
         grads = self.backward(trace)

@@ -16,10 +16,13 @@ from ..record import Record
 class LayerOutput(Record):
     """One layer: its name, kind, output shape (user rank), parameter count and output values."""
 
-    __slots__ = ("name", "kind", "shape", "params", "output")
+    __slots__ = ("name", "kind", "shape", "params", "output", "statistics")
 
-    def __init__(self, name: str, kind: str, shape: tuple[int, ...], params: int, output: np.ndarray):
+    def __init__(self, name: str, kind: str, shape: tuple[int, ...], params: int, output: np.ndarray,
+                 statistics: dict[str, np.ndarray] | None = None):
         self.name, self.kind, self.shape, self.params, self.output = name, kind, shape, params, output
+        # what a layer that mixes the examples computed of the batch: batch norm's mean and var
+        self.statistics = {} if statistics is None else statistics
 
 
 class ForwardReport(Record):
@@ -72,6 +75,7 @@ class BackwardReport(Record):
         notebook.pretty(self, "backward", printer)
 
 
+STATISTICS = ("mean", "var")   # a batch-norm layer's batch statistics, in Model.values as conv1.mean
 LOSS_PARTS = ("losses", "data_loss", "penalty")   # Model.values' keys of the loss's parts
 
 
@@ -80,7 +84,8 @@ def forward_report(model: Model, values: dict[str, np.ndarray]) -> ForwardReport
     layers = [
         LayerOutput(name=name, kind=layer.kind, shape=model.user_shapes[name],
                     params=sum(math.prod(model.user_shapes[p]) for p in _param_names(name, layer)),
-                    output=values[name])
+                    output=values[name],
+                    statistics={key: values[f"{name}.{key}"] for key in STATISTICS if f"{name}.{key}" in values})
         for name, layer in zip(network.names, network.layers)
     ]
     return ForwardReport(spec=model.path, name=model.name, input=values["input"], layers=layers,

@@ -54,7 +54,9 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
     rows = [("input", shape)]
     for layer in spec.layers:
         with _showing_shapes(rows):
-            built = BUILDERS.get(layer.kind, _declared)(layer, shape, source)
+            builder = BUILDERS.get(layer.kind, _declared)
+            built = builder(layer, shape, source, spec.examples) if layer.kind == "batch_norm" \
+                else builder(layer, shape, source)
         size = math.prod(built.shape) * spec.examples
         if size > limits.max_entries:
             batch = "" if spec.batch is None else f"{spec.batch}×"
@@ -66,6 +68,8 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
             places[f"{layer.name}.{pname}"] = _place(layer.place(pname))
             user_shapes[f"{layer.name}.{pname}"] = user_shape
         user_shapes[layer.name] = built.shape
+        if built.layer.mixes_examples:   # its batch statistics, one per feature (Model.values)
+            user_shapes.update({f"{layer.name}.{key}": (built.layer.features,) for key in ("mean", "var")})
         layers.append((layer.name, built.layer))
         if built.note:
             notes.append(built.note)
@@ -398,5 +402,32 @@ def _declared(layer: LayerSpec, shape, source):
     return Built(engine, out[1:] if len(shape) == 2 and len(out) == 3 and out[0] == 1 else out)
 
 
+def _per_feature(layer: LayerSpec, key: str, features: int, default: float, what: str) -> np.ndarray:
+    """A per-feature parameter of ``features`` values: as written, a scalar copied, or ``default``."""
+    value = layer.arrays.get(key)
+    if value is None:
+        return np.full(features, default)
+    if value.ndim == 0:
+        return np.full(features, float(value))
+    if value.shape != (features,):
+        layer.place(key).fail(f"{layer.name}.{key} has shape {shape_text(value.shape)} but its input has "
+                              f"{features} {what}: give {features} values (one per {what[:-1]}) or one number")
+    return value
+
+
+def _batch_norm(layer: LayerSpec, shape, source, batch: int = 1):
+    """Batch norm of a vector (per feature) or a map (per channel; a 2-D map is one channel)."""
+    features, what = (shape[0], "features") if len(shape) == 1 else (internal(shape)[0], "channels")
+    eps = layer.options["eps"]
+    if not eps > 0:
+        layer.place("eps").fail(f"eps must be greater than 0 (PyTorch's default is 1e-5), not {eps:g}")
+    gamma = _per_feature(layer, "gamma", features, 1.0, what)
+    beta = _per_feature(layer, "beta", features, 0.0, what)
+    engine = REGISTRY["batch_norm"](features, eps, batch)
+    out = _output_shape(layer, engine, shape, source)
+    return Built(engine, out[1:] if len(shape) == 2 else out,
+                 {"gamma": (gamma, gamma.shape), "beta": (beta, beta.shape)})
+
+
 # kinds whose settings or parameters need more than ``_declared`` (the rest are built by it)
-BUILDERS = {"conv": _conv, "pool": _pool, "fc": _fc}
+BUILDERS = {"conv": _conv, "pool": _pool, "fc": _fc, "batch_norm": _batch_norm}
