@@ -8,7 +8,7 @@ both ``ties``; flatten in C and F order; fc; every loss, including the fused sof
 cross_entropy and sigmoid + binary_cross_entropy, their logits forms, class-index targets,
 ``loss: none`` and loss-only examples (no layers); 2-D and 3-D inputs, and 2-D, 3-D and 4-D
 kernels. About a quarter of the specs hold a batch (``batch: N``, N of 2 or 3, each example's
-input and target drawn alike), any loss may carry ``reduction: sum | mean``, and a fifth of the
+input and target drawn alike), batch norm after conv and fc layers, any loss may carry ``reduction: sum | mean``, and a fifth of the
 specs with parameters add an L2 ``regularization`` of some of them.
 
 About a third of the specs use small integers for the input and kernels, so conv outputs are
@@ -160,6 +160,18 @@ def _fc(rng, inputs, integer):
     return {"fc": settings}, (outputs,)
 
 
+def _batch_norm(rng, features: int):
+    """A batch norm of ``features`` features or channels, with γ, β and eps drawn or left out."""
+    settings = {}
+    if rng.random() < 0.7:
+        settings["gamma"] = _listed(np.round(rng.uniform(0.5, 2.0, features), 6))
+    if rng.random() < 0.7:
+        settings["beta"] = _listed(np.round(rng.standard_normal(features), 6))
+    if rng.random() < 0.3:
+        settings["eps"] = float(rng.choice([1e-3, 0.1]))
+    return {"batch_norm": settings} if settings else "batch_norm"
+
+
 def _kind(entry):
     return entry if isinstance(entry, str) else next(iter(entry))
 
@@ -179,6 +191,8 @@ def random_spec(rng: np.random.Generator) -> dict:
             entry, out = _conv(rng, shape, integer)
         elif roll < 0.7:
             entry, out = _pool(rng, shape)
+        elif roll < 0.8:
+            entry, out = _batch_norm(rng, shape[0] if len(shape) == 3 else 1), shape
         else:
             entry, out = _activation(rng), shape
         if entry is not None:
@@ -192,6 +206,8 @@ def random_spec(rng: np.random.Generator) -> dict:
         for _ in range(int(rng.integers(0, 3))):
             entry, shape = _fc(rng, shape[0], integer)
             layers.append(entry)
+            if rng.random() < 0.2:
+                layers.append(_batch_norm(rng, shape[0]))
             if rng.random() < 0.6:
                 layers.append(_activation(rng))
     loss = str(rng.choice(LOSSES))
@@ -233,7 +249,7 @@ def _param_names(layers) -> list[str]:
     for entry in layers:
         kind = _kind(entry)
         counts[kind] = counts.get(kind, 0) + 1
-        own = {"conv": ("kernel", "bias"), "fc": ("weights", "bias")}.get(kind, ())
+        own = {"conv": ("kernel", "bias"), "fc": ("weights", "bias"), "batch_norm": ("gamma", "beta")}.get(kind, ())
         names += [f"{kind}{counts[kind]}.{p}" for p in own]
     return names
 
