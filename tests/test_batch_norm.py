@@ -200,3 +200,28 @@ def test_a_batched_conv_input_probe_moves_only_its_example(tmp_path):
     got = fast.perturbed(entries, steps)
     assert got.shape == (len(entries), 2) + expected.shape[1:]
     assert np.abs(got.reshape(expected.shape) - expected).max() <= 1e-14 * np.abs(expected).max()
+
+
+def test_the_worked_example_in_configs_is_torchs(tmp_path):
+    """configs/batchnorm_backward_closed_form.yaml: its hand-computed numbers and cnngrad's against
+    F.batch_norm(training=True) with E = Σ dout · y."""
+    torch = pytest.importorskip("torch")
+    import yaml
+    from torchnet import rel_err
+    F = torch.nn.functional
+    path = "configs/batchnorm_backward_closed_form.yaml"
+    written = yaml.safe_load(open(path, encoding="utf-8"))
+    model = load_model(path)
+    values = model.values()
+    x = torch.tensor(written["input"], dtype=torch.float64, requires_grad=True)
+    gamma = torch.tensor(written["layers"][0]["batch_norm"]["gamma"], dtype=torch.float64, requires_grad=True)
+    beta = torch.tensor(written["layers"][0]["batch_norm"]["beta"], dtype=torch.float64, requires_grad=True)
+    y = F.batch_norm(x, None, None, gamma, beta, training=True, eps=1e-5)
+    (torch.tensor(written["upstream_grad"], dtype=torch.float64) * y).sum().backward()
+    reference = {"batch_norm1": y.detach().numpy(), "grad.input": x.grad.numpy(),
+                 "grad.batch_norm1.gamma": gamma.grad.numpy(), "grad.batch_norm1.beta": beta.grad.numpy(),
+                 "batch_norm1.mean": x.detach().mean(dim=0).numpy(),
+                 "batch_norm1.var": x.detach().var(dim=0, unbiased=False).numpy()}
+    for name, value in reference.items():
+        assert rel_err(values[name], value) <= 1e-10, name
+        assert np.abs(np.array(written["expect"][name]) - value).max() <= 5e-9, name

@@ -347,3 +347,24 @@ def test_without_batch_a_first_axis_is_never_examples(tmp_path):
     batched = load_model(write(tmp_path, "batch: 2\ninput: [[1, 2], [3, 4]]\nlayers: []\nloss: mse\n"
                                          "target: [[0, 0], [0, 0]]\n", "b.yaml"))
     assert float(batched.values()["loss"]) == (1 + 4) / 2 + (9 + 16) / 2
+
+
+def test_the_cs231n_worked_example_in_configs_is_torchs():
+    """configs/cs231n_softmax_batch_mean_l2.yaml: F.cross_entropy(reduction='mean') + reg·ΣW²."""
+    torch = pytest.importorskip("torch")
+    import yaml
+    from torchnet import rel_err
+    path = "configs/cs231n_softmax_batch_mean_l2.yaml"
+    written = yaml.safe_load(open(path, encoding="utf-8"))
+    values = load_model(path).values()
+    x = torch.tensor(written["input"], dtype=torch.float64, requires_grad=True)
+    w = torch.tensor(written["layers"][0]["fc"]["weights"], dtype=torch.float64, requires_grad=True)
+    scores = x @ w.T
+    per_example = torch.nn.functional.cross_entropy(scores, torch.tensor(written["target"]), reduction="none")
+    loss = per_example.mean() + 0.1 * (w ** 2).sum()
+    loss.backward()
+    reference = {"loss": float(loss.detach()), "losses": per_example.detach().numpy(), "fc1": scores.detach().numpy(),
+                 "grad.fc1.weights": w.grad.numpy(), "grad.input": x.grad.numpy()}
+    for name, value in reference.items():
+        assert rel_err(values[name], value) <= 1e-10, name
+        assert np.abs(np.array(written["expect"][name]) - value).max() <= 5e-9, name
