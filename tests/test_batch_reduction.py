@@ -368,3 +368,16 @@ def test_the_cs231n_worked_example_in_configs_is_torchs():
     for name, value in reference.items():
         assert rel_err(values[name], value) <= 1e-10, name
         assert np.abs(np.array(written["expect"][name]) - value).max() <= 5e-9, name
+
+
+def test_the_memory_estimate_counts_every_example(tmp_path):
+    """A batch holds N times the activations: a spec within the memory limit for one example is
+    refused for 64 of them, with the limit's option named."""
+    from cnngrad.spec import Limits
+    one = "input: {random: {shape: [1, 64, 64]}}\nlayers:\n  - conv: {kernel: {random: {shape: [8, 1, 3, 3]}}, padding: 1}\n"
+    limits = Limits(max_memory_bytes=4 << 20)
+    assert load_model(write(tmp_path, one), limits=limits).network.batch == 1
+    many = one.replace("input: {random: {shape: [1,", "batch: 64\ninput: {random: {shape: [64, 1,")
+    with pytest.raises(SpecError) as info:
+        load_model(write(tmp_path, many, "many.yaml"), limits=limits)
+    assert "--max-memory" in info.value.message

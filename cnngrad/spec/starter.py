@@ -25,7 +25,8 @@ layers:                       # applied in order; named by kind and count: conv1
       stride: 1
       padding: 0              # int, [ph, pw], [[top, bottom], [left, right]], valid or same
       mode: cross_correlation # or convolution (the kernel rotated 180°)
-  - relu                      # also leaky_relu: {slope: 0.01}, sigmoid, tanh, softmax
+  - relu                      # also leaky_relu: {slope: 0.01}, sigmoid, tanh, softmax,
+                              # batch_norm: {gamma: ..., beta: ..., eps: 1e-5} (with batch: N)
   - pool: {type: max, size: 2, stride: 2}   # max | avg | l2; ties: first | split
   - flatten
   - fc:                       # weights are (outputs, inputs): y = W a + b
@@ -39,6 +40,7 @@ loss: cross_entropy           # squared_error | mse | cross_entropy | binary_cro
                               # averaged over a batch: {cross_entropy: {reduction: mean}}
 target: 1                     # a class index (or a vector like [0, 1]); loss none takes upstream_grad
                               # (forward runs without loss and target; backward and check need them)
+# regularization: {l2: 0.0005, params: [conv1.kernel, fc1.weights]}   # adds λ Σ θ² to the loss
 
 expect:                       # numbers worked by hand, verified by `cnngrad check`
   tolerance: auto             # each number to half a unit of its last written decimal
