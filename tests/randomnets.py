@@ -221,7 +221,7 @@ def random_spec(rng: np.random.Generator) -> dict:
         layers.append(_activation(rng))                 # else a loss-only example: input is output
     spec["layers"] = layers
     settings = {"from": "logits"} if logits else {}
-    if rng.random() < 0.3:
+    if rng.random() < 0.3 and loss != "none":   # upstream_grad is ∂E/∂output itself
         settings["reduction"] = str(rng.choice(["sum", "mean"]))
     spec["loss"] = {loss: settings} if settings else loss
     key = "upstream_grad" if loss == "none" else "target"

@@ -333,6 +333,8 @@ def test_forward_shows_each_examples_loss(tmp_path):
      "loss.mse.reduction", "sum, mean"),
     ("input: [1, 2]\nlayers: []\nloss: {mse: {from: logits}}\ntarget: [0, 0]\n",
      "loss.mse", "cross_entropy and binary_cross_entropy"),
+    ("batch: 2\ninput: [[1, 2], [3, 4]]\nlayers: []\nloss: {none: {reduction: mean}}\nupstream_grad: [[0, 0], [0, 0]]\n",
+     "loss.none", "upstream_grad is ∂E/∂(final output) itself"),
 ])
 def test_a_batch_that_does_not_fit_is_an_error_at_its_node(tmp_path, text, path, words):
     err = spec_error(tmp_path, text)

@@ -137,6 +137,9 @@ def _read_loss_form(cursor: Cursor) -> tuple[str, bool, str]:
     name = key_cursor.word(tuple(LOSSES), "loss")
     if settings.is_null:
         return name, False, REDUCTIONS[0]
+    if name == "none":
+        settings.fail("loss none takes no settings: upstream_grad is ∂E/∂(final output) itself, "
+                      "already as the batch's examples share it (write `loss: none`)")
     allowed = ("reduction",) if LOSSES[name].logits_form is None else ("from", "reduction")
     if settings.is_mapping:
         for key, key_cursor, _ in settings.items():

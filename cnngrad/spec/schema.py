@@ -94,7 +94,7 @@ def _loss_form() -> dict:
               "or logits (as PyTorch)"}
     forms = {name: _nullable(_object({"from": source, "reduction": reduction} if cls.logits_form is not None
                                      else {"reduction": reduction}))
-             for name, cls in LOSSES.items()}
+             for name, cls in LOSSES.items() if name != "none"}
     return {**_object(forms), "minProperties": 1, "maxProperties": 1}
 
 
