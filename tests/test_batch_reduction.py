@@ -383,3 +383,12 @@ def test_the_memory_estimate_counts_every_example(tmp_path):
     with pytest.raises(SpecError) as info:
         load_model(write(tmp_path, many, "many.yaml"), limits=limits)
     assert "--max-memory" in info.value.message
+
+
+def test_wrong_per_example_losses_are_diagnosed_as_any_value(tmp_path):
+    base = CONV_BATCH.replace("REDUCTION", "mean")
+    values = load_model(write(tmp_path, base)).values()
+    text = base + f"expect:\n  losses: {flow(2 * values['losses'])}\n"
+    result = check_model(load_model(write(tmp_path, text, "wrong.yaml")))
+    assert not result.passed and result.first_wrong == "losses"
+    assert result.expect[0].diagnosis[0].mistake == "scaled"
