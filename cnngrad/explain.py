@@ -196,10 +196,11 @@ def _batch_explanation(model: Model, quantity: str, index, trace, grads) -> tupl
     first = explanations[0]
     terms = [term for explanation in explanations for term in explanation.terms]
     notes = [note for explanation in explanations for note in explanation.notes]
+    formula = first.formula
     if network.batch > 1:
+        formula += ", summed over the examples"
         notes.append([f"summed over the batch's {network.batch} examples (the parameter is shared)"])
-        first = Explanation(f"{first.formula}, summed over the examples", [], [], first.symbols)
-    return Explanation(first.formula, terms, notes, first.symbols), _batch_roles(roles, model)
+    return Explanation(formula, terms, notes, first.symbols), _batch_roles(roles, model)
 
 
 def _whole_batch_explanation(model: Model, k: int, pname: str, quantity: str, index, trace, grads):
