@@ -8,7 +8,7 @@ both ``ties``; flatten in C and F order; fc; every loss, including the fused sof
 cross_entropy and sigmoid + binary_cross_entropy, their logits forms, class-index targets,
 ``loss: none`` and loss-only examples (no layers); 2-D and 3-D inputs, and 2-D, 3-D and 4-D
 kernels. About a quarter of the specs hold a batch (``batch: N``, N of 2 or 3, each example's
-input and target drawn alike), batch norm after conv and fc layers, any loss may carry ``reduction: sum | mean``, and a fifth of the
+input and target drawn alike), batch norm after conv layers and (in a batch) fc layers, any loss may carry ``reduction: sum | mean``, and a fifth of the
 specs with parameters add an L2 ``regularization`` of some of them.
 
 About a third of the specs use small integers for the input and kernels, so conv outputs are
@@ -184,6 +184,7 @@ def random_spec(rng: np.random.Generator) -> dict:
     else:
         shape = (int(rng.integers(1, 4)),) + tuple(int(v) for v in rng.integers(3, 7, size=2))
     spec = {"name": "random", "input": _listed(_values(rng, shape, integer))}
+    batch = int(rng.integers(2, 4)) if rng.random() < 0.25 else None   # a batch of N examples
     layers = []
     for _ in range(int(rng.integers(0, 4))):          # the map part
         roll = rng.random()
@@ -191,8 +192,10 @@ def random_spec(rng: np.random.Generator) -> dict:
             entry, out = _conv(rng, shape, integer)
         elif roll < 0.7:
             entry, out = _pool(rng, shape)
-        elif roll < 0.8:
+        elif roll < 0.8:   # per channel over N, H, W (a 1×1 map needs N ≥ 2)
             entry, out = _batch_norm(rng, shape[0] if len(shape) == 3 else 1), shape
+            if batch is None and np.prod(shape[-2:]) < 2:
+                entry = None
         else:
             entry, out = _activation(rng), shape
         if entry is not None:
@@ -206,7 +209,7 @@ def random_spec(rng: np.random.Generator) -> dict:
         for _ in range(int(rng.integers(0, 3))):
             entry, shape = _fc(rng, shape[0], integer)
             layers.append(entry)
-            if rng.random() < 0.2:
+            if batch is not None and rng.random() < 0.3:   # per feature over the N examples
                 layers.append(_batch_norm(rng, shape[0]))
             if rng.random() < 0.6:
                 layers.append(_activation(rng))
@@ -226,8 +229,7 @@ def random_spec(rng: np.random.Generator) -> dict:
     spec["loss"] = {loss: settings} if settings else loss
     key = "upstream_grad" if loss == "none" else "target"
     class_index = loss == "cross_entropy" and len(shape) == 1 and rng.random() < 0.4
-    if rng.random() < 0.25:                            # a batch of N examples drawn alike
-        batch = int(rng.integers(2, 4))
+    if batch is not None:                              # the N examples drawn alike
         first = np.asarray(spec["input"], dtype=float)
         more = [_values(rng, first.shape, integer) for _ in range(batch - 1)]
         spec = {"name": spec["name"], "batch": batch, "input": _listed(np.stack([first, *more])), **{

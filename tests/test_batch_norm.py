@@ -225,3 +225,13 @@ def test_the_worked_example_in_configs_is_torchs(tmp_path):
     for name, value in reference.items():
         assert rel_err(values[name], value) <= 1e-10, name
         assert np.abs(np.array(written["expect"][name]) - value).max() <= 5e-9, name
+
+
+def test_batch_norm_of_one_value_per_feature_is_refused(tmp_path):
+    """One example of a vector (or of a 1×1 map) makes each feature its own mean: x̂ = 0."""
+    text = "input: [1, 2]\nlayers:\n  - fc: {weights: [[1, 2], [3, 4]]}\n  - batch_norm\nloss: mse\ntarget: [0, 0]\n"
+    with pytest.raises(SpecError) as info:
+        load_model(write(tmp_path, text))
+    assert info.value.path == "layers[1]" and "batch: N" in info.value.message and info.value.line == 4
+    assert load_model(write(tmp_path, "input: [[1, 2], [3, 4]]\nlayers:\n  - batch_norm\nloss: mse\n"
+                                      "target: [[0, 0], [0, 0]]\n", "map.yaml")).network.layers[0].batch == 1

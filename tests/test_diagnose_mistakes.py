@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 
 from cnngrad.diagnose import diagnose  # noqa: E402
 from randomnets import random_models, random_spec, to_model  # noqa: E402
-from torchnet import _loss, torch_layer  # noqa: E402
+from torchnet import _loss, penalty, torch_layer  # noqa: E402
 
 NETWORKS = 3          # random networks per mistake
 TRIES = 400           # random networks looked at to find them
@@ -70,7 +70,8 @@ def torch_values(model, at=None, rule=None, loss_factor=1.0, forward=None):
         h = fn(h, {p: params[f"{name}.{p}"] for p in layer.param_names})
         h.retain_grad()
         outputs[name] = h
-    loss = loss_factor * _loss(net.loss.label, False, None, h, torch.tensor(model.target, dtype=torch.float64))
+    loss = loss_factor * _loss(net.loss.label, False, None, h, torch.tensor(model.target, dtype=torch.float64),
+                               net.loss.reduction) + penalty(net, params)
     loss.backward()
     values = {f"grad.{name}": model.user(name, out.grad.numpy()) for name, out in outputs.items()}
     values.update({f"grad.{name}": model.user(name, p.grad.numpy()) for name, p in params.items()})

@@ -418,6 +418,11 @@ def _per_feature(layer: LayerSpec, key: str, features: int, default: float, what
 def _batch_norm(layer: LayerSpec, shape, source, batch: int = 1):
     """Batch norm of a vector (per feature) or a map (per channel; a 2-D map is one channel)."""
     features, what = (shape[0], "features") if len(shape) == 1 else (internal(shape)[0], "channels")
+    if batch * math.prod(internal(shape)[1:]) < 2:   # each statistic over a single value: x̂ = 0
+        over = f"{batch} example" if len(shape) == 1 else f"{batch} example and 1×1 positions"
+        layer.entry.fail(f"batch_norm normalizes each of its {what} over the batch, but {source} gives one "
+                         f"value per {what[:-1]} ({over}): write `batch: N` with N ≥ 2 examples "
+                         f"(PyTorch refuses it too)")
     eps = layer.options["eps"]
     if not eps > 0:
         layer.place("eps").fail(f"eps must be greater than 0 (PyTorch's default is 1e-5), not {eps:g}")
