@@ -136,6 +136,15 @@ def _rounded(site):
             yield value, f"computed from {parent} {how} to {k} decimals"
 
 
+def _penalized(site, value: np.ndarray) -> np.ndarray:
+    """A parameter gradient's data part made the mistaken way, with the L2 penalty's 2 λ θ added as
+    the chain adds it (``regularization``), so it compares with the user's whole gradient."""
+    network, step = site.chain.network, site.step
+    name = f"{network.names[step.index]}.{step.param}"
+    penalty = network.penalty_grad(name, site.chain.model.params[name])
+    return value if penalty is None else value + penalty
+
+
 def _flipped_kernel(site) -> dict:
     params = dict(site.chain.params(site.step.index))
     params["kernel"] = params["kernel"][..., ::-1, ::-1]
@@ -160,7 +169,8 @@ def _mode_swapped(site):
         yield layer.forward(site.upstream, _flipped_kernel(site))[0], \
             f"the forward pass computed {other} (the kernel rotated 180°) instead of {layer.mode.replace('_', '-')}"
     elif site.step.param == "kernel":
-        yield site.right[..., ::-1, ::-1], f"the kernel gradient of {other} (rotated 180°), not of {layer.mode.replace('_', '-')}"
+        data = site.right - _penalized(site, np.zeros_like(site.right))   # the penalty is not rotated
+        yield _penalized(site, data[..., ::-1, ::-1]), f"the kernel gradient of {other} (rotated 180°), not of {layer.mode.replace('_', '-')}"
 
 
 def _bias_not_summed(site):
@@ -168,9 +178,9 @@ def _bias_not_summed(site):
         return
     delta = site.upstream
     positions = delta.shape[2] * delta.shape[3]
-    yield delta.mean(axis=(0, 2, 3)), (f"the bias gradient is the mean of the {positions} deltas of "
-                                       "each filter; it is their sum")
-    yield delta[0, :, 0, 0], "the bias gradient is one delta (the first); it is the sum of all the filter's deltas"
+    yield _penalized(site, delta.mean(axis=(0, 2, 3))), (f"the bias gradient is the mean of the {positions} "
+                                                         "deltas of each filter; it is their sum")
+    yield _penalized(site, delta[0, :, 0, 0]), "the bias gradient is one delta (the first); it is the sum of all the filter's deltas"
 
 
 def _derivative_missing(site):
@@ -234,7 +244,7 @@ def _fc_preactivation(site):
     z = trace.inputs[j]
     for flatten in layers[j + 1:k]:
         z = flatten.forward(z, {})[0]
-    yield site.upstream.T @ z, (f"the weight gradient is δ·z with z the value before "
+    yield _penalized(site, site.upstream.T @ z), (f"the weight gradient is δ·z with z the value before "
                                 f"{chain.network.names[j]}'s activation; it is δ·a, after it")
 
 
