@@ -137,3 +137,16 @@ def test_a_regularization_that_does_not_fit_is_an_error_at_its_node(tmp_path, se
     with pytest.raises(SpecError) as info:
         load_model(write(tmp_path, text))
     assert info.value.path == path and words in info.value.message and info.value.line == 6
+
+
+def test_expect_names_the_data_loss_and_the_penalty(tmp_path):
+    rng = np.random.default_rng(9)
+    text = conv_spec(rng, 2, 0.25, "[fc1.weights]")
+    values = load_model(write(tmp_path, text)).values()
+    right = text + (f"expect:\n  data_loss: {float(values['data_loss']):.10f}\n"
+                    f"  penalty: {float(values['penalty']):.10f}\n  loss: {float(values['loss']):.10f}\n")
+    assert check_model(load_model(write(tmp_path, right, "right.yaml"))).passed
+    wrong = text + f"expect:\n  penalty: {2 * float(values['penalty']):.10f}\n"
+    result = check_model(load_model(write(tmp_path, wrong, "wrong.yaml")))
+    assert not result.passed and result.first_wrong == "penalty"
+    assert result.expect[0].diagnosis[0].mistake == "scaled"

@@ -53,6 +53,11 @@ class Chain:
             if model.batched:
                 self.steps["losses"] = Step("losses", last, "losses", None)
                 self.right["losses"] = model.example_losses(self.trace)
+            if net.regularization is not None:   # loss = data_loss + penalty (of the parameters)
+                self.steps["data_loss"] = Step("data_loss", last, "data_loss", None)
+                self.right["data_loss"] = np.asarray(model.data_loss(self.trace)).reshape(1)
+                self.steps["penalty"] = Step("penalty", "input", "penalty", None)
+                self.right["penalty"] = np.asarray(model.penalty()).reshape(1)
         self.steps[quantities.gradient_of(last)] = Step(quantities.gradient_of(last), last, "loss-grad", None)
         for k in reversed(range(len(names))):
             delta = quantities.gradient_of(names[k])
@@ -66,8 +71,9 @@ class Chain:
         self.right[quantities.gradient_of("input")] = grads.input
         self.order = quantities.position(quantities.chain(
             names, {name: layer.param_names for name, layer in zip(names, net.layers)}, model.has_loss))
-        if "losses" in self.steps:   # made from the output just before the loss
-            self.order["losses"] = self.order["loss"] - 0.5
+        for k, part in enumerate(("losses", "data_loss", "penalty")):   # the loss's parts, just before it
+            if part in self.steps:
+                self.order[part] = self.order["loss"] - 0.5 + 0.1 * k
 
     def name(self, quantity: str) -> str:
         """The chain's name of a quantity (``output`` is the last layer's)."""
@@ -78,7 +84,7 @@ class Chain:
 
     def user(self, node: str, array: np.ndarray) -> np.ndarray:
         """An engine array of ``node`` in the rank the user wrote it."""
-        if node == "loss":
+        if node in ("loss", "data_loss", "penalty"):
             return np.asarray(array, dtype=np.float64).reshape(())
         if node == "losses":
             return np.asarray(array, dtype=np.float64).reshape(-1)
@@ -113,6 +119,11 @@ class Chain:
             return net.layers[step.index].forward(upstream, self.params(step.index))[0]
         if step.kind == "losses":
             return np.asarray(net.loss.value(upstream, model.target), dtype=np.float64)
+        if step.kind == "data_loss":
+            per_example = net.loss.value(upstream, model.target)
+            return np.asarray(per_example.sum() * net.reduction_scale(), dtype=np.float64).reshape(1)
+        if step.kind == "penalty":   # of the parameters, whatever the upstream value
+            return np.asarray(net.penalty(model.params), dtype=np.float64).reshape(1)
         if step.kind == "loss":
             per_example = net.loss.value(upstream, model.target)
             data = per_example.sum() * net.reduction_scale()
