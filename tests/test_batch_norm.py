@@ -235,3 +235,19 @@ def test_batch_norm_of_one_value_per_feature_is_refused(tmp_path):
     assert info.value.path == "layers[1]" and "batch: N" in info.value.message and info.value.line == 4
     assert load_model(write(tmp_path, "input: [[1, 2], [3, 4]]\nlayers:\n  - batch_norm\nloss: mse\n"
                                       "target: [[0, 0], [0, 0]]\n", "map.yaml")).network.layers[0].batch == 1
+
+
+def test_wrong_batch_statistics_are_placed_after_their_layers_input(tmp_path):
+    """A batch mean computed from a wrong input is propagated from it, not called the first error."""
+    model = load_model(write(tmp_path, fc_bn(np.random.default_rng(10), 3)))
+    values = model.values()
+    text = open(write(tmp_path, fc_bn(np.random.default_rng(10), 3))).read()
+    wrong = text + (f"expect:\n  batch_norm1.var: {flow(2 * values['batch_norm1.var'])}\n")
+    result = check_model(load_model(write(tmp_path, wrong, "wrong.yaml")))
+    assert not result.passed and result.first_wrong == "batch_norm1.var"
+    assert result.expect[0].diagnosis[0].mistake == "scaled"
+    shifted = np.array(values["fc1"]) + 1.0   # the user's fc1 off by one: the mean follows it
+    text2 = text + (f"expect:\n  fc1: {flow(shifted)}\n  batch_norm1.mean: {flow(values['batch_norm1.mean'] + 1.0)}\n")
+    result = check_model(load_model(write(tmp_path, text2, "shifted.yaml")))
+    assert result.first_wrong == "fc1"
+    assert {e.quantity: e.origin for e in result.expect}["batch_norm1.mean"] == "propagated"

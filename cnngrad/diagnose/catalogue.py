@@ -53,7 +53,7 @@ class Mistake(Record):
         return site.step.kind in self.steps and (self.kinds is None or site.kind in self.kinds)
 
 
-ANY = ("forward", "losses", "data_loss", "penalty", "loss", "loss-grad", "input-grad", "param-grad")
+ANY = ("forward", "statistics", "losses", "data_loss", "penalty", "loss", "loss-grad", "input-grad", "param-grad")
 
 
 def _sign(site):

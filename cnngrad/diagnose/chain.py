@@ -46,6 +46,11 @@ class Chain:
         for k, name in enumerate(names):
             self.steps[name] = Step(name, names[k - 1] if k else "input", "forward", k)
             self.right[name] = self.trace.outputs[k]
+            if net.layers[k].mixes_examples:   # its batch statistics (batch norm's mean and var)
+                for key, value in net.layers[k].statistics(self.trace.caches[k]).items():
+                    self.steps[f"{name}.{key}"] = Step(f"{name}.{key}", names[k - 1] if k else "input",
+                                                       "statistics", k, key)
+                    self.right[f"{name}.{key}"] = value
         last = names[-1] if names else "input"     # layers: [] — the loss reads the input
         if model.has_loss:
             self.steps["loss"] = Step("loss", last, "loss", None)
@@ -74,6 +79,9 @@ class Chain:
         for k, part in enumerate(("losses", "data_loss", "penalty")):   # the loss's parts, just before it
             if part in self.steps:
                 self.order[part] = self.order["loss"] - 0.5 + 0.1 * k
+        for node, step in self.steps.items():   # batch statistics just after their layer's output
+            if step.kind == "statistics":
+                self.order[node] = self.order[names[step.index]] + 0.5
 
     def name(self, quantity: str) -> str:
         """The chain's name of a quantity (``output`` is the last layer's)."""
@@ -117,6 +125,9 @@ class Chain:
         net, model = self.network, self.model
         if step.kind == "forward":
             return net.layers[step.index].forward(upstream, self.params(step.index))[0]
+        if step.kind == "statistics":
+            layer = net.layers[step.index]
+            return layer.statistics(layer.forward(upstream, self.params(step.index))[1])[step.param]
         if step.kind == "losses":
             return np.asarray(net.loss.value(upstream, model.target), dtype=np.float64)
         if step.kind == "data_loss":
