@@ -5,6 +5,11 @@ its own terms (roles and engine indices); here each ``Ref`` becomes the docs/ref
 user wrote (``grad.conv1[0,2]``, ``input[1,3]``), and terms that are 0 are counted, not listed.
 Past ``TERM_LIMIT`` nonzero terms (a kernel entry over a large map has one per output pixel) the
 largest are listed, largest first, and the others summed into one figure.
+
+With ``batch: N`` an entry of the input or of a layer's output belongs to one example n: the
+layer (or loss) explains it from example n's arrays, and its references name that example
+(``grad.fc1[1,0]``). A parameter is shared by the examples: its gradient is the sum of each
+example's terms. Under ``reduction: mean`` the loss's step carries the factor 1/N.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import numpy as np
 from . import quantities
 from .layers.explanation import Explanation, Factor, Ref, Term
 from .model import Model
+from .network import Gradients, Trace
 from .record import Record
 
 
@@ -68,7 +74,11 @@ def explain(model: Model, text: str) -> Explained:
     trace = model.forward()
     model.loss(trace)   # an infinite loss is an error here too, with its cause
     grads = model.backward(trace)
-    explanation, names = _explanation(model, quantities.value_of(name), index, trace, grads)
+    if model.batched or any(layer.mixes_examples for layer in model.network.layers):
+        explanation, names = _batch_explanation(model, quantities.value_of(name), index, trace, grads)
+    else:
+        explanation, names = _explanation(model, quantities.value_of(name), index, trace, grads)
+    explanation = _with_penalty(model, quantities.value_of(name), index, explanation, names)
     values = np.array([term.value for term in explanation.terms], dtype=np.float64)
     listed, more, more_total = _largest(values)
     terms = [ExplainedTerm([(_factor_text(f, names, model), f.value) for f in explanation.terms[k].factors],
@@ -181,6 +191,135 @@ def _summed(model: Model, quantity: str, readers, parts) -> tuple[Explanation, d
     readers_text = ", ".join(labels)
     formula = f"∂E/∂v = Σ over the layers that read v ({readers_text}) of what each passes back, v = {quantity}"
     return Explanation(formula, terms, notes), roles
+
+
+def _with_penalty(model: Model, quantity: str, index, explanation: Explanation, roles: dict) -> Explanation:
+    """A regularized parameter's explanation with the L2 penalty's term 2 λ θ[index] added
+    (∂(λ Σ θ²)/∂θ); any other explanation as it is."""
+    if not model.network.regularizes(quantity):
+        return explanation
+    factor = model.network.regularization[0]
+    pname = quantity.rsplit(".", 1)[1]
+    at = _engine(model, quantity, roles[pname][1], index)
+    term = Term([Factor(2.0 * factor, None, f"2λ = 2·{factor:g}"),
+                 Factor(float(model.params[quantity][at]), Ref(pname, at))])
+    symbol = explanation.symbols.get(pname, pname)
+    return Explanation(f"{explanation.formula}; + 2λ·{symbol} (regularization: λ Σ {symbol}², λ = {factor:g})",
+                       explanation.terms + [term], explanation.notes, explanation.symbols)
+
+
+def _batch_explanation(model: Model, quantity: str, index, trace, grads) -> tuple[Explanation, dict]:
+    """The explanation with ``batch: N`` (or a layer that mixes examples): an example's entry from
+    that example's arrays, a parameter's as the sum of every example's terms; references carry
+    the example index. A layer that mixes the examples explains from the whole batch itself."""
+    network = model.network
+    if quantity == "output":
+        quantity = network.names[-1] if network.names else "input"
+    layer_name, _, pname = quantity.partition(".")
+    k = network.names.index(layer_name) if pname else 0 if quantity == "input" else network.names.index(quantity) + 1
+    last = len(network.names) - 1
+    loss_step = not pname and (k > last or (network.fused and k == last))
+    if not loss_step and network.layers[k].mixes_examples:
+        return _whole_batch_explanation(model, k, pname, quantity, index, trace, grads)
+    if not pname:
+        n, local = (index[0], index[1:]) if model.batched else (0, index)
+        example = _one_example(model, trace, grads, n)
+        explanation, roles = _explanation(example, quantity, local, example.trace, example.grads)
+        return _in_example(explanation, roles, n, model), _batch_roles(roles, model)
+    explanations = []
+    for n in range(network.batch):
+        example = _one_example(model, trace, grads, n)
+        explanation, roles = _explanation(example, quantity, index, example.trace, example.grads)
+        explanations.append(_in_example(explanation, roles, n, model))
+    first = explanations[0]
+    terms = [term for explanation in explanations for term in explanation.terms]
+    notes = [note for explanation in explanations for note in explanation.notes]
+    formula = first.formula
+    if network.batch > 1:
+        formula += ", summed over the examples"
+        notes.append([f"summed over the batch's {network.batch} examples (the parameter is shared)"])
+    return Explanation(formula, terms, notes, first.symbols), _batch_roles(roles, model)
+
+
+def _whole_batch_explanation(model: Model, k: int, pname: str, quantity: str, index, trace, grads):
+    """Layer ``k`` mixes the examples (batch norm): it explains its input's (or parameter's)
+    entry from the whole batch's arrays, with the example first in every index."""
+    network = model.network
+    roles = _batch_roles(_layer_roles(model, k), model)
+    arrays = _layer_arrays(model, k, trace, grads)
+    if pname:
+        at = _engine(model, quantity, roles[pname][1], index)
+        return network.layers[k].explain_param(pname, at, *arrays), roles
+    user_index = index if model.batched else (0,) + tuple(index)
+    flat = np.ravel_multi_index(user_index, (network.batch,) + tuple(_example_shape(model, quantity)))
+    at = tuple(int(i) for i in np.unravel_index(flat, roles["x"][1]))
+    return network.layers[k].explain_input(at, *arrays), roles
+
+
+def _example_shape(model: Model, quantity: str) -> tuple[int, ...]:
+    """One example's user shape of a per-example quantity."""
+    shape = model.user_shapes[quantity]
+    return shape[1:] if model.batched else shape
+
+
+def _one_example(model: Model, trace, grads, n: int) -> "Example":
+    """Example ``n`` as a model of one example: its rows of the input, target, every layer's input
+    and output and every gradient (which already carry the batch's reduction), and each layer's
+    cache from its forward pass over that example's input alone (a layer that mixes the examples
+    has none: it explains from the whole batch)."""
+    network = model.network
+    rows = slice(n, n + 1)
+
+    def example(x):   # a layer's input: one array, or a tuple for a layer that joins several
+        return tuple(a[rows] for a in x) if isinstance(x, tuple) else x[rows]
+
+    with np.errstate(all="ignore"):
+        caches = [None if layer.mixes_examples else layer.forward(example(x), network.params_of(k, model.params))[1]
+                  for k, (layer, x) in enumerate(zip(network.layers, trace.inputs))]
+    one = Trace(0, [example(x) for x in trace.inputs], [y[rows] for y in trace.outputs], caches,
+                entry=trace.value(0)[rows])
+    shapes = {name: _example_shape(model, name) if name in _per_example(model) else shape
+              for name, shape in model.user_shapes.items()}
+    grads_n = Gradients(grads.input[rows], {name: value[rows] for name, value in grads.outputs.items()}, grads.params)
+    return Example(model, one, grads_n, shapes, None if model.target is None else model.target[rows])
+
+
+def _per_example(model: Model) -> set[str]:
+    """The quantities that carry the batch axis: the input, target, output and every layer's output."""
+    return {"input", "target", "output", *model.network.names}
+
+
+class Example:
+    """One example of a batched model, as ``_explanation`` reads a model: its network, target,
+    parameters and user shapes (without the batch axis), and its trace and gradients."""
+
+    def __init__(self, model: Model, trace, grads, user_shapes, target):
+        self.network, self.params, self.target = model.network, model.params, target
+        self.user_shapes, self.trace, self.grads = user_shapes, trace, grads
+
+
+def _in_example(explanation: Explanation, roles: dict, n: int, model: Model) -> Explanation:
+    """The explanation of example ``n`` with its references moved into the batch (the example's
+    index first); a loss step under ``reduction: mean`` gains the factor 1/N."""
+    def moved(part):
+        if isinstance(part, Ref) and roles[part.role][0] not in model.params:
+            return Ref(part.role, (n,) + tuple(part.index))
+        return part
+
+    terms = [Term([Factor(f.value, moved(f.ref), f.form) for f in term.factors]) for term in explanation.terms]
+    formula = explanation.formula
+    if "t" in roles and model.network.loss.reduction == "mean" and model.network.batch > 1:   # the loss's step
+        batch = model.network.batch
+        terms = [Term(term.factors + [Factor(1.0 / batch, None, f"1/{batch} (mean)")]) for term in terms]
+        formula += f"; times 1/N = 1/{batch} (reduction: mean over the batch)"
+    notes = [[moved(part) for part in note] for note in explanation.notes]
+    return Explanation(formula, terms, notes, explanation.symbols)
+
+
+def _batch_roles(roles: dict, model: Model) -> dict:
+    """The roles with the batch axis on every per-example array's engine shape."""
+    return {role: (name, shape if name in model.params else (model.network.batch,) + tuple(shape))
+            for role, (name, shape) in roles.items()}
 
 
 def _param_explanation(model: Model, k: int, pname: str, quantity: str, index, trace, grads):

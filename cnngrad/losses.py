@@ -74,12 +74,14 @@ OVERFLOW = "the sum overflowed float64"
 
 class Loss:
     """A loss; ``fuses_with`` names the activation whose input it can take directly, and
-    ``logits_form`` is the loss it then computes from that input."""
+    ``logits_form`` is the loss it then computes from that input. ``value`` and ``grad`` are per
+    example; ``reduction`` (``sum`` or ``mean``) says how ``Network.objective`` combines a batch's."""
 
     name = ""
     fuses_with: str | None = None
     logits_form: type[Loss] | None = None
     options: tuple[str, ...] = ()     # numeric settings of `loss: {name: {option: value}}`
+    reduction = "sum"
 
     @property
     def label(self) -> str:
@@ -373,8 +375,12 @@ LOSSES: dict[str, type[Loss]] = {
 FORMS = ("probabilities", "logits")   # what an entropy loss reads: `{cross_entropy: {from: logits}}`
 
 
-def make_loss(name: str, from_logits: bool = False, settings: dict | None = None) -> Loss:
+def make_loss(name: str, from_logits: bool = False, settings: dict | None = None,
+              reduction: str = "sum") -> Loss:
     """The loss ``name`` (a key of LOSSES); ``from_logits`` gives an entropy loss's logits form,
-    ``settings`` the values of its ``options`` (multiclass_svm's margin)."""
+    ``settings`` the values of its ``options`` (multiclass_svm's margin), ``reduction`` (``sum``
+    or ``mean``) how it combines the examples of a batch."""
     cls = LOSSES[name]
-    return cls.logits_form() if from_logits else cls(**(settings or {}))
+    loss = cls.logits_form() if from_logits else cls(**(settings or {}))
+    loss.reduction = reduction
+    return loss

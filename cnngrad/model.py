@@ -54,17 +54,17 @@ class Model(Record):
     """Everything one spec describes, ready to run."""
 
     __slots__ = ("path", "network", "params", "input", "target", "user_shapes", "name", "description",
-                 "expect", "loss_missing", "notes", "places")
+                 "expect", "loss_missing", "notes", "places", "batched")
 
     def __init__(self, path: str, network: Network, params: dict[str, np.ndarray], input: np.ndarray,
                  target: np.ndarray | None, user_shapes: dict[str, tuple[int, ...]], name: str | None = None,
                  description: str | None = None, expect: list[Expectation] | None = None,
                  loss_missing: Exception | None = None, notes: list[str] | None = None,
-                 places: dict[str, tuple[int, int]] | None = None):
+                 places: dict[str, tuple[int, int]] | None = None, batched: bool = False):
         self.path, self.network = path, network
         self.params = params                # internal shapes, no batch axis
-        self.input = input                  # (1, *internal input shape)
-        self.target = target                # (1, *internal output shape); the upstream gradient for loss none
+        self.input = input                  # (N, *internal input shape), N = network.batch
+        self.target = target                # (N, *internal output shape); the upstream gradient for loss none
         self.user_shapes = user_shapes      # docs/reference.md §2 name (input, output, conv1, conv1.kernel) -> shape
         self.name, self.description = name, description
         self.expect = [] if expect is None else expect
@@ -74,13 +74,17 @@ class Model(Record):
         # (line, column) where the spec writes the input, each layer and each parameter (or its
         # layer, when the parameter is not written), for CI annotations
         self.places = {} if places is None else places
+        # `batch: N` declared: the input, target and every layer's output (and their gradients)
+        # have the N axis first in the user's shapes; ``input`` and ``target`` hold N rows either way
+        self.batched = batched
 
     @property
     def has_loss(self) -> bool:
         return self.network.loss is not None and self.network.loss.name != "none"
 
     def user(self, quantity: str, array: np.ndarray) -> np.ndarray:
-        """``array`` (with or without a batch axis of 1) in the rank the user wrote ``quantity``."""
+        """``array`` (with or without a batch axis of 1; with ``batch: N`` its N rows) in the rank the
+        user wrote ``quantity``."""
         return np.asarray(array, dtype=np.float64).reshape(self.user_shapes[quantity])
 
     def forward(self) -> Trace:
@@ -102,12 +106,19 @@ class Model(Record):
         return trace
 
     def loss(self, trace: Trace) -> float | None:
-        """The example's loss (None for ``loss: none`` or no loss); an infinite loss is an error
-        that says why."""
+        """E: the data loss plus the L2 penalty of ``regularization``, if any (None for ``loss:
+        none`` or no loss); an infinite loss is an error that says why."""
+        data = self.data_loss(trace)
+        return None if data is None else data + self.penalty()
+
+    def data_loss(self, trace: Trace) -> float | None:
+        """The examples' losses reduced (sum or mean), without a penalty (None for ``loss: none``
+        or no loss); an infinite loss is an error that says why."""
         if not self.has_loss:
             return None
         with np.errstate(all="ignore"):   # a loss that overflowed is reported below
-            loss = float(self.network.losses(trace, self.target)[0])
+            losses = self.network.losses(trace, self.target)
+            loss = float(self.network.objective(trace, self.target)[0])
         if not np.isfinite(loss):
             computed, read = self.network.loss_reads(trace)
             names = self.network.names
@@ -115,11 +126,35 @@ class Model(Record):
             if read is not trace.output:   # a fused loss read the logits, the last layer's input
                 logits = self.network.reads[-1][0]
                 name = names[logits - 1] if logits else "input"
+            bad = int(np.argmax(~np.isfinite(losses)))   # the first example whose loss is not finite
+            example = slice(bad, bad + 1)
             with np.errstate(all="ignore"):
-                cause = computed.overflow_cause(self.user(name, read)[None],
-                                                self.user("target", self.target)[None], name)
-            raise NonFiniteError(f"{self.path}: loss: {self.network.loss.label} is {loss}: {cause}")
+                cause = computed.overflow_cause(self.example(name, read, bad),
+                                                self.example("target", self.target, bad), name)
+            which = f"example {bad}'s loss is {losses[example][0]}, so " if self.batched else ""
+            raise NonFiniteError(f"{self.path}: loss: {self.network.loss.label} is {loss}: {which}{cause}")
         return loss
+
+    def penalty(self) -> float:
+        """The L2 penalty λ Σ θ² of ``regularization`` (0.0 without it); an overflow is an error."""
+        with np.errstate(over="ignore"):
+            penalty = self.network.penalty(self.params)
+        if not np.isfinite(penalty):
+            raise NonFiniteError(f"{self.path}: regularization: the penalty λ Σ θ² overflowed float64")
+        return penalty
+
+    def example(self, quantity: str, array: np.ndarray, n: int) -> np.ndarray:
+        """Example ``n`` of an engine array of ``quantity`` (N rows), in the user's rank of one
+        example, with a batch axis of 1."""
+        shape = self.user_shapes[quantity][1:] if self.batched else self.user_shapes[quantity]
+        return np.asarray(array[n:n + 1], dtype=np.float64).reshape((1,) + tuple(shape))
+
+    def example_losses(self, trace: Trace) -> np.ndarray | None:
+        """The loss of each of the N examples (before the reduction), or None without a loss."""
+        if not self.has_loss:
+            return None
+        with np.errstate(all="ignore"):
+            return self.network.losses(trace, self.target)
 
     def backward(self, trace: Trace) -> Gradients:
         """Every gradient of the unperturbed run; one that is NaN or overflows is an error naming it.
@@ -148,16 +183,24 @@ class Model(Record):
         """Every docs/reference.md §2 quantity, in the user's rank: values, layer outputs, loss and ``grad.*``
         (``gradients=False``: no backward pass and no ``grad.*``, which is all ``forward`` shows)."""
         trace = self.forward()
-        loss = self.loss(trace)
+        data = self.data_loss(trace)
+        loss = None if data is None else data + self.penalty()
         out = {"input": self.user("input", self.input), "output": self.user("output", trace.output)}
         if self.target is not None:
             out["target"] = self.user("target", self.target)
         if loss is not None:
             out["loss"] = np.array(loss)
+            if self.network.regularization is not None:
+                out["data_loss"], out["penalty"] = np.array(data), np.array(self.penalty())
+            if self.batched:
+                out["losses"] = self.example_losses(trace)
         for name, value in self.params.items():
             out[name] = self.user(name, value)
         for name, value in zip(self.network.names, trace.outputs):
             out[name] = self.user(name, value)
+        for name, layer, cache in zip(self.network.names, self.network.layers, trace.caches):
+            if layer.mixes_examples:   # the batch statistics it normalized with (batch norm)
+                out.update({f"{name}.{key}": value for key, value in layer.statistics(cache).items()})
         if not gradients:
             return out
         grads = self.backward(trace)

@@ -17,7 +17,7 @@ class Trace(Record):
     """A forward pass from layer ``start`` on: ``inputs[k]`` enters and ``outputs[k]`` leaves
     layer ``start + k`` (a layer that reads several values gets them as a tuple). In a partial
     run of a branched network a layer that the change does not reach is not re-run: its input
-    and cache are None and its output is the unperturbed one (a batch of 1)."""
+    and cache are None and its output is the unperturbed one (one copy of the examples)."""
 
     __slots__ = ("start", "inputs", "outputs", "caches", "entry")
 
@@ -39,6 +39,13 @@ class Trace(Record):
         return self.entry if index == self.start else self.outputs[index - self.start - 1]
 
 
+def tiled(array: np.ndarray, rows: int) -> np.ndarray:
+    """``array`` (N rows: one copy of the examples) repeated to ``rows`` rows (copies × N)."""
+    if len(array) == rows:
+        return array
+    return np.tile(array, (rows // len(array),) + (1,) * (array.ndim - 1))
+
+
 class Gradients(Record):
     """∂E/∂input, ∂E/∂(each layer's output) by layer name, ∂E/∂(each parameter) by its name."""
 
@@ -55,11 +62,19 @@ class Network:
     values layer k reads: by default the one before it (a chain); a branch reads an earlier one
     (``from:``), and a layer that ``joins`` (add, concat) several. The list order is a
     topological order: every layer reads only values made before it.
+
+    The example holds ``batch`` examples (``batch: N``, docs/reference.md §1), N consecutive rows
+    of every array; a run of perturbed copies (the checker's) holds copies × N rows, each copy's
+    N examples together, and the objective E of each copy reduces its N per-example losses.
     """
 
     def __init__(self, input_shape, layers: list[tuple[str, Layer]], loss: Loss | None,
-                 reads: list[tuple[int, ...]] | None = None):
-        """``loss`` None: a spec without one, which can run forward only."""
+                 reads: list[tuple[int, ...]] | None = None, batch: int = 1,
+                 regularization: tuple[float, tuple[str, ...]] | None = None):
+        """``loss`` None: a spec without one, which can run forward only. ``regularization``
+        (factor λ, parameter names) adds the L2 penalty λ Σ θ² over those parameters to E."""
+        self.batch = batch
+        self.regularization = regularization
         self.input_shape = tuple(input_shape)
         self.names = [name for name, _ in layers]
         self.layers = [layer for _, layer in layers]
@@ -121,8 +136,9 @@ class Network:
     def _forward_graph(self, x: np.ndarray, params: dict[str, np.ndarray], start: int,
                        base: Trace | None) -> Trace:
         """``forward`` of a branched network: a layer none of whose values the change at value
-        ``start`` reaches keeps its unperturbed output (batch 1) and is not re-run; a layer that
-        joins a changed value with an unchanged one gets the latter repeated along the batch."""
+        ``start`` reaches keeps its unperturbed output (one copy of the N examples) and is not
+        re-run; a layer that joins a changed value with an unchanged one gets the latter repeated
+        for every copy."""
         trace = Trace(start=start, inputs=[x] if start == len(self.layers) else [], entry=x)
         values = {start: x}
         changed = {start}
@@ -136,8 +152,8 @@ class Network:
                 continue
             arrays = tuple(values[v] if v in values else base.value(v) for v in read)
             if self.layers[index].joins:
-                batch = max(len(a) for a in arrays)
-                arrays = tuple(np.broadcast_to(a, (batch,) + a.shape[1:]) for a in arrays)
+                rows = max(len(a) for a in arrays)
+                arrays = tuple(tiled(a, rows) for a in arrays)
             taken = arrays if self.layers[index].joins else arrays[0]
             y, cache = self.layers[index].forward(taken, self.params_of(index, params))
             trace.inputs.append(taken)
@@ -157,31 +173,85 @@ class Network:
     def loss_pattern(self, trace: Trace, target: np.ndarray) -> np.ndarray | None:
         """Which smooth piece the loss sits on (a hinge's open margins), or None for a smooth loss."""
         loss, read = self.loss_reads(trace)
-        return loss.pattern(read, target)
+        return loss.pattern(read, self.repeated(target, len(read)))
 
     def losses(self, trace: Trace, target: np.ndarray) -> np.ndarray:
-        """The loss of every example in the batch, shape ``(B,)``."""
+        """The loss of every row (example) of the run, shape ``(B,)``; ``target`` holds the N
+        examples' targets, repeated for each copy of them."""
         loss, read = self.loss_reads(trace)
-        return loss.value(read, target)
+        return loss.value(read, self.repeated(target, len(read)))
+
+    def repeated(self, target: np.ndarray, rows: int) -> np.ndarray:
+        """``target`` (N rows) repeated for a run of ``rows`` rows (copies × N, or N)."""
+        return target if len(target) == 1 else tiled(target, rows)
+
+    def reduction_scale(self) -> float:
+        """What ∂E/∂(each example's loss) is: 1 for ``reduction: sum``, 1/N for ``mean``."""
+        return 1.0 / self.batch if self.loss.reduction == "mean" else 1.0
+
+    def objective(self, trace: Trace, target: np.ndarray) -> np.ndarray:
+        """E of every copy in the run (the data loss): its N examples' losses summed, or averaged
+        under ``reduction: mean``, shape ``(B / N,)``."""
+        per_example = self.losses(trace, target).reshape(-1, self.batch)
+        return per_example.sum(axis=1) * self.reduction_scale()
+
+    def penalty(self, params: dict[str, np.ndarray]) -> float:
+        """The L2 penalty λ Σ θ² over the regularized parameters (0.0 without regularization)."""
+        if self.regularization is None:
+            return 0.0
+        factor, names = self.regularization
+        return factor * sum(float(np.sum(params[name] ** 2)) for name in names)
+
+    def regularizes(self, name: str) -> bool:
+        """Whether the L2 penalty covers parameter ``name``."""
+        return self.regularization is not None and name in self.regularization[1]
+
+    def penalty_grad(self, name: str, theta: np.ndarray) -> np.ndarray | None:
+        """∂(λ Σ θ²)/∂θ = 2 λ θ for a regularized parameter ``name``, else None."""
+        if not self.regularizes(name):
+            return None
+        return 2.0 * self.regularization[0] * theta
+
+    def output_grad(self, y: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """∂E/∂(final output) for the unperturbed run: the loss's gradient, scaled by the reduction."""
+        return self.loss.grad(y, target) * self.reduction_scale()
 
     def backward(self, trace: Trace, params: dict[str, np.ndarray], target: np.ndarray) -> Gradients:
-        """∂E/∂ everything from a full trace (``start == 0``); E sums the batch's losses."""
+        """∂E/∂ everything from a full trace (``start == 0``) of the N examples; E sums their
+        losses, or averages them (``reduction: mean``), plus the L2 penalty (2 λ θ on each
+        regularized parameter's gradient)."""
         if self.branched:
             return self._backward_graph(trace, params, target)
         outputs, grads = {}, {}
         top = len(self.layers) - 1
-        if self.fused:  # the activation's input gradient comes straight from the fused loss
-            outputs[self.names[top]], delta = self.loss.fused_grads(trace.inputs[-1], trace.output, target)
+        fused_output_grad, delta = self.loss_deltas(trace, target)
+        if fused_output_grad is not None:
+            outputs[self.names[top]] = fused_output_grad
             top -= 1
-        else:
-            delta = self.loss.grad(trace.output, target)
         for index in range(top, -1, -1):
             outputs[self.names[index]] = delta
             delta, pgrads = self.layers[index].backward(
                 delta, trace.caches[index], self.params_of(index, params))
-            for pname, grad in pgrads.items():
-                grads[f"{self.names[index]}.{pname}"] = grad
+            self._add_param_grads(index, pgrads, params, grads)
         return Gradients(input=delta, outputs=outputs, params=grads)
+
+    def loss_deltas(self, trace: Trace, target: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        """Where backprop starts, scaled by the reduction: (∂E/∂(final output) when a fused loss
+        gives it exactly, else None; ∂E/∂ the value the next layer down outputs: the logits
+        when fused, else the final output)."""
+        if self.fused:  # the activation's input gradient comes straight from the fused loss
+            scale = self.reduction_scale()
+            output_grad, delta = self.loss.fused_grads(trace.inputs[-1], trace.output, target)
+            return output_grad * scale, delta * scale
+        return None, self.output_grad(trace.output, target)
+
+    def _add_param_grads(self, index: int, pgrads: dict[str, np.ndarray], params, grads) -> None:
+        """Layer ``index``'s parameter gradients into ``grads`` by full name, each with the L2
+        penalty's 2 λ θ when it is regularized."""
+        for pname, grad in pgrads.items():
+            name = f"{self.names[index]}.{pname}"
+            penalty = self.penalty_grad(name, params[name])
+            grads[name] = grad if penalty is None else grad + penalty
 
     def _backward_graph(self, trace: Trace, params: dict[str, np.ndarray], target: np.ndarray) -> Gradients:
         """``backward`` of a branched network: a value read by several layers gets the sum of
@@ -189,20 +259,19 @@ class Network:
         (the last reader's first); the list order guarantees every reader is done before it."""
         outputs, grads, pending = {}, {}, {}
         top = len(self.layers) - 1
-        if self.fused:
-            outputs[self.names[top]], pending[self.reads[top][0]] = \
-                self.loss.fused_grads(trace.inputs[-1], trace.output, target)
+        fused_output_grad, delta = self.loss_deltas(trace, target)
+        if fused_output_grad is not None:
+            outputs[self.names[top]], pending[self.reads[top][0]] = fused_output_grad, delta
             top -= 1
         else:
-            pending[top + 1] = self.loss.grad(trace.output, target)
+            pending[top + 1] = delta
         for index in range(top, -1, -1):
             delta = pending.pop(index + 1, None)
             if delta is None:   # a value no layer reads (a network not built from a spec) moves no E
                 delta = np.zeros((len(trace.output),) + self.out_shapes[index])
             outputs[self.names[index]] = delta
             dx, pgrads = self.layers[index].backward(delta, trace.caches[index], self.params_of(index, params))
-            for pname, grad in pgrads.items():
-                grads[f"{self.names[index]}.{pname}"] = grad
+            self._add_param_grads(index, pgrads, params, grads)
             for value, part in zip(self.reads[index], dx if self.layers[index].joins else (dx,)):
                 pending[value] = part if value not in pending else pending[value] + part
         return Gradients(input=pending.pop(0), outputs=outputs, params=grads)

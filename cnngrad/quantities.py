@@ -62,6 +62,10 @@ def known(model: Model) -> dict[str, tuple[int, ...]]:
     shapes = dict(model.user_shapes)
     if model.has_loss:
         shapes["loss"] = ()
+        if model.batched:
+            shapes["losses"] = (model.network.batch,)   # each example's loss, before the reduction
+        if model.network.regularization is not None:   # loss = data_loss + penalty
+            shapes["data_loss"] = shapes["penalty"] = ()
     values = ["input", "output"] + model.network.names + list(model.params)
     shapes.update({gradient_of(name): model.user_shapes[name] for name in values})
     return shapes

@@ -54,7 +54,7 @@ class Mistake(Record):
         return site.step.kind in self.steps and (self.kinds is None or site.kind in self.kinds)
 
 
-ANY = ("forward", "loss", "loss-grad", "input-grad", "param-grad")
+ANY = ("forward", "statistics", "losses", "data_loss", "penalty", "loss", "loss-grad", "input-grad", "param-grad")
 
 
 def _sign(site):
@@ -137,6 +137,15 @@ def _rounded(site):
             yield value, f"computed from {parent} {how} to {k} decimals"
 
 
+def _penalized(site, value: np.ndarray) -> np.ndarray:
+    """A parameter gradient's data part made the mistaken way, with the L2 penalty's 2 λ θ added as
+    the chain adds it (``regularization``), so it compares with the user's whole gradient."""
+    network, step = site.chain.network, site.step
+    name = f"{network.names[step.index]}.{step.param}"
+    penalty = network.penalty_grad(name, site.chain.model.params[name])
+    return value if penalty is None else value + penalty
+
+
 def _flipped_kernel(site) -> dict:
     params = dict(site.chain.params(site.step.index))
     params["kernel"] = params["kernel"][..., ::-1, ::-1]
@@ -161,7 +170,8 @@ def _mode_swapped(site):
         yield layer.forward(site.upstream, _flipped_kernel(site))[0], \
             f"the forward pass computed {other} (the kernel rotated 180°) instead of {layer.mode.replace('_', '-')}"
     elif site.step.param == "kernel":
-        yield site.right[..., ::-1, ::-1], f"the kernel gradient of {other} (rotated 180°), not of {layer.mode.replace('_', '-')}"
+        data = site.right - _penalized(site, np.zeros_like(site.right))   # the penalty is not rotated
+        yield _penalized(site, data[..., ::-1, ::-1]), f"the kernel gradient of {other} (rotated 180°), not of {layer.mode.replace('_', '-')}"
 
 
 def _bias_not_summed(site):
@@ -169,9 +179,9 @@ def _bias_not_summed(site):
         return
     delta = site.upstream
     positions = delta.shape[2] * delta.shape[3]
-    yield delta.mean(axis=(0, 2, 3)), (f"the bias gradient is the mean of the {positions} deltas of "
-                                       "each filter; it is their sum")
-    yield delta[0, :, 0, 0], "the bias gradient is one delta (the first); it is the sum of all the filter's deltas"
+    yield _penalized(site, delta.mean(axis=(0, 2, 3))), (f"the bias gradient is the mean of the {positions} "
+                                                         "deltas of each filter; it is their sum")
+    yield _penalized(site, delta[0, :, 0, 0]), "the bias gradient is one delta (the first); it is the sum of all the filter's deltas"
 
 
 def _derivative_missing(site):
@@ -244,7 +254,7 @@ def _fc_preactivation(site):
         flattens.append(layers[between])
     for flatten in reversed(flattens):
         z = flatten.forward(z, {})[0]
-    yield site.upstream.T @ z, (f"the weight gradient is δ·z with z the value before "
+    yield _penalized(site, site.upstream.T @ z), (f"the weight gradient is δ·z with z the value before "
                                 f"{chain.network.names[j]}'s activation; it is δ·a, after it")
 
 
@@ -279,6 +289,21 @@ def _flatten_swapped(site):
         f"the forward pass flattened in {layer.order} order")
 
 
+def _reduction_swapped(site):
+    """With ``batch: N``: the loss (or its gradient) reduced the other way, a sum of the N
+    examples where ``reduction: mean`` averages them, or a mean where ``sum`` adds them."""
+    network = site.chain.network
+    if not site.chain.model.batched or network.batch == 1:
+        return
+    batch = network.batch
+    if network.loss.reduction == "mean":
+        yield site.right * batch, (f"{batch} times the right value: the batch's losses summed where "
+                                   f"reduction: mean averages them (the 1/N = 1/{batch} left out)")
+    else:
+        yield site.right / batch, (f"1/{batch} of the right value: the batch's losses averaged "
+                                   f"where reduction: sum adds them")
+
+
 CATALOGUE = (
     Mistake("conv-kernel-not-rotated", ("input-grad",), ("conv",), _kernel_not_rotated),
     Mistake("conv-mode-swapped", ("forward", "param-grad"), ("conv",), _mode_swapped),
@@ -293,6 +318,7 @@ CATALOGUE = (
     Mistake("softmax-jacobian-missing", ("input-grad",), ("softmax",), _softmax_missing),
     Mistake("flatten-order-swapped", ("input-grad",), ("flatten",), _flatten_swapped),
     Mistake("branch-delta-not-summed", ("input-grad",), None, _branch_not_summed),
+    Mistake("batch-reduction-swapped", ("loss", "loss-grad"), None, _reduction_swapped),
     Mistake("rounded-upstream", ANY, None, _rounded, at_quantity=True),
     Mistake("sign-flipped", ANY, None, _sign, at_quantity=True),
     Mistake("scaled", ANY, None, _scaled, at_quantity=True),

@@ -10,11 +10,14 @@ only through the upstream value it starts from, or a mistake made on the way.
 In a branched network (docs/reference.md §1) a step's parent is the nearest value it needs: a
 layer that joins several values is made from the latest of them, the others taken right; a value
 read by several layers gets its delta through the first of them (the nearest from below), the
-other readers' parts (``others``) added, from the user's deltas of those readers where given. The list of layers is a topological
-order, so the chain's order (``quantities.chain``) stays one in which everything comes after
-what it is made from.
+other readers' parts (``others``) added, from the user's deltas of those readers where given.
+The list of layers is a topological order, so the chain's order (``quantities.chain``) stays one
+in which everything comes after what it is made from.
 
-Arrays here are in the engine's layout (a batch axis of 1); ``user`` and ``internal`` convert.
+Arrays here are in the engine's layout (a batch axis: 1, or N rows with ``batch: N``); ``user``
+and ``internal`` convert. With ``batch: N`` the per-example ``losses`` come from the output too,
+and the loss and its gradient carry the batch's reduction. The loss and a regularized parameter's
+gradient include the L2 penalty (λ Σ θ², 2 λ θ).
 """
 from __future__ import annotations
 
@@ -51,10 +54,23 @@ class Chain:
         for k, name in enumerate(names):
             self.steps[name] = Step(name, self.values[max(net.reads[k])], "forward", k)
             self.right[name] = self.trace.outputs[k]
+            if net.layers[k].mixes_examples:   # its batch statistics (batch norm's mean and var)
+                for key, value in net.layers[k].statistics(self.trace.caches[k]).items():
+                    self.steps[f"{name}.{key}"] = Step(f"{name}.{key}", self.values[max(net.reads[k])],
+                                                       "statistics", k, key)
+                    self.right[f"{name}.{key}"] = value
         last = names[-1] if names else "input"     # layers: [] — the loss reads the input
         if model.has_loss:
             self.steps["loss"] = Step("loss", last, "loss", None)
             self.right["loss"] = np.asarray(model.loss(self.trace)).reshape(1)
+            if model.batched:
+                self.steps["losses"] = Step("losses", last, "losses", None)
+                self.right["losses"] = model.example_losses(self.trace)
+            if net.regularization is not None:   # loss = data_loss + penalty (of the parameters)
+                self.steps["data_loss"] = Step("data_loss", last, "data_loss", None)
+                self.right["data_loss"] = np.asarray(model.data_loss(self.trace)).reshape(1)
+                self.steps["penalty"] = Step("penalty", "input", "penalty", None)
+                self.right["penalty"] = np.asarray(model.penalty()).reshape(1)
         self.steps[quantities.gradient_of(last)] = Step(quantities.gradient_of(last), last, "loss-grad", None)
         # a value's readers but the nearest: (reader, value number), their parts added to its delta
         self.farther: dict[str, list[tuple[int, int]]] = {}
@@ -76,6 +92,12 @@ class Chain:
         self.right[quantities.gradient_of("input")] = grads.input
         self.order = quantities.position(quantities.chain(
             names, {name: layer.param_names for name, layer in zip(names, net.layers)}, model.has_loss))
+        for k, part in enumerate(("losses", "data_loss", "penalty")):   # the loss's parts, just before it
+            if part in self.steps:
+                self.order[part] = self.order["loss"] - 0.5 + 0.1 * k
+        for node, step in self.steps.items():   # batch statistics just after their layer's output
+            if step.kind == "statistics":
+                self.order[node] = self.order[names[step.index]] + 0.5
 
     def name(self, quantity: str) -> str:
         """The chain's name of a quantity (``output`` is the last layer's)."""
@@ -86,8 +108,10 @@ class Chain:
 
     def user(self, node: str, array: np.ndarray) -> np.ndarray:
         """An engine array of ``node`` in the rank the user wrote it."""
-        if node == "loss":
+        if node in ("loss", "data_loss", "penalty"):
             return np.asarray(array, dtype=np.float64).reshape(())
+        if node == "losses":
+            return np.asarray(array, dtype=np.float64).reshape(-1)
         return self.model.user(quantities.value_of(node), array)
 
     def internal(self, node: str, array: np.ndarray) -> np.ndarray:
@@ -163,14 +187,29 @@ class Chain:
             operands = tuple(upstream if self.values[v] == step.parent else
                              self.given.get(self.values[v], self.right[self.values[v]]) for v in reads)
             return layer.forward(operands, self.params(step.index))[0]
+        if step.kind == "statistics":
+            layer = net.layers[step.index]
+            return layer.statistics(layer.forward(upstream, self.params(step.index))[1])[step.param]
+        if step.kind == "losses":
+            return np.asarray(net.loss.value(upstream, model.target), dtype=np.float64)
+        if step.kind == "data_loss":
+            per_example = net.loss.value(upstream, model.target)
+            return np.asarray(per_example.sum() * net.reduction_scale(), dtype=np.float64).reshape(1)
+        if step.kind == "penalty":   # of the parameters, whatever the upstream value
+            return np.asarray(net.penalty(model.params), dtype=np.float64).reshape(1)
         if step.kind == "loss":
-            return np.asarray(net.loss.value(upstream, model.target), dtype=np.float64).reshape(1)
+            per_example = net.loss.value(upstream, model.target)
+            data = per_example.sum() * net.reduction_scale()
+            return np.asarray(data + net.penalty(model.params), dtype=np.float64).reshape(1)
         if step.kind == "loss-grad":
-            return net.loss.grad(upstream, model.target)
+            return net.output_grad(upstream, model.target)
         if step.kind == "input-grad":
             value = self.values.index(quantities.value_of(step.node))
             return self.completed(step, self.part(step.index, value, upstream))
-        return net.layers[step.index].backward(upstream, self.cache(step.index), self.params(step.index))[1][step.param]
+        _, pgrads = net.layers[step.index].backward(upstream, self.cache(step.index), self.params(step.index))
+        name = f"{net.names[step.index]}.{step.param}"
+        penalty = net.penalty_grad(name, model.params[name])   # L2 regularization: + 2 λ θ
+        return pgrads[step.param] if penalty is None else pgrads[step.param] + penalty
 
     def run(self, steps: list[Step], upstream: np.ndarray | None) -> np.ndarray:
         """The steps done right, one after the other, starting from ``upstream``."""

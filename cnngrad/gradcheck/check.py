@@ -143,7 +143,11 @@ def check_directions(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, 
     def perturbed(items, steps):
         return probe.moved((steps[:, None] * directions[items]).reshape((-1,) + shape))
 
-    diffs = central_differences(evaluator, probe.start, np.full(DIRECTIONS, step), perturbed)
+    def penalty(items, steps):
+        return probe.penalty.moved((steps[:, None] * directions[items]).reshape((-1,) + shape))
+
+    diffs = central_differences(evaluator, probe.start, np.full(DIRECTIONS, step), perturbed,
+                                penalty=None if probe.penalty is None else penalty)
     analytic = directions @ probe.analytic.reshape(-1)
     indices = [(k,) for k in range(DIRECTIONS)]
     return judge(probe.quantity, user_shape, analytic, diffs, indices, rtol, atol, method="fast",
@@ -158,16 +162,16 @@ def delta_probe(model: Model, trace, grads, index: int) -> Probe:
     formula at that y (the two differ by the rounding of y, ε/(1−y) relative near y = 1).
     """
     net = model.network
-    analytic = grads.outputs[net.names[index]][0]
+    analytic = grads.outputs[net.names[index]]
     if net.fused and index == len(net.layers) - 1:
-        analytic = net.loss.grad(trace.output, model.target)[0]
+        analytic = net.output_grad(trace.output, model.target)
     return output_probe(net, trace, index, analytic)
 
 
 def probes_for(model: Model, trace, grads, wrt) -> tuple[list[Probe], list[Probe]]:
     """The gradient probes (input and parameters) and delta probes (layer outputs) asked for."""
     net = model.network
-    everything = {"input": lambda: input_probe(net, trace, model.params, grads.input[0])}
+    everything = {"input": lambda: input_probe(net, trace, model.params, grads.input)}
     for name in model.params:
         everything[name] = (lambda n=name: param_probe(net, trace, model.params, n, grads.params[n]))
     layers = {name: (lambda i=i: delta_probe(model, trace, grads, i)) for i, name in enumerate(net.names)}
@@ -308,7 +312,7 @@ def rounding_magnitude(model: Model, trace, grads, recompute: bool = False) -> n
     net = model.network
     if not net.layers:   # a loss-only example: the input is the output the loss reads
         with np.errstate(invalid="ignore", over="ignore"):
-            return np.array([abs(float(net.losses(trace, model.target)[0]))
+            return np.array([abs(float(net.objective(trace, model.target)[0])) + model.penalty()
                              + float(np.nansum(np.abs(trace.output * grads.input)))])
     layers = len(net.layers)
     inside, formed = np.zeros(layers + 1), np.zeros(layers + 1)
@@ -321,7 +325,7 @@ def rounding_magnitude(model: Model, trace, grads, recompute: bool = False) -> n
     after = np.cumsum(inside[::-1])[::-1]              # after[k] = Σ_{j ≥ k} inside[j]
     before = np.concatenate([[0.0], formed[:-1]])      # before[start] = formed[start − 1]
     with np.errstate(over="ignore"):                  # sizes past float64 are inf: nothing verified
-        return abs(float(net.losses(trace, model.target)[0])) + before + after
+        return abs(float(net.objective(trace, model.target)[0])) + model.penalty() + before + after
 
 
 def finite_upstream_sum(model: Model, trace) -> None:
@@ -330,7 +334,7 @@ def finite_upstream_sum(model: Model, trace) -> None:
     if model.network.loss.label != "none":
         return
     with np.errstate(all="ignore"):
-        value = float(model.network.losses(trace, model.target)[0])
+        value = float(model.network.objective(trace, model.target)[0])
     if not np.isfinite(value):
         raise NonFiniteError(f"{model.path}: loss: none: E = Σ upstream_grad · output, which check "
                              f"differences, is {value}: the sum overflowed float64; scale upstream_grad "

@@ -54,7 +54,7 @@ class Evaluator:
                  memory_budget: int = MEMORY_BUDGET, progress=None):
         self.network, self.params, self.target, self.trace = network, params, target, trace
         self.progress = progress   # called with the number of copies each batch evaluated
-        self.base_loss = float(network.losses(trace, target)[0])
+        self.base_loss = float(network.objective(trace, target)[0])
         # S: how large the sums behind E are (rounding scales with it), one for all copies or one
         # per start layer (``check.rounding_magnitude``)
         self.magnitude = np.broadcast_to(np.asarray(magnitude, dtype=np.float64), (len(network.layers) + 1,))
@@ -74,7 +74,7 @@ class Evaluator:
         """Loss of each copy; how many units left the unperturbed run's smooth piece, and which
         one first (a number unique across layers, −1 for none).
 
-        With ``channels``, copy k differs from the unperturbed input of layer ``start`` in channel
+        With ``channels`` (one example only, N = 1), copy k differs from the unperturbed input of layer ``start`` in channel
         ``channels[k]`` only and ``batch`` holds just that channel, shape (N, 1, H, W): channel-wise
         layers run on it alone (the last layer always runs whole), then the map is completed.
         """
@@ -85,8 +85,11 @@ class Evaluator:
         return losses, crossed, first
 
     def losses(self, start: int, batch: np.ndarray, channels: np.ndarray | None = None):
-        """Run the copies from layer ``start`` on (see ``run``): their losses, and what each layer
-        ran as (layer index, cache, the channel each copy ran, or None for all)."""
+        """Run the copies from layer ``start`` on (see ``run``): their objectives, and what each
+        layer ran as (layer index, cache, the channel each copy ran, or None for all).
+
+        ``batch`` holds each copy's N examples, shape (copies, N, ...) (N = ``network.batch``); they
+        run as copies × N rows, and each copy's objective reduces its N examples' losses."""
         net = self.network
         ran = []
         index = start
@@ -94,8 +97,10 @@ class Evaluator:
             if channels is not None:
                 batch, ran = self.one_channel_layers(start, batch, channels)
                 index = start + len(ran)
+            else:
+                batch = batch.reshape((-1,) + batch.shape[2:])
             trace = net.forward(batch, self.params, index, self.trace)
-            losses = net.losses(trace, self.target)
+            losses = net.objective(trace, self.target)
             loss = [] if self.base_patterns[-1] is None else \
                 [(len(net.layers), net.loss_pattern(trace, self.target), None)]
         return losses, ran + [(index + k, cache, None) for k, cache in enumerate(trace.caches)] + loss
@@ -130,7 +135,7 @@ class Evaluator:
             crossed += moved.sum(axis=1)
             fresh = (first < 0) & moved.any(axis=1)
             first[fresh] = offset + place[fresh] + moved[fresh].argmax(axis=1)
-            offset += base[0].size
+            offset += base.size
         return crossed, first
 
     def moved_units(self, layer_index: int, cache, channels, count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -140,19 +145,21 @@ class Evaluator:
         net = self.network
         # the loss's entry carries its pattern already (``losses``)
         pattern = cache if layer_index == len(net.layers) else net.layers[layer_index].pattern(cache)
-        if channels is None:
-            return (pattern != base).reshape(count, -1), np.zeros(count, dtype=np.int64)
+        if channels is None:   # each copy's N examples against the unperturbed run's N
+            return pattern.reshape(count, -1) != base.reshape(1, -1), np.zeros(count, dtype=np.int64)
         moved = (pattern[:, 0] != base[0][channels]).reshape(count, -1)
         return moved, channels * moved.shape[1]        # where the channel starts in the layer
 
 
 def central_differences(evaluator: Evaluator, start: int, h: np.ndarray, perturbed,
-                        one_channel: bool = False) -> Differences:
+                        one_channel: bool = False, penalty=None) -> Differences:
     """Richardson-extrapolated central differences of the loss, one per item.
 
     ``perturbed(items, steps)`` gives the inputs of layer ``start`` for copies in which item
     ``items[k]`` (an entry, or a direction) moved by ``steps[k]``; item k's step is ``h[k]``.
     With ``one_channel`` it gives the one channel each copy moved and its index (``Probe.one_channel``).
+    ``penalty(items, steps)``, for a regularized parameter, gives how much each copy's L2 penalty
+    differs from the unperturbed one's; it is added to the copy's loss.
     """
     count_all = len(h)
     losses = np.empty((len(STEPS), count_all))
@@ -166,6 +173,8 @@ def central_differences(evaluator: Evaluator, start: int, h: np.ndarray, perturb
         results = evaluator.run(start, *copies) if one_channel else evaluator.run(start, copies)
         for whole, part in zip((losses, crossed, first), results):
             whole[:, items] = part.reshape(len(STEPS), len(items))
+        if penalty is not None:
+            losses[:, items] += penalty(np.tile(items, len(STEPS)), steps).reshape(len(STEPS), len(items))
 
     with np.errstate(all="ignore"):   # an overflowing copy gives a non-finite quotient: judged, not warned
         base = evaluator.base_loss

@@ -3,6 +3,10 @@
 A ``Probe`` turns "entries e of this quantity moved by steps s" into the batch of inputs of the
 first layer that the change reaches (``start``), so only the layers downstream are re-run and
 every perturbed copy runs in one batched call.
+
+A copy holds all N examples of the spec (``batch: N``): the input and a layer's output are
+quantities of shape (N, ...), an entry of which belongs to one example, and the inputs a probe
+gives have the shape (copies, N, ...). A parameter is shared: moving it moves every example.
 """
 from __future__ import annotations
 
@@ -18,23 +22,27 @@ from .finite import Differences, Evaluator, central_differences
 class Probe(Record):
     """A quantity to perturb entry by entry.
 
-    ``values`` and ``analytic`` have the quantity's internal shape (no batch axis). Both callables
-    return the inputs of layer ``start``, one copy per row: ``perturbed(entries, steps)`` moves flat
+    ``values`` and ``analytic`` have the quantity's internal shape (the N axis first for the input
+    and layer outputs, none for a parameter). Both callables return the inputs of layer ``start``,
+    (copies, N, ...): ``perturbed(entries, steps)`` moves flat
     entry ``entries[k]`` by ``steps[k]``; ``moved(changes)`` adds ``changes[k]`` (the quantity's
     shape) to the whole quantity. ``step_scale`` is per entry: the step is eps times it (default
     max(1, |θ|)). ``shortcut``, if any, is a cheaper way to the same differences of every entry
-    (``SharedUnitRuns``, ``OneChannelRuns``).
+    (``SharedUnitRuns``, ``OneChannelRuns``). ``penalty``, for a regularized parameter, is the
+    change of the L2 penalty each copy makes (``PenaltyChange``).
     """
 
-    __slots__ = ("quantity", "values", "analytic", "start", "perturbed", "moved", "step_scale", "shortcut")
+    __slots__ = ("quantity", "values", "analytic", "start", "perturbed", "moved", "step_scale", "shortcut",
+                 "penalty")
 
     def __init__(self, quantity: str, values: np.ndarray, analytic: np.ndarray, start: int,
                  perturbed: Callable[[np.ndarray, np.ndarray], np.ndarray],
                  moved: Callable[[np.ndarray], np.ndarray], step_scale: np.ndarray | None = None,
-                 shortcut: SharedUnitRuns | OneChannelRuns | None = None):
+                 shortcut: SharedUnitRuns | OneChannelRuns | None = None, penalty: PenaltyChange | None = None):
         self.quantity, self.values, self.analytic, self.start = quantity, values, analytic, start
         self.perturbed, self.moved = perturbed, moved
         self.step_scale, self.shortcut = step_scale, shortcut
+        self.penalty = penalty
 
     @property
     def runs(self) -> int:
@@ -54,7 +62,8 @@ class Probe(Record):
         """Central differences of every entry: four perturbed runs each, or through the shortcut."""
         if self.shortcut is not None:
             return self.shortcut.differences(evaluator, self, eps)
-        return central_differences(evaluator, self.start, self.steps(eps), self.perturbed)
+        return central_differences(evaluator, self.start, self.steps(eps), self.perturbed,
+                                   penalty=None if self.penalty is None else self.penalty.entries)
 
 
 class SharedUnitRuns(Record):
@@ -91,7 +100,25 @@ class OneChannelRuns(Record):
         return probe.values.size
 
     def differences(self, evaluator: Evaluator, probe: Probe, eps: float) -> Differences:
-        return central_differences(evaluator, probe.start, probe.steps(eps), self.copies, one_channel=True)
+        return central_differences(evaluator, probe.start, probe.steps(eps), self.copies, one_channel=True,
+                                   penalty=None if probe.penalty is None else probe.penalty.entries)
+
+
+class PenaltyChange(Record):
+    """How a perturbed copy of a regularized parameter θ changes the L2 penalty λ Σ θ²: by
+    λ s (2 θ_e + s) when entry e moves by s, by λ Σ d ⊙ (2 θ + d) when θ moves by d."""
+
+    __slots__ = ("factor", "theta")
+
+    def __init__(self, factor: float, theta: np.ndarray):
+        self.factor, self.theta = factor, theta
+
+    def entries(self, entries: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        return self.factor * steps * (2.0 * self.theta.reshape(-1)[entries] + steps)
+
+    def moved(self, changes: np.ndarray) -> np.ndarray:
+        flat = changes.reshape(len(changes), -1)
+        return self.factor * np.sum(flat * (2.0 * self.theta.reshape(-1) + flat), axis=1)
 
 
 def shifted_copies(base: np.ndarray, entries: np.ndarray, steps: np.ndarray) -> np.ndarray:
@@ -110,28 +137,37 @@ def moved_exactly(y: np.ndarray, steps: np.ndarray, change: np.ndarray) -> np.nd
 
 class LinearFirstLayer:
     """The input seen through a first layer linear in it (conv): copies start after that layer.
-    ``x`` is the input with a batch axis of 1, ``y`` the layer's output without."""
+    ``x`` is the input (N, ...), ``y`` the layer's output (N, ...)."""
 
     def __init__(self, layer, x: np.ndarray, y: np.ndarray, own: dict[str, np.ndarray]):
         self.layer, self.x, self.y, self.own = layer, x, y, own
 
     def perturbed(self, entries: np.ndarray, steps: np.ndarray) -> np.ndarray:
-        return moved_exactly(self.y, steps, self.layer.input_change(self.x, self.own, entries))
+        """Input entry e is entry e mod size of example e // size: only that example's output moves,
+        by s · ∂y/∂x_e (the same for every example, the layer being linear)."""
+        example, local = np.divmod(entries, self.x[0].size)
+        change = self.layer.input_change(self.x[:1], self.own, local)
+        copies = np.repeat(self.y[None], len(entries), axis=0)
+        rows = np.arange(len(entries))
+        copies[rows, example] += steps.reshape((-1,) + (1,) * (self.y.ndim - 1)) * change
+        return copies
 
     def moved(self, changes: np.ndarray) -> np.ndarray:
-        return self.layer.forward(self.x + changes, self.own)[0]
+        moved = self.x + changes   # (copies, N, ...)
+        out = self.layer.forward(moved.reshape((-1,) + self.x.shape[1:]), self.own)[0]
+        return out.reshape(changes.shape[:2] + out.shape[1:])
 
 
 def input_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], analytic: np.ndarray,
                 structured: bool = True) -> Probe:
     """Perturb the input. A first layer that is linear in its input (conv) and its only reader is
     not re-run: a copy's output is y + s · ∂y/∂x_e, exactly what its forward would give."""
-    x = trace.value(0)[0]
+    x = trace.value(0)
     first = network.layers[0] if network.layers else None
     if not (structured and first is not None and first.linear_in_input and network.chained(0)):
         scale = None if network.layers else network.loss.step_scale(x)   # no layers: x is the output
         return Probe("input", x, analytic, 0, lambda e, s: shifted_copies(x, e, s), lambda d: x + d, scale)
-    through = LinearFirstLayer(first, trace.inputs[0], trace.outputs[0][0], network.params_of(0, params))
+    through = LinearFirstLayer(first, x, trace.outputs[0], network.params_of(0, params))
     return Probe("input", x, analytic, 1, through.perturbed, through.moved)
 
 
@@ -141,7 +177,7 @@ def output_probe(network: Network, trace: Trace, index: int, analytic: np.ndarra
     The final output goes straight into the loss, which says how far it may move (a probability
     into an entropy loss moves relative to itself).
     """
-    y = trace.outputs[index][0]
+    y = trace.outputs[index]
     scale = network.loss.step_scale(y) if index == len(network.layers) - 1 else None
     return Probe(network.names[index], y, analytic, index + 1,
                  lambda e, s: shifted_copies(y, e, s), lambda d: y + d, scale)
@@ -150,15 +186,16 @@ def output_probe(network: Network, trace: Trace, index: int, analytic: np.ndarra
 class LayerParameter:
     """One parameter of one layer at the unperturbed run, and the ways a change of it reaches the
     layer's output: re-running the layer (always right), or, for a layer affine in its parameters,
-    y + s · ∂y/∂θ_e (exact, no re-run), whole or one output channel at a time."""
+    y + s · ∂y/∂θ_e (exact, no re-run), whole or one output channel at a time. ``x`` and ``y`` are
+    the layer's input and output, (N, ...)."""
 
     def __init__(self, layer, x: np.ndarray, y: np.ndarray, own: dict[str, np.ndarray], pname: str):
         self.layer, self.x, self.y, self.own, self.pname = layer, x, y, own, pname
         self.theta = own[pname]
 
     def rerun(self, thetas) -> np.ndarray:
-        """The layer's output for each of ``thetas`` (one forward each: the plain path)."""
-        return np.stack([self.layer.forward(self.x, {**self.own, self.pname: t})[0][0] for t in thetas])
+        """The layer's output for each of ``thetas`` (one forward each: the plain path), (copies, N, ...)."""
+        return np.stack([self.layer.forward(self.x, {**self.own, self.pname: t})[0] for t in thetas])
 
     def moved(self, changes: np.ndarray) -> np.ndarray:
         return self.rerun(self.theta + change for change in changes)
@@ -173,17 +210,22 @@ class LayerParameter:
         return shifted
 
     def exact_entries(self, entries: np.ndarray, steps: np.ndarray) -> np.ndarray:
-        """The same outputs as ``rerun_entries``, as y + s · ∂y/∂θ_e (``output_change``)."""
-        return moved_exactly(self.y, steps, self.layer.output_change(self.x, self.own, self.pname, entries))
+        """The same outputs as ``rerun_entries``, as y + s · ∂y/∂θ_e (``output_change``, which
+        takes one example at a time: ∂y/∂θ_e depends on each example's input)."""
+        change = np.stack([self.layer.output_change(self.x[n:n + 1], self.own, self.pname, entries)
+                           for n in range(len(self.x))], axis=1)
+        return moved_exactly(self.y, steps, change)
 
     def units(self, entries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.layer.output_unit(self.x, self.own, self.pname, entries)
 
     def one_channel(self, entries: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The one output channel each perturbed copy moves, (N, 1, H, W), and its index."""
+        """The one output channel each perturbed copy moves, (copies, 1, H, W), and its index (one
+        example only: ``param_probe`` takes this path for N = 1)."""
         channels = self.layer.output_channel(self.own, self.pname, entries)
         change = self.layer.output_change(self.x, self.own, self.pname, entries)[np.arange(len(entries)), channels]
-        return (self.y[channels] + steps.reshape((-1,) + (1,) * (self.y.ndim - 1)) * change)[:, None], channels
+        y = self.y[0]
+        return (y[channels] + steps.reshape((-1,) + (1,) * (y.ndim - 1)) * change)[:, None], channels
 
 
 def param_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], name: str,
@@ -191,21 +233,28 @@ def param_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], n
     """Perturb one parameter of a layer; its output is recomputed, then the layers after it.
 
     With ``structured``, a layer affine in its parameters (conv, fc) is not re-run per entry
-    (``LayerParameter.exact_entries``); fc's entries share their output unit's runs
-    (``SharedUnitRuns``), and conv's run the channel-wise layers after it on their one channel
-    (``OneChannelRuns``).
+    (``LayerParameter.exact_entries``); for one example (N = 1), fc's entries share their output
+    unit's runs (``SharedUnitRuns``; with N examples an entry moves each example's unit by another
+    factor), and conv's run the channel-wise layers after it on their one channel (``OneChannelRuns``).
+    A regularized parameter's copies add their change of the L2 penalty (``PenaltyChange``); its
+    entries then each run their own copies (the penalty's change is not a unit's).
     """
     layer_name, pname = name.rsplit(".", 1)
     index = network.names.index(layer_name)
     layer = network.layers[index]
-    y = trace.outputs[index][0]
+    y = trace.outputs[index]
+    one_example = network.batch == 1
+    penalty = None
+    if network.regularizes(name):   # λ Σ θ² moves with θ too
+        penalty = PenaltyChange(network.regularization[0], params[name])
     parameter = LayerParameter(layer, trace.inputs[index], y, network.params_of(index, params), pname)
     exact = structured and layer.affine_in_params
     perturbed = parameter.exact_entries if exact else parameter.rerun_entries
     shortcut = None
-    if structured and layer.param_moves_one_unit:
+    if structured and one_example and penalty is None and layer.param_moves_one_unit:
         shortcut = SharedUnitRuns(output_probe(network, trace, index, np.zeros_like(y)), parameter.units)
-    elif structured and layer.param_moves_one_channel and index + 1 < len(network.layers) \
+    elif structured and one_example and layer.param_moves_one_channel and index + 1 < len(network.layers) \
             and network.layers[index + 1].channelwise and network.chained(index + 1):
         shortcut = OneChannelRuns(parameter.one_channel)
-    return Probe(name, parameter.theta, analytic, index + 1, perturbed, parameter.moved, shortcut=shortcut)
+    return Probe(name, parameter.theta, analytic, index + 1, perturbed, parameter.moved, shortcut=shortcut,
+                 penalty=penalty)

@@ -4,7 +4,8 @@ reasonable time is refused up front (``--max-work`` raises the bound).
 A full check runs four perturbed copies of every entry (or output unit, for fc parameters)
 through the layers downstream of it: work = Σ over quantities of copies × (the multiply-adds of
 those layers + ``FORMING`` × the size of the map each copy starts from, which is written, not
-computed, and costs memory traffic). ``--fast`` runs six directions each.
+computed, and costs memory traffic). ``--fast`` runs six directions each. With ``batch: N`` a
+copy runs all N examples, and the input and each layer's output have N times the entries.
 """
 from __future__ import annotations
 
@@ -32,10 +33,11 @@ def check_work(network: Network, wrt=(), fast: bool = False, deltas: bool = Fals
 
     def cost(runs: int, start: int) -> float:
         size = math.prod(network.value_shapes[start]) if start < len(network.layers) else 1
-        return run_copies(runs, fast) * (downstream[start] + FORMING * size)
+        return run_copies(runs, fast) * network.batch * (downstream[start] + FORMING * size)
 
     quantities = {name: cost(runs, start) for name, (runs, start) in gradient_runs(network).items()}
-    layer_deltas = {name: cost(math.prod(network.out_shapes[k]), k + 1) for k, name in enumerate(network.names)}
+    layer_deltas = {name: cost(network.batch * math.prod(network.out_shapes[k]), k + 1)
+                    for k, name in enumerate(network.names)}
     bare = [value_of(name) for name in wrt]
     chosen = sum(quantities.get(name, layer_deltas.get(name, 0.0)) for name in bare) if wrt \
         else sum(quantities.values())
@@ -61,11 +63,12 @@ def gradient_runs(network: Network) -> dict[str, tuple[int, int]]:
     first layer linear in its input, or the parameter's layer, whose output is formed exactly)."""
     first = network.layers[0] if network.layers else None
     through = first is not None and first.linear_in_input and network.chained(0)   # probes.input_probe
-    runs = {"input": (math.prod(network.input_shape), 1 if through else 0)}
+    runs = {"input": (network.batch * math.prod(network.input_shape), 1 if through else 0)}
     for name, shape in network.param_shapes.items():
         index = network.names.index(name.rsplit(".", 1)[0])
-        layer = network.layers[index]
-        runs[name] = (network.out_shapes[index][0] if layer.param_moves_one_unit else math.prod(shape), index + 1)
+        shared = network.layers[index].param_moves_one_unit and network.batch == 1 \
+            and not network.regularizes(name)   # as probes.param_probe
+        runs[name] = (network.out_shapes[index][0] if shared else math.prod(shape), index + 1)
     return runs
 
 

@@ -82,6 +82,12 @@ class Layer:
     affine_in_params = False       # ``output_change``
     param_moves_one_unit = False   # ``output_unit`` (each parameter entry moves one output unit)
     param_moves_one_channel = False  # ``output_channel`` (each parameter entry moves one output channel)
+    # the output of an example depends on the other examples of its batch (batch norm). Such a
+    # kind is built with the batch size N (``self.batch``) and sees the rows of a run in groups of N
+    # consecutive examples, one group per perturbed copy; its explain methods take an index with
+    # the example first and the whole batch's arrays, and ``statistics(cache)`` names what
+    # ``forward`` shows of the batch (its mean and variance)
+    mixes_examples = False
 
     # --- engine: shape rule, forward, backward, and the memory they take
 

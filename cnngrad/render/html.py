@@ -54,8 +54,12 @@ def forward_fragment(report, precision: int) -> str:
              _table(rows.SUMMARY_HEADER, rows.summary_rows(report), numeric=(3,))]
     parts += [_paragraph(note, "color:#a07000") for note in report.notes]
     parts.append(_quantity("input", "input", report.input, precision))
-    parts += [_quantity(layer.name, layer.name, layer.output, precision) for layer in report.layers]
+    for layer in report.layers:
+        parts.append(_quantity(layer.name, layer.name, layer.output, precision))
+        parts += [_quantity(f"{layer.name}.{key}", f"{layer.name}.{key}", value, precision)
+                  for key, value in layer.statistics.items()]
     parts.append(_quantity("output", "output", report.output, precision))
+    parts += [_quantity(key, key, value, precision) for key, value in report.loss_parts.items()]
     parts.append(_paragraph(rows.loss_text(report.loss_kind, report.loss, precision), "font-weight:bold"))
     return _wrap(parts)
 

@@ -24,8 +24,9 @@ def forward(report: ForwardReport, precision: int | None = None, full: bool = Tr
     return _dump({
         "spec": report.spec, "name": report.name, "loss": report.loss, "output": report.output,
         "layers": [{"name": layer.name, "type": layer.kind, "shape": layer.shape, "reads": list(layer.reads),
-                    "output": layer.output} for layer in report.layers],
+                    "output": layer.output, **layer.statistics} for layer in report.layers],
         "notes": report.notes,
+        **report.loss_parts,
     })
 
 

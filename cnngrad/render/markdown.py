@@ -32,7 +32,11 @@ def forward(report: ForwardReport, precision: int, full: bool = True) -> str:
     blocks += _quantity("input", "input", report.input, precision)
     for layer in report.layers:
         blocks += _quantity(layer.name, layer.name, layer.output, precision)
+        for key, value in layer.statistics.items():
+            blocks += _quantity(f"{layer.name}.{key}", f"{layer.name}.{key}", value, precision)
     blocks += _quantity("output", "output", report.output, precision)
+    for key, value in report.loss_parts.items():
+        blocks += _quantity(key, key, value, precision)
     blocks.append(_loss(report.loss, report.loss_kind, precision))
     return "\n\n".join(blocks) + "\n"
 

@@ -18,24 +18,31 @@ class LayerOutput(Record):
     ``reads`` names the values it reads (``input`` or layers), ``branched`` whether it reads
     other than the output just before it (``from:``, ``add``, ``concat``)."""
 
-    __slots__ = ("name", "kind", "shape", "params", "output", "reads", "branched")
+    __slots__ = ("name", "kind", "shape", "params", "output", "reads", "branched", "statistics")
 
     def __init__(self, name: str, kind: str, shape: tuple[int, ...], params: int, output: np.ndarray,
-                 reads: tuple[str, ...] = (), branched: bool = False):
+                 reads: tuple[str, ...] = (), branched: bool = False,
+                 statistics: dict[str, np.ndarray] | None = None):
         self.name, self.kind, self.shape, self.params, self.output = name, kind, shape, params, output
         self.reads, self.branched = reads, branched
+        # what a layer that mixes the examples computed of the batch: batch norm's mean and var
+        self.statistics = {} if statistics is None else statistics
 
 
 class ForwardReport(Record):
     """``notes`` go under the summary table (a layer whose windows never read some rows)."""
 
-    __slots__ = ("spec", "name", "input", "layers", "output", "loss", "loss_kind", "notes")
+    __slots__ = ("spec", "name", "input", "layers", "output", "loss", "loss_kind", "notes", "loss_parts")
 
     def __init__(self, spec: str, name: str | None, input: np.ndarray, layers: list[LayerOutput],
-                 output: np.ndarray, loss: float | None, loss_kind: str | None, notes: list[str] | None = None):
+                 output: np.ndarray, loss: float | None, loss_kind: str | None, notes: list[str] | None = None,
+                 loss_parts: dict[str, np.ndarray] | None = None):
         self.spec, self.name, self.input, self.layers = spec, name, input, layers
         self.output, self.loss, self.loss_kind = output, loss, loss_kind
         self.notes = [] if notes is None else notes
+        # what the loss is made of, shown before it: ``losses`` (with `batch: N`, each example's loss
+        # before the reduction), ``data_loss`` and ``penalty`` (with `regularization`)
+        self.loss_parts = {} if loss_parts is None else loss_parts
 
     def _repr_html_(self) -> str:
         """Heatmap tables in a notebook (``render.html``)."""
@@ -72,18 +79,24 @@ class BackwardReport(Record):
         notebook.pretty(self, "backward", printer)
 
 
+STATISTICS = ("mean", "var")   # a batch-norm layer's batch statistics, in Model.values as conv1.mean
+LOSS_PARTS = ("losses", "data_loss", "penalty")   # Model.values' keys of the loss's parts
+
+
 def forward_report(model: Model, values: dict[str, np.ndarray]) -> ForwardReport:
     network = model.network
     layers = [
         LayerOutput(name=name, kind=layer.kind, shape=model.user_shapes[name],
                     params=sum(math.prod(model.user_shapes[p]) for p in _param_names(name, layer)),
                     output=values[name], reads=tuple(network.value_name(v) for v in reads),
-                    branched=reads != (k,))
+                    branched=reads != (k,),
+                    statistics={key: values[f"{name}.{key}"] for key in STATISTICS if f"{name}.{key}" in values})
         for k, (name, layer, reads) in enumerate(zip(network.names, network.layers, network.reads))
     ]
     return ForwardReport(spec=model.path, name=model.name, input=values["input"], layers=layers,
-                         output=values["output"], loss=_loss(values), loss_kind=_loss_kind(network),
-                         notes=list(model.notes))
+                         output=values["output"], loss=_loss(values), loss_kind=_loss_kind(model),
+                         notes=list(model.notes),
+                         loss_parts={key: values[key] for key in LOSS_PARTS if key in values})
 
 
 def backward_report(model: Model, values: dict[str, np.ndarray], lr: float | None = None,
@@ -95,7 +108,7 @@ def backward_report(model: Model, values: dict[str, np.ndarray], lr: float | Non
             gradients[quantity] = values[gradient_of(quantity)]
     gradients["input"] = values[gradient_of("input")]
     return BackwardReport(spec=model.path, name=model.name, loss=_loss(values),
-                          loss_kind=_loss_kind(network), gradients=gradients, lr=lr,
+                          loss_kind=_loss_kind(model), gradients=gradients, lr=lr,
                           updates=updates or {})
 
 
@@ -103,9 +116,14 @@ def _param_names(name: str, layer) -> list[str]:
     return [f"{name}.{p}" for p in layer.param_names]
 
 
-def _loss_kind(network) -> str | None:
-    """The loss as output names it (``cross_entropy from logits``); None when the spec gives none."""
-    return None if network.loss is None else network.loss.label
+def _loss_kind(model: Model) -> str | None:
+    """The loss as output names it (``cross_entropy from logits``; with ``batch: N``, how it
+    reduces the examples: ``mse, mean of 2 examples``); None when the spec gives none."""
+    loss = model.network.loss
+    if loss is None:
+        return None
+    kind = f"{loss.label}, {loss.reduction} of {model.network.batch} examples" if model.batched else loss.label
+    return kind if model.network.regularization is None else f"{kind}, + L2 penalty"
 
 
 def _loss(values) -> float | None:

@@ -52,7 +52,11 @@ def forward(report, precision: int, full: bool = True) -> str:
     blocks = [_line(rows.heading(report.spec, report.name), "title"), strip(_forward_boxes(report))]
     blocks += [_line(note, "dim") for note in report.notes]
     blocks.append(_quantity("input", "input", report.input, precision))
-    blocks += [_quantity(layer.name, layer.name, layer.output, precision) for layer in report.layers]
+    for layer in report.layers:
+        blocks.append(_quantity(layer.name, layer.name, layer.output, precision))
+        blocks += [_quantity(f"{layer.name}.{key}", f"{layer.name}.{key}", value, precision)
+                   for key, value in layer.statistics.items()]
+    blocks += [_quantity(key, key, value, precision) for key, value in report.loss_parts.items()]
     blocks.append(_line(rows.loss_text(report.loss_kind, report.loss, precision), "head"))
     return _document(blocks, rows.heading(report.spec, report.name))
 

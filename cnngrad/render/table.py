@@ -83,7 +83,11 @@ def forward(report: ForwardReport, precision: int, full: bool = False) -> str:
     parts += _quantity("input", "input", report.input, precision, room)
     for layer in report.layers:
         parts += _quantity(layer.name, layer.name, layer.output, precision, room)
+        for key, value in layer.statistics.items():
+            parts += _quantity(f"{layer.name}.{key}", f"{layer.name}.{key}", value, precision, room)
     parts += _quantity("output", "output", report.output, precision, room)
+    for key, value in report.loss_parts.items():
+        parts += _quantity(key, key, value, precision, room)
     parts += [Text(""), _loss(report.loss, report.loss_kind, precision)]
     return _render(parts)
 

@@ -28,13 +28,14 @@ def layer_floats(network: Network) -> list[tuple[int, int]]:
 def running_bytes(network: Network, params: dict[str, np.ndarray]) -> list[int]:
     """Bytes held once the input is read (first) and by the end of each layer (then), counting
     everything kept so far and the largest temporary yet; the last entry, the whole pass, also
-    counts the target and the loss's gradient."""
-    kept = math.prod(network.input_shape) + 2 * sum(value.size for value in params.values())
+    counts the target and the loss's gradient. Every example of a batch (``batch: N``) holds its own."""
+    examples = network.batch
+    kept = examples * math.prod(network.input_shape) + 2 * sum(value.size for value in params.values())
     temporary, running = 0, [kept]
     for held, scratch in layer_floats(network):
-        kept, temporary = kept + held, max(temporary, scratch)
+        kept, temporary = kept + examples * held, max(temporary, examples * scratch)
         running.append(kept + temporary)
-    running[-1] += 2 * math.prod(network.output_shape)
+    running[-1] += 2 * examples * math.prod(network.output_shape)
     return [FLOAT * floats for floats in running]
 
 

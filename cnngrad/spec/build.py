@@ -46,7 +46,7 @@ def internal(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
     limits = values.limits
-    shape = spec.input.value.shape
+    shape = spec.example_shape
     user_shapes = {"input": shape}
     params, layers, notes = {}, [], []
     places = {"input": _place(spec.input.at)}
@@ -61,11 +61,14 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
                 built = _join(layer, [(name, made[name][1]) for name, _ in read])
             else:
                 (source, _), = read
-                built = BUILDERS.get(layer.kind, _declared)(layer, made[source][1], source)
+                builder = BUILDERS.get(layer.kind, _declared)
+                built = builder(layer, made[source][1], source, spec.examples) if layer.kind == "batch_norm" \
+                    else builder(layer, made[source][1], source)
         reads.append(tuple(made[name][0] for name, _ in read))
-        size = math.prod(built.shape)
+        size = math.prod(built.shape) * spec.examples
         if size > limits.max_entries:
-            layer.entry.fail(f"{layer.name} would output {shape_text(built.shape)} = {size} values, "
+            batch = "" if spec.batch is None else f"{spec.batch}×"
+            layer.entry.fail(f"{layer.name} would output {batch}{shape_text(built.shape)} = {size} values, "
                              f"more than {limits.max_entries} (Limits.max_entries; raise it with --max-entries)")
         places[layer.name] = _place(layer.entry)
         for pname, (array, user_shape) in built.params.items():
@@ -73,6 +76,8 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
             places[f"{layer.name}.{pname}"] = _place(layer.place(pname))
             user_shapes[f"{layer.name}.{pname}"] = user_shape
         user_shapes[layer.name] = built.shape
+        if built.layer.mixes_examples:   # its batch statistics, one per feature (Model.values)
+            user_shapes.update({f"{layer.name}.{key}": (built.layer.features,) for key in ("mean", "var")})
         layers.append((layer.name, built.layer))
         if built.note:
             notes.append(built.note)
@@ -85,21 +90,29 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
     if objective is not None:
         user_shapes["target"] = shape
         _check_probabilities(spec, objective, source)
+    examples = spec.examples
+    regularization = _regularization(spec, params)
     try:
         network = Network(internal(user_shapes["input"]), layers,
                           None if objective is None else make_loss(objective.loss, objective.from_logits,
-                                                                 objective.settings), reads)
+                                                                 objective.settings, objective.reduction),
+                          reads, batch=examples, regularization=regularization)
     except ShapeError as err:  # each layer's shape rule ran above (_output_shape); still blame the spec
         spec.root.fail(str(err))
     check_memory(spec, network, params, limits.max_memory_bytes)
     target = None
     if objective is not None:
         with _showing_shapes(rows):
-            target = _target(objective, shape, source)[None]
+            target = _targets(objective, shape, source, spec.batch)
+    if spec.batch is not None:   # every value of an example carries the batch axis; parameters do not
+        user_shapes.update({name: (examples,) + user_shapes[name] for name in
+                            ["input", "output", *(["target"] if objective is not None else []),
+                             *(layer.name for layer in spec.layers)]})
     model = Model(path=path, network=network, params=params,
-                  input=spec.input.value.reshape((1,) + internal(user_shapes["input"])),
+                  input=spec.input.value.reshape((examples,) + internal(spec.example_shape)),
                   target=target, user_shapes=user_shapes, name=spec.name,
-                  description=spec.description, loss_missing=missing, notes=notes, places=places)
+                  description=spec.description, loss_missing=missing, notes=notes, places=places,
+                  batched=spec.batch is not None)
     if spec.expect is not None:
         model.expect = read_expect(spec.expect, model, values)
     return model
@@ -200,6 +213,32 @@ def _objective(spec: Spec, values: ValueReader) -> tuple[Objective | None, SpecE
                            f"explain need a loss and its target (forward runs without)")
 
 
+def _regularization(spec: Spec, params: dict[str, np.ndarray]) -> tuple[float, tuple[str, ...]] | None:
+    """``regularization: {l2: λ, params: [conv1.kernel, fc1.weights]}``: E gains λ Σ θ² over those
+    parameters (λ as written, so ½λ is written as the number it is)."""
+    cursor = spec.fields.get("regularization")
+    if cursor is None:
+        return None
+    fields = cursor.mapping(("l2", "params"), required=("l2", "params"), what="regularization")
+    factor = fields["l2"].number()
+    if factor < 0:
+        fields["l2"].fail(f"l2 is the factor λ of λ Σ θ², at least 0, not {factor:g}")
+    names = []
+    for item in fields["params"].sequence("a list of parameter names, e.g. [conv1.kernel, fc1.weights]"):
+        name = item.text()
+        if name not in params:
+            item.fail(f"no parameter {quoted(name)}{suggest(name, list(params))} (the parameters: "
+                      f"{', '.join(params) or 'none'})")
+        if name in names:
+            item.fail(f"{name} is listed twice; its penalty would count once")
+        names.append(name)
+    if not names:
+        fields["params"].fail("name the parameters to regularize, e.g. [conv1.kernel, fc1.weights]")
+    if "loss" not in spec.fields and "target" not in spec.fields and "upstream_grad" not in spec.fields:
+        cursor.fail("regularization adds to a loss: give loss and target too")
+    return factor, tuple(names)
+
+
 PROBABILITY_LAYER = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
 DISTRIBUTION_SLACK = 0.01   # how far from 1 a written distribution may sum (rounded probabilities)
 
@@ -220,22 +259,53 @@ def _check_probabilities(spec: Spec, objective: Objective, source: str) -> None:
             objective.at.fail(f"{objective.loss} reads {reads}, but the last layer {last.name} is "
                               f"{last.kind}, not {layer}: {fix}")
         return
-    _check_input_probabilities(spec.input.value, objective, layer, reads, fix)
+    _check_input_probabilities(spec, objective, layer, reads, fix)
 
 
-def _check_input_probabilities(y: np.ndarray, objective: Objective, layer: str, reads: str, fix: str) -> None:
+def _check_input_probabilities(spec: Spec, objective: Objective, layer: str, reads: str, fix: str) -> None:
     """With no layers the input is the output: each entry in [0, 1], and for cross_entropy (whose
-    ``layer`` is softmax) entries summing to 1 within DISTRIBUTION_SLACK."""
+    ``layer`` is softmax) each example's entries summing to 1 within DISTRIBUTION_SLACK."""
+    y = spec.input.value
     outside = np.argwhere((y < 0) | (y > 1))
     if len(outside):
         index = tuple(int(i) for i in outside[0])
         objective.at.fail(f"{objective.loss} reads {reads}, and with no layers the input is the "
                           f"output, but input[{', '.join(map(str, index))}] is {y[index]:g}: {fix}")
-    total = float(y.sum())
-    if layer == "softmax" and abs(total - 1.0) > DISTRIBUTION_SLACK:
-        objective.at.fail(f"cross_entropy reads a distribution, and with no layers the input is the "
-                          f"output, but its entries sum to {total:g}, not 1 (to within "
-                          f"{DISTRIBUTION_SLACK:g}): {fix}")
+    examples = y.reshape(spec.examples, -1)
+    for n, total in enumerate(examples.sum(axis=1).tolist()):
+        if layer == "softmax" and abs(total - 1.0) > DISTRIBUTION_SLACK:
+            which = f"example {n}'s entries" if spec.batch is not None else "its entries"
+            objective.at.fail(f"cross_entropy reads a distribution, and with no layers the input is the "
+                              f"output, but {which} sum to {total:g}, not 1 (to within "
+                              f"{DISTRIBUTION_SLACK:g}): {fix}")
+
+
+def _targets(objective: Objective, shape: tuple[int, ...], source: str, batch: int | None) -> np.ndarray:
+    """The target of every example in engine layout, (N, *output): without ``batch`` the one
+    target; with ``batch: N`` one class index per example, or an array whose first axis is N."""
+    if batch is None:
+        return _target(objective, shape, source)[None]
+    target, at = objective.target.value, objective.target.at
+    key = "upstream_grad" if objective.loss == "none" else "target"
+    if objective.class_index:
+        if target.shape != (batch,):
+            at.fail(f"with batch: {batch} the class indices are one per example: a list of {batch} "
+                    f"integers, not {shape_text(target.shape)}")
+        return np.stack([_one_hot(int(index), shape, source, at) for index in target.tolist()])
+    if target.ndim == 0 or target.shape[0] != batch:
+        at.fail(f"with batch: {batch} the {key} holds one per example, shape {batch}×{shape_text(shape)}"
+                f" (the output's {shape_text(shape)} for each of the {batch} examples), not "
+                f"{shape_text(target.shape)}"
+                + ("; class indices are a list of integers" if objective.loss in ("cross_entropy", "multiclass_svm")
+                   and len(shape) == 1 else ""))
+    if target.shape[1:] != shape and not (target.ndim == 1 and math.prod(shape) == 1):
+        at.fail(f"with batch: {batch} each example's {key} has the output's shape {shape_text(shape)} "
+                f"({source}), but the {key} has shape {shape_text(target.shape)}, not "
+                f"{batch}×{shape_text(shape)}")
+    _check_target_range(objective, target)
+    if objective.loss == "multiclass_svm":
+        _check_one_hot(objective, target, shape, source)
+    return target.reshape((batch,) + internal(shape))
 
 
 def _target(objective: Objective, shape: tuple[int, ...], source: str) -> np.ndarray:
@@ -243,14 +313,7 @@ def _target(objective: Objective, shape: tuple[int, ...], source: str) -> np.nda
     target, at = objective.target.value, objective.target.at
     key = "upstream_grad" if objective.loss == "none" else "target"
     if objective.class_index:
-        if len(shape) != 1:
-            at.fail(f"a class index needs a vector output, but {source} gives {shape_text(shape)}")
-        index = int(target)
-        if not 0 <= index < shape[0]:
-            at.fail(f"class index {index} is out of range: {source} gives {shape[0]} classes (0..{shape[0] - 1})")
-        one_hot = np.zeros(shape[0])   # O(n): np.eye(n)[index] would hold n² floats
-        one_hot[index] = 1.0
-        return one_hot
+        return _one_hot(int(target), shape, source, at)
     if target.ndim == 0 and math.prod(shape) == 1:   # `target: 1` for a single output
         target = target.reshape(shape)
     if target.shape != shape:
@@ -265,13 +328,25 @@ def _target(objective: Objective, shape: tuple[int, ...], source: str) -> np.nda
 
 
 def _check_one_hot(objective: Objective, target: np.ndarray, shape, source: str) -> None:
-    """multiclass_svm scores classes: a vector output, and a target naming one class (one-hot)."""
+    """multiclass_svm scores classes: a vector output, and a target naming one class (one-hot)
+    for each example."""
     at = objective.target.at
     if len(shape) != 1:
         at.fail(f"multiclass_svm needs a vector of class scores, but {source} gives {shape_text(shape)}")
-    if not (np.isin(target, (0.0, 1.0)).all() and target.sum() == 1):
+    if not (np.isin(target, (0.0, 1.0)).all() and (target.reshape(-1, shape[0]).sum(axis=1) == 1).all()):
         at.fail("the target of multiclass_svm is a class index (an integer such as 2) or one-hot "
                 "(a single 1, the rest 0)")
+
+
+def _one_hot(index: int, shape: tuple[int, ...], source: str, at) -> np.ndarray:
+    """The class ``index`` of a vector output of ``shape`` as a one-hot target."""
+    if len(shape) != 1:
+        at.fail(f"a class index needs a vector output, but {source} gives {shape_text(shape)}")
+    if not 0 <= index < shape[0]:
+        at.fail(f"class index {index} is out of range: {source} gives {shape[0]} classes (0..{shape[0] - 1})")
+    one_hot = np.zeros(shape[0])   # O(n): np.eye(n)[index] would hold n² floats
+    one_hot[index] = 1.0
+    return one_hot
 
 
 TARGET_RANGES = {"cross_entropy": (0.0, math.inf, "≥ 0"), "binary_cross_entropy": (0.0, 1.0, "in [0, 1]")}
@@ -467,5 +542,37 @@ def _dropout(layer: LayerSpec, shape, source):
     return Built(REGISTRY["dropout"](p, mask.reshape(internal(shape))), tuple(shape), note=note)
 
 
+def _per_feature(layer: LayerSpec, key: str, features: int, default: float, what: str) -> np.ndarray:
+    """A per-feature parameter of ``features`` values: as written, a scalar copied, or ``default``."""
+    value = layer.arrays.get(key)
+    if value is None:
+        return np.full(features, default)
+    if value.ndim == 0:
+        return np.full(features, float(value))
+    if value.shape != (features,):
+        layer.place(key).fail(f"{layer.name}.{key} has shape {shape_text(value.shape)} but its input has "
+                              f"{features} {what}: give {features} values (one per {what[:-1]}) or one number")
+    return value
+
+
+def _batch_norm(layer: LayerSpec, shape, source, batch: int = 1):
+    """Batch norm of a vector (per feature) or a map (per channel; a 2-D map is one channel)."""
+    features, what = (shape[0], "features") if len(shape) == 1 else (internal(shape)[0], "channels")
+    if batch * math.prod(internal(shape)[1:]) < 2:   # each statistic over a single value: x̂ = 0
+        over = f"{batch} example" if len(shape) == 1 else f"{batch} example and 1×1 positions"
+        layer.entry.fail(f"batch_norm normalizes each of its {what} over the batch, but {source} gives one "
+                         f"value per {what[:-1]} ({over}): write `batch: N` with N ≥ 2 examples "
+                         f"(PyTorch refuses it too)")
+    eps = layer.options["eps"]
+    if not eps > 0:
+        layer.place("eps").fail(f"eps must be greater than 0 (PyTorch's default is 1e-5), not {eps:g}")
+    gamma = _per_feature(layer, "gamma", features, 1.0, what)
+    beta = _per_feature(layer, "beta", features, 0.0, what)
+    engine = REGISTRY["batch_norm"](features, eps, batch)
+    out = _output_shape(layer, engine, shape, source)
+    return Built(engine, out[1:] if len(shape) == 2 else out,
+                 {"gamma": (gamma, gamma.shape), "beta": (beta, beta.shape)})
+
+
 # kinds whose settings or parameters need more than ``_declared`` (the rest are built by it)
-BUILDERS = {"conv": _conv, "pool": _pool, "fc": _fc, "dropout": _dropout}
+BUILDERS = {"conv": _conv, "pool": _pool, "fc": _fc, "batch_norm": _batch_norm, "dropout": _dropout}

@@ -7,7 +7,7 @@ together, and ranges the loader checks with the values in hand, are the loader's
 from __future__ import annotations
 
 from ..losses import FORMS, LOSSES
-from .document import KEYS
+from .document import KEYS, REDUCTIONS
 from ..layers import REGISTRY, Setting
 from .layers import REQUIRED, RESERVED, SETTINGS
 from .values import DISTRIBUTIONS
@@ -97,13 +97,17 @@ def _layer(kind: str) -> dict:
 
 
 def _loss_form() -> dict:
-    """``{cross_entropy: {from: logits}}``: one entropy loss with what it reads; or a loss with its
-    numeric options (``{multiclass_svm: {margin: 1}}``)."""
-    settings = _nullable(_object({"from": {"enum": list(FORMS), "description": "probabilities (the "
-                                           "default: after softmax/sigmoid) or logits (as PyTorch)"}}))
-    forms = {name: settings for name, cls in LOSSES.items() if cls.logits_form is not None}
-    forms.update({name: _nullable(_object({option: {"type": "number"} for option in cls.options}))
-                  for name, cls in LOSSES.items() if cls.options})
+    """``{cross_entropy: {from: logits, reduction: mean}}``: one loss with its settings (what an
+    entropy loss reads; how any loss reduces a batch; a loss's numeric options, such as
+    ``{multiclass_svm: {margin: 1}}``)."""
+    reduction = {"enum": list(REDUCTIONS), "description": "how the examples of a batch combine: "
+                 "sum (the default) or mean"}
+    source = {"enum": list(FORMS), "description": "probabilities (the default: after softmax/sigmoid) "
+              "or logits (as PyTorch)"}
+    forms = {name: _nullable(_object({**({"from": source} if cls.logits_form is not None else {}),
+                                      **{option: {"type": "number"} for option in cls.options},
+                                      "reduction": reduction}))
+             for name, cls in LOSSES.items() if name != "none"}
     return {**_object(forms), "minProperties": 1, "maxProperties": 1}
 
 
@@ -120,13 +124,23 @@ def spec_schema() -> dict:
     properties = {
         "name": _nullable({"type": "string"}),
         "description": _nullable({"type": "string"}),
-        "input": {**_ref("value"), "description": "2-D (H, W), 3-D (C, H, W) or a 1-D vector"},
+        "batch": _nullable({"type": "integer", "minimum": 1, "description": "N examples: the first axis of "
+                            "input and target (a list of N class indices) is the example axis"}),
+        "input": {**_ref("value"), "description": "2-D (H, W), 3-D (C, H, W) or a 1-D vector; with batch, "
+                  "N of those stacked"},
         "layers": {"type": "array", "items": layer,
                    "description": "applied in order; [] for a loss-only example (the input is the output)"},
         "loss": _nullable({"anyOf": [{"enum": list(LOSSES)}, _loss_form()]}),
         "target": _nullable({**_ref("value"), "description": "an integer is a class index for cross_entropy "
                                                               "and multiclass_svm"}),
         "upstream_grad": _nullable({**_ref("value"), "description": "with loss: none, ∂E/∂(final output)"}),
+        "regularization": _nullable(_object({
+            "l2": {"type": "number", "minimum": 0, "description": "λ of the penalty λ Σ θ² added to E "
+                   "(write 0.5·λ for ½λ Σ θ²)"},
+            "params": {"type": "array", "minItems": 1, "uniqueItems": True,
+                       "items": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*\.[a-z]+$"},
+                       "description": "the parameters it penalizes, e.g. [conv1.kernel, fc1.weights]"}},
+            required=("l2", "params"), description="an L2 weight-decay term")),
         "expect": _nullable(expect),
     }
     properties = {key: properties[key] for key in KEYS}     # a KeyError if the loader gained a key

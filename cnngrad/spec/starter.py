@@ -11,6 +11,7 @@ STARTER = """\
 name: starter — conv, ReLU, max pooling, FC, softmax, cross-entropy
 
 input:                        # 2-D (H, W), 3-D (C, H, W), or a 1-D vector for fc-only networks
+                              # (N examples stacked along a first axis with a key `batch: N`)
   - [0.1, 0.5, 0.2, 0.8, 0.3]
   - [0.7, 0.4, 0.9, 0.1, 0.6]
   - [0.3, 0.8, 0.2, 0.5, 0.4]
@@ -25,7 +26,8 @@ layers:                       # applied in order; named by kind and count: conv1
       padding: 0              # int, [ph, pw], [[top, bottom], [left, right]], valid or same
       mode: cross_correlation # or convolution (the kernel rotated 180°)
   - relu                      # also leaky_relu: {slope: 0.01}, sigmoid, tanh, softmax
-                              # (softmax: {axis: channels} normalises each pixel's channels)
+                              # (softmax: {axis: channels} normalises each pixel's channels),
+                              # batch_norm: {gamma: ..., beta: ..., eps: 1e-5} (with batch: N)
   - pool: {type: max, size: 2, stride: 2}   # max | avg | l2; ties: first | split; ceil_mode: false;
                               # dilation: 1 (max); count_include_pad: true (avg, PyTorch's default)
   - flatten                   # (dropout: {p: 0.5, seed: 0} or {p: 0.5, mask: [...]} goes anywhere)
@@ -41,8 +43,10 @@ loss: cross_entropy           # squared_error | mse | cross_entropy | binary_cro
                               # (binary_cross_entropy after a final sigmoid). Ending in raw scores,
                               # as in PyTorch? write  loss: {cross_entropy: {from: logits}}
                               # or the hinge: multiclass_svm ({multiclass_svm: {margin: 1}} sets Δ)
+                              # averaged over a batch: {cross_entropy: {reduction: mean}}
 target: 1                     # a class index (or a vector like [0, 1]); loss none takes upstream_grad
                               # (forward runs without loss and target; backward and check need them)
+# regularization: {l2: 0.0005, params: [conv1.kernel, fc1.weights]}   # adds λ Σ θ² to the loss
 
 expect:                       # numbers worked by hand, verified by `cnngrad check`
   tolerance: auto             # each number to half a unit of its last written decimal

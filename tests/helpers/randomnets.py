@@ -11,6 +11,10 @@ cross_entropy and sigmoid + binary_cross_entropy, their logits forms, class-inde
 multiclass_svm (margins 0 to 10, class index or one-hot),
 ``loss: none`` and loss-only examples (no layers); 2-D and 3-D inputs, and 2-D, 3-D and 4-D
 kernels; branches: residual blocks (``add``) and Inception-style ones (``from:`` and ``concat``).
+About a quarter of the specs hold a batch (``batch: N``, N of 2 or 3, each example's input and
+target drawn alike); batch norm follows conv layers and (in a batch) fc layers; any loss may carry
+``reduction: sum | mean``; and a fifth of the specs with parameters add an L2 ``regularization``
+of some of them.
 
 About a third of the specs use small integers for the input and kernels, so conv outputs are
 exact integers: ReLU inputs exactly 0, tied maxima and all-zero L2 windows (kinks) happen often.
@@ -194,6 +198,18 @@ def _dropout(rng, shape):
     return {"dropout": {"p": p, "mask": _listed((rng.random(shape) >= p).astype(float))}}
 
 
+def _batch_norm(rng, features: int):
+    """A batch norm of ``features`` features or channels, with γ, β and eps drawn or left out."""
+    settings = {}
+    if rng.random() < 0.7:
+        settings["gamma"] = _listed(np.round(rng.uniform(0.5, 2.0, features), 6))
+    if rng.random() < 0.7:
+        settings["beta"] = _listed(np.round(rng.standard_normal(features), 6))
+    if rng.random() < 0.3:
+        settings["eps"] = float(rng.choice([1e-3, 0.1]))
+    return {"batch_norm": settings} if settings else "batch_norm"
+
+
 def _kind(entry):
     return entry if isinstance(entry, str) else next(iter(k for k in entry if k != "name"))
 
@@ -285,6 +301,7 @@ def random_spec(rng: np.random.Generator) -> dict:
     else:
         shape = (int(rng.integers(1, 4)),) + tuple(int(v) for v in rng.integers(3, 7, size=2))
     spec = {"name": "random", "input": _listed(_values(rng, shape, integer))}
+    batch = int(rng.integers(2, 4)) if rng.random() < 0.25 else None   # a batch of N examples
     layers = []
     branch_rng = rng.spawn(1)[0]                        # branches draw from their own stream
     maps = [(0, shape)]                                 # where a block may go, and the map there
@@ -294,8 +311,12 @@ def random_spec(rng: np.random.Generator) -> dict:
             entry, out = _conv(rng, shape, integer)
         elif roll < 0.7:
             entry, out = _pool(rng, shape)
-        elif roll < 0.78:
+        elif roll < 0.76:
             entry, out = _dropout(rng, shape), shape
+        elif roll < 0.82:   # per channel over N, H, W (a 1×1 map needs N ≥ 2)
+            entry, out = _batch_norm(rng, shape[0] if len(shape) == 3 else 1), shape
+            if batch is None and np.prod(shape[-2:]) < 2:
+                entry = None
         else:
             entry, out = _activation(rng), shape
             if entry == "softmax" and len(shape) == 3 and shape[0] > 1 and rng.random() < 0.5:
@@ -312,6 +333,8 @@ def random_spec(rng: np.random.Generator) -> dict:
         for _ in range(int(rng.integers(0, 3))):
             entry, shape = _fc(rng, shape[0], integer)
             layers.append(entry)
+            if batch is not None and rng.random() < 0.3:   # per feature over the N examples
+                layers.append(_batch_norm(rng, shape[0]))
             if rng.random() < 0.6:
                 layers.append(_activation(rng))
             if rng.random() < 0.15:
@@ -330,29 +353,60 @@ def random_spec(rng: np.random.Generator) -> dict:
         layers.append("flatten")                        # class scores are a vector
         shape = (int(np.prod(shape)),)
     spec["layers"] = layers
-    spec["loss"] = {loss: {"from": "logits"}} if logits else loss
+    settings = {"from": "logits"} if logits else {}
     if loss == "multiclass_svm" and rng.random() < 0.5:
-        spec["loss"] = {loss: {"margin": float(rng.choice([1.0, 0.5, 2.0, 0.0, 10.0]))}}
-    if loss in ("squared_error", "mse"):
-        spec["target"] = _listed(_values(rng, shape, integer))
-    elif loss == "none":
-        spec["upstream_grad"] = _listed(_values(rng, shape, integer))
-    elif loss == "multiclass_svm":
-        label = int(rng.integers(shape[0]))
-        spec["target"] = label if rng.random() < 0.7 else _listed(np.eye(shape[0])[label])
-    elif loss == "cross_entropy":
-        if len(shape) == 1 and rng.random() < 0.4:
-            spec["target"] = int(rng.integers(shape[0]))          # a class index
-        elif rng.random() < 0.5:
-            spec["target"] = _listed(np.round(rng.dirichlet(np.ones(int(np.prod(shape)))), 6).reshape(shape))
-        else:
-            spec["target"] = _listed(rng.integers(0, 2, size=shape).astype(float))
+        settings["margin"] = float(rng.choice([1.0, 0.5, 2.0, 0.0, 10.0]))
+    if rng.random() < 0.3 and loss != "none":   # upstream_grad is ∂E/∂output itself
+        settings["reduction"] = str(rng.choice(["sum", "mean"]))
+    spec["loss"] = {loss: settings} if settings else loss
+    key = "upstream_grad" if loss == "none" else "target"
+    class_index = (loss == "cross_entropy" and len(shape) == 1 and rng.random() < 0.4) or \
+        (loss == "multiclass_svm" and rng.random() < 0.7)
+    if batch is not None:                              # the N examples drawn alike
+        first = np.asarray(spec["input"], dtype=float)
+        more = [_values(rng, first.shape, integer) for _ in range(batch - 1)]
+        spec = {"name": spec["name"], "batch": batch, "input": _listed(np.stack([first, *more])), **{
+            k: v for k, v in spec.items() if k not in ("name", "input")}}
+        spec[key] = [_target(rng, loss, shape, integer, class_index) for _ in range(batch)]
     else:
-        if rng.random() < 0.5:
-            spec["target"] = _listed(rng.integers(0, 2, size=shape).astype(float))
-        else:
-            spec["target"] = _listed(np.round(rng.random(shape), 6))
+        spec[key] = _target(rng, loss, shape, integer, class_index)
+    params = _param_names(layers)
+    if params and rng.random() < 0.2:
+        chosen = rng.choice(params, size=int(rng.integers(1, len(params) + 1)), replace=False)
+        spec["regularization"] = {"l2": float(rng.choice([0.0005, 0.05, 0.5, 2.0])),
+                                  "params": [str(name) for name in chosen]}
     return spec
+
+
+def _param_names(layers) -> list[str]:
+    """The parameter names the loader gives ``layers``: a layer's own ``name``, else its kind
+    counted among the layers of that kind (conv1.kernel, fc2.bias)."""
+    counts, names = {}, []
+    for entry in layers:
+        kind = _kind(entry)
+        counts[kind] = counts.get(kind, 0) + 1
+        own = {"conv": ("kernel", "bias"), "fc": ("weights", "bias"), "batch_norm": ("gamma", "beta")}.get(kind, ())
+        name = entry.get("name") or (entry[kind] or {}).get("name") if isinstance(entry, dict) else None
+        names += [f"{name or kind + str(counts[kind])}.{p}" for p in own]
+    return names
+
+
+def _target(rng, loss: str, shape, integer: bool, class_index: bool):
+    """One example's target (or upstream gradient) for ``loss`` and an output of ``shape``."""
+    if loss in ("squared_error", "mse", "none"):
+        return _listed(_values(rng, shape, integer))
+    if loss == "multiclass_svm":
+        label = int(rng.integers(shape[0]))
+        return label if class_index else _listed(np.eye(shape[0])[label])
+    if loss == "cross_entropy":
+        if class_index:
+            return int(rng.integers(shape[0]))
+        if rng.random() < 0.5:
+            return _listed(np.round(rng.dirichlet(np.ones(int(np.prod(shape)))), 6).reshape(shape))
+        return _listed(rng.integers(0, 2, size=shape).astype(float))
+    if rng.random() < 0.5:
+        return _listed(rng.integers(0, 2, size=shape).astype(float))
+    return _listed(np.round(rng.random(shape), 6))
 
 
 def to_yaml(spec: dict) -> str:

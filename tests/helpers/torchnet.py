@@ -199,6 +199,8 @@ def torch_layer(layer):
         return lambda x, p: torch.tanh(x)
     if kind == "softmax":
         return torch_softmax_all if layer.axis == "all" else (lambda x, p: F.softmax(x, dim=1))
+    if kind == "batch_norm":   # training mode: the batch's statistics, over N (and H, W)
+        return lambda x, p: F.batch_norm(x, None, None, p["gamma"], p["beta"], training=True, eps=layer.eps)
     raise AssertionError(f"no torch equivalent for layer kind {kind!r}")
 
 
@@ -212,38 +214,59 @@ def torch_join(kind, operands):
     raise AssertionError(f"no torch equivalent for joining layer kind {kind!r}")
 
 
-def _loss(name, fused, z, y, t, margin=1.0):
-    """The scalar loss of one example from the last layer's input ``z`` and output ``y`` (``margin``:
-    multiclass_svm's Δ)."""
+def _rows(values):
+    """Each example's sum of ``values`` (N, ...) → (N,)."""
+    return values.reshape(values.shape[0], -1).sum(dim=1)
+
+
+def _losses(name, fused, z, y, t, margin=1.0):
+    """The loss of each example, (N,), from the last layer's input ``z`` and output ``y``
+    (``margin``: multiclass_svm's Δ)."""
+    n = y.shape[0]
     if name == "squared_error":
-        return 0.5 * ((y - t) ** 2).sum()
+        return 0.5 * _rows((y - t) ** 2)
     if name == "mse":
-        return F.mse_loss(y, t, reduction="mean")
+        return F.mse_loss(y, t, reduction="none").reshape(n, -1).mean(dim=1)
     if name == "cross_entropy":
         if fused:
-            return -(t * torch.log_softmax(z.reshape(1, -1), dim=1).reshape(z.shape)).sum()
+            return -_rows(t * torch.log_softmax(z.reshape(n, -1), dim=1).reshape(z.shape))
         mask = t != 0
-        return -(t[mask] * torch.log(y[mask])).sum()
+        rows = torch.arange(n).reshape((n,) + (1,) * (t.dim() - 1)).expand(t.shape)
+        return -torch.zeros(n, dtype=y.dtype).index_add(0, rows[mask], t[mask] * torch.log(y[mask]))
     if name == "binary_cross_entropy":
         if fused:
-            return F.binary_cross_entropy_with_logits(z, t, reduction="sum")
-        return F.binary_cross_entropy(y, t, reduction="sum")
+            return _rows(F.binary_cross_entropy_with_logits(z, t, reduction="none"))
+        return _rows(F.binary_cross_entropy(y, t, reduction="none"))
     if name == "cross_entropy from logits":      # the final output y is the logits
-        return F.cross_entropy(y.reshape(1, -1), t.reshape(1, -1), reduction="sum")
+        return F.cross_entropy(y.reshape(n, -1), t.reshape(n, -1), reduction="none")
     if name == "binary_cross_entropy from logits":
-        return F.binary_cross_entropy_with_logits(y, t, reduction="sum")
+        return _rows(F.binary_cross_entropy_with_logits(y, t, reduction="none"))
     if name == "none":
-        return (t * y).sum()
+        return _rows(t * y)
     if name == "multiclass_svm":     # torch divides by the number of classes C
-        classes = y.numel()
-        return classes * F.multi_margin_loss(y.reshape(1, -1), t.reshape(1, -1).argmax(dim=1), p=1,
-                                             margin=margin, reduction="sum")
+        classes = y.shape[1]
+        return classes * F.multi_margin_loss(y.reshape(n, -1), t.reshape(n, -1).argmax(dim=1), p=1,
+                                             margin=margin, reduction="none")
     raise AssertionError(f"no torch equivalent for loss {name!r}")
+
+
+def _loss(name, fused, z, y, t, reduction="sum", margin=1.0):
+    """The data loss: the examples' losses summed or averaged (``reduction``)."""
+    losses = _losses(name, fused, z, y, t, margin)
+    return losses.mean() if reduction == "mean" else losses.sum()
+
+
+def penalty(net, params):
+    """The L2 penalty λ Σ θ² of the network's regularization (0 without one)."""
+    if net.regularization is None:
+        return 0.0
+    factor, names = net.regularization
+    return factor * sum((params[name] ** 2).sum() for name in names)
 
 
 def torch_gradients(model):
     """(loss or None, ∂E/∂input, {parameter: ∂E/∂parameter}) by torch autograd, float64, in the
-    engine's internal layout (batch axis of 1 on the input gradient)."""
+    engine's internal layout (the batch axis, N rows, on the input gradient)."""
     net = model.network
     x = torch.tensor(model.input, dtype=torch.float64, requires_grad=True)
     params = {name: torch.tensor(np.asarray(value, dtype=np.float64), requires_grad=True)
@@ -257,7 +280,8 @@ def torch_gradients(model):
         local = {p: params[f"{name}.{p}"] for p in layer.param_names}
         h = torch_join(layer.kind, operands) if layer.joins else torch_layer(layer)(z, local)
         values.append(h)
-    loss = _loss(net.loss.label, net.fused, z, h, t, getattr(net.loss, "margin", 1.0))
+    loss = _loss(net.loss.label, net.fused, z, h, t, net.loss.reduction, getattr(net.loss, "margin", 1.0)) \
+        + penalty(net, params)
     loss.backward()
     grads = {name: value.grad.numpy() for name, value in params.items()}
     reported = None if net.loss.name == "none" else float(loss.detach())

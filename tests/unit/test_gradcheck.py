@@ -498,7 +498,7 @@ def test_structured_probe_equals_plain_forward(settings):
         steps = rng.choice([1e-4, -1e-4, 5e-5, -5e-5, 0.3], size=len(entries))
         fast, plain = (p.perturbed(entries, steps) for p in probes)
         assert fast.shape == plain.shape == (len(entries),) + trace.outputs[model.network.names.index(
-            name.split(".")[0])].shape[1:]
+            name.split(".")[0])].shape   # each copy holds the N = 1 examples
         scale = np.abs(plain).max()
         assert np.abs(fast - plain).max() <= 1e-14 * scale
         evaluator = Evaluator(model.network, model.params, model.target, trace)
@@ -587,12 +587,13 @@ def test_structured_input_probe_equals_the_first_layers_forward(settings):
     model = hand_model(rng.standard_normal((3, 6, 7)), layers, "squared_error", [0.5, -0.5], seed=11)
     trace = model.forward()
     grads = model.backward(trace)
-    fast = input_probe(model.network, trace, model.params, grads.input[0])
-    plain = input_probe(model.network, trace, model.params, grads.input[0], structured=False)
+    fast = input_probe(model.network, trace, model.params, grads.input)
+    plain = input_probe(model.network, trace, model.params, grads.input, structured=False)
     assert (fast.start, plain.start) == (1, 0)
     entries = np.arange(model.input.size)
     steps = rng.choice([1e-4, -1e-4, 0.3], size=len(entries))
-    expected = conv.forward(plain.perturbed(entries, steps), model.network.params_of(0, model.params))[0]
+    copies = plain.perturbed(entries, steps)   # (copies, N = 1, C, H, W)
+    expected = conv.forward(copies[:, 0], model.network.params_of(0, model.params))[0][:, None]
     got = fast.perturbed(entries, steps)
     assert np.abs(got - expected).max() <= 1e-14 * np.abs(expected).max()
     evaluator = Evaluator(model.network, model.params, model.target, trace)
