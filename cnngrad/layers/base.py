@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..quantities import shape_text
 from .explanation import Explanation
 
 REGISTRY: dict[str, type["Layer"]] = {}
@@ -31,12 +32,22 @@ class ShapeError(ValueError):
         return f"{self.reason} ({source})" + (f"; {self.fix}" if self.fix else "")
 
 
+class ParamError(ValueError):
+    """A parameter as written cannot be one of its kind (a kernel of the wrong rank, a bias of the
+    wrong length): the message is complete, ``setting`` names the parameter to blame."""
+
+    def __init__(self, message: str, setting: str):
+        super().__init__(message)
+        self.setting = setting
+
+
 class Setting(NamedTuple):
     """One setting a layer kind reads from its spec entry, declared beside the kind so that spec
     reading, the JSON Schema and the build all derive from it.
 
     ``reads`` is what is written: ``array`` (a value: number, list, random or file; kept as the
-    parameter of that name), ``pair`` (an int or [h, w], each at least ``minimum``), ``padding``,
+    parameter of that name, its shape the one ``param_shapes`` gives; ``default`` is then the
+    number every entry takes when the key is absent, None for a required one), ``pair`` (an int or [h, w], each at least ``minimum``), ``padding``,
     ``word`` (one of ``choices``) or ``number``. ``default`` is used when the key is absent (a
     string ``"=key"`` copies another setting, e.g. pooling's stride is its size); ``only`` =
     (setting, word, words) allows the key only when that setting has that word. ``description``
@@ -79,6 +90,21 @@ class Layer:
     param_moves_one_unit = False   # ``output_unit`` (each parameter entry moves one output unit)
     param_moves_one_channel = False  # ``output_channel`` (each parameter entry moves one output channel)
 
+    # --- building from a spec entry: the engine and each parameter's checks
+
+    @classmethod
+    def from_spec(cls, options: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> "Layer":
+        """The engine for the read settings ``options`` and the shapes ``shapes`` of the parameters
+        written (by name; an omitted one is absent). Raises ``ParamError`` when a written shape cannot
+        be this kind's; ``cls(**options)`` unless overridden by a kind whose parameters size it."""
+        return cls(**options)
+
+    def param_mismatch(self, pname: str, written: tuple[int, ...], wanted: tuple[int, ...], layer: str) -> str:
+        """The message for parameter ``pname`` written with shape ``written`` where this input needs
+        ``wanted`` (both as the user writes them; ``layer`` is the layer's name)."""
+        return (f"{layer}.{pname} has shape {shape_text(written, 'a scalar')} but its input needs "
+                f"{shape_text(wanted, 'a scalar')}; write that shape, or one number for every entry")
+
     # --- engine: shape rule, forward, backward, and the memory they take
 
     def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -87,7 +113,9 @@ class Layer:
         return tuple(in_shape)
 
     def param_shapes(self, in_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
-        """Internal shape of each parameter for an input of ``in_shape`` (none unless overridden)."""
+        """Internal shape of each parameter for an input of ``in_shape`` (none unless overridden);
+        the spec build checks each written parameter against it (a 2-D map's parameter of shape
+        (1, H, W) is written (H, W))."""
         return {}
 
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray]):

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..layers import REGISTRY, Layer, ShapeError
-from ..layers.base import resolve_padding, unread
+from ..layers.base import ParamError, resolve_padding, unread
 from ..losses import LOSSES, make_loss
 from ..model import Model
 from ..network import Network
@@ -302,33 +302,44 @@ def _entries_text(entries, size: int, noun: str) -> str:
     return f"{noun}s {', '.join(listed[:-1])} and {listed[-1]}"
 
 
-def _fc(layer: LayerSpec, shape, source):
-    weights, at = layer.arrays["weights"], layer.place("weights")
-    if weights.ndim != 2:
-        at.fail(f"weights must be 2-D (outputs, inputs), not {shape_text(weights.shape)}")
-    engine = REGISTRY["fc"](weights.shape)
-    outputs, = _output_shape(layer, engine, shape, source)
-    bias = layer.arrays.get("bias")
-    if bias is None:
-        bias = np.zeros(outputs)
-    elif bias.ndim == 0:
-        bias = np.full(outputs, float(bias))
-    elif bias.shape != (outputs,):
-        layer.place("bias").fail(f"{layer.name}.bias has shape {shape_text(bias.shape)} but "
-                                 f"{layer.name}.weights has {outputs} row(s) (outputs)")
-    return Built(engine, (outputs,),
-                 {"weights": (weights, weights.shape), "bias": (bias, bias.shape)})
-
-
 def _declared(layer: LayerSpec, shape, source):
-    """A kind without parameters built from its declaration alone: the engine takes the read
-    settings, and its own shape rule gives the output shape (a 2-D map's added channel axis is
-    dropped again). A kind with parameters needs its own builder in BUILDERS (their user shapes)."""
-    engine = REGISTRY[layer.kind](**layer.options)
-    assert not engine.param_names, f"{layer.kind} has parameters: give it a builder in BUILDERS"
+    """A kind built from its declaration alone: the engine from the read settings and the written
+    parameters' shapes (``from_spec``), the output by its own shape rule, and each parameter (a
+    declared ``array`` setting) checked against ``param_shapes``: an omitted one takes its declared
+    default in every entry, one number is spread over every entry. A 2-D map's added channel axis
+    is dropped again from the output and from the parameters' user shapes."""
+    kind = REGISTRY[layer.kind]
+    try:
+        engine = kind.from_spec(layer.options, {name: array.shape for name, array in layer.arrays.items()})
+    except ParamError as err:
+        layer.place(err.setting).fail(str(err))
     out = _output_shape(layer, engine, shape, source)
-    return Built(engine, out[1:] if len(shape) == 2 and len(out) == 3 and out[0] == 1 else out)
+    wanted = engine.param_shapes(internal(shape))
+    params = {setting.name: _param(layer, engine, setting, wanted[setting.name], shape)
+              for setting in kind.settings if setting.reads == "array"}
+    return Built(engine, _user_rank(out, shape), params)
+
+
+def _param(layer: LayerSpec, engine: Layer, setting, wanted, shape):
+    """One declared parameter as (internal array, user shape): as written, spread from one number,
+    or its default when omitted; any other shape is an error at the parameter, worded by the kind."""
+    user = _user_rank(wanted, shape)
+    array = layer.arrays.get(setting.name)
+    if array is None:
+        array = np.full(user, float(setting.default))
+    elif array.ndim == 0 and user != ():
+        array = np.full(user, float(array))
+    elif array.shape != user:
+        layer.place(setting.name).fail(engine.param_mismatch(setting.name, array.shape, user, layer.name))
+    return array.reshape(wanted), array.shape
+
+
+def _user_rank(engine_shape, shape):
+    """An engine shape as the user writes it: (1, H, W) is (H, W) when the input was a 2-D map."""
+    if len(shape) == 2 and len(engine_shape) == 3 and engine_shape[0] == 1:
+        return engine_shape[1:]
+    return engine_shape
 
 
 # kinds whose settings or parameters need more than ``_declared`` (the rest are built by it)
-BUILDERS = {"conv": _conv, "pool": _pool, "fc": _fc}
+BUILDERS = {"conv": _conv, "pool": _pool}
