@@ -47,7 +47,8 @@ class Setting(NamedTuple):
 
     ``reads`` is what is written: ``array`` (a value: number, list, random or file; kept as the
     parameter of that name, its shape the one ``param_shapes`` gives; ``default`` is then the
-    number every entry takes when the key is absent, None for a required one), ``pair`` (an int or [h, w], each at least ``minimum``), ``padding``,
+    number every entry takes when the key is absent, None for a required one), ``integer`` (at least
+    ``minimum``), ``pair`` (an int or [h, w], each at least ``minimum``), ``padding``,
     ``word`` (one of ``choices``) or ``number``. ``default`` is used when the key is absent (a
     string ``"=key"`` copies another setting, e.g. pooling's stride is its size); ``only`` =
     (setting, word, words) allows the key only when that setting has that word. ``description``

@@ -223,11 +223,15 @@ def _conv(layer: LayerSpec, shape, source):
     stride, dilation = layer.options["stride"], layer.options["dilation"]
     span = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
     padding = _padding(layer, span, stride)
+    groups = layer.options["groups"]
+    if filters % groups:
+        layer.place("groups").fail(f"groups {groups} must divide the kernel's {filters} filter(s) (its first "
+                                   f"axis): each group has D/G filters; write a divisor of {filters}")
     settings = (bank.shape, stride, padding, dilation, layer.options["mode"])
-    out_hw = _output_shape(layer, REGISTRY["conv"](*settings), shape, source)[1:]
+    out_hw = _output_shape(layer, REGISTRY["conv"](*settings, groups=groups), shape, source)[1:]
     out = (filters,) + out_hw if kernel.ndim == 4 else out_hw
     bias, untied = _conv_bias(layer, filters, out, kernel.ndim == 4)
-    engine = REGISTRY["conv"](*settings, untied)
+    engine = REGISTRY["conv"](*settings, untied, groups)
     note = _dropped(layer.name, source, shape, padding, (kh, kw), dilation, stride, out_hw)
     return Built(engine, out, {"kernel": (bank, kernel.shape),
                                "bias": (bias.reshape(internal(out) if untied else (filters,)), bias.shape)},

@@ -148,6 +148,7 @@ def read_padding(cursor: Cursor):
 
 READS = {
     "pair": lambda cursor, setting: cursor.pair(setting.minimum, setting.name),
+    "integer": lambda cursor, setting: cursor.integer(setting.minimum, setting.name),
     "padding": lambda cursor, setting: read_padding(cursor),
     "word": lambda cursor, setting: cursor.word(setting.choices, setting.name),
     "number": lambda cursor, setting: float(cursor.number()),

@@ -71,6 +71,8 @@ def _setting(setting: Setting) -> dict:
         return schema if setting.required else _nullable(schema)
     if setting.reads == "pair":
         return _pair(setting.minimum, setting.description)
+    if setting.reads == "integer":
+        return {"type": "integer", "minimum": setting.minimum, **described}
     if setting.reads == "word":
         return {"enum": list(setting.choices), **described}
     return {"padding": _ref("padding"), "number": {"type": "number"}}[setting.reads]
