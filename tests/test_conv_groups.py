@@ -2,12 +2,9 @@
 through the engine, the spec, the explanation and the checker's exact shortcuts."""
 from __future__ import annotations
 
-import textwrap
-
 import numpy as np
 import pytest
 
-from cnngrad.explain import explain
 from cnngrad.gradcheck.check import check_model
 from cnngrad.layers.conv import Conv
 from cnngrad.spec import SpecError, load_model
@@ -15,6 +12,7 @@ from cnngrad.spec import SpecError, load_model
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
+from layerchecks import assert_explains, assert_shortcuts_exact, assert_wrong_backward_blamed, spec_path  # noqa: E402
 from torchnet import rel_err, torch_conv  # noqa: E402
 
 RTOL = 1e-10
@@ -70,40 +68,14 @@ def test_grouped_conv_matches_torch_forward_and_backward():
 
 
 def test_checker_shortcuts_are_exact_with_groups():
-    """input_change / output_change / output_channel against finite differences of the forward
-    (the model is linear, so a unit step is exact up to rounding)."""
+    """input_change / output_change / output_channel read only a filter's own group."""
     rng = np.random.default_rng(5)
-    for _ in range(20):
+    for _ in range(12):
         cfg = draw(rng)
-        cfg["batch"] = 1
         layer = layer_of(cfg)
         in_shape = (cfg["channels"], cfg["height"], cfg["width"])
         params = {name: rng.standard_normal(shape) for name, shape in layer.param_shapes(in_shape).items()}
-        x = rng.standard_normal((1,) + in_shape)
-        y = layer.forward(x, params)[0][0]
-        entries = np.arange(x.size)
-        change = layer.input_change(x, params, entries)
-        for k in entries:
-            moved = x.copy()
-            moved.flat[k] += 1.0
-            np.testing.assert_allclose(change[k], layer.forward(moved, params)[0][0] - y, atol=1e-9)
-        for pname in params:
-            entries = np.arange(params[pname].size)
-            change = layer.output_change(x, params, pname, entries)
-            channels = layer.output_channel(params, pname, entries)
-            for k in entries:
-                moved = {name: value.copy() for name, value in params.items()}
-                moved[pname].flat[k] += 1.0
-                diff = layer.forward(x, moved)[0][0] - y
-                np.testing.assert_allclose(change[k], diff, atol=1e-9)
-                others = np.delete(np.arange(diff.shape[0]), channels[k])
-                assert not np.abs(diff[others]).max(initial=0) > 1e-12
-
-
-def spec(tmp_path, body: str, name="net.yaml"):
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(body))
-    return str(path)
+        assert_shortcuts_exact(layer, rng.standard_normal((1,) + in_shape), params)
 
 
 DEPTHWISE = """\
@@ -119,16 +91,29 @@ DEPTHWISE = """\
 
 
 def test_grouped_spec_checks_and_explains(tmp_path):
-    model = load_model(spec(tmp_path, DEPTHWISE))
+    model = load_model(spec_path(tmp_path, DEPTHWISE))
     assert model.user_shapes["conv1.kernel"] == (8, 2, 3, 3)
     assert model.user_shapes["conv2"] == (8, 2, 2)
-    result = check_model(model)
-    assert result.passed
-    for text in ("grad.conv1.kernel[5,1,2,0]", "grad.input[3,2,1]", "grad.conv2.kernel[6,0,1,1]",
-                 "grad.conv1[7,1,1]", "grad.input[0,0,0]"):
-        got = explain(model, text)
-        assert got.terms, text
-        assert got.total == pytest.approx(got.value, rel=1e-12, abs=1e-15), text
+    assert check_model(model).passed
+    assert_explains(model, ("grad.conv1.kernel[5,1,2,0]", "grad.input[3,2,1]", "grad.conv2.kernel[6,0,1,1]",
+                            "grad.conv1[7,1,1]", "grad.input[0,0,0]"))
+
+
+class GroupBlindConv(Conv):
+    """A grouped conv whose input gradient takes every group's channels from group 0's deltas
+    (the kernel gradient stays right): a plausible bug in a hand-written grouped backward."""
+
+    def backward(self, dy, cache, params):
+        dx, grads = super().backward(dy, cache, params)
+        per_group = self.group_channels
+        return np.concatenate([dx[:, :per_group]] * self.groups, axis=1), grads
+
+
+def test_wrong_grouped_backward_is_caught_and_blamed(tmp_path):
+    model = load_model(spec_path(tmp_path, DEPTHWISE))
+    result = assert_wrong_backward_blamed(model, "conv2", GroupBlindConv)
+    failed = {q.quantity for q in result.gradients if not q.passed}
+    assert "conv1.kernel" in failed and "conv2.kernel" not in failed
 
 
 @pytest.mark.parametrize("body, path, words", [
@@ -139,7 +124,7 @@ def test_grouped_spec_checks_and_explains(tmp_path):
 ])
 def test_grouped_spec_errors(tmp_path, body, path, words):
     with pytest.raises(SpecError) as info:
-        load_model(spec(tmp_path, "input: {random: {shape: [4, 5, 5]}}\nlayers:\n  - conv: {" + body + "}\n"))
+        load_model(spec_path(tmp_path, "input: {random: {shape: [4, 5, 5]}}\nlayers:\n  - conv: {" + body + "}\n"))
     assert info.value.path == path, str(info.value)
     for word in words:
         assert word in info.value.message, str(info.value)

@@ -33,8 +33,8 @@ class ShapeError(ValueError):
 
 
 class ParamError(ValueError):
-    """A parameter as written cannot be one of its kind (a kernel of the wrong rank, a bias of the
-    wrong length): the message is complete, ``setting`` names the parameter to blame."""
+    """A parameter or setting as written cannot be one of its kind, whatever the input (a kernel of
+    the wrong rank): the message is complete, ``setting`` names the setting to blame."""
 
     def __init__(self, message: str, setting: str):
         super().__init__(message)
