@@ -216,20 +216,26 @@ def pair(value) -> tuple[int, int]:
     return int(h), int(w)
 
 
-def resolve_padding(padding, window: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+def resolve_padding(padding, window: tuple[int, int], stride=(1, 1),
+                    size: tuple[int, int] | None = None) -> tuple[tuple[int, int], tuple[int, int]]:
     """Padding as ``((top, bottom), (left, right))``.
 
     Accepts an int, ``[ph, pw]``, ``[[top, bottom], [left, right]]``, ``"valid"`` (none) or
-    ``"same"`` (total ``window - 1`` per axis, the smaller half on top/left, as PyTorch does).
-    ``window`` is the effective (dilated) window size, needed only for ``same``.
+    ``"same"``: ⌈H/s⌉ outputs per axis, as TensorFlow and ONNX (SAME_UPPER) pad, a total of
+    max((⌈H/s⌉ − 1)·s + k − H, 0), the smaller half on top/left; at stride 1 that is k − 1 whatever
+    H is (PyTorch's ``padding='same'``). ``window`` is the effective (dilated) window size k, and
+    ``size`` the input's (H, W), needed for ``same`` at a stride above 1.
     """
     if isinstance(padding, str):
         if padding == "valid":
             return (0, 0), (0, 0)
         if padding == "same":
+            if size is None and tuple(stride) != (1, 1):
+                raise ValueError("padding 'same' at a stride above 1 needs the input's size")
             sides = []
-            for size in window:
-                total = size - 1
+            for axis, k in enumerate(window):
+                step = stride[axis]
+                total = k - 1 if step == 1 else max((-(-size[axis] // step) - 1) * step + k - size[axis], 0)
                 sides.append((total // 2, total - total // 2))
             return sides[0], sides[1]
         raise ValueError(f"unknown padding {padding!r}")

@@ -192,14 +192,14 @@ def _check_target_range(objective: Objective, target: np.ndarray) -> None:
                                  f"of {objective.loss} is probabilities, each {words}")
 
 
-def _padding(layer: LayerSpec, span: tuple[int, int], stride: tuple[int, int]):
+def _padding(layer: LayerSpec, span: tuple[int, int], stride: tuple[int, int], shape):
+    """The padding as pairs; ``same`` resolved for the input's size (TensorFlow's rule at a stride
+    above 1, see ``resolve_padding``; a vector input, which the layer's shape rule refuses next,
+    gets none)."""
     padding = layer.options["padding"]
-    if padding == "same":
-        if stride != (1, 1):
-            layer.place("padding").fail("padding: same needs stride 1 (as in PyTorch); "
-                                        "give the padding as numbers")
-        return resolve_padding("same", span)
-    return padding
+    if padding != "same":
+        return padding
+    return resolve_padding("same", span, stride, shape[-2:]) if len(shape) >= 2 else ((0, 0), (0, 0))
 
 
 def _output_shape(layer: LayerSpec, engine: Layer, shape, source: str) -> tuple[int, ...]:
@@ -222,7 +222,7 @@ def _conv(layer: LayerSpec, shape, source):
     filters, kh, kw = bank.shape[0], bank.shape[2], bank.shape[3]
     stride, dilation = layer.options["stride"], layer.options["dilation"]
     span = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
-    padding = _padding(layer, span, stride)
+    padding = _padding(layer, span, stride, shape)
     groups = layer.options["groups"]
     if filters % groups:
         layer.place("groups").fail(f"groups {groups} must divide the kernel's {filters} filter(s) (its first "
@@ -258,7 +258,7 @@ def _conv_bias(layer: LayerSpec, filters: int, out, bank: bool):
 
 def _pool(layer: LayerSpec, shape, source):
     size, stride = layer.options["size"], layer.options["stride"]
-    padding = _padding(layer, size, stride)
+    padding = _padding(layer, size, stride, shape)
     if layer.options["type"] == "max":
         for axis, side in ((axis, side) for axis in range(2) for side in padding[axis]):
             if side > size[axis] // 2:
