@@ -128,6 +128,13 @@ def torch_layer(layer):
         cfg = dict(type=layer.type, size=list(layer.size), stride=list(layer.stride),
                    padding=[list(layer.padding[0]), list(layer.padding[1])])
         return torch_pool(cfg)
+    if kind == "conv_transpose":
+        return lambda x, p: F.conv_transpose2d(x, p["kernel"], p["bias"], stride=layer.stride, padding=layer.padding,
+                                               output_padding=layer.output_padding, dilation=layer.dilation)
+    if kind == "layer_norm":
+        return lambda x, p: F.layer_norm(x, x.shape[1:], p["gamma"], p["beta"], layer.eps)
+    if kind == "group_norm":
+        return lambda x, p: F.group_norm(x, layer.groups, p["gamma"], p["beta"], layer.eps)
     if kind == "fc":
         return lambda x, p: F.linear(x, p["weights"], p["bias"])
     if kind == "flatten":
