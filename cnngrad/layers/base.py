@@ -230,14 +230,7 @@ def resolve_padding(padding, window: tuple[int, int], stride=(1, 1),
         if padding == "valid":
             return (0, 0), (0, 0)
         if padding == "same":
-            if size is None and tuple(stride) != (1, 1):
-                raise ValueError("padding 'same' at a stride above 1 needs the input's size")
-            sides = []
-            for axis, k in enumerate(window):
-                step = stride[axis]
-                total = k - 1 if step == 1 else max((-(-size[axis] // step) - 1) * step + k - size[axis], 0)
-                sides.append((total // 2, total - total // 2))
-            return sides[0], sides[1]
+            return same_padding(window, stride, size)
         raise ValueError(f"unknown padding {padding!r}")
     if np.ndim(padding) == 0:
         p = int(padding)
@@ -246,6 +239,19 @@ def resolve_padding(padding, window: tuple[int, int], stride=(1, 1),
     if np.ndim(first) == 0:
         return (int(first), int(first)), (int(second), int(second))
     return (int(first[0]), int(first[1])), (int(second[0]), int(second[1]))
+
+
+def same_padding(window, stride, size) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``same``'s ((top, bottom), (left, right)): per axis a total of max((⌈H/s⌉ − 1)·s + k − H, 0),
+    k − 1 at stride 1 (where ``size`` may be None), the smaller half first."""
+    if size is None and tuple(stride) != (1, 1):
+        raise ValueError("padding 'same' at a stride above 1 needs the input's size")
+    sides = []
+    for axis, k in enumerate(window):
+        step = stride[axis]
+        total = k - 1 if step == 1 else max((-(-size[axis] // step) - 1) * step + k - size[axis], 0)
+        sides.append((total // 2, total - total // 2))
+    return sides[0], sides[1]
 
 
 def pad_map(x: np.ndarray, padding, value: float = 0.0) -> np.ndarray:

@@ -182,12 +182,15 @@ class Conv(Layer):
                 km, kn = self._rotated(m, n)
                 terms += [Term([Factor(float(params["kernel"][d, local, km, kn]), Ref("kernel", (d, local, km, kn))),
                                 self._delta(dy, (d, i, j))]) for d in filters]
+        return Explanation(self._input_formula(), terms, self._notes(), SYMBOLS)
+
+    def _input_formula(self) -> str:
+        """∂E/∂x's step in symbols: the kernel rotated in convolution mode, d within c's group."""
         channel = "c" if self.groups == 1 else "c mod C/G"
         kernel = f"K[d,{channel},m,n]" if self.mode == "cross_correlation" else f"K[d,{channel},kh−1−m,kw−1−n]"
         over = "d" if self.groups == 1 else "d of c's group"
-        formula = (f"∂E/∂x[c,p,q] = Σ_{{{over},m,n}} {kernel} · δ[d,i,j] over the outputs (i,j) whose window "
-                   "reads x[c,p,q] at offset (m,n): s·i + r·m = p, s·j + r·n = q (padded)")
-        return Explanation(formula, terms, self._notes(), SYMBOLS)
+        return (f"∂E/∂x[c,p,q] = Σ_{{{over},m,n}} {kernel} · δ[d,i,j] over the outputs (i,j) whose window "
+                "reads x[c,p,q] at offset (m,n): s·i + r·m = p, s·j + r·n = q (padded)")
 
     def input_channel(self, d, c):
         """The input channel kernel channel c of filter d reads: g·C/G + c in filter d's group g
