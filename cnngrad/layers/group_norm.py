@@ -16,7 +16,8 @@ import numpy as np
 
 from .base import Layer, Setting, ShapeError, register
 from .explanation import Explanation, Factor, Ref, Term
-from .layer_norm import EPS, check_eps, entry_index, standardize, standardize_backward, standardize_derivative
+from .layer_norm import (EPS, check_eps, derivative_text, entry_index, standardize, standardize_backward,
+                         standardize_derivative)
 
 SYMBOLS = {"dy": "δ", "x": "x", "gamma": "γ", "beta": "β"}
 
@@ -100,7 +101,7 @@ class GroupNorm(Layer):
             at = entry_index(flat, shape)
             terms.append(Term([Factor(float(delta[j]), Ref("dy", at)),
                                Factor(float(params["gamma"][at[0]]), Ref("gamma", (at[0],))),
-                               Factor(float(local[j]), None, f"{float(local[j]):.6g}")]))
+                               Factor(float(local[j]), None, derivative_text(at))]))
         return Explanation("∂E/∂x[k] = Σ_j δ[j] · γ[c_j] · (1[j=k] − 1/N − x̂[j]·x̂[k]/N)/σ over the N entries j "
                            "of k's group", terms, self._notes(group, entries.size, inv_std), SYMBOLS)
 
@@ -114,7 +115,7 @@ class GroupNorm(Layer):
             factors = [Factor(float(dy[(0,) + at]), Ref("dy", at))]
             if pname == "gamma":
                 xhat = float(cache[0][(0,) + at])
-                factors.append(Factor(xhat, None, f"x̂ {xhat:.6g}"))
+                factors.append(Factor(xhat, None, f"x̂[{','.join(map(str, at))}]"))
             terms.append(Term(factors))
         formula = "∂E/∂γ[c] = Σ_{p,q} δ[c,p,q] · x̂[c,p,q]" if pname == "gamma" else "∂E/∂β[c] = Σ_{p,q} δ[c,p,q]"
         return Explanation(formula, terms, symbols=SYMBOLS)

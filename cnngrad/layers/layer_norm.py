@@ -47,6 +47,11 @@ def entry_index(flat: int, shape) -> tuple[int, ...]:
     return tuple(int(i) for i in np.unravel_index(flat, shape))
 
 
+def derivative_text(at: tuple[int, ...]) -> str:
+    """How a term names the factor ∂x̂[j]/∂x[k] (its value comes from ``standardize_derivative``)."""
+    return f"∂x̂[{','.join(map(str, at))}]/∂x"
+
+
 def check_eps(options) -> None:
     """eps must be positive: with 0 a constant input divides by zero."""
     if not options["eps"] > 0:
@@ -106,9 +111,11 @@ class LayerNorm(Layer):
         local = standardize_derivative(xhat, inv_std, entries, k)
         gamma, delta = params["gamma"].ravel(), dy[0].ravel()
         shape = cache[0].shape[1:]
-        terms = [Term([Factor(float(delta[j]), Ref("dy", entry_index(j, shape))),
-                       Factor(float(gamma[j]), Ref("gamma", entry_index(j, shape))),
-                       Factor(float(local[j]), None, f"{float(local[j]):.6g}")]) for j in entries]
+        terms = []
+        for j in entries:
+            at = entry_index(j, shape)
+            terms.append(Term([Factor(float(delta[j]), Ref("dy", at)), Factor(float(gamma[j]), Ref("gamma", at)),
+                               Factor(float(local[j]), None, derivative_text(at))]))
         return Explanation("∂E/∂x[k] = Σ_j δ[j] · γ[j] · (1[j=k] − 1/N − x̂[j]·x̂[k]/N)/σ over every entry j "
                            "(x̂ = (x − μ)/σ)", terms, _notes(xhat.size, inv_std, self.eps), SYMBOLS)
 
@@ -119,7 +126,7 @@ class LayerNorm(Layer):
             return Explanation("∂E/∂β[k] = δ[k]", [Term([delta])], symbols=SYMBOLS)
         xhat = float(cache[0][(0,) + tuple(index)])
         return Explanation("∂E/∂γ[k] = δ[k] · x̂[k] (x̂ = (x − μ)/σ)",
-                           [Term([delta, Factor(xhat, None, f"x̂ {xhat:.6g}")])],
+                           [Term([delta, Factor(xhat, None, f"x̂[{','.join(map(str, index))}]")])],
                            _notes(cache[0][0].size, float(cache[1][0, 0]), self.eps), SYMBOLS)
 
     # --- checker hooks: rounding size, work, kinks, exact shortcuts
