@@ -82,3 +82,14 @@ def test_a_kind_with_parameters_defined_in_its_file_alone_builds(tmp_path, monke
     assert err.path == "layers[0].scale_test.scale"
     assert err.message == ("scale_test1.scale has shape 3 but its input needs 2×2; write that shape, "
                            "or one number for every entry")
+
+
+@pytest.mark.parametrize("entry, path", [("conv:\n      kernel:", "layers[0].conv.kernel"),
+                                         ("fc:\n      weights: null", "layers[0].fc.weights"),
+                                         ("conv_transpose: {kernel: ~}", "layers[0].conv_transpose.kernel")])
+def test_a_required_parameter_written_as_null_is_a_spec_error(tmp_path, entry, path):
+    """A required array written as null (an unfinished line) is missing, said at its node — not an
+    internal error."""
+    err = failure(tmp_path, "input: [[1, 2], [3, 4]]\nlayers:\n  - " + entry + "\n")
+    assert err.path == path
+    assert "needs" in err.message and "null" in err.message

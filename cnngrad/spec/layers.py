@@ -118,6 +118,8 @@ def _read_settings(layer: LayerSpec, settings: tuple[Setting, ...], values: Valu
         if setting.reads == "array":
             if cursor is not None and not cursor.is_null:
                 layer.arrays[setting.name] = values.read(cursor)
+            elif cursor is not None and setting.required:
+                cursor.fail(f"{layer.kind} needs {setting.name!r}, but it is written as null: give its value")
             continue
         if cursor is None:
             default = setting.default
