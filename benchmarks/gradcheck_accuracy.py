@@ -2,7 +2,7 @@
 
 For eps in 1e-2 … 1e-6, with Richardson extrapolation (the checker's numeric value) and without
 (the plain central difference D(h), the ``wide`` quotient), over random networks from
-tests/randomnets.py (non-integer ones, so entries are smooth unless a kink is labelled):
+tests/helpers/randomnets.py (non-integer ones, so entries are smooth unless a kink is labelled):
   max abs / max rel error of the numeric value against a correct analytic gradient (smooth entries),
   kinks labelled, entries with |g| ≥ 1e-3, how many of them a relative 1e-6 error would fail
   (judged with rtol=1e-7, atol=1e-10 and the checker's noise and kink rules), and false failures
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from randomnets import random_spec, to_model  # noqa: E402
+from helpers.randomnets import random_spec, to_model  # noqa: E402
 
 from cnngrad.gradcheck.check import (DEFAULT_ATOL, DEFAULT_RTOL, judge, probes_for,  # noqa: E402
                                      rounding_magnitude)

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from . import quantities
-from .layers.explanation import Explanation, Ref
+from .layers.explanation import Explanation, Factor, Ref, Term
 from .model import Model
 from .record import Record
 
@@ -138,11 +138,49 @@ def _explanation(model: Model, quantity: str, index, trace, grads) -> tuple[Expl
     if pname:
         return _param_explanation(model, names.index(layer_name), pname, quantity, index, trace, grads)
     k = -1 if quantity == "input" else names.index(quantity)
-    if k == last or (network.fused and k == last - 1):
+    if k == last:
         return _loss_explanation(model, k, quantity, index, trace)
-    roles = _layer_roles(model, k + 1)
-    return network.layers[k + 1].explain_input(_engine(model, quantity, roles["x"][1], index),
-                                               *_layer_arrays(model, k + 1, trace, grads)), roles
+    readers = [(reader, operand) for reader in sorted(set(network.consumers[k + 1]))
+               for operand, value in enumerate(network.reads[reader]) if value == k + 1]
+    parts = [_reader_explanation(model, reader, operand, k, quantity, index, trace, grads)
+             for reader, operand in readers]
+    return parts[0] if len(parts) == 1 else _summed(model, quantity, readers, parts)
+
+
+def _reader_explanation(model: Model, reader: int, operand: int, k: int, quantity: str, index, trace, grads):
+    """∂E/∂``quantity``[index] as far as layer ``reader`` (reading it as its ``operand``) passes
+    it back: that layer's explanation, or the loss's for a final softmax/sigmoid fused with it."""
+    network = model.network
+    if network.fused and reader == len(network.layers) - 1:
+        return _loss_explanation(model, k, quantity, index, trace)
+    roles = _layer_roles(model, reader, operand)
+    layer, at = network.layers[reader], _engine(model, quantity, roles["x"][1], index)
+    arrays = _layer_arrays(model, reader, trace, grads)
+    explanation = layer.explain_operand(operand, at, *arrays) if layer.joins else layer.explain_input(at, *arrays)
+    return explanation, roles
+
+
+def _summed(model: Model, quantity: str, readers, parts) -> tuple[Explanation, dict]:
+    """A value read by several layers: ∂E/∂v = Σ over its readers of what each passes back, one
+    group of terms per reader, in the order of the layers, each group's formula and sum a note.
+    Each group's roles are kept apart (``dy@1``: the second reader's δ)."""
+    network = model.network
+    labels = [network.names[reader] + (f" as operand {operand + 1}" if sum(r == reader for r, _ in readers) > 1
+                                       else "") for reader, operand in readers]
+    terms, notes, roles = [], [], {}
+    for group, (label, (explanation, own)) in enumerate(zip(labels, parts)):
+        renamed = {role: f"{role}@{group}" for role in own}
+        roles.update({renamed[role]: place for role, place in own.items()})
+        group_terms = [Term([Factor(f.value, None if f.ref is None else Ref(renamed[f.ref.role], f.ref.index), f.form)
+                             for f in term.factors]) for term in explanation.terms]
+        terms += group_terms
+        notes.append([f"through {label} ({len(group_terms)} term{'s' * (len(group_terms) != 1)}): "
+                      f"{explanation.formula}; its sum ", math.fsum(term.value for term in group_terms)])
+        notes += [[Ref(renamed[part.role], part.index) if isinstance(part, Ref) else part for part in note]
+                  for note in explanation.notes]
+    readers_text = ", ".join(labels)
+    formula = f"∂E/∂v = Σ over the layers that read v ({readers_text}) of what each passes back, v = {quantity}"
+    return Explanation(formula, terms, notes), roles
 
 
 def _param_explanation(model: Model, k: int, pname: str, quantity: str, index, trace, grads):
@@ -159,7 +197,7 @@ def _loss_explanation(model: Model, k: int, quantity: str, index, trace):
     last = len(network.names) - 1
     roles = {"y": ("output", network.output_shape), "t": ("target", network.output_shape)}
     if network.fused:   # the logits: the last layer's input
-        roles["z"] = (network.names[last - 1] if last else "input", network.in_shapes[last])
+        roles["z"] = (network.value_name(network.reads[last][0]), network.in_shapes[last])
     at = _engine(model, quantity, network.out_shapes[k] if k >= 0 else network.input_shape, index)
     y, t = trace.output, model.target
     if k == last:
@@ -167,11 +205,13 @@ def _loss_explanation(model: Model, k: int, quantity: str, index, trace):
     return network.loss.explain_fused(at, trace.inputs[-1], y, t), roles
 
 
-def _layer_roles(model: Model, k: int) -> dict[str, tuple[str, tuple[int, ...]]]:
-    """Layer ``k``'s roles: x its input, y its output, dy ∂E/∂y, and its parameters."""
+def _layer_roles(model: Model, k: int, operand: int = 0) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """Layer ``k``'s roles: x its input (the ``operand``-th of a layer that joins several), y its
+    output, dy ∂E/∂y, and its parameters."""
     network = model.network
     name = network.names[k]
-    roles = {"x": (network.names[k - 1] if k else "input", network.in_shapes[k]),
+    value = network.reads[k][operand]
+    roles = {"x": (network.value_name(value), network.value_shapes[value]),
              "y": (name, network.out_shapes[k]), "dy": (quantities.gradient_of(name), network.out_shapes[k])}
     roles.update({p: (f"{name}.{p}", network.param_shapes[f"{name}.{p}"]) for p in network.layers[k].param_names})
     return roles

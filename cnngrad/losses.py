@@ -5,6 +5,8 @@ mse                   E = mean (t − y)²                 ∂E/∂y = 2 (y − 
 cross_entropy         E = −Σ t log y                    ∂E/∂y = −t / y
 binary_cross_entropy  E = −Σ [t log y + (1−t) log(1−y)]  ∂E/∂y = −t / y + (1 − t) / (1 − y)
 none                  ∂E/∂y is the given upstream gradient t (so E = Σ t·y, reported as no loss)
+multiclass_svm        E = Σ_{j≠c} max(0, y_j − y_c + Δ)    ∂E/∂y_j = 1[y_j − y_c + Δ > 0] (j ≠ c),
+                                                         ∂E/∂y_c = −Σ_{j≠c} 1[y_j − y_c + Δ > 0]
 
 The logits forms (``{cross_entropy: {from: logits}}``) read the final output as logits z, as
 PyTorch's F.cross_entropy and F.binary_cross_entropy_with_logits (reduction 'sum') do, and stay
@@ -77,6 +79,7 @@ class Loss:
     name = ""
     fuses_with: str | None = None
     logits_form: type[Loss] | None = None
+    options: tuple[str, ...] = ()     # numeric settings of `loss: {name: {option: value}}`
 
     @property
     def label(self) -> str:
@@ -97,6 +100,11 @@ class Loss:
     def step_scale(self, y):
         """How far each entry of y may move in a finite difference (the step is eps times this)."""
         return np.maximum(1.0, np.abs(y))
+
+    def pattern(self, y, t) -> np.ndarray | None:
+        """Which smooth piece the loss of (y, t) sits on, batch axis first, as a layer's ``pattern``
+        (two runs whose patterns differ straddle a kink); None for a smooth loss."""
+        return None
 
     def fused_grads(self, z, y, t):
         """(∂E/∂y, ∂E/∂z) from the logits z: accurate where y has rounded to 0 or 1."""
@@ -315,13 +323,58 @@ class Upstream(Loss):
                            [Term([_entry("t", t, index)])], symbols=SYMBOLS)
 
 
+class MulticlassSVM(Loss):
+    """``multiclass_svm`` (CS231n's hinge loss): E = Σ_{j≠c} max(0, s_j − s_c + Δ) over the class
+    scores s, c the target class (t one-hot), Δ the margin; ∂E/∂s_j = 1[s_j − s_c + Δ > 0] for
+    j ≠ c and ∂E/∂s_c = −Σ_{j≠c} 1[…] (0 at a margin of exactly 0, as PyTorch). PyTorch's
+    F.multi_margin_loss(p=1, reduction='sum') is E / C."""
+
+    name = "multiclass_svm"
+    options = ("margin",)
+
+    def __init__(self, margin: float = 1.0):
+        self.margin = float(margin)
+
+    def margins(self, s, t) -> np.ndarray:
+        """s_j − s_c + Δ for every class j, and 0 (not counted) at the target class c itself."""
+        true = _per_example_total(s * t)
+        return np.where(t == 0, s - true + self.margin, 0.0)
+
+    def value(self, s, t):
+        return _sum_per_example(np.maximum(self.margins(s, t), 0.0))
+
+    def grad(self, s, t):
+        active = (self.margins(s, t) > 0).astype(np.float64)
+        return active - t * _per_example_total(active)
+
+    def pattern(self, s, t):
+        """Which margins are open (> 0): the hinge's kink is at a margin of 0."""
+        return self.margins(s, t) > 0
+
+    def explain(self, index, s, t):
+        c = int(np.argmax(t[0]))
+        k = int(index[0])
+        m = self.margins(s, t)[0]
+        formula = (f"E = Σ_(j≠c) max(0, y[j] − y[c] + Δ), c = {c} the target class, Δ = {self.margin:g}; "
+                   f"∂E/∂y[k] = 1[y[k] − y[c] + Δ > 0] for k ≠ c, "
+                   f"∂E/∂y[c] = −Σ_(j≠c) 1[y[j] − y[c] + Δ > 0]")
+        others = [j for j in range(s.shape[1]) if j != c] if k == c else [k]
+        sign, form = (-1.0, "−1[{} − y[c] + Δ > 0]") if k == c else (1.0, "1[{} − y[c] + Δ > 0]")
+        terms = [Term([Factor(sign * float(m[j] > 0), Ref("y", (j,)), form)]) for j in others]
+        notes = [[f"margin of class {j}: ", Ref("y", (j,)), " − ", Ref("y", (c,)), f" + {self.margin:g} = ",
+                  float(m[j]), " > 0: counts" if m[j] > 0 else " ≤ 0: does not count (0 at exactly 0, as PyTorch)"]
+                 for j in others]
+        return Explanation(formula, terms, notes, symbols=SYMBOLS)
+
+
 LOSSES: dict[str, type[Loss]] = {
-    cls.name: cls for cls in (SquaredError, MSE, CrossEntropy, BinaryCrossEntropy, Upstream)
+    cls.name: cls for cls in (SquaredError, MSE, CrossEntropy, BinaryCrossEntropy, Upstream, MulticlassSVM)
 }
 FORMS = ("probabilities", "logits")   # what an entropy loss reads: `{cross_entropy: {from: logits}}`
 
 
-def make_loss(name: str, from_logits: bool = False) -> Loss:
-    """The loss ``name`` (a key of LOSSES); ``from_logits`` gives an entropy loss's logits form."""
+def make_loss(name: str, from_logits: bool = False, settings: dict | None = None) -> Loss:
+    """The loss ``name`` (a key of LOSSES); ``from_logits`` gives an entropy loss's logits form,
+    ``settings`` the values of its ``options`` (multiclass_svm's margin)."""
     cls = LOSSES[name]
-    return cls.logits_form() if from_logits else cls()
+    return cls.logits_form() if from_logits else cls(**(settings or {}))

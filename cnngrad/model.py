@@ -113,7 +113,8 @@ class Model(Record):
             names = self.network.names
             name = "output"
             if read is not trace.output:   # a fused loss read the logits, the last layer's input
-                name = names[-2] if len(names) > 1 else "input"
+                logits = self.network.reads[-1][0]
+                name = names[logits - 1] if logits else "input"
             with np.errstate(all="ignore"):
                 cause = computed.overflow_cause(self.user(name, read)[None],
                                                 self.user("target", self.target)[None], name)

@@ -113,6 +113,9 @@ def chain(layer_names: list[str], param_names: dict[str, tuple[str, ...]], has_l
     the deltas from the loss back, each layer's parameter gradients right after its delta.
 
     ``param_names`` maps a layer to its parameters' short names (``conv1`` → (kernel, bias)).
+    With branches (``from:``, add, concat) the layers' list order is a topological order of the
+    graph (a layer reads only values made before it), so this is too: every value after what it
+    reads, every delta after the deltas of all the layers that read its value.
     """
     order = ["input", *layer_names] + (["loss"] if has_loss else [])
     for layer in reversed(layer_names):

@@ -1,12 +1,12 @@
 """Shared test set-up: the repository root as working folder, and the hypothesis profiles for
-the property tests (tests/test_properties.py).
+the property tests (tests/properties/test_properties.py).
 
 - ``ci`` (the default): 150 examples per property, derandomized so every CI run draws
   the same networks, no deadline (a check of one network takes tens of milliseconds, but CI
   machines are shared).
 - ``long``: 2,000 examples per property, random each run. Select it with
-  ``pytest tests/test_properties.py --hypothesis-profile=long`` or
-  ``CNNGRAD_HYPOTHESIS_PROFILE=long pytest tests/test_properties.py``.
+  ``pytest tests/properties/test_properties.py --hypothesis-profile=long`` or
+  ``CNNGRAD_HYPOTHESIS_PROFILE=long pytest tests/properties/test_properties.py``.
 """
 from __future__ import annotations
 

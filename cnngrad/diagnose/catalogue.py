@@ -13,6 +13,7 @@ from fractions import Fraction
 import numpy as np
 
 from ..layers.base import crop_map, scatter_windows
+from ..quantities import value_of
 from ..record import Record
 
 ACTIVATIONS = ("relu", "leaky_relu", "sigmoid", "tanh")
@@ -193,7 +194,7 @@ def _routed(site, weight: float) -> np.ndarray:
     layer, cache = site.layer, site.chain.cache(site.step.index)
     flat = cache[0]
     dwin = (site.upstream[..., None] * np.full(flat.shape, weight)).reshape(flat.shape[:4] + layer.size)
-    return crop_map(scatter_windows(dwin, cache[3], layer.stride), layer.padding)
+    return crop_map(scatter_windows(dwin, cache[3], layer.stride, layer.dilation), cache[5])
 
 
 def _maxpool_to_all(site):
@@ -210,8 +211,13 @@ def _maxpool_evenly(site):
 
 def _avgpool_not_divided(site):
     if site.layer.type == "avg":
-        size = site.layer.size[0] * site.layer.size[1]
-        yield _routed(site, 1.0), f"each window's delta was given whole to its {size} entries, not divided by {size}"
+        divisor = site.chain.cache(site.step.index)[4]    # one for all windows, or each window's n
+        if np.ndim(divisor) == 0:
+            size = int(divisor)
+            yield _routed(site, 1.0), (f"each window's delta was given whole to its {size} entries, "
+                                       f"not divided by {size}")
+        else:
+            yield _routed(site, 1.0), "each window's delta was given whole to its entries, not divided by its n"
 
 
 def _fc_not_transposed(site):
@@ -225,17 +231,38 @@ def _fc_preactivation(site):
     if site.step.param != "weights":
         return
     chain, k = site.chain, site.step.index
-    layers, trace = chain.network.layers, chain.trace
-    j = k - 1
+    layers, trace, reads = chain.network.layers, chain.trace, chain.network.reads
+    j = reads[k][0] - 1                 # the layer whose output the fc reads (through flattens)
     while j >= 0 and layers[j].kind == "flatten":
-        j -= 1
+        j = reads[j][0] - 1
     if j < 0 or layers[j].kind not in ACTIVATIONS + ("softmax",):
         return
-    z = trace.inputs[j]
-    for flatten in layers[j + 1:k]:
+    z, between = trace.inputs[j], k
+    flattens = []
+    while reads[between][0] - 1 != j:
+        between = reads[between][0] - 1
+        flattens.append(layers[between])
+    for flatten in reversed(flattens):
         z = flatten.forward(z, {})[0]
     yield site.upstream.T @ z, (f"the weight gradient is δ·z with z the value before "
                                 f"{chain.network.names[j]}'s activation; it is δ·a, after it")
+
+
+def _branch_not_summed(site):
+    """A value read by several layers given the part of one reader only (a residual
+    connection's skip path forgotten in backprop, or only the skip path kept)."""
+    others = site.chain.others(site.step.node) if site.step.kind == "input-grad" else None
+    if others is None:
+        return
+    chain, net = site.chain, site.chain.network
+    value = chain.values.index(value_of(site.step.node))
+    readers = sorted(set(net.consumers[value]))
+    names = [net.names[k] for k in readers]
+    name = chain.values[value]
+    yield site.right - others, (f"∂E/∂{name} is only what {names[0]} passes back; {name} is also read by "
+                                f"{', '.join(names[1:])}, whose parts add to it (a value used twice gets the sum)")
+    yield others.copy(), (f"∂E/∂{name} is only what {', '.join(names[1:])} passes back; {name} is also read "
+                          f"by {names[0]}, whose part adds to it (a value used twice gets the sum)")
 
 
 def _softmax_missing(site):
@@ -265,6 +292,7 @@ CATALOGUE = (
     Mistake("fc-grad-uses-preactivation", ("param-grad",), ("fc",), _fc_preactivation),
     Mistake("softmax-jacobian-missing", ("input-grad",), ("softmax",), _softmax_missing),
     Mistake("flatten-order-swapped", ("input-grad",), ("flatten",), _flatten_swapped),
+    Mistake("branch-delta-not-summed", ("input-grad",), None, _branch_not_summed),
     Mistake("rounded-upstream", ANY, None, _rounded, at_quantity=True),
     Mistake("sign-flipped", ANY, None, _sign, at_quantity=True),
     Mistake("scaled", ANY, None, _scaled, at_quantity=True),

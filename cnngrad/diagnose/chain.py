@@ -7,6 +7,13 @@ Backward: ∂E/∂output from the output (the loss's gradient); ∂E/∂(layer k
 step uses the right forward pass (its caches), so a recomputation differs from the right value
 only through the upstream value it starts from, or a mistake made on the way.
 
+In a branched network (docs/reference.md §1) a step's parent is the nearest value it needs: a
+layer that joins several values is made from the latest of them, the others taken right; a value
+read by several layers gets its delta through the first of them (the nearest from below), the
+other readers' parts (``others``) added, from the user's deltas of those readers where given. The list of layers is a topological
+order, so the chain's order (``quantities.chain``) stays one in which everything comes after
+what it is made from.
+
 Arrays here are in the engine's layout (a batch axis of 1); ``user`` and ``internal`` convert.
 """
 from __future__ import annotations
@@ -38,21 +45,30 @@ class Chain:
         self.trace = model.forward()
         grads = model.backward(self.trace)
         names = net.names
+        self.values = [net.value_name(v) for v in range(len(names) + 1)]   # Network.reads' numbers
         self.steps: dict[str, Step] = {}
         self.right: dict[str, np.ndarray] = {"input": model.input}
         for k, name in enumerate(names):
-            self.steps[name] = Step(name, names[k - 1] if k else "input", "forward", k)
+            self.steps[name] = Step(name, self.values[max(net.reads[k])], "forward", k)
             self.right[name] = self.trace.outputs[k]
         last = names[-1] if names else "input"     # layers: [] — the loss reads the input
         if model.has_loss:
             self.steps["loss"] = Step("loss", last, "loss", None)
             self.right["loss"] = np.asarray(model.loss(self.trace)).reshape(1)
         self.steps[quantities.gradient_of(last)] = Step(quantities.gradient_of(last), last, "loss-grad", None)
+        # a value's readers but the nearest: (reader, value number), their parts added to its delta
+        self.farther: dict[str, list[tuple[int, int]]] = {}
+        self.given: dict[str, np.ndarray] = {}     # the user's values (``use_given``)
+        self._others: dict[str, np.ndarray] = {}
         for k in reversed(range(len(names))):
             delta = quantities.gradient_of(names[k])
             self.right[delta] = grads.outputs[names[k]]
-            below = quantities.gradient_of(names[k - 1] if k else "input")
-            self.steps[below] = Step(below, delta, "input-grad", k)
+            for value in set(net.reads[k]):
+                below = quantities.gradient_of(self.values[value])
+                if min(net.consumers[value]) != k:
+                    self.farther.setdefault(below, []).append((k, value))
+                    continue
+                self.steps[below] = Step(below, delta, "input-grad", k)
             for pname in net.layers[k].param_names:
                 node = quantities.gradient_of(f"{names[k]}.{pname}")
                 self.steps[node] = Step(node, delta, "param-grad", k, pname)
@@ -96,17 +112,65 @@ class Chain:
     def params(self, index: int) -> dict[str, np.ndarray]:
         return self.network.params_of(index, self.model.params)
 
+    def part(self, index: int, value: int, upstream: np.ndarray) -> np.ndarray:
+        """What layer ``index``'s backward from ``upstream`` hands back to value number ``value``
+        (summed over the operands it reads it as)."""
+        net = self.network
+        dx, _ = net.layers[index].backward(upstream, self.cache(index), self.params(index))
+        parts = [d for read, d in zip(net.reads[index], dx if net.layers[index].joins else (dx,)) if read == value]
+        return parts[0] if len(parts) == 1 else sum(parts[1:], parts[0])
+
+    def side_inputs(self, step: Step) -> list[str]:
+        """The quantities besides its parent that ``step`` reads: the other operands of a layer
+        that joins several values, the deltas of a value's farther readers."""
+        if step.kind == "forward":
+            return [self.values[v] for v in self.network.reads[step.index] if self.values[v] != step.parent]
+        if step.kind == "input-grad":
+            return [quantities.gradient_of(self.network.names[k]) for k, _ in self.farther.get(step.node, [])]
+        return []
+
+    def use_given(self, given: dict[str, np.ndarray]) -> None:
+        """Take the user's values (engine layout, by node) as the deltas the farther readers of a
+        value pass back from: an error they carry then comes along, as it would by hand."""
+        self.given, self._others = given, {}
+
+    def others(self, node: str) -> np.ndarray | None:
+        """What the readers of ``node``'s value other than the nearest pass back to its delta
+        (from the user's delta of each reader where given, else the right one); None when the
+        value has one reader."""
+        if node not in self.farther:
+            return None
+        if node not in self._others:
+            parts = []
+            for k, value in self.farther[node]:
+                delta = quantities.gradient_of(self.network.names[k])
+                parts.append(self.part(k, value, self.given.get(delta, self.right[delta])))
+            self._others[node] = sum(parts[1:], parts[0])
+        return self._others[node]
+
+    def completed(self, step: Step, value: np.ndarray) -> np.ndarray:
+        """A delta ``step`` made through its layer alone, with the other readers' parts added."""
+        others = self.others(step.node) if step.kind == "input-grad" else None
+        return value if others is None else value + others
+
     def apply(self, step: Step, upstream: np.ndarray) -> np.ndarray:
         """One step, done right, from ``upstream`` (the parent's value)."""
         net, model = self.network, self.model
         if step.kind == "forward":
-            return net.layers[step.index].forward(upstream, self.params(step.index))[0]
+            layer, reads = net.layers[step.index], net.reads[step.index]
+            if not layer.joins:
+                return layer.forward(upstream, self.params(step.index))[0]
+            operands = tuple(upstream if self.values[v] == step.parent else
+                             self.given.get(self.values[v], self.right[self.values[v]]) for v in reads)
+            return layer.forward(operands, self.params(step.index))[0]
         if step.kind == "loss":
             return np.asarray(net.loss.value(upstream, model.target), dtype=np.float64).reshape(1)
         if step.kind == "loss-grad":
             return net.loss.grad(upstream, model.target)
-        dx, pgrads = net.layers[step.index].backward(upstream, self.cache(step.index), self.params(step.index))
-        return dx if step.kind == "input-grad" else pgrads[step.param]
+        if step.kind == "input-grad":
+            value = self.values.index(quantities.value_of(step.node))
+            return self.completed(step, self.part(step.index, value, upstream))
+        return net.layers[step.index].backward(upstream, self.cache(step.index), self.params(step.index))[1][step.param]
 
     def run(self, steps: list[Step], upstream: np.ndarray | None) -> np.ndarray:
         """The steps done right, one after the other, starting from ``upstream``."""

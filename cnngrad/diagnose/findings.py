@@ -37,6 +37,7 @@ def explain_failures(model, expectations, results) -> tuple[str | None, str | No
     step made it (``loss`` for the loss's; None for a value the spec gives), or (None, None)."""
     chain = Chain(model)
     given, rounding, wrong = _given(chain, expectations, results)
+    chain.use_given(given)
     entries = [entry for expectation, result in zip(expectations, results) if not result.passed
                for entry in _entry(chain, expectation, result, given, rounding, wrong)]
     if not entries:
@@ -77,8 +78,9 @@ def _entry(chain: Chain, expectation, result, given, rounding, wrong) -> list[tu
 
 def _explain(chain: Chain, node: str, expectation, result, given, rounding, wrong) -> str | None:
     """Set the result's origin and diagnosis; the quantity where its error entered, if here.
-    Only a wrong upstream value can pass an error on: from a right one (or the chain's start,
-    right by definition) the error entered on the way, however far that value's rounding carries."""
+    Only a wrong upstream value can pass an error on (the parent, or with branches another value a
+    step reads): from right ones (or the chain's start, right by definition) the error entered on
+    the way, however far that value's rounding carries."""
     parent, steps = chain.path(node, given)
     start = given[parent] if parent in given else chain.right[parent]
     right = chain.user(node, chain.right[node])
@@ -88,7 +90,8 @@ def _explain(chain: Chain, node: str, expectation, result, given, rounding, wron
     if parent in given:
         allowed = allowed + _carried(chain, node, steps, start, recomputed, rounding[parent], expectation)
     target = given.get(node)
-    if parent in wrong and _reproduces(chain, node, recomputed, expectation, expected, allowed) is not None:
+    read_wrong = parent in wrong or any(side in wrong for step in steps for side in chain.side_inputs(step))
+    if read_wrong and _reproduces(chain, node, recomputed, expectation, expected, allowed) is not None:
         result.origin = "propagated"
         return None
     result.origin = "introduced"
@@ -155,6 +158,8 @@ def _mistakes(chain, node, steps, start, target, expectation, expected, allowed)
                 if not mistake.applies(site, last):
                     continue
                 for value, message in mistake.variants(site):
+                    if mistake.kinds is not None:   # the layer's part: a branch's other parts added
+                        value = chain.completed(step, value)
                     if value.shape != right.shape:
                         continue
                     error = _reproduces(chain, node, chain.run(steps[place + 1:], value), expectation,

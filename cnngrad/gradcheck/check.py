@@ -353,22 +353,31 @@ def faulty_layer(model: Model, gradients, deltas) -> str | None:
 
     If ∂E/∂(output of layer k) is right but ∂E/∂(output of layer k−1), or a parameter gradient of
     layer k, is wrong, layer k's backward is at fault; a wrong gradient where backprop starts
-    (the last output, or the fused activation's input) blames the loss. None when not every
-    backpropagated layer's delta was checked, or nothing disagrees.
+    (the last output, or the fused activation's input) blames the loss. In a branched network a
+    value with a wrong delta whose readers all got right ones names its reader; if several layers
+    read it, none is named (each reader's part is not measured apart).
+    None when not every backpropagated layer's delta was checked, or nothing disagrees.
     """
-    names = model.network.names[:backpropagated_layers(model)]
+    network = model.network
+    names = network.names[:backpropagated_layers(model)]
     delta_ok = {q.quantity: not disagrees(q) for q in deltas}
     if any(name not in delta_ok for name in names):
         return None
-    # below_ok[k]: the gradient layer k hands down is right (∂E/∂ the output of layer k − 1, or
-    # ∂E/∂input below the first layer); below_ok[-1] is the gradient where backprop starts
+    # below_ok[v]: the delta of value v is right (0 the input, k + 1 layer k's output; Network.reads);
+    # below_ok[-1] is the gradient where backprop starts
     below_ok = [input_gradient_ok(gradients)] + [delta_ok[name] for name in names]
     if not below_ok[-1]:
         return "loss"
     bad_params = layers_with_wrong_parameters(gradients)
-    for k in reversed(range(len(names))):
-        if not below_ok[k] or names[k] in bad_params:
+    for k in reversed(range(len(names))):   # from the loss back: the first layer given a right delta
+        if not below_ok[k + 1]:                # that hands back a wrong one (the errors before only follow)
+            continue
+        if names[k] in bad_params:
             return names[k]
+        for value in network.reads[k]:
+            readers = network.consumers[value]
+            if not below_ok[value] and all(below_ok[reader + 1] for reader in readers):
+                return names[k] if readers == [k] else None   # several readers: which one is not measured
     return None
 
 

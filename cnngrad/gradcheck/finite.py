@@ -3,8 +3,9 @@
 For each entry θ_k with step h = eps · max(1, |θ_k|), four perturbed copies give
     D(h) = (E(θ+h) − E(θ−h)) / 2h,   D(h/2) likewise,   numeric = (4 D(h/2) − D(h)) / 3,
 whose truncation error is O(h⁴) instead of the O(h²) of a plain central difference.
-A copy whose non-smooth layers (ReLU signs, pool winners, L2 zero windows) sit on another piece than
-the unperturbed run straddles a kink; such an entry gets its one-sided quotients
+A copy whose non-smooth layers (ReLU signs, pool winners, L2 zero windows) or loss (a hinge's open
+margins) sit on another piece than the unperturbed run straddles a kink; such an entry gets its
+one-sided quotients
     left = (E(θ) − E(θ−h/2)) / (h/2),   right = (E(θ+h/2) − E(θ)) / (h/2).
 """
 from __future__ import annotations
@@ -57,7 +58,9 @@ class Evaluator:
         # S: how large the sums behind E are (rounding scales with it), one for all copies or one
         # per start layer (``check.rounding_magnitude``)
         self.magnitude = np.broadcast_to(np.asarray(magnitude, dtype=np.float64), (len(network.layers) + 1,))
-        self.base_patterns = [layer.pattern(cache) for layer, cache in zip(network.layers, trace.caches)]
+        # each layer's pattern, then the loss's (index len(layers): a hinge's open margins)
+        self.base_patterns = [layer.pattern(cache) for layer, cache in zip(network.layers, trace.caches)] \
+            + [network.loss_pattern(trace, target)]
         self.memory_budget = memory_budget
 
     def copies_per_call(self, start: int) -> int:
@@ -91,9 +94,11 @@ class Evaluator:
             if channels is not None:
                 batch, ran = self.one_channel_layers(start, batch, channels)
                 index = start + len(ran)
-            trace = net.forward(batch, self.params, index)
+            trace = net.forward(batch, self.params, index, self.trace)
             losses = net.losses(trace, self.target)
-        return losses, ran + [(index + k, cache, None) for k, cache in enumerate(trace.caches)]
+            loss = [] if self.base_patterns[-1] is None else \
+                [(len(net.layers), net.loss_pattern(trace, self.target), None)]
+        return losses, ran + [(index + k, cache, None) for k, cache in enumerate(trace.caches)] + loss
 
     def one_channel_layers(self, start: int, batch: np.ndarray, channels: np.ndarray):
         """Run the channel-wise layers from ``start`` on the one channel each copy moved (the last
@@ -102,11 +107,11 @@ class Evaluator:
         net = self.network
         ran = []
         index = start
-        while index < len(net.layers) - 1 and net.layers[index].channelwise:
+        while index < len(net.layers) - 1 and net.layers[index].channelwise and net.chained(index):
             batch, cache = net.layers[index].forward(batch, net.params_of(index, self.params))
             ran.append((index, cache, channels))
             index += 1
-        whole = np.repeat(self.trace.inputs[index], len(channels), axis=0)
+        whole = np.repeat(self.trace.value(index), len(channels), axis=0)
         whole[np.arange(len(channels)), channels] = batch[:, 0]
         return whole, ran
 
@@ -119,7 +124,7 @@ class Evaluator:
         offset = 0
         for layer_index, cache, ran_channels in ran:
             base = self.base_patterns[layer_index]
-            if base is None:
+            if base is None or cache is None:   # smooth, or not re-run (a branch the change missed)
                 continue
             moved, place = self.moved_units(layer_index, cache, ran_channels, count)
             crossed += moved.sum(axis=1)
@@ -132,7 +137,9 @@ class Evaluator:
         """Which units of one layer each copy moved to another piece, (count, units), and where
         those units start in the layer (a channel's offset when only that channel ran)."""
         base = self.base_patterns[layer_index]
-        pattern = self.network.layers[layer_index].pattern(cache)
+        net = self.network
+        # the loss's entry carries its pattern already (``losses``)
+        pattern = cache if layer_index == len(net.layers) else net.layers[layer_index].pattern(cache)
         if channels is None:
             return (pattern != base).reshape(count, -1), np.zeros(count, dtype=np.int64)
         moved = (pattern[:, 0] != base[0][channels]).reshape(count, -1)

@@ -124,11 +124,11 @@ class LinearFirstLayer:
 
 def input_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], analytic: np.ndarray,
                 structured: bool = True) -> Probe:
-    """Perturb the input. A first layer that is linear in its input (conv) is not re-run: a copy's
-    output is y + s · ∂y/∂x_e, exactly what its forward would give."""
-    x = trace.inputs[0][0]
+    """Perturb the input. A first layer that is linear in its input (conv) and its only reader is
+    not re-run: a copy's output is y + s · ∂y/∂x_e, exactly what its forward would give."""
+    x = trace.value(0)[0]
     first = network.layers[0] if network.layers else None
-    if not (structured and first is not None and first.linear_in_input):
+    if not (structured and first is not None and first.linear_in_input and network.chained(0)):
         scale = None if network.layers else network.loss.step_scale(x)   # no layers: x is the output
         return Probe("input", x, analytic, 0, lambda e, s: shifted_copies(x, e, s), lambda d: x + d, scale)
     through = LinearFirstLayer(first, trace.inputs[0], trace.outputs[0][0], network.params_of(0, params))
@@ -206,6 +206,6 @@ def param_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], n
     if structured and layer.param_moves_one_unit:
         shortcut = SharedUnitRuns(output_probe(network, trace, index, np.zeros_like(y)), parameter.units)
     elif structured and layer.param_moves_one_channel and index + 1 < len(network.layers) \
-            and network.layers[index + 1].channelwise:
+            and network.layers[index + 1].channelwise and network.chained(index + 1):
         shortcut = OneChannelRuns(parameter.one_channel)
     return Probe(name, parameter.theta, analytic, index + 1, perturbed, parameter.moved, shortcut=shortcut)

@@ -31,7 +31,7 @@ def check_work(network: Network, wrt=(), fast: bool = False, deltas: bool = Fals
     downstream = downstream_operations(network)
 
     def cost(runs: int, start: int) -> float:
-        size = math.prod(network.in_shapes[start]) if start < len(network.layers) else 1
+        size = math.prod(network.value_shapes[start]) if start < len(network.layers) else 1
         return run_copies(runs, fast) * (downstream[start] + FORMING * size)
 
     quantities = {name: cost(runs, start) for name, (runs, start) in gradient_runs(network).items()}
@@ -60,7 +60,8 @@ def gradient_runs(network: Network) -> dict[str, tuple[int, int]]:
     entries each move one) get their own runs, and the layer those copies start at (after a
     first layer linear in its input, or the parameter's layer, whose output is formed exactly)."""
     first = network.layers[0] if network.layers else None
-    runs = {"input": (math.prod(network.input_shape), 1 if first is not None and first.linear_in_input else 0)}
+    through = first is not None and first.linear_in_input and network.chained(0)   # probes.input_probe
+    runs = {"input": (math.prod(network.input_shape), 1 if through else 0)}
     for name, shape in network.param_shapes.items():
         index = network.names.index(name.rsplit(".", 1)[0])
         layer = network.layers[index]

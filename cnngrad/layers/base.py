@@ -47,9 +47,9 @@ class Setting(NamedTuple):
 
     ``reads`` is what is written: ``array`` (a value: number, list, random or file; kept as the
     parameter of that name, its shape the one ``param_shapes`` gives; ``default`` is then the
-    number every entry takes when the key is absent, None for a required one), ``integer`` (at least
-    ``minimum``), ``pair`` (an int or [h, w], each at least ``minimum``), ``padding``,
-    ``word`` (one of ``choices``) or ``number``. ``default`` is used when the key is absent (a
+    number every entry takes when the key is absent, None for a required one), ``pair`` (an int or
+    [h, w], each at least ``minimum``), ``padding``, ``word`` (one of ``choices``), ``number``,
+    ``integer`` (at least ``minimum``) or ``flag`` (true or false). ``default`` is used when the key is absent (a
     string ``"=key"`` copies another setting, e.g. pooling's stride is its size); ``only`` =
     (setting, word, words) allows the key only when that setting has that word. ``description``
     is the schema's text.
@@ -85,6 +85,9 @@ class Layer:
     settings: tuple[Setting, ...] = ()   # what the spec entry may write (besides ``name``)
     param_names: tuple[str, ...] = ()
     channelwise = False   # output channel c depends on input channel c alone (pooling, f(x) per entry)
+    # reads several values (add, concat): ``forward`` takes a tuple of arrays, ``backward`` gives a
+    # tuple of their gradients, shape methods take a tuple of shapes, ``explain_operand`` explains
+    joins = False
     # the checker's exact shortcuts this kind implements (see the hooks below)
     linear_in_input = False        # ``input_change``
     affine_in_params = False       # ``output_change``
@@ -112,6 +115,12 @@ class Layer:
         """The shape of one example's output (no batch axis) for an input of ``in_shape``; raises
         ``ShapeError`` when the layer cannot take that input. Identity unless overridden."""
         return tuple(in_shape)
+
+    @property
+    def fusable_as(self) -> str | None:
+        """The kind a loss's ``fuses_with`` may name to compute from this layer's input (its own
+        kind unless overridden: a softmax over channels is not the one cross-entropy fuses)."""
+        return self.kind
 
     def param_shapes(self, in_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
         """Internal shape of each parameter for an input of ``in_shape`` (none unless overridden);

@@ -2,20 +2,36 @@
 
 Backward routes each window's delta to its inputs:
   max: to the maximum only (ties: `first` in row-major order, as PyTorch; `split` equally);
-  avg: δ / (kh·kw) to every entry of the window (padding counts in the divisor, as PyTorch);
+  avg: δ / n to every entry of the window, n its divisor (below);
   l2:  δ · x / y, and 0 where the window's norm y is 0.
-A remainder that fills no window is dropped; max pads with −∞, the others with zeros.
+A remainder that fills no window is dropped, unless ``ceil_mode`` adds one more window that
+overhangs the padded map (PyTorch's rule: only if it starts inside the input or its left/top
+padding). Max pads (and overhangs) with −∞, the others with zeros. The divisor n of average pooling
+is the window's entries inside the padded map (``count_include_pad: true``, PyTorch's default) or
+inside the input alone (``false``); the overhang of ``ceil_mode`` never counts, as in PyTorch.
+Max pooling may read its window with ``dilation`` (taps r apart, F.max_pool2d's dilation).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .base import (Layer, Setting, ShapeError, crop_map, pad_map, padded_size, pair, register, resolve_padding,
-                   scatter_memory, scatter_windows, window_output_size, windows)
+                   scatter_memory, scatter_windows, windows)
 from .explanation import Explanation, Factor, Ref, Term
 
 TYPES = ("max", "avg", "l2")
 TIES = ("first", "split")
+
+
+def pooled_size(size: int, before: int, after: int, span: int, stride: int, ceil: bool) -> int:
+    """Windows along one axis of ``size`` entries padded by ``before``/``after``: floor, or with
+    ``ceil`` rounded up, less a last window that would start past the input and its front padding
+    (PyTorch's pooling_output_shape)."""
+    padded = size + before + after
+    if not ceil:
+        return (padded - span) // stride + 1
+    count = -(-(padded - span) // stride) + 1
+    return count - 1 if (count - 1) * stride >= size + before else count
 
 
 @register
@@ -28,12 +44,21 @@ class Pool(Layer):
         Setting("padding", "padding", ((0, 0), (0, 0))),
         Setting("ties", "word", "first", choices=TIES, only=("type", "max", "max pooling"),
                 description="max pooling: first maximum (PyTorch) or split equally"),
+        Setting("dilation", "pair", (1, 1), minimum=1, only=("type", "max", "max pooling"),
+                description="max pooling: int or [dh, dw], the window's taps r apart (F.max_pool2d)"),
+        Setting("ceil_mode", "flag", False,
+                description="true: one more window where a remainder is left, if it starts inside the input "
+                            "or its top/left padding (PyTorch's ceil_mode)"),
+        Setting("count_include_pad", "flag", True, only=("type", "avg", "average pooling"),
+                description="average pooling: divide by the window's entries including padding (true, "
+                            "PyTorch's default) or by its input entries only (false)"),
     )
     channelwise = True
 
     # --- engine: shape rule, forward, backward, and the memory they take
 
-    def __init__(self, type="max", size=2, stride=None, padding=0, ties="first"):
+    def __init__(self, type="max", size=2, stride=None, padding=0, ties="first", dilation=1,
+                 ceil_mode=False, count_include_pad=True):
         if type not in TYPES:
             raise ValueError(f"type must be one of {TYPES}, not {type!r}")
         if ties not in TIES:
@@ -41,8 +66,15 @@ class Pool(Layer):
         self.type = type
         self.size = pair(size)
         self.stride = pair(size if stride is None else stride)
-        self.padding = resolve_padding(padding, self.size)
+        self.dilation = pair(dilation)
+        self.padding = resolve_padding(padding, self.span)
         self.ties = ties
+        self.ceil_mode, self.count_include_pad = bool(ceil_mode), bool(count_include_pad)
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """The rows and columns one window covers: r·(k − 1) + 1 per axis."""
+        return tuple(r * (k - 1) + 1 for r, k in zip(self.dilation, self.size))
 
     def output_shape(self, in_shape):
         if len(in_shape) != 3:
@@ -50,106 +82,154 @@ class Pool(Layer):
         channels, height, width = in_shape
         (top, bottom), (left, right) = self.padding
         padded = (height + top + bottom, width + left + right)
-        if self.size[0] > padded[0] or self.size[1] > padded[1]:
-            raise ShapeError(f"the pooling window {self.size[0]}×{self.size[1]} is larger than its "
+        span = self.span
+        if span[0] > padded[0] or span[1] > padded[1]:
+            window = f"{span[0]}×{span[1]}" + (" (dilated)" if self.dilation != (1, 1) else "")
+            raise ShapeError(f"the pooling window {window} is larger than its "
                              f"{'padded ' if padded != (height, width) else ''}input {padded[0]}×{padded[1]}",
                              "size")
-        return (channels,
-                window_output_size(padded[0], self.size[0], self.stride[0]),
-                window_output_size(padded[1], self.size[1], self.stride[1]))
+        return (channels,) + tuple(pooled_size(n, before, after, k, s, self.ceil_mode) for n, (before, after), k, s
+                                   in zip((height, width), self.padding, span, self.stride))
+
+    def extended_padding(self, hw) -> tuple[tuple[int, int], tuple[int, int]]:
+        """The padding with ``ceil_mode``'s overhang added at the bottom/right, so every window of the
+        output lies inside the padded map (the overhang is never read as data)."""
+        _, out_h, out_w = self.output_shape((1,) + tuple(hw))
+        sides = []
+        for (before, after), n, count, k, s in zip(self.padding, hw, (out_h, out_w), self.span, self.stride):
+            sides.append((before, after + max(0, (count - 1) * s + k - (n + before + after))))
+        return sides[0], sides[1]
+
+    def divisor_counts(self, hw) -> tuple[np.ndarray, np.ndarray]:
+        """(entries inside the padded map, entries inside the input) each window reads, shape (Ho, Wo):
+        a window's taps are a grid, so each count is the product of one count per axis."""
+        _, *out = self.output_shape((1,) + tuple(hw))
+        inside, data = [], []
+        for n, (before, after), count, k, r, s in zip(hw, self.padding, out, self.size, self.dilation, self.stride):
+            taps = np.arange(count)[:, None] * s + np.arange(k)[None, :] * r - before   # input coordinates
+            inside.append(((taps >= -before) & (taps < n + after)).sum(axis=1))
+            data.append(((taps >= 0) & (taps < n)).sum(axis=1))
+        return (np.outer(*inside).astype(np.float64), np.outer(*data).astype(np.float64))
+
+    def empty_window(self, in_shape) -> tuple[int, int] | None:
+        """The first window (row, column of the output) that reads no input entry, only padding or
+        overhang (max would give −∞, an average excluding padding 0/0), or None."""
+        reads = self.divisor_counts(in_shape[-2:])[1]
+        empty = np.argwhere(reads == 0)
+        return None if not len(empty) else tuple(int(i) for i in empty[0])
 
     def forward(self, x, params):
         pad_value = -np.inf if self.type == "max" else 0.0
-        padded = pad_map(x, self.padding, pad_value)
-        win = windows(padded, self.size, self.stride)
+        full = self.extended_padding(x.shape[-2:])
+        padded = pad_map(x, full, pad_value)
+        win = windows(padded, self.size, self.stride, self.dilation)
         flat = win.reshape(win.shape[:4] + (-1,))
-        first = None
+        first = divisor = None
         if self.type == "max":
             # the value at the first maximum *is* the maximum; numpy's max over a short last axis is
             # several times slower than argmax, so take it from there
             first = flat.argmax(axis=-1)
             y = np.take_along_axis(flat, first[..., None], axis=-1)[..., 0]
         elif self.type == "avg":
-            y = self._mean(flat)
+            divisor = self.divisor(x.shape[-2:])
+            y = self._mean(flat, divisor)
         else:
             # √Σx² as m·√Σ(x/m)² with m the window's largest |x| (as hypot does), so entries of
             # 1e-300 do not square to 0 (a norm of 0 and a zero gradient) nor 1e300 to inf
             m = np.abs(flat).max(axis=-1)
             scaled = flat / np.where(m > 0, m, 1.0)[..., None]
             y = m * np.sqrt((scaled * scaled).sum(axis=-1))
-        return y, (flat, y, first, padded.shape)
+        return y, (flat, y, first, padded.shape, divisor, full)
+
+    def divisor(self, hw) -> np.ndarray | float:
+        """Average pooling's n per window, (Ho, Wo), or kh·kw itself where every window has it."""
+        if not self.ceil_mode and self.count_include_pad:
+            return float(self.size[0] * self.size[1])
+        inside, data = self.divisor_counts(hw)
+        return inside if self.count_include_pad else data
 
     @staticmethod
-    def _mean(flat: np.ndarray) -> np.ndarray:
-        """Each window's mean; where the sum overflows (entries near 1.8e308) but the mean need
-        not, it is Σ(x/n) instead, so an average of finite values is finite."""
+    def _mean(flat: np.ndarray, divisor) -> np.ndarray:
+        """Each window's sum over its divisor n; where the sum overflows (entries near 1.8e308) but
+        the mean need not, it is Σ(x/n) instead, so an average of finite values is finite."""
+        n = np.broadcast_to(divisor, flat.shape[:4])
         with np.errstate(over="ignore"):
-            y = flat.mean(axis=-1)
+            y = flat.sum(axis=-1) / n
         overflowed = np.isinf(y)     # (an infinite entry stays infinite either way)
         if overflowed.any():
-            y[overflowed] = (flat[overflowed] / flat.shape[-1]).sum(axis=-1)
+            y[overflowed] = (flat[overflowed] / n[overflowed][..., None]).sum(axis=-1)
         return y
 
     def routing(self, cache) -> np.ndarray:
         """∂y/∂(each window entry), shape (B, C, Ho, Wo, kh·kw): where each window's delta goes."""
-        flat, y, first, _ = cache
+        flat, y, first, _, divisor, _ = cache
         if self.type == "max":
             if self.ties == "first":
                 return (np.arange(flat.shape[-1]) == first[..., None]).astype(np.float64)
             tied = (flat == y[..., None]).astype(np.float64)
             return tied / tied.sum(axis=-1, keepdims=True)
         if self.type == "avg":
-            return np.full(flat.shape, 1.0 / flat.shape[-1])
+            return np.broadcast_to((1.0 / np.asarray(divisor))[..., None], flat.shape)
         safe = np.where(y > 0, y, 1.0)
         return np.where(y[..., None] > 0, flat / safe[..., None], 0.0)
 
     def backward(self, dy, cache, params):
         weights = self.routing(cache)
         dwin = (dy[..., None] * weights).reshape(weights.shape[:4] + self.size)
-        return crop_map(scatter_windows(dwin, cache[3], self.stride), self.padding), {}
+        padded = scatter_windows(dwin, cache[3], self.stride, self.dilation)
+        return crop_map(padded, cache[5]), {}
 
     def memory(self, in_shape):
         """Kept: every window's entries (a copy, unless the windows are rows or columns of the
         padded map), the output (and max's winners) and the padded input's gradient. Temporary:
         the padded copy (l2: and its scaled windows), or the routing weights, the windows'
         gradient and what scattering it back takes."""
-        padded, copy = padded_size(in_shape, self.padding)
+        full = self.extended_padding(in_shape[-2:])
+        padded, copy = padded_size(in_shape, full)
         channels, out_h, out_w = self.output_shape(in_shape)
         (kh, kw), out = self.size, channels * out_h * out_w
         entries = out * kh * kw
-        view = kh == 1 or kw == 1 or in_shape[2] + sum(self.padding[1]) == kw
+        view = kh == 1 or kw == 1 or in_shape[2] + sum(full[1]) == kw
         kept = (copy if view else entries) + (2 if self.type == "max" else 1) * out + padded
         forward = (0 if view else copy) + (2 * entries if self.type == "l2" else 0)
         routing = 2 if self.type == "l2" or self.ties == "split" else 1
-        backward = (routing + 1) * entries + scatter_memory(padded, entries, self.stride, self.size)
+        backward = (routing + 1) * entries + scatter_memory(padded, entries, self.stride, self.size, self.dilation)
         return kept, max(forward, backward)
 
     # --- explanation: the chain rule one step, for cnngrad explain
 
     def explain_input(self, index, x, cache, dy, params) -> Explanation:
         """∂E/∂x[c,p,q] = Σ over the windows (i,j) holding x[c,p,q] of δ[c,i,j] · ∂y[c,i,j]/∂x[c,p,q],
-        the latter the routing weight (max: 1 to the maximum; avg: 1/(kh·kw); l2: x/y)."""
+        the latter the routing weight (max: 1 to the maximum; avg: 1/n, n the window's divisor; l2: x/y)."""
         c, p, q = index
-        flat, y, _, _ = cache
+        flat, y = cache[0], cache[1]
         weights = self.routing(cache)
         (top, _), (left, _) = self.padding
-        (kh, kw), (sh, sw) = self.size, self.stride
+        (kh, kw), (sh, sw), (dh, dw) = self.size, self.stride, self.dilation
         terms, notes = [], []
         for i in range(y.shape[2]):
             for j in range(y.shape[3]):
-                a, b = p + top - sh * i, q + left - sw * j
-                if not (0 <= a < kh and 0 <= b < kw):
+                a, b = p + top - sh * i, q + left - sw * j     # the offset inside window (i, j)
+                if not (a % dh == 0 and b % dw == 0 and 0 <= a // dh < kh and 0 <= b // dw < kw):
                     continue
                 delta = Factor(float(dy[0, c, i, j]), Ref("dy", (c, i, j)))
-                weight = float(weights[0, c, i, j, a * kw + b])
+                weight = float(weights[0, c, i, j, (a // dh) * kw + b // dw])
                 route = self._route(weight, float(x[0, c, p, q]), index, (c, i, j), float(y[0, c, i, j]))
                 terms.append(Term([delta, *route]))
-                notes.append(self._window_note(c, i, j, flat[0, c, i, j], float(y[0, c, i, j]), x.shape[2:]))
-        how = {"max": "1 for the window's maximum, else 0", "avg": f"1/{kh * kw} (1/(kh·kw))",
+                notes.append(self._window_note(c, i, j, flat[0, c, i, j], float(y[0, c, i, j]), x.shape[2:],
+                                               weight))
+        how = {"max": "1 for the window's maximum, else 0", "avg": self._divisor_text(),
                "l2": "x[c,p,q] / y[c,i,j]"}[self.type]
         formula = (f"∂E/∂x[c,p,q] = Σ_(i,j) δ[c,i,j] · ∂y[c,i,j]/∂x[c,p,q] over the windows (i,j) holding "
                    f"x[c,p,q]; ∂y/∂x = {how}")
         return Explanation(formula, terms, notes, {"dy": "δ", "x": "x", "y": "y"})
+
+    def _divisor_text(self) -> str:
+        """What average pooling divides by, in words."""
+        if not self.ceil_mode and self.count_include_pad:
+            return f"1/{self.size[0] * self.size[1]} (1/(kh·kw))"
+        counted = "inside the padded input" if self.count_include_pad else "of the input (padding not counted)"
+        return f"1/n(i,j), n(i,j) the window's entries {counted}"
 
     def _route(self, weight: float, x_value: float, index, out, y_value: float) -> list[Factor]:
         """The factor ∂y[out]/∂x[index] of one window, described."""
@@ -158,24 +238,30 @@ class Pool(Layer):
                 return [Factor(0.0, None, "0 (a window of zeros)")]
             return [Factor(x_value, Ref("x", tuple(index))), Factor(1.0 / y_value, Ref("y", out), "1/{}")]
         if self.type == "avg":
-            return [Factor(weight, None, f"1/{self.size[0] * self.size[1]}")]
+            return [Factor(weight, None, f"1/{round(1 / weight)}")]
         if weight == 1.0:
             return [Factor(weight, None, "1 (the maximum)")]
         if weight == 0.0:
             return [Factor(weight, None, "0 (not the maximum)")]
         return [Factor(weight, None, f"1/{round(1 / weight)} (a tied maximum, shared)")]
 
-    def _window_note(self, c: int, i: int, j: int, entries, value: float, hw) -> list:
-        """Which inputs window (i, j) reads and, for max pooling, which won (or how a tie was split)."""
+    def _window_note(self, c: int, i: int, j: int, entries, value: float, hw, weight: float) -> list:
+        """Which inputs window (i, j) reads (average: and its divisor) and, for max pooling, which
+        won (or how a tie was split)."""
         (top, _), (left, _) = self.padding
-        (kh, kw), (sh, sw) = self.size, self.stride
+        (kh, kw), (sh, sw), (dh, dw) = self.size, self.stride, self.dilation
         row, col = sh * i - top, sw * j - left
-        first = (c, max(row, 0), max(col, 0))
-        last = (c, min(row + kh, hw[0]) - 1, min(col + kw, hw[1]) - 1)
-        note = ["window ", Ref("y", (c, i, j)), " reads ", Ref("x", first), " … ", Ref("x", last)]
+        first = (c, row + dh * max(0, -(row // dh)), col + dw * max(0, -(col // dw)))
+        last_row = row + dh * min(kh - 1, (hw[0] - 1 - row) // dh)
+        last_col = col + dw * min(kw - 1, (hw[1] - 1 - col) // dw)
+        note = ["window ", Ref("y", (c, i, j)), " reads ", Ref("x", first), " … ", Ref("x", (c, last_row, last_col))]
+        if self.dilation != (1, 1):
+            note.append(f" (taps {dh if dh == dw else f'{dh}×{dw}'} apart: dilation)")
+        if self.type == "avg" and (self.ceil_mode or not self.count_include_pad):
+            note.append(f"; n = {round(1 / weight)}")
         if self.type != "max":
             return note
-        where = [(c, row + k // kw, col + k % kw) for k in np.flatnonzero(entries == value)]
+        where = [(c, row + dh * (k // kw), col + dw * (k % kw)) for k in np.flatnonzero(entries == value)]
         note += ["; its maximum ", value, " is at ", Ref("x", where[0])]
         if len(where) > 1:
             rule = "the first gets δ (ties: first)" if self.ties == "first" else \
@@ -198,7 +284,7 @@ class Pool(Layer):
         """max: each window's winner. l2: the sign of each window's largest |x| — the norm is
         smooth unless an entry passes through 0 while it dominates its window (an all-zero window
         is the kink itself; a window of 3e-300 and 4e-300 is |x| in all but name)."""
-        flat, _, first, _ = cache
+        flat, first = cache[0], cache[2]
         if self.type == "max":
             return first
         if self.type == "l2":
@@ -216,4 +302,5 @@ class Pool(Layer):
         channels, out_h, out_w = self.output_shape(in_shape)
         entries = channels * out_h * out_w * self.size[0] * self.size[1]
         copies = 3 if self.type == "l2" else 1
-        return super().work_size(in_shape) + padded_size(in_shape, self.padding)[1] + copies * entries
+        return super().work_size(in_shape) + padded_size(in_shape, self.extended_padding(in_shape[-2:]))[1] \
+            + copies * entries

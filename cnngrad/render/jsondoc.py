@@ -23,8 +23,8 @@ def forward(report: ForwardReport, precision: int | None = None, full: bool = Tr
     JSON is exact and whole."""
     return _dump({
         "spec": report.spec, "name": report.name, "loss": report.loss, "output": report.output,
-        "layers": [{"name": layer.name, "type": layer.kind, "shape": layer.shape, "output": layer.output}
-                   for layer in report.layers],
+        "layers": [{"name": layer.name, "type": layer.kind, "shape": layer.shape, "reads": list(layer.reads),
+                    "output": layer.output} for layer in report.layers],
         "notes": report.notes,
     })
 

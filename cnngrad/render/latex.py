@@ -28,7 +28,7 @@ _TEXT_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", 
                  "←": r"$\leftarrow$", "≤": r"$\le$", "≥": r"$\ge$", "±": r"$\pm$", "√": r"$\surd$",
                  "∞": r"$\infty$", "⊙": r"$\odot$", "ᵀ": r"$^\top$", "½": r"$\frac12$", "§": r"\S{}",
                  "α": r"$\alpha$", "β": r"$\beta$", "γ": r"$\gamma$", "ε": r"$\varepsilon$",
-                 "λ": r"$\lambda$", "μ": r"$\mu$", "π": r"$\pi$"}
+                 "λ": r"$\lambda$", "μ": r"$\mu$", "π": r"$\pi$", "Δ": r"$\Delta$", "≠": r"$\ne$"}
 # a number in text that plain text would set wrongly (a hyphen for its minus, 1e-05 literally) is
 # set as maths; other numbers read the same either way and stay text
 _NUMBER = r"(?<![\w.\]\-])-?\d+(?:\.\d+)?(?:e[+-]\d+)?(?![\w.])"
@@ -39,7 +39,8 @@ _FUNCTIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log", "exp")
 _MATH_SYMBOLS = {"∂": r"\partial", "δ": r"\delta", "σ": r"\sigma", "θ": r"\theta", "η": r"\eta",
                  "ε": r"\varepsilon", "λ": r"\lambda", "α": r"\alpha", "β": r"\beta", "·": r"\cdot",
                  "×": r"\times", "−": "-", "′": "'", "²": "^2", "≤": r"\le", "≥": r"\ge", "→": r"\to",
-                 "⊙": r"\odot", "…": r"\dots", "∞": r"\infty", "Σ": r"\sum", "½": r"\tfrac12", ":": r"\colon"}
+                 "⊙": r"\odot", "…": r"\dots", "∞": r"\infty", "Σ": r"\sum", "½": r"\tfrac12", ":": r"\colon",
+                 "Δ": r"\Delta", "≠": r"\ne"}
 _MATH_ESCAPES = {"{": r"\{", "}": r"\}", "_": r"\_", "&": r"\&", "%": r"\%", "#": r"\#", "$": r"\$",
                  "\\": r"\backslash ", "^": r"\hat{}", "~": r"\sim "}
 TEXT_WIDTH = 345.0        # pt: the text width of LaTeX's article class (10pt, letter or A4)
@@ -282,32 +283,39 @@ def _formula(text: str) -> str:
     return "".join(pieces).replace("  ", " ")
 
 
-# radon C (12) on purpose: one scanner over the kinds of token; split, its state (depth, j) would scatter
 def _words_end(tokens: list[str], k: int) -> int:
     """Where the run of words of a sentence starting at token ``k`` ends (``k`` when none starts
     there): words, and the spaces, commas and colons between them, and a parenthesis opened
     before one of them with its closing one."""
-    def starts(j: int) -> bool:
-        return j < len(tokens) and (_is_word(tokens, j) or (tokens[j] == "(" and _is_word(tokens, j + 1)))
-
-    if not starts(k):
+    if not _starts_words(tokens, k):
         return k
     depth, j = 0, k
     while j < len(tokens):
-        if tokens[j] == "(" and starts(j):
-            depth, j = depth + 1, j + 1
-        elif _is_word(tokens, j):
-            j += 1
-        elif tokens[j] == ")" and depth:
-            depth, j = depth - 1, j + 1
-        elif tokens[j].isspace() or tokens[j] in ",:;":
-            after = j + 1 + (j + 1 < len(tokens) and tokens[j + 1].isspace())
-            if not starts(after):
-                break
-            j = after
-        else:
+        step = _words_step(tokens, j, depth)
+        if step is None:
             break
+        j, depth = step
     return j
+
+
+def _words_step(tokens: list[str], j: int, depth: int) -> tuple[int, int] | None:
+    """The position and parenthesis depth after token ``j`` when it continues a run of words at
+    ``depth`` open parentheses; None when the run ends before it."""
+    if tokens[j] == "(" and _starts_words(tokens, j):
+        return j + 1, depth + 1
+    if _is_word(tokens, j):
+        return j + 1, depth
+    if tokens[j] == ")" and depth:
+        return j + 1, depth - 1
+    if tokens[j].isspace() or tokens[j] in ",:;":
+        after = j + 1 + (j + 1 < len(tokens) and tokens[j + 1].isspace())
+        return (after, depth) if _starts_words(tokens, after) else None
+    return None
+
+
+def _starts_words(tokens: list[str], j: int) -> bool:
+    """Whether a run of words starts at token ``j``: a word, or ``(`` before one."""
+    return j < len(tokens) and (_is_word(tokens, j) or (tokens[j] == "(" and _is_word(tokens, j + 1)))
 
 
 def _is_word(tokens: list[str], k: int) -> bool:
@@ -323,7 +331,7 @@ def _formula_math(token: str) -> str:
     """One token of a formula's maths as LaTeX maths."""
     if token.startswith("Σ_"):
         below = token[2:].strip("{}") if token[2] == "{" else token[2:]
-        return rf"\sum_{{{below}}}"
+        return rf"\sum_{{{''.join(ch if ch.isascii() else _formula_math(ch) for ch in below)}}}"
     if token in _MATH_WORDS:
         return _MATH_WORDS[token]
     if token in _FUNCTIONS:

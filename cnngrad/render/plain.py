@@ -7,7 +7,7 @@ but not at the table's outer edges, a space between columns, and under the heade
 ``─`` across the whole width. Importing rich costs a small check about a fifth of its run time
 (tens of milliseconds), so ``table`` uses this whenever the result is certain to be identical:
 ``usable`` says when (not a terminal, colour not forced, UTF-8, and only characters whose
-width rich and we agree on); otherwise rich renders, as before. ``tests/test_render_plain.py``
+width rich and we agree on); otherwise rich renders, as before. ``tests/unit/test_render_plain.py``
 compares the two.
 
 Measured (2026-11-30, a shared 2-core machine): ``cnngrad check

@@ -14,12 +14,16 @@ from ..record import Record
 
 
 class LayerOutput(Record):
-    """One layer: its name, kind, output shape (user rank), parameter count and output values."""
+    """One layer: its name, kind, output shape (user rank), parameter count and output values;
+    ``reads`` names the values it reads (``input`` or layers), ``branched`` whether it reads
+    other than the output just before it (``from:``, ``add``, ``concat``)."""
 
-    __slots__ = ("name", "kind", "shape", "params", "output")
+    __slots__ = ("name", "kind", "shape", "params", "output", "reads", "branched")
 
-    def __init__(self, name: str, kind: str, shape: tuple[int, ...], params: int, output: np.ndarray):
+    def __init__(self, name: str, kind: str, shape: tuple[int, ...], params: int, output: np.ndarray,
+                 reads: tuple[str, ...] = (), branched: bool = False):
         self.name, self.kind, self.shape, self.params, self.output = name, kind, shape, params, output
+        self.reads, self.branched = reads, branched
 
 
 class ForwardReport(Record):
@@ -73,8 +77,9 @@ def forward_report(model: Model, values: dict[str, np.ndarray]) -> ForwardReport
     layers = [
         LayerOutput(name=name, kind=layer.kind, shape=model.user_shapes[name],
                     params=sum(math.prod(model.user_shapes[p]) for p in _param_names(name, layer)),
-                    output=values[name])
-        for name, layer in zip(network.names, network.layers)
+                    output=values[name], reads=tuple(network.value_name(v) for v in reads),
+                    branched=reads != (k,))
+        for k, (name, layer, reads) in enumerate(zip(network.names, network.layers, network.reads))
     ]
     return ForwardReport(spec=model.path, name=model.name, input=values["input"], layers=layers,
                          output=values["output"], loss=_loss(values), loss_kind=_loss_kind(network),

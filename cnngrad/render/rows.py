@@ -33,9 +33,17 @@ STATUS_WORDS = {"passed": PASSED, "failed": FAILED, "unverified": UNVERIFIED}
 def summary_rows(report: ForwardReport) -> list[list[str]]:
     """The model summary: the input, each layer with its output shape and parameter count, a total."""
     rows = [["input", "", shape_text(np.shape(report.input)), "0"]]
-    rows += [[layer.name, layer.kind, shape_text(layer.shape), str(layer.params)] for layer in report.layers]
+    rows += [[layer.name, kind_text(layer), shape_text(layer.shape), str(layer.params)] for layer in report.layers]
     rows.append(["total", "", "", str(sum(layer.params for layer in report.layers))])
     return rows
+
+
+def kind_text(layer) -> str:
+    """``conv``, or for a layer that reads other than the layer before it what it reads:
+    ``conv ← input``, ``add ← conv2 + input``, ``concat ← b1, b2``."""
+    if not layer.branched:
+        return layer.kind
+    return f"{layer.kind} ← {(' + ' if layer.kind == 'add' else ', ').join(layer.reads)}"
 
 
 def loss_line(loss_kind: str | None, value: str | None) -> str:
@@ -186,13 +194,17 @@ def _gradient_blocks(result):
     if any(q.kinks for q in result.gradients + result.deltas):
         yield Note(KINK_NOTE)
     for quantity in result.gradients + result.deltas:
-        if quantity.status == "unverified" and not np.isfinite(quantity.difference_resolution):
-            yield Problem(f"{quantity.quantity}: unverified: the sums behind E exceed float64, so "
-                          "the rounding of its finite differences is beyond measure")
-        elif quantity.status == "unverified":
-            yield Problem(f"{quantity.quantity}: unverified: its finite differences resolve no relative "
-                          f"error below {error_text(quantity.difference_resolution)} (a check must resolve "
-                          f"1e-02); give a larger --eps (default 1e-4)")
+        if quantity.status == "unverified":
+            yield Problem(f"{quantity.quantity}: unverified: {_why_unverified(quantity)}")
+
+
+def _why_unverified(quantity) -> str:
+    """Why a gradient's finite differences could not verify it: the sums behind E overflowed, or
+    they resolve too little (then a larger --eps helps)."""
+    if not np.isfinite(quantity.difference_resolution):
+        return "the sums behind E exceed float64, so the rounding of its finite differences is beyond measure"
+    return (f"its finite differences resolve no relative error below {error_text(quantity.difference_resolution)} "
+            f"(a check must resolve 1e-02); give a larger --eps (default 1e-4)")
 
 
 def _expect_blocks(result):

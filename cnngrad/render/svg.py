@@ -126,7 +126,7 @@ def _forward_boxes(report):
     boxes = [("input", ["", shape_text(np.shape(report.input))], False)]
     for layer in report.layers:
         params = [f"{layer.params} params"] if layer.params else []
-        boxes.append((layer.name, [layer.kind, shape_text(layer.shape), *params], False))
+        boxes.append((layer.name, [rows.kind_text(layer), shape_text(layer.shape), *params], False))
     return boxes + _loss_box(report.loss_kind)
 
 

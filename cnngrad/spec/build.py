@@ -19,9 +19,10 @@ from ..network import Network
 from ..record import Record
 from .budget import check_memory
 from .document import Objective, Spec, read_objective
-from .errors import SpecError
+from .errors import SpecError, quoted
 from .expect import read_expect
 from .layers import LayerSpec
+from .nodes import suggest
 from .values import ValueReader, shape_text
 
 
@@ -51,9 +52,17 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
     places = {"input": _place(spec.input.at)}
     source = "input"
     rows = [("input", shape)]
-    for layer in spec.layers:
+    made = {"input": (0, shape)}            # value name → (its number in Network.reads, user shape)
+    reads = []
+    for k, layer in enumerate(spec.layers):
         with _showing_shapes(rows):
-            built = BUILDERS.get(layer.kind, _declared)(layer, shape, source)
+            read = _reads(spec.layers, k, made)
+            if REGISTRY[layer.kind].joins:
+                built = _join(layer, [(name, made[name][1]) for name, _ in read])
+            else:
+                (source, _), = read
+                built = BUILDERS.get(layer.kind, _declared)(layer, made[source][1], source)
+        reads.append(tuple(made[name][0] for name, _ in read))
         size = math.prod(built.shape)
         if size > limits.max_entries:
             layer.entry.fail(f"{layer.name} would output {shape_text(built.shape)} = {size} values, "
@@ -68,7 +77,9 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
         if built.note:
             notes.append(built.note)
         shape, source = built.shape, layer.name
+        made[layer.name] = (k + 1, shape)
         rows.append((layer.name, shape))
+    _check_all_read(spec.layers, reads)
     user_shapes["output"] = shape
     objective, missing = _objective(spec, values)
     if objective is not None:
@@ -76,7 +87,8 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
         _check_probabilities(spec, objective, source)
     try:
         network = Network(internal(user_shapes["input"]), layers,
-                          None if objective is None else make_loss(objective.loss, objective.from_logits))
+                          None if objective is None else make_loss(objective.loss, objective.from_logits,
+                                                                 objective.settings), reads)
     except ShapeError as err:  # each layer's shape rule ran above (_output_shape); still blame the spec
         spec.root.fail(str(err))
     check_memory(spec, network, params, limits.max_memory_bytes)
@@ -91,6 +103,74 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
     if spec.expect is not None:
         model.expect = read_expect(spec.expect, model, values)
     return model
+
+
+def _reads(layers: list[LayerSpec], k: int, made: dict) -> list[tuple[str, object]]:
+    """The values layer ``k`` reads, as (name, where it is named): its ``inputs:`` (add,
+    concat), its ``from:``, or the value just before it. Each name must be the input or an
+    earlier layer (``made``); anything else is an error saying what may be written."""
+    layer = layers[k]
+    if "inputs" in layer.options:
+        named = layer.options["inputs"]
+    elif "from" in layer.fields:
+        named = [(layer.fields["from"].text(), layer.fields["from"])]
+    else:
+        return [(layers[k - 1].name if k else "input", layer.entry)]
+    later = {other.name: j for j, other in enumerate(layers) if j >= k}
+    for name, cursor in named:
+        if name in made:
+            continue
+        earlier = ", ".join(made)
+        if name == layer.name:
+            cursor.fail(f"{name} cannot read its own output; name the input or an earlier layer ({earlier})")
+        if name in later:
+            cursor.fail(f"{name} is layers[{later[name]}], after this layer: a layer reads the input or an "
+                        f"earlier layer ({earlier}); move {name} before it")
+        cursor.fail(f"unknown value {quoted(name)}; name the input or an earlier layer ({earlier})"
+                    f"{suggest(name, list(made))}")
+    return named
+
+
+def _join(layer: LayerSpec, operands: list[tuple[str, tuple[int, ...]]]) -> Built:
+    """add or concat of the named values: add needs one shape (its rank is the first operand's),
+    concat maps of one H×W (or vectors), joined along channels."""
+    at = layer.place("inputs")
+    (first, shape), rest = operands[0], operands[1:]
+    listing = ", ".join(f"{name} is {shape_text(s)}" for name, s in operands)
+    if layer.kind == "add":
+        for name, other in rest:
+            if internal(other) != internal(shape):
+                at.fail(f"add needs operands of one shape, but {listing}; add values of equal shape "
+                        f"(a 1×1 conv can match the channels)")
+        return Built(REGISTRY["add"](), shape)
+    maps = [len(internal(s)) == 3 for _, s in operands]
+    if any(maps) != all(maps):
+        at.fail(f"concat joins maps with maps or vectors with vectors, but {listing}; flatten the maps "
+                f"first to join them with vectors")
+    if not all(maps):
+        return Built(REGISTRY["concat"](), (sum(s[0] for _, s in operands),))
+    if any(internal(s)[1:] != internal(shape)[1:] for _, s in rest):
+        sizes = ", ".join(f"{name} is {shape_text(internal(s)[1:])}" for name, s in operands)
+        at.fail(f"concat joins maps along channels, so their height × width must agree, but {sizes}; "
+                f"pad or pool the branches to one size (padding: same keeps a stride-1 conv's size)")
+    return Built(REGISTRY["concat"](), (sum(internal(s)[0] for _, s in operands),) + internal(shape)[1:])
+
+
+def _check_all_read(layers: list[LayerSpec], reads: list[tuple[int, ...]]) -> None:
+    """Every layer's output but the last is read by a later layer: one that is not would move
+    nothing the loss sees, and is most likely a ``from:`` or ``inputs:`` naming the wrong layer."""
+    read = {value for values in reads for value in values}
+    for k, layer in enumerate(layers[:-1]):
+        if k + 1 not in read:
+            layer.entry.fail(f"{layer.name}'s output is never read ({layers[k + 1].name} reads "
+                             f"{_names(layers, reads[k + 1])}); name {layer.name} in a later layer's "
+                             f"from: or inputs:, or remove it")
+
+
+def _names(layers: list[LayerSpec], values: tuple[int, ...]) -> str:
+    """``conv2 and input``: the names of value numbers."""
+    names = ["input" if v == 0 else layers[v - 1].name for v in values]
+    return " and ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + f" and {names[-1]}"
 
 
 def _place(cursor) -> tuple[int, int]:
@@ -140,7 +220,12 @@ def _check_probabilities(spec: Spec, objective: Objective, source: str) -> None:
             objective.at.fail(f"{objective.loss} reads {reads}, but the last layer {last.name} is "
                               f"{last.kind}, not {layer}: {fix}")
         return
-    y = spec.input.value
+    _check_input_probabilities(spec.input.value, objective, layer, reads, fix)
+
+
+def _check_input_probabilities(y: np.ndarray, objective: Objective, layer: str, reads: str, fix: str) -> None:
+    """With no layers the input is the output: each entry in [0, 1], and for cross_entropy (whose
+    ``layer`` is softmax) entries summing to 1 within DISTRIBUTION_SLACK."""
     outside = np.argwhere((y < 0) | (y > 1))
     if len(outside):
         index = tuple(int(i) for i in outside[0])
@@ -169,11 +254,24 @@ def _target(objective: Objective, shape: tuple[int, ...], source: str) -> np.nda
     if target.ndim == 0 and math.prod(shape) == 1:   # `target: 1` for a single output
         target = target.reshape(shape)
     if target.shape != shape:
-        hint = "; an integer target is a class index" if objective.loss == "cross_entropy" and len(shape) == 1 else ""
+        hint = "; an integer target is a class index" if objective.loss in ("cross_entropy", "multiclass_svm") \
+            and len(shape) == 1 else ""
         at.fail(f"{key} has shape {shape_text(target.shape)} but the output ({source}) has shape "
                 f"{shape_text(shape)}{hint}")
     _check_target_range(objective, target)
+    if objective.loss == "multiclass_svm":
+        _check_one_hot(objective, target, shape, source)
     return target.reshape(internal(shape))
+
+
+def _check_one_hot(objective: Objective, target: np.ndarray, shape, source: str) -> None:
+    """multiclass_svm scores classes: a vector output, and a target naming one class (one-hot)."""
+    at = objective.target.at
+    if len(shape) != 1:
+        at.fail(f"multiclass_svm needs a vector of class scores, but {source} gives {shape_text(shape)}")
+    if not (np.isin(target, (0.0, 1.0)).all() and target.sum() == 1):
+        at.fail("the target of multiclass_svm is a class index (an integer such as 2) or one-hot "
+                "(a single 1, the rest 0)")
 
 
 TARGET_RANGES = {"cross_entropy": (0.0, math.inf, "≥ 0"), "binary_cross_entropy": (0.0, 1.0, "in [0, 1]")}
@@ -257,18 +355,22 @@ def _conv_bias(layer: LayerSpec, filters: int, out, bank: bool):
 
 
 def _pool(layer: LayerSpec, shape, source):
-    size, stride = layer.options["size"], layer.options["stride"]
-    padding = _padding(layer, size, stride, shape)
+    size, stride, dilation = layer.options["size"], layer.options["stride"], layer.options["dilation"]
+    padding = _padding(layer, tuple(r * (k - 1) + 1 for r, k in zip(dilation, size)), stride, shape)
     if layer.options["type"] == "max":
         for axis, side in ((axis, side) for axis in range(2) for side in padding[axis]):
             if side > size[axis] // 2:
                 layer.place("padding").fail(
                     f"max-pool padding {side} is more than half the window {shape_text(size)} "
                     f"(at most {size[axis] // 2}); a window could hold only padding (−∞)")
-    engine = REGISTRY["pool"](layer.options["type"], size, stride, padding, layer.options["ties"])
+    engine = REGISTRY["pool"](**{**layer.options, "padding": padding})
     out_hw = _output_shape(layer, engine, shape, source)[1:]
+    empty = engine.empty_window(internal(shape))
+    if empty is not None:
+        layer.entry.fail(f"window {list(empty)} of {layer.name} reads only padding, no entry of {source} "
+                         f"(max would be −∞, an average without padding 0/0); use less padding or dilation")
     return Built(engine, shape[:-2] + out_hw,
-                 note=_dropped(layer.name, source, shape, padding, size, (1, 1), stride, out_hw))
+                 note=_dropped(layer.name, source, shape, padding, size, dilation, stride, out_hw))
 
 
 def _dropped(name: str, source: str, shape, padding, size, dilation, stride, out_hw) -> str | None:
@@ -280,15 +382,20 @@ def _dropped(name: str, source: str, shape, padding, size, dilation, stride, out
         return None
     rows, columns = (_entries_text(entries, shape[-2 + axis], ("row", "column")[axis])
                      for axis, entries in enumerate(skipped))
-    if rows == "the last row" and columns == "the last column":
-        what = "the last row and column"
-    elif rows and columns and (" and " in rows or " and " in columns):
-        what = f"{rows}, and {columns},"
-    else:
-        what = " and ".join(part for part in (rows, columns) if part)
     window = shape_text(size) + (f" (dilation {shape_text(dilation)})" if dilation != (1, 1) else "")
     steps = stride[0] if stride[0] == stride[1] else shape_text(stride)
+    what = _rows_and_columns(rows, columns)
     return f"{name} drops {what} of {source}: no {window} window at stride {steps} reads them"
+
+
+def _rows_and_columns(rows: str, columns: str) -> str:
+    """The dropped rows and columns as one phrase: ``the last row and column``; ``rows 1 and 3,
+    and the last column,`` (commas where a part has its own "and"); or the part that is not ''."""
+    if rows == "the last row" and columns == "the last column":
+        return "the last row and column"
+    if rows and columns and (" and " in rows or " and " in columns):
+        return f"{rows}, and {columns},"
+    return " and ".join(part for part in (rows, columns) if part)
 
 
 def _entries_text(entries, size: int, noun: str) -> str:
@@ -345,5 +452,35 @@ def _user_rank(engine_shape, shape):
     return engine_shape
 
 
+MASK_LISTED = 64   # a dropout mask of at most this many entries is listed in forward's summary
+
+
+def _dropout(layer: LayerSpec, shape, source):
+    """Dropout's mask, written (0/1, the input's shape) or drawn from ``seed`` as NumPy's
+    ``default_rng(seed).random(shape) >= p``; ``forward``'s summary says what it keeps."""
+    p, mask, seed = layer.options["p"], layer.arrays.get("mask"), layer.options["seed"]
+    if not 0 <= p < 1:
+        layer.place("p").fail(f"p must be at least 0 and less than 1 (the kept entries are scaled by "
+                              f"1/(1 − p)), not {p:g}")
+    if (mask is None) == (seed is None):
+        (layer.place("seed") if mask is not None else layer.entry).fail(
+            "dropout needs a mask (0/1, the shape of its input) or a seed to draw one, not both"
+            if mask is not None else "dropout needs a mask (0/1, the shape of its input) or a seed to draw one")
+    if mask is None:
+        mask, how = (np.random.default_rng(seed).random(shape) >= p).astype(np.float64), \
+            f"drawn by NumPy's default_rng({seed}).random(shape) ≥ p"
+    else:
+        if mask.shape != tuple(shape):
+            layer.place("mask").fail(f"the mask has shape {shape_text(mask.shape)} but its input ({source}) "
+                                     f"has shape {shape_text(shape)}")
+        if not np.isin(mask, (0.0, 1.0)).all():
+            layer.place("mask").fail("every entry of a dropout mask is 0 (dropped) or 1 (kept)")
+        how = "as written"
+    listed = f": {mask.astype(int).tolist()}" if mask.size <= MASK_LISTED else ""
+    note = (f"{layer.name} keeps {int(mask.sum())} of {mask.size} entries of {source} (mask {how}, "
+            f"p = {p:g}){listed}; each kept entry is scaled by 1/(1 − p) = {1 / (1 - p):g}")
+    return Built(REGISTRY["dropout"](p, mask.reshape(internal(shape))), tuple(shape), note=note)
+
+
 # kinds whose settings or parameters need more than ``_declared`` (the rest are built by it)
-BUILDERS = {"conv": _conv, "pool": _pool}
+BUILDERS = {"conv": _conv, "pool": _pool, "dropout": _dropout}

@@ -36,15 +36,16 @@ class Spec(Record):
 
 
 class Objective(Record):
-    __slots__ = ("loss", "target", "class_index", "from_logits", "at")
+    __slots__ = ("loss", "target", "class_index", "from_logits", "at", "settings")
 
     def __init__(self, loss: str, target: Located, class_index: bool, from_logits: bool = False,
-                 at: Cursor | None = None):
+                 at: Cursor | None = None, settings: dict[str, float] | None = None):
         self.loss = loss
         self.target = target                # the upstream gradient for loss none
-        self.class_index = class_index      # the target is an integer class index (cross_entropy)
+        self.class_index = class_index      # the target is an integer class index (cross_entropy, multiclass_svm)
         self.from_logits = from_logits      # `{cross_entropy: {from: logits}}`
         self.at = at                        # where the loss was written (None: implied)
+        self.settings = {} if settings is None else settings   # `{multiclass_svm: {margin: 1}}`
 
 
 def read_spec(root: Cursor, values: ValueReader) -> Spec:
@@ -71,7 +72,7 @@ def read_objective(spec: Spec, values: ValueReader) -> Objective:
     """The loss and its target (or upstream gradient); read after the layers so that a layer's
     error, which changes the output's shape, is reported first."""
     root, fields = spec.root, spec.fields
-    loss, from_logits = _read_loss(root, fields)
+    loss, from_logits, settings = _read_loss(root, fields)
     target_key = "upstream_grad" if loss == "none" else "target"
     other_key = "target" if loss == "none" else "upstream_grad"
     if other_key in fields:
@@ -82,38 +83,47 @@ def read_objective(spec: Spec, values: ValueReader) -> Objective:
         root.fail(f"missing key {target_key!r}; loss: {loss} needs it"
                   + (" (∂E/∂ the final output)" if loss == "none" else ""))
     target = fields[target_key]
-    class_index = loss == "cross_entropy" and target.is_scalar and target.node.tag == INT
+    class_index = loss in CLASS_INDEX_LOSSES and target.is_scalar and target.node.tag == INT
     return Objective(loss, Located(values.read(target), target), class_index, from_logits,
-                     fields.get("loss"))
+                     fields.get("loss"), settings)
 
 
-def _read_loss(root: Cursor, fields: dict[str, Cursor]) -> tuple[str, bool]:
-    """The loss word and whether it reads logits; without one, ``upstream_grad`` implies ``none``."""
+CLASS_INDEX_LOSSES = ("cross_entropy", "multiclass_svm")   # an integer target is a class index
+
+
+def _read_loss(root: Cursor, fields: dict[str, Cursor]) -> tuple[str, bool, dict[str, float]]:
+    """The loss word, whether it reads logits and its settings; without one, ``upstream_grad``
+    implies ``none``."""
     if "loss" in fields:
         cursor = fields["loss"]
         if cursor.is_mapping:
             return _read_loss_form(cursor)
-        return cursor.word(tuple(LOSSES), "loss"), False
+        return cursor.word(tuple(LOSSES), "loss"), False, {}
     if "upstream_grad" in fields:
-        return "none", False
+        return "none", False, {}
     root.fail(f"missing key 'loss' (one of {', '.join(LOSSES)})")
 
 
-def _read_loss_form(cursor: Cursor) -> tuple[str, bool]:
-    """``{cross_entropy: {from: logits}}`` (or ``probabilities``, the default)."""
+def _read_loss_form(cursor: Cursor) -> tuple[str, bool, dict[str, float]]:
+    """``{cross_entropy: {from: logits}}`` (or ``probabilities``, the default), or a loss with
+    its numeric ``options`` (``{multiclass_svm: {margin: 1}}``)."""
     entries = cursor.items("a loss: a word, or {cross_entropy: {from: logits}}")
     if len(entries) != 1:
         cursor.fail("give one loss, e.g. `loss: cross_entropy` or `loss: {cross_entropy: {from: logits}}`")
     _, key_cursor, settings = entries[0]
     name = key_cursor.word(tuple(LOSSES), "loss")
+    options = LOSSES[name].options
+    if options:
+        fields = {} if settings.is_null else settings.mapping(options, what=f"{name} settings")
+        return name, False, {key: float(value.number()) for key, value in fields.items()}
     if LOSSES[name].logits_form is None:
         settings.fail(f"{name} takes no settings (write `loss: {name}`); `from: logits` is for "
                       f"cross_entropy and binary_cross_entropy")
     if settings.is_null:
-        return name, False
+        return name, False, {}
     fields = settings.mapping(("from",), what=f"{name} settings")
     form = fields["from"].word(FORMS, "from") if "from" in fields else FORMS[0]
-    return name, form == "logits"
+    return name, form == "logits", {}
 
 
 def _read_input(cursor: Cursor, values: ValueReader) -> Located:

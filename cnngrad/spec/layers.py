@@ -12,12 +12,13 @@ import numpy as np
 from ..layers import REGISTRY, Setting
 from ..record import Record
 from .errors import quoted
-from .nodes import Cursor, suggest
+from .nodes import BOOL, Cursor, kind_of, suggest
 from .values import ValueReader
 
-# each kind's settings and required ones, as its layer class declares them (``name`` for every kind)
+# each kind's settings and required ones, as its layer class declares them (``name`` for every
+# kind, ``from`` for every kind that reads one value: it names that value, by default the previous)
 SETTINGS: dict[str, tuple[str, ...]] = {kind: tuple(s.name for s in cls.settings) + ("name",)
-                                        for kind, cls in REGISTRY.items()}
+                                        + (() if cls.joins else ("from",)) for kind, cls in REGISTRY.items()}
 REQUIRED = {kind: required for kind, cls in REGISTRY.items()
             if (required := tuple(s.name for s in cls.settings if s.required))}
 RESERVED = ("input", "target", "output", "loss", "grad")
@@ -82,31 +83,43 @@ def _kind(cursor: Cursor) -> str:
 
 def _read_entry(entry: Cursor, values: ValueReader) -> LayerSpec:
     """`- relu`, `- relu: {name: r}`, `- conv: {...}` (a sibling `name:` is accepted too)."""
-    if entry.is_scalar:
-        kind = _kind(entry)
-        settings = None
-        extra = {}
-    else:
-        items = entry.items("a layer: a kind (`- relu`) or a kind with settings (`- conv: {...}`)")
-        kinds = [(key, key_cursor, value) for key, key_cursor, value in items if key != "name"]
-        if len(kinds) != 1:
-            where = kinds[1][1] if len(kinds) > 1 else entry
-            where.fail("a layer entry is one kind with its settings, e.g. `- conv: {kernel: ...}`"
-                       if kinds else "a layer entry needs a kind, e.g. `- relu`")
-        _, key_cursor, settings = kinds[0]
-        kind = _kind(key_cursor)
-        extra = {key: value for key, _, value in items if key == "name"}
-    fields = {} if settings is None or settings.is_null else \
-        settings.mapping(SETTINGS[kind], what=f"{kind} settings")
-    if "name" in fields and extra:
-        extra["name"].fail("the layer's name is given twice")
-    fields.update(extra)
-    for key in REQUIRED.get(kind, ()):
-        if key not in fields:
-            (settings if settings is not None else entry).fail(f"{kind} needs {key!r}")
+    kind, settings, sibling = _split_entry(entry)
+    fields = _written_settings(kind, entry, settings, sibling)
     layer = LayerSpec(kind=kind, name="", entry=entry, fields=fields)
     _read_settings(layer, REGISTRY[kind].settings, values)
     return layer
+
+
+def _split_entry(entry: Cursor) -> tuple[str, Cursor | None, dict[str, Cursor]]:
+    """An entry's kind, its settings (None for `- relu`) and a `name:` written beside the kind
+    (`- conv: {...}` with `name: c` under it), as ``{"name": cursor}`` or ``{}``."""
+    if entry.is_scalar:
+        return _kind(entry), None, {}
+    items = entry.items("a layer: a kind (`- relu`) or a kind with settings (`- conv: {...}`)")
+    kinds = [(key, key_cursor, value) for key, key_cursor, value in items if key != "name"]
+    if len(kinds) != 1:
+        where = kinds[1][1] if len(kinds) > 1 else entry
+        where.fail("a layer entry is one kind with its settings, e.g. `- conv: {kernel: ...}`"
+                   if kinds else "a layer entry needs a kind, e.g. `- relu`")
+    _, key_cursor, settings = kinds[0]
+    return _kind(key_cursor), settings, {key: value for key, _, value in items if key == "name"}
+
+
+def _written_settings(kind: str, entry: Cursor, settings: Cursor | None,
+                      sibling: dict[str, Cursor]) -> dict[str, Cursor]:
+    """Where each setting of the entry was written, by key: only the kind's own keys, the name
+    at most once (inside the settings or beside the kind), every required setting present."""
+    fields = {} if settings is None or settings.is_null else \
+        settings.mapping(SETTINGS[kind], what=f"{kind} settings")
+    if "name" in fields and sibling:
+        sibling["name"].fail("the layer's name is given twice")
+    fields.update(sibling)
+    if "from" in fields:
+        fields["from"].text()   # a name, resolved once every layer is named (``build``)
+    for key in REQUIRED.get(kind, ()):
+        if key not in fields:
+            (settings if settings is not None else entry).fail(f"{kind} needs {key!r}")
+    return fields
 
 
 def _read_settings(layer: LayerSpec, settings: tuple[Setting, ...], values: ValueReader) -> None:
@@ -138,17 +151,41 @@ def read_padding(cursor: Cursor):
     if cursor.is_scalar and cursor.node.value in ("valid", "same"):
         return "same" if cursor.node.value == "same" else ((0, 0), (0, 0))
     if cursor.is_sequence and any(item.is_sequence for item in cursor.sequence()):
-        sides = cursor.sequence()
-        if len(sides) != 2 or not all(side.is_sequence for side in sides):
-            cursor.fail("padding as pairs is [[top, bottom], [left, right]]: two [before, after] pairs")
-        return sides[0].pair(0, "padding"), sides[1].pair(0, "padding")
+        return _padding_pairs(cursor)
     if cursor.is_scalar and cursor.node.tag.endswith(":str"):
         cursor.word(("valid", "same"), "padding")
     ph, pw = cursor.pair(0, "padding")
     return (ph, ph), (pw, pw)
 
 
+def _padding_pairs(cursor: Cursor):
+    """``[[top, bottom], [left, right]]`` → those two pairs, each entry 0 or more."""
+    sides = cursor.sequence()
+    if len(sides) != 2 or not all(side.is_sequence for side in sides):
+        cursor.fail("padding as pairs is [[top, bottom], [left, right]]: two [before, after] pairs")
+    return sides[0].pair(0, "padding"), sides[1].pair(0, "padding")
+
+
+def read_names(cursor: Cursor, setting: Setting) -> list[tuple[str, Cursor]]:
+    """A list of at least two value names (``[conv2, input]``), each with where it was written;
+    ``build`` resolves them once every layer is named."""
+    items = cursor.sequence(f"a list of names, e.g. {setting.name}: [conv2, input]")
+    if len(items) < 2:
+        cursor.fail(f"{setting.name} names at least 2 values to join, e.g. {setting.name}: [conv2, input], "
+                    f"not {len(items)}")
+    return [(item.text(), item) for item in items]
+
+
+def read_flag(cursor: Cursor, setting: Setting) -> bool:
+    """``true`` or ``false`` (YAML booleans only: 1, yes and on are refused)."""
+    if cursor.is_scalar and cursor.node.tag == BOOL:
+        return cursor.node.value.lower() == "true"
+    cursor.fail(f"{setting.name} must be true or false, not {kind_of(cursor.node)}")
+
+
 READS = {
+    "names": read_names,
+    "flag": read_flag,
     "pair": lambda cursor, setting: cursor.pair(setting.minimum, setting.name),
     "integer": lambda cursor, setting: cursor.integer(setting.minimum, setting.name),
     "padding": lambda cursor, setting: read_padding(cursor),

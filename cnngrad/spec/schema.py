@@ -61,6 +61,8 @@ DEFINITIONS = {
          "items": {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 2, "maxItems": 2}}]},
     "name": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "not": {"enum": list(RESERVED)},
              "description": "the layer's name in quantity names (default: kind and count, conv1)"},
+    "from": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
+             "description": "the value this layer reads: input or an earlier layer's name (default: the previous layer)"},
 }
 
 def _setting(setting: Setting) -> dict:
@@ -71,16 +73,23 @@ def _setting(setting: Setting) -> dict:
         return schema if setting.required else _nullable(schema)
     if setting.reads == "pair":
         return _pair(setting.minimum, setting.description)
-    if setting.reads == "integer":
-        return {"type": "integer", "minimum": setting.minimum, **described}
     if setting.reads == "word":
         return {"enum": list(setting.choices), **described}
+    if setting.reads == "names":
+        return {"type": "array", "minItems": 2, "items": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                **described}
+    if setting.reads == "flag":
+        return {"type": "boolean", **described}
+    if setting.reads == "integer":
+        return {"type": "integer", "minimum": setting.minimum, **described}
     return {"padding": _ref("padding"), "number": {"type": "number"}}[setting.reads]
 
 
 def _layer(kind: str) -> dict:
     """`- kind: {settings}` (with an optional sibling `name:`)."""
     declared = {setting.name: _setting(setting) for setting in REGISTRY[kind].settings}
+    if not REGISTRY[kind].joins:   # add and concat name their values in inputs:
+        declared["from"] = _ref("from")
     settings = _object({**declared, "name": _ref("name")}, REQUIRED.get(kind, ()),
                        f"{kind} settings")
     return _object({kind: settings if kind in REQUIRED else _nullable(settings), "name": _ref("name")},
@@ -88,11 +97,14 @@ def _layer(kind: str) -> dict:
 
 
 def _loss_form() -> dict:
-    """``{cross_entropy: {from: logits}}``: one entropy loss with what it reads."""
+    """``{cross_entropy: {from: logits}}``: one entropy loss with what it reads; or a loss with its
+    numeric options (``{multiclass_svm: {margin: 1}}``)."""
     settings = _nullable(_object({"from": {"enum": list(FORMS), "description": "probabilities (the "
                                            "default: after softmax/sigmoid) or logits (as PyTorch)"}}))
-    entropy = [name for name, cls in LOSSES.items() if cls.logits_form is not None]
-    return {**_object({name: settings for name in entropy}), "minProperties": 1, "maxProperties": 1}
+    forms = {name: settings for name, cls in LOSSES.items() if cls.logits_form is not None}
+    forms.update({name: _nullable(_object({option: {"type": "number"} for option in cls.options}))
+                  for name, cls in LOSSES.items() if cls.options})
+    return {**_object(forms), "minProperties": 1, "maxProperties": 1}
 
 
 def spec_schema() -> dict:
@@ -112,7 +124,8 @@ def spec_schema() -> dict:
         "layers": {"type": "array", "items": layer,
                    "description": "applied in order; [] for a loss-only example (the input is the output)"},
         "loss": _nullable({"anyOf": [{"enum": list(LOSSES)}, _loss_form()]}),
-        "target": _nullable({**_ref("value"), "description": "an integer is a class index for cross_entropy"}),
+        "target": _nullable({**_ref("value"), "description": "an integer is a class index for cross_entropy "
+                                                              "and multiclass_svm"}),
         "upstream_grad": _nullable({**_ref("value"), "description": "with loss: none, ∂E/∂(final output)"}),
         "expect": _nullable(expect),
     }

@@ -26,16 +26,22 @@ layers:                       # applied in order; named by kind and count: conv1
       mode: cross_correlation # or convolution (the kernel rotated 180°); groups: G for grouped/depthwise
   - relu                      # also leaky_relu: {slope: 0.01}, sigmoid, tanh, softmax, layer_norm,
                               # group_norm: {groups: G}, conv_transpose: {kernel: ...}, global_avg_pool
-  - pool: {type: max, size: 2, stride: 2}   # max | avg | l2; ties: first | split
-  - flatten
+                              # (softmax: {axis: channels} normalises each pixel's channels)
+  - pool: {type: max, size: 2, stride: 2}   # max | avg | l2; ties: first | split; ceil_mode: false;
+                              # dilation: 1 (max); count_include_pad: true (avg, PyTorch's default)
+  - flatten                   # (dropout: {p: 0.5, seed: 0} or {p: 0.5, mask: [...]} goes anywhere)
   - fc:                       # weights are (outputs, inputs): y = W a + b
       weights: [[0.3, -0.2, 0.5, 0.1], [-0.4, 0.6, 0.2, -0.3]]
       bias: [0.1, -0.1]
   - softmax                   # cross_entropy reads a distribution: keep softmax last
+                              # branches: any layer may read an earlier one with `from: NAME`
+                              # (or input); add: {inputs: [conv2, input]} (a residual connection)
+                              # and concat: {inputs: [a, b]} (along channels) join named values
 
 loss: cross_entropy           # squared_error | mse | cross_entropy | binary_cross_entropy | none
                               # (binary_cross_entropy after a final sigmoid). Ending in raw scores,
                               # as in PyTorch? write  loss: {cross_entropy: {from: logits}}
+                              # or the hinge: multiclass_svm ({multiclass_svm: {margin: 1}} sets Δ)
 target: 1                     # a class index (or a vector like [0, 1]); loss none takes upstream_grad
                               # (forward runs without loss and target; backward and check need them)
 

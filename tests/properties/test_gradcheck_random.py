@@ -1,0 +1,58 @@
+"""Random valid networks (tests/helpers/randomnets.py): ``check_model`` must not fail a correct engine.
+
+Every failure is a false failure: kinks, several kinks crossed at once and rounding noise are the
+checker's to handle (tests/unit/test_gradcheck.py pins each of them down).
+"""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+from cnngrad.gradcheck import check_model
+
+from helpers.randomnets import random_models, to_yaml
+
+
+def classify(model, deltas=False):
+    """(failed quantities and expectations, kinks) of one model's check."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = check_model(model, deltas=deltas)
+    kinks = sum(q.kinks for q in result.gradients + result.deltas)
+    failed = [(q.quantity, [e for e in q.entries if e.status == "fail"][:3])
+              for q in result.gradients + result.deltas if not q.passed]
+    failed += [(e.quantity, e) for e in result.expect if not e.passed]
+    return failed, kinks
+
+
+def run(seed, count, deltas=False):
+    totals = {"networks": 0, "kinks": 0}
+    failures = []
+    for spec, model in random_models(seed, count):
+        failed, kinks = classify(model, deltas)
+        totals["networks"] += 1
+        totals["kinks"] += kinks
+        if failed:
+            failures.append((to_yaml(spec), failed))
+    return totals, failures
+
+
+def test_random_networks_quick():
+    totals, failures = run(seed=20240601, count=20)
+    assert totals["networks"] == 20
+    assert not failures, failures[0]
+
+
+def test_random_networks_quick_with_deltas():
+    totals, failures = run(seed=7, count=20, deltas=True)
+    assert not failures, failures[0]
+
+
+@pytest.mark.slow
+def test_random_networks_thousand():
+    totals, failures = run(seed=1, count=1000)
+    print(totals)
+    assert totals["networks"] == 1000
+    assert totals["kinks"] > 0            # the integer specs do reach the kink code
+    assert not failures, "\n".join(f"{spec}\n{bad}" for spec, bad in failures[:3])
