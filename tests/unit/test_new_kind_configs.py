@@ -11,9 +11,9 @@ from cnngrad.spec import load_model
 
 torch = pytest.importorskip("torch")
 
-from torchnet import torch_gradients, torch_layer  # noqa: E402
+from helpers.torchnet import torch_gradients, torch_layer  # noqa: E402
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 @pytest.mark.parametrize("name", ["transposed_conv_stride2.yaml", "grouped_conv_depthwise.yaml"])

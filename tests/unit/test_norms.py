@@ -13,8 +13,8 @@ from cnngrad.spec import SpecError, load_model
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-from layerchecks import assert_explains, assert_wrong_backward_blamed, spec_path  # noqa: E402
-from torchnet import rel_err  # noqa: E402
+from helpers.layerchecks import assert_explains, assert_wrong_backward_blamed, spec_path  # noqa: E402
+from helpers.torchnet import rel_err  # noqa: E402
 
 RTOL = 1e-10
 

@@ -16,8 +16,8 @@ from cnngrad.spec import load_model
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-from layerchecks import spec_path  # noqa: E402
-from torchnet import rel_err  # noqa: E402
+from helpers.layerchecks import spec_path  # noqa: E402
+from helpers.torchnet import rel_err  # noqa: E402
 
 
 def tf_same(size: int, k_eff: int, stride: int) -> tuple[int, int]:
