@@ -84,3 +84,15 @@ def test_same_at_stride_two_in_a_spec(tmp_path):
         conv, pool = model.network.layers
         assert model.user_shapes["conv1"] == (3, 3) and conv.padding == padding
         assert model.user_shapes["pool1"] == (2, 2) and pool.padding == ((0, 1), (0, 1))
+
+
+def test_onnx_same_upper_at_stride_two(tmp_path):
+    """ONNX's test_averagepool_2d_precomputed_same_upper (kernel 3, strides 2, auto_pad SAME_UPPER,
+    count_include_pad 0, on 1..25) gives [[4, 5.5, 7], [11.5, 13, 14.5], [19, 20.5, 22]]; written
+    with ``padding: same`` it is the same layer as configs/onnx_averagepool_2d_same_upper.yaml's."""
+    np.save(tmp_path / "x.npy", np.arange(1.0, 26.0).reshape(5, 5))
+    model = load_model(spec_path(tmp_path, "input: {file: x.npy}\nlayers:\n  - pool: {type: avg, size: 3, "
+                                           "stride: 2, padding: same, count_include_pad: false}\n"))
+    assert model.network.layers[0].padding == ((1, 1), (1, 1))
+    np.testing.assert_allclose(model.forward().outputs[0][0, 0],
+                               [[4, 5.5, 7], [11.5, 13, 14.5], [19, 20.5, 22]], rtol=1e-15)
