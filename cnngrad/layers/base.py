@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..quantities import shape_text
 from .explanation import Explanation
 
 REGISTRY: dict[str, type["Layer"]] = {}
@@ -31,14 +32,24 @@ class ShapeError(ValueError):
         return f"{self.reason} ({source})" + (f"; {self.fix}" if self.fix else "")
 
 
+class ParamError(ValueError):
+    """A parameter or setting as written cannot be one of its kind, whatever the input (a kernel of
+    the wrong rank): the message is complete, ``setting`` names the setting to blame."""
+
+    def __init__(self, message: str, setting: str):
+        super().__init__(message)
+        self.setting = setting
+
+
 class Setting(NamedTuple):
     """One setting a layer kind reads from its spec entry, declared beside the kind so that spec
     reading, the JSON Schema and the build all derive from it.
 
     ``reads`` is what is written: ``array`` (a value: number, list, random or file; kept as the
-    parameter of that name), ``pair`` (an int or [h, w], each at least ``minimum``), ``padding``,
-    ``word`` (one of ``choices``), ``number``, ``integer`` (at least ``minimum``) or ``flag`` (true
-    or false). ``default`` is used when the key is absent (a
+    parameter of that name, its shape the one ``param_shapes`` gives; ``default`` is then the
+    number every entry takes when the key is absent, None for a required one), ``pair`` (an int or
+    [h, w], each at least ``minimum``), ``padding``, ``word`` (one of ``choices``), ``number``,
+    ``integer`` (at least ``minimum``) or ``flag`` (true or false). ``default`` is used when the key is absent (a
     string ``"=key"`` copies another setting, e.g. pooling's stride is its size); ``only`` =
     (setting, word, words) allows the key only when that setting has that word. ``description``
     is the schema's text.
@@ -89,6 +100,21 @@ class Layer:
     # ``forward`` shows of the batch (its mean and variance)
     mixes_examples = False
 
+    # --- building from a spec entry: the engine and each parameter's checks
+
+    @classmethod
+    def from_spec(cls, options: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> "Layer":
+        """The engine for the read settings ``options`` and the shapes ``shapes`` of the parameters
+        written (by name; an omitted one is absent). Raises ``ParamError`` when a written shape cannot
+        be this kind's; ``cls(**options)`` unless overridden by a kind whose parameters size it."""
+        return cls(**options)
+
+    def param_mismatch(self, pname: str, written: tuple[int, ...], wanted: tuple[int, ...], layer: str) -> str:
+        """The message for parameter ``pname`` written with shape ``written`` where this input needs
+        ``wanted`` (both as the user writes them; ``layer`` is the layer's name)."""
+        return (f"{layer}.{pname} has shape {shape_text(written, 'a scalar')} but its input needs "
+                f"{shape_text(wanted, 'a scalar')}; write that shape, or one number for every entry")
+
     # --- engine: shape rule, forward, backward, and the memory they take
 
     def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -103,7 +129,9 @@ class Layer:
         return self.kind
 
     def param_shapes(self, in_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
-        """Internal shape of each parameter for an input of ``in_shape`` (none unless overridden)."""
+        """Internal shape of each parameter for an input of ``in_shape`` (none unless overridden);
+        the spec build checks each written parameter against it (a 2-D map's parameter of shape
+        (1, H, W) is written (H, W))."""
         return {}
 
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray]):
@@ -203,22 +231,21 @@ def pair(value) -> tuple[int, int]:
     return int(h), int(w)
 
 
-def resolve_padding(padding, window: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+def resolve_padding(padding, window: tuple[int, int], stride=(1, 1),
+                    size: tuple[int, int] | None = None) -> tuple[tuple[int, int], tuple[int, int]]:
     """Padding as ``((top, bottom), (left, right))``.
 
     Accepts an int, ``[ph, pw]``, ``[[top, bottom], [left, right]]``, ``"valid"`` (none) or
-    ``"same"`` (total ``window - 1`` per axis, the smaller half on top/left, as PyTorch does).
-    ``window`` is the effective (dilated) window size, needed only for ``same``.
+    ``"same"``: ⌈H/s⌉ outputs per axis, as TensorFlow and ONNX (SAME_UPPER) pad, a total of
+    max((⌈H/s⌉ − 1)·s + k − H, 0), the smaller half on top/left; at stride 1 that is k − 1 whatever
+    H is (PyTorch's ``padding='same'``). ``window`` is the effective (dilated) window size k, and
+    ``size`` the input's (H, W), needed for ``same`` at a stride above 1.
     """
     if isinstance(padding, str):
         if padding == "valid":
             return (0, 0), (0, 0)
         if padding == "same":
-            sides = []
-            for size in window:
-                total = size - 1
-                sides.append((total // 2, total - total // 2))
-            return sides[0], sides[1]
+            return same_padding(window, stride, size)
         raise ValueError(f"unknown padding {padding!r}")
     if np.ndim(padding) == 0:
         p = int(padding)
@@ -227,6 +254,19 @@ def resolve_padding(padding, window: tuple[int, int]) -> tuple[tuple[int, int], 
     if np.ndim(first) == 0:
         return (int(first), int(first)), (int(second), int(second))
     return (int(first[0]), int(first[1])), (int(second[0]), int(second[1]))
+
+
+def same_padding(window, stride, size) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``same``'s ((top, bottom), (left, right)): per axis a total of max((⌈H/s⌉ − 1)·s + k − H, 0),
+    k − 1 at stride 1 (where ``size`` may be None), the smaller half first."""
+    if size is None and tuple(stride) != (1, 1):
+        raise ValueError("padding 'same' at a stride above 1 needs the input's size")
+    sides = []
+    for axis, k in enumerate(window):
+        step = stride[axis]
+        total = k - 1 if step == 1 else max((-(-size[axis] // step) - 1) * step + k - size[axis], 0)
+        sides.append((total // 2, total - total // 2))
+    return sides[0], sides[1]
 
 
 def pad_map(x: np.ndarray, padding, value: float = 0.0) -> np.ndarray:

@@ -1,8 +1,11 @@
-"""Convolution layer: D filters over C channels, with stride, padding, dilation and both modes.
+"""Convolution layer: D filters over C channels, with stride, padding, dilation, groups and both modes.
 
 Cross-correlation (what deep-learning libraries compute):
     y[d, i, j] = Σ_c Σ_m Σ_n K[d, c, m, n] · x[c, s·i + r·m, s·j + r·n] + b[d]   (s stride, r dilation)
-Convolution (the textbook definition) is the same with the kernel rotated 180°.
+Convolution (the textbook definition) is the same with the kernel rotated 180°. With G groups the
+channels split into G runs of C/G and the filters into G runs of D/G; filter d reads only its own
+group's channels, c = g·C/G + c' for its kernel's channel c' (K is (D, C/G, kh, kw), as PyTorch's
+``F.conv2d(groups=G)``; G = C is a depthwise convolution).
 Backward: ∂E/∂K is the correlation of the input with the deltas, ∂E/∂b the sum of the deltas,
 ∂E/∂x the deltas scattered back through the kernel (a full convolution when stride is 1).
 """
@@ -29,6 +32,8 @@ class Conv(Layer):
         Setting("padding", "padding", ((0, 0), (0, 0))),
         Setting("dilation", "pair", (1, 1), minimum=1, description="int or [dh, dw]"),
         Setting("mode", "word", "cross_correlation", choices=MODES),
+        Setting("groups", "integer", 1, minimum=1,
+                description="G: channels and filters split into G groups (kernel (D, C/G, kh, kw); G = C: depthwise)"),
     )
     param_names = ("kernel", "bias")
     linear_in_input = affine_in_params = param_moves_one_channel = True
@@ -36,8 +41,12 @@ class Conv(Layer):
     # --- engine: shape rule, forward, backward, and the memory they take
 
     def __init__(self, kernel_shape, stride=1, padding=0, dilation=1,
-                 mode="cross_correlation", untied_bias=False):
-        self.filters, self.channels, kh, kw = kernel_shape
+                 mode="cross_correlation", untied_bias=False, groups=1):
+        self.filters, self.group_channels, kh, kw = kernel_shape
+        if self.filters % groups:
+            raise ValueError(f"groups {groups} must divide the number of filters {self.filters}")
+        self.groups = groups
+        self.channels = groups * self.group_channels   # the input's channels
         self.size = (kh, kw)
         self.stride = pair(stride)
         self.dilation = pair(dilation)
@@ -54,7 +63,9 @@ class Conv(Layer):
             raise ShapeError(f"conv needs a map, but its input is a vector of {in_shape[0]} values")
         channels, height, width = in_shape
         if channels != self.channels:
-            raise ShapeError(f"the kernel has {self.channels} channel(s) but its input has {channels}", "kernel")
+            per_group = f" per group × {self.groups} groups = {self.channels}" if self.groups > 1 else ""
+            raise ShapeError(f"the kernel has {self.group_channels} channel(s){per_group} but its input has "
+                             f"{channels}", "kernel")
         (top, bottom), (left, right) = self.padding
         padded = (height + top + bottom, width + left + right)
         if self.span[0] > padded[0] or self.span[1] > padded[1]:
@@ -68,7 +79,7 @@ class Conv(Layer):
     def param_shapes(self, in_shape):
         out = self.output_shape(in_shape)
         bias = out if self.untied_bias else (self.filters,)
-        return {"kernel": (self.filters, self.channels) + self.size, "bias": bias}
+        return {"kernel": (self.filters, self.group_channels) + self.size, "bias": bias}
 
     def effective_kernel(self, kernel):
         """The kernel that is correlated with the input: rotated 180° in convolution mode."""
@@ -87,11 +98,17 @@ class Conv(Layer):
         view = win.transpose(1, 4, 5, 0, 2, 3)
         return view.reshape(channels * kh * kw, batch * out_h * out_w), (out_h, out_w)
 
+    def grouped(self, matrix):
+        """A (D, ·) or (C·kh·kw, ·) matrix as G stacked blocks (G, D/G, ·) or (G, C/G·kh·kw, ·): the
+        rows of each group are consecutive, so block g of the kernel meets block g of the columns."""
+        return matrix.reshape(self.groups, -1, matrix.shape[-1])
+
     def forward(self, x, params):
         padded = pad_map(x, self.padding)
         cols, (out_h, out_w) = self.columns(padded)
         kernel = self.effective_kernel(params["kernel"]).reshape(self.filters, -1)
-        y = (kernel @ cols).reshape(self.filters, x.shape[0], out_h, out_w).transpose(1, 0, 2, 3)
+        y = (self.grouped(kernel) @ self.grouped(cols)).reshape(self.filters, x.shape[0], out_h, out_w)
+        y = y.transpose(1, 0, 2, 3)
         y = np.ascontiguousarray(y)
         bias = params["bias"]
         y += bias if self.untied_bias else bias[:, None, None]
@@ -101,11 +118,12 @@ class Conv(Layer):
         cols, padded_shape = cache
         batch, filters, out_h, out_w = dy.shape
         kh, kw = self.size
-        delta = dy.transpose(1, 0, 2, 3).reshape(filters, -1)  # (D, B·Ho·Wo), as the columns
-        dkernel = self.effective_kernel((delta @ cols.T).reshape(params["kernel"].shape))
+        delta = self.grouped(dy.transpose(1, 0, 2, 3).reshape(filters, -1))  # (G, D/G, B·Ho·Wo), as the columns
+        dkernel = (delta @ self.grouped(cols).transpose(0, 2, 1)).reshape(params["kernel"].shape)
+        dkernel = self.effective_kernel(dkernel)
         dbias = dy.sum(axis=0) if self.untied_bias else dy.sum(axis=(0, 2, 3))
-        kernel = self.effective_kernel(params["kernel"]).reshape(filters, -1)
-        dcols = (kernel.T @ delta).reshape(self.channels, kh, kw, batch, out_h, out_w)
+        kernel = self.grouped(self.effective_kernel(params["kernel"]).reshape(filters, -1))
+        dcols = (kernel.transpose(0, 2, 1) @ delta).reshape(self.channels, kh, kw, batch, out_h, out_w)
         dwin = dcols.transpose(3, 0, 4, 5, 1, 2)  # (B, C, Ho, Wo, kh, kw), a view
         dx = crop_map(scatter_windows(dwin, padded_shape, self.stride, self.dilation), self.padding)
         return dx, {"kernel": dkernel, "bias": dbias}
@@ -137,10 +155,12 @@ class Conv(Layer):
         d, c, m, n = index
         (sh, sw), (dh, dw) = self.stride, self.dilation
         em, en = self._rotated(m, n)
+        c = self.input_channel(d, c)
         terms = [Term([self._delta(dy, (d, i, j)), self._input(x, c, sh * i + dh * em, sw * j + dw * en)])
                  for i in range(out_h) for j in range(out_w)]
         offsets = ("m", "n") if self.mode == "cross_correlation" else ("(kh−1−m)", "(kw−1−n)")
-        formula = (f"∂E/∂K[d,c,m,n] = Σ_{{i,j}} δ[d,i,j] · x[c, s·i + r·{offsets[0]}, s·j + r·{offsets[1]}]"
+        channel = "c" if self.groups == 1 else "g·C/G + c"
+        formula = (f"∂E/∂K[d,c,m,n] = Σ_{{i,j}} δ[d,i,j] · x[{channel}, s·i + r·{offsets[0]}, s·j + r·{offsets[1]}]"
                    " (the input correlated with the deltas)")
         return Explanation(formula, terms, self._notes(), SYMBOLS)
 
@@ -150,6 +170,8 @@ class Conv(Layer):
         c, p, q = index
         _, out_h, out_w = dy.shape[1:]
         (top, _), (left, _) = self.padding
+        group, local = divmod(c, self.group_channels)
+        filters = range(group * self.filters // self.groups, (group + 1) * self.filters // self.groups)
         terms = []
         for m in range(self.size[0]):
             for n in range(self.size[1]):
@@ -158,12 +180,22 @@ class Conv(Layer):
                 if i_rest or j_rest or not (0 <= i < out_h and 0 <= j < out_w):
                     continue
                 km, kn = self._rotated(m, n)
-                terms += [Term([Factor(float(params["kernel"][d, c, km, kn]), Ref("kernel", (d, c, km, kn))),
-                                self._delta(dy, (d, i, j))]) for d in range(self.filters)]
-        kernel = "K[d,c,m,n]" if self.mode == "cross_correlation" else "K[d,c,kh−1−m,kw−1−n]"
-        formula = (f"∂E/∂x[c,p,q] = Σ_{{d,m,n}} {kernel} · δ[d,i,j] over the outputs (i,j) whose window reads "
-                   "x[c,p,q] at offset (m,n): s·i + r·m = p, s·j + r·n = q (padded)")
-        return Explanation(formula, terms, self._notes(), SYMBOLS)
+                terms += [Term([Factor(float(params["kernel"][d, local, km, kn]), Ref("kernel", (d, local, km, kn))),
+                                self._delta(dy, (d, i, j))]) for d in filters]
+        return Explanation(self._input_formula(), terms, self._notes(), SYMBOLS)
+
+    def _input_formula(self) -> str:
+        """∂E/∂x's step in symbols: the kernel rotated in convolution mode, d within c's group."""
+        channel = "c" if self.groups == 1 else "c mod C/G"
+        kernel = f"K[d,{channel},m,n]" if self.mode == "cross_correlation" else f"K[d,{channel},kh−1−m,kw−1−n]"
+        over = "d" if self.groups == 1 else "d of c's group"
+        return (f"∂E/∂x[c,p,q] = Σ_{{{over},m,n}} {kernel} · δ[d,i,j] over the outputs (i,j) whose window "
+                "reads x[c,p,q] at offset (m,n): s·i + r·m = p, s·j + r·n = q (padded)")
+
+    def input_channel(self, d, c):
+        """The input channel kernel channel c of filter d reads: g·C/G + c in filter d's group g
+        (c itself without groups); works on index arrays too."""
+        return d // (self.filters // self.groups) * self.group_channels + c
 
     def _rotated(self, m: int, n: int) -> tuple[int, int]:
         """The window offset a kernel entry (m, n) meets: itself, or (kh−1−m, kw−1−n) in convolution mode."""
@@ -179,6 +211,10 @@ class Conv(Layer):
         if self.mode == "convolution":
             notes.append(["mode convolution: the kernel is rotated 180° before it slides, so kernel entry "
                           "(m, n) meets window offset (kh−1−m, kw−1−n); this is where the rotation enters"])
+        if self.groups > 1:
+            notes.append([f"groups G = {self.groups}: filters {self.filters // self.groups} at a time read "
+                          f"their own {self.group_channels} channel(s) of the input, filter d those of group "
+                          f"g = d // {self.filters // self.groups}"])
         return notes
 
     @staticmethod
@@ -200,9 +236,9 @@ class Conv(Layer):
         return self.forward(np.abs(x), {name: np.abs(value) for name, value in params.items()})[0]
 
     def operations(self, in_shape):
-        """D·C·kh·kw multiply-adds for every output position."""
+        """D·(C/G)·kh·kw multiply-adds for every output position."""
         _, out_h, out_w = self.output_shape(in_shape)
-        return self.filters * self.channels * self.size[0] * self.size[1] * out_h * out_w
+        return self.filters * self.group_channels * self.size[0] * self.size[1] * out_h * out_w
 
     def work_size(self, in_shape):
         """The input windows dominate: C·kh·kw values for every output position (and the padded copy)."""
@@ -214,7 +250,8 @@ class Conv(Layer):
         """∂y/∂θ for each flat entry of parameter ``pname``: shape ``(len(entries), D, Ho, Wo)``.
 
         Exact, since y is affine in each parameter: kernel entry (d, c, m, n) moves only channel d,
-        by the input window values x[c, s·i + r·m, s·j + r·n]; a bias entry adds 1 where it applies.
+        by the input window values x[c, s·i + r·m, s·j + r·n] (c of d's group: ``input_channel``);
+        a bias entry adds 1 where it applies.
         ``x`` is the layer's input with a batch axis of 1.
         """
         count = len(entries)
@@ -225,7 +262,7 @@ class Conv(Layer):
             if self.mode == "convolution":
                 m, n = self.size[0] - 1 - m, self.size[1] - 1 - n
             win = windows(pad_map(x, self.padding), self.size, self.stride, self.dilation)[0]
-            change[rows, d] = win[c, :, :, m, n]
+            change[rows, d] = win[self.input_channel(d, c), :, :, m, n]
         elif self.untied_bias:
             change.reshape(count, -1)[rows, entries] = 1.0
         else:
@@ -242,7 +279,8 @@ class Conv(Layer):
         """∂y/∂x for each flat entry of the input ``x`` (batch axis of 1): ``(len(entries), D, Ho, Wo)``.
 
         Exact, since y is linear in x: input pixel (c, p, q) moves every output (d, i, j) whose
-        window covers it, s·i + r·m = p + top, by K[d, c, m, n]; one kernel offset at a time.
+        window covers it, s·i + r·m = p + top, by K[d, c, m, n]; one kernel offset at a time. With
+        groups only the filters of c's group read it, through their kernel channel c mod C/G.
         """
         count = len(entries)
         change = np.zeros((count,) + self.output_shape(x.shape[1:]))
@@ -250,11 +288,13 @@ class Conv(Layer):
         c, p, q = np.unravel_index(entries, x.shape[1:])
         (top, _), (left, _) = self.padding
         kernel = self.effective_kernel(params["kernel"])
+        group, local = np.divmod(c, self.group_channels)
+        reads = np.arange(self.filters) // (self.filters // self.groups) == group[:, None]   # (count, D)
         rows = np.arange(count)
         for m in range(self.size[0]):
             for n in range(self.size[1]):
                 i, i_rest = np.divmod(p + top - self.dilation[0] * m, self.stride[0])
                 j, j_rest = np.divmod(q + left - self.dilation[1] * n, self.stride[1])
                 hit = (i_rest == 0) & (j_rest == 0) & (i >= 0) & (i < out_h) & (j >= 0) & (j < out_w)
-                change[rows[hit], :, i[hit], j[hit]] += kernel[:, c[hit], m, n].T
+                change[rows[hit], :, i[hit], j[hit]] += kernel[:, local[hit], m, n].T * reads[hit]
         return change

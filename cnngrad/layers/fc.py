@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Layer, Setting, ShapeError, register
+from ..quantities import shape_text
+from .base import Layer, ParamError, Setting, ShapeError, register
 from .explanation import Explanation, Factor, Ref, Term
 
 SYMBOLS = {"dy": "δ", "x": "a", "weights": "W", "bias": "b"}
@@ -17,10 +18,25 @@ class FC(Layer):
     kind = "fc"
     settings = (
         Setting("weights", "array", required=True, description="(outputs, inputs): y = W a + b"),
-        Setting("bias", "array", description="a scalar, one per filter/output, or an untied map"),
+        Setting("bias", "array", 0.0, description="a scalar, one per filter/output, or an untied map"),
     )
     param_names = ("weights", "bias")
     affine_in_params = param_moves_one_unit = True
+
+    # --- building from a spec entry: the weights size the layer
+
+    @classmethod
+    def from_spec(cls, options, shapes):
+        """An fc sized by its weights, which must be 2-D (outputs, inputs)."""
+        if len(shapes["weights"]) != 2:
+            raise ParamError(f"weights must be 2-D (outputs, inputs), not {shape_text(shapes['weights'], 'a scalar')}",
+                             "weights")
+        return cls(shapes["weights"])
+
+    def param_mismatch(self, pname, written, wanted, layer):
+        """Only the bias can mismatch (the weights size the layer): one value per row of the weights."""
+        return (f"{layer}.bias has shape {shape_text(written, 'a scalar')} but {layer}.weights has "
+                f"{self.outputs} row(s) (outputs)")
 
     # --- engine: shape rule, forward, backward, and the memory they take
 

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..layers import REGISTRY, Layer, ShapeError
-from ..layers.base import resolve_padding, unread
+from ..layers.base import ParamError, resolve_padding, unread
 from ..losses import LOSSES, make_loss
 from ..model import Model
 from ..network import Network
@@ -365,14 +365,14 @@ def _check_target_range(objective: Objective, target: np.ndarray) -> None:
                                  f"of {objective.loss} is probabilities, each {words}")
 
 
-def _padding(layer: LayerSpec, span: tuple[int, int], stride: tuple[int, int]):
+def _padding(layer: LayerSpec, span: tuple[int, int], stride: tuple[int, int], shape):
+    """The padding as pairs; ``same`` resolved for the input's size (TensorFlow's rule at a stride
+    above 1, see ``resolve_padding``; a vector input, which the layer's shape rule refuses next,
+    gets none)."""
     padding = layer.options["padding"]
-    if padding == "same":
-        if stride != (1, 1):
-            layer.place("padding").fail("padding: same needs stride 1 (as in PyTorch); "
-                                        "give the padding as numbers")
-        return resolve_padding("same", span)
-    return padding
+    if padding != "same":
+        return padding
+    return resolve_padding("same", span, stride, shape[-2:]) if len(shape) >= 2 else ((0, 0), (0, 0))
 
 
 def _output_shape(layer: LayerSpec, engine: Layer, shape, source: str) -> tuple[int, ...]:
@@ -395,12 +395,16 @@ def _conv(layer: LayerSpec, shape, source):
     filters, kh, kw = bank.shape[0], bank.shape[2], bank.shape[3]
     stride, dilation = layer.options["stride"], layer.options["dilation"]
     span = (dilation[0] * (kh - 1) + 1, dilation[1] * (kw - 1) + 1)
-    padding = _padding(layer, span, stride)
+    padding = _padding(layer, span, stride, shape)
+    groups = layer.options["groups"]
+    if filters % groups:
+        layer.place("groups").fail(f"groups {groups} must divide the kernel's {filters} filter(s) (its first "
+                                   f"axis): each group has D/G filters; write a divisor of {filters}")
     settings = (bank.shape, stride, padding, dilation, layer.options["mode"])
-    out_hw = _output_shape(layer, REGISTRY["conv"](*settings), shape, source)[1:]
+    out_hw = _output_shape(layer, REGISTRY["conv"](*settings, groups=groups), shape, source)[1:]
     out = (filters,) + out_hw if kernel.ndim == 4 else out_hw
     bias, untied = _conv_bias(layer, filters, out, kernel.ndim == 4)
-    engine = REGISTRY["conv"](*settings, untied)
+    engine = REGISTRY["conv"](*settings, untied, groups)
     note = _dropped(layer.name, source, shape, padding, (kh, kw), dilation, stride, out_hw)
     return Built(engine, out, {"kernel": (bank, kernel.shape),
                                "bias": (bias.reshape(internal(out) if untied else (filters,)), bias.shape)},
@@ -427,7 +431,7 @@ def _conv_bias(layer: LayerSpec, filters: int, out, bank: bool):
 
 def _pool(layer: LayerSpec, shape, source):
     size, stride, dilation = layer.options["size"], layer.options["stride"], layer.options["dilation"]
-    padding = _padding(layer, tuple(r * (k - 1) + 1 for r, k in zip(dilation, size)), stride)
+    padding = _padding(layer, tuple(r * (k - 1) + 1 for r, k in zip(dilation, size)), stride, shape)
     if layer.options["type"] == "max":
         for axis, side in ((axis, side) for axis in range(2) for side in padding[axis]):
             if side > size[axis] // 2:
@@ -484,32 +488,43 @@ def _entries_text(entries, size: int, noun: str) -> str:
     return f"{noun}s {', '.join(listed[:-1])} and {listed[-1]}"
 
 
-def _fc(layer: LayerSpec, shape, source):
-    weights, at = layer.arrays["weights"], layer.place("weights")
-    if weights.ndim != 2:
-        at.fail(f"weights must be 2-D (outputs, inputs), not {shape_text(weights.shape)}")
-    engine = REGISTRY["fc"](weights.shape)
-    outputs, = _output_shape(layer, engine, shape, source)
-    bias = layer.arrays.get("bias")
-    if bias is None:
-        bias = np.zeros(outputs)
-    elif bias.ndim == 0:
-        bias = np.full(outputs, float(bias))
-    elif bias.shape != (outputs,):
-        layer.place("bias").fail(f"{layer.name}.bias has shape {shape_text(bias.shape)} but "
-                                 f"{layer.name}.weights has {outputs} row(s) (outputs)")
-    return Built(engine, (outputs,),
-                 {"weights": (weights, weights.shape), "bias": (bias, bias.shape)})
-
-
 def _declared(layer: LayerSpec, shape, source):
-    """A kind without parameters built from its declaration alone: the engine takes the read
-    settings, and its own shape rule gives the output shape (a 2-D map's added channel axis is
-    dropped again). A kind with parameters needs its own builder in BUILDERS (their user shapes)."""
-    engine = REGISTRY[layer.kind](**layer.options)
-    assert not engine.param_names, f"{layer.kind} has parameters: give it a builder in BUILDERS"
+    """A kind built from its declaration alone: the engine from the read settings and the written
+    parameters' shapes (``from_spec``), the output by its own shape rule, and each parameter (a
+    declared ``array`` setting) checked against ``param_shapes``: an omitted one takes its declared
+    default in every entry, one number is spread over every entry. A 2-D map's added channel axis
+    is dropped again from the output and from the parameters' user shapes."""
+    kind = REGISTRY[layer.kind]
+    try:
+        engine = kind.from_spec(layer.options, {name: array.shape for name, array in layer.arrays.items()})
+    except ParamError as err:
+        layer.place(err.setting).fail(str(err))
     out = _output_shape(layer, engine, shape, source)
-    return Built(engine, out[1:] if len(shape) == 2 and len(out) == 3 and out[0] == 1 else out)
+    wanted = engine.param_shapes(internal(shape))
+    params = {setting.name: _param(layer, engine, setting, wanted[setting.name], shape)
+              for setting in kind.settings if setting.reads == "array"}
+    return Built(engine, _user_rank(out, shape), params)
+
+
+def _param(layer: LayerSpec, engine: Layer, setting, wanted, shape):
+    """One declared parameter as (internal array, user shape): as written, spread from one number,
+    or its default when omitted; any other shape is an error at the parameter, worded by the kind."""
+    user = _user_rank(wanted, shape)
+    array = layer.arrays.get(setting.name)
+    if array is None:
+        array = np.full(user, float(setting.default))
+    elif array.ndim == 0 and user != ():
+        array = np.full(user, float(array))
+    elif array.shape != user:
+        layer.place(setting.name).fail(engine.param_mismatch(setting.name, array.shape, user, layer.name))
+    return array.reshape(wanted), array.shape
+
+
+def _user_rank(engine_shape, shape):
+    """An engine shape as the user writes it: (1, H, W) is (H, W) when the input was a 2-D map."""
+    if len(shape) == 2 and len(engine_shape) == 3 and engine_shape[0] == 1:
+        return engine_shape[1:]
+    return engine_shape
 
 
 MASK_LISTED = 64   # a dropout mask of at most this many entries is listed in forward's summary
@@ -575,4 +590,4 @@ def _batch_norm(layer: LayerSpec, shape, source, batch: int = 1):
 
 
 # kinds whose settings or parameters need more than ``_declared`` (the rest are built by it)
-BUILDERS = {"conv": _conv, "pool": _pool, "fc": _fc, "batch_norm": _batch_norm, "dropout": _dropout}
+BUILDERS = {"conv": _conv, "pool": _pool, "batch_norm": _batch_norm, "dropout": _dropout}

@@ -129,8 +129,7 @@ def _read_settings(layer: LayerSpec, settings: tuple[Setting, ...], values: Valu
     for setting in settings:
         cursor = fields.get(setting.name)
         if setting.reads == "array":
-            if cursor is not None and not cursor.is_null:
-                layer.arrays[setting.name] = values.read(cursor)
+            _read_array(layer, setting, cursor, values)
             continue
         if cursor is None:
             default = setting.default
@@ -142,6 +141,17 @@ def _read_settings(layer: LayerSpec, settings: tuple[Setting, ...], values: Valu
             if layer.options[key] != word:
                 cursor.fail(f"{setting.name} applies to {words} only, not {layer.options[key]}")
         layer.options[setting.name] = READS[setting.reads](cursor, setting)
+
+
+def _read_array(layer: LayerSpec, setting: Setting, cursor: Cursor | None, values: ValueReader) -> None:
+    """An array setting's value into ``layer.arrays``; absent or null leaves it out (the build fills
+    its default), except that a required one written as null is an error at its node."""
+    if cursor is None:
+        return
+    if not cursor.is_null:
+        layer.arrays[setting.name] = values.read(cursor)
+    elif setting.required:
+        cursor.fail(f"{layer.kind} needs {setting.name!r}, but it is written as null: give its value")
 
 
 def read_padding(cursor: Cursor):
@@ -184,8 +194,8 @@ def read_flag(cursor: Cursor, setting: Setting) -> bool:
 READS = {
     "names": read_names,
     "flag": read_flag,
-    "integer": lambda cursor, setting: cursor.integer(setting.minimum, setting.name),
     "pair": lambda cursor, setting: cursor.pair(setting.minimum, setting.name),
+    "integer": lambda cursor, setting: cursor.integer(setting.minimum, setting.name),
     "padding": lambda cursor, setting: read_padding(cursor),
     "word": lambda cursor, setting: cursor.word(setting.choices, setting.name),
     "number": lambda cursor, setting: float(cursor.number()),

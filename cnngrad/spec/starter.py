@@ -24,8 +24,9 @@ layers:                       # applied in order; named by kind and count: conv1
       bias: -0.1
       stride: 1
       padding: 0              # int, [ph, pw], [[top, bottom], [left, right]], valid or same
-      mode: cross_correlation # or convolution (the kernel rotated 180°)
-  - relu                      # also leaky_relu: {slope: 0.01}, sigmoid, tanh, softmax
+      mode: cross_correlation # or convolution (the kernel rotated 180°); groups: G for grouped/depthwise
+  - relu                      # also leaky_relu: {slope: 0.01}, sigmoid, tanh, softmax, layer_norm,
+                              # group_norm: {groups: G}, conv_transpose: {kernel: ...}, global_avg_pool
                               # (softmax: {axis: channels} normalises each pixel's channels),
                               # batch_norm: {gamma: ..., beta: ..., eps: 1e-5} (with batch: N)
   - pool: {type: max, size: 2, stride: 2}   # max | avg | l2; ties: first | split; ceil_mode: false;

@@ -10,11 +10,17 @@ written mask or a seed); flatten in C and F order; fc; every loss, including the
 cross_entropy and sigmoid + binary_cross_entropy, their logits forms, class-index targets,
 multiclass_svm (margins 0 to 10, class index or one-hot),
 ``loss: none`` and loss-only examples (no layers); 2-D and 3-D inputs, and 2-D, 3-D and 4-D
-kernels; branches: residual blocks (``add``) and Inception-style ones (``from:`` and ``concat``).
+kernels; grouped and depthwise conv, ``padding: same`` at any stride (conv and pool),
+conv_transpose (stride, padding, output_padding, dilation), layer_norm and group_norm;
+branches: residual blocks (``add``) and Inception-style ones (``from:`` and ``concat``).
 About a quarter of the specs hold a batch (``batch: N``, N of 2 or 3, each example's input and
 target drawn alike); batch norm follows conv layers and (in a batch) fc layers; any loss may carry
 ``reduction: sum | mean``; and a fifth of the specs with parameters add an L2 ``regularization``
 of some of them.
+
+The settings and kinds the transposed conv and norms brought (groups, same at a stride,
+conv_transpose, layer_norm, group_norm) are decided by a side stream (``_side``) that does not
+advance the main one, so a seed that draws none of them still gives the network it gave before.
 
 About a third of the specs use small integers for the input and kernels, so conv outputs are
 exact integers: ReLU inputs exactly 0, tied maxima and all-zero L2 windows (kinks) happen often.
@@ -78,6 +84,20 @@ def _padding(rng, limit, allow_same: bool):
     return [[t, b], [l_, r]], (t, b, l_, r)
 
 
+def _side(rng):
+    """A generator seeded from ``rng``'s current state, leaving ``rng`` where it was."""
+    return np.random.default_rng(rng.bit_generator.state["state"]["state"])
+
+
+def _same(hw, span, stride):
+    """``padding: same``'s (top, bottom, left, right): TensorFlow's rule, ⌈H/s⌉ outputs."""
+    sides = []
+    for size, k, s in zip(hw, span, stride):
+        total = max((-(-size // s) - 1) * s + k - size, 0)
+        sides += [total // 2, total - total // 2]
+    return tuple(sides)
+
+
 def _out_hw(hw, span, stride, pads):
     t, b, l_, r = pads
     padded = (hw[0] + t + b, hw[1] + l_ + r)
@@ -93,10 +113,13 @@ def _conv(rng, shape, integer):
     stride_v, stride = _pair(rng, 1, 2) if rng.random() < 0.4 else (None, (1, 1))
     dil_v, dil = _pair(rng, 1, 2) if rng.random() < 0.3 else (None, (1, 1))
     span = (dil[0] * (kh - 1) + 1, dil[1] * (kw - 1) + 1)
-    pad_v, pads = _padding(rng, (kh, kw), stride == (1, 1)) if rng.random() < 0.6 else (None, (0,) * 4)
+    side = _side(rng)
+    if side.random() < 0.15:
+        pad_v = "same"
+    else:
+        pad_v, pads = _padding(rng, (kh, kw), stride == (1, 1)) if rng.random() < 0.6 else (None, (0,) * 4)
     if pad_v == "same":
-        th, tw = span[0] - 1, span[1] - 1
-        pads = (th // 2, th - th // 2, tw // 2, tw - tw // 2)
+        pads = _same(_hw(shape), span, stride)
     out_hw = _out_hw(_hw(shape), span, stride, pads)
     if out_hw is None:
         return None, None
@@ -104,13 +127,19 @@ def _conv(rng, shape, integer):
     ranks = [3, 4] + ([2] if len(shape) == 2 else [])
     rank = int(rng.choice(ranks))
     filters = int(rng.integers(1, 4)) if rank == 4 else 1
-    bank = (filters, channels, kh, kw)
+    groups = 1
+    if rank == 4 and channels > 1 and side.random() < 0.5:      # grouped; depthwise when groups = channels
+        groups = int(side.choice([g for g in range(2, channels + 1) if channels % g == 0]))
+        filters *= groups
+    bank = (filters, channels // groups, kh, kw)
     kernel_shape = {2: (kh, kw), 3: (channels, kh, kw), 4: bank}[rank]
     out = (filters,) + out_hw if rank == 4 else out_hw
     if np.prod(out) > MAX_MAP_ENTRIES:
         return None, None
-    fan = channels * kh * kw
+    fan = channels // groups * kh * kw
     settings = {"kernel": _listed(_values(rng, kernel_shape, integer, 1.5 / np.sqrt(fan)))}
+    if groups > 1:
+        settings["groups"] = groups
     form = rng.integers(4)
     if form == 1:
         settings["bias"] = float(_values(rng, (), integer, 0.5))
@@ -145,9 +174,16 @@ def _pool(rng, shape):
     dil_v, dil = _pair(rng, 1, 2) if kind == "max" and rng.random() < 0.3 else (None, (1, 1))
     span = (dil[0] * (size[0] - 1) + 1, dil[1] * (size[1] - 1) + 1)
     limit = (size[0] // 2, size[1] // 2)     # PyTorch's bound; max pooling requires it
-    pad_v, pads = _padding(rng, limit, False) if rng.random() < 0.4 else (None, (0,) * 4)
+    if _side(rng).random() < 0.15:
+        pad_v = "same"
+    else:
+        pad_v, pads = _padding(rng, limit, False) if rng.random() < 0.4 else (None, (0,) * 4)
     ceil = rng.random() < 0.3
     hw = _hw(shape)
+    if pad_v == "same":
+        pads = _same(hw, span, stride)
+        if kind == "max" and (max(pads[:2]) > limit[0] or max(pads[2:]) > limit[1]):
+            return None, None               # a dilated window's same padding past half the window
     if _out_hw(hw, span, stride, pads) is None:
         return None, None
     sides = ((pads[0], pads[1]), (pads[2], pads[3]))
@@ -188,6 +224,55 @@ def _fc(rng, inputs, integer):
     elif form == 2:
         settings["bias"] = _listed(_values(rng, (outputs,), integer, 0.5))
     return {"fc": settings}, (outputs,)
+
+
+def _conv_transpose(rng, shape, integer):
+    """A conv_transpose fitting a map of user shape ``shape`` (kernel (C_in, C_out, kh, kw)), or None."""
+    channels = shape[0] if len(shape) == 3 else 1
+    outputs, kh, kw = (int(v) for v in rng.integers(1, 4, size=3))
+    stride_v, stride = _pair(rng, 1, 2)
+    dil_v, dil = _pair(rng, 1, 2) if rng.random() < 0.3 else (None, (1, 1))
+    pad_v, pads = _pair(rng, 0, 1) if rng.random() < 0.5 else (None, (0, 0))
+    extra = [int(rng.integers(0, max(stride[a], dil[a]))) for a in range(2)]
+    out = tuple((size - 1) * stride[a] - 2 * pads[a] + dil[a] * ((kh, kw)[a] - 1) + extra[a] + 1
+                for a, size in enumerate(_hw(shape)))
+    if min(out) < 1 or outputs * np.prod(out) > MAX_MAP_ENTRIES:
+        return None, None
+    settings = {"kernel": _listed(_values(rng, (channels, outputs, kh, kw), integer, 1.0 / np.sqrt(channels)))}
+    if rng.random() < 0.5:
+        settings["bias"] = _listed(_values(rng, (outputs,), integer, 0.5))
+    for key, value in (("stride", stride_v), ("dilation", dil_v), ("padding", pad_v)):
+        if value is not None:
+            settings[key] = value
+    if any(extra):
+        settings["output_padding"] = extra
+    # a 2-D input's single output channel stays 2-D (the rank the user wrote)
+    return {"conv_transpose": settings}, out if len(shape) == 2 and outputs == 1 else (outputs,) + out
+
+
+def _norm(rng, shape, integer):
+    """A layer_norm (any input) or, for a map, a group_norm; γ and β written, scalar or omitted.
+    Sets of fewer than 3 entries are not drawn: one standardises to 0, two to ±1 whatever the
+    input (a gradient of the size of eps, all cancellation)."""
+    channels = shape[0] if len(shape) == 3 else 1
+    size = int(np.prod(shape))
+    divisors = [g for g in range(1, channels + 1) if channels % g == 0 and size // g >= 3]
+    if len(shape) == 1 or rng.random() < 0.5 or not divisors:
+        if size < 3:
+            return None, None
+        kind, settings, param_shape = "layer_norm", {}, shape
+    else:
+        kind, param_shape = "group_norm", (channels,)
+        settings = {"groups": int(rng.choice(divisors))}
+    for name, centre in (("gamma", 1.0), ("beta", 0.0)):
+        form = rng.integers(3)
+        if form == 1:
+            settings[name] = float(centre + _values(rng, (), integer, 0.5))
+        elif form == 2:
+            settings[name] = _listed(centre + _values(rng, param_shape, integer, 0.5))
+    if rng.random() < 0.3:
+        settings["eps"] = float(rng.choice([1e-3, 0.1]))
+    return {kind: settings}, shape
 
 
 def _dropout(rng, shape):
@@ -306,8 +391,12 @@ def random_spec(rng: np.random.Generator) -> dict:
     branch_rng = rng.spawn(1)[0]                        # branches draw from their own stream
     maps = [(0, shape)]                                 # where a block may go, and the map there
     for _ in range(int(rng.integers(0, 4))):          # the map part
-        roll = rng.random()
-        if roll < 0.45:
+        roll, side = rng.random(), _side(rng).random()
+        if side < 0.12:
+            entry, out = _conv_transpose(rng, shape, integer)
+        elif side < 0.24:
+            entry, out = _norm(rng, shape, integer)
+        elif roll < 0.45:
             entry, out = _conv(rng, shape, integer)
         elif roll < 0.7:
             entry, out = _pool(rng, shape)
@@ -335,6 +424,8 @@ def random_spec(rng: np.random.Generator) -> dict:
             layers.append(entry)
             if batch is not None and rng.random() < 0.3:   # per feature over the N examples
                 layers.append(_batch_norm(rng, shape[0]))
+            if _side(rng).random() < 0.15 and shape[0] >= 3:
+                layers.append(_norm(rng, shape, integer)[0])
             if rng.random() < 0.6:
                 layers.append(_activation(rng))
             if rng.random() < 0.15:
@@ -385,7 +476,9 @@ def _param_names(layers) -> list[str]:
     for entry in layers:
         kind = _kind(entry)
         counts[kind] = counts.get(kind, 0) + 1
-        own = {"conv": ("kernel", "bias"), "fc": ("weights", "bias"), "batch_norm": ("gamma", "beta")}.get(kind, ())
+        own = {"conv": ("kernel", "bias"), "conv_transpose": ("kernel", "bias"), "fc": ("weights", "bias"),
+               "batch_norm": ("gamma", "beta"), "layer_norm": ("gamma", "beta"), "group_norm": ("gamma", "beta")
+               }.get(kind, ())
         name = entry.get("name") or (entry[kind] or {}).get("name") if isinstance(entry, dict) else None
         names += [f"{name or kind + str(counts[kind])}.{p}" for p in own]
     return names

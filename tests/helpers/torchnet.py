@@ -31,7 +31,8 @@ def rel_err(a, b) -> float:
 
 
 def torch_conv(cfg):
-    """conv2d as torch does it, padding handed over in the user's form (asymmetric via F.pad)."""
+    """conv2d as torch does it, padding handed over in the user's form (asymmetric via F.pad), and
+    ``groups`` (default 1) as ``F.conv2d``'s."""
     def run(x, p):
         kernel = p["kernel"]
         if cfg["mode"] == "convolution":  # the textbook convolution: kernel rotated 180°
@@ -44,7 +45,7 @@ def torch_conv(cfg):
         elif isinstance(padding, list):
             padding = tuple(padding)
         y = F.conv2d(x, kernel, stride=tuple(cfg["stride"]), padding=padding,
-                     dilation=tuple(cfg["dilation"]))
+                     dilation=tuple(cfg["dilation"]), groups=cfg.get("groups", 1))
         bias = p["bias"]
         return y + (bias if cfg["untied"] else bias[:, None, None])  # untied: b_ij per output entry
     return run
@@ -168,7 +169,8 @@ def torch_layer(layer):
     kind = layer.kind
     if kind == "conv":
         cfg = dict(mode=layer.mode, padding=[list(layer.padding[0]), list(layer.padding[1])],
-                   stride=list(layer.stride), dilation=list(layer.dilation), untied=layer.untied_bias)
+                   stride=list(layer.stride), dilation=list(layer.dilation), untied=layer.untied_bias,
+                   groups=layer.groups)
         return torch_conv(cfg)
     if kind == "pool":
         if layer.type == "l2":
@@ -180,6 +182,13 @@ def torch_layer(layer):
         cfg = dict(type=layer.type, size=list(layer.size), stride=list(layer.stride),
                    padding=[list(layer.padding[0]), list(layer.padding[1])])
         return torch_pool(cfg)
+    if kind == "conv_transpose":
+        return lambda x, p: F.conv_transpose2d(x, p["kernel"], p["bias"], stride=layer.stride, padding=layer.padding,
+                                               output_padding=layer.output_padding, dilation=layer.dilation)
+    if kind == "layer_norm":
+        return lambda x, p: F.layer_norm(x, x.shape[1:], p["gamma"], p["beta"], layer.eps)
+    if kind == "group_norm":
+        return lambda x, p: F.group_norm(x, layer.groups, p["gamma"], p["beta"], layer.eps)
     if kind == "fc":
         return lambda x, p: F.linear(x, p["weights"], p["bias"])
     if kind == "flatten":

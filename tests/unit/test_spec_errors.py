@@ -322,11 +322,6 @@ def test_max_pool_padding_more_than_half_the_window(tmp_path):
           "layers[0].pool.padding", "more than half the window", "−∞")
 
 
-def test_same_padding_needs_stride_one(tmp_path):
-    check(error(tmp_path, INPUT + "layers:\n  - conv: {kernel: [[1]], padding: same, stride: 2}\n"
-                + UPSTREAM), 3, "layers[0].conv.padding", "same needs stride 1")
-
-
 def test_ties_only_for_max_pooling(tmp_path):
     check(error(tmp_path, INPUT + "layers:\n  - pool: {type: avg, size: 2, ties: split}\n"), 3,
           "layers[0].pool.ties", "max pooling only")
