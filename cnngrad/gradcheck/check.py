@@ -15,6 +15,7 @@ import numpy as np
 
 from ..model import Model, NonFiniteError
 from ..quantities import value_of
+from ..threads import checker_threads
 from . import expect as expect_check
 from .finite import Differences, Evaluator, central_differences
 from .probes import Probe, input_probe, output_probe, param_probe
@@ -243,22 +244,23 @@ def check_model(model: Model, *, eps: float | None = None, rtol: float | None = 
     max_work = given(max_work, DEFAULT_MAX_WORK)
     work = check_work(model.network, wrt, fast, deltas)
     refuse_beyond(work, max_work, model.path)
-    trace = model.forward()
-    model.loss(trace)   # raises if the loss is not finite: nothing to difference
-    grads = model.backward(trace)
-    finite_upstream_sum(model, trace)
-    gradient_probes, delta_probes = probes_for(model, trace, grads, wrt)
-    copies = Progress(progress, fast)
-    evaluator = Evaluator(model.network, model.params, model.target, trace,
-                          magnitude=rounding_magnitude(model, trace, grads, recompute=fast),
-                          progress=copies.advance)
-    check = QuantityChecker(model, evaluator, given(eps, DEFAULT_EPS), given(rtol, DEFAULT_RTOL),
-                            given(atol, DEFAULT_ATOL), fast, seed)
-    copies.plan(gradient_probes + delta_probes)
-    gradients = [check(probe) for probe in gradient_probes]
-    delta_results = [check(probe) for probe in delta_probes]
-    if deltas or deltas_fit_after_failure(model, gradients, work, fast, max_work):
-        delta_results = check_every_delta(model, trace, grads, check, copies)
+    with checker_threads():   # one BLAS thread: the checker's products are small (cnngrad.threads)
+        trace = model.forward()
+        model.loss(trace)   # raises if the loss is not finite: nothing to difference
+        grads = model.backward(trace)
+        finite_upstream_sum(model, trace)
+        gradient_probes, delta_probes = probes_for(model, trace, grads, wrt)
+        copies = Progress(progress, fast)
+        evaluator = Evaluator(model.network, model.params, model.target, trace,
+                              magnitude=rounding_magnitude(model, trace, grads, recompute=fast),
+                              progress=copies.advance)
+        check = QuantityChecker(model, evaluator, given(eps, DEFAULT_EPS), given(rtol, DEFAULT_RTOL),
+                                given(atol, DEFAULT_ATOL), fast, seed)
+        copies.plan(gradient_probes + delta_probes)
+        gradients = [check(probe) for probe in gradient_probes]
+        delta_results = [check(probe) for probe in delta_probes]
+        if deltas or deltas_fit_after_failure(model, gradients, work, fast, max_work):
+            delta_results = check_every_delta(model, trace, grads, check, copies)
     expectations, first_wrong, first_wrong_layer = check_expectations(model)
     passed = all(q.passed for q in gradients + delta_results) and all(e.passed for e in expectations)
     return SpecResult(spec=model.path, name=model.name, passed=passed, gradients=gradients,
