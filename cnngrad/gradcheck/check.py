@@ -19,7 +19,8 @@ from ..threads import checker_threads
 from . import expect as expect_check
 from .finite import Differences, Evaluator, central_differences
 from .probes import Probe, input_probe, output_probe, param_probe
-from .results import EntryResult, QuantityResult, SpecResult
+from .results import QuantityResult, SpecResult
+from .verdicts import FAIL, KINK, OK, EntryVerdicts
 from .work import DEFAULT_MAX_WORK, DIRECTIONS, check_work, refuse_beyond, run_copies
 
 DEFAULT_EPS = 1e-4
@@ -35,9 +36,10 @@ class UnknownQuantity(ValueError):
     """``--wrt`` named something that is neither the input, a parameter nor a layer."""
 
 
-def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, indices,
+def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, index_shape,
           rtol: float, atol: float, method: str = "full", zero: float = 0.0) -> QuantityResult:
-    """Turn differences into per-entry verdicts; ``indices`` label the entries (user rank).
+    """Turn differences into per-entry verdicts; the flat entries are those of an array of
+    ``index_shape`` (the quantity's user shape, or the directions).
 
     The quantity's ``resolution`` is the smallest relative error the check could have caught,
     min over smooth entries of allowance / max(|analytic|, |numeric|, ``zero``) (``zero``, per entry
@@ -64,18 +66,19 @@ def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, indice
         resolution, resolved = resolutions(tolerance, diffs.noise, scale, zero, smooth & measured & (scale > 0))
         resolved = np.inf if blind.any() else resolved
         notable = diffs.kink & notable_kinks(analytic, low, high, tolerance, diffs.several)
-    status = np.where(diffs.kink, np.where(kink_ok, "kink", "fail"), np.where(ok, "ok", "fail"))
+    status = np.where(diffs.kink, np.where(kink_ok, KINK, FAIL), np.where(ok, OK, FAIL))
     # a relative error says nothing where both values are within the entry's allowance (0 against 1e-17)
     relative = np.divide(error, scale, out=np.zeros_like(error), where=np.isfinite(scale) & (scale > tolerance))
     relative[~np.isfinite(error)] = np.inf
-    entries = entry_results(indices, analytic, diffs, error, status, notable)
-    verdict = "failed" if np.any(status == "fail") else \
+    verdicts = EntryVerdicts(tuple(index_shape), analytic, diffs.numeric, error, status, diffs.kink,
+                             diffs.left, diffs.right, notable)
+    verdict = "failed" if np.any(status == FAIL) else \
         "unverified" if resolved is not None and resolved >= UNRESOLVED else "passed"
     return QuantityResult(
         quantity=quantity, shape=tuple(shape), passed=verdict == "passed",
         max_abs_error=float(error[smooth].max()) if smooth.any() else 0.0,
         max_rel_error=float(relative[smooth].max()) if smooth.any() else 0.0,
-        kinks=int(diffs.kink.sum()), entries=entries, method=method, status=verdict,
+        kinks=int(diffs.kink.sum()), verdicts=verdicts, method=method, status=verdict,
         resolution=resolution, difference_resolution=resolved)
 
 
@@ -87,18 +90,6 @@ def resolutions(tolerance, noise, scale, zero, informative) -> tuple[float | Non
         return None, None
     reference = np.broadcast_to(np.maximum(scale, zero), scale.shape)[informative]
     return float((tolerance[informative] / reference).min()), float((noise[informative] / reference).min())
-
-
-def entry_results(indices, analytic, diffs: Differences, error, status, notable) -> list[EntryResult]:
-    """One ``EntryResult`` per entry; a kink's carries its one-sided quotients."""
-    return [
-        EntryResult(index=index, analytic=a, numeric=n, abs_error=e, status=s,
-                    left=lo if k else None, right=hi if k else None, notable=m)
-        for index, a, n, e, s, k, lo, hi, m in zip(indices, analytic.tolist(), diffs.numeric.tolist(),
-                                                    error.tolist(), status.tolist(), diffs.kink.tolist(),
-                                                    diffs.left.tolist(), diffs.right.tolist(),
-                                                    notable.tolist())
-    ]
 
 
 def notable_kinks(analytic, low, high, tolerance, several) -> np.ndarray:
@@ -127,9 +118,7 @@ def check_entries(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, ato
     output unit of their layer share that unit's runs; those that move one channel of a map run
     the channel-wise layers after it on that channel alone)."""
     diffs = probe.differences(evaluator, eps)
-    indices = [tuple(i) for i in np.argwhere(np.ones(user_shape, dtype=bool)).tolist()] \
-        if user_shape else [()]
-    return judge(probe.quantity, user_shape, probe.analytic.reshape(-1), diffs, indices, rtol, atol,
+    return judge(probe.quantity, user_shape, probe.analytic.reshape(-1), diffs, user_shape, rtol, atol,
                  zero=zero_gradient(evaluator, probe, eps, probe.steps(eps)))
 
 
@@ -146,8 +135,7 @@ def check_directions(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, 
 
     diffs = central_differences(evaluator, probe.start, np.full(DIRECTIONS, step), perturbed)
     analytic = directions @ probe.analytic.reshape(-1)
-    indices = [(k,) for k in range(DIRECTIONS)]
-    return judge(probe.quantity, user_shape, analytic, diffs, indices, rtol, atol, method="fast",
+    return judge(probe.quantity, user_shape, analytic, diffs, (DIRECTIONS,), rtol, atol, method="fast",
                  zero=zero_gradient(evaluator, probe, eps, step))
 
 
@@ -345,11 +333,6 @@ def backpropagated_layers(model: Model) -> int:
     return len(model.network.layers) - (1 if model.network.fused else 0)
 
 
-def disagrees(result: QuantityResult) -> bool:
-    """A failed entry whose difference was measured (not one that overflowed)."""
-    return any(e.status == "fail" and np.isfinite(e.numeric) for e in result.entries)
-
-
 def faulty_layer(model: Model, gradients, deltas) -> str | None:
     """The first layer, counting back from the loss, whose backward disagrees with the differences.
 
@@ -359,7 +342,7 @@ def faulty_layer(model: Model, gradients, deltas) -> str | None:
     backpropagated layer's delta was checked, or nothing disagrees.
     """
     names = model.network.names[:backpropagated_layers(model)]
-    delta_ok = {q.quantity: not disagrees(q) for q in deltas}
+    delta_ok = {q.quantity: not q.disagrees() for q in deltas}
     if any(name not in delta_ok for name in names):
         return None
     # below_ok[k]: the gradient layer k hands down is right (∂E/∂ the output of layer k − 1, or
@@ -376,9 +359,9 @@ def faulty_layer(model: Model, gradients, deltas) -> str | None:
 
 def input_gradient_ok(gradients) -> bool:
     """∂E/∂input agrees with its differences (or was not checked)."""
-    return not any(q.quantity == "input" and disagrees(q) for q in gradients)
+    return not any(q.quantity == "input" and q.disagrees() for q in gradients)
 
 
 def layers_with_wrong_parameters(gradients) -> set[str]:
     """The layers a parameter gradient of which disagrees with its differences."""
-    return {q.quantity.rsplit(".", 1)[0] for q in gradients if disagrees(q) and q.quantity != "input"}
+    return {q.quantity.rsplit(".", 1)[0] for q in gradients if q.disagrees() and q.quantity != "input"}

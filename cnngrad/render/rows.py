@@ -117,7 +117,7 @@ def entry_rows(result) -> tuple[list[list[str]], int]:
     """The entries of a gradient that failed or sit on a kink worth a look (``notable``; at most
     ``ENTRY_LIMIT``), and how many more there are. Kinks show their one-sided difference
     quotients as left and right."""
-    listed = [entry for entry in result.entries if entry.status == "fail" or entry.notable]
+    listed = result.flagged()
     rows = []
     for entry in listed[:ENTRY_LIMIT]:
         index = f"direction {entry.index[0]}" if result.method == "fast" else index_text(entry.index)
@@ -217,7 +217,7 @@ def _entry_blocks(quantity):
         yield Table(ENTRY_HEADER, entries, (1, 2, 3, 5, 6))
         if more:
             yield Note(f"… and {more} more")
-    quiet = sum(entry.status == "kink" and not entry.notable for entry in quantity.entries)
+    quiet = quantity.quiet_kinks()
     if quiet:
         yield Note(f"{_count(quiet, 'kink')} of {quantity.quantity} not listed: the analytic values lie "
                    f"well inside their one-sided quotients (JSON lists every entry)")
