@@ -143,10 +143,11 @@ class Model(Record):
                     f"float64 although the forward pass was finite")
         return grads
 
-    def values(self, gradients: bool = True) -> dict[str, np.ndarray]:
+    def values(self, gradients: bool = True, trace=None, grads=None) -> dict[str, np.ndarray]:
         """Every docs/reference.md §2 quantity, in the user's rank: values, layer outputs, loss and ``grad.*``
-        (``gradients=False``: no backward pass and no ``grad.*``, which is all ``forward`` shows)."""
-        trace = self.forward()
+        (``gradients=False``: no backward pass and no ``grad.*``, which is all ``forward`` shows);
+        from the ``trace`` and ``grads`` of this model's passes when the caller has them."""
+        trace = self.forward() if trace is None else trace
         loss = self.loss(trace)
         out = {"input": self.user("input", self.input), "output": self.user("output", trace.output)}
         if self.target is not None:
@@ -159,7 +160,7 @@ class Model(Record):
             out[name] = self.user(name, value)
         if not gradients:
             return out
-        grads = self.backward(trace)
+        grads = self.backward(trace) if grads is None else grads
         out[gradient_of("input")] = self.user("input", grads.input)
         out[gradient_of("output")] = self.user("output", grads.outputs[self.network.names[-1]]) \
             if self.network.names else out[gradient_of("input")]
