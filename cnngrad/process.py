@@ -31,10 +31,7 @@ class Interrupted(BaseException):
 
 
 def prepare() -> None:
-    """Signals and encodings for the command-line process (see the module's text), and BLAS's
-    thread count before numpy loads (``threads.before_numpy``)."""
-    from .threads import before_numpy
-    before_numpy()
+    """Signals and encodings for the command-line process (see the module's text)."""
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     signal.signal(signal.SIGINT, _interrupt)

@@ -11,6 +11,7 @@ core pays better as a second process (``check -j``). A user's own setting of any
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import nullcontext
 
 BLAS_THREADS = 1
@@ -25,8 +26,9 @@ def user_chose() -> bool:
 
 def before_numpy() -> None:
     """The command line, before numpy loads: BLAS starts with ``BLAS_THREADS`` unless the user
-    chose (costs nothing; worker processes of ``check -j`` inherit it)."""
-    if not user_chose():
+    chose (costs nothing; worker processes of ``check -j`` inherit it). Once numpy is loaded, the
+    environment no longer counts, and ``checker_threads`` sets the count instead."""
+    if "numpy" not in sys.modules and not user_chose():
         for name in SET:
             os.environ[name] = str(BLAS_THREADS)
 
