@@ -482,9 +482,11 @@ def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, against
 def _checked(check_one, found: list, jobs: int | None):
     """``check_one`` of each spec found, in order: side by side in up to ``jobs`` processes
     (``cnngrad.jobs``; by default one per core) when there is more than one spec, else here."""
+    if len(found) < 2 or jobs == 1:       # (multiprocessing costs a start-up 5-20 ms to import)
+        return map(check_one, found)
     from .jobs import can_fork, cores, in_order
     jobs = cores() if jobs is None else jobs
-    if jobs < 2 or len(found) < 2 or not can_fork():
+    if jobs < 2 or not can_fork():
         return map(check_one, found)
     return in_order(check_one, found, jobs)
 

@@ -66,3 +66,14 @@ def test_ctrl_c_ends_a_parallel_check_with_one_line_and_no_workers_left(tmp_path
     time.sleep(0.2)
     assert not [pid for pid in children if os.path.exists(f"/proc/{pid}") and
                 open(f"/proc/{pid}/stat").read().split()[2] != "Z"]
+
+
+def test_one_spec_imports_neither_multiprocessing_nor_threadpoolctl():
+    """Start-up: a single spec runs here (multiprocessing costs 5-20 ms to import), and the command
+    line sets BLAS's threads through the environment, not threadpoolctl."""
+    import sys
+    code = ("import sys\nfrom cnngrad.cli import main\ntry:\n    main(['check', 'configs/seed001_fc_sigmoid_deltas.yaml'])\n"
+            "except SystemExit:\n    pass\nprint('multiprocessing' in sys.modules, 'threadpoolctl' in sys.modules, file=sys.stderr)")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_THREADS")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert "passed" in done.stdout and done.stderr.strip().splitlines()[-1] == "False False"
