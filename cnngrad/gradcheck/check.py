@@ -20,7 +20,7 @@ from . import expect as expect_check
 from .finite import Differences, Evaluator, central_differences
 from .probes import Probe, input_probe, output_probe, param_probe
 from .results import QuantityResult, SpecResult
-from .verdicts import FAIL, KINK, OK, EntryVerdicts
+from .verdicts import FAIL, KINK, OK, UNSEEN, EntryVerdicts
 from .work import DEFAULT_MAX_WORK, DIRECTIONS, check_work, refuse_beyond, run_copies
 
 DEFAULT_EPS = 1e-4
@@ -28,6 +28,8 @@ DEFAULT_RTOL = 1e-7
 DEFAULT_ATOL = 1e-10
 UNRESOLVED = 1e-2       # finite differences that resolve no relative error below 1% verify nothing
 ZERO = 1e-6             # a gradient below this fraction of S / max(1, |θ|) counts as 0
+SIGNIFICANT = 1e3 * np.finfo(np.float64).eps   # … one above this fraction (a thousand roundings), and
+#                         above ZERO · |E| / max(1, |θ|), matters: its own differences must resolve it
 KINK_EDGE = 0.1         # a kink's analytic value in the outer tenth of its bracket is near an edge
 KINK_WIDE = 1e-3        # … and a bracket wider than this fraction of the values is wide
 
@@ -37,7 +39,8 @@ class UnknownQuantity(ValueError):
 
 
 def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, index_shape,
-          rtol: float, atol: float, method: str = "full", zero: float = 0.0) -> QuantityResult:
+          rtol: float, atol: float, method: str = "full", zero: float = 0.0,
+          significant=None) -> QuantityResult:
     """Turn differences into per-entry verdicts; the flat entries are those of an array of
     ``index_shape`` (the quantity's user shape, or the directions).
 
@@ -46,7 +49,11 @@ def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, index_
     or one for all: the size below which a gradient counts as 0, verified absolutely; see
     ``zero_gradient``). A quantity that passed but
     whose finite differences alone resolve no relative error below ``UNRESOLVED`` is
-    ``unverified``, not passed. Kinks worth a look are marked ``notable`` (``notable_kinks``).
+    ``unverified``, not passed. So is one with an ``unresolved`` entry: its analytic value is above
+    ``significant`` (per entry or one for all; None: not asked) but its own finite differences
+    resolve no relative error of it below ``UNRESOLVED`` (a sum that cancels: input [1e12, 1, −1e12]
+    into fc [1, 1, 1], where a 50% error of ∂E/∂input[1] hides under the rounding of 1e12, and
+    under the other entries' resolution). Kinks worth a look are marked ``notable`` (``notable_kinks``).
     The largest errors are over smooth entries, relative ones where a value exceeds the allowance.
     """
     numeric = diffs.numeric
@@ -66,20 +73,30 @@ def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, index_
         resolution, resolved = resolutions(tolerance, diffs.noise, scale, zero, smooth & measured & (scale > 0))
         resolved = np.inf if blind.any() else resolved
         notable = diffs.kink & notable_kinks(analytic, low, high, tolerance, diffs.several)
-    status = np.where(diffs.kink, np.where(kink_ok, KINK, FAIL), np.where(ok, OK, FAIL))
+        unresolved = unresolved_entries(analytic, scale, diffs.noise, significant, smooth & measured)
+    status = np.where(diffs.kink, np.where(kink_ok, KINK, FAIL), np.where(ok, np.where(unresolved, UNSEEN, OK), FAIL))
     # a relative error says nothing where both values are within the entry's allowance (0 against 1e-17)
     relative = np.divide(error, scale, out=np.zeros_like(error), where=np.isfinite(scale) & (scale > tolerance))
     relative[~np.isfinite(error)] = np.inf
     verdicts = EntryVerdicts(tuple(index_shape), analytic, diffs.numeric, error, status, diffs.kink,
                              diffs.left, diffs.right, notable)
     verdict = "failed" if np.any(status == FAIL) else \
-        "unverified" if resolved is not None and resolved >= UNRESOLVED else "passed"
+        "unverified" if resolved is not None and resolved >= UNRESOLVED or np.any(status == UNSEEN) else "passed"
     return QuantityResult(
         quantity=quantity, shape=tuple(shape), passed=verdict == "passed",
         max_abs_error=float(error[smooth].max()) if smooth.any() else 0.0,
         max_rel_error=float(relative[smooth].max()) if smooth.any() else 0.0,
         kinks=int(diffs.kink.sum()), verdicts=verdicts, method=method, status=verdict,
         resolution=resolution, difference_resolution=resolved)
+
+
+def unresolved_entries(analytic, scale, noise, significant, smooth) -> np.ndarray:
+    """The smooth entries whose analytic value exceeds ``significant`` while their finite
+    differences' noise is at least ``UNRESOLVED`` of max(|analytic|, |numeric|); none when
+    ``significant`` is None."""
+    if significant is None:
+        return np.zeros(len(analytic), dtype=bool)
+    return smooth & (np.abs(analytic) > significant) & (noise >= UNRESOLVED * scale)
 
 
 def resolutions(tolerance, noise, scale, zero, informative) -> tuple[float | None, float | None]:
@@ -113,13 +130,26 @@ def zero_gradient(evaluator: Evaluator, probe: Probe, eps: float, steps):
     return ZERO * evaluator.magnitude[probe.start] * eps / steps
 
 
+def significant_gradient(evaluator: Evaluator, probe: Probe, zero):
+    """The size above which a gradient entry matters, so that its own differences must resolve it:
+    moving θ by max(1, |θ|) would move E by more than ``SIGNIFICANT`` · S (a thousand roundings of
+    the sums behind E) and more than ``ZERO`` · |E| (a part in a million of E itself). The second
+    keeps a gradient that is tiny beside E (a saturated unit, a zero by symmetry) unflagged; the
+    first, one that is a rounding residue where E is 0."""
+    magnitude = evaluator.magnitude[probe.start]
+    if not 0 < magnitude < np.inf:
+        return np.inf
+    return zero * max(SIGNIFICANT / ZERO, abs(evaluator.base_loss) / magnitude)
+
+
 def check_entries(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, atol) -> QuantityResult:
     """Every entry of one quantity: four perturbed runs per entry, batched (entries that move one
     output unit of their layer share that unit's runs; those that move one channel of a map run
     the channel-wise layers after it on that channel alone)."""
     diffs = probe.differences(evaluator, eps)
+    zero = zero_gradient(evaluator, probe, eps, probe.steps(eps))
     return judge(probe.quantity, user_shape, probe.analytic.reshape(-1), diffs, user_shape, rtol, atol,
-                 zero=zero_gradient(evaluator, probe, eps, probe.steps(eps)))
+                 zero=zero, significant=significant_gradient(evaluator, probe, zero))
 
 
 def check_directions(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, atol,
@@ -145,8 +175,9 @@ def check_directions(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, 
 
     diffs = central_differences(evaluator, probe.start, np.full(DIRECTIONS, step), perturbed)
     analytic = directions @ probe.analytic.reshape(-1)
+    zero = zero_gradient(evaluator, probe, eps, step)
     return judge(probe.quantity, user_shape, analytic, diffs, (DIRECTIONS,), rtol, atol, method="fast",
-                 zero=zero_gradient(evaluator, probe, eps, step))
+                 zero=zero, significant=significant_gradient(evaluator, probe, zero))
 
 
 def delta_probe(model: Model, trace, grads, index: int) -> Probe:

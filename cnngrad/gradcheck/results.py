@@ -9,7 +9,8 @@ from ..record import Record
 class EntryResult(Record):
     """One entry of a gradient: analytic against finite-difference value.
 
-    ``status`` is ``ok``, ``fail`` or ``kink``; for a kink, ``left`` and ``right`` are the
+    ``status`` is ``ok``, ``fail``, ``kink`` or ``unresolved`` (within tolerance, but its own
+    finite differences cannot resolve its value; the quantity is then unverified); for a kink, ``left`` and ``right`` are the
     one-sided difference quotients the analytic value must lie between, and ``notable`` says
     whether it is worth a look (``check.notable_kinks``).
     """
@@ -87,10 +88,16 @@ class QuantityResult(Record):
         return [entry for entry in self._entries if entry.status == "fail"]
 
     def flagged(self) -> list[EntryResult]:
-        """The entries to look at: failing, or kinks worth a look (``notable``)."""
+        """The entries to look at: failing, unresolved, or kinks worth a look (``notable``)."""
         if self._entries is None:
             return self.verdicts.flagged()
-        return [entry for entry in self._entries if entry.status == "fail" or entry.notable]
+        return [entry for entry in self._entries if entry.status in ("fail", "unresolved") or entry.notable]
+
+    def unresolved(self) -> int:
+        """How many entries' own finite differences cannot resolve them (``status`` unresolved)."""
+        if self._entries is None:
+            return self.verdicts.unresolved()
+        return sum(entry.status == "unresolved" for entry in self._entries)
 
     def quiet_kinks(self) -> int:
         """How many kinks passed and are not worth a look."""

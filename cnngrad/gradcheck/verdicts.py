@@ -12,14 +12,14 @@ import numpy as np
 from ..record import Record
 from .results import EntryResult
 
-STATUSES = np.array(["ok", "fail", "kink"])
-OK, FAIL, KINK = range(3)
+STATUSES = np.array(["ok", "fail", "kink", "unresolved"])
+OK, FAIL, KINK, UNSEEN = range(4)     # UNSEEN: within tolerance, but its differences cannot resolve it
 
 
 class EntryVerdicts(Record):
     """Per-entry arrays over the flat entries of a quantity (or its directions, with --fast);
     ``index_shape`` turns a flat position into the entry's index (user rank); ``status`` holds
-    ``OK``, ``FAIL`` or ``KINK``; ``left`` and ``right`` matter where ``kink`` holds (a kink that
+    ``OK``, ``FAIL``, ``KINK`` or ``UNSEEN`` (``unresolved``); ``left`` and ``right`` matter where ``kink`` holds (a kink that
     failed included)."""
 
     __slots__ = ("index_shape", "analytic", "numeric", "abs_error", "status", "kink", "left", "right",
@@ -58,8 +58,11 @@ class EntryVerdicts(Record):
         return self.records(self.status == FAIL)
 
     def flagged(self) -> list[EntryResult]:
-        """The entries a table lists: failing, or kinks worth a look."""
-        return self.records((self.status == FAIL) | self.notable)
+        """The entries a table lists: failing, unresolved, or kinks worth a look."""
+        return self.records((self.status == FAIL) | (self.status == UNSEEN) | self.notable)
+
+    def unresolved(self) -> int:
+        return int(np.count_nonzero(self.status == UNSEEN))
 
     def quiet_kinks(self) -> int:
         return int(np.count_nonzero((self.status == KINK) & ~self.notable))

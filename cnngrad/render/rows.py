@@ -189,10 +189,16 @@ def _gradient_blocks(result):
         if quantity.status == "unverified" and not np.isfinite(quantity.difference_resolution):
             yield Problem(f"{quantity.quantity}: unverified: the sums behind E exceed float64, so "
                           "the rounding of its finite differences is beyond measure")
-        elif quantity.status == "unverified":
+        elif quantity.status == "unverified" and quantity.difference_resolution is not None \
+                and quantity.difference_resolution >= 1e-2:
             yield Problem(f"{quantity.quantity}: unverified: its finite differences resolve no relative "
                           f"error below {error_text(quantity.difference_resolution)} (a check must resolve "
                           f"1e-02); give a larger --eps (default 1e-4)")
+        elif quantity.status == "unverified":
+            yield Problem(f"{quantity.quantity}: unverified: the finite differences of "
+                          f"{_count(quantity.unresolved(), 'entry', 'entries')} resolve no relative error of "
+                          f"their own value below 1e-02 (the sums behind E cancel far below their terms); "
+                          f"a larger --eps may resolve them")
 
 
 def _expect_blocks(result):
