@@ -435,11 +435,14 @@ def init(path: str | None) -> None:
 @click.option("--update-expect", is_flag=True,
               help="Rewrite the expect: numbers that fail with the computed values (as many "
                    "decimals as written; comments and layout kept), then check.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 256), metavar="N",
+              help="Check up to N spec files at once, each in its own process (output in the same "
+                   "order; no progress bars).  [default: the number of cores]")
 @_limits_options
 @_allow_dir_option
 @click.pass_context
 def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, against, against_rtol,
-          against_atol, max_work, fmt, junit_xml, update_expect, limits, allow_dirs) -> None:
+          against_atol, max_work, fmt, junit_xml, update_expect, jobs, limits, allow_dirs) -> None:
     """Check analytic gradients against finite differences and expect.
 
     Every analytic gradient (or those named by --wrt) is compared entry by entry with
@@ -459,11 +462,13 @@ def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, against
         """The spec at ``path`` loaded (updated first with --update-expect), with its values from code."""
         return _with_code_values(load(path, limits, allow_dirs), against, against_rtol, against_atol, limits)
 
+    def check_one(found):
+        path, problem = found
+        return _check_spec(ctx, path, model_of, options) if problem is None else _failed_spec(path, problem, ())
+
     stream = fmt == "table"     # spec by spec, so an error line on stderr sits where its spec is
     results = []
-    for path, problem in _spec_files(specs):
-        result = (_check_spec(ctx, path, model_of, options) if problem is None
-                  else _failed_spec(path, problem, ()))
+    for result in _checked(check_one, list(_spec_files(specs)), jobs):
         results.append(result)
         if stream:
             _emit(_renderer(fmt).check_spec(result))
@@ -472,6 +477,18 @@ def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, against
         from .render.junit import write
         write(junit_xml, results)
     ctx.exit(_check_exit_code(results))
+
+
+def _checked(check_one, found: list, jobs: int | None):
+    """``check_one`` of each spec found, in order: side by side in up to ``jobs`` processes
+    (``cnngrad.jobs``; by default one per core) when there is more than one spec, else here."""
+    if len(found) < 2 or jobs == 1:       # (multiprocessing costs a start-up 5-20 ms to import)
+        return map(check_one, found)
+    from .jobs import can_fork, cores, in_order
+    jobs = cores() if jobs is None else jobs
+    if jobs < 2 or not can_fork():
+        return map(check_one, found)
+    return in_order(check_one, found, jobs)
 
 
 def _refuse_check_arguments(specs, against: str | None, update_expect: bool) -> None:
@@ -585,8 +602,11 @@ def main(argv=None) -> None:
     pipes, encodings), needs an open standard output, and ends the process as soon as the output
     is flushed: tearing down the interpreter (numpy, yaml, click and our modules) costs a small
     check ~15 ms of its ~200 ms, and nothing is left to clean up. Called with ``argv`` it
-    returns, or raises ``SystemExit``, as click does.
+    returns, or raises ``SystemExit``, as click does. Either way BLAS gets the checker's thread
+    count if numpy is not loaded yet (cnngrad.threads).
     """
+    from .threads import before_numpy
+    before_numpy()
     if argv is not None:
         return cli.main(args=argv, prog_name="cnngrad")
     from .process import prepare

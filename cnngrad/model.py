@@ -179,10 +179,11 @@ class Model(Record):
                     f"float64 although the forward pass was finite")
         return grads
 
-    def values(self, gradients: bool = True) -> dict[str, np.ndarray]:
+    def values(self, gradients: bool = True, trace=None, grads=None) -> dict[str, np.ndarray]:
         """Every docs/reference.md §2 quantity, in the user's rank: values, layer outputs, loss and ``grad.*``
-        (``gradients=False``: no backward pass and no ``grad.*``, which is all ``forward`` shows)."""
-        trace = self.forward()
+        (``gradients=False``: no backward pass and no ``grad.*``, which is all ``forward`` shows);
+        from the ``trace`` and ``grads`` of this model's passes when the caller has them."""
+        trace = self.forward() if trace is None else trace
         data = self.data_loss(trace)
         loss = None if data is None else data + self.penalty()
         out = {"input": self.user("input", self.input), "output": self.user("output", trace.output)}
@@ -203,7 +204,7 @@ class Model(Record):
                 out.update({f"{name}.{key}": value for key, value in layer.statistics(cache).items()})
         if not gradients:
             return out
-        grads = self.backward(trace)
+        grads = self.backward(trace) if grads is None else grads
         out[gradient_of("input")] = self.user("input", grads.input)
         out[gradient_of("output")] = self.user("output", grads.outputs[self.network.names[-1]]) \
             if self.network.names else out[gradient_of("input")]

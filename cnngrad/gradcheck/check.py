@@ -15,10 +15,12 @@ import numpy as np
 
 from ..model import Model, NonFiniteError
 from ..quantities import value_of
+from ..threads import checker_threads
 from . import expect as expect_check
 from .finite import Differences, Evaluator, central_differences
 from .probes import Probe, input_probe, output_probe, param_probe
-from .results import EntryResult, QuantityResult, SpecResult
+from .results import QuantityResult, SpecResult
+from .verdicts import FAIL, KINK, OK, UNSEEN, EntryVerdicts
 from .work import DEFAULT_MAX_WORK, DIRECTIONS, check_work, refuse_beyond, run_copies
 
 DEFAULT_EPS = 1e-4
@@ -26,6 +28,8 @@ DEFAULT_RTOL = 1e-7
 DEFAULT_ATOL = 1e-10
 UNRESOLVED = 1e-2       # finite differences that resolve no relative error below 1% verify nothing
 ZERO = 1e-6             # a gradient below this fraction of S / max(1, |θ|) counts as 0
+SIGNIFICANT = 1e3 * np.finfo(np.float64).eps   # … one above this fraction (a thousand roundings), and
+#                         above ZERO · |E| / max(1, |θ|), matters: its own differences must resolve it
 KINK_EDGE = 0.1         # a kink's analytic value in the outer tenth of its bracket is near an edge
 KINK_WIDE = 1e-3        # … and a bracket wider than this fraction of the values is wide
 
@@ -34,16 +38,22 @@ class UnknownQuantity(ValueError):
     """``--wrt`` named something that is neither the input, a parameter nor a layer."""
 
 
-def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, indices,
-          rtol: float, atol: float, method: str = "full", zero: float = 0.0) -> QuantityResult:
-    """Turn differences into per-entry verdicts; ``indices`` label the entries (user rank).
+def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, index_shape,
+          rtol: float, atol: float, method: str = "full", zero: float = 0.0,
+          significant=None) -> QuantityResult:
+    """Turn differences into per-entry verdicts; the flat entries are those of an array of
+    ``index_shape`` (the quantity's user shape, or the directions).
 
     The quantity's ``resolution`` is the smallest relative error the check could have caught,
     min over smooth entries of allowance / max(|analytic|, |numeric|, ``zero``) (``zero``, per entry
     or one for all: the size below which a gradient counts as 0, verified absolutely; see
     ``zero_gradient``). A quantity that passed but
     whose finite differences alone resolve no relative error below ``UNRESOLVED`` is
-    ``unverified``, not passed. Kinks worth a look are marked ``notable`` (``notable_kinks``).
+    ``unverified``, not passed. So is one with an ``unresolved`` entry: its analytic value is above
+    ``significant`` (per entry or one for all; None: not asked) but its own finite differences
+    resolve no relative error of it below ``UNRESOLVED`` (a sum that cancels: input [1e12, 1, −1e12]
+    into fc [1, 1, 1], where a 50% error of ∂E/∂input[1] hides under the rounding of 1e12, and
+    under the other entries' resolution). Kinks worth a look are marked ``notable`` (``notable_kinks``).
     The largest errors are over smooth entries, relative ones where a value exceeds the allowance.
     """
     numeric = diffs.numeric
@@ -63,19 +73,31 @@ def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, indice
         resolution, resolved = resolutions(tolerance, diffs.noise, scale, zero, smooth & measured & (scale > 0))
         resolved = np.inf if blind.any() else resolved
         notable = diffs.kink & notable_kinks(analytic, low, high, tolerance, diffs.several)
-    status = np.where(diffs.kink, np.where(kink_ok, "kink", "fail"), np.where(ok, "ok", "fail"))
+        unresolved = unresolved_entries(analytic, scale, diffs.noise, significant, smooth & measured)
+    status = np.where(diffs.kink, np.where(kink_ok, KINK, FAIL),
+                      np.where(ok, np.where(unresolved, UNSEEN, OK), FAIL)).astype(np.int8)
     # a relative error says nothing where both values are within the entry's allowance (0 against 1e-17)
     relative = np.divide(error, scale, out=np.zeros_like(error), where=np.isfinite(scale) & (scale > tolerance))
     relative[~np.isfinite(error)] = np.inf
-    entries = entry_results(indices, analytic, diffs, error, status, notable)
-    verdict = "failed" if np.any(status == "fail") else \
-        "unverified" if resolved is not None and resolved >= UNRESOLVED else "passed"
+    verdicts = EntryVerdicts(tuple(index_shape), analytic, diffs.numeric, error, status, diffs.kink,
+                             diffs.left, diffs.right, notable)
+    verdict = "failed" if np.any(status == FAIL) else \
+        "unverified" if resolved is not None and resolved >= UNRESOLVED or np.any(status == UNSEEN) else "passed"
     return QuantityResult(
         quantity=quantity, shape=tuple(shape), passed=verdict == "passed",
         max_abs_error=float(error[smooth].max()) if smooth.any() else 0.0,
         max_rel_error=float(relative[smooth].max()) if smooth.any() else 0.0,
-        kinks=int(diffs.kink.sum()), entries=entries, method=method, status=verdict,
+        kinks=int(diffs.kink.sum()), verdicts=verdicts, method=method, status=verdict,
         resolution=resolution, difference_resolution=resolved)
+
+
+def unresolved_entries(analytic, scale, noise, significant, smooth) -> np.ndarray:
+    """The smooth entries whose analytic value exceeds ``significant`` while their finite
+    differences' noise is at least ``UNRESOLVED`` of max(|analytic|, |numeric|); none when
+    ``significant`` is None."""
+    if significant is None:
+        return np.zeros(len(analytic), dtype=bool)
+    return smooth & (np.abs(analytic) > significant) & (noise >= UNRESOLVED * scale)
 
 
 def resolutions(tolerance, noise, scale, zero, informative) -> tuple[float | None, float | None]:
@@ -86,18 +108,6 @@ def resolutions(tolerance, noise, scale, zero, informative) -> tuple[float | Non
         return None, None
     reference = np.broadcast_to(np.maximum(scale, zero), scale.shape)[informative]
     return float((tolerance[informative] / reference).min()), float((noise[informative] / reference).min())
-
-
-def entry_results(indices, analytic, diffs: Differences, error, status, notable) -> list[EntryResult]:
-    """One ``EntryResult`` per entry; a kink's carries its one-sided quotients."""
-    return [
-        EntryResult(index=index, analytic=a, numeric=n, abs_error=e, status=s,
-                    left=lo if k else None, right=hi if k else None, notable=m)
-        for index, a, n, e, s, k, lo, hi, m in zip(indices, analytic.tolist(), diffs.numeric.tolist(),
-                                                    error.tolist(), status.tolist(), diffs.kink.tolist(),
-                                                    diffs.left.tolist(), diffs.right.tolist(),
-                                                    notable.tolist())
-    ]
 
 
 def notable_kinks(analytic, low, high, tolerance, several) -> np.ndarray:
@@ -121,27 +131,48 @@ def zero_gradient(evaluator: Evaluator, probe: Probe, eps: float, steps):
     return ZERO * evaluator.magnitude[probe.start] * eps / steps
 
 
+def significant_gradient(evaluator: Evaluator, probe: Probe, zero):
+    """The size above which a gradient entry matters, so that its own differences must resolve it:
+    moving θ by max(1, |θ|) would move E by more than ``SIGNIFICANT`` · S (a thousand roundings of
+    the sums behind E) and more than ``ZERO`` · |E| (a part in a million of E itself). The second
+    keeps a gradient that is tiny beside E (a saturated unit, a zero by symmetry) unflagged; the
+    first, one that is a rounding residue where E is 0."""
+    magnitude = evaluator.magnitude[probe.start]
+    if not 0 < magnitude < np.inf:
+        return np.inf
+    return zero * max(SIGNIFICANT / ZERO, abs(evaluator.base_loss) / magnitude)
+
+
 def check_entries(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, atol) -> QuantityResult:
     """Every entry of one quantity: four perturbed runs per entry, batched (entries that move one
     output unit of their layer share that unit's runs; those that move one channel of a map run
     the channel-wise layers after it on that channel alone)."""
     diffs = probe.differences(evaluator, eps)
-    indices = [tuple(i) for i in np.argwhere(np.ones(user_shape, dtype=bool)).tolist()] \
-        if user_shape else [()]
-    return judge(probe.quantity, user_shape, probe.analytic.reshape(-1), diffs, indices, rtol, atol,
-                 zero=zero_gradient(evaluator, probe, eps, probe.steps(eps)))
+    zero = zero_gradient(evaluator, probe, eps, probe.steps(eps))
+    return judge(probe.quantity, user_shape, probe.analytic.reshape(-1), diffs, user_shape, rtol, atol,
+                 zero=zero, significant=significant_gradient(evaluator, probe, zero))
 
 
 def check_directions(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, atol,
-                     rng: np.random.Generator) -> QuantityResult:
-    """Directional derivatives along a few random unit directions v: ∇E·v against the quotient."""
+                     rng: np.random.Generator, affine: bool = False) -> QuantityResult:
+    """Directional derivatives along a few random unit directions v: ∇E·v against the quotient.
+
+    With ``affine`` (what the probe moves reaches layer ``start`` through a layer affine in it),
+    layer ``start``'s input at θ + s·v is y + s·(y(θ + v) − y): one run of that layer per direction,
+    not per step, and free of the rounding y(θ + s·v) would carry at full size."""
     directions = rng.standard_normal((DIRECTIONS, probe.values.size))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     step = float(probe.steps(eps).min())   # no entry moves farther than its own step allows
     shape = probe.values.shape
+    if affine:
+        moved = probe.moved(np.concatenate([np.zeros((1,) + shape), directions.reshape((-1,) + shape)]))
+        base, change = moved[0], moved[1:] - moved[0]
 
-    def perturbed(items, steps):
-        return probe.moved((steps[:, None] * directions[items]).reshape((-1,) + shape))
+        def perturbed(items, steps):
+            return base + steps.reshape((-1,) + (1,) * base.ndim) * change[items]
+    else:
+        def perturbed(items, steps):
+            return probe.moved((steps[:, None] * directions[items]).reshape((-1,) + shape))
 
     def penalty(items, steps):
         return probe.penalty.moved((steps[:, None] * directions[items]).reshape((-1,) + shape))
@@ -149,9 +180,9 @@ def check_directions(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, 
     diffs = central_differences(evaluator, probe.start, np.full(DIRECTIONS, step), perturbed,
                                 penalty=None if probe.penalty is None else penalty)
     analytic = directions @ probe.analytic.reshape(-1)
-    indices = [(k,) for k in range(DIRECTIONS)]
-    return judge(probe.quantity, user_shape, analytic, diffs, indices, rtol, atol, method="fast",
-                 zero=zero_gradient(evaluator, probe, eps, step))
+    zero = zero_gradient(evaluator, probe, eps, step)
+    return judge(probe.quantity, user_shape, analytic, diffs, (DIRECTIONS,), rtol, atol, method="fast",
+                 zero=zero, significant=significant_gradient(evaluator, probe, zero))
 
 
 def delta_probe(model: Model, trace, grads, index: int) -> Probe:
@@ -221,11 +252,21 @@ class QuantityChecker:
     def __call__(self, probe: Probe) -> QuantityResult:
         shape = self.model.user_shapes[probe.quantity]
         if self.fast:
-            result = check_directions(self.evaluator, probe, shape, self.eps, self.rtol, self.atol, self.rng)
+            result = check_directions(self.evaluator, probe, shape, self.eps, self.rtol, self.atol, self.rng,
+                                      affine=self.moves_affinely(probe))
         else:
             result = check_entries(self.evaluator, probe, shape, self.eps, self.rtol, self.atol)
         result.line, result.column = self.model.places.get(probe.quantity, (None, None))
         return result
+
+
+    def moves_affinely(self, probe: Probe) -> bool:
+        """Whether the probe reaches its first re-run layer through a layer affine in what it moves:
+        a parameter of an affine layer (conv, fc), or the input through a first layer linear in it."""
+        net = self.model.network
+        if probe.quantity in self.model.params:
+            return net.layers[probe.start - 1].affine_in_params
+        return probe.quantity == "input" and probe.start == 1 and net.layers[0].linear_in_input
 
 
 def given(value, default):
@@ -247,23 +288,24 @@ def check_model(model: Model, *, eps: float | None = None, rtol: float | None = 
     max_work = given(max_work, DEFAULT_MAX_WORK)
     work = check_work(model.network, wrt, fast, deltas)
     refuse_beyond(work, max_work, model.path)
-    trace = model.forward()
-    model.loss(trace)   # raises if the loss is not finite: nothing to difference
-    grads = model.backward(trace)
-    finite_upstream_sum(model, trace)
-    gradient_probes, delta_probes = probes_for(model, trace, grads, wrt)
-    copies = Progress(progress, fast)
-    evaluator = Evaluator(model.network, model.params, model.target, trace,
-                          magnitude=rounding_magnitude(model, trace, grads, recompute=fast),
-                          progress=copies.advance)
-    check = QuantityChecker(model, evaluator, given(eps, DEFAULT_EPS), given(rtol, DEFAULT_RTOL),
-                            given(atol, DEFAULT_ATOL), fast, seed)
-    copies.plan(gradient_probes + delta_probes)
-    gradients = [check(probe) for probe in gradient_probes]
-    delta_results = [check(probe) for probe in delta_probes]
-    if deltas or deltas_fit_after_failure(model, gradients, work, fast, max_work):
-        delta_results = check_every_delta(model, trace, grads, check, copies)
-    expectations, first_wrong, first_wrong_layer = check_expectations(model)
+    with checker_threads():   # one BLAS thread: the checker's products are small (cnngrad.threads)
+        trace = model.forward()
+        model.loss(trace)   # raises if the loss is not finite: nothing to difference
+        grads = model.backward(trace)
+        finite_upstream_sum(model, trace)
+        gradient_probes, delta_probes = probes_for(model, trace, grads, wrt)
+        copies = Progress(progress, fast)
+        evaluator = Evaluator(model.network, model.params, model.target, trace,
+                              magnitude=rounding_magnitude(model, trace, grads, recompute=fast),
+                              progress=copies.advance)
+        check = QuantityChecker(model, evaluator, given(eps, DEFAULT_EPS), given(rtol, DEFAULT_RTOL),
+                                given(atol, DEFAULT_ATOL), fast, seed)
+        copies.plan(gradient_probes + delta_probes)
+        gradients = [check(probe) for probe in gradient_probes]
+        delta_results = [check(probe) for probe in delta_probes]
+        if deltas or deltas_fit_after_failure(model, gradients, work, fast, max_work):
+            delta_results = check_every_delta(model, trace, grads, check, copies)
+    expectations, first_wrong, first_wrong_layer = check_expectations(model, trace, grads)
     passed = all(q.passed for q in gradients + delta_results) and all(e.passed for e in expectations)
     return SpecResult(spec=model.path, name=model.name, passed=passed, gradients=gradients,
                       expect=expectations, deltas=delta_results,
@@ -288,10 +330,11 @@ def check_every_delta(model: Model, trace, grads, check: QuantityChecker, copies
     return [check(probe) for probe in probes]
 
 
-def check_expectations(model: Model):
-    """The spec's ``expect`` entries against the values, and where a wrong one first went wrong
-    (``diagnose``): (results, first wrong quantity, its layer), the latter two None if all hold."""
-    values = model.values() if model.expect else {}   # a second forward/backward, only if needed
+def check_expectations(model: Model, trace, grads):
+    """The spec's ``expect`` entries against the values of the check's own passes (``trace``,
+    ``grads``), and where a wrong one first went wrong (``diagnose``): (results, first wrong
+    quantity, its layer), the latter two None if all hold."""
+    values = model.values(trace=trace, grads=grads) if model.expect else {}
     expectations = [expect_check.verify(e, values[e.quantity]) for e in model.expect]
     if all(e.passed for e in expectations):
         return expectations, None, None
@@ -347,11 +390,6 @@ def backpropagated_layers(model: Model) -> int:
     return len(model.network.layers) - (1 if model.network.fused else 0)
 
 
-def disagrees(result: QuantityResult) -> bool:
-    """A failed entry whose difference was measured (not one that overflowed)."""
-    return any(e.status == "fail" and np.isfinite(e.numeric) for e in result.entries)
-
-
 def faulty_layer(model: Model, gradients, deltas) -> str | None:
     """The first layer, counting back from the loss, whose backward disagrees with the differences.
 
@@ -364,7 +402,7 @@ def faulty_layer(model: Model, gradients, deltas) -> str | None:
     """
     network = model.network
     names = network.names[:backpropagated_layers(model)]
-    delta_ok = {q.quantity: not disagrees(q) for q in deltas}
+    delta_ok = {q.quantity: not q.disagrees() for q in deltas}
     if any(name not in delta_ok for name in names):
         return None
     # below_ok[v]: the delta of value v is right (0 the input, k + 1 layer k's output; Network.reads);
@@ -387,9 +425,9 @@ def faulty_layer(model: Model, gradients, deltas) -> str | None:
 
 def input_gradient_ok(gradients) -> bool:
     """∂E/∂input agrees with its differences (or was not checked)."""
-    return not any(q.quantity == "input" and disagrees(q) for q in gradients)
+    return not any(q.quantity == "input" and q.disagrees() for q in gradients)
 
 
 def layers_with_wrong_parameters(gradients) -> set[str]:
     """The layers a parameter gradient of which disagrees with its differences."""
-    return {q.quantity.rsplit(".", 1)[0] for q in gradients if disagrees(q) and q.quantity != "input"}
+    return {q.quantity.rsplit(".", 1)[0] for q in gradients if q.disagrees() and q.quantity != "input"}

@@ -1,13 +1,16 @@
 """Plain result records of a check, rendered by ``cnngrad.render`` (no maths there, none here)."""
 from __future__ import annotations
 
+import math
+
 from ..record import Record
 
 
 class EntryResult(Record):
     """One entry of a gradient: analytic against finite-difference value.
 
-    ``status`` is ``ok``, ``fail`` or ``kink``; for a kink, ``left`` and ``right`` are the
+    ``status`` is ``ok``, ``fail``, ``kink`` or ``unresolved`` (within tolerance, but its own
+    finite differences cannot resolve its value; the quantity is then unverified); for a kink, ``left`` and ``right`` are the
     one-sided difference quotients the analytic value must lie between, and ``notable`` says
     whether it is worth a look (``check.notable_kinks``).
     """
@@ -28,24 +31,85 @@ class QuantityResult(Record):
     they do, tolerances left out);
     ``resolution`` is the smallest relative error the check could have caught, tolerances
     included (None when every entry is a kink or exactly 0). Errors are over non-kink entries.
+
+    The checker keeps the entries as arrays (``verdicts``, a ``gradcheck.verdicts.EntryVerdicts``);
+    ``entries``, the list of ``EntryResult`` records, is made from them when first read.
     """
 
-    __slots__ = ("quantity", "shape", "passed", "max_abs_error", "max_rel_error", "kinks", "entries",
-                 "method", "status", "resolution", "difference_resolution", "line", "column")
+    __slots__ = ("quantity", "shape", "passed", "max_abs_error", "max_rel_error", "kinks", "_entries",
+                 "method", "status", "resolution", "difference_resolution", "line", "column", "verdicts")
+    FIELDS = ("quantity", "shape", "passed", "max_abs_error", "max_rel_error", "kinks", "entries",
+              "method", "status", "resolution", "difference_resolution", "line", "column")
 
     def __init__(self, quantity: str, shape: tuple[int, ...], passed: bool, max_abs_error: float,
                  max_rel_error: float, kinks: int, entries: list[EntryResult] | None = None,
                  method: str = "full", status: str | None = None, resolution: float | None = None,
                  difference_resolution: float | None = None, line: int | None = None,
-                 column: int | None = None):
+                 column: int | None = None, verdicts=None):
         self.quantity, self.shape, self.passed = quantity, shape, passed
         self.max_abs_error, self.max_rel_error, self.kinks = max_abs_error, max_rel_error, kinks
-        self.entries = [] if entries is None else entries
+        self._entries = [] if entries is None and verdicts is None else entries
+        self.verdicts = verdicts
         self.method = method     # "full": every entry; "fast": random directional derivatives
         self.status = status if status is not None else "passed" if passed else "failed"
         self.resolution, self.difference_resolution = resolution, difference_resolution
 
         self.line, self.column = line, column   # where the spec wrote it (the value, or the layer)
+
+    @property
+    def entries(self) -> list[EntryResult]:
+        """Every entry's ``EntryResult``, made from ``verdicts`` when first read."""
+        if self._entries is None:
+            self._entries = self.verdicts.records()
+        return self._entries
+
+    @entries.setter
+    def entries(self, entries: list[EntryResult]) -> None:
+        self._entries, self.verdicts = entries, None
+
+    def as_dict(self) -> dict[str, object]:
+        """The fields in order, ``entries`` as records (``verdicts`` is how they are kept)."""
+        return {name: getattr(self, name) for name in self.FIELDS}
+
+    def entry_fields(self):
+        """Each entry's ``EntryResult`` fields in order, as Python values, without making the
+        records where they were not made yet (JSON of a million entries)."""
+        if self._entries is None:
+            return self.verdicts.fields()
+        return (tuple(entry.as_dict().values()) for entry in self._entries)
+
+    def entry_count(self) -> int:
+        return len(self.verdicts) if self._entries is None else len(self._entries)
+
+    def failing(self) -> list[EntryResult]:
+        """The entries that failed."""
+        if self._entries is None:
+            return self.verdicts.failing()
+        return [entry for entry in self._entries if entry.status == "fail"]
+
+    def flagged(self) -> list[EntryResult]:
+        """The entries to look at: failing, unresolved, or kinks worth a look (``notable``)."""
+        if self._entries is None:
+            return self.verdicts.flagged()
+        return [entry for entry in self._entries if entry.status in ("fail", "unresolved") or entry.notable]
+
+    def unresolved(self) -> int:
+        """How many entries' own finite differences cannot resolve them (``status`` unresolved)."""
+        if self._entries is None:
+            return self.verdicts.unresolved()
+        return sum(entry.status == "unresolved" for entry in self._entries)
+
+    def quiet_kinks(self) -> int:
+        """How many kinks passed and are not worth a look."""
+        if self._entries is None:
+            return self.verdicts.quiet_kinks()
+        return sum(entry.status == "kink" and not entry.notable for entry in self._entries)
+
+    def disagrees(self) -> bool:
+        """A failed entry whose difference was measured (not one that overflowed)."""
+        if self._entries is None:
+            return self.verdicts.disagrees()
+        return any(entry.status == "fail" and math.isfinite(entry.numeric) for entry in self._entries)
 
 
 class FailingEntry(Record):

@@ -93,8 +93,8 @@ def _spec_error(result) -> str:
 
 def _gradient_message(result, checked) -> str:
     """How many entries failed, the worst one's analytic and numeric values, the faulty layer."""
-    failed = [entry for entry in checked.entries if entry.status == "fail"]
-    text = f"{gradient_of(checked.quantity)}: {len(failed)} of {len(checked.entries)} " \
+    failed = checked.failing()
+    text = f"{gradient_of(checked.quantity)}: {len(failed)} of {checked.entry_count()} " \
            f"{'directions' if checked.method == 'fast' else 'entries'} disagree with finite differences"
     if failed:
         worst = max(failed, key=lambda entry: math.inf if math.isnan(entry.abs_error) else entry.abs_error)

@@ -125,7 +125,7 @@ def entry_rows(result) -> tuple[list[list[str]], int]:
     """The entries of a gradient that failed or sit on a kink worth a look (``notable``; at most
     ``ENTRY_LIMIT``), and how many more there are. Kinks show their one-sided difference
     quotients as left and right."""
-    listed = [entry for entry in result.entries if entry.status == "fail" or entry.notable]
+    listed = result.flagged()
     rows = []
     for entry in listed[:ENTRY_LIMIT]:
         index = f"direction {entry.index[0]}" if result.method == "fast" else index_text(entry.index)
@@ -199,12 +199,18 @@ def _gradient_blocks(result):
 
 
 def _why_unverified(quantity) -> str:
-    """Why a gradient's finite differences could not verify it: the sums behind E overflowed, or
-    they resolve too little (then a larger --eps helps)."""
-    if not np.isfinite(quantity.difference_resolution):
+    """Why a gradient's finite differences could not verify it: the sums behind E overflowed,
+    they resolve too little (then a larger --eps helps), or some entries' own differences cancel
+    far below their terms."""
+    resolution = quantity.difference_resolution
+    if resolution is not None and not np.isfinite(resolution):
         return "the sums behind E exceed float64, so the rounding of its finite differences is beyond measure"
-    return (f"its finite differences resolve no relative error below {error_text(quantity.difference_resolution)} "
-            f"(a check must resolve 1e-02); give a larger --eps (default 1e-4)")
+    if resolution is not None and resolution >= 1e-2:
+        return (f"its finite differences resolve no relative error below {error_text(resolution)} "
+                f"(a check must resolve 1e-02); give a larger --eps (default 1e-4)")
+    return (f"the finite differences of {_count(quantity.unresolved(), 'entry', 'entries')} resolve no "
+            f"relative error of their own value below 1e-02 (the sums behind E cancel far below their "
+            f"terms); a larger --eps may resolve them")
 
 
 def _expect_blocks(result):
@@ -229,7 +235,7 @@ def _entry_blocks(quantity):
         yield Table(ENTRY_HEADER, entries, (1, 2, 3, 5, 6))
         if more:
             yield Note(f"… and {more} more")
-    quiet = sum(entry.status == "kink" and not entry.notable for entry in quantity.entries)
+    quiet = quantity.quiet_kinks()
     if quiet:
         yield Note(f"{_count(quiet, 'kink')} of {quantity.quantity} not listed: the analytic values lie "
                    f"well inside their one-sided quotients (JSON lists every entry)")

@@ -145,8 +145,7 @@ def test_every_entry_off_by_relative_1e6_is_caught(seed):
     for name in ("conv1.kernel", "fc1.weights", "fc2.bias"):
         probe, diffs = smooth_differences(model, name)
         analytic = probe.analytic.reshape(-1)
-        indices = [(k,) for k in range(analytic.size)]
-        right = judge(name, analytic.shape, analytic, diffs, indices, 1e-7, 1e-10)
+        right = judge(name, analytic.shape, analytic, diffs, analytic.shape, 1e-7, 1e-10)
         assert right.passed and right.kinks == 0
         big = np.flatnonzero(np.abs(analytic) >= 1e-3)
         assert big.size > 0
@@ -154,7 +153,7 @@ def test_every_entry_off_by_relative_1e6_is_caught(seed):
             for sign in (1, -1):
                 wrong = analytic.copy()
                 wrong[k] *= 1 + sign * 1e-6
-                result = judge(name, analytic.shape, wrong, diffs, indices, 1e-7, 1e-10)
+                result = judge(name, analytic.shape, wrong, diffs, analytic.shape, 1e-7, 1e-10)
                 assert [e.status for e in result.entries].count("fail") == 1
                 assert result.entries[k].status == "fail"
 
@@ -326,7 +325,7 @@ def test_analytic_outside_kink_interval_fails_in_judge():
                         spread=np.array([0.0]))
 
     def status(value):
-        return judge("input", (1,), np.array([value]), diffs, [(0,)], 1e-7, 1e-10).entries[0].status
+        return judge("input", (1,), np.array([value]), diffs, (1,), 1e-7, 1e-10).entries[0].status
 
     # [left, right] = [−3.5, 0]: the ends and the middle pass, beyond them fails
     assert status(-3.5) == status(0.0) == status(-1.75) == "kink"
@@ -351,7 +350,7 @@ def test_l2_pool_window_of_zeros_is_a_kink():
     diffs = Differences(numeric=np.zeros(1), left=np.array([-abs(g)]), right=np.array([abs(g)]),
                         kink=np.array([True]), several=np.array([False]), noise=np.zeros(1),
                         spread=np.zeros(1))
-    outside = judge("input", (1,), np.array([2 * abs(g)]), diffs, [(0,)], 1e-7, 1e-10)
+    outside = judge("input", (1,), np.array([2 * abs(g)]), diffs, (1,), 1e-7, 1e-10)
     assert not outside.passed
 
 

@@ -174,7 +174,7 @@ def test_finite_differences_too_coarse_for_one_percent_are_unverified():
     gradient = {q.quantity: q for q in result.gradients}["input"]
     assert gradient.difference_resolution == pytest.approx(4 * EPSILON * 22 / 2e-13 / 4, rel=5e-2)
     assert gradient.status == "unverified" and not gradient.passed and not result.passed
-    assert all(e.status == "ok" for e in gradient.entries)
+    assert all(e.status == "unresolved" for e in gradient.entries)   # neither resolves 1% of itself
     assert result.faulty_layer is None and result.deltas == []     # nothing disagreed
 
 
@@ -374,3 +374,26 @@ def test_the_table_says_why_an_overflowed_allowance_verifies_nothing(tmp_path):
     assert result.exit_code == 1, result.output
     assert "input: unverified: the sums behind E exceed float64" in result.stdout
     assert result.stdout.rstrip().endswith("1 spec: 0 passed, 0 failed, 1 unverified")
+
+
+# --------------------------------------------------------------------------- unresolved entries
+
+class HalfWrongMiddle(FC):
+    """fc whose ∂E/∂input[1] is 50% too large."""
+
+    def backward(self, dy, cache, params):
+        dx, grads = super().backward(dy, cache, params)
+        dx = dx.copy()
+        dx[:, 1] *= 1.5
+        return dx, grads
+
+
+@pytest.mark.parametrize("layer", [FC, HalfWrongMiddle])
+def test_an_entry_lost_under_a_cancelling_sum_is_unverified_not_passed(layer):
+    """input [1e12, 1, −1e12] → fc [[1, 1, 1]]: E = 1, but a step of input[1] moves E by less than
+    the rounding of 1e12, so its difference says nothing of ∂E/∂input[1] = 1 (right or 50% wrong)."""
+    result = check_model(cancelling_fc(1e12, layer))
+    gradient = {q.quantity: q for q in result.gradients}["input"]
+    assert gradient.status == "unverified" and not result.passed
+    assert [e.status for e in gradient.entries] == ["ok", "unresolved", "ok"]
+    assert [e.index for e in gradient.flagged()] == [(1,)]
