@@ -351,11 +351,12 @@ def rounding_magnitude(model: Model, trace, grads, recompute: bool = False) -> n
     re-run (their rounding is the same in every copy); the output of layer start − 1 is formed as
     y + s · ∂y/∂θ (one rounding of y), or with ``recompute`` (--fast) by that layer's forward (M).
     The losses sum terms of one sign (|E|), except ``none``, whose Σ t·y is the last layer's
-    M·|δ|. A fused loss reads the last layer's input, not its output, so that output is left out."""
+    M·|δ|. A fused loss reads the last layer's input, not its output, so that output is left out.
+    E here is the data loss: the copies leave out the L2 penalty, adding only its exact change."""
     net = model.network
     if not net.layers:   # a loss-only example: the input is the output the loss reads
         with np.errstate(invalid="ignore", over="ignore"):
-            return np.array([abs(float(net.objective(trace, model.target)[0])) + model.penalty()
+            return np.array([abs(float(net.objective(trace, model.target)[0]))
                              + float(np.nansum(np.abs(trace.output * grads.input)))])
     layers = len(net.layers)
     inside, formed = np.zeros(layers + 1), np.zeros(layers + 1)
@@ -368,7 +369,7 @@ def rounding_magnitude(model: Model, trace, grads, recompute: bool = False) -> n
     after = np.cumsum(inside[::-1])[::-1]              # after[k] = Σ_{j ≥ k} inside[j]
     before = np.concatenate([[0.0], formed[:-1]])      # before[start] = formed[start − 1]
     with np.errstate(over="ignore"):                  # sizes past float64 are inf: nothing verified
-        return abs(float(net.objective(trace, model.target)[0])) + model.penalty() + before + after
+        return abs(float(net.objective(trace, model.target)[0])) + before + after
 
 
 def finite_upstream_sum(model: Model, trace) -> None:
