@@ -12,6 +12,7 @@ import numpy as np
 
 from ..network import Network, Trace
 from ..record import Record
+from . import crop
 from .finite import Differences, Evaluator, central_differences
 
 
@@ -23,7 +24,7 @@ class Probe(Record):
     entry ``entries[k]`` by ``steps[k]``; ``moved(changes)`` adds ``changes[k]`` (the quantity's
     shape) to the whole quantity. ``step_scale`` is per entry: the step is eps times it (default
     max(1, |θ|)). ``shortcut``, if any, is a cheaper way to the same differences of every entry
-    (``SharedUnitRuns``, ``OneChannelRuns``).
+    (``SharedUnitRuns``, ``OneChannelRuns``, ``crop.CroppedRuns``).
     """
 
     __slots__ = ("quantity", "values", "analytic", "start", "perturbed", "moved", "step_scale", "shortcut")
@@ -31,7 +32,7 @@ class Probe(Record):
     def __init__(self, quantity: str, values: np.ndarray, analytic: np.ndarray, start: int,
                  perturbed: Callable[[np.ndarray, np.ndarray], np.ndarray],
                  moved: Callable[[np.ndarray], np.ndarray], step_scale: np.ndarray | None = None,
-                 shortcut: SharedUnitRuns | OneChannelRuns | None = None):
+                 shortcut: SharedUnitRuns | OneChannelRuns | crop.CroppedRuns | None = None):
         self.quantity, self.values, self.analytic, self.start = quantity, values, analytic, start
         self.perturbed, self.moved = perturbed, moved
         self.step_scale, self.shortcut = step_scale, shortcut
@@ -130,9 +131,12 @@ def input_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], a
     first = network.layers[0] if network.layers else None
     if not (structured and first is not None and first.linear_in_input):
         scale = None if network.layers else network.loss.step_scale(x)   # no layers: x is the output
-        return Probe("input", x, analytic, 0, lambda e, s: shifted_copies(x, e, s), lambda d: x + d, scale)
+        cropped = crop.point_runs(network, trace, 0, x) if structured else None
+        return Probe("input", x, analytic, 0, lambda e, s: shifted_copies(x, e, s), lambda d: x + d, scale,
+                     shortcut=cropped)
     through = LinearFirstLayer(first, trace.inputs[0], trace.outputs[0][0], network.params_of(0, params))
-    return Probe("input", x, analytic, 1, through.perturbed, through.moved)
+    return Probe("input", x, analytic, 1, through.perturbed, through.moved,
+                 shortcut=crop.first_conv_runs(network, trace, params))
 
 
 def output_probe(network: Network, trace: Trace, index: int, analytic: np.ndarray) -> Probe:
@@ -144,7 +148,8 @@ def output_probe(network: Network, trace: Trace, index: int, analytic: np.ndarra
     y = trace.outputs[index][0]
     scale = network.loss.step_scale(y) if index == len(network.layers) - 1 else None
     return Probe(network.names[index], y, analytic, index + 1,
-                 lambda e, s: shifted_copies(y, e, s), lambda d: y + d, scale)
+                 lambda e, s: shifted_copies(y, e, s), lambda d: y + d, scale,
+                 shortcut=crop.point_runs(network, trace, index + 1, y))
 
 
 class LayerParameter:
