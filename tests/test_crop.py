@@ -84,3 +84,113 @@ def random_net(seed):
         target = np.abs(rng.standard_normal(net.output_shape)) + 0.1
         target = target / target.sum() if loss == "cross_entropy" else target
         return hand_model(x, layers, loss, target, seed=seed)
+
+
+def probes_of(model):
+    """The input probe and every delta probe of a map that runs cropped, with its evaluator."""
+    net = model.network
+    trace = model.forward()
+    grads = model.backward(trace)
+    evaluator = Evaluator(net, model.params, model.target, trace)
+    probes = [input_probe(net, trace, model.params, grads.input[0])]
+    probes += [output_probe(net, trace, k, grads.outputs[net.names[k]][0]) for k in range(len(net.layers))]
+    return evaluator, [p for p in probes if isinstance(p.shortcut, crop.CroppedRuns)]
+
+
+def both_paths(evaluator, probe):
+    """The probe's differences through its crops and through the plain path (whole maps)."""
+    cropped = probe.differences(evaluator, EPS)
+    shortcut, probe.shortcut = probe.shortcut, None
+    plain = probe.differences(evaluator, EPS)
+    probe.shortcut = shortcut
+    return cropped, plain
+
+
+def test_crops_without_convs_give_the_plain_paths_bits(monkeypatch):
+    """Activations and pools compute each output from the same numbers either way: identical
+    numeric derivatives, one-sided quotients and kink flags, over 120 random networks."""
+    monkeypatch.setattr(crop, "CONV_PAYS", 0.0)
+    seen = {"probes": 0, "kinks": 0, "several": 0, "windowed": 0}
+    for seed in range(120):
+        evaluator, probes = probes_of(random_net(seed))
+        for probe in probes:
+            assert not any(isinstance(step.layer, Conv) for step in probe.shortcut.plan.steps)
+            cropped, plain = both_paths(evaluator, probe)
+            for field in ("numeric", "left", "right", "kink", "several", "noise", "spread"):
+                np.testing.assert_array_equal(getattr(cropped, field), getattr(plain, field), err_msg=f"{seed} {field}")
+            seen["probes"] += 1
+            seen["kinks"] += int(plain.kink.any())
+            seen["several"] += int(plain.several.any())
+            seen["windowed"] += int(any(step.window is not None for step in probe.shortcut.plan.steps))
+    assert seen["probes"] > 150 and seen["kinks"] > 30 and seen["several"] > 10 and seen["windowed"] > 50, seen
+
+
+def test_cropped_convs_agree_to_rounding(monkeypatch):
+    """A conv on a crop rounds its matrix product differently from the whole map's: the numeric
+    derivatives agree within the rounding allowance of the check (``noise``), the kink flags exactly."""
+    monkeypatch.setattr(crop, "CONV_PAYS", 1.0)
+    convs = 0
+    for seed in range(120):
+        evaluator, probes = probes_of(random_net(seed))
+        for probe in probes:
+            cropped, plain = both_paths(evaluator, probe)
+            np.testing.assert_array_equal(cropped.kink, plain.kink, err_msg=str(seed))
+            np.testing.assert_array_equal(cropped.several, plain.several, err_msg=str(seed))
+            finite = np.isfinite(plain.numeric)
+            np.testing.assert_array_equal(finite, np.isfinite(cropped.numeric))
+            assert (np.abs(cropped.numeric - plain.numeric)[finite] <= plain.noise[finite]).all(), seed
+            convs += any(isinstance(step.layer, Conv) for step in probe.shortcut.plan.steps)
+    assert convs > 50
+
+
+def lenet_like(size, seed=0):
+    """conv 4@5×5 → relu → max pool 2 → conv 6@3×3 pad same → relu → avg pool 2 → flatten → fc 3."""
+    layers = [("conv1", Conv((4, 1, 5, 5))), ("relu1", ReLU()), ("pool1", Pool("max", 2)),
+              ("conv2", Conv((6, 4, 3, 3), padding="same")), ("relu2", ReLU()), ("pool2", Pool("avg", 2)),
+              ("flatten1", Flatten())]
+    out = Network((1, size, size), layers, None).output_shape
+    layers.append(("fc1", FC((3, out[0]))))
+    rng = np.random.default_rng(seed)
+    return hand_model(rng.standard_normal((1, size, size)), layers, "squared_error", rng.standard_normal(3), seed=seed)
+
+
+def test_a_large_map_crops_its_convs_and_checks_the_same():
+    """On a 28×28 input the input pixel's box after pool1 is a small part of conv2's map, so conv2
+    runs cropped at the default setting; every entry's verdict is the plain path's."""
+    model = lenet_like(28)
+    evaluator, probes = probes_of(model)
+    probe = probes[0]
+    assert probe.quantity == "input" and probe.start == 1
+    assert [model.network.names[s.index] for s in probe.shortcut.plan.steps] == \
+        ["relu1", "pool1", "conv2", "relu2", "pool2"]
+    cropped = check_entries(evaluator, probe, model.user_shapes["input"], EPS, 1e-7, 1e-10)
+    probe.shortcut = None
+    plain = check_entries(evaluator, probe, model.user_shapes["input"], EPS, 1e-7, 1e-10)
+    assert cropped.passed and plain.passed
+    assert [e.status for e in cropped.entries] == [e.status for e in plain.entries]
+    np.testing.assert_allclose([e.numeric for e in cropped.entries], [e.numeric for e in plain.entries],
+                               rtol=1e-8, atol=1e-12)
+
+
+def test_small_maps_keep_convs_whole():
+    """On a 12×12 input conv2's box would be most of its map: the crop stops before it (and so
+    gives the plain path's bits)."""
+    model = lenet_like(12)
+    _, probes = probes_of(model)
+    assert [model.network.names[s.index] for s in probes[0].shortcut.plan.steps] == ["relu1", "pool1"]
+
+
+class OwnReLU(ReLU):
+    """A kind the crop does not know (a user's subclass): run whole."""
+
+
+def test_unknown_kinds_and_untied_biases_run_whole():
+    layers = [("conv1", Conv((2, 1, 3, 3))), ("own1", OwnReLU()), ("pool1", Pool("max", 2)), ("flatten1", Flatten()),
+              ("fc1", FC((2, 18)))]
+    model = hand_model(np.ones((1, 8, 8)), layers, "squared_error", [0.0, 1.0])
+    _, probes = probes_of(model)
+    assert [p.quantity for p in probes] == ["own1"]          # only the pool after own1 is cropped
+    assert not crop.local(Conv((2, 1, 3, 3), untied_bias=True))
+    conv = Conv((2, 1, 3, 3))
+    conv.groups = 2                                          # a setting the crop has not learnt
+    assert not crop.local(conv) and crop.local(Conv((2, 1, 3, 3)))
