@@ -120,7 +120,9 @@ class CropPlan:
                                 for axis in (0, 1))
                 if isinstance(layer, Conv) and box_out[0] * box_out[1] > CONV_PAYS * out_shape[1] * out_shape[2]:
                     break
-                padded = pad_map(trace.inputs[index], layer.padding, window.pad_value)[0]
+                # the padded input, and a spare row and column past its end (``CropEvaluator.window``)
+                (top, bottom), (left, right) = layer.padding
+                padded = pad_map(trace.inputs[index], ((top, bottom + 1), (left, right + 1)), window.pad_value)[0]
                 run_as = copying.copy(layer)
                 run_as.padding = ((0, 0), (0, 0))
             else:
@@ -181,10 +183,11 @@ class CropEvaluator:
                         channels = None
                 base = evaluator.base_patterns[step.index]
                 if base is not None:
-                    moved, places = self.moved(step, cache, base, rows, cols, channels)
+                    moved, box = self.moved(step, cache, base, rows, cols, channels)
                     crossed += moved.sum(axis=1)
-                    fresh = (first < 0) & moved.any(axis=1)
-                    first[fresh] = offset + places[fresh, moved[fresh].argmax(axis=1)]
+                    fresh = np.flatnonzero((first < 0) & moved.any(axis=1))
+                    first[fresh] = offset + self.place(base, box, moved[fresh].argmax(axis=1), rows[fresh],
+                                                       cols[fresh], None if channels is None else channels[fresh])
                     offset += base[0].size
             whole = self.spliced(values, rows, cols, channels)
             losses, ran = evaluator.losses(plan.stop, whole)
@@ -202,44 +205,44 @@ class CropEvaluator:
         win = step.window
         height, width = win.extent(0, step.size[0]), win.extent(1, step.size[1])
         top, left = win.stride[0] * out_rows, win.stride[1] * out_cols          # padded coordinates
-        views = np.lib.stride_tricks.sliding_window_view(step.padded, (height, width), axis=(1, 2))
-        count = len(rows)
-        keep_one = channels is not None and not isinstance(step.layer, Conv)   # pooling is channel-wise
-        buffer = np.empty((count, 1 if keep_one else step.padded.shape[0], height + 1, width + 1))
-        if keep_one:
-            buffer[:, 0, :height, :width] = views[channels, top, left]
+        views = np.lib.stride_tricks.sliding_window_view(step.padded, (height + 1, width + 1), axis=(1, 2))
+        if channels is not None and not isinstance(step.layer, Conv):        # pooling is channel-wise
+            buffer, depth = views[channels, top, left][:, None], 0
         else:
-            buffer[:, :, :height, :width] = views[:, top, left].transpose(1, 0, 2, 3)
+            buffer, depth = views.transpose(1, 2, 0, 3, 4)[top, left], channels
         box_h, box_w = values.shape[2:]
         at_rows = rows[:, None] + win.before[0] - top[:, None] + np.arange(box_h)
         at_cols = cols[:, None] + win.before[1] - left[:, None] + np.arange(box_w)
-        at_rows = np.where((at_rows >= 0) & (at_rows < height), at_rows, height)
-        at_cols = np.where((at_cols >= 0) & (at_cols < width), at_cols, width)
-        copies = np.arange(count)[:, None, None]
-        if channels is None or keep_one:
-            buffer[copies, :, at_rows[:, :, None], at_cols[:, None, :]] = values.transpose(0, 2, 3, 1)
+        at_rows = np.where((at_rows >= 0) & (at_rows < height), at_rows, height)[:, :, None]
+        at_cols = np.where((at_cols >= 0) & (at_cols < width), at_cols, width)[:, None, :]
+        copies = np.arange(len(rows))[:, None, None]
+        if depth is None:
+            buffer[copies, :, at_rows, at_cols] = values.transpose(0, 2, 3, 1)
         else:
-            buffer[copies, channels[:, None, None], at_rows[:, :, None], at_cols[:, None, :]] = values[:, 0]
+            buffer[copies, depth if np.ndim(depth) == 0 else depth[:, None, None], at_rows, at_cols] = values[:, 0]
         return buffer[:, :, :height, :width]
 
-    def moved(self, step: Step, cache, base, rows, cols, channels):
-        """Which units of the box each copy moved to another piece, (N, units), and each unit's
-        place in the whole layer (c·H·W + i·W + j)."""
+    @staticmethod
+    def moved(step: Step, cache, base, rows, cols, channels) -> tuple[np.ndarray, tuple[int, ...]]:
+        """Which units of the box each copy moved to another smooth piece, (N, units), and the box's
+        shape (channels, rows, columns)."""
         pattern = step.layer.pattern(cache)
-        _, depth, height, width = base.shape
-        box_rows = rows[:, None] + np.arange(pattern.shape[2])
-        box_cols = cols[:, None] + np.arange(pattern.shape[3])
-        where_rows, where_cols = box_rows[:, None, :, None], box_cols[:, None, None, :]
+        box_rows = (rows[:, None] + np.arange(pattern.shape[2]))[:, :, None]
+        box_cols = (cols[:, None] + np.arange(pattern.shape[3]))[:, None, :]
         if channels is None:
-            unmoved = base[0][:, box_rows[:, :, None], box_cols[:, None, :]].transpose(1, 0, 2, 3)
-            depth_of = np.arange(depth)[None, :, None, None]
+            unmoved = base[0][:, box_rows, box_cols].transpose(1, 0, 2, 3)
         else:
-            unmoved = base[0][channels[:, None, None], box_rows[:, :, None], box_cols[:, None, :]][:, None]
-            depth_of = channels[:, None, None, None]
-        count = len(rows)
-        places = (depth_of * height + where_rows) * width + where_cols
-        places = np.broadcast_to(places, pattern.shape).reshape(count, -1)
-        return (pattern != unmoved).reshape(count, -1), places
+            unmoved = base[0][channels[:, None, None], box_rows, box_cols][:, None]
+        return (pattern != unmoved).reshape(len(rows), -1), pattern.shape[1:]
+
+    @staticmethod
+    def place(base, box, units, rows, cols, channels) -> np.ndarray:
+        """The place in the whole layer (c·H·W + i·W + j) of unit ``units[k]`` of copy k's box."""
+        _, _, height, width = base.shape
+        depth, row, col = np.unravel_index(units, box)
+        if channels is not None:
+            depth = channels
+        return (depth * height + rows + row) * width + cols + col
 
     def spliced(self, values, rows, cols, channels) -> np.ndarray:
         """The whole maps entering layer ``stop``: the unperturbed one with each copy's box pasted in."""
