@@ -194,3 +194,15 @@ def test_unknown_kinds_and_untied_biases_run_whole():
     conv = Conv((2, 1, 3, 3))
     conv.groups = 2                                          # a setting the crop has not learnt
     assert not crop.local(conv) and crop.local(Conv((2, 1, 3, 3)))
+
+
+def test_the_work_of_cropped_copies_by_hand():
+    """An input pixel of 8×8 → relu → max pool 2 → flatten → fc 2×16 runs relu on its 1×1 box (1
+    multiply-add's worth), the pool on the 2×2 window of its 1×1 output box (4), then flatten (16)
+    and fc (32) whole, writing its box and the 16 values of the pooled map it is pasted into."""
+    from cnngrad.gradcheck.work import FORMING, check_work
+    layers = [("relu1", ReLU()), ("pool1", Pool("max", 2)), ("flatten1", Flatten()), ("fc1", FC((2, 16)))]
+    model = hand_model(np.ones((1, 8, 8)), layers, "squared_error", [0.0, 1.0])
+    assert check_work(model.network, wrt=["input"]) == 64 * 4 * (1 + 4 + 16 + 32 + FORMING * (1 + 16))
+    # with --fast every entry moves at once: the whole maps, as before
+    assert check_work(model.network, wrt=["input"], fast=True) == 6 * 4 * (64 + 64 + 16 + 32 + FORMING * 64)

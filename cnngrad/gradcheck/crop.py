@@ -22,6 +22,7 @@ large, and the losses agree with the plain path's to rounding (the numeric deriv
 from __future__ import annotations
 
 import copy as copying
+import math
 
 import numpy as np
 
@@ -80,16 +81,74 @@ class Window(Record):
         return self.stride[axis] * (count - 1) + self.span[axis]
 
 
+class Leg(Record):
+    """One layer a copy runs cropped, from the shapes alone: its index, its window (None: entry-wise),
+    the box size it outputs, whether copies enter it carrying one channel, and the shape it runs on
+    (channels, and the box or the window the box's outputs read)."""
+
+    __slots__ = ("index", "window", "size", "one_channel", "shape")
+
+    def __init__(self, index, window, size, one_channel, shape):
+        self.index, self.window, self.size, self.one_channel, self.shape = index, window, size, one_channel, shape
+
+
+def route(network: Network, start: int, size: tuple[int, int], one_channel: bool) -> tuple[list[Leg], int]:
+    """The layers from ``start`` on that copies moving a box of ``size`` run cropped, and the layer
+    from which they run whole: the last layer, one the crop does not know or that mixes the whole
+    map, a conv whose box is more than ``CONV_PAYS`` of its map, or a box that is the whole map."""
+    legs, index, box = [], start, size
+    while index < len(network.layers) - 1 and local(network.layers[index]):
+        layer, out_shape = network.layers[index], network.out_shapes[index]
+        channels = network.in_shapes[index][0] if isinstance(layer, Conv) or not one_channel else 1
+        if isinstance(layer, (Conv, Pool)):
+            window = Window(layer)
+            box_out = tuple(window.reach(axis, np.zeros(1, dtype=np.int64), box[axis], out_shape[1 + axis])[1]
+                            for axis in (0, 1))
+            if isinstance(layer, Conv) and box_out[0] * box_out[1] > CONV_PAYS * out_shape[1] * out_shape[2]:
+                break
+            shape = (channels,) + tuple(window.extent(axis, box_out[axis]) for axis in (0, 1))
+        else:
+            window, box_out, shape = None, box, (channels,) + tuple(box)
+        if box_out[0] >= out_shape[1] and box_out[1] >= out_shape[2]:
+            break                                  # the box is the whole map: nothing to save
+        legs.append(Leg(index, window, box_out, one_channel, shape))
+        one_channel = one_channel and not isinstance(layer, Conv)
+        index, box = index + 1, box_out
+    return legs, index
+
+
+def copy_work(network: Network, start: int, size: tuple[int, int], one_channel: bool):
+    """For ``work.check_work``: (multiply-adds one copy's cropped layers take, values it writes into
+    maps — its first box and the whole map it is pasted into — and the layer it runs whole from),
+    or None when nothing would run cropped."""
+    legs, stop = route(network, start, size, one_channel)
+    if not legs:
+        return None
+    operations = sum(run_cropped(network.layers[leg.index]).operations(leg.shape) for leg in legs)
+    written = size[0] * size[1] * (1 if one_channel else network.in_shapes[start][0])
+    return operations, written + math.prod(network.in_shapes[stop]), stop
+
+
+def run_cropped(layer):
+    """The layer as it runs on a crop: a windowed layer without its padding, which its window
+    already holds."""
+    if not isinstance(layer, (Conv, Pool)):
+        return layer
+    bare = copying.copy(layer)
+    bare.padding = ((0, 0), (0, 0))
+    return bare
+
+
 class Step(Record):
-    """One cropped layer of a plan: its index, the layer as it runs on a crop (a windowed layer
-    without its padding, which the window already holds), its window (None: entry-wise), the box
-    size it outputs, whether its copies carry one channel, and the unperturbed padded input."""
+    """A ``Leg`` as it runs: the layer without its padding (``run_cropped``) and the unperturbed
+    input, padded, with a spare row and column past its end (``CropEvaluator.window``)."""
 
-    __slots__ = ("index", "layer", "window", "size", "one_channel", "padded")
+    __slots__ = ("index", "layer", "window", "size", "one_channel", "shape", "padded")
 
-    def __init__(self, index, layer, window, size, one_channel, padded):
-        self.index, self.layer, self.window, self.size = index, layer, window, size
-        self.one_channel, self.padded = one_channel, padded
+    def __init__(self, leg: Leg, layer, padded):
+        self.index, self.window, self.size, self.one_channel, self.shape = \
+            leg.index, leg.window, leg.size, leg.one_channel, leg.shape
+        self.layer, self.padded = layer, padded
 
 
 class Crops(Record):
@@ -104,47 +163,26 @@ class Crops(Record):
 
 
 class CropPlan:
-    """The layers from ``start`` on that copies moving a box of ``size`` run cropped, and the layer
-    (``stop``) from which they run whole."""
+    """The layers from ``start`` on that copies moving a box of ``size`` run cropped (``route``),
+    ready to run against the unperturbed ``trace``, and the layer (``stop``) from which they run whole."""
 
     def __init__(self, network: Network, trace: Trace, start: int, size: tuple[int, int], one_channel: bool):
         self.network, self.trace, self.start, self.size = network, trace, start, size
-        self.steps: list[Step] = []
-        index, box = start, size
-        while index < len(network.layers) - 1 and local(network.layers[index]):
-            layer, in_shape = network.layers[index], network.in_shapes[index]
-            out_shape = network.out_shapes[index]
-            if isinstance(layer, (Conv, Pool)):
-                window = Window(layer)
-                box_out = tuple(window.reach(axis, np.zeros(1, dtype=np.int64), box[axis], out_shape[1 + axis])[1]
-                                for axis in (0, 1))
-                if isinstance(layer, Conv) and box_out[0] * box_out[1] > CONV_PAYS * out_shape[1] * out_shape[2]:
-                    break
-                # the padded input, and a spare row and column past its end (``CropEvaluator.window``)
+        legs, self.stop = route(network, start, size, one_channel)
+        self.steps = []
+        for leg in legs:
+            layer, padded = network.layers[leg.index], None
+            if leg.window is not None:
                 (top, bottom), (left, right) = layer.padding
-                padded = pad_map(trace.inputs[index], ((top, bottom + 1), (left, right + 1)), window.pad_value)[0]
-                run_as = copying.copy(layer)
-                run_as.padding = ((0, 0), (0, 0))
-            else:
-                window, box_out, padded, run_as = None, box, None, layer
-            if box_out[0] >= out_shape[1] and box_out[1] >= out_shape[2]:
-                break                                  # the box is the whole map: nothing to save
-            self.steps.append(Step(index, run_as, window, box_out, one_channel, padded))
-            one_channel = one_channel and not isinstance(layer, Conv)
-            index, box = index + 1, box_out
-        self.stop = index
+                padded = pad_map(trace.inputs[leg.index], ((top, bottom + 1), (left, right + 1)),
+                                 leg.window.pad_value)[0]
+            self.steps.append(Step(leg, run_cropped(layer), padded))
 
     def floats_per_copy(self) -> int:
         """Roughly how many floats one copy holds through the cropped layers and the whole ones after."""
-        net, floats, box = self.network, 0, self.size
-        for step in self.steps:
-            whole = not step.one_channel or isinstance(step.layer, Conv)
-            width = net.in_shapes[step.index][0] if whole else 1
-            window = box if step.window is None else \
-                tuple(step.window.extent(axis, step.size[axis]) for axis in (0, 1))
-            floats += step.layer.work_size((width,) + tuple(window))
-            box = step.size
-        return floats + sum(net.layers[k].work_size(net.in_shapes[k]) for k in range(self.stop, len(net.layers)))
+        net = self.network
+        cropped = sum(step.layer.work_size(step.shape) for step in self.steps)
+        return cropped + sum(net.layers[k].work_size(net.in_shapes[k]) for k in range(self.stop, len(net.layers)))
 
 
 class CropEvaluator:
@@ -298,7 +336,7 @@ def first_conv_runs(network: Network, trace: Trace, params) -> CroppedRuns | Non
     if not local(conv) or x.ndim != 4:
         return None
     window = Window(conv)
-    size = tuple(window.reach(axis, np.zeros(1, dtype=np.int64), 1, y.shape[1 + axis])[1] for axis in (0, 1))
+    size = first_conv_box(network)
     plan = CropPlan(network, trace, 1, size, one_channel=False)
     if not plan.steps:
         return None
@@ -319,6 +357,12 @@ def first_conv_runs(network: Network, trace: Trace, params) -> CroppedRuns | Non
         return Crops(unmoved + steps.reshape(-1, 1, 1, 1) * change, rows, cols)
 
     return CroppedRuns(plan, copies)
+
+
+def first_conv_box(network: Network) -> tuple[int, int]:
+    """The size of the box of a first conv's output that one input pixel moves."""
+    window, out_shape = Window(network.layers[0]), network.out_shapes[0]
+    return tuple(window.reach(axis, np.zeros(1, dtype=np.int64), 1, out_shape[1 + axis])[1] for axis in (0, 1))
 
 
 def taps(offset: np.ndarray, dilation: int, size: int) -> tuple[np.ndarray, np.ndarray]:
