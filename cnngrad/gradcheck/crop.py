@@ -17,7 +17,8 @@ Activations and pooling compute each output from the same numbers in the same or
 cropped, so their crops give the plain path's bits. A conv is one BLAS matrix product, whose
 rounding depends on the width of the matrix (a column's bits differ between widths), so a conv
 is cropped only where its box is at most ``CONV_PAYS`` of its output map: there the saving is
-large, and the losses agree with the plain path's to rounding (the numeric derivatives to ~1e-12).
+large, and the losses agree with the plain path's to rounding (the numeric derivatives within the
+check's own allowance for rounding, ``Differences.noise``; tests/test_crop.py).
 """
 from __future__ import annotations
 
