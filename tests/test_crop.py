@@ -206,3 +206,36 @@ def test_the_work_of_cropped_copies_by_hand():
     assert check_work(model.network, wrt=["input"]) == 64 * 4 * (1 + 4 + 16 + 32 + FORMING * (1 + 16))
     # with --fast every entry moves at once: the whole maps, as before
     assert check_work(model.network, wrt=["input"], fast=True) == 6 * 4 * (64 + 64 + 16 + 32 + FORMING * 64)
+
+
+def test_an_untied_bias_runs_cropped_and_gives_the_plain_paths_bits():
+    """An untied bias entry moves one output entry: the layers after it run on its box, with the
+    very numbers of the whole-map runs (and of the one-channel runs it replaces)."""
+    from cnngrad.gradcheck.probes import OneChannelRuns, param_probe
+    rng = np.random.default_rng(5)
+    layers = [("conv1", Conv((2, 1, 3, 3), untied_bias=True, padding=1)), ("relu1", ReLU()),
+              ("pool1", Pool("max", 2)), ("tanh1", Tanh()), ("flatten1", Flatten()), ("fc1", FC((2, 32)))]
+    # a kernel of zeros and a bias on a coarse grid: conv1's outputs are the bias, ReLUs sit at 0, pools tie
+    params = {"conv1.kernel": np.zeros((2, 1, 3, 3)), "conv1.bias": rng.integers(-2, 3, (2, 8, 8)) / 2.0}
+    model = hand_model(rng.standard_normal((1, 8, 8)), layers, "squared_error", [0.5, -0.5], params, seed=5)
+    trace = model.forward()
+    grads = model.backward(trace)
+    evaluator = Evaluator(model.network, model.params, model.target, trace)
+    probe = param_probe(model.network, trace, model.params, "conv1.bias", grads.params["conv1.bias"])
+    assert isinstance(probe.shortcut, crop.CroppedRuns)
+    cropped = probe.differences(evaluator, EPS)
+    probe.shortcut = None
+    plain = probe.differences(evaluator, EPS)
+    probe.shortcut = OneChannelRuns(crop_free_one_channel(model, trace))
+    channel = probe.differences(evaluator, EPS)
+    for field in ("numeric", "left", "right", "kink", "several"):
+        np.testing.assert_array_equal(getattr(cropped, field), getattr(plain, field))
+        np.testing.assert_array_equal(getattr(cropped, field), getattr(channel, field))
+    assert plain.kink.any()
+
+
+def crop_free_one_channel(model, trace):
+    from cnngrad.gradcheck.probes import LayerParameter
+    net = model.network
+    return LayerParameter(net.layers[0], trace.inputs[0], trace.outputs[0][0], net.params_of(0, model.params),
+                          "bias").one_channel

@@ -330,6 +330,15 @@ def point_runs(network: Network, trace: Trace, start: int, values: np.ndarray) -
     return CroppedRuns(plan, copies)
 
 
+def untied_bias_runs(network: Network, trace: Trace, index: int, pname: str) -> CroppedRuns | None:
+    """Cropped runs for an untied conv bias: its entry (d, i, j) moves output entry (d, i, j) of
+    layer ``index`` alone, by the step (y + s · 1, what ``Conv.output_change`` gives exactly)."""
+    layer = network.layers[index]
+    if type(layer) is not Conv or not layer.untied_bias or pname != "bias":
+        return None
+    return point_runs(network, trace, index + 1, trace.outputs[index][0])
+
+
 def first_conv_runs(network: Network, trace: Trace, params) -> CroppedRuns | None:
     """Cropped runs for the input seen through a first conv: an input pixel moves the box of that
     conv's outputs whose windows hold it, by s · K (``Conv.input_change`` on the box alone)."""

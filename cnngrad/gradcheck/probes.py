@@ -213,4 +213,6 @@ def param_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], n
     elif structured and layer.param_moves_one_channel and index + 1 < len(network.layers) \
             and network.layers[index + 1].channelwise:
         shortcut = OneChannelRuns(parameter.one_channel)
+    if structured:   # an untied conv bias entry moves one output entry: receptive-field probes after it
+        shortcut = crop.untied_bias_runs(network, trace, index, pname) or shortcut
     return Probe(name, parameter.theta, analytic, index + 1, perturbed, parameter.moved, shortcut=shortcut)
