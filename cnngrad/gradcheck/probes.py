@@ -16,6 +16,7 @@ import numpy as np
 
 from ..network import Network, Trace
 from ..record import Record
+from . import crop
 from .finite import Differences, Evaluator, central_differences
 
 
@@ -28,8 +29,8 @@ class Probe(Record):
     entry ``entries[k]`` by ``steps[k]``; ``moved(changes)`` adds ``changes[k]`` (the quantity's
     shape) to the whole quantity. ``step_scale`` is per entry: the step is eps times it (default
     max(1, |θ|)). ``shortcut``, if any, is a cheaper way to the same differences of every entry
-    (``SharedUnitRuns``, ``OneChannelRuns``). ``penalty``, for a regularized parameter, is the
-    change of the L2 penalty each copy makes (``PenaltyChange``).
+    (``SharedUnitRuns``, ``OneChannelRuns``, ``crop.CroppedRuns``). ``penalty``, for a regularized
+    parameter, is the change of the L2 penalty each copy makes (``PenaltyChange``).
     """
 
     __slots__ = ("quantity", "values", "analytic", "start", "perturbed", "moved", "step_scale", "shortcut",
@@ -38,7 +39,8 @@ class Probe(Record):
     def __init__(self, quantity: str, values: np.ndarray, analytic: np.ndarray, start: int,
                  perturbed: Callable[[np.ndarray, np.ndarray], np.ndarray],
                  moved: Callable[[np.ndarray], np.ndarray], step_scale: np.ndarray | None = None,
-                 shortcut: SharedUnitRuns | OneChannelRuns | None = None, penalty: PenaltyChange | None = None):
+                 shortcut: SharedUnitRuns | OneChannelRuns | crop.CroppedRuns | None = None,
+                 penalty: PenaltyChange | None = None):
         self.quantity, self.values, self.analytic, self.start = quantity, values, analytic, start
         self.perturbed, self.moved = perturbed, moved
         self.step_scale, self.shortcut = step_scale, shortcut
@@ -166,9 +168,12 @@ def input_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], a
     first = network.layers[0] if network.layers else None
     if not (structured and first is not None and first.linear_in_input and network.chained(0)):
         scale = None if network.layers else network.loss.step_scale(x)   # no layers: x is the output
-        return Probe("input", x, analytic, 0, lambda e, s: shifted_copies(x, e, s), lambda d: x + d, scale)
+        cropped = crop.point_runs(network, trace, 0, x[0]) if structured else None
+        return Probe("input", x, analytic, 0, lambda e, s: shifted_copies(x, e, s), lambda d: x + d, scale,
+                     shortcut=cropped)
     through = LinearFirstLayer(first, x, trace.outputs[0], network.params_of(0, params))
-    return Probe("input", x, analytic, 1, through.perturbed, through.moved)
+    return Probe("input", x, analytic, 1, through.perturbed, through.moved,
+                 shortcut=crop.first_conv_runs(network, trace, params))
 
 
 def output_probe(network: Network, trace: Trace, index: int, analytic: np.ndarray) -> Probe:
@@ -180,7 +185,8 @@ def output_probe(network: Network, trace: Trace, index: int, analytic: np.ndarra
     y = trace.outputs[index]
     scale = network.loss.step_scale(y) if index == len(network.layers) - 1 else None
     return Probe(network.names[index], y, analytic, index + 1,
-                 lambda e, s: shifted_copies(y, e, s), lambda d: y + d, scale)
+                 lambda e, s: shifted_copies(y, e, s), lambda d: y + d, scale,
+                 shortcut=crop.point_runs(network, trace, index + 1, y[0]))
 
 
 class LayerParameter:
@@ -256,5 +262,7 @@ def param_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], n
     elif structured and one_example and layer.param_moves_one_channel and index + 1 < len(network.layers) \
             and network.layers[index + 1].channelwise and network.chained(index + 1):
         shortcut = OneChannelRuns(parameter.one_channel)
+    if structured:   # an untied conv bias entry moves one output entry: receptive-field probes after it
+        shortcut = crop.untied_bias_runs(network, trace, index, pname) or shortcut
     return Probe(name, parameter.theta, analytic, index + 1, perturbed, parameter.moved, shortcut=shortcut,
                  penalty=penalty)

@@ -4,8 +4,10 @@ reasonable time is refused up front (``--max-work`` raises the bound).
 A full check runs four perturbed copies of every entry (or output unit, for fc parameters)
 through the layers downstream of it: work = Σ over quantities of copies × (the multiply-adds of
 those layers + ``FORMING`` × the size of the map each copy starts from, which is written, not
-computed, and costs memory traffic). ``--fast`` runs six directions each. With ``batch: N`` a
-copy runs all N examples, and the input and each layer's output have N times the entries.
+computed, and costs memory traffic). A copy of an input pixel or a layer output that runs
+cropped (``crop``) counts its cropped layers on their boxes, and writes its box and the whole
+map it is pasted into. ``--fast`` runs six directions each. With ``batch: N`` a copy runs all N
+examples, and the input and each layer's output have N times the entries.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import math
 
 from ..network import Network
 from ..quantities import value_of
+from . import crop
 from .finite import STEPS
 
 RATE = 2e9                    # multiply-adds a second of a check on a 2-core x86_64 (LeNet-5's 2.8e9: 0.7-1 s)
@@ -31,17 +34,32 @@ def check_work(network: Network, wrt=(), fast: bool = False, deltas: bool = Fals
     and with ``deltas`` every layer's delta too."""
     downstream = downstream_operations(network)
 
-    def cost(runs: int, start: int) -> float:
+    def cost(runs: int, start: int, cropped=None) -> float:
         size = math.prod(network.value_shapes[start]) if start < len(network.layers) else 1
+        if cropped is not None and not fast:        # receptive-field probes (``crop``)
+            operations, written, stop = cropped
+            return run_copies(runs, fast) * (operations + downstream[stop] + FORMING * written)
         return run_copies(runs, fast) * network.batch * (downstream[start] + FORMING * size)
 
-    quantities = {name: cost(runs, start) for name, (runs, start) in gradient_runs(network).items()}
-    layer_deltas = {name: cost(network.batch * math.prod(network.out_shapes[k]), k + 1)
+    quantities = {name: cost(runs, start, input_crop(network) if name == "input" else None)
+                  for name, (runs, start) in gradient_runs(network).items()}
+    layer_deltas = {name: cost(network.batch * math.prod(network.out_shapes[k]), k + 1,
+                               crop.copy_work(network, k + 1, (1, 1), True) if len(network.out_shapes[k]) == 3 else None)
                     for k, name in enumerate(network.names)}
     bare = [value_of(name) for name in wrt]
     chosen = sum(quantities.get(name, layer_deltas.get(name, 0.0)) for name in bare) if wrt \
         else sum(quantities.values())
     return chosen + (sum(layer_deltas.values()) if deltas else 0.0)
+
+
+def input_crop(network: Network):
+    """``crop.copy_work`` of the input's copies: a pixel seen through a first conv, or one entry."""
+    if not network.layers or len(network.input_shape) != 3:
+        return None
+    first = network.layers[0]
+    if first.linear_in_input:
+        return crop.copy_work(network, 1, crop.first_conv_box(network), False) if crop.local(first) else None
+    return crop.copy_work(network, 0, (1, 1), True)
 
 
 def run_copies(runs: int, fast: bool) -> int:

@@ -1,0 +1,393 @@
+"""Receptive-field probes: a perturbed copy runs the layers after it only on the region it can move.
+
+A copy that moves one entry of a map (or, through a first conv, that conv's outputs over one input
+pixel) differs from the unperturbed run only inside a box of each later map. The box is carried
+through the local layers that follow — activations (each output reads its own entry), pooling and
+conv (output (i, j) reads rows s·i − top … s·i − top + r·(k − 1)) — each layer running only on the
+input window its box's outputs read: the unperturbed padded map with the copy's box pasted in. Every
+box has one size for all copies of a probe (clamped inside the map), so the copies still run as one
+batch. Where the path meets a layer that mixes the whole map (flatten, fc, softmax, global pooling),
+the last layer, a kind it does not know, or a box that covers its whole map, the boxes are pasted
+into the unperturbed map and the rest runs whole, as the plain path does.
+
+Kinks are read on the boxes: outside them a copy's values are the unperturbed run's, so its ReLU
+signs and pool winners there are too, and a moved unit is numbered by its place in the whole layer.
+
+Activations and pooling compute each output from the same numbers in the same order, whole or
+cropped, so their crops give the plain path's bits. A conv is one BLAS matrix product, whose
+rounding depends on the width of the matrix (a column's bits differ between widths), so a conv
+is cropped only where its box is at most ``CONV_PAYS`` of its output map: there the saving is
+large, and the losses agree with the plain path's to rounding (the numeric derivatives within the
+check's own allowance for rounding, ``Differences.noise``; tests/test_crop.py).
+"""
+from __future__ import annotations
+
+import copy as copying
+import math
+
+import numpy as np
+
+from ..layers.activations import LeakyReLU, ReLU, Sigmoid, Tanh
+from ..layers.base import pad_map
+from ..layers.conv import Conv
+from ..layers.pooling import Pool
+from ..network import Network, Trace
+from ..record import Record
+from .finite import Differences, Evaluator, central_differences
+
+CONV_PAYS = 0.25   # a conv is cropped when its box holds at most this fraction of its output map
+
+# the kinds a crop knows, with every setting it reads: a kind that gains a setting (a padding mode)
+# is run whole until this table learns it
+LOCAL = {
+    ReLU: frozenset(), LeakyReLU: frozenset({"slope"}), Sigmoid: frozenset(), Tanh: frozenset(),
+    Pool: frozenset({"type", "size", "stride", "padding", "ties", "dilation", "ceil_mode", "count_include_pad"}),
+    Conv: frozenset({"filters", "channels", "size", "stride", "dilation", "padding", "span", "mode",
+                     "untied_bias", "groups", "group_channels"}),
+}
+# settings whose other values the crop does not follow: a window of padding dropped or not counted,
+# taps apart in a pool, filters that read a group of channels, a bias per output entry
+PLAIN = {Pool: {"dilation": (1, 1), "ceil_mode": False, "count_include_pad": True},
+         Conv: {"untied_bias": False, "groups": 1}}
+
+
+def local(layer) -> bool:
+    """A layer the crop knows exactly: an activation, a plain pool, or a conv with a tied bias."""
+    settings = LOCAL.get(type(layer))
+    if settings is None or frozenset(vars(layer)) != settings:
+        return False
+    return all(getattr(layer, key) == value for key, value in PLAIN.get(type(layer), {}).items())
+
+
+def applies(network: Network) -> bool:
+    """Probes run cropped on a chain of one example: a copy's box then moves one map, which the
+    next layer alone reads (a branch reads earlier maps; a batch's examples share each copy)."""
+    return network.batch == 1 and not network.branched
+
+
+class Window(Record):
+    """How a windowed layer (conv, pool) reads its input along both axes: the window's extent
+    (dilated), stride, padding before, and the value padding reads."""
+
+    __slots__ = ("span", "stride", "before", "pad_value")
+
+    def __init__(self, layer):
+        self.span = layer.span if isinstance(layer, Conv) else layer.size
+        self.stride = layer.stride
+        self.before = (layer.padding[0][0], layer.padding[1][0])
+        self.pad_value = -np.inf if isinstance(layer, Pool) and layer.type == "max" else 0.0
+
+    def reach(self, axis: int, origin: np.ndarray, size: int, out_len: int) -> tuple[np.ndarray, int]:
+        """The outputs along ``axis`` that read input positions [origin, origin + size): one count
+        for every copy (the most any box of ``size`` reaches, at most the map), and each copy's first,
+        clamped so the box stays inside the map while holding every output that reads the input box.
+        Output i reads padded positions s·i … s·i + span − 1."""
+        span, stride, before = self.span[axis], self.stride[axis], self.before[axis]
+        count = min(out_len, (size + span - 2) // stride + 1)
+        first = -((span - 1 - origin - before) // stride)      # ⌈(origin + before − span + 1) / s⌉
+        return np.clip(first, 0, out_len - count), count
+
+    def extent(self, axis: int, count: int) -> int:
+        """Padded input positions that ``count`` consecutive outputs read."""
+        return self.stride[axis] * (count - 1) + self.span[axis]
+
+
+class Leg(Record):
+    """One layer a copy runs cropped, from the shapes alone: its index, its window (None: entry-wise),
+    the box size it outputs, whether copies enter it carrying one channel, and the shape it runs on
+    (channels, and the box or the window the box's outputs read)."""
+
+    __slots__ = ("index", "window", "size", "one_channel", "shape")
+
+    def __init__(self, index, window, size, one_channel, shape):
+        self.index, self.window, self.size, self.one_channel, self.shape = index, window, size, one_channel, shape
+
+
+def route(network: Network, start: int, size: tuple[int, int], one_channel: bool) -> tuple[list[Leg], int]:
+    """The layers from ``start`` on that copies moving a box of ``size`` run cropped, and the layer
+    from which they run whole: the last layer, one the crop does not know or that mixes the whole
+    map, a conv whose box is more than ``CONV_PAYS`` of its map, or a box that is the whole map."""
+    legs, index, box = [], start, size
+    while index < len(network.layers) - 1 and local(network.layers[index]):
+        layer, out_shape = network.layers[index], network.out_shapes[index]
+        channels = network.in_shapes[index][0] if isinstance(layer, Conv) or not one_channel else 1
+        if isinstance(layer, (Conv, Pool)):
+            window = Window(layer)
+            box_out = tuple(window.reach(axis, np.zeros(1, dtype=np.int64), box[axis], out_shape[1 + axis])[1]
+                            for axis in (0, 1))
+            if isinstance(layer, Conv) and box_out[0] * box_out[1] > CONV_PAYS * out_shape[1] * out_shape[2]:
+                break
+            shape = (channels,) + tuple(window.extent(axis, box_out[axis]) for axis in (0, 1))
+        else:
+            window, box_out, shape = None, box, (channels,) + tuple(box)
+        if box_out[0] >= out_shape[1] and box_out[1] >= out_shape[2]:
+            break                                  # the box is the whole map: nothing to save
+        legs.append(Leg(index, window, box_out, one_channel, shape))
+        one_channel = one_channel and not isinstance(layer, Conv)
+        index, box = index + 1, box_out
+    return legs, index
+
+
+def copy_work(network: Network, start: int, size: tuple[int, int], one_channel: bool):
+    """For ``work.check_work``: (multiply-adds one copy's cropped layers take, values it writes into
+    maps — its first box and the whole map it is pasted into — and the layer it runs whole from),
+    or None when nothing would run cropped."""
+    legs, stop = route(network, start, size, one_channel) if applies(network) else ([], start)
+    if not legs:
+        return None
+    operations = sum(run_cropped(network.layers[leg.index]).operations(leg.shape) for leg in legs)
+    written = size[0] * size[1] * (1 if one_channel else network.in_shapes[start][0])
+    return operations, written + math.prod(network.in_shapes[stop]), stop
+
+
+def run_cropped(layer):
+    """The layer as it runs on a crop: a windowed layer without its padding, which its window
+    already holds."""
+    if not isinstance(layer, (Conv, Pool)):
+        return layer
+    bare = copying.copy(layer)
+    bare.padding = ((0, 0), (0, 0))
+    return bare
+
+
+class Step(Record):
+    """A ``Leg`` as it runs: the layer without its padding (``run_cropped``) and the unperturbed
+    input, padded, with a spare row and column past its end (``CropEvaluator.window``)."""
+
+    __slots__ = ("index", "layer", "window", "size", "one_channel", "shape", "padded")
+
+    def __init__(self, leg: Leg, layer, padded):
+        self.index, self.window, self.size, self.one_channel, self.shape = \
+            leg.index, leg.window, leg.size, leg.one_channel, leg.shape
+        self.layer, self.padded = layer, padded
+
+
+class Crops(Record):
+    """Perturbed copies as boxes: ``values`` (N, C or 1, h, w) at rows ``rows[k]``, columns
+    ``cols[k]`` of the map entering the first cropped layer; ``channels`` (N,) the one channel each
+    copy moved (values then carry that channel alone), or None for all."""
+
+    __slots__ = ("values", "rows", "cols", "channels")
+
+    def __init__(self, values, rows, cols, channels=None):
+        self.values, self.rows, self.cols, self.channels = values, rows, cols, channels
+
+
+class CropPlan:
+    """The layers from ``start`` on that copies moving a box of ``size`` run cropped (``route``),
+    ready to run against the unperturbed ``trace``, and the layer (``stop``) from which they run whole."""
+
+    def __init__(self, network: Network, trace: Trace, start: int, size: tuple[int, int], one_channel: bool):
+        self.network, self.trace, self.start, self.size = network, trace, start, size
+        legs, self.stop = route(network, start, size, one_channel)
+        self.steps = []
+        for leg in legs:
+            layer, padded = network.layers[leg.index], None
+            if leg.window is not None:
+                (top, bottom), (left, right) = layer.padding
+                padded = pad_map(trace.inputs[leg.index], ((top, bottom + 1), (left, right + 1)),
+                                 leg.window.pad_value)[0]
+            self.steps.append(Step(leg, run_cropped(layer), padded))
+
+    def floats_per_copy(self) -> int:
+        """Roughly how many floats one copy holds through the cropped layers and the whole ones after."""
+        net = self.network
+        cropped = sum(step.layer.work_size(step.shape) for step in self.steps)
+        return cropped + sum(net.layers[k].work_size(net.in_shapes[k]) for k in range(self.stop, len(net.layers)))
+
+
+class CropEvaluator:
+    """Runs batches of ``Crops`` for one plan against an ``Evaluator``'s unperturbed trace; it
+    answers what ``central_differences`` asks of an evaluator."""
+
+    def __init__(self, evaluator: Evaluator, plan: CropPlan):
+        self.evaluator, self.plan = evaluator, plan
+        self.base_loss, self.magnitude = evaluator.base_loss, evaluator.magnitude
+
+    def copies_per_call(self, start: int) -> int:
+        return max(1, self.evaluator.memory_budget // (8 * max(self.plan.floats_per_copy(), 1)))
+
+    def run(self, start: int, crops: Crops) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Loss of each copy, how many units it moved to another smooth piece, and which first (as
+        ``Evaluator.run``)."""
+        evaluator, plan = self.evaluator, self.plan
+        count = len(crops.rows)
+        crossed = np.zeros(count, dtype=np.int64)
+        first = np.full(count, -1)
+        offset = 0
+        values, rows, cols, channels = crops.values, crops.rows, crops.cols, crops.channels
+        with np.errstate(all="ignore"):   # as the plain path: an overflowing copy is judged, not warned
+            for step in plan.steps:
+                params = plan.network.params_of(step.index, evaluator.params)
+                if step.window is None:
+                    values, cache = step.layer.forward(values, params)
+                else:
+                    out_shape = plan.network.out_shapes[step.index]
+                    out_rows, _ = step.window.reach(0, rows, values.shape[2], out_shape[1])
+                    out_cols, _ = step.window.reach(1, cols, values.shape[3], out_shape[2])
+                    window = self.window(step, values, rows, cols, channels, out_rows, out_cols)
+                    values, cache = step.layer.forward(window, params)
+                    rows, cols = out_rows, out_cols
+                    if isinstance(step.layer, Conv):
+                        channels = None
+                base = evaluator.base_patterns[step.index]
+                if base is not None:
+                    moved, box = self.moved(step, cache, base, rows, cols, channels)
+                    crossed += moved.sum(axis=1)
+                    fresh = np.flatnonzero((first < 0) & moved.any(axis=1))
+                    first[fresh] = offset + self.place(base, box, moved[fresh].argmax(axis=1), rows[fresh],
+                                                       cols[fresh], None if channels is None else channels[fresh])
+                    offset += base[0].size
+            whole = self.spliced(values, rows, cols, channels)
+            losses, ran = evaluator.losses(plan.stop, whole[:, None])   # (copies, N = 1, ...)
+        later, later_first = evaluator.kinks_crossed(ran, count)
+        fresh = (first < 0) & (later_first >= 0)
+        first[fresh] = offset + later_first[fresh]
+        if evaluator.progress is not None:
+            evaluator.progress(count)
+        return losses, crossed + later, first
+
+    def window(self, step: Step, values, rows, cols, channels, out_rows, out_cols) -> np.ndarray:
+        """What the outputs of ``step``'s box read: the unperturbed padded input at each copy's window,
+        with the copy's box pasted in (the parts of a box no window reads fall in a spare row and
+        column past the window's end)."""
+        win = step.window
+        height, width = win.extent(0, step.size[0]), win.extent(1, step.size[1])
+        top, left = win.stride[0] * out_rows, win.stride[1] * out_cols          # padded coordinates
+        views = np.lib.stride_tricks.sliding_window_view(step.padded, (height + 1, width + 1), axis=(1, 2))
+        if channels is not None and not isinstance(step.layer, Conv):        # pooling is channel-wise
+            buffer, depth = views[channels, top, left][:, None], 0
+        else:
+            buffer, depth = views.transpose(1, 2, 0, 3, 4)[top, left], channels
+        box_h, box_w = values.shape[2:]
+        at_rows = rows[:, None] + win.before[0] - top[:, None] + np.arange(box_h)
+        at_cols = cols[:, None] + win.before[1] - left[:, None] + np.arange(box_w)
+        at_rows = np.where((at_rows >= 0) & (at_rows < height), at_rows, height)[:, :, None]
+        at_cols = np.where((at_cols >= 0) & (at_cols < width), at_cols, width)[:, None, :]
+        copies = np.arange(len(rows))[:, None, None]
+        if depth is None:
+            buffer[copies, :, at_rows, at_cols] = values.transpose(0, 2, 3, 1)
+        else:
+            buffer[copies, depth if np.ndim(depth) == 0 else depth[:, None, None], at_rows, at_cols] = values[:, 0]
+        return buffer[:, :, :height, :width]
+
+    @staticmethod
+    def moved(step: Step, cache, base, rows, cols, channels) -> tuple[np.ndarray, tuple[int, ...]]:
+        """Which units of the box each copy moved to another smooth piece, (N, units), and the box's
+        shape (channels, rows, columns)."""
+        pattern = step.layer.pattern(cache)
+        box_rows = (rows[:, None] + np.arange(pattern.shape[2]))[:, :, None]
+        box_cols = (cols[:, None] + np.arange(pattern.shape[3]))[:, None, :]
+        if channels is None:
+            unmoved = base[0][:, box_rows, box_cols].transpose(1, 0, 2, 3)
+        else:
+            unmoved = base[0][channels[:, None, None], box_rows, box_cols][:, None]
+        return (pattern != unmoved).reshape(len(rows), -1), pattern.shape[1:]
+
+    @staticmethod
+    def place(base, box, units, rows, cols, channels) -> np.ndarray:
+        """The place in the whole layer (c·H·W + i·W + j) of unit ``units[k]`` of copy k's box."""
+        _, _, height, width = base.shape
+        depth, row, col = np.unravel_index(units, box)
+        if channels is not None:
+            depth = channels
+        return (depth * height + rows + row) * width + cols + col
+
+    def spliced(self, values, rows, cols, channels) -> np.ndarray:
+        """The whole maps entering layer ``stop``: the unperturbed one with each copy's box pasted in."""
+        count = len(rows)
+        whole = np.repeat(self.plan.trace.inputs[self.plan.stop], count, axis=0)
+        box_rows = (rows[:, None] + np.arange(values.shape[2]))[:, :, None]
+        box_cols = (cols[:, None] + np.arange(values.shape[3]))[:, None, :]
+        copies = np.arange(count)[:, None, None]
+        if channels is None:
+            whole[copies, :, box_rows, box_cols] = values.transpose(0, 2, 3, 1)
+        else:
+            whole[copies, channels[:, None, None], box_rows, box_cols] = values[:, 0]
+        return whole
+
+
+class CroppedRuns(Record):
+    """Speed-up for a probe whose entries each move a box of the map entering layer ``start``:
+    ``copies(entries, steps)`` gives those boxes (``Crops``), which run through ``plan``."""
+
+    __slots__ = ("plan", "copies")
+
+    def __init__(self, plan: CropPlan, copies):
+        self.plan, self.copies = plan, copies
+
+    def runs(self, probe) -> int:
+        return probe.values.size
+
+    def differences(self, evaluator: Evaluator, probe, eps: float) -> Differences:
+        return central_differences(CropEvaluator(evaluator, self.plan), probe.start, probe.steps(eps), self.copies)
+
+
+def point_runs(network: Network, trace: Trace, start: int, values: np.ndarray) -> CroppedRuns | None:
+    """Cropped runs for moving one entry of the map ``values`` (C, H, W) entering layer ``start``:
+    each copy is a 1×1 box of one channel; None where no layer after it would run cropped."""
+    if values.ndim != 3 or not applies(network):
+        return None
+    plan = CropPlan(network, trace, start, (1, 1), one_channel=True)
+    if not plan.steps:
+        return None
+
+    def copies(entries: np.ndarray, steps: np.ndarray) -> Crops:
+        channel, row, col = np.unravel_index(entries, values.shape)
+        moved = values[channel, row, col] + steps    # what shifted_copies writes there
+        return Crops(moved.reshape(-1, 1, 1, 1), row, col, channel)
+
+    return CroppedRuns(plan, copies)
+
+
+def untied_bias_runs(network: Network, trace: Trace, index: int, pname: str) -> CroppedRuns | None:
+    """Cropped runs for an untied conv bias: its entry (d, i, j) moves output entry (d, i, j) of
+    layer ``index`` alone, by the step (y + s · 1, what ``Conv.output_change`` gives exactly)."""
+    layer = network.layers[index]
+    if type(layer) is not Conv or not layer.untied_bias or pname != "bias":
+        return None
+    return point_runs(network, trace, index + 1, trace.outputs[index][0])
+
+
+def first_conv_runs(network: Network, trace: Trace, params) -> CroppedRuns | None:
+    """Cropped runs for the input seen through a first conv: an input pixel moves the box of that
+    conv's outputs whose windows hold it, by s · K (``Conv.input_change`` on the box alone)."""
+    conv, x, y = network.layers[0], trace.inputs[0], trace.outputs[0][0]
+    if not local(conv) or x.ndim != 4 or not applies(network):
+        return None
+    window = Window(conv)
+    size = first_conv_box(network)
+    plan = CropPlan(network, trace, 1, size, one_channel=False)
+    if not plan.steps:
+        return None
+    kernel = conv.effective_kernel(network.params_of(0, params)["kernel"])
+
+    def copies(entries: np.ndarray, steps: np.ndarray) -> Crops:
+        channel, row, col = np.unravel_index(entries, x.shape[1:])
+        rows, _ = window.reach(0, row, 1, y.shape[1])
+        cols, _ = window.reach(1, col, 1, y.shape[2])
+        taps_m, hit_m = taps(row[:, None] + window.before[0] - window.stride[0] * (rows[:, None] + np.arange(size[0])),
+                             conv.dilation[0], conv.size[0])
+        taps_n, hit_n = taps(col[:, None] + window.before[1] - window.stride[1] * (cols[:, None] + np.arange(size[1])),
+                             conv.dilation[1], conv.size[1])
+        change = kernel[:, channel[:, None, None], taps_m[:, :, None], taps_n[:, None, :]].transpose(1, 0, 2, 3)
+        change = np.where((hit_m[:, :, None] & hit_n[:, None, :])[:, None], change, 0.0)
+        box = y[:, (rows[:, None] + np.arange(size[0]))[:, :, None], (cols[:, None] + np.arange(size[1]))[:, None, :]]
+        unmoved = box.transpose(1, 0, 2, 3)
+        return Crops(unmoved + steps.reshape(-1, 1, 1, 1) * change, rows, cols)
+
+    return CroppedRuns(plan, copies)
+
+
+def first_conv_box(network: Network) -> tuple[int, int]:
+    """The size of the box of a first conv's output that one input pixel moves."""
+    window, out_shape = Window(network.layers[0]), network.out_shapes[0]
+    return tuple(window.reach(axis, np.zeros(1, dtype=np.int64), 1, out_shape[1 + axis])[1] for axis in (0, 1))
+
+
+def taps(offset: np.ndarray, dilation: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel tap m with r·m = ``offset`` (the window offset at which an output reads the pixel),
+    clipped into range, and whether there is one."""
+    tap, rest = np.divmod(offset, dilation)
+    hit = (rest == 0) & (tap >= 0) & (tap < size)
+    return np.clip(tap, 0, size - 1), hit
