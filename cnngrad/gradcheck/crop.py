@@ -320,7 +320,8 @@ class CroppedRuns(Record):
         return probe.values.size
 
     def differences(self, evaluator: Evaluator, probe, eps: float) -> Differences:
-        return central_differences(CropEvaluator(evaluator, self.plan), probe.start, probe.steps(eps), self.copies)
+        return central_differences(CropEvaluator(evaluator, self.plan), probe.start, probe.steps(eps), self.copies,
+                                   penalty=probe.penalty_entries)
 
 
 def point_runs(network: Network, trace: Trace, start: int, values: np.ndarray) -> CroppedRuns | None:

@@ -65,7 +65,13 @@ class Probe(Record):
         if self.shortcut is not None:
             return self.shortcut.differences(evaluator, self, eps)
         return central_differences(evaluator, self.start, self.steps(eps), self.perturbed,
-                                   penalty=None if self.penalty is None else self.penalty.entries)
+                                   penalty=self.penalty_entries)
+
+    @property
+    def penalty_entries(self):
+        """For a regularized parameter, how each copy moved the L2 penalty (``PenaltyChange.entries``),
+        which every way of running its copies adds to their losses; else None."""
+        return None if self.penalty is None else self.penalty.entries
 
 
 class SharedUnitRuns(Record):
@@ -103,7 +109,7 @@ class OneChannelRuns(Record):
 
     def differences(self, evaluator: Evaluator, probe: Probe, eps: float) -> Differences:
         return central_differences(evaluator, probe.start, probe.steps(eps), self.copies, one_channel=True,
-                                   penalty=None if probe.penalty is None else probe.penalty.entries)
+                                   penalty=probe.penalty_entries)
 
 
 class PenaltyChange(Record):

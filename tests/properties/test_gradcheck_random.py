@@ -1,7 +1,9 @@
 """Random valid networks (tests/helpers/randomnets.py): ``check_model`` must not fail a correct engine.
 
 Every failure is a false failure: kinks, several kinks crossed at once and rounding noise are the
-checker's to handle (tests/unit/test_gradcheck.py pins each of them down).
+checker's to handle (tests/unit/test_gradcheck.py pins each of them down). A gradient the check
+calls unverified is not a failure but an honest "cannot tell" (e.g. every gradient exactly 0 at a
+point where E = 0 but curves sharply, a layer norm of a constant vector); it must stay rare.
 """
 from __future__ import annotations
 
@@ -21,18 +23,20 @@ def classify(model, deltas=False):
         result = check_model(model, deltas=deltas)
     kinks = sum(q.kinks for q in result.gradients + result.deltas)
     failed = [(q.quantity, [e for e in q.entries if e.status == "fail"][:3])
-              for q in result.gradients + result.deltas if not q.passed]
+              for q in result.gradients + result.deltas if q.status == "failed"]
     failed += [(e.quantity, e) for e in result.expect if not e.passed]
-    return failed, kinks
+    unverified = [q.quantity for q in result.gradients + result.deltas if q.status == "unverified"]
+    return failed, kinks, unverified
 
 
 def run(seed, count, deltas=False):
-    totals = {"networks": 0, "kinks": 0}
+    totals = {"networks": 0, "kinks": 0, "unverified": 0}
     failures = []
     for spec, model in random_models(seed, count):
-        failed, kinks = classify(model, deltas)
+        failed, kinks, unverified = classify(model, deltas)
         totals["networks"] += 1
         totals["kinks"] += kinks
+        totals["unverified"] += bool(unverified)
         if failed:
             failures.append((to_yaml(spec), failed))
     return totals, failures
@@ -42,11 +46,13 @@ def test_random_networks_quick():
     totals, failures = run(seed=20240601, count=20)
     assert totals["networks"] == 20
     assert not failures, failures[0]
+    assert totals["unverified"] == 0
 
 
 def test_random_networks_quick_with_deltas():
     totals, failures = run(seed=7, count=20, deltas=True)
     assert not failures, failures[0]
+    assert totals["unverified"] == 0
 
 
 @pytest.mark.slow
@@ -56,3 +62,4 @@ def test_random_networks_thousand():
     assert totals["networks"] == 1000
     assert totals["kinks"] > 0            # the integer specs do reach the kink code
     assert not failures, "\n".join(f"{spec}\n{bad}" for spec, bad in failures[:3])
+    assert totals["unverified"] <= 5, totals   # at most 0.5% of the networks cannot be told

@@ -14,7 +14,8 @@ import pytest
 from cnngrad.gradcheck import crop
 from cnngrad.gradcheck.check import check_entries
 from cnngrad.gradcheck.finite import Evaluator
-from cnngrad.gradcheck.probes import input_probe, output_probe
+from cnngrad.gradcheck import check_model
+from cnngrad.gradcheck.probes import input_probe, output_probe, param_probe
 from cnngrad.layers.activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from cnngrad.layers.base import ShapeError
 from cnngrad.layers.conv import Conv
@@ -25,6 +26,7 @@ from cnngrad.layers.pooling import Pool
 from cnngrad.losses import LOSSES
 from cnngrad.network import Network
 
+from helpers.randomnets import to_model
 from test_gradcheck import hand_model
 
 EPS = 1e-4
@@ -239,3 +241,23 @@ def crop_free_one_channel(model, trace):
     net = model.network
     return LayerParameter(net.layers[0], trace.inputs[0], trace.outputs[0], net.params_of(0, model.params),
                           "bias").one_channel
+
+
+def test_a_regularized_untied_bias_runs_cropped_with_its_penalty():
+    """The cropped copies of an untied conv bias move the L2 penalty too: found by the random
+    networks, a regularized untied bias read the data loss alone (its analytic 2λθ unmatched)."""
+    rng = np.random.default_rng(11)
+    spec = {"input": np.round(rng.standard_normal((1, 9, 9)), 3).tolist(),
+            "layers": [{"conv": {"kernel": np.round(rng.standard_normal((2, 1, 3, 3)), 3).tolist(),
+                                 "bias": np.round(rng.standard_normal((2, 7, 7)), 3).tolist()}},
+                       "tanh", {"conv": {"kernel": np.round(rng.standard_normal((1, 2, 3, 3)), 3).tolist()}},
+                       "flatten"],
+            "loss": "mse", "target": [0.0] * 25,
+            "regularization": {"l2": 0.5, "params": ["conv1.bias"]}}
+    model = to_model(spec)
+    trace = model.forward()
+    grads = model.backward(trace)
+    probe = param_probe(model.network, trace, model.params, "conv1.bias", grads.params["conv1.bias"])
+    assert isinstance(probe.shortcut, crop.CroppedRuns)
+    result = check_model(model)
+    assert all(q.passed for q in result.gradients), [(q.quantity, q.status) for q in result.gradients]
