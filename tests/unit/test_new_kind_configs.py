@@ -30,3 +30,17 @@ def test_expected_numbers_are_torchs(name):
     for expectation in model.expect:
         theirs = torchs[expectation.quantity].reshape(expectation.values.shape)
         np.testing.assert_array_equal(expectation.values, theirs, err_msg=expectation.quantity)
+
+
+def test_d2l_layer_norm_example_is_torchs():
+    """configs/d2l_layer_norm.yaml: d2l §8.5's nn.LayerNorm(2) on [[1, 2], [2, 3]] and, for the
+    upstream gradient it gives, torch's input gradient, within the written decimals."""
+    import torch.nn.functional as F
+    model = load_model(str(CONFIGS / "d2l_layer_norm.yaml"))
+    x = torch.tensor(model.input, requires_grad=True)
+    y = F.layer_norm(x, (2,), eps=1e-5)
+    y.backward(torch.tensor(model.target))
+    written = {e.quantity: e.values for e in model.expect}
+    np.testing.assert_allclose(written["layer_norm1"], y.detach().numpy(), rtol=0, atol=5e-6)
+    np.testing.assert_allclose(written["grad.input"], x.grad.numpy(), rtol=0, atol=5e-11)
+    np.testing.assert_allclose(np.round(y.detach().numpy(), 4), [[-1, 1], [-1, 1]])   # what d2l prints
