@@ -184,17 +184,20 @@ class Model(Record):
         (``gradients=False``: no backward pass and no ``grad.*``, which is all ``forward`` shows);
         from the ``trace`` and ``grads`` of this model's passes when the caller has them."""
         trace = self.forward() if trace is None else trace
-        data = self.data_loss(trace)
-        loss = None if data is None else data + self.penalty()
+        out = self._example_values(trace)
+        if not gradients:
+            return out
+        out.update(self._gradient_values(self.backward(trace) if grads is None else grads))
+        return out
+
+    def _example_values(self, trace) -> dict[str, np.ndarray]:
+        """The forward pass's quantities in the user's rank: input, output, target, the loss terms,
+        parameters, layer outputs and batch statistics, in that order."""
+        losses = self._loss_values(trace)
         out = {"input": self.user("input", self.input), "output": self.user("output", trace.output)}
         if self.target is not None:
             out["target"] = self.user("target", self.target)
-        if loss is not None:
-            out["loss"] = np.array(loss)
-            if self.network.regularization is not None:
-                out["data_loss"], out["penalty"] = np.array(data), np.array(self.penalty())
-            if self.batched:
-                out["losses"] = self.example_losses(trace)
+        out.update(losses)
         for name, value in self.params.items():
             out[name] = self.user(name, value)
         for name, value in zip(self.network.names, trace.outputs):
@@ -202,8 +205,32 @@ class Model(Record):
         for name, layer, cache in zip(self.network.names, self.network.layers, trace.caches):
             if layer.mixes_examples:   # the batch statistics it normalized with (batch norm)
                 out.update({f"{name}.{key}": value for key, value in layer.statistics(cache).items()})
-        if not gradients:
-            return out
+        return out
+
+    def _loss_values(self, trace) -> dict[str, np.ndarray]:
+        """``loss`` (data loss + penalty), with ``regularization`` its two terms, with ``batch`` each
+        example's loss; nothing without a loss."""
+        data = self.data_loss(trace)
+        if data is None:
+            return {}
+        out = {"loss": np.array(data + self.penalty())}
+        if self.network.regularization is not None:
+            out["data_loss"], out["penalty"] = np.array(data), np.array(self.penalty())
+        if self.batched:
+            out["losses"] = self.example_losses(trace)
+        return out
+
+    def _gradient_values(self, grads) -> dict[str, np.ndarray]:
+        """The ``grad.*`` quantities in the user's rank: of the input, the output (the input's when
+        there are no layers), every layer output and every parameter."""
+        out = {gradient_of("input"): self.user("input", grads.input)}
+        out[gradient_of("output")] = self.user("output", grads.outputs[self.network.names[-1]]) \
+            if self.network.names else out[gradient_of("input")]
+        for name, value in grads.outputs.items():
+            out[gradient_of(name)] = self.user(name, value)
+        for name, value in grads.params.items():
+            out[gradient_of(name)] = self.user(name, value)
+        return out
         grads = self.backward(trace) if grads is None else grads
         out[gradient_of("input")] = self.user("input", grads.input)
         out[gradient_of("output")] = self.user("output", grads.outputs[self.network.names[-1]]) \

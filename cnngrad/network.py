@@ -79,16 +79,28 @@ class Network:
         self.names = [name for name, _ in layers]
         self.layers = [layer for _, layer in layers]
         self.loss = loss
-        self.reads = [(k,) for k in range(len(layers))] if reads is None else [tuple(r) for r in reads]
+        self._wire(reads)
+        self._infer_shapes()
+        last = self.layers[-1].fusable_as if self.layers else None
+        self.fused = loss is not None and loss.fuses_with is not None and loss.fuses_with == last
+
+    def _wire(self, reads: list[tuple[int, ...]] | None) -> None:
+        """``reads`` (a chain when None), whether the network branches, and each value's readers
+        (``consumers``)."""
+        self.reads = [(k,) for k in range(len(self.layers))] if reads is None else [tuple(r) for r in reads]
         # a branched network has a layer that reads other than the value just before it
         self.branched = any(r != (k,) for k, r in enumerate(self.reads))
-        self.consumers = [[] for _ in range(len(layers) + 1)]   # value → the layers that read it
+        self.consumers = [[] for _ in range(len(self.layers) + 1)]   # value → the layers that read it
         for k, read in enumerate(self.reads):
             for value in read:
                 self.consumers[value].append(k)
+
+    def _infer_shapes(self) -> None:
+        """Every layer's input, output and parameter shapes, carried forward from the input along
+        ``reads`` (a joining layer gets the tuple of its operands' shapes)."""
         self.in_shapes, self.out_shapes, self.param_shapes = [], [], {}
         self.value_shapes = [self.input_shape]
-        for (name, layer), read in zip(layers, self.reads):
+        for name, layer, read in zip(self.names, self.layers, self.reads):
             shapes = tuple(self.value_shapes[v] for v in read)
             shape = shapes if layer.joins else shapes[0]
             self.in_shapes.append(shape)
@@ -96,8 +108,6 @@ class Network:
                 self.param_shapes[f"{name}.{pname}"] = pshape
             self.out_shapes.append(layer.output_shape(shape))
             self.value_shapes.append(self.out_shapes[-1])
-        last = self.layers[-1].fusable_as if self.layers else None
-        self.fused = loss is not None and loss.fuses_with is not None and loss.fuses_with == last
 
     @property
     def output_shape(self):

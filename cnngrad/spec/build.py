@@ -45,6 +45,8 @@ def internal(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
+    """The model of a read spec: its layers built in order (each shape checked), then its loss,
+    target, regularization and expectations, and the memory a run needs checked."""
     limits = values.limits
     shape = spec.example_shape
     user_shapes = {"input": shape}
@@ -56,28 +58,10 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
     reads = []
     for k, layer in enumerate(spec.layers):
         with _showing_shapes(rows):
-            read = _reads(spec.layers, k, made)
-            if REGISTRY[layer.kind].joins:
-                built = _join(layer, [(name, made[name][1]) for name, _ in read])
-            else:
-                (source, _), = read
-                builder = BUILDERS.get(layer.kind, _declared)
-                built = builder(layer, made[source][1], source, spec.examples) if layer.kind == "batch_norm" \
-                    else builder(layer, made[source][1], source)
+            read, built = _build_layer(spec, k, made)
         reads.append(tuple(made[name][0] for name, _ in read))
-        size = math.prod(built.shape) * spec.examples
-        if size > limits.max_entries:
-            batch = "" if spec.batch is None else f"{spec.batch}×"
-            layer.entry.fail(f"{layer.name} would output {batch}{shape_text(built.shape)} = {size} values, "
-                             f"more than {limits.max_entries} (Limits.max_entries; raise it with --max-entries)")
-        places[layer.name] = _place(layer.entry)
-        for pname, (array, user_shape) in built.params.items():
-            params[f"{layer.name}.{pname}"] = array
-            places[f"{layer.name}.{pname}"] = _place(layer.place(pname))
-            user_shapes[f"{layer.name}.{pname}"] = user_shape
-        user_shapes[layer.name] = built.shape
-        if built.layer.mixes_examples:   # its batch statistics, one per feature (Model.values)
-            user_shapes.update({f"{layer.name}.{key}": (built.layer.features,) for key in ("mean", "var")})
+        _check_entries(spec, layer, built, limits.max_entries)
+        _record_layer(layer, built, params, places, user_shapes)
         layers.append((layer.name, built.layer))
         if built.note:
             notes.append(built.note)
@@ -92,22 +76,14 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
         _check_probabilities(spec, objective, source)
     examples = spec.examples
     regularization = _regularization(spec, params)
-    try:
-        network = Network(internal(user_shapes["input"]), layers,
-                          None if objective is None else make_loss(objective.loss, objective.from_logits,
-                                                                 objective.settings, objective.reduction),
-                          reads, batch=examples, regularization=regularization)
-    except ShapeError as err:  # each layer's shape rule ran above (_output_shape); still blame the spec
-        spec.root.fail(str(err))
+    network = _network(spec, internal(user_shapes["input"]), layers, objective, reads, regularization)
     check_memory(spec, network, params, limits.max_memory_bytes)
     target = None
     if objective is not None:
         with _showing_shapes(rows):
             target = _targets(objective, shape, source, spec.batch)
     if spec.batch is not None:   # every value of an example carries the batch axis; parameters do not
-        user_shapes.update({name: (examples,) + user_shapes[name] for name in
-                            ["input", "output", *(["target"] if objective is not None else []),
-                             *(layer.name for layer in spec.layers)]})
+        user_shapes.update(_batched_shapes(spec, user_shapes, objective is not None))
     model = Model(path=path, network=network, params=params,
                   input=spec.input.value.reshape((examples,) + internal(spec.example_shape)),
                   target=target, user_shapes=user_shapes, name=spec.name,
@@ -116,6 +92,60 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
     if spec.expect is not None:
         model.expect = read_expect(spec.expect, model, values)
     return model
+
+
+def _build_layer(spec: Spec, k: int, made: dict) -> tuple[list[tuple[str, object]], Built]:
+    """Layer ``k``'s reads (``_reads``) and its engine layer: a join of its operands, or its kind's
+    builder on the one value it reads (batch_norm also given the number of examples)."""
+    layer = spec.layers[k]
+    read = _reads(spec.layers, k, made)
+    if REGISTRY[layer.kind].joins:
+        return read, _join(layer, [(name, made[name][1]) for name, _ in read])
+    (source, _), = read
+    builder = BUILDERS.get(layer.kind, _declared)
+    built = builder(layer, made[source][1], source, spec.examples) if layer.kind == "batch_norm" \
+        else builder(layer, made[source][1], source)
+    return read, built
+
+
+def _check_entries(spec: Spec, layer: LayerSpec, built: Built, max_entries: int) -> None:
+    """A layer's output over all examples holds at most ``max_entries`` values (--max-entries)."""
+    size = math.prod(built.shape) * spec.examples
+    if size > max_entries:
+        batch = "" if spec.batch is None else f"{spec.batch}×"
+        layer.entry.fail(f"{layer.name} would output {batch}{shape_text(built.shape)} = {size} values, "
+                         f"more than {max_entries} (Limits.max_entries; raise it with --max-entries)")
+
+
+def _record_layer(layer: LayerSpec, built: Built, params: dict, places: dict, user_shapes: dict) -> None:
+    """Enter a built layer's parameters, YAML places and user shapes (of its output, its
+    parameters and, for batch norm, its batch statistics) under their quantity names."""
+    places[layer.name] = _place(layer.entry)
+    for pname, (array, user_shape) in built.params.items():
+        params[f"{layer.name}.{pname}"] = array
+        places[f"{layer.name}.{pname}"] = _place(layer.place(pname))
+        user_shapes[f"{layer.name}.{pname}"] = user_shape
+    user_shapes[layer.name] = built.shape
+    if built.layer.mixes_examples:   # its batch statistics, one per feature (Model.values)
+        user_shapes.update({f"{layer.name}.{key}": (built.layer.features,) for key in ("mean", "var")})
+
+
+def _network(spec: Spec, input_shape: tuple[int, ...], layers: list, objective: Objective | None,
+             reads: list[tuple[int, ...]], regularization) -> Network:
+    """The engine network of the built layers and the loss (none without an objective)."""
+    try:
+        return Network(input_shape, layers,
+                       None if objective is None else make_loss(objective.loss, objective.from_logits,
+                                                              objective.settings, objective.reduction),
+                       reads, batch=spec.examples, regularization=regularization)
+    except ShapeError as err:  # each layer's shape rule ran above (_output_shape); still blame the spec
+        spec.root.fail(str(err))
+
+
+def _batched_shapes(spec: Spec, user_shapes: dict, has_target: bool) -> dict[str, tuple[int, ...]]:
+    """With ``batch: N`` the user shapes of the example's values, each with the batch axis N first."""
+    names = ["input", "output", *(["target"] if has_target else []), *(layer.name for layer in spec.layers)]
+    return {name: (spec.examples,) + user_shapes[name] for name in names}
 
 
 def _reads(layers: list[LayerSpec], k: int, made: dict) -> list[tuple[str, object]]:
@@ -148,14 +178,25 @@ def _join(layer: LayerSpec, operands: list[tuple[str, tuple[int, ...]]]) -> Buil
     """add or concat of the named values: add needs one shape (its rank is the first operand's),
     concat maps of one H×W (or vectors), joined along channels."""
     at = layer.place("inputs")
-    (first, shape), rest = operands[0], operands[1:]
     listing = ", ".join(f"{name} is {shape_text(s)}" for name, s in operands)
     if layer.kind == "add":
-        for name, other in rest:
-            if internal(other) != internal(shape):
-                at.fail(f"add needs operands of one shape, but {listing}; add values of equal shape "
-                        f"(a 1×1 conv can match the channels)")
-        return Built(REGISTRY["add"](), shape)
+        return _add(operands, at, listing)
+    return _concat(operands, at, listing)
+
+
+def _add(operands: list[tuple[str, tuple[int, ...]]], at, listing: str) -> Built:
+    """add: every operand of the first one's shape (in engine layout), which is the output's."""
+    (_, shape), rest = operands[0], operands[1:]
+    for name, other in rest:
+        if internal(other) != internal(shape):
+            at.fail(f"add needs operands of one shape, but {listing}; add values of equal shape "
+                    f"(a 1×1 conv can match the channels)")
+    return Built(REGISTRY["add"](), shape)
+
+
+def _concat(operands: list[tuple[str, tuple[int, ...]]], at, listing: str) -> Built:
+    """concat: vectors end to end, or maps of one H×W stacked along channels; not the two mixed."""
+    (_, shape), rest = operands[0], operands[1:]
     maps = [len(internal(s)) == 3 for _, s in operands]
     if any(maps) != all(maps):
         at.fail(f"concat joins maps with maps or vectors with vectors, but {listing}; flatten the maps "
@@ -223,8 +264,16 @@ def _regularization(spec: Spec, params: dict[str, np.ndarray]) -> tuple[float, t
     factor = fields["l2"].number()
     if factor < 0:
         fields["l2"].fail(f"l2 is the factor λ of λ Σ θ², at least 0, not {factor:g}")
+    names = _regularized(fields["params"], params)
+    if "loss" not in spec.fields and "target" not in spec.fields and "upstream_grad" not in spec.fields:
+        cursor.fail("regularization adds to a loss: give loss and target too")
+    return factor, tuple(names)
+
+
+def _regularized(cursor, params: dict[str, np.ndarray]) -> list[str]:
+    """The ``params:`` list of ``regularization``: at least one name, each a parameter, none twice."""
     names = []
-    for item in fields["params"].sequence("a list of parameter names, e.g. [conv1.kernel, fc1.weights]"):
+    for item in cursor.sequence("a list of parameter names, e.g. [conv1.kernel, fc1.weights]"):
         name = item.text()
         if name not in params:
             item.fail(f"no parameter {quoted(name)}{suggest(name, list(params))} (the parameters: "
@@ -233,10 +282,8 @@ def _regularization(spec: Spec, params: dict[str, np.ndarray]) -> tuple[float, t
             item.fail(f"{name} is listed twice; its penalty would count once")
         names.append(name)
     if not names:
-        fields["params"].fail("name the parameters to regularize, e.g. [conv1.kernel, fc1.weights]")
-    if "loss" not in spec.fields and "target" not in spec.fields and "upstream_grad" not in spec.fields:
-        cursor.fail("regularization adds to a loss: give loss and target too")
-    return factor, tuple(names)
+        cursor.fail("name the parameters to regularize, e.g. [conv1.kernel, fc1.weights]")
+    return names
 
 
 PROBABILITY_LAYER = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}
@@ -285,13 +332,25 @@ def _targets(objective: Objective, shape: tuple[int, ...], source: str, batch: i
     target; with ``batch: N`` one class index per example, or an array whose first axis is N."""
     if batch is None:
         return _target(objective, shape, source)[None]
+    if objective.class_index:
+        return _batch_class_targets(objective, shape, source, batch)
+    return _batch_array_targets(objective, shape, source, batch)
+
+
+def _batch_class_targets(objective: Objective, shape: tuple[int, ...], source: str, batch: int) -> np.ndarray:
+    """With ``batch: N`` and class indices: a list of N integers, each made one-hot."""
+    target, at = objective.target.value, objective.target.at
+    if target.shape != (batch,):
+        at.fail(f"with batch: {batch} the class indices are one per example: a list of {batch} "
+                f"integers, not {shape_text(target.shape)}")
+    return np.stack([_one_hot(int(index), shape, source, at) for index in target.tolist()])
+
+
+def _batch_array_targets(objective: Objective, shape: tuple[int, ...], source: str, batch: int) -> np.ndarray:
+    """With ``batch: N`` a target (or upstream_grad) array of N × the output's shape, checked for
+    the loss (range, one-hot) and put in engine layout."""
     target, at = objective.target.value, objective.target.at
     key = "upstream_grad" if objective.loss == "none" else "target"
-    if objective.class_index:
-        if target.shape != (batch,):
-            at.fail(f"with batch: {batch} the class indices are one per example: a list of {batch} "
-                    f"integers, not {shape_text(target.shape)}")
-        return np.stack([_one_hot(int(index), shape, source, at) for index in target.tolist()])
     if target.ndim == 0 or target.shape[0] != batch:
         at.fail(f"with batch: {batch} the {key} holds one per example, shape {batch}×{shape_text(shape)}"
                 f" (the output's {shape_text(shape)} for each of the {batch} examples), not "

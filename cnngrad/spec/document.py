@@ -143,21 +143,33 @@ def _read_loss_form(cursor: Cursor) -> tuple[str, bool, dict[str, float], str]:
     name = key_cursor.word(tuple(LOSSES), "loss")
     if settings.is_null:
         return name, False, {}, REDUCTIONS[0]
+    return (name, *_read_loss_settings(name, settings))
+
+
+def _read_loss_settings(name: str, settings: Cursor) -> tuple[bool, dict[str, float], str]:
+    """The settings of loss ``name``: whether it reads logits (``from``), its numeric options and
+    its ``reduction``; loss none takes none, and only a loss with a logits form takes ``from``."""
     if name == "none":
         settings.fail("loss none takes no settings: upstream_grad is ∂E/∂(final output) itself, "
                       "already as the batch's examples share it (write `loss: none`)")
     options = LOSSES[name].options
     allowed = options + (("reduction",) if LOSSES[name].logits_form is None else ("from", "reduction"))
-    if settings.is_mapping:
-        for key, key_cursor, _ in settings.items():
-            if key == "from" and "from" not in allowed:
-                key_cursor.fail(f"{name} takes no `from` (it reads the output as it is); `from: logits` "
-                                f"is for cross_entropy and binary_cross_entropy")
+    if settings.is_mapping and "from" not in allowed:
+        _reject_from(name, settings)
     fields = settings.mapping(allowed, what=f"{name} settings")
     form = fields["from"].word(FORMS, "from") if "from" in fields else FORMS[0]
     reduction = fields["reduction"].word(REDUCTIONS, "reduction") if "reduction" in fields else REDUCTIONS[0]
     numbers = {key: float(fields[key].number()) for key in options if key in fields}
-    return name, form == "logits", numbers, reduction
+    return form == "logits", numbers, reduction
+
+
+def _reject_from(name: str, settings: Cursor) -> None:
+    """A ``from`` key for a loss without a logits form, caught before the mapping's own check to
+    say which losses take it."""
+    for key, key_cursor, _ in settings.items():
+        if key == "from":
+            key_cursor.fail(f"{name} takes no `from` (it reads the output as it is); `from: logits` "
+                            f"is for cross_entropy and binary_cross_entropy")
 
 
 def _read_input(cursor: Cursor, values: ValueReader, batch: int | None) -> Located:
