@@ -74,15 +74,11 @@ def explain(model: Model, text: str) -> Explained:
     trace = model.forward()
     model.loss(trace)   # an infinite loss is an error here too, with its cause
     grads = model.backward(trace)
-    if model.batched or any(layer.mixes_examples for layer in model.network.layers):
-        explanation, names = _batch_explanation(model, quantities.value_of(name), index, trace, grads)
-    else:
-        explanation, names = _explanation(model, quantities.value_of(name), index, trace, grads)
+    explanation, names = _any_explanation(model, quantities.value_of(name), index, trace, grads)
     explanation = _with_penalty(model, quantities.value_of(name), index, explanation, names)
     values = np.array([term.value for term in explanation.terms], dtype=np.float64)
     listed, more, more_total = _largest(values)
-    terms = [ExplainedTerm([(_factor_text(f, names, model), f.value) for f in explanation.terms[k].factors],
-                           float(values[k])) for k in listed]
+    terms = _listed_terms(explanation, listed, values, names, model)
     notes = [[_ref_text(part, names, model) if isinstance(part, Ref) else part for part in note]
              for note in explanation.notes]
     return Explained(spec=model.path, name=model.name, quantity=quantities.label(name, index or None),
@@ -90,6 +86,20 @@ def explain(model: Model, text: str) -> Explained:
                      where=_where(explanation, names), terms=terms,
                      zeros=int(np.count_nonzero(values == 0)), total=math.fsum(values.tolist()), notes=notes,
                      more=more, more_total=more_total)
+
+
+def _any_explanation(model: Model, quantity: str, index, trace, grads) -> tuple[Explanation, dict]:
+    """The explanation by example (``batch: N`` or a layer that mixes examples), or of the one example."""
+    if model.batched or any(layer.mixes_examples for layer in model.network.layers):
+        return _batch_explanation(model, quantity, index, trace, grads)
+    return _explanation(model, quantity, index, trace, grads)
+
+
+def _listed_terms(explanation: Explanation, listed: list[int], values: np.ndarray, names: dict,
+                  model: Model) -> list[ExplainedTerm]:
+    """The terms at positions ``listed``, their factors as (user text, value)."""
+    return [ExplainedTerm([(_factor_text(f, names, model), f.value) for f in explanation.terms[k].factors],
+                          float(values[k])) for k in listed]
 
 
 def _entry(model: Model, text: str) -> tuple[str, tuple[int, ...]]:
@@ -141,20 +151,31 @@ def _explanation(model: Model, quantity: str, index, trace, grads) -> tuple[Expl
     """The explanation of ∂E/∂``quantity``[index] and its roles as {role: (name, engine shape)}:
     a parameter's by its layer, a delta the loss gives by the loss, any other by the next layer."""
     network = model.network
-    names, last = network.names, len(network.names) - 1
-    if quantity == "output":   # the last layer's output, or with no layers the input
-        quantity = names[last] if names else "input"
+    names = network.names
+    quantity = _named_output(network, quantity)
     layer_name, _, pname = quantity.partition(".")
     if pname:
         return _param_explanation(model, names.index(layer_name), pname, quantity, index, trace, grads)
     k = -1 if quantity == "input" else names.index(quantity)
-    if k == last:
+    if k == len(names) - 1:
         return _loss_explanation(model, k, quantity, index, trace)
-    readers = [(reader, operand) for reader in sorted(set(network.consumers[k + 1]))
-               for operand, value in enumerate(network.reads[reader]) if value == k + 1]
+    readers = _readers(network, k)
     parts = [_reader_explanation(model, reader, operand, k, quantity, index, trace, grads)
              for reader, operand in readers]
     return parts[0] if len(parts) == 1 else _summed(model, quantity, readers, parts)
+
+
+def _named_output(network, quantity: str) -> str:
+    """``output`` as the quantity it is: the last layer's output, or with no layers the input."""
+    if quantity == "output":
+        return network.names[-1] if network.names else "input"
+    return quantity
+
+
+def _readers(network, k: int) -> list[tuple[int, int]]:
+    """(layer, operand) for each way a layer reads value ``k + 1`` (layer ``k``'s output), in layer order."""
+    return [(reader, operand) for reader in sorted(set(network.consumers[k + 1]))
+            for operand, value in enumerate(network.reads[reader]) if value == k + 1]
 
 
 def _reader_explanation(model: Model, reader: int, operand: int, k: int, quantity: str, index, trace, grads):
@@ -174,23 +195,35 @@ def _summed(model: Model, quantity: str, readers, parts) -> tuple[Explanation, d
     """A value read by several layers: ∂E/∂v = Σ over its readers of what each passes back, one
     group of terms per reader, in the order of the layers, each group's formula and sum a note.
     Each group's roles are kept apart (``dy@1``: the second reader's δ)."""
-    network = model.network
-    labels = [network.names[reader] + (f" as operand {operand + 1}" if sum(r == reader for r, _ in readers) > 1
-                                       else "") for reader, operand in readers]
+    labels = _reader_labels(model.network, readers)
     terms, notes, roles = [], [], {}
     for group, (label, (explanation, own)) in enumerate(zip(labels, parts)):
         renamed = {role: f"{role}@{group}" for role in own}
         roles.update({renamed[role]: place for role, place in own.items()})
-        group_terms = [Term([Factor(f.value, None if f.ref is None else Ref(renamed[f.ref.role], f.ref.index), f.form)
-                             for f in term.factors]) for term in explanation.terms]
+        group_terms = [_renamed_term(term, renamed) for term in explanation.terms]
         terms += group_terms
         notes.append([f"through {label} ({len(group_terms)} term{'s' * (len(group_terms) != 1)}): "
                       f"{explanation.formula}; its sum ", math.fsum(term.value for term in group_terms)])
-        notes += [[Ref(renamed[part.role], part.index) if isinstance(part, Ref) else part for part in note]
-                  for note in explanation.notes]
+        notes += [[_renamed_ref(part, renamed) for part in note] for note in explanation.notes]
     readers_text = ", ".join(labels)
     formula = f"∂E/∂v = Σ over the layers that read v ({readers_text}) of what each passes back, v = {quantity}"
     return Explanation(formula, terms, notes), roles
+
+
+def _reader_labels(network, readers) -> list[str]:
+    """Each reader's layer name, with ``as operand i`` when that layer reads the value more than once."""
+    return [network.names[reader] + (f" as operand {operand + 1}" if sum(r == reader for r, _ in readers) > 1
+                                     else "") for reader, operand in readers]
+
+
+def _renamed_term(term: Term, renamed: dict) -> Term:
+    """``term`` with its factors' references to the group's own role names."""
+    return Term([Factor(f.value, _renamed_ref(f.ref, renamed), f.form) for f in term.factors])
+
+
+def _renamed_ref(part, renamed: dict):
+    """A ``Ref`` moved to the group's role name; any other part (text, a number, None) as it is."""
+    return Ref(renamed[part.role], part.index) if isinstance(part, Ref) else part
 
 
 def _with_penalty(model: Model, quantity: str, index, explanation: Explanation, roles: dict) -> Explanation:
@@ -213,19 +246,37 @@ def _batch_explanation(model: Model, quantity: str, index, trace, grads) -> tupl
     that example's arrays, a parameter's as the sum of every example's terms; references carry
     the example index. A layer that mixes the examples explains from the whole batch itself."""
     network = model.network
-    if quantity == "output":
-        quantity = network.names[-1] if network.names else "input"
-    layer_name, _, pname = quantity.partition(".")
-    k = network.names.index(layer_name) if pname else 0 if quantity == "input" else network.names.index(quantity) + 1
-    last = len(network.names) - 1
-    loss_step = not pname and (k > last or (network.fused and k == last))
+    quantity = _named_output(network, quantity)
+    pname = quantity.partition(".")[2]
+    k = _explaining_step(network, quantity)
+    loss_step = not pname and (k > len(network.names) - 1 or (network.fused and k == len(network.names) - 1))
     if not loss_step and network.layers[k].mixes_examples:
         return _whole_batch_explanation(model, k, pname, quantity, index, trace, grads)
     if not pname:
-        n, local = (index[0], index[1:]) if model.batched else (0, index)
-        example = _one_example(model, trace, grads, n)
-        explanation, roles = _explanation(example, quantity, local, example.trace, example.grads)
-        return _in_example(explanation, roles, n, model), _batch_roles(roles, model)
+        return _example_entry_explanation(model, quantity, index, trace, grads)
+    return _shared_param_explanation(model, quantity, index, trace, grads)
+
+
+def _explaining_step(network, quantity: str) -> int:
+    """The layer whose step back explains ``quantity``: a parameter's own layer, else the layer
+    after it (past the last layer: the loss)."""
+    layer_name, _, pname = quantity.partition(".")
+    if pname:
+        return network.names.index(layer_name)
+    return 0 if quantity == "input" else network.names.index(quantity) + 1
+
+
+def _example_entry_explanation(model: Model, quantity: str, index, trace, grads) -> tuple[Explanation, dict]:
+    """A per-example entry, explained from its example's arrays alone (the example first in its index)."""
+    n, local = (index[0], index[1:]) if model.batched else (0, index)
+    example = _one_example(model, trace, grads, n)
+    explanation, roles = _explanation(example, quantity, local, example.trace, example.grads)
+    return _in_example(explanation, roles, n, model), _batch_roles(roles, model)
+
+
+def _shared_param_explanation(model: Model, quantity: str, index, trace, grads) -> tuple[Explanation, dict]:
+    """A parameter shared by the examples: every example's terms, example after example."""
+    network = model.network
     explanations = []
     for n in range(network.batch):
         example = _one_example(model, trace, grads, n)

@@ -47,35 +47,54 @@ class Chain:
         net = self.network = model.network
         self.trace = model.forward()
         grads = model.backward(self.trace)
-        names = net.names
-        self.values = [net.value_name(v) for v in range(len(names) + 1)]   # Network.reads' numbers
+        self.values = [net.value_name(v) for v in range(len(net.names) + 1)]   # Network.reads' numbers
         self.steps: dict[str, Step] = {}
         self.right: dict[str, np.ndarray] = {"input": model.input}
-        for k, name in enumerate(names):
-            self.steps[name] = Step(name, self.values[max(net.reads[k])], "forward", k)
-            self.right[name] = self.trace.outputs[k]
-            if net.layers[k].mixes_examples:   # its batch statistics (batch norm's mean and var)
-                for key, value in net.layers[k].statistics(self.trace.caches[k]).items():
-                    self.steps[f"{name}.{key}"] = Step(f"{name}.{key}", self.values[max(net.reads[k])],
-                                                       "statistics", k, key)
-                    self.right[f"{name}.{key}"] = value
-        last = names[-1] if names else "input"     # layers: [] — the loss reads the input
+        self._add_forward()
+        last = net.names[-1] if net.names else "input"     # layers: [] — the loss reads the input
         if model.has_loss:
-            self.steps["loss"] = Step("loss", last, "loss", None)
-            self.right["loss"] = np.asarray(model.loss(self.trace)).reshape(1)
-            if model.batched:
-                self.steps["losses"] = Step("losses", last, "losses", None)
-                self.right["losses"] = model.example_losses(self.trace)
-            if net.regularization is not None:   # loss = data_loss + penalty (of the parameters)
-                self.steps["data_loss"] = Step("data_loss", last, "data_loss", None)
-                self.right["data_loss"] = np.asarray(model.data_loss(self.trace)).reshape(1)
-                self.steps["penalty"] = Step("penalty", "input", "penalty", None)
-                self.right["penalty"] = np.asarray(model.penalty()).reshape(1)
+            self._add_loss(last)
         self.steps[quantities.gradient_of(last)] = Step(quantities.gradient_of(last), last, "loss-grad", None)
         # a value's readers but the nearest: (reader, value number), their parts added to its delta
         self.farther: dict[str, list[tuple[int, int]]] = {}
         self.given: dict[str, np.ndarray] = {}     # the user's values (``use_given``)
         self._others: dict[str, np.ndarray] = {}
+        self._add_backward(grads)
+        self.right[quantities.gradient_of("input")] = grads.input
+        self.order = self._order()
+
+    def _add_forward(self) -> None:
+        """Each layer's output from the latest value it reads, and a layer that mixes the examples'
+        batch statistics (batch norm's mean and var) from the same."""
+        net = self.network
+        for k, name in enumerate(net.names):
+            self.steps[name] = Step(name, self.values[max(net.reads[k])], "forward", k)
+            self.right[name] = self.trace.outputs[k]
+            if net.layers[k].mixes_examples:
+                for key, value in net.layers[k].statistics(self.trace.caches[k]).items():
+                    self.steps[f"{name}.{key}"] = Step(f"{name}.{key}", self.values[max(net.reads[k])],
+                                                       "statistics", k, key)
+                    self.right[f"{name}.{key}"] = value
+
+    def _add_loss(self, last: str) -> None:
+        """The loss from the output ``last``; with ``batch: N`` the per-example losses, with L2
+        regularization loss = data_loss + penalty (of the parameters)."""
+        model = self.model
+        self.steps["loss"] = Step("loss", last, "loss", None)
+        self.right["loss"] = np.asarray(model.loss(self.trace)).reshape(1)
+        if model.batched:
+            self.steps["losses"] = Step("losses", last, "losses", None)
+            self.right["losses"] = model.example_losses(self.trace)
+        if self.network.regularization is not None:
+            self.steps["data_loss"] = Step("data_loss", last, "data_loss", None)
+            self.right["data_loss"] = np.asarray(model.data_loss(self.trace)).reshape(1)
+            self.steps["penalty"] = Step("penalty", "input", "penalty", None)
+            self.right["penalty"] = np.asarray(model.penalty()).reshape(1)
+
+    def _add_backward(self, grads) -> None:
+        """From the loss back, each layer's delta to the values it reads (through their nearest
+        reader; the others are ``farther``) and to its parameters."""
+        net, names = self.network, self.network.names
         for k in reversed(range(len(names))):
             delta = quantities.gradient_of(names[k])
             self.right[delta] = grads.outputs[names[k]]
@@ -89,15 +108,20 @@ class Chain:
                 node = quantities.gradient_of(f"{names[k]}.{pname}")
                 self.steps[node] = Step(node, delta, "param-grad", k, pname)
                 self.right[node] = grads.params[f"{names[k]}.{pname}"]
-        self.right[quantities.gradient_of("input")] = grads.input
-        self.order = quantities.position(quantities.chain(
-            names, {name: layer.param_names for name, layer in zip(names, net.layers)}, model.has_loss))
-        for k, part in enumerate(("losses", "data_loss", "penalty")):   # the loss's parts, just before it
+
+    def _order(self) -> dict[str, float]:
+        """Each node's position in the chain (``quantities.chain``), the loss's parts just before
+        it and batch statistics just after their layer's output."""
+        names, net = self.network.names, self.network
+        order = quantities.position(quantities.chain(
+            names, {name: layer.param_names for name, layer in zip(names, net.layers)}, self.model.has_loss))
+        for k, part in enumerate(("losses", "data_loss", "penalty")):
             if part in self.steps:
-                self.order[part] = self.order["loss"] - 0.5 + 0.1 * k
-        for node, step in self.steps.items():   # batch statistics just after their layer's output
+                order[part] = order["loss"] - 0.5 + 0.1 * k
+        for node, step in self.steps.items():
             if step.kind == "statistics":
-                self.order[node] = self.order[names[step.index]] + 0.5
+                order[node] = order[names[step.index]] + 0.5
+        return order
 
     def name(self, quantity: str) -> str:
         """The chain's name of a quantity (``output`` is the last layer's)."""
@@ -178,38 +202,65 @@ class Chain:
         return value if others is None else value + others
 
     def apply(self, step: Step, upstream: np.ndarray) -> np.ndarray:
-        """One step, done right, from ``upstream`` (the parent's value)."""
+        """One step, done right, from ``upstream`` (the parent's value), by the function for its kind."""
+        return self._APPLY[step.kind](self, step, upstream)
+
+    def _forward(self, step: Step, upstream: np.ndarray) -> np.ndarray:
+        """A layer's output; a layer that joins several values takes the others as given, else right."""
+        net = self.network
+        layer, reads = net.layers[step.index], net.reads[step.index]
+        if not layer.joins:
+            return layer.forward(upstream, self.params(step.index))[0]
+        operands = tuple(upstream if self.values[v] == step.parent else
+                         self.given.get(self.values[v], self.right[self.values[v]]) for v in reads)
+        return layer.forward(operands, self.params(step.index))[0]
+
+    def _statistics(self, step: Step, upstream: np.ndarray) -> np.ndarray:
+        """One batch statistic of a layer that mixes the examples, from its forward pass."""
+        layer = self.network.layers[step.index]
+        return layer.statistics(layer.forward(upstream, self.params(step.index))[1])[step.param]
+
+    def _losses(self, step: Step, upstream: np.ndarray) -> np.ndarray:
+        """The per-example losses of the output."""
+        return np.asarray(self.network.loss.value(upstream, self.model.target), dtype=np.float64)
+
+    def _data_loss(self, step: Step, upstream: np.ndarray) -> np.ndarray:
+        """The loss without the penalty: the per-example losses under the batch's reduction."""
+        net = self.network
+        per_example = net.loss.value(upstream, self.model.target)
+        return np.asarray(per_example.sum() * net.reduction_scale(), dtype=np.float64).reshape(1)
+
+    def _penalty(self, step: Step, upstream: np.ndarray) -> np.ndarray:
+        """λ Σ θ², of the parameters, whatever the upstream value."""
+        return np.asarray(self.network.penalty(self.model.params), dtype=np.float64).reshape(1)
+
+    def _loss(self, step: Step, upstream: np.ndarray) -> np.ndarray:
+        """The loss: the data loss plus the penalty."""
         net, model = self.network, self.model
-        if step.kind == "forward":
-            layer, reads = net.layers[step.index], net.reads[step.index]
-            if not layer.joins:
-                return layer.forward(upstream, self.params(step.index))[0]
-            operands = tuple(upstream if self.values[v] == step.parent else
-                             self.given.get(self.values[v], self.right[self.values[v]]) for v in reads)
-            return layer.forward(operands, self.params(step.index))[0]
-        if step.kind == "statistics":
-            layer = net.layers[step.index]
-            return layer.statistics(layer.forward(upstream, self.params(step.index))[1])[step.param]
-        if step.kind == "losses":
-            return np.asarray(net.loss.value(upstream, model.target), dtype=np.float64)
-        if step.kind == "data_loss":
-            per_example = net.loss.value(upstream, model.target)
-            return np.asarray(per_example.sum() * net.reduction_scale(), dtype=np.float64).reshape(1)
-        if step.kind == "penalty":   # of the parameters, whatever the upstream value
-            return np.asarray(net.penalty(model.params), dtype=np.float64).reshape(1)
-        if step.kind == "loss":
-            per_example = net.loss.value(upstream, model.target)
-            data = per_example.sum() * net.reduction_scale()
-            return np.asarray(data + net.penalty(model.params), dtype=np.float64).reshape(1)
-        if step.kind == "loss-grad":
-            return net.output_grad(upstream, model.target)
-        if step.kind == "input-grad":
-            value = self.values.index(quantities.value_of(step.node))
-            return self.completed(step, self.part(step.index, value, upstream))
+        per_example = net.loss.value(upstream, model.target)
+        data = per_example.sum() * net.reduction_scale()
+        return np.asarray(data + net.penalty(model.params), dtype=np.float64).reshape(1)
+
+    def _loss_grad(self, step: Step, upstream: np.ndarray) -> np.ndarray:
+        """∂E/∂output, where backpropagation starts."""
+        return self.network.output_grad(upstream, self.model.target)
+
+    def _input_grad(self, step: Step, upstream: np.ndarray) -> np.ndarray:
+        """A value's delta through its nearest reader, the farther readers' parts added."""
+        value = self.values.index(quantities.value_of(step.node))
+        return self.completed(step, self.part(step.index, value, upstream))
+
+    def _param_grad(self, step: Step, upstream: np.ndarray) -> np.ndarray:
+        """A parameter's gradient through its layer's backward, + 2 λ θ under L2 regularization."""
+        net = self.network
         _, pgrads = net.layers[step.index].backward(upstream, self.cache(step.index), self.params(step.index))
         name = f"{net.names[step.index]}.{step.param}"
-        penalty = net.penalty_grad(name, model.params[name])   # L2 regularization: + 2 λ θ
+        penalty = net.penalty_grad(name, self.model.params[name])
         return pgrads[step.param] if penalty is None else pgrads[step.param] + penalty
+
+    _APPLY = {"forward": _forward, "statistics": _statistics, "losses": _losses, "data_loss": _data_loss,
+              "penalty": _penalty, "loss": _loss, "loss-grad": _loss_grad, "input-grad": _input_grad,
+              "param-grad": _param_grad}
 
     def run(self, steps: list[Step], upstream: np.ndarray | None) -> np.ndarray:
         """The steps done right, one after the other, starting from ``upstream``."""

@@ -157,18 +157,27 @@ def _mistakes(chain, node, steps, start, target, expectation, expected, allowed)
             for order, mistake in enumerate(CATALOGUE):
                 if not mistake.applies(site, last):
                     continue
-                for value, message in mistake.variants(site):
-                    if mistake.kinds is not None:   # the layer's part: a branch's other parts added
-                        value = chain.completed(step, value)
-                    if value.shape != right.shape:
-                        continue
-                    error = _reproduces(chain, node, chain.run(steps[place + 1:], value), expectation,
-                                        expected, allowed)
+                for error, message in _reproducing(mistake, site, node, steps[place + 1:], expectation,
+                                                   expected, allowed):
                     key = (mistake.id, step.index)
-                    if error is None or (key in found and found[key].diagnosis.max_abs_error <= error):
+                    if key in found and found[key].diagnosis.max_abs_error <= error:
                         continue
                     layer = chain.layer_name(step)
                     found[key] = Match(Diagnosis(mistake.id, layer, error, message), step.node,
                                        (float(f"{max(error, equal):.1e}"), order, -place))
             upstream = right
     return sorted(found.values(), key=lambda match: match.rank)
+
+
+def _reproducing(mistake, site, node, rest, expectation, expected, allowed):
+    """(largest |difference|, message) for each variant of ``mistake`` made at ``site.step`` that,
+    carried through the ``rest`` of the steps done right, gives the user's numbers."""
+    chain, step = site.chain, site.step
+    for value, message in mistake.variants(site):
+        if mistake.kinds is not None:   # the layer's part: a branch's other parts added
+            value = chain.completed(step, value)
+        if value.shape != site.right.shape:
+            continue
+        error = _reproduces(chain, node, chain.run(rest, value), expectation, expected, allowed)
+        if error is not None:
+            yield error, message

@@ -403,12 +403,9 @@ def faulty_layer(model: Model, gradients, deltas) -> str | None:
     """
     network = model.network
     names = network.names[:backpropagated_layers(model)]
-    delta_ok = {q.quantity: not q.disagrees() for q in deltas}
-    if any(name not in delta_ok for name in names):
+    below_ok = _values_ok(gradients, deltas, names)
+    if below_ok is None:
         return None
-    # below_ok[v]: the delta of value v is right (0 the input, k + 1 layer k's output; Network.reads);
-    # below_ok[-1] is the gradient where backprop starts
-    below_ok = [input_gradient_ok(gradients)] + [delta_ok[name] for name in names]
     if not below_ok[-1]:
         return "loss"
     bad_params = layers_with_wrong_parameters(gradients)
@@ -417,10 +414,27 @@ def faulty_layer(model: Model, gradients, deltas) -> str | None:
             continue
         if names[k] in bad_params:
             return names[k]
-        for value in network.reads[k]:
-            readers = network.consumers[value]
-            if not below_ok[value] and all(below_ok[reader + 1] for reader in readers):
-                return names[k] if readers == [k] else None   # several readers: which one is not measured
+        value = _wrong_read_value(network, k, below_ok)
+        if value is not None:   # several readers: which one is at fault is not measured
+            return names[k] if network.consumers[value] == [k] else None
+    return None
+
+
+def _values_ok(gradients, deltas, names: list[str]) -> list[bool] | None:
+    """below_ok[v]: the delta of value v is right (0 the input, k + 1 layer k's output; Network.reads);
+    below_ok[-1] is the gradient where backprop starts. None when a layer's delta was not checked."""
+    delta_ok = {q.quantity: not q.disagrees() for q in deltas}
+    if any(name not in delta_ok for name in names):
+        return None
+    return [input_gradient_ok(gradients)] + [delta_ok[name] for name in names]
+
+
+def _wrong_read_value(network, k: int, below_ok: list[bool]) -> int | None:
+    """The first value layer ``k`` reads whose delta is wrong though every reader of it was handed a
+    right one (so a reader's backward is at fault), or None."""
+    for value in network.reads[k]:
+        if not below_ok[value] and all(below_ok[reader + 1] for reader in network.consumers[value]):
+            return value
     return None
 
 

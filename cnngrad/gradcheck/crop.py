@@ -109,23 +109,37 @@ def route(network: Network, start: int, size: tuple[int, int], one_channel: bool
     map, a conv whose box is more than ``CONV_PAYS`` of its map, or a box that is the whole map."""
     legs, index, box = [], start, size
     while index < len(network.layers) - 1 and local(network.layers[index]):
-        layer, out_shape = network.layers[index], network.out_shapes[index]
-        channels = network.in_shapes[index][0] if isinstance(layer, Conv) or not one_channel else 1
-        if isinstance(layer, (Conv, Pool)):
-            window = Window(layer)
-            box_out = tuple(window.reach(axis, np.zeros(1, dtype=np.int64), box[axis], out_shape[1 + axis])[1]
-                            for axis in (0, 1))
-            if isinstance(layer, Conv) and box_out[0] * box_out[1] > CONV_PAYS * out_shape[1] * out_shape[2]:
-                break
-            shape = (channels,) + tuple(window.extent(axis, box_out[axis]) for axis in (0, 1))
-        else:
-            window, box_out, shape = None, box, (channels,) + tuple(box)
-        if box_out[0] >= out_shape[1] and box_out[1] >= out_shape[2]:
-            break                                  # the box is the whole map: nothing to save
-        legs.append(Leg(index, window, box_out, one_channel, shape))
-        one_channel = one_channel and not isinstance(layer, Conv)
-        index, box = index + 1, box_out
+        leg = _leg(network, index, box, one_channel)
+        if leg is None:
+            break
+        legs.append(leg)
+        one_channel = one_channel and not isinstance(network.layers[index], Conv)
+        index, box = index + 1, leg.size
     return legs, index
+
+
+def _leg(network: Network, index: int, box: tuple[int, int], one_channel: bool) -> Leg | None:
+    """Layer ``index`` run cropped by copies moving a box of ``box`` into it, or None where cropping
+    stops paying: a conv whose box is more than ``CONV_PAYS`` of its map, or a box that is the whole map."""
+    layer, out_shape = network.layers[index], network.out_shapes[index]
+    channels = network.in_shapes[index][0] if isinstance(layer, Conv) or not one_channel else 1
+    if isinstance(layer, (Conv, Pool)):
+        window = Window(layer)
+        box_out = _box_out(window, box, out_shape)
+        if isinstance(layer, Conv) and box_out[0] * box_out[1] > CONV_PAYS * out_shape[1] * out_shape[2]:
+            return None
+        shape = (channels,) + tuple(window.extent(axis, box_out[axis]) for axis in (0, 1))
+    else:
+        window, box_out, shape = None, box, (channels,) + tuple(box)
+    if box_out[0] >= out_shape[1] and box_out[1] >= out_shape[2]:
+        return None                                # the box is the whole map: nothing to save
+    return Leg(index, window, box_out, one_channel, shape)
+
+
+def _box_out(window: Window, box: tuple[int, int], out_shape) -> tuple[int, int]:
+    """The size of the output box a windowed layer's copies move, from a box of ``box`` at its input."""
+    return tuple(window.reach(axis, np.zeros(1, dtype=np.int64), box[axis], out_shape[1 + axis])[1]
+                 for axis in (0, 1))
 
 
 def copy_work(network: Network, start: int, size: tuple[int, int], one_channel: bool):

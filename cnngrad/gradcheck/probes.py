@@ -195,6 +195,25 @@ def output_probe(network: Network, trace: Trace, index: int, analytic: np.ndarra
                  shortcut=crop.point_runs(network, trace, index + 1, y[0]))
 
 
+def _penalty_change(network: Network, params: dict[str, np.ndarray], name: str) -> PenaltyChange | None:
+    """The L2 penalty's change for a regularized parameter (λ Σ θ² moves with θ too), else None."""
+    if network.regularizes(name):
+        return PenaltyChange(network.regularization[0], params[name])
+    return None
+
+
+def _one_example_runs(network: Network, trace: Trace, index: int, parameter: LayerParameter, penalty):
+    """For one example: fc's entries share their output unit's runs (not with a penalty, whose
+    change is not a unit's); conv's run the channel-wise layer after it on their one channel; else None."""
+    layer = network.layers[index]
+    if penalty is None and layer.param_moves_one_unit:
+        return SharedUnitRuns(output_probe(network, trace, index, np.zeros_like(parameter.y)), parameter.units)
+    if layer.param_moves_one_channel and index + 1 < len(network.layers) \
+            and network.layers[index + 1].channelwise and network.chained(index + 1):
+        return OneChannelRuns(parameter.one_channel)
+    return None
+
+
 class LayerParameter:
     """One parameter of one layer at the unperturbed run, and the ways a change of it reaches the
     layer's output: re-running the layer (always right), or, for a layer affine in its parameters,
@@ -254,21 +273,15 @@ def param_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], n
     layer_name, pname = name.rsplit(".", 1)
     index = network.names.index(layer_name)
     layer = network.layers[index]
-    y = trace.outputs[index]
-    one_example = network.batch == 1
-    penalty = None
-    if network.regularizes(name):   # λ Σ θ² moves with θ too
-        penalty = PenaltyChange(network.regularization[0], params[name])
-    parameter = LayerParameter(layer, trace.inputs[index], y, network.params_of(index, params), pname)
+    penalty = _penalty_change(network, params, name)
+    own = network.params_of(index, params)
+    parameter = LayerParameter(layer, trace.inputs[index], trace.outputs[index], own, pname)
     exact = structured and layer.affine_in_params
     perturbed = parameter.exact_entries if exact else parameter.rerun_entries
     shortcut = None
-    if structured and one_example and penalty is None and layer.param_moves_one_unit:
-        shortcut = SharedUnitRuns(output_probe(network, trace, index, np.zeros_like(y)), parameter.units)
-    elif structured and one_example and layer.param_moves_one_channel and index + 1 < len(network.layers) \
-            and network.layers[index + 1].channelwise and network.chained(index + 1):
-        shortcut = OneChannelRuns(parameter.one_channel)
-    if structured:   # an untied conv bias entry moves one output entry: receptive-field probes after it
+    if structured:
+        shortcut = _one_example_runs(network, trace, index, parameter, penalty) if network.batch == 1 else None
+        # an untied conv bias entry moves one output entry: receptive-field probes after it
         shortcut = crop.untied_bias_runs(network, trace, index, pname) or shortcut
     return Probe(name, parameter.theta, analytic, index + 1, perturbed, parameter.moved, shortcut=shortcut,
                  penalty=penalty)

@@ -249,20 +249,32 @@ class Pool(Layer):
         """Which inputs window (i, j) reads (average: and its divisor) and, for max pooling, which
         won (or how a tie was split)."""
         (top, _), (left, _) = self.padding
-        (kh, kw), (sh, sw), (dh, dw) = self.size, self.stride, self.dilation
-        row, col = sh * i - top, sw * j - left
+        row, col = self.stride[0] * i - top, self.stride[1] * j - left
+        note = self._reads_note(c, i, j, row, col, hw)
+        if self.type == "avg" and (self.ceil_mode or not self.count_include_pad):
+            note.append(f"; n = {round(1 / weight)}")
+        if self.type != "max":
+            return note
+        return note + self._winner_note(c, row, col, entries, value)
+
+    def _reads_note(self, c: int, i: int, j: int, row: int, col: int, hw) -> list:
+        """The note "window y[c,i,j] reads x[first] … x[last]": the first and last tap inside the map
+        (its top-left tap at ``row``, ``col``), and how far apart dilation puts its taps."""
+        (kh, kw), (dh, dw) = self.size, self.dilation
         first = (c, row + dh * max(0, -(row // dh)), col + dw * max(0, -(col // dw)))
         last_row = row + dh * min(kh - 1, (hw[0] - 1 - row) // dh)
         last_col = col + dw * min(kw - 1, (hw[1] - 1 - col) // dw)
         note = ["window ", Ref("y", (c, i, j)), " reads ", Ref("x", first), " … ", Ref("x", (c, last_row, last_col))]
         if self.dilation != (1, 1):
             note.append(f" (taps {dh if dh == dw else f'{dh}×{dw}'} apart: dilation)")
-        if self.type == "avg" and (self.ceil_mode or not self.count_include_pad):
-            note.append(f"; n = {round(1 / weight)}")
-        if self.type != "max":
-            return note
+        return note
+
+    def _winner_note(self, c: int, row: int, col: int, entries, value: float) -> list:
+        """Max pooling: where the window's maximum ``value`` is among its taps ``entries``, and with a
+        tie, the others and how δ is shared (``ties``)."""
+        kw, (dh, dw) = self.size[1], self.dilation
         where = [(c, row + dh * (k // kw), col + dw * (k % kw)) for k in np.flatnonzero(entries == value)]
-        note += ["; its maximum ", value, " is at ", Ref("x", where[0])]
+        note = ["; its maximum ", value, " is at ", Ref("x", where[0])]
         if len(where) > 1:
             rule = "the first gets δ (ties: first)" if self.ties == "first" else \
                 f"each gets δ/{len(where)} (ties: split)"

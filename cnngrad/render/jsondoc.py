@@ -118,6 +118,12 @@ def _plain(value):
         return {key: _plain(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(item) for item in value]
+    return _plain_leaf(value)
+
+
+def _plain_leaf(value):
+    """A value that holds no records: arrays as lists, numpy scalars as Python numbers (through
+    ``_plain``), non-finite floats as None (JSON has no NaN or infinity), anything else as it is."""
     if isinstance(value, np.ndarray):
         return _plain(value.tolist())
     if isinstance(value, np.generic):
