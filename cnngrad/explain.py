@@ -248,22 +248,37 @@ def _batch_explanation(model: Model, quantity: str, index, trace, grads) -> tupl
     network = model.network
     quantity = _named_output(network, quantity)
     pname = quantity.partition(".")[2]
-    k = _explaining_step(network, quantity)
-    loss_step = not pname and (k > len(network.names) - 1 or (network.fused and k == len(network.names) - 1))
-    if not loss_step and network.layers[k].mixes_examples:
+    k = _mixing_step(model, quantity)
+    if k is not None:
         return _whole_batch_explanation(model, k, pname, quantity, index, trace, grads)
     if not pname:
         return _example_entry_explanation(model, quantity, index, trace, grads)
     return _shared_param_explanation(model, quantity, index, trace, grads)
 
 
-def _explaining_step(network, quantity: str) -> int:
-    """The layer whose step back explains ``quantity``: a parameter's own layer, else the layer
-    after it (past the last layer: the loss)."""
+def _mixing_step(model: Model, quantity: str) -> int | None:
+    """The layer that mixes the examples (batch norm) whose step back explains ``quantity``: a
+    parameter's own layer, or the one reader of a value; None when no such layer explains it. A
+    value that a mixing layer and another layer both read is refused: its delta would need both
+    the whole batch and one example (explain each reader's delta instead)."""
+    network = model.network
     layer_name, _, pname = quantity.partition(".")
     if pname:
-        return network.names.index(layer_name)
-    return 0 if quantity == "input" else network.names.index(quantity) + 1
+        k = network.names.index(layer_name)
+        return k if network.layers[k].mixes_examples else None
+    made_by = -1 if quantity == "input" else network.names.index(quantity)
+    if made_by == len(network.names) - 1:   # the loss explains the final output's delta
+        return None
+    readers = [reader for reader, _ in _readers(network, made_by)]
+    mixing = [reader for reader in readers if network.layers[reader].mixes_examples]
+    if not mixing:
+        return None
+    if len(readers) > 1:
+        others = ", ".join(network.names[reader] for reader in readers)
+        raise CannotExplain(f"explain grad.{quantity}: {quantity} is read by {others}, and "
+                            f"{network.names[mixing[0]]} mixes the examples; explain cannot split such a "
+                            f"sum yet: explain the delta of each reader instead (check verifies the sum)")
+    return mixing[0]
 
 
 def _example_entry_explanation(model: Model, quantity: str, index, trace, grads) -> tuple[Explanation, dict]:

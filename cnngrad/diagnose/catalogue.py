@@ -291,17 +291,21 @@ def _flatten_swapped(site):
 
 def _reduction_swapped(site):
     """With ``batch: N``: the loss (or its gradient) reduced the other way, a sum of the N
-    examples where ``reduction: mean`` averages them, or a mean where ``sum`` adds them."""
+    examples where ``reduction: mean`` averages them, or a mean where ``sum`` adds them. An L2
+    penalty is added after the reduction, so the loss keeps it as it is."""
     network = site.chain.network
     if not site.chain.model.batched or network.batch == 1:
         return
     batch = network.batch
+    penalty = float(site.chain.right["penalty"][0]) if site.step.kind == "loss" and "penalty" in site.chain.right \
+        else 0.0
+    data = site.right - penalty
     if network.loss.reduction == "mean":
-        yield site.right * batch, (f"{batch} times the right value: the batch's losses summed where "
-                                   f"reduction: mean averages them (the 1/N = 1/{batch} left out)")
+        yield data * batch + penalty, (f"the batch's losses summed where reduction: mean averages them "
+                                       f"(the 1/N = 1/{batch} left out)")
     else:
-        yield site.right / batch, (f"1/{batch} of the right value: the batch's losses averaged "
-                                   f"where reduction: sum adds them")
+        yield data / batch + penalty, (f"the batch's losses averaged where reduction: sum adds them "
+                                       f"(1/{batch} of their sum)")
 
 
 CATALOGUE = (
@@ -318,7 +322,7 @@ CATALOGUE = (
     Mistake("softmax-jacobian-missing", ("input-grad",), ("softmax",), _softmax_missing),
     Mistake("flatten-order-swapped", ("input-grad",), ("flatten",), _flatten_swapped),
     Mistake("branch-delta-not-summed", ("input-grad",), None, _branch_not_summed),
-    Mistake("batch-reduction-swapped", ("loss", "loss-grad"), None, _reduction_swapped),
+    Mistake("batch-reduction-swapped", ("loss", "data_loss", "loss-grad"), None, _reduction_swapped),
     Mistake("rounded-upstream", ANY, None, _rounded, at_quantity=True),
     Mistake("sign-flipped", ANY, None, _sign, at_quantity=True),
     Mistake("scaled", ANY, None, _scaled, at_quantity=True),

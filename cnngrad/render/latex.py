@@ -32,8 +32,11 @@ _TEXT_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", 
 # a number in text that plain text would set wrongly (a hyphen for its minus, 1e-05 literally) is
 # set as maths; other numbers read the same either way and stay text
 _NUMBER = r"(?<![\w.\]\-])-?\d+(?:\.\d+)?(?:e[+-]\d+)?(?![\w.])"
-_SPECIAL = re.compile(_NUMBER + "|" + "|".join(map(re.escape, _TEXT_ESCAPES)))
-_FORMULA_TOKEN = re.compile(r"Σ_\{[^}]*\}|Σ_\([^)]*\)|Σ_\w|[A-Za-z](?:[A-Za-z_]|['-](?=[A-Za-z]))*|\s+|.")
+_HAT = "\u0302"           # the combining circumflex of x̂ (a standardised value)
+_SUBSCRIPTS = {chr(0x2080 + digit): str(digit) for digit in range(10)}   # x₁ + x₂
+_TEXT_ESCAPES.update({char: f"$_{digit}$" for char, digit in _SUBSCRIPTS.items()})
+_SPECIAL = re.compile(_NUMBER + f"|[A-Za-z]{_HAT}|" + "|".join(map(re.escape, _TEXT_ESCAPES)))
+_FORMULA_TOKEN = re.compile(r"Σ_\{[^}]*\}|Σ_\([^)]*\)|Σ_\w|[A-Za-z]\u0302|[A-Za-z](?:[A-Za-z_]|['-](?=[A-Za-z]))*|\s+|.")
 _MATH_WORDS = {"kh": "k_h", "kw": "k_w"}
 _FUNCTIONS = ("relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log", "exp")
 _MATH_SYMBOLS = {"∂": r"\partial", "δ": r"\delta", "σ": r"\sigma", "θ": r"\theta", "η": r"\eta",
@@ -338,6 +341,10 @@ def _formula_math(token: str) -> str:
         return rf"\sum_{{{''.join(ch if ch.isascii() else _formula_math(ch) for ch in below)}}}"
     if token in _MATH_WORDS:
         return _MATH_WORDS[token]
+    if len(token) == 2 and token.endswith(_HAT):
+        return rf"\hat{{{token[0]}}}"
+    if token in _SUBSCRIPTS:
+        return f"_{_SUBSCRIPTS[token]}"
     if token in _FUNCTIONS:
         return r"\operatorname{" + token.replace("_", r"\_") + "}"
     if token in _MATH_SYMBOLS:
@@ -356,6 +363,8 @@ def _text(text: str) -> str:
 
 def _escape(match: re.Match) -> str:
     found = match.group()
+    if found.endswith(_HAT):
+        return rf"$\hat{{{found[0]}}}$"
     if found in _TEXT_ESCAPES:
         return _TEXT_ESCAPES[found]
     return f"${_number(found)}$" if "-" in found or "e" in found else found

@@ -75,7 +75,7 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
         user_shapes["target"] = shape
         _check_probabilities(spec, objective, source)
     examples = spec.examples
-    regularization = _regularization(spec, params)
+    regularization = _regularization(spec, params, objective)
     network = _network(spec, internal(user_shapes["input"]), layers, objective, reads, regularization)
     check_memory(spec, network, params, limits.max_memory_bytes)
     target = None
@@ -254,9 +254,11 @@ def _objective(spec: Spec, values: ValueReader) -> tuple[Objective | None, SpecE
                            f"explain need a loss and its target (forward runs without)")
 
 
-def _regularization(spec: Spec, params: dict[str, np.ndarray]) -> tuple[float, tuple[str, ...]] | None:
+def _regularization(spec: Spec, params: dict[str, np.ndarray],
+                    objective: Objective | None) -> tuple[float, tuple[str, ...]] | None:
     """``regularization: {l2: λ, params: [conv1.kernel, fc1.weights]}``: E gains λ Σ θ² over those
-    parameters (λ as written, so ½λ is written as the number it is)."""
+    parameters (λ as written, so ½λ is written as the number it is). It adds to a loss: not to
+    ``loss: none``, whose E is only implied by its upstream gradient."""
     cursor = spec.fields.get("regularization")
     if cursor is None:
         return None
@@ -267,6 +269,9 @@ def _regularization(spec: Spec, params: dict[str, np.ndarray]) -> tuple[float, t
     names = _regularized(fields["params"], params)
     if "loss" not in spec.fields and "target" not in spec.fields and "upstream_grad" not in spec.fields:
         cursor.fail("regularization adds to a loss: give loss and target too")
+    if objective is not None and objective.loss == "none":
+        cursor.fail("regularization adds λ Σ θ² to a loss, but loss: none has none (upstream_grad stands "
+                    "for ∂E/∂output): give a loss and its target, or leave regularization out")
     return factor, tuple(names)
 
 

@@ -21,7 +21,7 @@ SETTINGS: dict[str, tuple[str, ...]] = {kind: tuple(s.name for s in cls.settings
                                         + (() if cls.joins else ("from",)) for kind, cls in REGISTRY.items()}
 REQUIRED = {kind: required for kind, cls in REGISTRY.items()
             if (required := tuple(s.name for s in cls.settings if s.required))}
-RESERVED = ("input", "target", "output", "loss", "grad")
+RESERVED = ("input", "target", "output", "loss", "losses", "data_loss", "penalty", "grad")
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 class LayerSpec(Record):

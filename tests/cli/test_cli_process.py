@@ -135,3 +135,5 @@ def test_the_ascii_equivalents_of_cnngrads_symbols():
         "dE/dW[o,i] = delta[o] * a[i] - sum theta x eta, Delta <= 1/2 - ok"
     assert text.encode("latin-1", ASCII_FALLBACK).decode("latin-1") == \
         "dE/dW[o,i] = delta[o] · a[i] - sum theta × eta, Delta <= ½ - ok"    # what latin-1 has stays
+    # the norms' x̂ is x and a combining circumflex, which no 8-bit encoding holds
+    assert "x̂[0] = (x − μ)/σ".encode("ascii", ASCII_FALLBACK).decode() == "xhat[0] = (x - mu)/sigma"

@@ -462,7 +462,7 @@ def random_spec(rng: np.random.Generator) -> dict:
     else:
         spec[key] = _target(rng, loss, shape, integer, class_index)
     params = _param_names(layers)
-    if params and rng.random() < 0.2:
+    if params and rng.random() < 0.2 and loss != "none":   # a penalty adds to a loss
         chosen = rng.choice(params, size=int(rng.integers(1, len(params) + 1)), replace=False)
         spec["regularization"] = {"l2": float(rng.choice([0.0005, 0.05, 0.5, 2.0])),
                                   "params": [str(name) for name in chosen]}

@@ -252,3 +252,31 @@ def test_wrong_batch_statistics_are_placed_after_their_layers_input(tmp_path):
     result = check_model(load_model(write(tmp_path, text2, "shifted.yaml")))
     assert result.first_wrong == "fc1"
     assert {e.quantity: e.origin for e in result.expect}["batch_norm1.mean"] == "propagated"
+
+
+BRANCHED = """
+batch: 2
+input: [[1.0, -2.0, 0.5], [0.3, 0.2, -1.0]]
+layers:
+  - fc: {weights: [[0.1, 0.2, -0.3], [0.4, -0.5, 0.6], [0.3, 0.1, 0.2]], name: a}
+  - batch_norm: {from: input, gamma: [1.5, 0.5, 2.0], beta: [0.1, 0.2, 0.3]}
+  - add: {inputs: [a, batch_norm1]}
+loss: squared_error
+target: [[0.5, -0.5, 1.0], [0.0, 1.0, -1.0]]
+"""
+
+
+def test_explain_follows_the_reads_beside_a_batch_norm(tmp_path):
+    """A batch norm reading the input beside another branch: the fc's delta is explained by its
+    reader (add), not by the layer after it in the list, and its terms add up to the value; the
+    input's delta, read by the fc and the batch norm, is refused rather than explained in part."""
+    from cnngrad.explain import CannotExplain
+    model = load_model(write(tmp_path, BRANCHED))
+    values = model.values()
+    fc = explain(model, "grad.a[0,1]")
+    assert fc.value == values["grad.a"][0, 1] and np.isclose(fc.total, fc.value, rtol=1e-12)
+    assert "add1" in " ".join(text for term in fc.terms for text, _ in term.factors)
+    bn = explain(model, "grad.batch_norm1.gamma[1]")
+    assert np.isclose(bn.total, values["grad.batch_norm1.gamma"][1], rtol=1e-12)
+    with pytest.raises(CannotExplain, match="read by a, batch_norm1"):
+        explain(model, "grad.input[0,1]")

@@ -211,3 +211,24 @@ def test_every_layer_and_loss_formula_compiles(tmp_path):
     assert all(r"$\Sigma$" not in line and r"\_\{" not in line and "−" not in line for line in formulas)
     done = compile_latex("\n".join(fragments), tmp_path)
     assert done.returncode == 0, done.stdout[-2000:]
+
+
+@NEEDS_PDFLATEX
+def test_the_course_layers_explanations_compile(tmp_path):
+    """x̂ of the norms (a combining circumflex) and x₁ + x₂ of add, explained in LaTeX: every
+    gradient's first entry of the configs that hold them, in one document."""
+    from cnngrad.explain import explain
+    from cnngrad.spec import load_model
+    from helpers import ROOT
+    fragments = []
+    for name in ("d2l_layer_norm", "batchnorm_backward_closed_form", "resnet_basic_block"):
+        model = load_model(str(ROOT / "configs" / f"{name}.yaml"))
+        for quantity, value in model.values().items():
+            if quantity.startswith("grad."):
+                index = (0,) * np.ndim(value)
+                entry = f"{quantity}[{','.join(map(str, index))}]" if index else quantity
+                fragments.append(latex.explain(explain(model, entry), 6))
+    text = "\n".join(fragments)
+    assert r"\hat{x}" in text and "_1" in text and "\u0302" not in text and "₁" not in text
+    done = compile_latex(text, tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:]

@@ -15,6 +15,7 @@ from cnngrad.explain import explain
 from cnngrad.gradcheck import check_model
 from cnngrad.network import Network
 from cnngrad.spec import SpecError, load_model
+from helpers import ROOT
 
 
 def write(tmp_path, text: str, name: str = "net.yaml") -> str:
@@ -150,3 +151,26 @@ def test_expect_names_the_data_loss_and_the_penalty(tmp_path):
     result = check_model(load_model(write(tmp_path, wrong, "wrong.yaml")))
     assert not result.passed and result.first_wrong == "penalty"
     assert result.expect[0].diagnosis[0].mistake == "scaled"
+
+
+@pytest.mark.parametrize("quantity", ["loss", "data_loss"])
+def test_a_mean_taken_as_a_sum_is_diagnosed_with_the_penalty_added_after(quantity):
+    """CS231n's softmax of 2 examples, mean reduction, reg·ΣW²: a student who sums the examples'
+    losses (forgets the 1/N) and adds the penalty writes 2·data + penalty, or 2·data as data_loss."""
+    from cnngrad.diagnose import diagnose
+    model = load_model(str(ROOT / "configs/cs231n_softmax_batch_mean_l2.yaml"))
+    values = model.values()
+    data, penalty = float(values["data_loss"]), float(values["penalty"])
+    written = 2 * data + (penalty if quantity == "loss" else 0.0)
+    entry, = diagnose(model, {quantity: written}).expect
+    assert not entry.passed
+    assert entry.diagnosis and entry.diagnosis[0].mistake == "batch-reduction-swapped", entry.diagnosis
+
+
+def test_regularization_needs_a_loss_not_an_upstream_gradient(tmp_path):
+    """With loss: none there is no loss to add λ Σ θ² to (nor one to show it in)."""
+    path = tmp_path / "net.yaml"
+    path.write_text("input: [1.0, 2.0]\nlayers: [{fc: {weights: [[0.1, 0.2], [0.3, -0.4]]}}]\n"
+                    "upstream_grad: [1, -2]\nregularization: {l2: 0.5, params: [fc1.weights]}\n")
+    with pytest.raises(SpecError, match="loss: none has none"):
+        load_model(str(path))

@@ -538,3 +538,10 @@ def test_a_target_of_the_wrong_shape_shows_every_layer(tmp_path):
 def test_an_error_that_is_not_about_shapes_has_no_table(tmp_path):
     err = error(tmp_path, INPUT + "layers:\n  - tanhh\n")
     assert err.details == ()
+
+
+@pytest.mark.parametrize("name", ["losses", "data_loss", "penalty"])
+def test_the_names_of_the_batch_and_penalty_quantities_are_reserved(tmp_path, name):
+    """A layer named like a quantity of the loss would show its output under that label."""
+    err = error(tmp_path, INPUT + f"layers: [{{relu: {{name: {name}}}}}]\n" + UPSTREAM)
+    assert "reserved" in err.message and repr(name) in err.message, str(err)
