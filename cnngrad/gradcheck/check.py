@@ -74,8 +74,11 @@ def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, index_
         resolved = np.inf if blind.any() else resolved
         notable = diffs.kink & notable_kinks(analytic, low, high, tolerance, diffs.several)
         unresolved = unresolved_entries(analytic, scale, diffs.noise, significant, smooth & measured)
+    # a smooth entry outside its tolerance whose two step sizes disagree (``finite.UNSETTLED``) is
+    # unresolved, not failed: its differences are not yet a derivative
     status = np.where(diffs.kink, np.where(kink_ok, KINK, FAIL),
-                      np.where(ok, np.where(unresolved, UNSEEN, OK), FAIL)).astype(np.int8)
+                      np.where(ok, np.where(unresolved, UNSEEN, OK),
+                               np.where(diffs.unsettled & measured, UNSEEN, FAIL))).astype(np.int8)
     # a relative error says nothing where both values are within the entry's allowance (0 against 1e-17)
     relative = np.divide(error, scale, out=np.zeros_like(error), where=np.isfinite(scale) & (scale > tolerance))
     relative[~np.isfinite(error)] = np.inf

@@ -19,16 +19,21 @@ STEPS = np.array([1.0, -1.0, 0.5, -0.5])   # multiples of h, in the order the fo
 MEMORY_BUDGET = 256 * 2**20                 # bytes of activations one batched call may hold
 ROUNDING = 4 * np.finfo(np.float64).eps     # rounding per unit of S, with a safety factor of 4
 TRUNCATION = 16   # |D(h/2) − D(h)| / 16 bounds what Richardson leaves where the curvature is mild
+# the curvature is not mild where D(h/2) and D(h) lie more than a tenth apart, far beyond rounding:
+# the step is wider than the scale the loss bends on (a batch norm of a nearly constant feature)
+UNSETTLED, UNSETTLED_ROUNDING = 0.1, 100
 
 
 class Differences(Record):
     """Per-entry results of ``central_differences`` (flat arrays over the entries asked for)."""
 
-    __slots__ = ("numeric", "left", "right", "kink", "several", "noise", "spread")
+    __slots__ = ("numeric", "left", "right", "kink", "several", "noise", "spread", "unsettled")
 
     def __init__(self, numeric: np.ndarray, left: np.ndarray, right: np.ndarray, kink: np.ndarray,
-                 several: np.ndarray, noise: np.ndarray, spread: np.ndarray):
+                 several: np.ndarray, noise: np.ndarray, spread: np.ndarray, unsettled: np.ndarray | None = None):
         self.numeric, self.left, self.right = numeric, left, right
+        # bool: the two step sizes disagree (``UNSETTLED``), so a disagreement proves nothing
+        self.unsettled = np.zeros(len(numeric), dtype=bool) if unsettled is None else unsettled
         self.kink = kink          # bool: a copy straddled a non-differentiable point
         self.several = several    # bool: the copies straddled more than one (no bracket holds then)
         self.noise = noise        # the error the numeric value may carry: rounding ≈ ε S / h, and truncation
@@ -44,7 +49,8 @@ class Differences(Record):
             numeric=f * self.numeric[units],
             left=np.where(f >= 0, f * left, f * right), right=np.where(f >= 0, f * right, f * left),
             kink=self.kink[units], several=self.several[units],
-            noise=np.abs(f) * self.noise[units], spread=np.abs(f) * self.spread[units])
+            noise=np.abs(f) * self.noise[units], spread=np.abs(f) * self.spread[units],
+            unsettled=self.unsettled[units])
 
 
 class Evaluator:
@@ -184,6 +190,8 @@ def central_differences(evaluator: Evaluator, start: int, h: np.ndarray, perturb
         left, right = (base - half_minus) / (h / 2), (half_plus - base) / (h / 2)
         left_wide, right_wide = (base - minus) / h, (plus - base) / h
         scale = np.maximum(np.abs(losses).max(axis=0), max(abs(base), evaluator.magnitude[start]))
+        rounding = ROUNDING * scale / h
+        gap = np.abs(narrow - wide)
         highest = first.max(axis=0)                                   # the units the copies crossed:
         lowest = np.where(first >= 0, first, highest).min(axis=0)     # one and the same, or several?
         return Differences(
@@ -191,6 +199,7 @@ def central_differences(evaluator: Evaluator, start: int, h: np.ndarray, perturb
             left=left, right=right,
             kink=(crossed > 0).any(axis=0),
             several=(crossed > 1).any(axis=0) | (lowest != highest),
-            noise=ROUNDING * scale / h + np.abs(narrow - wide) / TRUNCATION,
+            noise=rounding + gap / TRUNCATION,
             spread=np.abs(left - left_wide) + np.abs(right - right_wide),
+            unsettled=(gap > UNSETTLED * np.maximum(np.abs(narrow), np.abs(wide))) & (gap > UNSETTLED_ROUNDING * rounding),
         )

@@ -201,7 +201,7 @@ def _gradient_blocks(result):
 def _why_unverified(quantity) -> str:
     """Why a gradient's finite differences could not verify it: the sums behind E overflowed,
     they resolve too little (then a larger --eps helps), or some entries' own differences cancel
-    far below their terms."""
+    far below their terms or disagree between their two steps."""
     resolution = quantity.difference_resolution
     if resolution is not None and not np.isfinite(resolution):
         return "the sums behind E exceed float64, so the rounding of its finite differences is beyond measure"
@@ -210,7 +210,8 @@ def _why_unverified(quantity) -> str:
                 f"(a check must resolve 1e-02); give a larger --eps (default 1e-4)")
     return (f"the finite differences of {_count(quantity.unresolved(), 'entry', 'entries')} resolve no "
             f"relative error of their own value below 1e-02 (the sums behind E cancel far below their "
-            f"terms); a larger --eps may resolve them")
+            f"terms, or the loss bends within one step: its steps h and h/2 disagree); another --eps "
+            f"may resolve them")
 
 
 def _expect_blocks(result):

@@ -209,7 +209,7 @@ def torch_layer(layer):
     if kind == "softmax":
         return torch_softmax_all if layer.axis == "all" else (lambda x, p: F.softmax(x, dim=1))
     if kind == "batch_norm":   # training mode: the batch's statistics, over N (and H, W)
-        return lambda x, p: F.batch_norm(x, None, None, p["gamma"], p["beta"], training=True, eps=layer.eps)
+        return lambda x, p: _batch_norm(x, p["gamma"], p["beta"], layer.eps)
     raise AssertionError(f"no torch equivalent for layer kind {kind!r}")
 
 
@@ -221,6 +221,18 @@ def torch_join(kind, operands):
     if kind == "concat":
         return torch.cat(operands, dim=1)
     raise AssertionError(f"no torch equivalent for joining layer kind {kind!r}")
+
+
+def _batch_norm(x, gamma, beta, eps):
+    """Training-mode batch norm written out in torch ops (autograd differentiates it): per feature
+    of a vector, per channel over N, H, W of a map. Not F.batch_norm: fed a conv's (1, C, H, 1)
+    output inside a graph (torch 2.13, CPU), its input gradient disagreed with this form and with
+    finite differences, though on a fresh tensor of that shape it agrees; tests/unit/test_batch_norm.py
+    compares F.batch_norm itself on plain tensors."""
+    over = (0,) + tuple(range(2, x.dim()))
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    mean, var = x.mean(over, keepdim=True), x.var(over, unbiased=False, keepdim=True)
+    return (x - mean) / torch.sqrt(var + eps) * gamma.view(shape) + beta.view(shape)
 
 
 def _rows(values):
