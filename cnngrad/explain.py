@@ -264,8 +264,7 @@ def _mixing_step(model: Model, quantity: str) -> int | None:
     network = model.network
     layer_name, _, pname = quantity.partition(".")
     if pname:
-        k = network.names.index(layer_name)
-        return k if network.layers[k].mixes_examples else None
+        return _mixing_layer(network, network.names.index(layer_name))
     made_by = -1 if quantity == "input" else network.names.index(quantity)
     if made_by == len(network.names) - 1:   # the loss explains the final output's delta
         return None
@@ -279,6 +278,11 @@ def _mixing_step(model: Model, quantity: str) -> int | None:
                             f"{network.names[mixing[0]]} mixes the examples; explain cannot split such a "
                             f"sum yet: explain the delta of each reader instead (check verifies the sum)")
     return mixing[0]
+
+
+def _mixing_layer(network, k: int) -> int | None:
+    """``k`` when layer ``k`` mixes the examples, else None."""
+    return k if network.layers[k].mixes_examples else None
 
 
 def _example_entry_explanation(model: Model, quantity: str, index, trace, grads) -> tuple[Explanation, dict]:

@@ -6,6 +6,7 @@ amsmath's default 10 columns raises ``MaxMatrixCols`` first.
 from __future__ import annotations
 
 import re
+import string
 
 import numpy as np
 
@@ -44,6 +45,8 @@ _MATH_SYMBOLS = {"∂": r"\partial", "δ": r"\delta", "σ": r"\sigma", "θ": r"\
                  "×": r"\times", "−": "-", "′": "'", "²": "^2", "≤": r"\le", "≥": r"\ge", "→": r"\to",
                  "⊙": r"\odot", "…": r"\dots", "∞": r"\infty", "Σ": r"\sum", "½": r"\tfrac12", ":": r"\colon",
                  "Δ": r"\Delta", "≠": r"\ne"}
+_MATH_SYMBOLS.update({char: f"_{digit}" for char, digit in _SUBSCRIPTS.items()})
+_MATH_SYMBOLS.update({letter + _HAT: rf"\hat{{{letter}}}" for letter in string.ascii_letters})
 _MATH_ESCAPES = {"{": r"\{", "}": r"\}", "_": r"\_", "&": r"\&", "%": r"\%", "#": r"\#", "$": r"\$",
                  "\\": r"\backslash ", "^": r"\hat{}", "~": r"\sim "}
 TEXT_WIDTH = 345.0        # pt: the text width of LaTeX's article class (10pt, letter or A4)
@@ -341,10 +344,6 @@ def _formula_math(token: str) -> str:
         return rf"\sum_{{{''.join(ch if ch.isascii() else _formula_math(ch) for ch in below)}}}"
     if token in _MATH_WORDS:
         return _MATH_WORDS[token]
-    if len(token) == 2 and token.endswith(_HAT):
-        return rf"\hat{{{token[0]}}}"
-    if token in _SUBSCRIPTS:
-        return f"_{_SUBSCRIPTS[token]}"
     if token in _FUNCTIONS:
         return r"\operatorname{" + token.replace("_", r"\_") + "}"
     if token in _MATH_SYMBOLS:
