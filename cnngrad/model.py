@@ -231,12 +231,3 @@ class Model(Record):
         for name, value in grads.params.items():
             out[gradient_of(name)] = self.user(name, value)
         return out
-        grads = self.backward(trace) if grads is None else grads
-        out[gradient_of("input")] = self.user("input", grads.input)
-        out[gradient_of("output")] = self.user("output", grads.outputs[self.network.names[-1]]) \
-            if self.network.names else out[gradient_of("input")]
-        for name, value in grads.outputs.items():
-            out[gradient_of(name)] = self.user(name, value)
-        for name, value in grads.params.items():
-            out[gradient_of(name)] = self.user(name, value)
-        return out

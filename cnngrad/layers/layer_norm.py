@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from .base import Layer, ParamError, Setting, ShapeError, register
+from .base import Layer, ParamError, Setting, register
 from .explanation import Explanation, Factor, Ref, Term
 
 SYMBOLS = {"dy": "δ", "x": "x", "gamma": "γ", "beta": "β"}
