@@ -17,7 +17,9 @@ import numpy as np
 
 from .base import Layer, Setting, ShapeError, register
 from .explanation import Explanation, Factor, Ref, Term
+from .layer_norm import standardize, standardize_backward
 
+OVER_BATCH = (1, 3)   # the N examples and the positions of a feature, in ``BatchNorm._grouped``'s layout
 SYMBOLS = {"dy": "δ", "x": "x", "gamma": "γ", "beta": "β"}
 
 
@@ -60,11 +62,7 @@ class BatchNorm(Layer):
         return x.reshape(len(x) // self.batch, self.batch, self.features, -1)
 
     def forward(self, x, params):
-        g = self._grouped(x)
-        mean = g.mean(axis=(1, 3), keepdims=True)
-        var = ((g - mean) ** 2).mean(axis=(1, 3), keepdims=True)
-        inv_std = 1.0 / np.sqrt(var + self.eps)
-        xhat = (g - mean) * inv_std
+        xhat, inv_std, mean, var = standardize(self._grouped(x), self.eps, axis=OVER_BATCH)
         gamma, beta = params["gamma"][:, None], params["beta"][:, None]
         y = (gamma * xhat + beta).reshape(x.shape)
         return y, Statistics(xhat, inv_std, mean, var)
@@ -73,8 +71,7 @@ class BatchNorm(Layer):
         d = self._grouped(dy)
         xhat = cache.xhat
         gamma = params["gamma"][:, None]
-        dx = gamma * cache.inv_std * (d - d.mean(axis=(1, 3), keepdims=True)
-                                      - xhat * (d * xhat).mean(axis=(1, 3), keepdims=True))
+        dx = standardize_backward(d, xhat, gamma * cache.inv_std, axis=OVER_BATCH)
         return dx.reshape(dy.shape), {"gamma": (d * xhat).sum(axis=(0, 1, 3)), "beta": d.sum(axis=(0, 1, 3))}
 
     def statistics(self, cache) -> dict[str, np.ndarray]:

@@ -60,7 +60,7 @@ class GroupNorm(Layer):
         return value.reshape((-1,) + (1,) * (ndim - 2))
 
     def forward(self, x, params):
-        xhat, inv_std = standardize(x.reshape(x.shape[0], self.groups, -1), self.eps)
+        xhat, inv_std = standardize(x.reshape(x.shape[0], self.groups, -1), self.eps)[:2]
         xhat = xhat.reshape(x.shape)
         y = self._per_channel(params["gamma"], x.ndim) * xhat + self._per_channel(params["beta"], x.ndim)
         return y, (xhat, inv_std)
@@ -130,7 +130,7 @@ class GroupNorm(Layer):
         """|γ| (|x| + mean_g |x|)/σ_g + |β|: x − μ rounds relative to |x| and |μ|, not to their difference."""
         grouped = x.reshape(x.shape[0], self.groups, -1)
         flat = np.abs(grouped)
-        _, inv_std = standardize(grouped, self.eps)
+        inv_std = standardize(grouped, self.eps)[1]
         scale = ((flat + flat.mean(axis=-1, keepdims=True)) * inv_std).reshape(x.shape)
         return (np.abs(self._per_channel(params["gamma"], x.ndim)) * scale
                 + np.abs(self._per_channel(params["beta"], x.ndim)))

@@ -6,8 +6,9 @@ per entry.
     ∂E/∂x[k] = (1/σ) (g[k] − mean(g) − x̂[k] · mean(g ⊙ x̂))   with g = γ ⊙ δ
     ∂E/∂γ = δ ⊙ x̂,  ∂E/∂β = δ   (summed over the batch)
 
-``standardize`` and ``standardize_backward`` are the normalisation over the last axis, shared with
-group normalisation (group_norm.py), which standardises each group of channels the same way.
+``standardize`` and ``standardize_backward`` are the normalisation over an axis, shared with group
+normalisation (group_norm.py), which standardises each group of channels the same way, and batch
+normalisation (batchnorm.py), which standardises each feature over the examples.
 """
 from __future__ import annotations
 
@@ -22,17 +23,21 @@ SYMBOLS = {"dy": "δ", "x": "x", "gamma": "γ", "beta": "β"}
 EPS = 1e-5   # PyTorch's default
 
 
-def standardize(x: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
-    """(x̂, 1/σ) over the last axis: x̂ = (x − μ)/σ with σ = √(variance + eps), the variance biased
-    (divided by N) and computed from the centred values (two passes, no cancellation)."""
-    centred = x - x.mean(axis=-1, keepdims=True)
-    inv_std = 1.0 / np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + eps)
-    return centred * inv_std, inv_std
+def standardize(x: np.ndarray, eps: float, axis=-1) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x̂, 1/σ, μ, variance) over ``axis`` (an axis or a tuple of them; kept as size 1): x̂ = (x − μ)/σ
+    with σ = √(variance + eps), the variance biased (divided by N) and computed from the centred
+    values (two passes, no cancellation)."""
+    mean = x.mean(axis=axis, keepdims=True)
+    centred = x - mean
+    var = (centred * centred).mean(axis=axis, keepdims=True)
+    inv_std = 1.0 / np.sqrt(var + eps)
+    return centred * inv_std, inv_std, mean, var
 
 
-def standardize_backward(g: np.ndarray, xhat: np.ndarray, inv_std: np.ndarray) -> np.ndarray:
-    """∂E/∂x from g = ∂E/∂x̂ over the last axis: (1/σ) (g − mean(g) − x̂ · mean(g ⊙ x̂))."""
-    return inv_std * (g - g.mean(axis=-1, keepdims=True) - xhat * (g * xhat).mean(axis=-1, keepdims=True))
+def standardize_backward(g: np.ndarray, xhat: np.ndarray, scale: np.ndarray, axis=-1) -> np.ndarray:
+    """∂E/∂x from g = ∂E/∂x̂ over ``axis``: (1/σ) (g − mean(g) − x̂ · mean(g ⊙ x̂)); ``scale`` is 1/σ,
+    or γ/σ where g is δ and γ is one number per standardised set (batch norm)."""
+    return scale * (g - g.mean(axis=axis, keepdims=True) - xhat * (g * xhat).mean(axis=axis, keepdims=True))
 
 
 def standardize_derivative(xhat: np.ndarray, inv_std: float, j: np.ndarray, k: int) -> np.ndarray:
@@ -85,7 +90,7 @@ class LayerNorm(Layer):
 
     def forward(self, x, params):
         batch = x.shape[0]
-        xhat, inv_std = standardize(x.reshape(batch, -1), self.eps)
+        xhat, inv_std = standardize(x.reshape(batch, -1), self.eps)[:2]
         xhat = xhat.reshape(x.shape)
         return params["gamma"] * xhat + params["beta"], (xhat, inv_std)
 
@@ -135,7 +140,7 @@ class LayerNorm(Layer):
         """|γ| (|x| + mean |x|)/σ + |β|: x − μ rounds relative to |x| and |μ|, not to their difference."""
         batch = x.shape[0]
         flat = np.abs(x.reshape(batch, -1))
-        _, inv_std = standardize(x.reshape(batch, -1), self.eps)
+        inv_std = standardize(x.reshape(batch, -1), self.eps)[1]
         scale = ((flat + flat.mean(axis=-1, keepdims=True)) * inv_std).reshape(x.shape)
         return np.abs(params["gamma"]) * scale + np.abs(params["beta"])
 
