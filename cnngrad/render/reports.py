@@ -118,11 +118,14 @@ def _param_names(name: str, layer) -> list[str]:
 
 def _loss_kind(model: Model) -> str | None:
     """The loss as output names it (``cross_entropy from logits``; with ``batch: N``, how it
-    reduces the examples: ``mse, mean of 2 examples``); None when the spec gives none."""
+    reduces the examples: ``mse, mean of 2 examples``, or ``mse, 1 example``, where sum and mean
+    agree); None when the spec gives none."""
     loss = model.network.loss
     if loss is None:
         return None
-    kind = f"{loss.label}, {loss.reduction} of {model.network.batch} examples" if model.batched else loss.label
+    n = model.network.batch
+    reduced = f"{loss.reduction} of {n} examples" if n > 1 else "1 example"
+    kind = f"{loss.label}, {reduced}" if model.batched else loss.label
     return kind if model.network.regularization is None else f"{kind}, + L2 penalty"
 
 

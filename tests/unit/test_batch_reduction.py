@@ -315,6 +315,19 @@ def test_forward_shows_each_examples_loss(tmp_path):
     assert "losses  2" in table and "mean of 2 examples" in table
 
 
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_one_example_batch_says_one_example_not_a_sum_of_1_examples(tmp_path, reduction):
+    """With `batch: 1` sum and mean are the same number: the loss line names the one example
+    (``mse, 1 example``) rather than a reduction of "1 examples"."""
+    from helpers.cli import invoke
+    path = write(tmp_path, "batch: 1\ninput: [[1, 2, 3]]\nlayers:\n"
+                 "  - fc: {weights: [[1, 0, 1], [0, 1, 0]], bias: [0, 0]}\n"
+                 f"loss: {{mse: {{reduction: {reduction}}}}}\ntarget: [[1, 1]]\n")
+    for command in ("forward", "backward"):
+        text = invoke(command, path).output
+        assert "loss (mse, 1 example) = 5" in text, text   # ((4 − 1)² + (2 − 1)²)/2 = 5
+
+
 # --- what the spec must say ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, path, words", [
