@@ -6,7 +6,11 @@ so ``import cnngrad`` (and the command line's start-up) does not pay for numpy o
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from .process import while_loading
+
+while_loading()     # run as the `cnngrad` program, Ctrl-C from here on is one line, not a traceback
+
+from typing import TYPE_CHECKING, Any  # noqa: E402
 
 __version__ = "0.2.0.dev0"
 

@@ -30,6 +30,22 @@ class Interrupted(BaseException):
     progress bar gives the terminal its cursor back)."""
 
 
+def while_loading() -> None:
+    """Ctrl-C while the command's modules load (click, the commands; before ``prepare``): one
+    ``error: interrupted`` line and SIGINT, not a KeyboardInterrupt traceback. Only when this
+    process is the ``cnngrad`` program, so a program that imports cnngrad keeps its own Ctrl-C."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    script = os.path.basename(getattr(main, "__file__", None) or "")
+    if (spec is not None and spec.name == "cnngrad.__main__") or script == "cnngrad":
+        signal.signal(signal.SIGINT, _interrupted_while_loading)
+
+
+def _interrupted_while_loading(signum, frame):
+    error_line("interrupted")
+    end_by_signal(signal.SIGINT)
+
+
 def prepare() -> None:
     """Signals and encodings for the command-line process (see the module's text)."""
     if hasattr(signal, "SIGPIPE"):

@@ -137,3 +137,33 @@ def test_the_ascii_equivalents_of_cnngrads_symbols():
         "dE/dW[o,i] = delta[o] · a[i] - sum theta × eta, Delta <= ½ - ok"    # what latin-1 has stays
     # the norms' x̂ is x and a combining circumflex, which no 8-bit encoding holds
     assert "x̂[0] = (x − μ)/σ".encode("ascii", ASCII_FALLBACK).decode() == "xhat[0] = (x - mu)/sigma"
+
+
+@pytest.mark.parametrize("program", [[], ["-m", "cnngrad"]], ids=["script", "python -m"])
+def test_ctrl_c_while_the_command_loads_is_one_line_not_a_traceback(tmp_path, program):
+    """Ctrl-C in the first tenth of a second, while click and the commands are imported (before
+    the command's handler is set up): the same one line and SIGINT, no KeyboardInterrupt traceback.
+    A stand-in `click` on PYTHONPATH holds the import until the signal has been sent."""
+    ready = tmp_path / "importing"
+    (tmp_path / "click.py").write_text(f"import pathlib, time\npathlib.Path({str(ready)!r}).touch()\n"
+                                       "time.sleep(60)\n", encoding="utf-8")
+    command = [sys.executable, *program] if program else [cnngrad_script()]
+    process = subprocess.Popen([*command, "check", SMALL], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env=environment(PYTHONPATH=str(tmp_path)))
+    deadline = time.monotonic() + 30
+    while not ready.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.01)
+    assert ready.exists(), process.communicate(timeout=60)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGINT
+    assert (out, err) == (b"", b"error: interrupted\n")
+
+
+def test_a_program_that_imports_cnngrad_keeps_its_own_ctrl_c():
+    """Only the cnngrad program installs its Ctrl-C handling; `import cnngrad.cli` elsewhere leaves
+    Python's KeyboardInterrupt in place."""
+    code = ("import signal, cnngrad, cnngrad.cli, cnngrad.api\n"
+            "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout == "True\n", done.stderr
