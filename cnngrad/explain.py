@@ -105,7 +105,10 @@ def _listed_terms(explanation: Explanation, listed: list[int], values: np.ndarra
 def _entry(model: Model, text: str) -> tuple[str, tuple[int, ...]]:
     """The gradient's name and the user index of the one entry ``text`` names; a gradient with
     one entry may be named without an index."""
-    known = {name: shape for name, shape in quantities.known(model).items() if quantities.is_gradient(name)}
+    every = quantities.known(model)
+    known = {name: shape for name, shape in every.items() if quantities.is_gradient(name)}
+    if quantities.split(text.strip())[0] in every.keys() - known.keys():
+        raise CannotExplain(f"explain {text}: {_not_a_gradient(text.strip(), every)}")
     try:
         name, index = quantities.parse(text.strip(), known, model)
     except ValueError as err:
@@ -116,6 +119,21 @@ def _entry(model: Model, text: str) -> tuple[str, tuple[int, ...]]:
             raise CannotExplain(f"explain {text}: name one entry, like {name}[{','.join('0' * len(shape))}]")
         index = (0,) * len(shape)
     return name, index
+
+
+def _not_a_gradient(text: str, known: dict) -> str:
+    """What to write instead of a value (``conv1[0,1]``, ``loss``): its gradient's entry, or for
+    the loss (which has no ∂E/∂ of its own to explain) where its value and formula are."""
+    name, written = quantities.split(text)
+    gradient = quantities.gradient_of(name)
+    if gradient in known:
+        entry = f"{gradient}[{written}]" if written is not None else \
+            quantities.label(gradient, (0,) * len(known[gradient]) or None)
+        return (f"explain takes a gradient entry: for ∂E/∂{text} write {entry} "
+                "(the values themselves are printed by `cnngrad forward`)")
+    output = quantities.label("grad.output", (0,) * len(known["grad.output"]) or None)
+    return ("explain takes a gradient entry: the loss E itself is printed by `cnngrad forward` (its "
+            f"formula: docs/reference.md §3), and its gradient at the output by explain SPEC '{output}'")
 
 
 def _where(explanation: Explanation, names: dict) -> list[tuple[str, str]]:

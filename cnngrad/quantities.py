@@ -89,9 +89,22 @@ def parse(text: str, shapes: dict, model: Model) -> tuple[str, tuple[int, ...] |
     except ValueError:
         raise ValueError(f"an index is whole numbers separated by commas, like {name}[0,1], "
                          f"not [{shortened(written, 40)}]") from None
-    if len(index) != len(shape) or any(not 0 <= i < n for i, n in zip(index, shape)):
+    if len(index) != len(shape):
+        raise ValueError(_wrong_length(name, index, shape))
+    if any(not 0 <= i < n for i, n in zip(index, shape)):
         raise ValueError(f"index {label('', index)} is out of range for {name} of shape {shape_text(shape, 'a scalar')}")
     return name, index
+
+
+def _wrong_length(name: str, index: tuple[int, ...], shape: tuple[int, ...]) -> str:
+    """An index with fewer or more numbers than ``name`` has axes: what an entry's index looks like."""
+    if not shape:
+        return f"{name} is a scalar: write {name}, without an index"
+    like = label(name, (index + (0,) * len(shape))[:len(shape)])
+    if len(index) < len(shape):
+        return (f"index {label('', index)} gives {len(index)} of the {len(shape)} axes of {name} "
+                f"(shape {shape_text(shape)}); an entry needs all {len(shape)}, like {like}")
+    return f"index {label('', index)} has {len(index)} axes but {name} has {len(shape)} (shape {shape_text(shape)}), like {like}"
 
 
 def _unknown(name: str, shapes: dict, model: Model) -> str:

@@ -210,11 +210,47 @@ def test_a_layer_delta_sums_over_the_next_layers_readers():
 
 
 @pytest.mark.parametrize("quantity, message", [
-    ("grad.conv9[0,0]", "unknown quantity 'grad.conv9'"), ("conv1[0,0]", "unknown quantity 'conv1'"),
+    ("grad.conv9[0,0]", "unknown quantity 'grad.conv9'"), ("conv1[0,0]", "write grad.conv1[0,0]"),
     ("grad.conv1.kernel", "name one entry"), ("grad.conv1.kernel[2,0]", "out of range")])
 def test_what_cannot_be_explained_says_why(quantity, message):
     with pytest.raises(CannotExplain, match=message.replace("[", r"\[")):
         seed000(quantity)
+
+
+@pytest.mark.parametrize("quantity, message", [
+    ("grad.conv1.kernel[0]", "index [0] gives 1 of the 2 axes of grad.conv1.kernel (shape 2×2); "
+                             "an entry needs all 2, like grad.conv1.kernel[0,0]"),
+    ("grad.conv1[1]", "index [1] gives 1 of the 2 axes of grad.conv1 (shape 4×4); "
+                      "an entry needs all 2, like grad.conv1[1,0]"),
+    ("grad.fc1.weights[0,1,2]", "index [0,1,2] has 3 axes but grad.fc1.weights has 2 (shape 2×4), "
+                                "like grad.fc1.weights[0,1]"),
+    ("grad.conv1.bias[0]", "grad.conv1.bias is a scalar: write grad.conv1.bias, without an index")])
+def test_an_index_of_the_wrong_length_says_the_axes_it_needs(quantity, message):
+    with pytest.raises(CannotExplain) as caught:
+        seed000(quantity)
+    assert str(caught.value) == f"explain {quantity}: {message}"
+
+
+@pytest.mark.parametrize("quantity, message", [
+    ("loss", "explain takes a gradient entry: the loss E itself is printed by `cnngrad forward` "
+             "(its formula: docs/reference.md §3), and its gradient at the output by "
+             "explain SPEC 'grad.output[0]'"),
+    ("conv1[0,1]", "explain takes a gradient entry: for ∂E/∂conv1[0,1] write grad.conv1[0,1] "
+                   "(the values themselves are printed by `cnngrad forward`)"),
+    ("fc1.weights", "explain takes a gradient entry: for ∂E/∂fc1.weights write grad.fc1.weights[0,0] "
+                    "(the values themselves are printed by `cnngrad forward`)")])
+def test_a_value_instead_of_a_gradient_says_what_to_write(quantity, message):
+    with pytest.raises(CannotExplain) as caught:
+        seed000(quantity)
+    assert str(caught.value) == f"explain {quantity}: {message}"
+
+
+def test_the_explain_command_on_the_loss_is_one_error_line_naming_what_to_write():
+    result = run("explain", f"{CONFIGS}/seed000_conv_relu_pool_fc_softmax.yaml", "loss")
+    assert result.exit_code == 2
+    line, = result.output.strip().splitlines()
+    assert line.startswith("error: configs/seed000_conv_relu_pool_fc_softmax.yaml: explain loss: ")
+    assert "grad.output[0]" in line and "unknown quantity" not in line
 
 
 def test_a_scalar_gradient_needs_no_index():

@@ -428,7 +428,7 @@ def test_expect_index_out_of_range(tmp_path):
 
 def test_expect_index_of_wrong_rank(tmp_path):
     err = error(tmp_path, INPUT + "layers: [relu]\n" + UPSTREAM + "expect:\n  relu1[1]: 1\n")
-    check(err, 6, "expect", "out of range for relu1 of shape 3×3")
+    check(err, 6, "expect", "index [1] gives 1 of the 2 axes of relu1 (shape 3×3)", "like relu1[1,0]")
 
 
 def test_expect_value_of_wrong_shape(tmp_path):
