@@ -74,6 +74,7 @@ def build_model(spec: Spec, path: str, values: ValueReader) -> Model:
     if objective is not None:
         user_shapes["target"] = shape
         _check_probabilities(spec, objective, source)
+        notes += _twice_note(spec, objective)
     examples = spec.examples
     regularization = _regularization(spec, params, objective)
     network = _network(spec, internal(user_shapes["input"]), layers, objective, reads, regularization)
@@ -312,6 +313,18 @@ def _check_probabilities(spec: Spec, objective: Objective, source: str) -> None:
                               f"{last.kind}, not {layer}: {fix}")
         return
     _check_input_probabilities(spec, objective, layer, reads, fix)
+
+
+def _twice_note(spec: Spec, objective: Objective) -> list[str]:
+    """A logits form after its own activation (softmax → cross_entropy from logits) applies it
+    twice: valid, the numbers are the network's as written, but hardly meant; forward says so."""
+    layer = PROBABILITY_LAYER.get(objective.loss)
+    if layer is None or not objective.from_logits or not spec.layers or spec.layers[-1].kind != layer:
+        return []
+    last, reads = spec.layers[-1].name, "distribution" if layer == "softmax" else "probabilities"
+    return [f"{last} is a {layer}, and {objective.loss} from logits applies {layer} again: the loss reads "
+            f"{layer}({last}). Write `loss: {objective.loss}` to read {last}'s {reads}, or drop "
+            f"`- {layer}` to keep the logits form"]
 
 
 def _check_input_probabilities(spec: Spec, objective: Objective, layer: str, reads: str, fix: str) -> None:

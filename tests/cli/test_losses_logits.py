@@ -278,3 +278,43 @@ def test_logits_beyond_float64_apart_with_a_finite_loss_warn_nothing(tmp_path, c
 def test_explain_refuses_an_infinite_loss_with_its_cause(tmp_path, text):
     line = one_error(tmp_path, text, ["explain", "grad.output[0]"])
     assert "is inf:" in line and "gradient is not finite" not in line
+
+
+# --- an activation applied twice --------------------------------------------------------------
+
+TARGET = "[[[0.5, 0], [0, 0]], [[0, 0], [0, 0.5]]]"   # probabilities of the 2×2×2 output
+
+@pytest.mark.parametrize("last, loss, note", [
+    ("  - softmax\n", "cross_entropy",
+     "softmax1 is a softmax, and cross_entropy from logits applies softmax again: the loss reads "
+     "softmax(softmax1). Write `loss: cross_entropy` to read softmax1's distribution, or drop "
+     "`- softmax` to keep the logits form"),
+    ("  - softmax: {axis: channels}\n", "cross_entropy", "applies softmax again"),
+    ("  - sigmoid\n", "binary_cross_entropy",
+     "sigmoid1 is a sigmoid, and binary_cross_entropy from logits applies sigmoid again: the loss "
+     "reads sigmoid(sigmoid1). Write `loss: binary_cross_entropy` to read sigmoid1's probabilities, "
+     "or drop `- sigmoid` to keep the logits form"),
+])
+def test_a_logits_loss_after_its_own_activation_is_noted(tmp_path, last, loss, note):
+    """softmax → {cross_entropy: {from: logits}} computes softmax twice; the numbers are those of
+    the network as written (PyTorch's F.cross_entropy of softmax outputs), but forward says so."""
+    text = (f"input: {{random: {{shape: [2, 2, 2], seed: 0}}}}\nlayers:\n{last}"
+            f"loss: {{{loss}: {{from: logits}}}}\ntarget: {TARGET}\n")
+    forward = run_text(tmp_path, text, "forward", "--format", "json")
+    assert forward.exit_code == 0, forward.stderr
+    notes = json.loads(forward.stdout)["notes"]
+    assert len(notes) == 1 and note in notes[0], notes
+    table = run_text(tmp_path, text, "forward").stdout
+    assert note.split(":")[0] in table[:table.index("\n\ninput ")]   # with the summary, as other notes
+
+
+@pytest.mark.parametrize("last, loss", [("  - softmax\n", "cross_entropy"),
+                                        ("  - sigmoid\n", "binary_cross_entropy"),
+                                        ("  - tanh\n", "{cross_entropy: {from: logits}}"),
+                                        ("  - softmax\n  - tanh\n", "{cross_entropy: {from: logits}}")])
+def test_no_note_where_each_activation_is_applied_once(tmp_path, last, loss):
+    text = (f"input: {{random: {{shape: [2, 2, 2], seed: 0}}}}\nlayers:\n{last}loss: {loss}\n"
+            f"target: {TARGET}\n")
+    forward = run_text(tmp_path, text, "forward", "--format", "json")
+    assert forward.exit_code == 0, forward.stderr
+    assert json.loads(forward.stdout)["notes"] == []
