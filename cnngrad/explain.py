@@ -131,6 +131,8 @@ def _not_a_gradient(text: str, known: dict) -> str:
             quantities.label(gradient, (0,) * len(known[gradient]) or None)
         return (f"explain takes a gradient entry: for ∂E/∂{text} write {entry} "
                 "(the values themselves are printed by `cnngrad forward`)")
+    if name == "target":
+        return "explain takes a gradient entry, and the target has none: it is given, not computed"
     output = quantities.label("grad.output", (0,) * len(known["grad.output"]) or None)
     return ("explain takes a gradient entry: the loss E itself is printed by `cnngrad forward` (its "
             f"formula: docs/reference.md §3), and its gradient at the output by explain SPEC '{output}'")

@@ -238,7 +238,8 @@ def test_an_index_of_the_wrong_length_says_the_axes_it_needs(quantity, message):
     ("conv1[0,1]", "explain takes a gradient entry: for ∂E/∂conv1[0,1] write grad.conv1[0,1] "
                    "(the values themselves are printed by `cnngrad forward`)"),
     ("fc1.weights", "explain takes a gradient entry: for ∂E/∂fc1.weights write grad.fc1.weights[0,0] "
-                    "(the values themselves are printed by `cnngrad forward`)")])
+                    "(the values themselves are printed by `cnngrad forward`)"),
+    ("target[1]", "explain takes a gradient entry, and the target has none: it is given, not computed")])
 def test_a_value_instead_of_a_gradient_says_what_to_write(quantity, message):
     with pytest.raises(CannotExplain) as caught:
         seed000(quantity)
