@@ -308,6 +308,52 @@ def _reduction_swapped(site):
                                        f"(1/{batch} of their sum)")
 
 
+def _penalty_part(site) -> np.ndarray | None:
+    """What the L2 penalty adds to the value of ``site``'s step: 2 λ θ to a regularized parameter's
+    gradient, λ Σ θ² to the loss (and the whole ``penalty``); None where it adds nothing."""
+    network, step = site.chain.network, site.step
+    if network.regularization is None:
+        return None
+    if step.kind == "param-grad":
+        name = f"{network.names[step.index]}.{step.param}"
+        return network.penalty_grad(name, site.chain.model.params[name])
+    if step.kind in ("loss", "penalty"):
+        return site.chain.right["penalty"]
+    return None
+
+
+def _l2_missing(site):
+    """The L2 penalty left out: a regularized parameter's gradient without 2 λ θ, the loss
+    without λ Σ θ²."""
+    penalty = _penalty_part(site)
+    if penalty is None:
+        return
+    lam = site.chain.network.regularization[0]
+    if site.step.kind == "param-grad":
+        yield site.right - penalty, (f"the gradient without the L2 penalty's 2λθ (λ = {lam:g}): "
+                                     f"regularization adds λΣθ² to the loss, so 2λθ to this gradient")
+    else:
+        yield site.right - penalty, f"the data loss alone: the L2 penalty λΣθ² (λ = {lam:g}) not added"
+
+
+def _l2_factor(site):
+    """The L2 penalty's factor off by 2: its gradient λθ (the ½λΣθ² convention's) or 4λθ where
+    ``l2: λ`` means λ Σ θ², the penalty ½λΣθ² or 2λΣθ² likewise."""
+    penalty = _penalty_part(site)
+    if penalty is None:
+        return
+    lam = site.chain.network.regularization[0]
+    if site.step.kind == "param-grad":
+        yield site.right - penalty / 2, (f"the penalty's gradient written λθ, the gradient of ½λΣθ²; l2: {lam:g} "
+                                         f"adds λΣθ², whose gradient is 2λθ")
+        yield site.right + penalty, (f"the penalty's gradient written 4λθ, twice 2λθ; l2: {lam:g} is the whole "
+                                     f"factor of λΣθ² (½λΣθ² is written l2: λ/2), whose gradient is 2λθ")
+    else:
+        yield site.right - penalty / 2, (f"the penalty written ½λΣθ²; l2: {lam:g} adds λΣθ² "
+                                         f"(½λΣθ² is written l2: λ/2)")
+        yield site.right + penalty, f"the penalty written 2λΣθ²; l2: {lam:g} adds λΣθ²"
+
+
 CATALOGUE = (
     Mistake("conv-kernel-not-rotated", ("input-grad",), ("conv",), _kernel_not_rotated),
     Mistake("conv-mode-swapped", ("forward", "param-grad"), ("conv",), _mode_swapped),
@@ -323,6 +369,8 @@ CATALOGUE = (
     Mistake("flatten-order-swapped", ("input-grad",), ("flatten",), _flatten_swapped),
     Mistake("branch-delta-not-summed", ("input-grad",), None, _branch_not_summed),
     Mistake("batch-reduction-swapped", ("loss", "data_loss", "loss-grad"), None, _reduction_swapped),
+    Mistake("l2-penalty-missing", ("loss", "param-grad"), None, _l2_missing),
+    Mistake("l2-penalty-factor-off-by-2", ("loss", "penalty", "param-grad"), None, _l2_factor),
     Mistake("rounded-upstream", ANY, None, _rounded, at_quantity=True),
     Mistake("sign-flipped", ANY, None, _sign, at_quantity=True),
     Mistake("scaled", ANY, None, _scaled, at_quantity=True),
