@@ -13,6 +13,8 @@ from fractions import Fraction
 import numpy as np
 
 from ..layers.base import crop_map, scatter_windows
+from ..layers.batchnorm import OVER_BATCH
+from ..layers.layer_norm import standardize
 from ..quantities import value_of
 from ..record import Record
 
@@ -354,6 +356,58 @@ def _l2_factor(site):
         yield site.right + penalty, f"the penalty written 2λΣθ²; l2: {lam:g} adds λΣθ²"
 
 
+def _bn_constant_statistics(site):
+    """Batch norm's input gradient with its batch statistics taken as constants: dx = γ δ / σ (μ
+    and σ² both), or the closed form (γ/σ)(δ − mean δ − x̂ mean(δ x̂)) without the term of σ²
+    or of μ."""
+    cache = site.chain.cache(site.step.index)
+    d = site.upstream.reshape(cache.xhat.shape)
+    scale = site.chain.params(site.step.index)["gamma"][:, None] * cache.inv_std
+    mean = d.mean(axis=OVER_BATCH, keepdims=True)
+    through_var = cache.xhat * (d * cache.xhat).mean(axis=OVER_BATCH, keepdims=True)
+    for value, words in ((d, "the batch mean μ and variance σ² both treated as constants: dx = γ·δ/σ; they "
+                             "depend on every example's x, which adds −mean(δ) − x̂·mean(δ·x̂) inside (γ/σ)(…)"),
+                         (d - mean, "the variance σ² treated as a constant: the closed form "
+                                    "(γ/σ)(δ − mean(δ) − x̂·mean(δ·x̂)) without its term −x̂·mean(δ·x̂)"),
+                         (d - through_var, "the mean μ treated as a constant: the closed form "
+                                           "(γ/σ)(δ − mean(δ) − x̂·mean(δ·x̂)) without its term −mean(δ)")):
+        yield (scale * value).reshape(site.upstream.shape), words
+
+
+def _bn_unbiased(site):
+    """Batch norm with the unbiased variance Σ(x − μ)²/(M − 1), M the values of a feature (N, or
+    N·H·W of a channel): its output, its var, its x̂ in ∂E/∂γ, and in ∂E/∂x either the gradient
+    of that forward pass or the usual closed form evaluated with its σ."""
+    layer, step, cache = site.layer, site.step, site.chain.cache(site.step.index)
+    x = site.chain.trace.inputs[step.index] if step.kind in ("input-grad", "param-grad") else site.upstream
+    xhat, inv_std, _, var = standardize(x.reshape(cache.xhat.shape), layer.eps, axis=OVER_BATCH)
+    count = xhat.shape[1] * xhat.shape[3]
+    if count < 2 or step.param in ("mean", "beta"):
+        return
+    unbiased = var * count / (count - 1)
+    inv_std_u = 1.0 / np.sqrt(unbiased + layer.eps)
+    xhat_u = xhat * (inv_std_u / inv_std)
+    words = (f"the variance divided by {count - 1}, one less than its {count} values (unbiased, as torch's "
+             f"x.var() by default); batch norm's variance is biased, divided by {count}")
+    gamma = site.chain.params(step.index)["gamma"][:, None]
+    if step.kind == "forward":
+        beta = site.chain.params(step.index)["beta"][:, None]
+        yield (gamma * xhat_u + beta).reshape(site.right.shape), words
+    elif step.kind == "statistics":
+        yield unbiased.reshape(site.right.shape), words
+    elif step.kind == "param-grad":
+        d = site.upstream.reshape(xhat.shape)
+        yield _penalized(site, (d * xhat_u).sum(axis=(0, 1, 3))), f"∂E/∂γ = Σ δ·x̂ with x̂ normalized by {words}"
+    else:
+        d = site.upstream.reshape(xhat.shape)
+        mean = d.mean(axis=OVER_BATCH, keepdims=True)
+        sum_dx = (d * xhat_u).sum(axis=OVER_BATCH, keepdims=True)
+        exact = gamma * inv_std_u * (d - mean - xhat_u * sum_dx / (count - 1))
+        yield exact.reshape(site.upstream.shape), f"the gradient of batch norm with {words}"
+        closed = gamma * inv_std_u * (d - mean - xhat_u * sum_dx / count)
+        yield closed.reshape(site.upstream.shape), f"the closed form (γ/σ)(δ − mean(δ) − x̂·mean(δ·x̂)) with σ from {words}"
+
+
 CATALOGUE = (
     Mistake("conv-kernel-not-rotated", ("input-grad",), ("conv",), _kernel_not_rotated),
     Mistake("conv-mode-swapped", ("forward", "param-grad"), ("conv",), _mode_swapped),
@@ -369,6 +423,9 @@ CATALOGUE = (
     Mistake("flatten-order-swapped", ("input-grad",), ("flatten",), _flatten_swapped),
     Mistake("branch-delta-not-summed", ("input-grad",), None, _branch_not_summed),
     Mistake("batch-reduction-swapped", ("loss", "data_loss", "loss-grad"), None, _reduction_swapped),
+    Mistake("batchnorm-mean-var-constant", ("input-grad",), ("batch_norm",), _bn_constant_statistics),
+    Mistake("batchnorm-variance-unbiased", ("forward", "statistics", "input-grad", "param-grad"), ("batch_norm",),
+            _bn_unbiased),
     Mistake("l2-penalty-missing", ("loss", "param-grad"), None, _l2_missing),
     Mistake("l2-penalty-factor-off-by-2", ("loss", "penalty", "param-grad"), None, _l2_factor),
     Mistake("rounded-upstream", ANY, None, _rounded, at_quantity=True),

@@ -126,3 +126,131 @@ def test_l2_controls_a_doubled_gradient_and_an_unexplained_penalty(tmp_path):
     _, _, entries = run(tmp_path, TANH_NET.replace("LAMBDA", str(lam)), l2_values(lam, 3, 3))
     assert entries["grad.fc1.weights"]["diagnosis"] == [] and entries["loss"]["diagnosis"] == []
     assert entries["grad.fc1.weights"]["origin"] == "introduced"
+
+
+# --- batch norm -------------------------------------------------------------------------------
+
+BN_NET = """\
+batch: 4
+input: [[1.0, -2.0, 0.5], [0.3, 0.2, -1.0], [2.0, 1.1, 0.0], [-0.4, 0.6, 1.5]]
+layers:
+  - batch_norm: {gamma: [1.5, 0.8, -1.0], beta: [0.1, -0.2, 0.3]}
+  - fc: {weights: [[0.4, -0.3, 0.2], [0.1, 0.5, -0.6]], bias: [0.05, -0.1]}
+loss: squared_error
+target: [[1, 0], [0, 1], [0.5, 0.5], [-1, 0.2]]
+"""
+BN_MAP_NET = """\
+batch: 2
+input: {random: {shape: [2, 2, 3, 3], seed: 4}}
+layers:
+  - batch_norm: {gamma: [1.3, -0.7], beta: [0.2, 0.1]}
+  - flatten
+  - fc: {weights: {random: {shape: [2, 18], seed: 5}}}
+loss: squared_error
+target: [[1, 0], [0, 1]]
+"""
+
+
+def torch_batch_norm_values(spec: str, tmp_path, *, constant_stats=False, unbiased=False) -> dict:
+    """Every value of a batch norm → (flatten →) fc → ½Σ(y − t)² network, by torch's autograd of
+    batch norm written out (per feature over N, or per channel over N, H, W), as a student writes
+    it: with μ and σ² detached (constants to autograd), or with the unbiased variance (torch's
+    own default of ``var``)."""
+    torch = pytest.importorskip("torch")
+    from cnngrad.spec import load_model
+    (tmp_path / "ref.yaml").write_text(spec)
+    model = load_model(str(tmp_path / "ref.yaml"))        # the spec's numbers, drawn as written
+    x = torch.tensor(model.input, requires_grad=True)
+    gamma, beta, weights, bias = (torch.tensor(model.params[name], requires_grad=True) for name in
+                                  ("batch_norm1.gamma", "batch_norm1.beta", "fc1.weights", "fc1.bias"))
+    dims = (0,) if x.ndim == 2 else (0, 2, 3)
+    shape = (1, -1) if x.ndim == 2 else (1, -1, 1, 1)
+    mean = x.mean(dim=dims, keepdim=True)
+    var = x.var(dim=dims, keepdim=True, unbiased=unbiased)
+    if constant_stats:
+        mean, var = mean.detach(), var.detach()
+    bn = gamma.reshape(shape) * (x - mean) / torch.sqrt(var + 1e-5) + beta.reshape(shape)
+    out = bn.reshape(len(x), -1) @ weights.T + bias
+    loss = 0.5 * ((out - torch.tensor(model.target)) ** 2).sum()
+    for value in (bn, out):
+        value.retain_grad()
+    loss.backward()
+    values = {"batch_norm1": bn, "batch_norm1.mean": mean.reshape(-1), "batch_norm1.var": var.reshape(-1),
+              "output": out, "loss": loss, "grad.output": out.grad, "grad.batch_norm1": bn.grad,
+              "grad.input": x.grad, "grad.batch_norm1.gamma": gamma.grad, "grad.batch_norm1.beta": beta.grad,
+              "grad.fc1.weights": weights.grad}
+    return {name: value.detach().numpy() for name, value in values.items()}
+
+
+@pytest.mark.parametrize("spec", [BN_NET, BN_MAP_NET], ids=["features", "channels"])
+def test_batchnorm_right_values_get_no_diagnosis(tmp_path, spec):
+    code, _, entries = run(tmp_path, spec, torch_batch_norm_values(spec, tmp_path))
+    assert_right(code, entries)
+
+
+@pytest.mark.parametrize("spec", [BN_NET, BN_MAP_NET], ids=["features", "channels"])
+def test_batchnorm_mean_and_variance_taken_as_constants(tmp_path, spec):
+    """dx = γ·δ/σ: autograd of batch norm with μ and σ² detached. Only grad.input differs."""
+    values = torch_batch_norm_values(spec, tmp_path, constant_stats=True)
+    code, document, entries = run(tmp_path, spec, values)
+    assert code == 1
+    assert_named(entries, "grad.input", "batchnorm-mean-var-constant", "batch_norm1")
+    assert "batchnorm-variance-unbiased" not in ids(entries["grad.input"])
+    assert [q for q, e in entries.items() if not e["passed"]] == ["grad.input"]
+    assert document["first_wrong"] == "grad.input" and document["first_wrong_layer"] == "batch_norm1"
+
+
+@pytest.mark.parametrize("spec", [BN_NET, BN_MAP_NET], ids=["features", "channels"])
+def test_batchnorm_unbiased_variance_forward_and_backward(tmp_path, spec):
+    """N − 1 in the variance (torch's x.var default): the output and var are where it entered, the
+    fc output, loss and deltas after it come from them, and grad.input and ∂E/∂γ (x̂ made with it)
+    are where it entered again on the way back."""
+    values = torch_batch_norm_values(spec, tmp_path, unbiased=True)
+    code, document, entries = run(tmp_path, spec, values)
+    assert code == 1
+    for quantity in ("batch_norm1", "batch_norm1.var", "grad.input", "grad.batch_norm1.gamma"):
+        assert_named(entries, quantity, "batchnorm-variance-unbiased", "batch_norm1")
+    assert "batchnorm-mean-var-constant" not in ids(entries["grad.input"])
+    for quantity in ("output", "loss", "grad.output", "grad.batch_norm1"):
+        assert entries[quantity]["origin"] == "propagated", quantity
+    # ∂E/∂β = Σ δ comes from the user's δ; after a vector's batch norm it is even right (Σ_n x̂ = 0
+    # whatever σ, so the fc's outputs sum to the same), after a map's it is propagated
+    beta = entries["grad.batch_norm1.beta"]
+    assert beta["passed"] if spec == BN_NET else beta["origin"] == "propagated"
+    assert entries["batch_norm1.mean"]["passed"]
+    assert entries["grad.input"]["diagnosis"][0]["message"].startswith("the gradient of batch norm with")
+    assert document["first_wrong"] == "batch_norm1"
+
+
+def test_batchnorm_closed_form_with_an_unbiased_sigma(tmp_path):
+    """The closed form (γ/σ)(δ − mean δ − x̂ mean(δ x̂)) written in numpy with np.var(ddof=1) for σ²."""
+    values = torch_batch_norm_values(BN_NET, tmp_path)
+    x = np.array([[1.0, -2.0, 0.5], [0.3, 0.2, -1.0], [2.0, 1.1, 0.0], [-0.4, 0.6, 1.5]])
+    gamma, delta = np.array([1.5, 0.8, -1.0]), values["grad.batch_norm1"]
+    sigma = np.sqrt(x.var(axis=0, ddof=1) + 1e-5)
+    xhat = (x - x.mean(axis=0)) / sigma
+    values["grad.input"] = gamma / sigma * (delta - delta.mean(axis=0) - xhat * (delta * xhat).mean(axis=0))
+    _, _, entries = run(tmp_path, BN_NET, values)
+    assert_named(entries, "grad.input", "batchnorm-variance-unbiased", "batch_norm1")
+
+
+def test_batchnorm_an_unexplained_input_gradient_gets_no_diagnosis(tmp_path):
+    values = torch_batch_norm_values(BN_NET, tmp_path)
+    values["grad.input"] = values["grad.input"] * np.array([1, 1, 1.03])
+    _, _, entries = run(tmp_path, BN_NET, values)
+    assert entries["grad.input"]["origin"] == "introduced" and entries["grad.input"]["diagnosis"] == []
+
+
+@pytest.mark.parametrize("term, words", [("variance", "σ² treated as a constant"), ("mean", "μ treated as a constant")])
+def test_batchnorm_closed_form_missing_one_statistic_s_term(tmp_path, term, words):
+    """The closed form in numpy with the variance's term −x̂·mean(δ·x̂) (or the mean's −mean(δ)) left out."""
+    values = torch_batch_norm_values(BN_NET, tmp_path)
+    x = np.array([[1.0, -2.0, 0.5], [0.3, 0.2, -1.0], [2.0, 1.1, 0.0], [-0.4, 0.6, 1.5]])
+    gamma, delta = np.array([1.5, 0.8, -1.0]), values["grad.batch_norm1"]
+    sigma = np.sqrt(x.var(axis=0) + 1e-5)
+    xhat = (x - x.mean(axis=0)) / sigma
+    kept = delta - delta.mean(axis=0) if term == "variance" else delta - xhat * (delta * xhat).mean(axis=0)
+    values["grad.input"] = gamma / sigma * kept
+    _, _, entries = run(tmp_path, BN_NET, values)
+    best = assert_named(entries, "grad.input", "batchnorm-mean-var-constant", "batch_norm1")
+    assert words in best["message"]
