@@ -15,6 +15,7 @@ import numpy as np
 from ..layers.base import crop_map, scatter_windows
 from ..layers.batchnorm import OVER_BATCH
 from ..layers.layer_norm import standardize
+from ..losses import CrossEntropy, CrossEntropyLogits, MulticlassSVM
 from ..quantities import value_of
 from ..record import Record
 
@@ -408,6 +409,42 @@ def _bn_unbiased(site):
         yield closed.reshape(site.upstream.shape), f"the closed form (γ/σ)(δ − mean(δ) − x̂·mean(δ·x̂)) with σ from {words}"
 
 
+def _svm_correct_class_grad(site):
+    """The hinge's gradient with the correct class's entry left 0: only the 1s of the violating
+    classes, without −(their number) at the correct class."""
+    network, chain = site.chain.network, site.chain
+    if not isinstance(network.loss, MulticlassSVM):
+        return
+    active = network.loss.margins(site.upstream, chain.model.target) > 0
+    yield active * network.reduction_scale(), ("the correct class's entry of ∂E/∂s left 0; it is −(the number of "
+                                               "classes whose margin is violated), each one's 1 taken from it")
+
+
+def _svm_correct_class_in_loss(site):
+    """The hinge loss summed over every class j, the correct one too: its margin s_y − s_y + Δ
+    adds Δ to each example's loss."""
+    network = site.chain.network
+    if not isinstance(network.loss, MulticlassSVM):
+        return
+    margin = network.loss.margin
+    added = margin if site.step.kind == "losses" else margin * network.batch * network.reduction_scale()
+    yield site.right + added, (f"the sum over the classes included the correct class j = y, whose margin "
+                               f"s_y − s_y + Δ = {margin:g} adds Δ to each example's loss")
+
+
+def _ce_target_not_subtracted(site):
+    """Softmax cross-entropy's ∂E/∂z = p − y written p: of the logits form, or through the
+    softmax layer the probability form is fused with."""
+    network, step = site.chain.network, site.step
+    if step.kind == "loss-grad":
+        if not isinstance(network.loss, CrossEntropyLogits):
+            return
+    elif not (network.fused and isinstance(network.loss, CrossEntropy) and step.index == len(network.layers) - 1):
+        return
+    yield site.right + site.chain.model.target * network.reduction_scale(), (
+        "∂E/∂z written as p, the softmax's outputs: the target y not subtracted (∂E/∂z = p − y)")
+
+
 CATALOGUE = (
     Mistake("conv-kernel-not-rotated", ("input-grad",), ("conv",), _kernel_not_rotated),
     Mistake("conv-mode-swapped", ("forward", "param-grad"), ("conv",), _mode_swapped),
@@ -426,6 +463,9 @@ CATALOGUE = (
     Mistake("batchnorm-mean-var-constant", ("input-grad",), ("batch_norm",), _bn_constant_statistics),
     Mistake("batchnorm-variance-unbiased", ("forward", "statistics", "input-grad", "param-grad"), ("batch_norm",),
             _bn_unbiased),
+    Mistake("svm-correct-class-grad-missing", ("loss-grad",), None, _svm_correct_class_grad),
+    Mistake("svm-correct-class-in-loss", ("losses", "data_loss", "loss"), None, _svm_correct_class_in_loss),
+    Mistake("softmax-ce-target-not-subtracted", ("loss-grad", "input-grad"), None, _ce_target_not_subtracted),
     Mistake("l2-penalty-missing", ("loss", "param-grad"), None, _l2_missing),
     Mistake("l2-penalty-factor-off-by-2", ("loss", "penalty", "param-grad"), None, _l2_factor),
     Mistake("rounded-upstream", ANY, None, _rounded, at_quantity=True),

@@ -254,3 +254,157 @@ def test_batchnorm_closed_form_missing_one_statistic_s_term(tmp_path, term, word
     _, _, entries = run(tmp_path, BN_NET, values)
     best = assert_named(entries, "grad.input", "batchnorm-mean-var-constant", "batch_norm1")
     assert words in best["message"]
+
+
+# --- multiclass SVM -----------------------------------------------------------------------------
+
+SCORES_NET = """\
+batch: 3
+input: [[0.5, -1.0, 2.0, 0.3], [1.2, 0.4, -0.7, 0.9], [-0.3, 0.8, 0.1, -1.1]]
+layers:
+  - fc: {weights: [[0.2, -0.5, 0.1, 0.4], [0.6, 0.3, -0.2, 0.1], [-0.4, 0.2, 0.5, -0.3]], bias: [0.1, 0, -0.1]}
+LOSS
+target: [0, 2, 1]
+"""
+XS = np.array([[0.5, -1.0, 2.0, 0.3], [1.2, 0.4, -0.7, 0.9], [-0.3, 0.8, 0.1, -1.1]])
+WS = np.array([[0.2, -0.5, 0.1, 0.4], [0.6, 0.3, -0.2, 0.1], [-0.4, 0.2, 0.5, -0.3]])
+BS = np.array([0.1, 0.0, -0.1])
+CLASSES = [0, 2, 1]
+
+
+def svm_values(margin: float, *, count_correct=False, correct_grad=True) -> dict:
+    """A student's CS231n loop: for each example i and class j, margin s_j − s_y + Δ; the loss adds
+    the positive ones (also j = y when ``count_correct``), the gradient is 1 at each violating j
+    and −(their number) at y (left 0 unless ``correct_grad``)."""
+    scores = XS @ WS.T + BS
+    loss, dscores = 0.0, np.zeros_like(scores)
+    for i, y in enumerate(CLASSES):
+        for j in range(3):
+            if j == y and not count_correct:
+                continue
+            m = scores[i, j] - scores[i, y] + margin
+            if m > 0:
+                loss += m
+                if j != y:
+                    dscores[i, j] += 1
+                    if correct_grad:
+                        dscores[i, y] -= 1
+    return {"loss": np.array(loss), "grad.fc1": dscores, "grad.fc1.weights": dscores.T @ XS,
+            "grad.fc1.bias": dscores.sum(axis=0), "grad.input": dscores @ WS}
+
+
+def test_svm_right_values_get_no_diagnosis(tmp_path):
+    values = svm_values(1.0)
+    assert np.count_nonzero(values["grad.fc1"]) >= 3          # margins violated
+    code, _, entries = run(tmp_path, SCORES_NET.replace("LOSS", "loss: multiclass_svm"), values)
+    assert_right(code, entries)
+
+
+def test_svm_correct_class_gradient_left_zero(tmp_path):
+    code, document, entries = run(tmp_path, SCORES_NET.replace("LOSS", "loss: multiclass_svm"),
+                                  svm_values(1.0, correct_grad=False))
+    assert_named(entries, "grad.fc1", "svm-correct-class-grad-missing", None)
+    assert entries["loss"]["passed"]
+    for quantity in ("grad.fc1.weights", "grad.fc1.bias", "grad.input"):
+        assert entries[quantity]["origin"] == "propagated"
+    assert document["first_wrong"] == "grad.fc1" and document["first_wrong_layer"] == "loss"
+
+
+def test_svm_loss_summing_the_correct_class_too(tmp_path):
+    """Each example's loss gains max(0, s_y − s_y + Δ) = Δ: 3 examples, Δ = 1, the loss 3 too large."""
+    values = svm_values(1.0, count_correct=True)
+    assert np.isclose(values["loss"], svm_values(1.0)["loss"] + 3)
+    code, _, entries = run(tmp_path, SCORES_NET.replace("LOSS", "loss: multiclass_svm"), values)
+    assert_named(entries, "loss", "svm-correct-class-in-loss", None)
+    assert [q for q, e in entries.items() if not e["passed"]] == ["loss"]
+
+
+def test_svm_mistakes_written_by_hand_under_expect(tmp_path):
+    """CS231n's example (configs/cs231n_multiclass_svm.yaml: scores [13, −7, 11], class 0, Δ = 10):
+    by hand, the loss with j = y counted is 8 + 10 = 18, the gradient with the correct class's
+    entry forgotten [0, 0, 1]."""
+    spec = ("input: [2, 1]\nlayers:\n  - fc: {weights: [[5, 3], [-4, 1], [4, 3]], bias: [0, 0, 0]}\n"
+            "loss: {multiclass_svm: {margin: 10}}\ntarget: 0\nexpect:\n  loss: 18\n  grad.fc1: [0, 0, 1]\n"
+            "  grad.fc1.weights: [[0, 0], [0, 0], [2, 1]]\n")
+    (tmp_path / "svm.yaml").write_text(spec)
+    result = invoke("check", tmp_path / "svm.yaml", "--format", "json")
+    (document,) = json.loads(result.stdout)["specs"]
+    entries = {e["quantity"]: e for e in document["expect"]}
+    assert result.exit_code == 1
+    assert_named(entries, "loss", "svm-correct-class-in-loss", None)
+    assert_named(entries, "grad.fc1", "svm-correct-class-grad-missing", None)
+    assert entries["grad.fc1.weights"]["origin"] == "propagated"
+
+
+def test_svm_controls_a_flipped_gradient_and_an_unexplained_one(tmp_path):
+    values = svm_values(1.0)
+    values["grad.fc1"] = -values["grad.fc1"]
+    _, _, entries = run(tmp_path, SCORES_NET.replace("LOSS", "loss: multiclass_svm"), values)
+    assert ids(entries["grad.fc1"])[0] == "sign-flipped"
+    assert "svm-correct-class-grad-missing" not in ids(entries["grad.fc1"])
+    values = svm_values(1.0)
+    values["grad.fc1"] = values["grad.fc1"] + np.eye(3)[CLASSES]       # −(count) + 1 at the correct class
+    values["loss"] = values["loss"] + 2.5
+    _, _, entries = run(tmp_path, SCORES_NET.replace("LOSS", "loss: multiclass_svm"), values)
+    assert entries["grad.fc1"]["diagnosis"] == [] and entries["loss"]["diagnosis"] == []
+
+
+# --- softmax cross-entropy ----------------------------------------------------------------------
+
+def softmax_rows(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def ce_values(fused: bool, reduction: str, *, target_subtracted=True) -> dict:
+    """Softmax cross-entropy of the 3 examples' scores: ∂E/∂z = (p − y)/N (N for a mean), a student's
+    p/N when the one-hot y is forgotten; with a softmax layer also ∂E/∂p = −y/(p N), written right."""
+    p = softmax_rows(XS @ WS.T + BS)
+    onehot = np.eye(3)[CLASSES]
+    n = 3 if reduction == "mean" else 1
+    dz = (p - onehot if target_subtracted else p) / n
+    values = {"grad.fc1": dz, "grad.fc1.weights": dz.T @ XS, "grad.input": dz @ WS}
+    if fused:
+        values["grad.softmax1"] = -onehot / p / n
+    return values
+
+
+CE_SPECS = {"logits": "loss: {cross_entropy: {from: logits, reduction: REDUCTION}}",
+            "softmax": "  - softmax\nloss: {cross_entropy: {reduction: REDUCTION}}"}
+
+
+@pytest.mark.parametrize("form", ["logits", "softmax"])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_softmax_cross_entropy_right_values_get_no_diagnosis(tmp_path, form, reduction):
+    spec = SCORES_NET.replace("LOSS", CE_SPECS[form].replace("REDUCTION", reduction))
+    code, _, entries = run(tmp_path, spec, ce_values(form == "softmax", reduction))
+    assert_right(code, entries)
+
+
+@pytest.mark.parametrize("form", ["logits", "softmax"])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_softmax_cross_entropy_gradient_without_the_one_hot(tmp_path, form, reduction):
+    spec = SCORES_NET.replace("LOSS", CE_SPECS[form].replace("REDUCTION", reduction))
+    values = ce_values(form == "softmax", reduction, target_subtracted=False)
+    code, document, entries = run(tmp_path, spec, values)
+    layer = "softmax1" if form == "softmax" else None
+    assert_named(entries, "grad.fc1", "softmax-ce-target-not-subtracted", layer)
+    assert entries["grad.fc1.weights"]["origin"] == "propagated" and entries["grad.input"]["origin"] == "propagated"
+    assert document["first_wrong"] == "grad.fc1"
+
+
+def test_softmax_cross_entropy_controls(tmp_path):
+    """∂E/∂p handed to the logits is the softmax's Jacobian forgotten, not the one-hot; a gradient
+    p − y/2 is no known mistake."""
+    spec = SCORES_NET.replace("LOSS", CE_SPECS["softmax"].replace("REDUCTION", "sum"))
+    values = ce_values(True, "sum")
+    values["grad.fc1"] = values["grad.softmax1"]
+    values.pop("grad.fc1.weights"), values.pop("grad.input")
+    _, _, entries = run(tmp_path, spec, values)
+    assert ids(entries["grad.fc1"])[0] == "softmax-jacobian-missing"
+    assert "softmax-ce-target-not-subtracted" not in ids(entries["grad.fc1"])
+    values = ce_values(True, "sum")
+    values["grad.fc1"] = values["grad.fc1"] + np.eye(3)[CLASSES] / 2
+    values.pop("grad.fc1.weights"), values.pop("grad.input")
+    _, _, entries = run(tmp_path, spec, values)
+    assert entries["grad.fc1"]["diagnosis"] == []
