@@ -445,9 +445,45 @@ def _ce_target_not_subtracted(site):
         "∂E/∂z written as p, the softmax's outputs: the target y not subtracted (∂E/∂z = p − y)")
 
 
+def _dropout_not_masked(site):
+    """Dropout's delta passed back to every entry: not multiplied by the mask m (with its
+    1/(1 − p), or without)."""
+    layer = site.layer
+    yield site.upstream.copy(), "the delta passed back through dropout unchanged: not masked by m, nor scaled by 1/(1 − p)"
+    if layer.p > 0:
+        yield site.upstream * layer.scale, (f"the delta scaled by 1/(1 − p) = 1/(1 − {layer.p:g}) but not masked by m: "
+                                            "the dropped entries get a delta too")
+
+
+def _dropout_scale_missing(site):
+    """Dropout without its inverted scale: x ⊙ m forward, δ ⊙ m back, where the layer is
+    x ⊙ m / (1 − p)."""
+    layer = site.layer
+    if layer.p == 0:
+        return
+    fed = site.upstream * layer.mask
+    where = "the output" if site.step.kind == "forward" else "the delta"
+    yield fed, (f"{where} masked by m without the inverted dropout's scale 1/(1 − p) = 1/(1 − {layer.p:g}): "
+                "y = x ⊙ m / (1 − p)")
+
+
+def _kernel_channels_swapped(site):
+    """A conv kernel gradient indexed (input channel, filter), dK[c, d] = Σ δ_d ⋆ x_c, where the
+    kernel is (filter, input channel): its first two axes swapped (square in them)."""
+    if site.step.param != "kernel":
+        return
+    data = site.right - _penalized(site, np.zeros_like(site.right))   # the penalty is not swapped
+    if data.ndim != 4 or data.shape[0] != data.shape[1] or data.shape[0] < 2:
+        return
+    yield _penalized(site, np.swapaxes(data, 0, 1)), ("the kernel gradient indexed [input channel, filter]: "
+                                                      "dK[c, d] = Σ δ_d ⋆ x_c stored where the kernel holds "
+                                                      "K[d, c] (filter d, input channel c)")
+
+
 CATALOGUE = (
     Mistake("conv-kernel-not-rotated", ("input-grad",), ("conv",), _kernel_not_rotated),
     Mistake("conv-mode-swapped", ("forward", "param-grad"), ("conv",), _mode_swapped),
+    Mistake("conv-kernel-grad-channels-swapped", ("param-grad",), ("conv",), _kernel_channels_swapped),
     Mistake("bias-not-summed", ("param-grad",), ("conv",), _bias_not_summed),
     Mistake("activation-derivative-missing", ("input-grad",), ACTIVATIONS, _derivative_missing),
     Mistake("activation-derivative-of-output", ("input-grad",), ("sigmoid", "tanh"), _derivative_of_output),
@@ -460,6 +496,8 @@ CATALOGUE = (
     Mistake("flatten-order-swapped", ("input-grad",), ("flatten",), _flatten_swapped),
     Mistake("branch-delta-not-summed", ("input-grad",), None, _branch_not_summed),
     Mistake("batch-reduction-swapped", ("loss", "data_loss", "loss-grad"), None, _reduction_swapped),
+    Mistake("dropout-delta-not-masked", ("input-grad",), ("dropout",), _dropout_not_masked),
+    Mistake("dropout-scale-missing", ("forward", "input-grad"), ("dropout",), _dropout_scale_missing),
     Mistake("batchnorm-mean-var-constant", ("input-grad",), ("batch_norm",), _bn_constant_statistics),
     Mistake("batchnorm-variance-unbiased", ("forward", "statistics", "input-grad", "param-grad"), ("batch_norm",),
             _bn_unbiased),

@@ -408,3 +408,141 @@ def test_softmax_cross_entropy_controls(tmp_path):
     values.pop("grad.fc1.weights"), values.pop("grad.input")
     _, _, entries = run(tmp_path, spec, values)
     assert entries["grad.fc1"]["diagnosis"] == []
+
+
+# --- dropout ------------------------------------------------------------------------------------
+
+DROPOUT_NET = """\
+input: [0.5, -1.0, 2.0, 0.3, 0.7]
+layers:
+  - fc: {weights: [[0.2, -0.5, 0.1, 0.4, 0.3], [0.6, 0.3, -0.2, 0.1, 0.5], [-0.4, 0.2, 0.5, -0.3, 0.2], [0.3, -0.1, 0.4, 0.2, -0.6]], bias: 0.2}
+  - relu
+  - dropout: {p: P, mask: [1, 0, 1, 1]}
+  - fc: {weights: [[0.7, -0.4, 0.2, 0.5], [-0.3, 0.6, 0.8, -0.2]]}
+loss: squared_error
+target: [1, 0]
+"""
+XD = np.array([0.5, -1.0, 2.0, 0.3, 0.7])
+WD1 = np.array([[0.2, -0.5, 0.1, 0.4, 0.3], [0.6, 0.3, -0.2, 0.1, 0.5], [-0.4, 0.2, 0.5, -0.3, 0.2],
+                [0.3, -0.1, 0.4, 0.2, -0.6]])
+WD2 = np.array([[0.7, -0.4, 0.2, 0.5], [-0.3, 0.6, 0.8, -0.2]])
+MASK = np.array([1.0, 0, 1, 1])
+
+
+def dropout_values(p: float, *, forward_scale=True, backward=lambda dd, p: dd * MASK / (1 - p)) -> dict:
+    """By hand: fc, relu, inverted dropout h·m/(1 − p) (or h·m without ``forward_scale``), fc,
+    ½Σ(y − t)²; the dropout's backward as ``backward(∂E/∂(dropout output), p)`` writes it."""
+    z = WD1 @ XD + 0.2
+    h = np.maximum(z, 0)
+    assert np.all(h > 0)                              # every unit active: a dropped one's delta shows
+    d = h * MASK / (1 - p) if forward_scale else h * MASK
+    y = WD2 @ d
+    dy = y - np.array([1.0, 0])
+    dd = WD2.T @ dy
+    dh = backward(dd, p)
+    dz = dh * (z > 0)
+    return {"dropout1": d, "output": y, "grad.output": dy, "grad.dropout1": dd, "grad.relu1": dh,
+            "grad.fc1": dz, "grad.fc1.weights": np.outer(dz, XD), "grad.input": WD1.T @ dz}
+
+
+@pytest.mark.parametrize("p", [0.25, 0.5])
+def test_dropout_right_values_get_no_diagnosis(tmp_path, p):
+    code, _, entries = run(tmp_path, DROPOUT_NET.replace("P", str(p)), dropout_values(p))
+    assert_right(code, entries)
+
+
+@pytest.mark.parametrize("backward", [lambda dd, p: dd, lambda dd, p: dd / (1 - p)], ids=["plain", "scaled"])
+def test_dropout_delta_not_masked(tmp_path, backward):
+    code, document, entries = run(tmp_path, DROPOUT_NET.replace("P", "0.25"), dropout_values(0.25, backward=backward))
+    assert_named(entries, "grad.relu1", "dropout-delta-not-masked", "dropout1")
+    assert "dropout-scale-missing" not in ids(entries["grad.relu1"])
+    for quantity in ("grad.fc1", "grad.fc1.weights", "grad.input"):
+        assert entries[quantity]["origin"] == "propagated"
+    assert document["first_wrong"] == "grad.relu1" and document["first_wrong_layer"] == "dropout1"
+
+
+@pytest.mark.parametrize("p", [0.25, 0.5])
+def test_dropout_without_the_inverted_scale(tmp_path, p):
+    """h·m in the forward pass and δ·m back, no 1/(1 − p) in either (at p = ½ also one factor ½)."""
+    values = dropout_values(p, forward_scale=False, backward=lambda dd, p: dd * MASK)
+    code, document, entries = run(tmp_path, DROPOUT_NET.replace("P", str(p)), values)
+    assert_named(entries, "dropout1", "dropout-scale-missing", "dropout1")
+    assert_named(entries, "grad.relu1", "dropout-scale-missing", "dropout1")
+    assert "dropout-delta-not-masked" not in ids(entries["grad.relu1"])
+    if p == 0.5:
+        assert "scaled" in ids(entries["grad.relu1"])
+    for quantity in ("output", "grad.output", "grad.dropout1", "grad.fc1"):
+        assert entries[quantity]["origin"] == "propagated", quantity
+    assert document["first_wrong"] == "dropout1"
+
+
+def test_dropout_an_unexplained_delta_gets_no_diagnosis(tmp_path):
+    values = dropout_values(0.25, backward=lambda dd, p: dd * np.array([1, 0, 1, 0]) / (1 - p))   # another mask
+    _, _, entries = run(tmp_path, DROPOUT_NET.replace("P", "0.25"), values)
+    assert entries["grad.relu1"]["origin"] == "introduced" and entries["grad.relu1"]["diagnosis"] == []
+
+
+# --- a conv kernel's gradient with its channel axes swapped -----------------------------------------
+
+CONV_NET = """\
+input: {random: {shape: [2, 4, 4], seed: 1}}
+layers:
+  - conv: {kernel: {random: {shape: [2, 2, 2, 2], seed: 2}}, bias: [0.1, -0.1]}
+  - tanh
+  - flatten
+  - fc: {weights: {random: {shape: [2, 18], seed: 3}}}
+loss: squared_error
+target: [1, 0]
+"""
+
+
+def conv_values(tmp_path) -> tuple[dict, np.ndarray]:
+    """torch's gradients of the conv net, and the conv's input (C, H, W) as the spec draws it."""
+    torch = pytest.importorskip("torch")
+    from cnngrad.spec import load_model
+    (tmp_path / "ref.yaml").write_text(CONV_NET)
+    model = load_model(str(tmp_path / "ref.yaml"))
+    x = torch.tensor(model.input)
+    kernel, bias, weights = (torch.tensor(model.params[n], requires_grad=True)
+                             for n in ("conv1.kernel", "conv1.bias", "fc1.weights"))
+    conv = torch.nn.functional.conv2d(x, kernel, bias)
+    conv.retain_grad()
+    y = torch.tanh(conv).flatten(1) @ weights.T
+    (0.5 * ((y - torch.tensor([[1.0, 0]])) ** 2).sum()).backward()
+    values = {"grad.conv1": conv.grad[0].numpy(), "grad.conv1.kernel": kernel.grad.numpy(),
+              "grad.conv1.bias": bias.grad.numpy()}
+    return values, model.input[0]
+
+
+def test_conv_right_values_get_no_diagnosis(tmp_path):
+    code, _, entries = run(tmp_path, CONV_NET, conv_values(tmp_path)[0])
+    assert_right(code, entries)
+
+
+def test_conv_kernel_gradient_with_in_and_out_channels_swapped(tmp_path):
+    """A student's loops: dK[c, d] = Σ_ij δ[d, i, j] · x[c, i:i+2, j:j+2], indexed (input channel,
+    filter) where the kernel is (filter, input channel)."""
+    values, x = conv_values(tmp_path)
+    delta = values["grad.conv1"]
+    wrong = np.zeros((2, 2, 2, 2))
+    for c in range(2):
+        for d in range(2):
+            for i in range(3):
+                for j in range(3):
+                    wrong[c, d] += delta[d, i, j] * x[c, i:i + 2, j:j + 2]
+    values["grad.conv1.kernel"] = wrong
+    _, document, entries = run(tmp_path, CONV_NET, values)
+    assert_named(entries, "grad.conv1.kernel", "conv-kernel-grad-channels-swapped", "conv1")
+    assert document["first_wrong"] == "grad.conv1.kernel"
+
+
+def test_conv_controls_transposed_windows_and_an_unexplained_kernel_gradient(tmp_path):
+    values, _ = conv_values(tmp_path)
+    right = values["grad.conv1.kernel"]
+    values["grad.conv1.kernel"] = np.swapaxes(right, -1, -2)
+    _, _, entries = run(tmp_path, CONV_NET, values)
+    assert ids(entries["grad.conv1.kernel"])[0] == "transposed"
+    assert "conv-kernel-grad-channels-swapped" not in ids(entries["grad.conv1.kernel"])
+    values["grad.conv1.kernel"] = right[[1, 0]]              # the filters swapped, not the channels
+    _, _, entries = run(tmp_path, CONV_NET, values)
+    assert entries["grad.conv1.kernel"]["diagnosis"] == []
