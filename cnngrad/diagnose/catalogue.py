@@ -14,6 +14,7 @@ import numpy as np
 
 from ..layers.base import crop_map, scatter_windows
 from ..layers.batchnorm import OVER_BATCH
+from ..layers.activations import log_softmax
 from ..layers.layer_norm import standardize
 from ..losses import CrossEntropy, CrossEntropyLogits, MulticlassSVM
 from ..quantities import value_of
@@ -433,16 +434,19 @@ def _svm_correct_class_in_loss(site):
 
 
 def _ce_target_not_subtracted(site):
-    """Softmax cross-entropy's ∂E/∂z = p − y written p: of the logits form, or through the
-    softmax layer the probability form is fused with."""
+    """Softmax cross-entropy's ∂E/∂z = p − y (p Σy − y for a y of another sum) written p, times
+    the reduction's 1/N: of the logits form (p the softmax of the output), or through the
+    softmax layer the probability form is fused with (p its output)."""
     network, step = site.chain.network, site.step
     if step.kind == "loss-grad":
         if not isinstance(network.loss, CrossEntropyLogits):
             return
-    elif not (network.fused and isinstance(network.loss, CrossEntropy) and step.index == len(network.layers) - 1):
+        p = np.exp(log_softmax(site.upstream))
+    elif network.fused and isinstance(network.loss, CrossEntropy) and step.index == len(network.layers) - 1:
+        p = site.chain.trace.outputs[step.index]
+    else:
         return
-    yield site.right + site.chain.model.target * network.reduction_scale(), (
-        "∂E/∂z written as p, the softmax's outputs: the target y not subtracted (∂E/∂z = p − y)")
+    yield site.chain.completed(step, p * network.reduction_scale()), "∂E/∂z written as p, the softmax's outputs: the target y not subtracted (∂E/∂z = p − y)"
 
 
 def _dropout_not_masked(site):
