@@ -546,3 +546,13 @@ def test_conv_controls_transposed_windows_and_an_unexplained_kernel_gradient(tmp
     values["grad.conv1.kernel"] = right[[1, 0]]              # the filters swapped, not the channels
     _, _, entries = run(tmp_path, CONV_NET, values)
     assert entries["grad.conv1.kernel"]["diagnosis"] == []
+
+
+def test_every_mistake_of_the_catalogue_is_documented():
+    """docs/reference.md §8 lists each id the JSON may name, once."""
+    from cnngrad.diagnose import CATALOGUE
+    from helpers import ROOT
+    text = (ROOT / "docs" / "reference.md").read_text(encoding="utf-8")
+    section = text[text.index("## 8. Diagnosis ids"):text.index("## 9.")]
+    rows = [line.split("|")[1].strip().strip("`") for line in section.splitlines() if line.startswith("| `")]
+    assert sorted(rows) == sorted(mistake.id for mistake in CATALOGUE)
