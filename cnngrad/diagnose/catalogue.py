@@ -13,8 +13,8 @@ from fractions import Fraction
 import numpy as np
 
 from ..layers.base import crop_map, scatter_windows
-from ..layers.batchnorm import OVER_BATCH
 from ..layers.activations import log_softmax
+from ..layers.batchnorm import OVER_BATCH
 from ..layers.layer_norm import standardize
 from ..losses import CrossEntropy, CrossEntropyLogits, MulticlassSVM
 from ..quantities import value_of
@@ -141,12 +141,24 @@ def _rounded(site):
             yield value, f"computed from {parent} {how} to {k} decimals"
 
 
+def _penalty_part(site) -> np.ndarray | None:
+    """What the L2 penalty adds to the value of ``site``'s step: 2 λ θ to a regularized parameter's
+    gradient, λ Σ θ² to the loss (and the whole ``penalty``); None where it adds nothing."""
+    network, step = site.chain.network, site.step
+    if network.regularization is None:
+        return None
+    if step.kind == "param-grad":
+        name = f"{network.names[step.index]}.{step.param}"
+        return network.penalty_grad(name, site.chain.model.params[name])
+    if step.kind in ("loss", "penalty"):
+        return site.chain.right["penalty"]
+    return None
+
+
 def _penalized(site, value: np.ndarray) -> np.ndarray:
     """A parameter gradient's data part made the mistaken way, with the L2 penalty's 2 λ θ added as
     the chain adds it (``regularization``), so it compares with the user's whole gradient."""
-    network, step = site.chain.network, site.step
-    name = f"{network.names[step.index]}.{step.param}"
-    penalty = network.penalty_grad(name, site.chain.model.params[name])
+    penalty = _penalty_part(site)
     return value if penalty is None else value + penalty
 
 
@@ -174,7 +186,7 @@ def _mode_swapped(site):
         yield layer.forward(site.upstream, _flipped_kernel(site))[0], \
             f"the forward pass computed {other} (the kernel rotated 180°) instead of {layer.mode.replace('_', '-')}"
     elif site.step.param == "kernel":
-        data = site.right - _penalized(site, np.zeros_like(site.right))   # the penalty is not rotated
+        data = site.right - _penalized(site, 0.0)   # the penalty is not rotated
         yield _penalized(site, data[..., ::-1, ::-1]), f"the kernel gradient of {other} (rotated 180°), not of {layer.mode.replace('_', '-')}"
 
 
@@ -312,20 +324,6 @@ def _reduction_swapped(site):
                                        f"(1/{batch} of their sum)")
 
 
-def _penalty_part(site) -> np.ndarray | None:
-    """What the L2 penalty adds to the value of ``site``'s step: 2 λ θ to a regularized parameter's
-    gradient, λ Σ θ² to the loss (and the whole ``penalty``); None where it adds nothing."""
-    network, step = site.chain.network, site.step
-    if network.regularization is None:
-        return None
-    if step.kind == "param-grad":
-        name = f"{network.names[step.index]}.{step.param}"
-        return network.penalty_grad(name, site.chain.model.params[name])
-    if step.kind in ("loss", "penalty"):
-        return site.chain.right["penalty"]
-    return None
-
-
 def _l2_missing(site):
     """The L2 penalty left out: a regularized parameter's gradient without 2 λ θ, the loss
     without λ Σ θ²."""
@@ -446,7 +444,8 @@ def _ce_target_not_subtracted(site):
         p = site.chain.trace.outputs[step.index]
     else:
         return
-    yield site.chain.completed(step, p * network.reduction_scale()), "∂E/∂z written as p, the softmax's outputs: the target y not subtracted (∂E/∂z = p − y)"
+    yield site.chain.completed(step, p * network.reduction_scale()), ("∂E/∂z written as p, the softmax's outputs: "
+                                                                      "the target y not subtracted (∂E/∂z = p − y)")
 
 
 def _dropout_not_masked(site):
@@ -476,7 +475,7 @@ def _kernel_channels_swapped(site):
     kernel is (filter, input channel): its first two axes swapped (square in them)."""
     if site.step.param != "kernel":
         return
-    data = site.right - _penalized(site, np.zeros_like(site.right))   # the penalty is not swapped
+    data = site.right - _penalized(site, 0.0)   # the penalty is not swapped
     if data.ndim != 4 or data.shape[0] != data.shape[1] or data.shape[0] < 2:
         return
     yield _penalized(site, np.swapaxes(data, 0, 1)), ("the kernel gradient indexed [input channel, filter]: "

@@ -77,18 +77,24 @@ def torch_values(model, at=None, rule=None, loss_factor=1.0, forward=None, outpu
         h.retain_grad()
         outputs[name] = h
         made.append(h)
-    if output_grad is not None:      # E = Σ g·y: its gradient at the output is g
-        data = (torch.tensor(output_grad, dtype=torch.float64) * h).sum()
-    else:
-        data = loss_factor * _loss(net.loss.label, False, None, h, torch.tensor(model.target, dtype=torch.float64),
-                                   net.loss.reduction, getattr(net.loss, "margin", 1.0))
-    loss = data + penalty(net, params)
-    loss.backward()
+    torch_objective(model, h, params, loss_factor, output_grad).backward()
     values = {f"grad.{name}": model.user(name, out.grad.numpy()) for name, out in outputs.items()}
     values.update({f"grad.{name}": model.user(name, p.grad.numpy()) for name, p in params.items()})
     values["grad.input"] = model.user("input", x.grad.numpy())
     forward_values = {name: model.user(name, out.detach().numpy()) for name, out in outputs.items()}
     return values, forward_values
+
+
+def torch_objective(model, h, params, loss_factor=1.0, output_grad=None):
+    """E from the final output ``h``: the loss times ``loss_factor``, or Σ g·h, whose gradient at the
+    output is a given ``output_grad`` g; the L2 penalty added."""
+    net = model.network
+    if output_grad is not None:
+        data = (torch.tensor(output_grad, dtype=torch.float64) * h).sum()
+    else:
+        data = loss_factor * _loss(net.loss.label, False, None, h, torch.tensor(model.target, dtype=torch.float64),
+                                   net.loss.reduction, getattr(net.loss, "margin", 1.0))
+    return data + penalty(net, params)
 
 
 def best_ids(entry) -> set[str]:
@@ -99,14 +105,25 @@ def best_ids(entry) -> set[str]:
     return {d.mistake for d in entry.diagnosis if d.max_abs_error <= max(1e3 * best, 1e-13)}
 
 
-def networks(select, seed: int, models=None, one_example=True):
-    """(model, layer index) of random networks where ``select(model, k)`` holds for some layer k;
-    with ``one_example``, only networks of one example without a penalty."""
+def one_example(model) -> bool:
+    """A network of one example without a penalty: what most mistaken references below are written for."""
+    net = model.network
+    return not (model.batched or any(layer.mixes_examples for layer in net.layers) or net.regularization)
+
+
+def any_network(model) -> bool:
+    """Every network: batches, batch norm and penalties too (references written for them)."""
+    return True
+
+
+def networks(select, seed: int, models=None, keep=one_example):
+    """(model, layer index) of random networks that ``keep(model)`` takes and where
+    ``select(model, k)`` holds for some layer k."""
     found = 0
     for model in models or (model for _, model in random_models(seed, TRIES)):
         net = model.network
-        if one_example and (model.batched or any(layer.mixes_examples for layer in net.layers) or net.regularization):
-            continue   # the mistaken references below are written for one example, without a penalty
+        if not keep(model):
+            continue
         ks = [k for k in range(len(net.layers)) if select(model, k)]
         if ks:
             yield model, ks[0]
@@ -137,11 +154,11 @@ def assert_diagnosed(model, values, quantity: str, mistake: str, layer: str | No
     return result
 
 
-def run_layer_mistake(select, rule, mistake: str, quantity_of, seed: int, models=None, also=(), one_example=True):
+def run_layer_mistake(select, rule, mistake: str, quantity_of, seed: int, models=None, also=(), keep=one_example):
     """For each network: the mistake at layer k, every gradient handed over; ``quantity_of(model, k)``
     is the quantity it makes. Networks where the mistake changes nothing are passed over."""
     done = 0
-    for model, k in networks(select, seed, models, one_example):
+    for model, k in networks(select, seed, models, keep):
         values, _ = torch_values(model, at=k, rule=rule)
         quantity = quantity_of(model, k)
         right = model.values()[quantity]
@@ -495,7 +512,7 @@ def test_batchnorm_mean_var_constant():
         over, shape = feature_axes(x)
         sigma = np.sqrt(x.var(axis=over, keepdims=True) + seen["layer"].eps)
         return {"x": p["gamma"].reshape(shape) * g / sigma, "gamma": right["gamma"], "beta": right["beta"]}
-    run_layer_mistake(batch_norm, rule, "batchnorm-mean-var-constant", below, seed=83, one_example=False)
+    run_layer_mistake(batch_norm, rule, "batchnorm-mean-var-constant", below, seed=83, keep=any_network)
 
 
 def unbiased_batch_norm(layer):
@@ -515,12 +532,12 @@ def test_batchnorm_variance_unbiased_in_the_backward_pass():
             xx = torch.tensor(x, requires_grad=True)
             (dx,) = torch.autograd.grad(fn(xx, {n: torch.tensor(v) for n, v in p.items()}), [xx], torch.tensor(g))
         return {"x": dx.numpy(), "gamma": right["gamma"], "beta": right["beta"]}
-    run_layer_mistake(batch_norm, rule, "batchnorm-variance-unbiased", below, seed=84, one_example=False)
+    run_layer_mistake(batch_norm, rule, "batchnorm-variance-unbiased", below, seed=84, keep=any_network)
 
 
 def test_batchnorm_variance_unbiased_in_the_forward_pass():
     done = 0
-    for model, k in networks(batch_norm, 85, one_example=False):
+    for model, k in networks(batch_norm, 85, keep=any_network):
         _, forward_values = torch_values(model, at=k, forward=unbiased_batch_norm(model.network.layers[k]))
         name = model.network.names[k]
         if np.allclose(forward_values[name], model.values()[name], rtol=1e-5, atol=1e-8):
@@ -600,7 +617,7 @@ def test_softmax_ce_target_not_subtracted_through_the_softmax():
     """softmax + cross_entropy: the logits' delta written p, the softmax's output (times 1/N)."""
     models = loss_models(88, lambda net, model: net.fused and net.loss.name == "cross_entropy" and one_hot_targets(model))
     done = 0
-    for model, k in networks(lambda model, k: k == len(model.network.layers) - 1, 0, models, one_example=False):
+    for model, k in networks(lambda model, k: k == len(model.network.layers) - 1, 0, models, keep=any_network):
         def rule(x, p, g, right, seen, scale=reduction(model)):
             return {"x": torch_layer(seen["layer"])(torch.tensor(x), {}).numpy() * scale}
         values, _ = torch_values(model, at=k, rule=rule)
