@@ -5,7 +5,8 @@ PyTorch with one layer's backward replaced by a custom ``autograd.Function`` tha
 mistake (written here from its description: numpy loops, or torch's own gradient of a changed
 computation), and hands every gradient torch then gives to ``cnngrad.diagnose.diagnose``. The
 quantity the mistaken step makes must be ``introduced`` with the mistake among the best-ranked
-diagnoses and be ``first_wrong``; every other wrong quantity must be ``propagated``.
+diagnoses and be ``first_wrong``; every other wrong quantity must be ``propagated``. A mistake
+of the loss's gradient hands torch the mistaken ∂E/∂output instead (``output_grad``).
 """
 from __future__ import annotations
 
