@@ -328,7 +328,7 @@ def _l2_missing(site):
     """The L2 penalty left out: a regularized parameter's gradient without 2 λ θ, the loss
     without λ Σ θ²."""
     penalty = _penalty_part(site)
-    if penalty is None:
+    if penalty is None or not np.any(penalty):
         return
     lam = site.chain.network.regularization[0]
     if site.step.kind == "param-grad":
@@ -342,7 +342,7 @@ def _l2_factor(site):
     """The L2 penalty's factor off by 2: its gradient λθ (the ½λΣθ² convention's) or 4λθ where
     ``l2: λ`` means λ Σ θ², the penalty ½λΣθ² or 2λΣθ² likewise."""
     penalty = _penalty_part(site)
-    if penalty is None:
+    if penalty is None or not np.any(penalty):
         return
     lam = site.chain.network.regularization[0]
     if site.step.kind == "param-grad":
@@ -423,7 +423,7 @@ def _svm_correct_class_in_loss(site):
     """The hinge loss summed over every class j, the correct one too: its margin s_y − s_y + Δ
     adds Δ to each example's loss."""
     network = site.chain.network
-    if not isinstance(network.loss, MulticlassSVM):
+    if not isinstance(network.loss, MulticlassSVM) or network.loss.margin == 0:
         return
     margin = network.loss.margin
     added = margin if site.step.kind == "losses" else margin * network.batch * network.reduction_scale()
@@ -452,6 +452,8 @@ def _dropout_not_masked(site):
     """Dropout's delta passed back to every entry: not multiplied by the mask m (with its
     1/(1 − p), or without)."""
     layer = site.layer
+    if layer.p == 0 and np.all(layer.mask == 1):
+        return                                  # the layer is the identity
     yield site.upstream.copy(), "the delta passed back through dropout unchanged: not masked by m, nor scaled by 1/(1 − p)"
     if layer.p > 0:
         yield site.upstream * layer.scale, (f"the delta scaled by 1/(1 − p) = 1/(1 − {layer.p:g}) but not masked by m: "
