@@ -241,6 +241,26 @@ def test_batchnorm_an_unexplained_input_gradient_gets_no_diagnosis(tmp_path):
     assert entries["grad.input"]["origin"] == "introduced" and entries["grad.input"]["diagnosis"] == []
 
 
+def test_batchnorm_mistakes_written_by_hand_at_six_decimals(tmp_path):
+    """CS231n's batch-norm example (configs/batchnorm_backward_closed_form.yaml) worked by hand:
+    dx = γ·dout/σ and np.var(x, ddof=1), written at 6 decimals under expect: (tolerance auto)."""
+    x = np.array([[1.0, -2.0, 0.5], [0.3, 0.2, -1.0], [2.0, 1.1, 0.0], [-0.4, 0.6, 1.5]])
+    dout = np.array([[0.2, -0.1, 0.4], [-0.3, 0.5, 0.1], [0.6, 0.2, -0.5], [0.1, -0.4, 0.3]])
+    gamma = np.array([1.5, 0.8, -1.0])
+    from test_diagnose import six_decimals
+    spec = (f"batch: 4\ninput: {x.tolist()}\nlayers:\n  - batch_norm: {{gamma: {gamma.tolist()}, beta: [0.1, -0.2, 0.3]}}\n"
+            f"loss: none\nupstream_grad: {dout.tolist()}\nexpect:\n"
+            f"  batch_norm1.var: {six_decimals(x.var(axis=0, ddof=1))}\n"
+            f"  grad.input: {six_decimals(gamma * dout / np.sqrt(x.var(axis=0) + 1e-5))}\n")
+    (tmp_path / "bn.yaml").write_text(spec)
+    result = invoke("check", tmp_path / "bn.yaml", "--format", "json")
+    (document,) = json.loads(result.stdout)["specs"]
+    entries = {e["quantity"]: e for e in document["expect"]}
+    assert result.exit_code == 1
+    assert_named(entries, "batch_norm1.var", "batchnorm-variance-unbiased", "batch_norm1")
+    assert_named(entries, "grad.input", "batchnorm-mean-var-constant", "batch_norm1")
+
+
 @pytest.mark.parametrize("term, words", [("variance", "σ² treated as a constant"), ("mean", "μ treated as a constant")])
 def test_batchnorm_closed_form_missing_one_statistic_s_term(tmp_path, term, words):
     """The closed form in numpy with the variance's term −x̂·mean(δ·x̂) (or the mean's −mean(δ)) left out."""
