@@ -64,8 +64,9 @@ def assert_right(code, entries):
 
 # --- L2 regularization ------------------------------------------------------------------------
 
-def tanh_net(lam: float) -> dict:
-    """By hand: fc, tanh, fc, ½Σ(y − t)² + λ(ΣW1² + ΣW2²); the data parts and the penalty apart."""
+def tanh_net() -> dict:
+    """By hand: fc, tanh, fc, ½Σ(y − t)²: the deltas, the weights' data gradients, the data loss and
+    ΣW1² + ΣW2² (λ times it is the penalty)."""
     a = np.tanh(W1 @ X + B1)
     y = W2 @ a + B2
     dy = y - T
@@ -80,7 +81,7 @@ def tanh_net(lam: float) -> dict:
 def l2_values(lam: float, penalty_factor: float, gradient_factor: float) -> dict:
     """The network's values with the penalty written penalty_factor·λΣθ² in the loss and its gradient
     gradient_factor·λθ in fc1's weight gradient (2 and 2 are right)."""
-    h = tanh_net(lam)
+    h = tanh_net()
     values = {k: v for k, v in h.items() if k.startswith("grad.")}
     values["grad.fc2.weights"] = h["data.fc2.weights"] + 2 * lam * W2
     values["grad.fc1.weights"] = h["data.fc1.weights"] + gradient_factor * lam * W1
