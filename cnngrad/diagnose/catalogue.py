@@ -13,6 +13,10 @@ from fractions import Fraction
 import numpy as np
 
 from ..layers.base import crop_map, scatter_windows
+from ..layers.activations import log_softmax
+from ..layers.batchnorm import OVER_BATCH
+from ..layers.layer_norm import standardize
+from ..losses import CrossEntropy, CrossEntropyLogits, MulticlassSVM
 from ..quantities import value_of
 from ..record import Record
 
@@ -137,12 +141,24 @@ def _rounded(site):
             yield value, f"computed from {parent} {how} to {k} decimals"
 
 
+def _penalty_part(site) -> np.ndarray | None:
+    """What the L2 penalty adds to the value of ``site``'s step: 2 λ θ to a regularized parameter's
+    gradient, λ Σ θ² to the loss (and the whole ``penalty``); None where it adds nothing."""
+    network, step = site.chain.network, site.step
+    if network.regularization is None:
+        return None
+    if step.kind == "param-grad":
+        name = f"{network.names[step.index]}.{step.param}"
+        return network.penalty_grad(name, site.chain.model.params[name])
+    if step.kind in ("loss", "penalty"):
+        return site.chain.right["penalty"]
+    return None
+
+
 def _penalized(site, value: np.ndarray) -> np.ndarray:
     """A parameter gradient's data part made the mistaken way, with the L2 penalty's 2 λ θ added as
     the chain adds it (``regularization``), so it compares with the user's whole gradient."""
-    network, step = site.chain.network, site.step
-    name = f"{network.names[step.index]}.{step.param}"
-    penalty = network.penalty_grad(name, site.chain.model.params[name])
+    penalty = _penalty_part(site)
     return value if penalty is None else value + penalty
 
 
@@ -170,7 +186,7 @@ def _mode_swapped(site):
         yield layer.forward(site.upstream, _flipped_kernel(site))[0], \
             f"the forward pass computed {other} (the kernel rotated 180°) instead of {layer.mode.replace('_', '-')}"
     elif site.step.param == "kernel":
-        data = site.right - _penalized(site, np.zeros_like(site.right))   # the penalty is not rotated
+        data = site.right - _penalized(site, 0.0)   # the penalty is not rotated
         yield _penalized(site, data[..., ::-1, ::-1]), f"the kernel gradient of {other} (rotated 180°), not of {layer.mode.replace('_', '-')}"
 
 
@@ -308,9 +324,171 @@ def _reduction_swapped(site):
                                        f"(1/{batch} of their sum)")
 
 
+def _l2_missing(site):
+    """The L2 penalty left out: a regularized parameter's gradient without 2 λ θ, the loss
+    without λ Σ θ²."""
+    penalty = _penalty_part(site)
+    if penalty is None or not np.any(penalty):
+        return
+    lam = site.chain.network.regularization[0]
+    if site.step.kind == "param-grad":
+        yield site.right - penalty, (f"the gradient without the L2 penalty's 2λθ (λ = {lam:g}): "
+                                     f"regularization adds λΣθ² to the loss, so 2λθ to this gradient")
+    else:
+        yield site.right - penalty, f"the data loss alone: the L2 penalty λΣθ² (λ = {lam:g}) not added"
+
+
+def _l2_factor(site):
+    """The L2 penalty's factor off by 2: its gradient λθ (the ½λΣθ² convention's) or 4λθ where
+    ``l2: λ`` means λ Σ θ², the penalty ½λΣθ² or 2λΣθ² likewise."""
+    penalty = _penalty_part(site)
+    if penalty is None or not np.any(penalty):
+        return
+    lam = site.chain.network.regularization[0]
+    if site.step.kind == "param-grad":
+        yield site.right - penalty / 2, (f"the penalty's gradient written λθ, the gradient of ½λΣθ²; l2: {lam:g} "
+                                         f"adds λΣθ², whose gradient is 2λθ")
+        yield site.right + penalty, (f"the penalty's gradient written 4λθ, twice 2λθ; l2: {lam:g} is the whole "
+                                     f"factor of λΣθ² (½λΣθ² is written l2: λ/2), whose gradient is 2λθ")
+    else:
+        yield site.right - penalty / 2, (f"the penalty written ½λΣθ²; l2: {lam:g} adds λΣθ² "
+                                         f"(½λΣθ² is written l2: λ/2)")
+        yield site.right + penalty, f"the penalty written 2λΣθ²; l2: {lam:g} adds λΣθ²"
+
+
+def _bn_constant_statistics(site):
+    """Batch norm's input gradient with its batch statistics taken as constants: dx = γ δ / σ (μ
+    and σ² both), or the closed form (γ/σ)(δ − mean δ − x̂ mean(δ x̂)) without the term of σ²
+    or of μ."""
+    cache = site.chain.cache(site.step.index)
+    d = site.upstream.reshape(cache.xhat.shape)
+    scale = site.chain.params(site.step.index)["gamma"][:, None] * cache.inv_std
+    mean = d.mean(axis=OVER_BATCH, keepdims=True)
+    through_var = cache.xhat * (d * cache.xhat).mean(axis=OVER_BATCH, keepdims=True)
+    for value, words in ((d, "the batch mean μ and variance σ² both treated as constants: dx = γ·δ/σ; they "
+                             "depend on every example's x, which adds −mean(δ) − x̂·mean(δ·x̂) inside (γ/σ)(…)"),
+                         (d - mean, "the variance σ² treated as a constant: the closed form "
+                                    "(γ/σ)(δ − mean(δ) − x̂·mean(δ·x̂)) without its term −x̂·mean(δ·x̂)"),
+                         (d - through_var, "the mean μ treated as a constant: the closed form "
+                                           "(γ/σ)(δ − mean(δ) − x̂·mean(δ·x̂)) without its term −mean(δ)")):
+        yield (scale * value).reshape(site.upstream.shape), words
+
+
+def _bn_unbiased(site):
+    """Batch norm with the unbiased variance Σ(x − μ)²/(M − 1), M the values of a feature (N, or
+    N·H·W of a channel): its output, its var, its x̂ in ∂E/∂γ, and in ∂E/∂x either the gradient
+    of that forward pass or the usual closed form evaluated with its σ."""
+    layer, step, cache = site.layer, site.step, site.chain.cache(site.step.index)
+    x = site.chain.trace.inputs[step.index] if step.kind in ("input-grad", "param-grad") else site.upstream
+    xhat, inv_std, _, var = standardize(x.reshape(cache.xhat.shape), layer.eps, axis=OVER_BATCH)
+    count = xhat.shape[1] * xhat.shape[3]
+    if count < 2 or step.param in ("mean", "beta"):
+        return
+    unbiased = var * count / (count - 1)
+    inv_std_u = 1.0 / np.sqrt(unbiased + layer.eps)
+    xhat_u = xhat * (inv_std_u / inv_std)
+    words = (f"the variance divided by {count - 1}, one less than its {count} values (unbiased, as torch's "
+             f"x.var() by default); batch norm's variance is biased, divided by {count}")
+    gamma = site.chain.params(step.index)["gamma"][:, None]
+    if step.kind == "forward":
+        beta = site.chain.params(step.index)["beta"][:, None]
+        yield (gamma * xhat_u + beta).reshape(site.right.shape), words
+    elif step.kind == "statistics":
+        yield unbiased.reshape(site.right.shape), words
+    elif step.kind == "param-grad":
+        d = site.upstream.reshape(xhat.shape)
+        yield _penalized(site, (d * xhat_u).sum(axis=(0, 1, 3))), f"∂E/∂γ = Σ δ·x̂ with x̂ normalized by {words}"
+    else:
+        d = site.upstream.reshape(xhat.shape)
+        mean = d.mean(axis=OVER_BATCH, keepdims=True)
+        sum_dx = (d * xhat_u).sum(axis=OVER_BATCH, keepdims=True)
+        exact = gamma * inv_std_u * (d - mean - xhat_u * sum_dx / (count - 1))
+        yield exact.reshape(site.upstream.shape), f"the gradient of batch norm with {words}"
+        closed = gamma * inv_std_u * (d - mean - xhat_u * sum_dx / count)
+        yield closed.reshape(site.upstream.shape), f"the closed form (γ/σ)(δ − mean(δ) − x̂·mean(δ·x̂)) with σ from {words}"
+
+
+def _svm_correct_class_grad(site):
+    """The hinge's gradient with the correct class's entry left 0: only the 1s of the violating
+    classes, without −(their number) at the correct class."""
+    network, chain = site.chain.network, site.chain
+    if not isinstance(network.loss, MulticlassSVM):
+        return
+    active = network.loss.margins(site.upstream, chain.model.target) > 0
+    yield active * network.reduction_scale(), ("the correct class's entry of ∂E/∂s left 0; it is −(the number of "
+                                               "classes whose margin is violated), each one's 1 taken from it")
+
+
+def _svm_correct_class_in_loss(site):
+    """The hinge loss summed over every class j, the correct one too: its margin s_y − s_y + Δ
+    adds Δ to each example's loss."""
+    network = site.chain.network
+    if not isinstance(network.loss, MulticlassSVM) or network.loss.margin == 0:
+        return
+    margin = network.loss.margin
+    added = margin if site.step.kind == "losses" else margin * network.batch * network.reduction_scale()
+    yield site.right + added, (f"the sum over the classes included the correct class j = y, whose margin "
+                               f"s_y − s_y + Δ = {margin:g} adds Δ to each example's loss")
+
+
+def _ce_target_not_subtracted(site):
+    """Softmax cross-entropy's ∂E/∂z = p − y (p Σy − y for a y of another sum) written p, times
+    the reduction's 1/N: of the logits form (p the softmax of the output), or through the
+    softmax layer the probability form is fused with (p its output)."""
+    network, step = site.chain.network, site.step
+    if step.kind == "loss-grad":
+        if not isinstance(network.loss, CrossEntropyLogits):
+            return
+        p = np.exp(log_softmax(site.upstream))
+    elif network.fused and isinstance(network.loss, CrossEntropy) and step.index == len(network.layers) - 1:
+        p = site.chain.trace.outputs[step.index]
+    else:
+        return
+    yield site.chain.completed(step, p * network.reduction_scale()), ("∂E/∂z written as p, the softmax's outputs: "
+                                                                      "the target y not subtracted (∂E/∂z = p − y)")
+
+
+def _dropout_not_masked(site):
+    """Dropout's delta passed back to every entry: not multiplied by the mask m (with its
+    1/(1 − p), or without)."""
+    layer = site.layer
+    if layer.p == 0 and np.all(layer.mask == 1):
+        return                                  # the layer is the identity
+    yield site.upstream.copy(), "the delta passed back through dropout unchanged: not masked by m, nor scaled by 1/(1 − p)"
+    if layer.p > 0:
+        yield site.upstream * layer.scale, (f"the delta scaled by 1/(1 − p) = 1/(1 − {layer.p:g}) but not masked by m: "
+                                            "the dropped entries get a delta too")
+
+
+def _dropout_scale_missing(site):
+    """Dropout without its inverted scale: x ⊙ m forward, δ ⊙ m back, where the layer is
+    x ⊙ m / (1 − p)."""
+    layer = site.layer
+    if layer.p == 0:
+        return
+    fed = site.upstream * layer.mask
+    where = "the output" if site.step.kind == "forward" else "the delta"
+    yield fed, (f"{where} masked by m without the inverted dropout's scale 1/(1 − p) = 1/(1 − {layer.p:g}): "
+                "y = x ⊙ m / (1 − p)")
+
+
+def _kernel_channels_swapped(site):
+    """A conv kernel gradient indexed (input channel, filter), dK[c, d] = Σ δ_d ⋆ x_c, where the
+    kernel is (filter, input channel): its first two axes swapped (square in them)."""
+    if site.step.param != "kernel":
+        return
+    data = site.right - _penalized(site, 0.0)   # the penalty is not swapped
+    if data.ndim != 4 or data.shape[0] != data.shape[1] or data.shape[0] < 2:
+        return
+    yield _penalized(site, np.swapaxes(data, 0, 1)), ("the kernel gradient indexed [input channel, filter]: "
+                                                      "dK[c, d] = Σ δ_d ⋆ x_c stored where the kernel holds "
+                                                      "K[d, c] (filter d, input channel c)")
+
+
 CATALOGUE = (
     Mistake("conv-kernel-not-rotated", ("input-grad",), ("conv",), _kernel_not_rotated),
     Mistake("conv-mode-swapped", ("forward", "param-grad"), ("conv",), _mode_swapped),
+    Mistake("conv-kernel-grad-channels-swapped", ("param-grad",), ("conv",), _kernel_channels_swapped),
     Mistake("bias-not-summed", ("param-grad",), ("conv",), _bias_not_summed),
     Mistake("activation-derivative-missing", ("input-grad",), ACTIVATIONS, _derivative_missing),
     Mistake("activation-derivative-of-output", ("input-grad",), ("sigmoid", "tanh"), _derivative_of_output),
@@ -323,6 +501,16 @@ CATALOGUE = (
     Mistake("flatten-order-swapped", ("input-grad",), ("flatten",), _flatten_swapped),
     Mistake("branch-delta-not-summed", ("input-grad",), None, _branch_not_summed),
     Mistake("batch-reduction-swapped", ("loss", "data_loss", "loss-grad"), None, _reduction_swapped),
+    Mistake("dropout-delta-not-masked", ("input-grad",), ("dropout",), _dropout_not_masked),
+    Mistake("dropout-scale-missing", ("forward", "input-grad"), ("dropout",), _dropout_scale_missing),
+    Mistake("batchnorm-mean-var-constant", ("input-grad",), ("batch_norm",), _bn_constant_statistics),
+    Mistake("batchnorm-variance-unbiased", ("forward", "statistics", "input-grad", "param-grad"), ("batch_norm",),
+            _bn_unbiased),
+    Mistake("svm-correct-class-grad-missing", ("loss-grad",), None, _svm_correct_class_grad),
+    Mistake("svm-correct-class-in-loss", ("losses", "data_loss", "loss"), None, _svm_correct_class_in_loss),
+    Mistake("softmax-ce-target-not-subtracted", ("loss-grad", "input-grad"), None, _ce_target_not_subtracted),
+    Mistake("l2-penalty-missing", ("loss", "param-grad"), None, _l2_missing),
+    Mistake("l2-penalty-factor-off-by-2", ("loss", "penalty", "param-grad"), None, _l2_factor),
     Mistake("rounded-upstream", ANY, None, _rounded, at_quantity=True),
     Mistake("sign-flipped", ANY, None, _sign, at_quantity=True),
     Mistake("scaled", ANY, None, _scaled, at_quantity=True),

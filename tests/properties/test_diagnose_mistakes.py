@@ -5,7 +5,8 @@ PyTorch with one layer's backward replaced by a custom ``autograd.Function`` tha
 mistake (written here from its description: numpy loops, or torch's own gradient of a changed
 computation), and hands every gradient torch then gives to ``cnngrad.diagnose.diagnose``. The
 quantity the mistaken step makes must be ``introduced`` with the mistake among the best-ranked
-diagnoses and be ``first_wrong``; every other wrong quantity must be ``propagated``.
+diagnoses and be ``first_wrong``; every other wrong quantity must be ``propagated``. A mistake
+of the loss's gradient hands torch the mistaken ∂E/∂output instead (``output_grad``).
 """
 from __future__ import annotations
 
@@ -52,11 +53,12 @@ def mistaken(fn, pnames, rule, seen):
     return lambda x, local: Mistaken.apply(x, *[local[p] for p in pnames])
 
 
-def torch_values(model, at=None, rule=None, loss_factor=1.0, forward=None):
+def torch_values(model, at=None, rule=None, loss_factor=1.0, forward=None, output_grad=None):
     """Every gradient (and forward value) as torch computes it, in the user's rank, with layer
     ``at``'s backward made by ``rule`` (or its forward by ``forward``) and the loss times
-    ``loss_factor``. The loss is taken from the last layer's output, so every layer is
-    backpropagated through."""
+    ``loss_factor``, or ∂E/∂output given as ``output_grad`` (engine layout) in place of the
+    loss's. The loss is taken from the last layer's output, so every layer is backpropagated
+    through."""
     net = model.network
     x = t64(model.input)
     params = {name: t64(value) for name, value in model.params.items()}
@@ -76,14 +78,24 @@ def torch_values(model, at=None, rule=None, loss_factor=1.0, forward=None):
         h.retain_grad()
         outputs[name] = h
         made.append(h)
-    loss = loss_factor * _loss(net.loss.label, False, None, h, torch.tensor(model.target, dtype=torch.float64),
-                               net.loss.reduction, getattr(net.loss, "margin", 1.0)) + penalty(net, params)
-    loss.backward()
+    torch_objective(model, h, params, loss_factor, output_grad).backward()
     values = {f"grad.{name}": model.user(name, out.grad.numpy()) for name, out in outputs.items()}
     values.update({f"grad.{name}": model.user(name, p.grad.numpy()) for name, p in params.items()})
     values["grad.input"] = model.user("input", x.grad.numpy())
     forward_values = {name: model.user(name, out.detach().numpy()) for name, out in outputs.items()}
     return values, forward_values
+
+
+def torch_objective(model, h, params, loss_factor=1.0, output_grad=None):
+    """E from the final output ``h``: the loss times ``loss_factor``, or Σ g·h, whose gradient at the
+    output is a given ``output_grad`` g; the L2 penalty added."""
+    net = model.network
+    if output_grad is not None:
+        data = (torch.tensor(output_grad, dtype=torch.float64) * h).sum()
+    else:
+        data = loss_factor * _loss(net.loss.label, False, None, h, torch.tensor(model.target, dtype=torch.float64),
+                                   net.loss.reduction, getattr(net.loss, "margin", 1.0))
+    return data + penalty(net, params)
 
 
 def best_ids(entry) -> set[str]:
@@ -94,13 +106,25 @@ def best_ids(entry) -> set[str]:
     return {d.mistake for d in entry.diagnosis if d.max_abs_error <= max(1e3 * best, 1e-13)}
 
 
-def networks(select, seed: int, models=None):
-    """(model, layer index) of random networks where ``select(model, k)`` holds for some layer k."""
+def one_example(model) -> bool:
+    """A network of one example without a penalty: what most mistaken references below are written for."""
+    net = model.network
+    return not (model.batched or any(layer.mixes_examples for layer in net.layers) or net.regularization)
+
+
+def any_network(model) -> bool:
+    """Every network: batches, batch norm and penalties too (references written for them)."""
+    return True
+
+
+def networks(select, seed: int, models=None, keep=one_example):
+    """(model, layer index) of random networks that ``keep(model)`` takes and where
+    ``select(model, k)`` holds for some layer k."""
     found = 0
     for model in models or (model for _, model in random_models(seed, TRIES)):
         net = model.network
-        if model.batched or any(layer.mixes_examples for layer in net.layers) or net.regularization:
-            continue   # the mistaken references below are written for one example, without a penalty
+        if not keep(model):
+            continue
         ks = [k for k in range(len(net.layers)) if select(model, k)]
         if ks:
             yield model, ks[0]
@@ -131,11 +155,11 @@ def assert_diagnosed(model, values, quantity: str, mistake: str, layer: str | No
     return result
 
 
-def run_layer_mistake(select, rule, mistake: str, quantity_of, seed: int, models=None, also=()):
+def run_layer_mistake(select, rule, mistake: str, quantity_of, seed: int, models=None, also=(), keep=one_example):
     """For each network: the mistake at layer k, every gradient handed over; ``quantity_of(model, k)``
     is the quantity it makes. Networks where the mistake changes nothing are passed over."""
     done = 0
-    for model, k in networks(select, seed, models):
+    for model, k in networks(select, seed, models, keep):
         values, _ = torch_values(model, at=k, rule=rule)
         quantity = quantity_of(model, k)
         right = model.values()[quantity]
@@ -451,6 +475,176 @@ def test_first_wrong_names_the_unwritten_quantity_where_the_error_entered():
         assert entry.origin == "introduced"
         assert "activation-derivative-missing" in best_ids(entry), entry.diagnosis
         assert result.first_wrong == below(model, k)
+        done += 1
+        if done == NETWORKS:
+            return
+    pytest.fail(f"only {done} networks")
+
+
+# the course layers (issue 16): dropout, batch norm, the hinge, softmax cross-entropy, L2
+
+def dropping(model, k):
+    """A dropout that drops something (so its mask and its scale both show)."""
+    layer = model.network.layers[k]
+    return layer.kind == "dropout" and layer.p > 0 and not np.all(layer.mask == 1)
+
+
+def test_dropout_delta_not_masked():
+    run_layer_mistake(dropping, lambda x, p, g, right, seen: {"x": g}, "dropout-delta-not-masked", below, seed=81)
+
+
+def test_dropout_scale_missing_in_the_backward_pass():
+    run_layer_mistake(dropping, lambda x, p, g, right, seen: {"x": g * seen["layer"].mask},
+                      "dropout-scale-missing", below, seed=82)
+
+
+def batch_norm(model, k):
+    return model.network.layers[k].kind == "batch_norm"
+
+
+def feature_axes(x):
+    """A batch norm's axes of one feature: the examples (and a map's positions), and γ's shape."""
+    return (0,) + tuple(range(2, x.ndim)), (1, -1) + (1,) * (x.ndim - 2)
+
+
+def test_batchnorm_mean_var_constant():
+    """dx = γ δ / σ, the batch's variance computed here over N (and H, W)."""
+    def rule(x, p, g, right, seen):
+        over, shape = feature_axes(x)
+        sigma = np.sqrt(x.var(axis=over, keepdims=True) + seen["layer"].eps)
+        return {"x": p["gamma"].reshape(shape) * g / sigma, "gamma": right["gamma"], "beta": right["beta"]}
+    run_layer_mistake(batch_norm, rule, "batchnorm-mean-var-constant", below, seed=83, keep=any_network)
+
+
+def unbiased_batch_norm(layer):
+    """torch's batch norm written with the unbiased variance (torch's own ``var`` default)."""
+    def run(x, p):
+        over, shape = feature_axes(x)
+        mean, var = x.mean(over, keepdim=True), x.var(over, unbiased=True, keepdim=True)
+        return (x - mean) / torch.sqrt(var + layer.eps) * p["gamma"].view(shape) + p["beta"].view(shape)
+    return run
+
+
+def test_batchnorm_variance_unbiased_in_the_backward_pass():
+    """torch's gradient of the unbiased batch norm, from the right deltas."""
+    def rule(x, p, g, right, seen):
+        fn = unbiased_batch_norm(seen["layer"])
+        with torch.enable_grad():
+            xx = torch.tensor(x, requires_grad=True)
+            (dx,) = torch.autograd.grad(fn(xx, {n: torch.tensor(v) for n, v in p.items()}), [xx], torch.tensor(g))
+        return {"x": dx.numpy(), "gamma": right["gamma"], "beta": right["beta"]}
+    run_layer_mistake(batch_norm, rule, "batchnorm-variance-unbiased", below, seed=84, keep=any_network)
+
+
+def test_batchnorm_variance_unbiased_in_the_forward_pass():
+    done = 0
+    for model, k in networks(batch_norm, 85, keep=any_network):
+        _, forward_values = torch_values(model, at=k, forward=unbiased_batch_norm(model.network.layers[k]))
+        name = model.network.names[k]
+        if np.allclose(forward_values[name], model.values()[name], rtol=1e-5, atol=1e-8):
+            continue                          # a constant feature: x̂ = 0 either way
+        assert_diagnosed(model, forward_values, name, "batchnorm-variance-unbiased", name)
+        done += 1
+        if done == NETWORKS:
+            return
+    pytest.fail(f"only {done} networks")
+
+
+def loss_models(seed: int, select):
+    """Random networks (batches and penalties too) whose loss ``select(network, model)`` takes."""
+    for _, model in random_models(seed, TRIES):
+        if model.has_loss and select(model.network, model):
+            yield model
+
+
+def run_output_grad_mistake(seed: int, select, wrong_grad, quantity_of, mistake: str, layer=None):
+    """∂E/∂output (or, by ``quantity_of``, the logits' delta) written ``wrong_grad(model, scores)``
+    from torch's output, every gradient after it taken by torch from that one."""
+    done = 0
+    for model in loss_models(seed, select):
+        _, forward_values = torch_values(model)
+        output = model.network.names[-1] if model.network.names else None
+        if output is None:
+            continue                          # layers: [] — nothing to backpropagate through
+        wrong = wrong_grad(model, forward_values)
+        if wrong is None:
+            continue
+        values, _ = torch_values(model, output_grad=wrong)
+        quantity = quantity_of(model)
+        if np.allclose(values[quantity], model.values()[quantity], rtol=1e-6, atol=1e-9):
+            continue                          # e.g. no margin violated
+        assert_diagnosed(model, values, quantity, mistake, layer(model) if layer else None)
+        done += 1
+        if done == NETWORKS:
+            return
+    pytest.fail(f"{mistake}: only {done} networks")
+
+
+def reduction(model) -> float:
+    return 1.0 / model.network.batch if model.network.loss.reduction == "mean" else 1.0
+
+
+def test_svm_correct_class_grad_missing():
+    """A student's hinge gradient: 1 at each class j ≠ y with s_j − s_y + Δ > 0, and 0 at y."""
+    def wrong(model, forward):
+        scores = forward[model.network.names[-1]].reshape(model.network.batch, -1)
+        target = np.asarray(model.target).reshape(len(scores), -1)
+        grad = np.zeros_like(scores)
+        for i, y in enumerate(target.argmax(axis=1)):
+            for j in range(scores.shape[1]):
+                if j != y and scores[i, j] - scores[i, y] + model.network.loss.margin > 0:
+                    grad[i, j] = reduction(model)
+        return grad
+    run_output_grad_mistake(86, lambda net, model: net.loss.name == "multiclass_svm", wrong,
+                            lambda model: f"grad.{model.network.names[-1]}", "svm-correct-class-grad-missing")
+
+
+def one_hot_targets(model) -> bool:
+    target = np.asarray(model.target).reshape(model.network.batch, -1)
+    return bool(np.all(np.isclose(target.sum(axis=1), 1.0)))
+
+
+def test_softmax_ce_target_not_subtracted_from_logits():
+    """∂E/∂z written p = softmax(z) (over each example's entries), z the final output."""
+    def wrong(model, forward):
+        z = forward[model.network.names[-1]].reshape(model.network.batch, -1)
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        return (p / p.sum(axis=1, keepdims=True) * reduction(model)).reshape((-1,) + model.network.output_shape)
+    run_output_grad_mistake(87, lambda net, model: net.loss.label == "cross_entropy from logits" and one_hot_targets(model),
+                            wrong, lambda model: f"grad.{model.network.names[-1]}", "softmax-ce-target-not-subtracted")
+
+
+def test_softmax_ce_target_not_subtracted_through_the_softmax():
+    """softmax + cross_entropy: the logits' delta written p, the softmax's output (times 1/N)."""
+    models = loss_models(88, lambda net, model: net.fused and net.loss.name == "cross_entropy" and one_hot_targets(model))
+    done = 0
+    for model, k in networks(lambda model, k: k == len(model.network.layers) - 1, 0, models, keep=any_network):
+        def rule(x, p, g, right, seen, scale=reduction(model)):
+            return {"x": torch_layer(seen["layer"])(torch.tensor(x), {}).numpy() * scale}
+        values, _ = torch_values(model, at=k, rule=rule)
+        quantity = below(model, k)
+        if np.allclose(values[quantity], model.values()[quantity], rtol=1e-6, atol=1e-9):
+            continue
+        assert_diagnosed(model, values, quantity, "softmax-ce-target-not-subtracted", model.network.names[k])
+        done += 1
+        if done == NETWORKS:
+            return
+    pytest.fail(f"only {done} networks")
+
+
+def test_l2_penalty_missing_from_a_parameter_gradient():
+    """torch's gradient of a regularized parameter less the 2λθ the test adds by hand."""
+    done = 0
+    for model in loss_models(89, lambda net, model: net.regularization is not None):
+        values, _ = torch_values(model)
+        factor, names = model.network.regularization
+        name = names[0]
+        wrong = dict(values)
+        wrong[f"grad.{name}"] = values[f"grad.{name}"] - 2 * factor * model.user(name, model.params[name])
+        right = model.values()[f"grad.{name}"]
+        if np.allclose(wrong[f"grad.{name}"], right, rtol=1e-6, atol=1e-9 * max(1, np.abs(right).max())):
+            continue
+        assert_diagnosed(model, wrong, f"grad.{name}", "l2-penalty-missing", name.split(".")[0])
         done += 1
         if done == NETWORKS:
             return
