@@ -274,8 +274,10 @@ def pad_map(x: np.ndarray, padding, value: float = 0.0) -> np.ndarray:
     (top, bottom), (left, right) = padding
     if top == bottom == left == right == 0:
         return x
-    widths = [(0, 0)] * (x.ndim - 2) + [(top, bottom), (left, right)]
-    return np.pad(x, widths, mode="constant", constant_values=value)
+    height, width = x.shape[-2:]
+    padded = np.full(x.shape[:-2] + (height + top + bottom, width + left + right), value, dtype=x.dtype)
+    padded[..., top:top + height, left:left + width] = x   # as np.pad, without its ~0.1 ms of set-up
+    return padded
 
 
 def crop_map(x: np.ndarray, padding) -> np.ndarray:
@@ -313,15 +315,20 @@ def window_max(win: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ``(B, C, Ho, Wo, kh, kw)``: exactly what ``argmax`` over each copied window and the value there
     give (ties to the first, a NaN winning as the first NaN, a zero keeping its winner's sign).
 
-    Windows of up to ``SLICED_TAPS`` taps are read one strided slice per tap (the maximum, then the
-    first tap equal to it): a few passes over the output instead of a copy of every window, about
-    half the time for a 2×2 pool. Larger windows are copied and searched by ``argmax``."""
+    Windows of up to ``SLICED_TAPS`` taps are read tap by tap (the maximum, then the first tap equal
+    to it): a few passes over the output instead of argmax along a short axis, about half the time
+    for a 2×2 pool. Windows that do not overlap are first copied tap-major, so that each tap is one
+    contiguous row (the copy moves each input once); overlapping ones are read as strided slices.
+    Larger windows are copied and searched by ``argmax``."""
     kh, kw = win.shape[-2:]
     if kh * kw > SLICED_TAPS:
         flat = window_entries(win)
         first = flat.argmax(axis=-1)
         return np.take_along_axis(flat, first[..., None], axis=-1)[..., 0], first
-    taps = [win[..., m, n] for m in range(kh) for n in range(kw)]
+    if win.strides[2] >= kh * win.strides[4] and win.strides[3] >= kw * win.strides[5]:   # apart
+        taps = list(win.transpose(4, 5, 0, 1, 2, 3).reshape(kh * kw, *win.shape[:4]))
+    else:
+        taps = [win[..., m, n] for m in range(kh) for n in range(kw)]
     y = taps[0].copy()
     for tap in taps[1:]:
         np.maximum(y, tap, out=y)
