@@ -183,7 +183,10 @@ class Directions:
     def perturbed(self, items: np.ndarray, steps: np.ndarray) -> np.ndarray:
         if self.change is None:
             return self.probe.moved(self.moves(items, steps))
-        return self.base + steps.reshape((-1,) + (1,) * self.base.ndim) * self.change[items]
+        copies = self.change[items]
+        copies *= steps.reshape((-1,) + (1,) * self.base.ndim)
+        copies += self.base
+        return copies
 
     def penalty(self, items: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """How much each copy moves the L2 penalty (0 for a quantity without one)."""
@@ -197,6 +200,8 @@ def together(parts: list[Directions], method: str):
     part's ``method`` (perturbed or penalty) giving its items' rows of one array."""
     def run(items: np.ndarray, steps: np.ndarray) -> np.ndarray:
         owner, local = np.divmod(items, DIRECTIONS)
+        if len(parts) == 1:
+            return getattr(parts[0], method)(local, steps)
         out = None
         for k, part in enumerate(parts):
             mine = owner == k
