@@ -167,14 +167,18 @@ class Directions:
 
     def __init__(self, probe: Probe, rng: np.random.Generator, eps: float, affine: bool):
         self.probe = probe
-        self.vectors = rng.standard_normal((DIRECTIONS, probe.values.size))
-        self.vectors /= np.linalg.norm(self.vectors, axis=1, keepdims=True)
+        vectors = rng.standard_normal((DIRECTIONS, probe.values.size))
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        self.analytic = vectors @ probe.analytic.reshape(-1)      # ∇E·v
         self.step = float(probe.steps(eps).min())
         self.base = self.change = None
         if affine:
             shape = probe.values.shape
-            moved = probe.moved(np.concatenate([np.zeros((1,) + shape), self.vectors.reshape((-1,) + shape)]))
+            moved = probe.moved(np.concatenate([np.zeros((1,) + shape), vectors.reshape((-1,) + shape)]))
             self.base, self.change = moved[0], moved[1:] - moved[0]
+        # the directions themselves only where copies are formed from them (all quantities' are
+        # drawn before any runs, so an affine one keeps just its output's change: fc weights' are large)
+        self.vectors = vectors if not affine or probe.penalty is not None else None
 
     def moves(self, items: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """s_k · v_{items[k]} for each copy k, in the quantity's shape."""
@@ -232,7 +236,7 @@ def check_directions(evaluator: Evaluator, probes: list[Probe], user_shapes, eps
             own = diffs.along(np.arange(m * DIRECTIONS, (m + 1) * DIRECTIONS), np.ones(DIRECTIONS))   # factor 1: as they are
             probe, part = probes[k], along[k]
             zero = zero_gradient(evaluator, probe, eps, part.step)
-            results[k] = judge(probe.quantity, user_shapes[k], part.vectors @ probe.analytic.reshape(-1), own,
+            results[k] = judge(probe.quantity, user_shapes[k], part.analytic, own,
                                (DIRECTIONS,), rtol, atol, method="fast", zero=zero,
                                significant=significant_gradient(evaluator, probe, zero))
     return results
