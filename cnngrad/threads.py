@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import nullcontext
+from functools import cache
 
 BLAS_THREADS = 1
 SET = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
@@ -38,5 +39,12 @@ def checker_threads():
     numpy was loaded without ``before_numpy``); nothing when the environment decided."""
     if user_chose():
         return nullcontext()
-    from threadpoolctl import threadpool_limits     # ~3 ms, only where the environment did not decide
-    return threadpool_limits(limits=BLAS_THREADS, user_api="blas")
+    return blas_controller().limit(limits=BLAS_THREADS, user_api="blas")
+
+
+@cache
+def blas_controller():
+    """threadpoolctl's view of the loaded thread pools, found once (~3 ms: it walks every loaded
+    library), only where the environment did not decide."""
+    from threadpoolctl import ThreadpoolController
+    return ThreadpoolController()

@@ -218,7 +218,7 @@ def _derivative_of_output(site):
 def _routed(site, weight: float) -> np.ndarray:
     """The pool's backward with every window entry given ``weight`` of its window's delta."""
     layer, cache = site.layer, site.chain.cache(site.step.index)
-    flat = cache[0]
+    flat = cache[0].reshape(cache[0].shape[:4] + (-1,))     # the windows, one row of kh·kw entries each
     dwin = (site.upstream[..., None] * np.full(flat.shape, weight)).reshape(flat.shape[:4] + layer.size)
     return crop_map(scatter_windows(dwin, cache[3], layer.stride, layer.dilation), cache[5])
 

@@ -156,36 +156,90 @@ def check_entries(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, ato
                  zero=zero, significant=significant_gradient(evaluator, probe, zero))
 
 
-def check_directions(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, atol,
-                     rng: np.random.Generator, affine: bool = False) -> QuantityResult:
-    """Directional derivatives along a few random unit directions v: ∇E·v against the quotient.
+class Directions:
+    """One quantity's ``DIRECTIONS`` random unit directions v (drawn from ``rng``), its step (no
+    entry moves farther than its own step allows), and the inputs of layer ``probe.start`` for
+    copies moved by s·v.
 
     With ``affine`` (what the probe moves reaches layer ``start`` through a layer affine in it),
     layer ``start``'s input at θ + s·v is y + s·(y(θ + v) − y): one run of that layer per direction,
     not per step, and free of the rounding y(θ + s·v) would carry at full size."""
-    directions = rng.standard_normal((DIRECTIONS, probe.values.size))
-    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    step = float(probe.steps(eps).min())   # no entry moves farther than its own step allows
-    shape = probe.values.shape
-    if affine:
-        moved = probe.moved(np.concatenate([np.zeros((1,) + shape), directions.reshape((-1,) + shape)]))
-        base, change = moved[0], moved[1:] - moved[0]
 
-        def perturbed(items, steps):
-            return base + steps.reshape((-1,) + (1,) * base.ndim) * change[items]
-    else:
-        def perturbed(items, steps):
-            return probe.moved((steps[:, None] * directions[items]).reshape((-1,) + shape))
+    def __init__(self, probe: Probe, rng: np.random.Generator, eps: float, affine: bool):
+        self.probe = probe
+        vectors = rng.standard_normal((DIRECTIONS, probe.values.size))
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        self.analytic = vectors @ probe.analytic.reshape(-1)      # ∇E·v
+        self.step = float(probe.steps(eps).min())
+        self.base = self.change = None
+        if affine:
+            shape = probe.values.shape
+            moved = probe.moved(np.concatenate([np.zeros((1,) + shape), vectors.reshape((-1,) + shape)]))
+            self.base, self.change = moved[0], moved[1:] - moved[0]
+        # the directions themselves only where copies are formed from them (all quantities' are
+        # drawn before any runs, so an affine one keeps just its output's change: fc weights' are large)
+        self.vectors = vectors if not affine or probe.penalty is not None else None
 
-    def penalty(items, steps):
-        return probe.penalty.moved((steps[:, None] * directions[items]).reshape((-1,) + shape))
+    def moves(self, items: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        """s_k · v_{items[k]} for each copy k, in the quantity's shape."""
+        return (steps[:, None] * self.vectors[items]).reshape((-1,) + self.probe.values.shape)
 
-    diffs = central_differences(evaluator, probe.start, np.full(DIRECTIONS, step), perturbed,
-                                penalty=None if probe.penalty is None else penalty)
-    analytic = directions @ probe.analytic.reshape(-1)
-    zero = zero_gradient(evaluator, probe, eps, step)
-    return judge(probe.quantity, user_shape, analytic, diffs, (DIRECTIONS,), rtol, atol, method="fast",
-                 zero=zero, significant=significant_gradient(evaluator, probe, zero))
+    def perturbed(self, items: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        if self.change is None:
+            return self.probe.moved(self.moves(items, steps))
+        copies = self.change[items]
+        copies *= steps.reshape((-1,) + (1,) * self.base.ndim)
+        copies += self.base
+        return copies
+
+    def penalty(self, items: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        """How much each copy moves the L2 penalty (0 for a quantity without one)."""
+        if self.probe.penalty is None:
+            return np.zeros(len(items))
+        return self.probe.penalty.moved(self.moves(items, steps))
+
+
+def together(parts: list[Directions], method: str):
+    """``(items, steps) → array``: item ``k·DIRECTIONS + i`` is direction i of ``parts[k]``, each
+    part's ``method`` (perturbed or penalty) giving its items' rows of one array."""
+    def run(items: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        owner, local = np.divmod(items, DIRECTIONS)
+        if len(parts) == 1:
+            return getattr(parts[0], method)(local, steps)
+        out = None
+        for k, part in enumerate(parts):
+            mine = owner == k
+            if mine.any():
+                rows = getattr(part, method)(local[mine], steps[mine])
+                out = np.empty((len(items),) + rows.shape[1:]) if out is None else out
+                out[mine] = rows
+        return out
+    return run
+
+
+def check_directions(evaluator: Evaluator, probes: list[Probe], user_shapes, eps, rtol, atol,
+                     rng: np.random.Generator, affine: list[bool]) -> list[QuantityResult]:
+    """Directional derivatives along a few random unit directions v: ∇E·v against the quotient,
+    for each of ``probes`` (``affine``: see ``Directions``). The directions are drawn probe by
+    probe; the copies of all probes that start at the same layer run as one batch (the input's
+    and a first conv's parameters', say), fewer and larger calls for the same copies."""
+    along = [Directions(probe, rng, eps, moves_affinely) for probe, moves_affinely in zip(probes, affine)]
+    results = [None] * len(probes)
+    for start in dict.fromkeys(probe.start for probe in probes):
+        members = [k for k, probe in enumerate(probes) if probe.start == start]
+        parts = [along[k] for k in members]
+        regularized = any(part.probe.penalty is not None for part in parts)
+        diffs = central_differences(evaluator, start, np.repeat([part.step for part in parts], DIRECTIONS),
+                                    together(parts, "perturbed"),
+                                    penalty=together(parts, "penalty") if regularized else None)
+        for m, k in enumerate(members):
+            own = diffs.along(np.arange(m * DIRECTIONS, (m + 1) * DIRECTIONS), np.ones(DIRECTIONS))   # factor 1: as they are
+            probe, part = probes[k], along[k]
+            zero = zero_gradient(evaluator, probe, eps, part.step)
+            results[k] = judge(probe.quantity, user_shapes[k], part.analytic, own,
+                               (DIRECTIONS,), rtol, atol, method="fast", zero=zero,
+                               significant=significant_gradient(evaluator, probe, zero))
+    return results
 
 
 def delta_probe(model: Model, trace, grads, index: int) -> Probe:
@@ -243,8 +297,8 @@ class Progress:
 
 
 class QuantityChecker:
-    """Checks one quantity at a time against one unperturbed run: every entry, or with ``fast``
-    random directions; each result carries the quantity's place in the spec."""
+    """Checks quantities against one unperturbed run: every entry, or with ``fast`` random
+    directions; each result carries the quantity's place in the spec."""
 
     def __init__(self, model: Model, evaluator: Evaluator, eps: float, rtol: float, atol: float,
                  fast: bool, seed: int):
@@ -252,16 +306,19 @@ class QuantityChecker:
         self.eps, self.rtol, self.atol, self.fast = eps, rtol, atol, fast
         self.rng = np.random.default_rng(seed) if fast else None   # numpy.random costs a small check ~8 ms
 
-    def __call__(self, probe: Probe) -> QuantityResult:
-        shape = self.model.user_shapes[probe.quantity]
+    def __call__(self, probes: list[Probe]) -> list[QuantityResult]:
+        """The results of ``probes``, in order (with ``fast`` the probes that start at the same
+        layer run their copies together: ``check_directions``)."""
+        shapes = [self.model.user_shapes[probe.quantity] for probe in probes]
         if self.fast:
-            result = check_directions(self.evaluator, probe, shape, self.eps, self.rtol, self.atol, self.rng,
-                                      affine=self.moves_affinely(probe))
+            results = check_directions(self.evaluator, probes, shapes, self.eps, self.rtol, self.atol, self.rng,
+                                       [self.moves_affinely(probe) for probe in probes])
         else:
-            result = check_entries(self.evaluator, probe, shape, self.eps, self.rtol, self.atol)
-        result.line, result.column = self.model.places.get(probe.quantity, (None, None))
-        return result
-
+            results = [check_entries(self.evaluator, probe, shape, self.eps, self.rtol, self.atol)
+                       for probe, shape in zip(probes, shapes)]
+        for result in results:
+            result.line, result.column = self.model.places.get(result.quantity, (None, None))
+        return results
 
     def moves_affinely(self, probe: Probe) -> bool:
         """Whether the probe reaches its first re-run layer through a layer affine in what it moves:
@@ -304,8 +361,8 @@ def check_model(model: Model, *, eps: float | None = None, rtol: float | None = 
         check = QuantityChecker(model, evaluator, given(eps, DEFAULT_EPS), given(rtol, DEFAULT_RTOL),
                                 given(atol, DEFAULT_ATOL), fast, seed)
         copies.plan(gradient_probes + delta_probes)
-        gradients = [check(probe) for probe in gradient_probes]
-        delta_results = [check(probe) for probe in delta_probes]
+        gradients = check(gradient_probes)
+        delta_results = check(delta_probes)
         if deltas or deltas_fit_after_failure(model, gradients, work, fast, max_work):
             delta_results = check_every_delta(model, trace, grads, check, copies)
     expectations, first_wrong, first_wrong_layer = check_expectations(model, trace, grads)
@@ -330,7 +387,7 @@ def check_every_delta(model: Model, trace, grads, check: QuantityChecker, copies
     """Which layer is wrong: ∂E/∂(each backpropagated layer's output), from the loss back."""
     probes = [delta_probe(model, trace, grads, i) for i in reversed(range(backpropagated_layers(model)))]
     copies.plan(probes)
-    return [check(probe) for probe in probes]
+    return check(probes)
 
 
 def check_expectations(model: Model, trace, grads):

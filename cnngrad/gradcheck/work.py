@@ -36,15 +36,16 @@ def check_work(network: Network, wrt=(), fast: bool = False, deltas: bool = Fals
 
     def cost(runs: int, start: int, cropped=None) -> float:
         size = math.prod(network.value_shapes[start]) if start < len(network.layers) else 1
-        if cropped is not None and not fast:        # receptive-field probes (``crop``)
+        if cropped is not None:                     # receptive-field probes (``crop``; not with --fast)
             operations, written, stop = cropped
             return run_copies(runs, fast) * (operations + downstream[stop] + FORMING * written)
         return run_copies(runs, fast) * network.batch * (downstream[start] + FORMING * size)
 
-    quantities = {name: cost(runs, start, input_crop(network) if name == "input" else None)
+    quantities = {name: cost(runs, start, input_crop(network) if name == "input" and not fast else None)
                   for name, (runs, start) in gradient_runs(network).items()}
     layer_deltas = {name: cost(network.batch * math.prod(network.out_shapes[k]), k + 1,
-                               crop.copy_work(network, k + 1, (1, 1), True) if len(network.out_shapes[k]) == 3 else None)
+                               crop.copy_work(network, k + 1, (1, 1), True)
+                               if len(network.out_shapes[k]) == 3 and not fast else None)
                     for k, name in enumerate(network.names)}
     bare = [value_of(name) for name in wrt]
     chosen = sum(quantities.get(name, layer_deltas.get(name, 0.0)) for name in bare) if wrt \

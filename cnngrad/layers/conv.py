@@ -18,6 +18,9 @@ from .base import (Layer, Setting, ShapeError, crop_map, pad_map, padded_size, p
 from .explanation import Explanation, Factor, Ref, Term
 
 MODES = ("cross_correlation", "convolution")
+# floats of im2col columns the forward builds at a time (1 MiB): a batch of copies is convolved a
+# few examples at a time, so its columns stay in the core's cache instead of a copy far larger
+COLUMN_CHUNK = 2**17
 SYMBOLS = {"dy": "δ", "x": "x", "kernel": "K", "bias": "b"}
 
 
@@ -103,19 +106,34 @@ class Conv(Layer):
         rows of each group are consecutive, so block g of the kernel meets block g of the columns."""
         return matrix.reshape(self.groups, -1, matrix.shape[-1])
 
+    def example_columns(self, win):
+        """The windows ``win`` ``(b, C, Ho, Wo, kh, kw)`` as each example's columns, grouped:
+        ``(b, G, C/G·kh·kw, Ho·Wo)``, rows ``(c, m, n)`` as in ``columns`` (a copy unless a view)."""
+        batch, _, out_h, out_w = win.shape[:4]
+        return win.transpose(0, 1, 4, 5, 2, 3).reshape(batch, self.groups, -1, out_h * out_w)
+
     def forward(self, x, params):
+        """One matrix product per example, K (G, D/G, C/G·kh·kw) by its columns, written straight
+        into y; the columns are built ``COLUMN_CHUNK`` floats at a time. Each example's product is
+        the same call whatever the batch, so a copy gives the bits its example gives alone."""
         padded = pad_map(x, self.padding)
-        cols, (out_h, out_w) = self.columns(padded)
-        kernel = self.effective_kernel(params["kernel"]).reshape(self.filters, -1)
-        y = (self.grouped(kernel) @ self.grouped(cols)).reshape(self.filters, x.shape[0], out_h, out_w)
-        y = y.transpose(1, 0, 2, 3)
-        y = np.ascontiguousarray(y)
+        win = windows(padded, self.size, self.stride, self.dilation)
+        batch, _, out_h, out_w = win.shape[:4]
+        kernel = self.effective_kernel(params["kernel"]).reshape(self.groups, self.filters // self.groups, -1)
+        y = np.empty((batch, self.filters, out_h, out_w))
+        out = y.reshape(batch, self.groups, -1, out_h * out_w)
+        chunk = max(1, COLUMN_CHUNK // (self.channels * self.size[0] * self.size[1] * out_h * out_w))
+        for lo in range(0, batch, chunk):
+            np.matmul(kernel, self.example_columns(win[lo:lo + chunk]), out=out[lo:lo + chunk])
         bias = params["bias"]
         y += bias if self.untied_bias else bias[:, None, None]
-        return y, (cols, padded.shape)
+        return y, padded
 
     def backward(self, dy, cache, params):
-        cols, padded_shape = cache
+        """The columns (rebuilt from the cached padded input) meet the deltas: ∂E/∂K in one product
+        over every example and position, ∂E/∂x as the columns' gradient scattered back."""
+        padded = cache
+        cols, _ = self.columns(padded)
         batch, filters, out_h, out_w = dy.shape
         kh, kw = self.size
         delta = self.grouped(dy.transpose(1, 0, 2, 3).reshape(filters, -1))  # (G, D/G, B·Ho·Wo), as the columns
@@ -125,20 +143,22 @@ class Conv(Layer):
         kernel = self.grouped(self.effective_kernel(params["kernel"]).reshape(filters, -1))
         dcols = (kernel.transpose(0, 2, 1) @ delta).reshape(self.channels, kh, kw, batch, out_h, out_w)
         dwin = dcols.transpose(3, 0, 4, 5, 1, 2)  # (B, C, Ho, Wo, kh, kw), a view
-        dx = crop_map(scatter_windows(dwin, padded_shape, self.stride, self.dilation), self.padding)
+        dx = crop_map(scatter_windows(dwin, padded.shape, self.stride, self.dilation), self.padding)
         return dx, {"kernel": dkernel, "bias": dbias}
 
     def memory(self, in_shape):
-        """Kept: the im2col columns (C·kh·kw per output position; for a 1×1 kernel at stride 1 a
-        view of the padded map), the output and the padded input's gradient. Temporary: the padded
-        copy, the columns' gradient and what scattering it back takes."""
+        """Kept: the padded input (a copy where there is padding), the output and the padded
+        input's gradient. Temporary: the im2col columns (C·kh·kw per output position; for a 1×1
+        kernel at stride 1 a view of the padded map), built a chunk at a time forward and whole
+        backward, the columns' gradient and what scattering it back takes."""
         padded, copy = padded_size(in_shape, self.padding)
         _, out_h, out_w = self.output_shape(in_shape)
         columns = self.channels * self.size[0] * self.size[1] * out_h * out_w
         view = self.size == (1, 1) and self.stride == (1, 1)
-        kept = (copy if view else columns) + self.filters * out_h * out_w + padded
-        backward = columns + scatter_memory(padded, columns, self.stride, self.size, self.dilation)
-        return kept, max(0 if view else copy, backward)
+        kept = copy + self.filters * out_h * out_w + padded
+        backward = (0 if view else columns) + columns + scatter_memory(padded, columns, self.stride, self.size,
+                                                                       self.dilation)
+        return kept, backward
 
     # --- explanation: the chain rule one step, for cnngrad explain
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import (Layer, Setting, ShapeError, crop_map, pad_map, padded_size, pair, register, resolve_padding,
-                   scatter_memory, scatter_windows, windows)
+from .base import (SLICED_TAPS, Layer, Setting, ShapeError, crop_map, pad_map, padded_size, pair, register,
+                   resolve_padding, scatter_memory, scatter_windows, window_entries, window_max, windows)
 from .explanation import Explanation, Factor, Ref, Term
 
 TYPES = ("max", "avg", "l2")
@@ -123,23 +123,23 @@ class Pool(Layer):
         full = self.extended_padding(x.shape[-2:])
         padded = pad_map(x, full, pad_value)
         win = windows(padded, self.size, self.stride, self.dilation)
-        flat = win.reshape(win.shape[:4] + (-1,))
         first = divisor = None
         if self.type == "max":
-            # the value at the first maximum *is* the maximum; numpy's max over a short last axis is
-            # several times slower than argmax, so take it from there
-            first = flat.argmax(axis=-1)
-            y = np.take_along_axis(flat, first[..., None], axis=-1)[..., 0]
+            y, first = window_max(win)
         elif self.type == "avg":
+            win = window_entries(win)       # copied once, for the sum and the cache
             divisor = self.divisor(x.shape[-2:])
-            y = self._mean(flat, divisor)
+            y = self._mean(win, divisor)
         else:
             # √Σx² as m·√Σ(x/m)² with m the window's largest |x| (as hypot does), so entries of
             # 1e-300 do not square to 0 (a norm of 0 and a zero gradient) nor 1e300 to inf
-            m = np.abs(flat).max(axis=-1)
-            scaled = flat / np.where(m > 0, m, 1.0)[..., None]
+            win = window_entries(win)
+            m = np.abs(win).max(axis=-1)
+            scaled = win / np.where(m > 0, m, 1.0)[..., None]
             y = m * np.sqrt((scaled * scaled).sum(axis=-1))
-        return y, (flat, y, first, padded.shape, divisor, full)
+        # the windows: max's strided view (B, C, Ho, Wo, kh, kw), avg's and l2's copied entries
+        # (B, C, Ho, Wo, kh·kw); ``window_entries`` reads either as the latter
+        return y, (win, y, first, padded.shape, divisor, full)
 
     def divisor(self, hw) -> np.ndarray | float:
         """Average pooling's n per window, (Ho, Wo), or kh·kw itself where every window has it."""
@@ -162,16 +162,17 @@ class Pool(Layer):
 
     def routing(self, cache) -> np.ndarray:
         """∂y/∂(each window entry), shape (B, C, Ho, Wo, kh·kw): where each window's delta goes."""
-        flat, y, first, _, divisor, _ = cache
+        win, y, first, _, divisor, _ = cache
+        taps = self.size[0] * self.size[1]
         if self.type == "max":
             if self.ties == "first":
-                return (np.arange(flat.shape[-1]) == first[..., None]).astype(np.float64)
-            tied = (flat == y[..., None]).astype(np.float64)
+                return (np.arange(taps) == first[..., None]).astype(np.float64)
+            tied = (window_entries(win) == y[..., None]).astype(np.float64)
             return tied / tied.sum(axis=-1, keepdims=True)
         if self.type == "avg":
-            return np.broadcast_to((1.0 / np.asarray(divisor))[..., None], flat.shape)
+            return np.broadcast_to((1.0 / np.asarray(divisor))[..., None], y.shape + (taps,))
         safe = np.where(y > 0, y, 1.0)
-        return np.where(y[..., None] > 0, flat / safe[..., None], 0.0)
+        return np.where(y[..., None] > 0, win / safe[..., None], 0.0)
 
     def backward(self, dy, cache, params):
         weights = self.routing(cache)
@@ -180,18 +181,23 @@ class Pool(Layer):
         return crop_map(padded, cache[5]), {}
 
     def memory(self, in_shape):
-        """Kept: every window's entries (a copy, unless the windows are rows or columns of the
-        padded map), the output (and max's winners) and the padded input's gradient. Temporary:
-        the padded copy (l2: and its scaled windows), or the routing weights, the windows'
-        gradient and what scattering it back takes."""
+        """Kept: avg's and l2's window entries (a copy, unless the windows are rows or columns of
+        the padded map), max's padded map (its windows are a strided view of it), the output (and
+        max's winners) and the padded input's gradient. Temporary: the padded copy (l2: and its
+        scaled windows; max: a few output-sized arrays, or the copied windows of a large one), or
+        the routing weights, the windows' gradient and what scattering it back takes."""
         full = self.extended_padding(in_shape[-2:])
         padded, copy = padded_size(in_shape, full)
         channels, out_h, out_w = self.output_shape(in_shape)
         (kh, kw), out = self.size, channels * out_h * out_w
         entries = out * kh * kw
         view = kh == 1 or kw == 1 or in_shape[2] + sum(full[1]) == kw
-        kept = (copy if view else entries) + (2 if self.type == "max" else 1) * out + padded
-        forward = (0 if view else copy) + (2 * entries if self.type == "l2" else 0)
+        if self.type == "max":
+            kept = copy + 2 * out + padded
+            forward = entries if kh * kw > SLICED_TAPS and not view else 3 * out
+        else:
+            kept = (copy if view else entries) + out + padded
+            forward = (0 if view else copy) + (2 * entries if self.type == "l2" else 0)
         routing = 2 if self.type == "l2" or self.ties == "split" else 1
         backward = (routing + 1) * entries + scatter_memory(padded, entries, self.stride, self.size, self.dilation)
         return kept, max(forward, backward)
@@ -296,7 +302,7 @@ class Pool(Layer):
         """max: each window's winner. l2: the sign of each window's largest |x| — the norm is
         smooth unless an entry passes through 0 while it dominates its window (an all-zero window
         is the kink itself; a window of 3e-300 and 4e-300 is |x| in all but name)."""
-        flat, first = cache[0], cache[2]
+        flat, first = cache[0], cache[2]     # l2: the copied entries (B, C, Ho, Wo, kh·kw)
         if self.type == "max":
             return first
         if self.type == "l2":
