@@ -8,7 +8,8 @@ input window its box's outputs read: the unperturbed padded map with the copy's 
 box has one size for all copies of a probe (clamped inside the map), so the copies still run as one
 batch. Where the path meets a layer that mixes the whole map (flatten, fc, softmax, global pooling),
 the last layer, a kind it does not know, or a box that covers its whole map, the boxes are pasted
-into the unperturbed map and the rest runs whole, as the plain path does.
+into the unperturbed map and the rest runs whole, as the plain path does; but a flatten into an fc
+runs on the boxes' changes (``increment.FlatFC``: y_base + W[:, cols(box)] · Δ) and the rest on its output.
 
 Kinks are read on the boxes: outside them a copy's values are the unperturbed run's, so its ReLU
 signs and pool winners there are too, and a moved unit is numbered by its place in the whole layer.
@@ -33,6 +34,7 @@ from ..layers.conv import Conv
 from ..layers.pooling import Pool
 from ..network import Network, Trace
 from ..record import Record
+from . import increment
 from .finite import Differences, Evaluator, central_differences
 
 CONV_PAYS = 0.25   # a conv is cropped when its box holds at most this fraction of its output map
@@ -144,14 +146,26 @@ def _box_out(window: Window, box: tuple[int, int], out_shape) -> tuple[int, int]
 
 def copy_work(network: Network, start: int, size: tuple[int, int], one_channel: bool):
     """For ``work.check_work``: (multiply-adds one copy's cropped layers take, values it writes into
-    maps — its first box and the whole map it is pasted into — and the layer it runs whole from),
-    or None when nothing would run cropped."""
+    maps — its first box and the whole map it is pasted into, or the fc output a flatten into an fc
+    gives, ``increment`` — and the layer it runs whole from), or None when nothing would run cropped."""
     legs, stop = route(network, start, size, one_channel) if applies(network) else ([], start)
     if not legs:
         return None
     operations = sum(run_cropped(network.layers[leg.index]).operations(leg.shape) for leg in legs)
     written = size[0] * size[1] * (1 if one_channel else network.in_shapes[start][0])
+    if increment.applies(network, stop):
+        entries = box_entries(network, legs, stop)
+        return (operations + increment.operations(network, stop, entries),
+                written + network.out_shapes[stop + 1][0], stop + 2)
     return operations, written + math.prod(network.in_shapes[stop]), stop
+
+
+def box_entries(network: Network, legs: list[Leg], stop: int) -> int:
+    """How many entries of the map entering layer ``stop`` the last leg's box holds: its size
+    times the channels (one, where no conv on the way spread the change over all)."""
+    last = legs[-1]
+    one_channel = last.one_channel and not isinstance(network.layers[last.index], Conv)
+    return last.size[0] * last.size[1] * (1 if one_channel else network.in_shapes[stop][0])
 
 
 def run_cropped(layer):
@@ -194,6 +208,9 @@ class CropPlan:
     def __init__(self, network: Network, trace: Trace, start: int, size: tuple[int, int], one_channel: bool):
         self.network, self.trace, self.start, self.size = network, trace, start, size
         legs, self.stop = route(network, start, size, one_channel)
+        # a flatten into an fc runs on the boxes' changes, so each copy holds no whole map
+        self.entries = box_entries(network, legs, self.stop) if legs and increment.applies(network, self.stop) \
+            else None
         self.steps = []
         for leg in legs:
             layer, padded = network.layers[leg.index], None
@@ -207,7 +224,9 @@ class CropPlan:
         """Roughly how many floats one copy holds through the cropped layers and the whole ones after."""
         net = self.network
         cropped = sum(step.layer.work_size(step.shape) for step in self.steps)
-        return cropped + sum(net.layers[k].work_size(net.in_shapes[k]) for k in range(self.stop, len(net.layers)))
+        whole = self.stop if self.entries is None else self.stop + 2
+        mixing = 0 if self.entries is None else increment.floats_per_copy(net, self.stop, self.entries)
+        return cropped + mixing + sum(net.layers[k].work_size(net.in_shapes[k]) for k in range(whole, len(net.layers)))
 
 
 class CropEvaluator:
@@ -252,8 +271,11 @@ class CropEvaluator:
                     first[fresh] = offset + self.place(base, box, moved[fresh].argmax(axis=1), rows[fresh],
                                                        cols[fresh], None if channels is None else channels[fresh])
                     offset += base[0].size
-            whole = self.spliced(values, rows, cols, channels)
-            losses, ran = evaluator.losses(plan.stop, whole[:, None])   # (copies, N = 1, ...)
+            flat_fc = evaluator.flat_fc(plan.stop)
+            if flat_fc is None:
+                losses, ran = evaluator.losses(plan.stop, self.spliced(values, rows, cols, channels)[:, None])
+            else:
+                losses, ran = evaluator.losses(flat_fc.after, flat_fc.outputs(values, rows, cols, channels)[:, None])
         later, later_first = evaluator.kinks_crossed(ran, count)
         fresh = (first < 0) & (later_first >= 0)
         first[fresh] = offset + later_first[fresh]
