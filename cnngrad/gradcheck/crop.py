@@ -96,13 +96,16 @@ class Window(Record):
 
 class Leg(Record):
     """One layer a copy runs cropped, from the shapes alone: its index, its window (None: entry-wise),
-    the box size it outputs, whether copies enter it carrying one channel, and the shape it runs on
-    (channels, and the box or the window the box's outputs read)."""
+    the box size it outputs, whether copies enter it carrying one channel, the shape it runs on
+    (channels, and the box or the window the box's outputs read), and for a conv whether it runs on
+    the box's change (``linear``: ``increment.ConvBox``; its shape is then the box's, channels
+    and size) rather than on the window."""
 
-    __slots__ = ("index", "window", "size", "one_channel", "shape")
+    __slots__ = ("index", "window", "size", "one_channel", "shape", "linear")
 
-    def __init__(self, index, window, size, one_channel, shape):
+    def __init__(self, index, window, size, one_channel, shape, linear=False):
         self.index, self.window, self.size, self.one_channel, self.shape = index, window, size, one_channel, shape
+        self.linear = linear
 
 
 def route(network: Network, start: int, size: tuple[int, int], one_channel: bool) -> tuple[list[Leg], int]:
@@ -122,20 +125,31 @@ def route(network: Network, start: int, size: tuple[int, int], one_channel: bool
 
 def _leg(network: Network, index: int, box: tuple[int, int], one_channel: bool) -> Leg | None:
     """Layer ``index`` run cropped by copies moving a box of ``box`` into it, or None where cropping
-    stops paying: a conv whose box is more than ``CONV_PAYS`` of its map, or a box that is the whole map."""
+    stops paying: a conv whose cropped run takes more than ``CONV_PAYS`` of its whole run's
+    multiply-adds, or a box that is the whole map. A conv runs on the box's change (``linear``) where
+    the box holds fewer entries per channel than the kernel has taps, so that costs less than the
+    window's own product."""
     layer, out_shape = network.layers[index], network.out_shapes[index]
     channels = network.in_shapes[index][0] if isinstance(layer, Conv) or not one_channel else 1
+    linear = False
     if isinstance(layer, (Conv, Pool)):
         window = Window(layer)
         box_out = _box_out(window, box, out_shape)
-        if isinstance(layer, Conv) and box_out[0] * box_out[1] > CONV_PAYS * out_shape[1] * out_shape[2]:
-            return None
+        if isinstance(layer, Conv):
+            taps = layer.size[0] * layer.size[1]
+            linear = box[0] * box[1] <= taps
+            # (box entries in, or kernel taps × channels) per output entry, against the whole map's
+            per_output = box[0] * box[1] * (1 if one_channel else channels) if linear else taps * channels
+            if per_output * box_out[0] * box_out[1] > CONV_PAYS * taps * channels * out_shape[1] * out_shape[2]:
+                return None
         shape = (channels,) + tuple(window.extent(axis, box_out[axis]) for axis in (0, 1))
+        if linear:
+            shape = (1 if one_channel else channels,) + tuple(box)
     else:
         window, box_out, shape = None, box, (channels,) + tuple(box)
     if box_out[0] >= out_shape[1] and box_out[1] >= out_shape[2]:
         return None                                # the box is the whole map: nothing to save
-    return Leg(index, window, box_out, one_channel, shape)
+    return Leg(index, window, box_out, one_channel, shape, linear)
 
 
 def _box_out(window: Window, box: tuple[int, int], out_shape) -> tuple[int, int]:
@@ -151,13 +165,28 @@ def copy_work(network: Network, start: int, size: tuple[int, int], one_channel: 
     legs, stop = route(network, start, size, one_channel) if applies(network) else ([], start)
     if not legs:
         return None
-    operations = sum(run_cropped(network.layers[leg.index]).operations(leg.shape) for leg in legs)
+    operations = sum(leg_operations(network, leg) for leg in legs)
     written = size[0] * size[1] * (1 if one_channel else network.in_shapes[start][0])
     if increment.applies(network, stop):
         entries = box_entries(network, legs, stop)
         return (operations + increment.operations(network, stop, entries),
                 written + network.out_shapes[stop + 1][0], stop + 2)
     return operations, written + math.prod(network.in_shapes[stop]), stop
+
+
+def leg_operations(network: Network, leg: Leg) -> int:
+    """Multiply-adds of one copy's run of a leg: the layer on its box or window, or a conv's
+    change (box entries × output box entries)."""
+    if leg.linear:
+        return math.prod(leg.shape) * network.out_shapes[leg.index][0] * math.prod(leg.size)
+    return run_cropped(network.layers[leg.index]).operations(leg.shape)
+
+
+def leg_floats(network: Network, leg: Leg) -> int:
+    """Roughly how many floats one copy holds in a leg (``Layer.work_size``, or ``increment``'s)."""
+    if leg.linear:
+        return increment.floats_per_copy(math.prod(leg.shape), network.out_shapes[leg.index][0] * math.prod(leg.size))
+    return run_cropped(network.layers[leg.index]).work_size(leg.shape)
 
 
 def box_entries(network: Network, legs: list[Leg], stop: int) -> int:
@@ -179,14 +208,14 @@ def run_cropped(layer):
 
 
 class Step(Record):
-    """A ``Leg`` as it runs: the layer without its padding (``run_cropped``) and the unperturbed
-    input, padded, with a spare row and column past its end (``CropEvaluator.window``)."""
+    """A ``Leg`` as it runs: the leg, the layer without its padding (``run_cropped``) and the
+    unperturbed input, padded, with a spare row and column past its end (``CropEvaluator.window``;
+    None for an entry-wise layer or a conv run on the change)."""
 
-    __slots__ = ("index", "layer", "window", "size", "one_channel", "shape", "padded")
+    __slots__ = ("index", "leg", "layer", "window", "size", "padded")
 
     def __init__(self, leg: Leg, layer, padded):
-        self.index, self.window, self.size, self.one_channel, self.shape = \
-            leg.index, leg.window, leg.size, leg.one_channel, leg.shape
+        self.index, self.leg, self.window, self.size = leg.index, leg, leg.window, leg.size
         self.layer, self.padded = layer, padded
 
 
@@ -214,7 +243,7 @@ class CropPlan:
         self.steps = []
         for leg in legs:
             layer, padded = network.layers[leg.index], None
-            if leg.window is not None:
+            if leg.window is not None and not leg.linear:
                 (top, bottom), (left, right) = layer.padding
                 padded = pad_map(trace.inputs[leg.index], ((top, bottom + 1), (left, right + 1)),
                                  leg.window.pad_value)[0]
@@ -223,9 +252,9 @@ class CropPlan:
     def floats_per_copy(self) -> int:
         """Roughly how many floats one copy holds through the cropped layers and the whole ones after."""
         net = self.network
-        cropped = sum(step.layer.work_size(step.shape) for step in self.steps)
+        cropped = sum(leg_floats(net, step.leg) for step in self.steps)
         whole = self.stop if self.entries is None else self.stop + 2
-        mixing = 0 if self.entries is None else increment.floats_per_copy(net, self.stop, self.entries)
+        mixing = 0 if self.entries is None else increment.floats_per_copy(self.entries, net.out_shapes[self.stop + 1][0])
         return cropped + mixing + sum(net.layers[k].work_size(net.in_shapes[k]) for k in range(whole, len(net.layers)))
 
 
@@ -236,6 +265,7 @@ class CropEvaluator:
     def __init__(self, evaluator: Evaluator, plan: CropPlan):
         self.evaluator, self.plan = evaluator, plan
         self.base_loss, self.magnitude = evaluator.base_loss, evaluator.magnitude
+        self.conv_boxes = {}    # step index → ``increment.ConvBox``, for convs run on the change
 
     def copies_per_call(self, start: int) -> int:
         return max(1, self.evaluator.memory_budget // (8 * max(self.plan.floats_per_copy(), 1)))
@@ -258,8 +288,14 @@ class CropEvaluator:
                     out_shape = plan.network.out_shapes[step.index]
                     out_rows, _ = step.window.reach(0, rows, values.shape[2], out_shape[1])
                     out_cols, _ = step.window.reach(1, cols, values.shape[3], out_shape[2])
-                    window = self.window(step, values, rows, cols, channels, out_rows, out_cols)
-                    values, cache = step.layer.forward(window, params)
+                    if step.leg.linear:
+                        offsets = np.stack([rows + step.window.before[0] - step.window.stride[0] * out_rows,
+                                            cols + step.window.before[1] - step.window.stride[1] * out_cols], axis=1)
+                        values, cache = self.conv_box(step, values.shape[2:]).outputs(
+                            values, rows, cols, channels, offsets, out_rows, out_cols), None
+                    else:
+                        window = self.window(step, values, rows, cols, channels, out_rows, out_cols)
+                        values, cache = step.layer.forward(window, params)
                     rows, cols = out_rows, out_cols
                     if isinstance(step.layer, Conv):
                         channels = None
@@ -282,6 +318,16 @@ class CropEvaluator:
         if evaluator.progress is not None:
             evaluator.progress(count)
         return losses, crossed + later, first
+
+    def conv_box(self, step: Step, box) -> increment.ConvBox:
+        """``step``'s conv run on the change of a box of ``box`` (``increment.ConvBox``)."""
+        if step.index not in self.conv_boxes:
+            trace, win = self.plan.trace, step.window
+            self.conv_boxes[step.index] = increment.ConvBox(
+                step.layer, self.plan.network.params_of(step.index, self.evaluator.params),
+                trace.inputs[step.index][0], trace.outputs[step.index][0], box,
+                (win.extent(0, step.size[0]), win.extent(1, step.size[1])), step.size)
+        return self.conv_boxes[step.index]
 
     def window(self, step: Step, values, rows, cols, channels, out_rows, out_cols) -> np.ndarray:
         """What the outputs of ``step``'s box read: the unperturbed padded input at each copy's window,

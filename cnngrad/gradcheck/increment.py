@@ -26,6 +26,8 @@ from ..layers.fc import FC
 from ..layers.flatten import Flatten
 from ..network import Network, Trace
 
+BLOCK_BUDGET = 32 * 2**20   # bytes of blocks gathered for one matrix product of tiles
+
 
 def applies(network: Network, index: int) -> bool:
     """Layer ``index`` is a flatten of a map into an fc, in a chain of one example."""
@@ -58,44 +60,112 @@ class FlatFC:
         """The fc's output (copies, outputs) for copies whose map entering the flatten is the
         unperturbed one with ``values`` (copies, C or 1, h, w) at rows ``rows[k]``, columns
         ``cols[k]`` (of channel ``channels[k]``, or all channels when None)."""
-        count, depth, box_h, box_w = values.shape
-        box_rows = (rows[:, None] + np.arange(box_h))[:, :, None]
-        box_cols = (cols[:, None] + np.arange(box_w))[:, None, :]
-        if channels is None:
-            unmoved = self.base_map[:, box_rows, box_cols].transpose(1, 0, 2, 3)
-        else:
-            unmoved = self.base_map[channels[:, None, None], box_rows, box_cols][:, None]
-        change = (values - unmoved).reshape(count, -1)
-        # copies that move the same box share its block of W: one product per tile of them
-        key = rows * self.base_map.shape[2] + cols
+        count, _, box_h, box_w = values.shape
+        change = (values - boxes(self.base_map, rows, cols, (box_h, box_w), channels)).reshape(count, -1)
+        key = rows * self.base_map.shape[2] + cols          # copies that move the same box share its columns
         if channels is not None:
             key = channels * self.base_map[0].size + key
-        tile, slot, first, size = tiles(key)
-        stacked = np.zeros((len(first), size, change.shape[1]))
-        stacked[tile, slot] = change
-        blocks = self.block(first, rows, cols, channels, (box_h, box_w))
-        return self.base_out + (stacked @ blocks)[tile, slot]
-
-    def block(self, copies: np.ndarray, rows, cols, channels, box) -> np.ndarray:
-        """The columns of W that the box of each of ``copies`` reads, (len(copies), box entries, outputs)."""
-        box_rows = (rows[copies, None] + np.arange(box[0]))[:, :, None]
-        box_cols = (cols[copies, None] + np.arange(box[1]))[:, None, :]
         outputs = self.columns.shape[-1]
+
+        def blocks(copies):
+            block = boxes(self.columns, rows[copies], cols[copies], (box_h, box_w),
+                          None if channels is None else channels[copies])
+            return block.reshape(len(copies), -1, outputs)
+
+        return self.base_out + grouped_product(change, key, blocks, outputs)
+
+
+class ConvBox:
+    """A conv run on the change of a box of its input (``crop``): each copy's output box is the
+    unperturbed one plus M · Δ, where M is the conv's map from the input box, at its offset in the
+    window that the output box reads, to that output box; M is the conv itself run on unit impulses
+    (exact: each output is one kernel entry times 1), one for each offset the copies meet.
+
+    It costs (box entries) × (output box entries) multiply-adds a copy against the cropped conv's
+    (kernel taps × channels) × (output box entries), fewer where the box holds fewer entries per
+    channel than the kernel has taps (a pixel's 3×3 box into a 5×5 kernel), and forms no window.
+    Rounding: as ``FlatFC``, the change's product rounds by ε of itself, the sum by ε of each output.
+    """
+
+    def __init__(self, layer, params, base_in: np.ndarray, base_out: np.ndarray, box, extent, out_box):
+        self.layer = layer                         # without padding: it runs on windows
+        self.params = {"kernel": params["kernel"], "bias": np.zeros_like(params["bias"])}
+        self.base_in, self.base_out = base_in, base_out                 # (C, H, W), (D, Ho, Wo)
+        self.box, self.extent, self.out_box = tuple(box), tuple(extent), tuple(out_box)
+        self.maps = {}                             # offset → M, (C, box entries per channel, outputs)
+
+    def outputs(self, values, rows, cols, channels, offsets, out_rows, out_cols) -> np.ndarray:
+        """The output boxes (copies, D, oh, ow) at rows ``out_rows``, columns ``out_cols`` of copies
+        whose input is the unperturbed one with ``values`` (copies, C or 1, h, w) at rows ``rows``,
+        columns ``cols`` (channel ``channels[k]``, or all), that box at ``offsets`` (copies, 2) of
+        the window the output box reads."""
+        count = len(rows)
+        change = (values - boxes(self.base_in, rows, cols, self.box, channels)).reshape(count, -1)
+        shifted = offsets - offsets.min(axis=0)
+        _, first, at = np.unique(shifted[:, 0] * (shifted[:, 1].max() + 1) + shifted[:, 1], return_index=True,
+                                 return_inverse=True)
+        maps = np.stack([self.map_at((int(offsets[k, 0]), int(offsets[k, 1]))) for k in first])
         if channels is None:
-            block = self.columns[:, box_rows, box_cols].transpose(1, 0, 2, 3, 4)
+            key = at
+
+            def blocks(copies):
+                return maps[at[copies]].reshape(len(copies), -1, maps.shape[-1])
         else:
-            block = self.columns[channels[copies, None, None], box_rows, box_cols]
-        return block.reshape(len(copies), -1, outputs)
+            key = at * self.base_in.shape[0] + channels
+
+            def blocks(copies):
+                return maps[at[copies], channels[copies]]
+
+        moved = grouped_product(change, key, blocks, maps.shape[-1]).reshape((count, len(self.base_out)) + self.out_box)
+        return boxes(self.base_out, out_rows, out_cols, self.out_box) + moved
+
+    def map_at(self, offset: tuple[int, int]) -> np.ndarray:
+        """M for a box at ``offset`` (row, column) of the window: row (c, i, j) holds the outputs a
+        unit at (c, offset + (i, j)) gives, none where that falls outside the window (no output of
+        the box reads it)."""
+        if offset not in self.maps:
+            channels = self.base_in.shape[0]
+            count = channels * self.box[0] * self.box[1]
+            c, i, j = np.unravel_index(np.arange(count), (channels,) + self.box)
+            i, j = i + offset[0], j + offset[1]
+            inside = (i >= 0) & (i < self.extent[0]) & (j >= 0) & (j < self.extent[1])
+            impulses = np.zeros((count, channels) + self.extent)
+            impulses[np.flatnonzero(inside), c[inside], i[inside], j[inside]] = 1.0
+            out = self.layer.forward(impulses, self.params)[0]
+            self.maps[offset] = out.reshape(channels, self.box[0] * self.box[1], -1)
+        return self.maps[offset]
 
 
+def boxes(array: np.ndarray, rows: np.ndarray, cols: np.ndarray, size, channels=None) -> np.ndarray:
+    """Each copy's box of ``array`` (C, H, W, …): rows ``rows[k]`` on, columns ``cols[k]`` on, of
+    ``size``, of every channel or of channel ``channels[k]``: (copies, C or 1, h, w, …)."""
+    box_rows = (rows[:, None] + np.arange(size[0]))[:, :, None]
+    box_cols = (cols[:, None] + np.arange(size[1]))[:, None, :]
+    if channels is None:
+        return np.moveaxis(array[:, box_rows, box_cols], 1, 0)
+    return array[channels[:, None, None], box_rows, box_cols][:, None]
 
-def floats_per_copy(network: Network, index: int, entries: int) -> int:
-    """Roughly how many floats one copy moving ``entries`` entries of the map entering flatten
-    ``index`` holds in ``FlatFC.outputs``: its change (and its place in a tile), its share of the
-    blocks of W (a tile per two copies at most: each entry's four steps share their box; ``tiles``),
-    and the fc's output."""
-    outputs = network.out_shapes[index + 1][0]
-    return 3 * entries + entries * outputs // 2 + 2 * outputs
+
+def grouped_product(change: np.ndarray, key: np.ndarray, blocks, outputs: int) -> np.ndarray:
+    """change[k] · (the block of key[k]) for every copy k, (copies, outputs): the copies of one key
+    share its block, one matrix product per tile of them (``tiles``), the blocks gathered for at most
+    ``BLOCK_BUDGET`` bytes of tiles at a time. ``blocks(copies)`` gives the block of each of
+    ``copies``' keys, (len(copies), change entries, outputs)."""
+    tile, slot, first, size = tiles(key)
+    stacked = np.zeros((len(first), size, change.shape[1]))
+    stacked[tile, slot] = change
+    products = np.empty((len(first), size, outputs))
+    at_once = max(1, BLOCK_BUDGET // (8 * change.shape[1] * outputs))
+    for lo in range(0, len(first), at_once):
+        products[lo:lo + at_once] = stacked[lo:lo + at_once] @ blocks(first[lo:lo + at_once])
+    return products[tile, slot]
+
+
+def floats_per_copy(entries: int, outputs: int) -> int:
+    """Roughly how many floats one copy moving ``entries`` entries to ``outputs`` outputs holds in
+    ``grouped_product`` (besides the blocks, at most ``BLOCK_BUDGET``): its change and its place
+    in a tile (tiles hold at most twice the copies), its product and output."""
+    return 3 * entries + 3 * outputs
 
 
 def operations(network: Network, index: int, entries: int) -> int:

@@ -178,14 +178,20 @@ def same_verdicts(evaluator, probe, shape):
 
 
 def test_lenet5_checks_the_same_either_way():
-    """LeNet-5 (configs/lenet5.yaml): conv2's kernel and bias move one channel into pool2 →
-    flatten → fc1; every verdict is the plain path's and the numbers agree to rounding."""
+    """LeNet-5 (configs/lenet5.yaml): an input pixel's 3×3 box after pool1 runs conv2 on its change
+    (9 entries a channel against 25 kernel taps), then relu2 and pool2 on boxes into flatten → fc1;
+    conv2's kernel and bias move one channel into pool2 → flatten → fc1. Every verdict is the plain
+    path's and the numbers agree to rounding."""
     from cnngrad.api import load
     model = load(str(ROOT / "configs" / "lenet5.yaml"))
     net = model.network
     trace = model.forward()
     grads = model.backward(trace)
     evaluator = Evaluator(net, model.params, model.target, trace, magnitude=rounding_magnitude(model, trace, grads))
+    probe = input_probe(net, trace, model.params, grads.input[0])
+    assert [step.leg.linear for step in probe.shortcut.plan.steps] == [False, False, True, False, False]
+    assert probe.shortcut.plan.entries == 16 * 4 * 4
+    same_verdicts(evaluator, probe, model.user_shapes["input"])
     for name in ("conv2.kernel", "conv2.bias"):
         probe = param_probe(net, trace, model.params, name, grads.params[name])
         assert isinstance(probe.shortcut, OneChannelRuns)
@@ -200,6 +206,59 @@ def test_a_large_input_runs_its_crops_into_the_fc():
     probe = probes[0]
     assert probe.quantity == "input" and probe.shortcut.plan.entries == 6 * 3 * 3
     same_verdicts(evaluator, probe, model.user_shapes["input"])
+
+
+@pytest.mark.parametrize("mode, expected, edge", [("cross_correlation", [4, 3, 2, 1], [0, 4, 0, 2]),
+                                                  ("convolution", [1, 2, 3, 4], [0, 1, 0, 3])])
+def test_a_conv_maps_a_unit_of_its_box_to_the_kernel(mode, expected, edge):
+    """Kernel [[1, 2], [3, 4]] on a 3×3 window: a unit at its centre reaches output (i, j) through
+    tap (1 − i, 1 − j), so the outputs read K[1,1], K[1,0], K[0,1], K[0,0]; rotated in convolution
+    mode. A 1×2 box at (1, 2) is half outside the window: its unit at (1, 2) moves outputs (0, 1)
+    and (1, 1) through taps (1, 1) and (0, 1), the one at (1, 3) nothing."""
+    conv = Conv((1, 1, 2, 2), mode=mode)
+    params = {"kernel": np.arange(1.0, 5.0).reshape(1, 1, 2, 2), "bias": np.array([7.0])}
+    box = increment.ConvBox(conv, params, np.zeros((1, 3, 3)), np.zeros((1, 2, 2)), (1, 1), (3, 3), (2, 2))
+    np.testing.assert_array_equal(box.map_at((1, 1)), [[expected]])
+    wide = increment.ConvBox(conv, params, np.zeros((1, 3, 3)), np.zeros((1, 2, 2)), (1, 2), (3, 3), (2, 2))
+    np.testing.assert_array_equal(wide.map_at((1, 2)), [[edge, [0] * 4]])
+
+
+def test_a_conv_on_the_change_is_the_conv_on_the_window():
+    """ConvBox.outputs against the conv run on each copy's window with its box pasted in, over
+    random strides, dilations, modes and offsets (boxes reaching past the window too)."""
+    rng = np.random.default_rng(7)
+    for trial in range(40):
+        size = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        conv = Conv((2, 3) + size, stride=(int(rng.integers(1, 3)), int(rng.integers(1, 3))),
+                    dilation=(int(rng.integers(1, 3)), int(rng.integers(1, 3))),
+                    mode=str(rng.choice(["cross_correlation", "convolution"])))
+        out_box = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        extent = tuple(conv.stride[a] * (out_box[a] - 1) + conv.span[a] for a in (0, 1))
+        box = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        params = {"kernel": rng.standard_normal((2, 3) + size), "bias": rng.standard_normal(2)}
+        count = 12
+        windows = rng.standard_normal((count, 3) + extent)
+        base_out = conv.forward(windows[:1], params)[0][0]
+        offsets = np.stack([rng.integers(-box[0] + 1, extent[0], count), rng.integers(-box[1] + 1, extent[1], count)], 1)
+        values = rng.standard_normal((count, 3) + box)
+        channels = rng.integers(0, 3, count) if trial % 2 else None
+        if channels is not None:
+            values = values[:, :1]
+        # the base input: one window holding the box's unperturbed entries (the window itself,
+        # padded so that a box past its edge reads zeros there), the box at (rows, cols) of it
+        padded = np.pad(windows[0], ((0, 0), (box[0], box[0]), (box[1], box[1])))
+        rows, cols = offsets[:, 0] + box[0], offsets[:, 1] + box[1]
+        conv_box = increment.ConvBox(conv, params, padded, base_out, box, extent, out_box)
+        zero = np.zeros(count, dtype=np.int64)
+        expected = []
+        for k in range(count):
+            pasted = padded.copy()
+            taken = slice(None) if channels is None else slice(channels[k], channels[k] + 1)
+            pasted[taken, rows[k]:rows[k] + box[0], cols[k]:cols[k] + box[1]] = values[k]
+            window = pasted[:, box[0]:box[0] + extent[0], box[1]:box[1] + extent[1]]
+            expected.append(conv.forward(window[None], params)[0][0])
+        got = conv_box.outputs(values, rows, cols, channels, offsets, zero, zero)
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12, err_msg=str(trial))
 
 
 def test_only_a_flatten_into_an_fc_runs_on_the_change():
