@@ -17,9 +17,11 @@ signs and pool winners there are too, and a moved unit is numbered by its place 
 Activations and pooling compute each output from the same numbers in the same order, whole or
 cropped, so their crops give the plain path's bits. A conv is one BLAS matrix product, whose
 rounding depends on the width of the matrix (a column's bits differ between widths), so a conv
-is cropped only where its box is at most ``CONV_PAYS`` of its output map: there the saving is
-large, and the losses agree with the plain path's to rounding (the numeric derivatives within the
-check's own allowance for rounding, ``Differences.noise``; tests/test_crop.py).
+is cropped only where that takes at most ``CONV_PAYS`` of its whole run's multiply-adds: there the
+saving is large, and the losses agree with the plain path's to rounding (the numeric derivatives
+within the check's own allowance for rounding, ``Differences.noise``; tests/unit/test_crop.py). A
+conv whose box holds fewer entries per channel than its kernel has taps runs on the box's change
+(``increment.ConvBox``), which rounds on its own, within the same allowance (tests/unit/test_increment.py).
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ from ..record import Record
 from . import increment
 from .finite import Differences, Evaluator, central_differences
 
-CONV_PAYS = 0.25   # a conv is cropped when its box holds at most this fraction of its output map
+CONV_PAYS = 0.25   # a conv is cropped when that takes at most this fraction of its whole run's multiply-adds
 
 # the kinds a crop knows, with every setting it reads: a kind that gains a setting (a padding mode)
 # is run whole until this table learns it
@@ -111,7 +113,8 @@ class Leg(Record):
 def route(network: Network, start: int, size: tuple[int, int], one_channel: bool) -> tuple[list[Leg], int]:
     """The layers from ``start`` on that copies moving a box of ``size`` run cropped, and the layer
     from which they run whole: the last layer, one the crop does not know or that mixes the whole
-    map, a conv whose box is more than ``CONV_PAYS`` of its map, or a box that is the whole map."""
+    map, a conv whose cropped run would cost more than ``CONV_PAYS`` of its whole run, or a box that
+    is the whole map."""
     legs, index, box = [], start, size
     while index < len(network.layers) - 1 and local(network.layers[index]):
         leg = _leg(network, index, box, one_channel)

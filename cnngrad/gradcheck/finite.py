@@ -70,6 +70,7 @@ class Evaluator:
             + [network.loss_pattern(trace, target)]
         self.memory_budget = memory_budget
         self.flat_fcs = {}   # layer index → ``increment.FlatFC`` or None, built when first asked
+        self.channel_convs = {}   # layer index → ``increment.ChannelConv`` or None, likewise
 
     def flat_fc(self, index: int) -> increment.FlatFC | None:
         """Layer ``index`` (a flatten) and the fc after it, to run on a copy's change of their input
@@ -78,6 +79,16 @@ class Evaluator:
             self.flat_fcs[index] = increment.FlatFC(self.network, self.trace, self.params, index) \
                 if increment.applies(self.network, index) else None
         return self.flat_fcs[index]
+
+    def channel_conv(self, index: int) -> increment.ChannelConv | None:
+        """Layer ``index`` (a conv) to run on the change of one channel of its input
+        (``increment.ChannelConv``), or None where it is not such a conv."""
+        if index not in self.channel_convs:
+            net = self.network
+            self.channel_convs[index] = increment.ChannelConv(
+                net.layers[index], net.params_of(index, self.params), self.trace.inputs[index][0],
+                self.trace.outputs[index][0]) if increment.channel_conv_applies(net, index) else None
+        return self.channel_convs[index]
 
     def copies_per_call(self, start: int) -> int:
         """How many copies fit one call from layer ``start`` on within the memory budget."""
@@ -123,8 +134,9 @@ class Evaluator:
     def one_channel_layers(self, start: int, batch: np.ndarray, channels: np.ndarray):
         """Run the channel-wise layers from ``start`` on the one channel each copy moved (the last
         layer excepted), then put that channel into the unperturbed map: the whole maps, what each
-        layer ran as, and the layer the maps enter. A flatten into an fc takes the channel's change
-        instead (``increment.FlatFC``): then the fc's outputs, entering the layer after it."""
+        layer ran as, and the layer the maps enter. A flatten into an fc or a conv takes the channel's
+        change instead (``increment.FlatFC``, ``increment.ChannelConv``): then their outputs,
+        entering the layer after them."""
         net = self.network
         ran = []
         index = start
@@ -136,6 +148,9 @@ class Evaluator:
         if flat_fc is not None:
             corner = np.zeros(len(channels), dtype=np.int64)
             return flat_fc.outputs(batch, corner, corner, channels), ran, flat_fc.after
+        channel_conv = self.channel_conv(index)
+        if channel_conv is not None:
+            return channel_conv.outputs(batch, channels), ran, index + 1
         whole = np.repeat(self.trace.value(index), len(channels), axis=0)
         whole[np.arange(len(channels)), channels] = batch[:, 0]
         return whole, ran, index

@@ -20,8 +20,11 @@ neither flatten nor fc has any, and every layer after the fc runs as before on i
 """
 from __future__ import annotations
 
+import copy as copying
+
 import numpy as np
 
+from ..layers.conv import Conv
 from ..layers.fc import FC
 from ..layers.flatten import Flatten
 from ..network import Network, Trace
@@ -34,6 +37,14 @@ def applies(network: Network, index: int) -> bool:
     layers = network.layers
     return (network.batch == 1 and index + 1 < len(layers) and type(layers[index]) is Flatten
             and type(layers[index + 1]) is FC and network.chained(index) and network.chained(index + 1))
+
+
+def channel_conv_applies(network: Network, index: int) -> bool:
+    """Layer ``index`` is a conv that reads every channel with one tied bias per filter (no groups),
+    in a chain of one example: a change of one input channel runs through it alone (``ChannelConv``)."""
+    layer = network.layers[index] if index < len(network.layers) else None
+    return (network.batch == 1 and type(layer) is Conv and layer.groups == 1 and not layer.untied_bias
+            and network.chained(index))
 
 
 class FlatFC:
@@ -134,6 +145,31 @@ class ConvBox:
             out = self.layer.forward(impulses, self.params)[0]
             self.maps[offset] = out.reshape(channels, self.box[0] * self.box[1], -1)
         return self.maps[offset]
+
+
+class ChannelConv:
+    """A conv run on the change of one channel of its input (a conv kernel entry's copies after the
+    channel-wise layers, ``finite.Evaluator.one_channel_layers``): y = y_base + K[:, c] ⋆ Δ_c, each
+    copy's moved channel c correlated with the kernel's channel c alone, C times fewer multiply-adds
+    and window entries than the whole conv. Rounding: as ``FlatFC``."""
+
+    def __init__(self, layer, params, base_in: np.ndarray, base_out: np.ndarray):
+        self.layer = copying.copy(layer)                  # the same conv, reading one channel
+        self.layer.channels = self.layer.group_channels = 1
+        self.kernel = params["kernel"]
+        self.bias = np.zeros_like(params["bias"])
+        self.base_in, self.base_out = base_in, base_out   # (C, H, W), (D, Ho, Wo)
+
+    def outputs(self, values: np.ndarray, channels: np.ndarray) -> np.ndarray:
+        """The conv's output (copies, D, Ho, Wo) for copies whose input is the unperturbed one with
+        channel ``channels[k]`` replaced by ``values[k]`` (copies, 1, H, W): one conv per channel."""
+        change = values - self.base_in[channels][:, None]
+        moved = np.empty((len(channels),) + self.base_out.shape)
+        for channel in np.unique(channels):
+            copies = np.flatnonzero(channels == channel)
+            moved[copies] = self.layer.forward(change[copies], {"kernel": self.kernel[:, channel:channel + 1],
+                                                               "bias": self.bias})[0]
+        return self.base_out + moved
 
 
 def boxes(array: np.ndarray, rows: np.ndarray, cols: np.ndarray, size, channels=None) -> np.ndarray:

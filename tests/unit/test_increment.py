@@ -112,17 +112,21 @@ def test_random_chains_into_an_fc_agree_with_the_plain_path():
     assert seen["increments"] > 100 and seen["kinks"] > 20 and seen["one channel"] > 50, seen
 
 
-def conv_chain(seed):
-    """conv → (relu) → (max pool) → flatten → fc → relu → fc, with an fc bias that puts half of fc1's
-    outputs 1e-7 from 0, far nearer than a step moves them, far farther than rounding: the relu
-    after the fc sits next to its kink. Input and kernel on grids: conv outputs sit at 0, pools tie."""
+def conv_chain(seed, second_conv=False):
+    """conv → (relu) → (max pool) (→ conv → relu) → flatten → fc → relu → fc, with an fc bias that
+    puts half of fc1's outputs 1e-7 from 0, far nearer than a step moves them, far farther than
+    rounding: the relu after the fc sits next to its kink. Input and first kernel on grids: conv
+    outputs sit at 0, pools tie. A second conv has a random kernel, stride and mode."""
     rng = np.random.default_rng(seed)
     shape = (int(rng.integers(1, 3)), int(rng.integers(5, 11)), int(rng.integers(5, 11)))
     layers = [("conv1", Conv((2, shape[0], 3, 3), padding=int(rng.integers(0, 2))))]
-    if rng.random() < 0.7:
+    if rng.random() < 0.7 or second_conv:
         layers.append(("relu0", ReLU()))
     if rng.random() < 0.7:
         layers.append(("pool1", Pool("max", int(rng.integers(2, 4)), int(rng.integers(1, 3)))))
+    if second_conv:
+        layers += [("conv2", Conv((3, 2, 2, 2), stride=int(rng.integers(1, 3)), padding=1,
+                                  mode=str(rng.choice(["cross_correlation", "convolution"])))), ("relu2", ReLU())]
     layers.append(("flatten1", Flatten()))
     layers += [("fc1", FC((4, Network(shape, layers, None).output_shape[0]))), ("relu1", ReLU()), ("fc2", FC((2, 4)))]
     params = {"conv1.kernel": rng.integers(-2, 3, (2, shape[0], 3, 3)) / 2.0, "conv1.bias": np.zeros(2),
@@ -177,11 +181,51 @@ def same_verdicts(evaluator, probe, shape):
     np.testing.assert_array_equal(result.verdicts.status, plain.verdicts.status)
 
 
+def test_kernels_moving_one_channel_into_a_conv_agree_with_the_plain_path():
+    """A conv kernel entry's one channel reaching a second conv runs it on that channel's change:
+    against whole-map runs, the same kinks (ReLUs at 0, tied pools, a relu after the fc next to 0),
+    the numbers to rounding."""
+    kinks = 0
+    for seed in range(60):
+        model = conv_chain(seed, second_conv=True)
+        net = model.network
+        trace = model.forward()
+        grads = model.backward(trace)
+        evaluator = Evaluator(net, model.params, model.target, trace, magnitude=rounding_magnitude(model, trace, grads))
+        for name in ("conv1.kernel", "conv1.bias"):
+            probe = param_probe(net, trace, model.params, name, grads.params[name])
+            assert isinstance(probe.shortcut, OneChannelRuns)
+            assert evaluator.channel_conv(net.names.index("conv2")) is not None
+            cropped, plain = both_paths(evaluator, probe)
+            agree(cropped, plain, f"{seed} {name}")
+            kinks += int(plain.kink.any())
+    assert kinks > 20
+
+
+def test_a_conv_on_one_channels_change_is_the_whole_conv():
+    """ChannelConv.outputs against the conv run on the whole map with one channel replaced, over
+    random strides, paddings, dilations and modes."""
+    rng = np.random.default_rng(11)
+    for trial in range(30):
+        conv = Conv((3, 4, int(rng.integers(1, 4)), int(rng.integers(1, 4))), stride=int(rng.integers(1, 3)),
+                    padding=int(rng.integers(0, 3)), dilation=int(rng.integers(1, 3)),
+                    mode=str(rng.choice(["cross_correlation", "convolution"])))
+        params = {"kernel": rng.standard_normal((3, 4) + conv.size), "bias": rng.standard_normal(3)}
+        x = rng.standard_normal((1, 4, 8, 7))
+        base_out = conv.forward(x, params)[0][0]
+        channels = rng.integers(0, 4, 10)
+        values = rng.standard_normal((10, 1, 8, 7))
+        whole = np.repeat(x, 10, axis=0)
+        whole[np.arange(10), channels] = values[:, 0]
+        np.testing.assert_allclose(increment.ChannelConv(conv, params, x[0], base_out).outputs(values, channels),
+                                   conv.forward(whole, params)[0], rtol=1e-12, atol=1e-12, err_msg=str(trial))
+
+
 def test_lenet5_checks_the_same_either_way():
     """LeNet-5 (configs/lenet5.yaml): an input pixel's 3×3 box after pool1 runs conv2 on its change
     (9 entries a channel against 25 kernel taps), then relu2 and pool2 on boxes into flatten → fc1;
-    conv2's kernel and bias move one channel into pool2 → flatten → fc1. Every verdict is the plain
-    path's and the numbers agree to rounding."""
+    conv1's kernel and bias move one channel into conv2, conv2's into pool2 → flatten → fc1. Every
+    verdict is the plain path's and the numbers agree to rounding."""
     from cnngrad.api import load
     model = load(str(ROOT / "configs" / "lenet5.yaml"))
     net = model.network
@@ -192,7 +236,7 @@ def test_lenet5_checks_the_same_either_way():
     assert [step.leg.linear for step in probe.shortcut.plan.steps] == [False, False, True, False, False]
     assert probe.shortcut.plan.entries == 16 * 4 * 4
     same_verdicts(evaluator, probe, model.user_shapes["input"])
-    for name in ("conv2.kernel", "conv2.bias"):
+    for name in ("conv1.kernel", "conv1.bias", "conv2.kernel", "conv2.bias"):
         probe = param_probe(net, trace, model.params, name, grads.params[name])
         assert isinstance(probe.shortcut, OneChannelRuns)
         same_verdicts(evaluator, probe, model.user_shapes[name])
