@@ -37,6 +37,7 @@ from ..layers.pooling import Pool
 from ..network import Network, Trace
 from ..record import Record
 from . import increment
+from .increment import taps
 from .finite import Differences, Evaluator, central_differences
 
 CONV_PAYS = 0.25   # a conv is cropped when that takes at most this fraction of its whole run's multiply-adds
@@ -325,11 +326,10 @@ class CropEvaluator:
     def conv_box(self, step: Step, box) -> increment.ConvBox:
         """``step``'s conv run on the change of a box of ``box`` (``increment.ConvBox``)."""
         if step.index not in self.conv_boxes:
-            trace, win = self.plan.trace, step.window
+            trace = self.plan.trace
             self.conv_boxes[step.index] = increment.ConvBox(
                 step.layer, self.plan.network.params_of(step.index, self.evaluator.params),
-                trace.inputs[step.index][0], trace.outputs[step.index][0], box,
-                (win.extent(0, step.size[0]), win.extent(1, step.size[1])), step.size)
+                trace.inputs[step.index][0], trace.outputs[step.index][0], box, step.size)
         return self.conv_boxes[step.index]
 
     def window(self, step: Step, values, rows, cols, channels, out_rows, out_cols) -> np.ndarray:
@@ -470,10 +470,3 @@ def first_conv_box(network: Network) -> tuple[int, int]:
     window, out_shape = Window(network.layers[0]), network.out_shapes[0]
     return tuple(window.reach(axis, np.zeros(1, dtype=np.int64), 1, out_shape[1 + axis])[1] for axis in (0, 1))
 
-
-def taps(offset: np.ndarray, dilation: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The kernel tap m with r·m = ``offset`` (the window offset at which an output reads the pixel),
-    clipped into range, and whether there is one."""
-    tap, rest = np.divmod(offset, dilation)
-    hit = (rest == 0) & (tap >= 0) & (tap < size)
-    return np.clip(tap, 0, size - 1), hit

@@ -89,8 +89,9 @@ class FlatFC:
 class ConvBox:
     """A conv run on the change of a box of its input (``crop``): each copy's output box is the
     unperturbed one plus M · Δ, where M is the conv's map from the input box, at its offset in the
-    window that the output box reads, to that output box; M is the conv itself run on unit impulses
-    (exact: each output is one kernel entry times 1), one for each offset the copies meet.
+    window that the output box reads, to that output box: entry (c, i, j) → (d, oi, oj) is the
+    kernel entry K[d, c, m, n] with s·oi + r·m = offset + i (and likewise n), or 0 where no tap
+    reads it. M holds kernel entries themselves, one for each offset the copies meet.
 
     It costs (box entries) × (output box entries) multiply-adds a copy against the cropped conv's
     (kernel taps × channels) × (output box entries), fewer where the box holds fewer entries per
@@ -98,11 +99,11 @@ class ConvBox:
     Rounding: as ``FlatFC``, the change's product rounds by ε of itself, the sum by ε of each output.
     """
 
-    def __init__(self, layer, params, base_in: np.ndarray, base_out: np.ndarray, box, extent, out_box):
-        self.layer = layer                         # without padding: it runs on windows
-        self.params = {"kernel": params["kernel"], "bias": np.zeros_like(params["bias"])}
-        self.base_in, self.base_out = base_in, base_out                 # (C, H, W), (D, Ho, Wo)
-        self.box, self.extent, self.out_box = tuple(box), tuple(extent), tuple(out_box)
+    def __init__(self, layer, params, base_in: np.ndarray, base_out: np.ndarray, box, out_box):
+        self.kernel = layer.effective_kernel(params["kernel"])       # (D, C, kh, kw)
+        self.stride, self.dilation = layer.stride, layer.dilation
+        self.base_in, self.base_out = base_in, base_out               # (C, H, W), (D, Ho, Wo)
+        self.box, self.out_box = tuple(box), tuple(out_box)
         self.maps = {}                             # offset → M, (C, box entries per channel, outputs)
 
     def outputs(self, values, rows, cols, channels, offsets, out_rows, out_cols) -> np.ndarray:
@@ -132,19 +133,27 @@ class ConvBox:
 
     def map_at(self, offset: tuple[int, int]) -> np.ndarray:
         """M for a box at ``offset`` (row, column) of the window: row (c, i, j) holds the outputs a
-        unit at (c, offset + (i, j)) gives, none where that falls outside the window (no output of
-        the box reads it)."""
+        unit at (c, offset + (i, j)) gives, 0 where no tap reads it (outside the window too)."""
         if offset not in self.maps:
-            channels = self.base_in.shape[0]
-            count = channels * self.box[0] * self.box[1]
-            c, i, j = np.unravel_index(np.arange(count), (channels,) + self.box)
-            i, j = i + offset[0], j + offset[1]
-            inside = (i >= 0) & (i < self.extent[0]) & (j >= 0) & (j < self.extent[1])
-            impulses = np.zeros((count, channels) + self.extent)
-            impulses[np.flatnonzero(inside), c[inside], i[inside], j[inside]] = 1.0
-            out = self.layer.forward(impulses, self.params)[0]
-            self.maps[offset] = out.reshape(channels, self.box[0] * self.box[1], -1)
+            (kh, kw), axes = self.kernel.shape[2:], []
+            for axis, size in ((0, kh), (1, kw)):
+                reads = offset[axis] + np.arange(self.box[axis])[:, None] \
+                    - self.stride[axis] * np.arange(self.out_box[axis])[None, :]      # (box, out box)
+                axes.append(taps(reads, self.dilation[axis], size))
+            (tap_m, hit_m), (tap_n, hit_n) = axes
+            entries = self.kernel[:, :, tap_m[:, :, None, None], tap_n[None, None]]   # (D, C, bh, oh, bw, ow)
+            hit = hit_m[:, :, None, None] & hit_n[None, None]
+            block = np.where(hit, entries, 0.0).transpose(1, 2, 4, 0, 3, 5)           # (C, bh, bw, D, oh, ow)
+            self.maps[offset] = block.reshape(block.shape[0], self.box[0] * self.box[1], -1)
         return self.maps[offset]
+
+
+def taps(offset: np.ndarray, dilation: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel tap m with r·m = ``offset`` (the window offset at which an output reads the pixel),
+    clipped into range, and whether there is one."""
+    tap, rest = np.divmod(offset, dilation)
+    hit = (rest == 0) & (tap >= 0) & (tap < size)
+    return np.clip(tap, 0, size - 1), hit
 
 
 class ChannelConv:

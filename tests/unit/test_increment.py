@@ -261,9 +261,9 @@ def test_a_conv_maps_a_unit_of_its_box_to_the_kernel(mode, expected, edge):
     and (1, 1) through taps (1, 1) and (0, 1), the one at (1, 3) nothing."""
     conv = Conv((1, 1, 2, 2), mode=mode)
     params = {"kernel": np.arange(1.0, 5.0).reshape(1, 1, 2, 2), "bias": np.array([7.0])}
-    box = increment.ConvBox(conv, params, np.zeros((1, 3, 3)), np.zeros((1, 2, 2)), (1, 1), (3, 3), (2, 2))
+    box = increment.ConvBox(conv, params, np.zeros((1, 3, 3)), np.zeros((1, 2, 2)), (1, 1), (2, 2))
     np.testing.assert_array_equal(box.map_at((1, 1)), [[expected]])
-    wide = increment.ConvBox(conv, params, np.zeros((1, 3, 3)), np.zeros((1, 2, 2)), (1, 2), (3, 3), (2, 2))
+    wide = increment.ConvBox(conv, params, np.zeros((1, 3, 3)), np.zeros((1, 2, 2)), (1, 2), (2, 2))
     np.testing.assert_array_equal(wide.map_at((1, 2)), [[edge, [0] * 4]])
 
 
@@ -292,7 +292,7 @@ def test_a_conv_on_the_change_is_the_conv_on_the_window():
         # padded so that a box past its edge reads zeros there), the box at (rows, cols) of it
         padded = np.pad(windows[0], ((0, 0), (box[0], box[0]), (box[1], box[1])))
         rows, cols = offsets[:, 0] + box[0], offsets[:, 1] + box[1]
-        conv_box = increment.ConvBox(conv, params, padded, base_out, box, extent, out_box)
+        conv_box = increment.ConvBox(conv, params, padded, base_out, box, out_box)
         zero = np.zeros(count, dtype=np.int64)
         expected = []
         for k in range(count):
