@@ -112,8 +112,11 @@ def test_crops_without_convs_give_the_plain_paths_bits(monkeypatch):
     """Activations and pools compute each output from the same numbers either way: identical
     numeric derivatives, one-sided quotients and kink flags, over 120 random networks (the boxes
     pasted into the whole map before a flatten into an fc too, which otherwise runs on the change:
-    tests/unit/test_increment.py)."""
+    tests/unit/test_increment.py). Calls of cropped copies take the whole memory budget here, as the
+    plain path's do (these small networks run each probe's copies in one call): a product after
+    the crop (an fc) may round otherwise in a call of another number of rows."""
     monkeypatch.setattr(crop, "CONV_PAYS", 0.0)
+    monkeypatch.setattr(crop, "CROP_BUDGET", 1.0)
     monkeypatch.setattr(increment, "applies", lambda network, index: False)
     seen = {"probes": 0, "kinks": 0, "several": 0, "windowed": 0}
     for seed in range(120):
