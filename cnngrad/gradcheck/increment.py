@@ -1,11 +1,13 @@
-"""The fc after a flatten, run on what a perturbed copy changed instead of its whole input map.
+"""Linear layers run on what a perturbed copy changed instead of its whole input: y_copy = y_base + M · Δ.
 
-A copy that moves a box of the map entering the flatten (a receptive-field crop, ``crop``) or one
-channel of it (``finite.Evaluator.one_channel_layers``) gives the fc the output
-    y_copy = y_base + W[:, cols(box)] · (x_copy_box − x_base_box),
-where cols(box) are the places of the box's entries in the flattened vector: the product reads
-the box's columns of W, not all of them (at 96 px, 256 of LeNet's 7,056, for each of 36,864
-input copies).
+- ``FlatFC``: a copy that moves a box of the map entering a flatten into an fc (a receptive-field
+  crop, ``crop``), or one channel of it (``finite.Evaluator.one_channel_layers``), gives the fc
+  y_base + W[:, cols(box)] · (x_copy_box − x_base_box), cols(box) the places of the box's entries
+  in the flattened vector: the product reads the box's columns of W, not all of them (at 96 px,
+  256 of LeNet's 7,056, for each of 36,864 input copies).
+- ``ConvBox``: a conv in a crop, on the change of its input box (the kernel entries through which
+  each output of the box reads each entry of the input box).
+- ``ChannelConv``: a conv after a conv kernel entry's one channel, on that channel's change.
 
 Why the loss differences stay accurate (the check divides them by h). The difference
 x_copy − x_base of two nearby values is exact where they lie within a factor of 2 (Sterbenz), and
@@ -14,9 +16,12 @@ the quotient carries as a relative ε of the derivative. What remains is the sum
 rounded by ε |y| per unit, no more than the whole product W · x_copy rounds (ε Σ |W| |x|, the
 rounding allowance ``Differences.noise`` is made for). And y_base's own rounding is the
 unperturbed run's, the same bits in every copy and in E(θ): it cancels in E(θ ± h) − E(θ) where the
-whole product's rounding differs copy by copy. The numeric derivatives therefore agree with the
-plain path's within that allowance (tests/unit/test_increment.py); kinks are unaffected, since
-neither flatten nor fc has any, and every layer after the fc runs as before on its output.
+whole product's rounding differs copy by copy, and a copy that changed nothing gets y_base's very
+bits (a whole product in a call of other rows may not, and so move a unit that sits at a kink).
+Each path's numeric derivatives lie within its allowance of the exact ones, so the two agree
+within their two allowances (tests/unit/test_increment.py). Kinks are read as before: flatten, fc
+and conv have none, and every layer after them runs on their outputs. Where a moved unit's true
+change is below the whole product's rounding, the paths may differ on whether it crossed a kink.
 """
 from __future__ import annotations
 
@@ -57,11 +62,12 @@ class FlatFC:
         self.base_map = trace.inputs[index][0]                   # (C, H, W)
         self.base_out = trace.outputs[index + 1][0]              # (outputs,)
         channels, height, width = self.base_map.shape
-        # which vector place each map entry goes to (the flatten's order, read off its own forward)
-        places = network.layers[index].forward(np.arange(self.base_map.size, dtype=np.float64).reshape(
+        # the map entry at each place of the vector (the flatten's own forward of 0, 1, 2, …), and
+        # so the place of each map entry
+        entries = network.layers[index].forward(np.arange(self.base_map.size, dtype=np.float64).reshape(
             (1,) + self.base_map.shape), {})[0][0].astype(np.int64)
-        column = np.empty_like(places)
-        column[places] = np.arange(places.size)
+        column = np.empty_like(entries)
+        column[entries] = np.arange(entries.size)
         weights = network.params_of(index + 1, params)["weights"]
         # W's columns laid out as the map, the outputs last: a box's columns are a block of this
         self.columns = np.ascontiguousarray(weights.T[column].reshape(channels, height, width, -1))
@@ -208,9 +214,10 @@ def grouped_product(change: np.ndarray, key: np.ndarray, blocks, outputs: int) -
 
 def floats_per_copy(entries: int, outputs: int) -> int:
     """Roughly how many floats one copy moving ``entries`` entries to ``outputs`` outputs holds in
-    ``grouped_product`` (besides the blocks, at most ``BLOCK_BUDGET``): its change and its place
-    in a tile (tiles hold at most twice the copies), its product and output."""
-    return 3 * entries + 3 * outputs
+    ``grouped_product`` (besides the blocks, at most ``BLOCK_BUDGET``) and after it: its change and
+    its place in a tile (tiles hold at most twice the copies), its product, the unperturbed output
+    it is added to and the sum."""
+    return 3 * entries + 5 * outputs
 
 
 def operations(network: Network, index: int, entries: int) -> int:
@@ -223,8 +230,8 @@ def tiles(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     and slot in it, a copy of each tile's key, and the tile size (the mean group size, so the tiles
     hold at most twice the copies and there are at most twice as many tiles as keys)."""
     order = np.argsort(key, kind="stable")
-    keys, group, counts = np.unique(key[order], return_inverse=True, return_counts=True)
-    size = -(-len(key) // len(keys))
+    _, group, counts = np.unique(key[order], return_inverse=True, return_counts=True)
+    size = -(-len(key) // len(counts))
     per_group = -(-counts // size)
     group_tile = np.concatenate(([0], np.cumsum(per_group)[:-1]))
     rank = np.arange(len(key)) - np.concatenate(([0], np.cumsum(counts)[:-1]))[group]
