@@ -208,7 +208,7 @@ def grouped_product(change: np.ndarray, key: np.ndarray, blocks, outputs: int) -
     products = np.empty((len(first), size, outputs))
     at_once = max(1, BLOCK_BUDGET // (8 * change.shape[1] * outputs))
     for lo in range(0, len(first), at_once):
-        products[lo:lo + at_once] = stacked[lo:lo + at_once] @ blocks(first[lo:lo + at_once])
+        np.matmul(stacked[lo:lo + at_once], blocks(first[lo:lo + at_once]), out=products[lo:lo + at_once])
     return products[tile, slot]
 
 
