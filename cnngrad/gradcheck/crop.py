@@ -8,7 +8,8 @@ input window its box's outputs read: the unperturbed padded map with the copy's 
 box has one size for all copies of a probe (clamped inside the map), so the copies still run as one
 batch. Where the path meets a layer that mixes the whole map (flatten, fc, softmax, global pooling),
 the last layer, a kind it does not know, or a box that covers its whole map, the boxes are pasted
-into the unperturbed map and the rest runs whole, as the plain path does.
+into the unperturbed map and the rest runs whole, as the plain path does; but a flatten into an fc
+runs on the boxes' changes (``increment.FlatFC``: y_base + W[:, cols(box)] · Δ) and the rest on its output.
 
 Kinks are read on the boxes: outside them a copy's values are the unperturbed run's, so its ReLU
 signs and pool winners there are too, and a moved unit is numbered by its place in the whole layer.
@@ -16,9 +17,11 @@ signs and pool winners there are too, and a moved unit is numbered by its place 
 Activations and pooling compute each output from the same numbers in the same order, whole or
 cropped, so their crops give the plain path's bits. A conv is one BLAS matrix product, whose
 rounding depends on the width of the matrix (a column's bits differ between widths), so a conv
-is cropped only where its box is at most ``CONV_PAYS`` of its output map: there the saving is
-large, and the losses agree with the plain path's to rounding (the numeric derivatives within the
-check's own allowance for rounding, ``Differences.noise``; tests/test_crop.py).
+is cropped only where that takes at most ``CONV_PAYS`` of its whole run's multiply-adds: there the
+saving is large, and the losses agree with the plain path's to rounding (the numeric derivatives
+within the check's own allowance for rounding, ``Differences.noise``; tests/unit/test_crop.py). A
+conv whose box holds fewer entries per channel than its kernel has taps runs on the box's change
+(``increment.ConvBox``), which rounds on its own, within the same allowance (tests/unit/test_increment.py).
 """
 from __future__ import annotations
 
@@ -33,9 +36,15 @@ from ..layers.conv import Conv
 from ..layers.pooling import Pool
 from ..network import Network, Trace
 from ..record import Record
+from . import increment
+from .increment import taps
 from .finite import Differences, Evaluator, central_differences
 
-CONV_PAYS = 0.25   # a conv is cropped when its box holds at most this fraction of its output map
+# the share of the memory budget a call of cropped copies takes: their boxes are small and many,
+# as fast in calls of a quarter (the 96 px check: 2.6-3.0 s CPU either way), and peak memory stays
+# near the whole-map runs' (the 96 px input's copies: 135 MiB, against 234 at the whole budget)
+CROP_BUDGET = 0.25
+CONV_PAYS = 0.25   # a conv is cropped when that takes at most this fraction of its whole run's multiply-adds
 
 # the kinds a crop knows, with every setting it reads: a kind that gains a setting (a padding mode)
 # is run whole until this table learns it
@@ -94,19 +103,23 @@ class Window(Record):
 
 class Leg(Record):
     """One layer a copy runs cropped, from the shapes alone: its index, its window (None: entry-wise),
-    the box size it outputs, whether copies enter it carrying one channel, and the shape it runs on
-    (channels, and the box or the window the box's outputs read)."""
+    the box size it outputs, whether copies enter it carrying one channel, the shape it runs on
+    (channels, and the box or the window the box's outputs read), and for a conv whether it runs on
+    the box's change (``linear``: ``increment.ConvBox``; its shape is then the box's, channels
+    and size) rather than on the window."""
 
-    __slots__ = ("index", "window", "size", "one_channel", "shape")
+    __slots__ = ("index", "window", "size", "one_channel", "shape", "linear")
 
-    def __init__(self, index, window, size, one_channel, shape):
+    def __init__(self, index, window, size, one_channel, shape, linear=False):
         self.index, self.window, self.size, self.one_channel, self.shape = index, window, size, one_channel, shape
+        self.linear = linear
 
 
 def route(network: Network, start: int, size: tuple[int, int], one_channel: bool) -> tuple[list[Leg], int]:
     """The layers from ``start`` on that copies moving a box of ``size`` run cropped, and the layer
     from which they run whole: the last layer, one the crop does not know or that mixes the whole
-    map, a conv whose box is more than ``CONV_PAYS`` of its map, or a box that is the whole map."""
+    map, a conv whose cropped run would cost more than ``CONV_PAYS`` of its whole run, or a box that
+    is the whole map."""
     legs, index, box = [], start, size
     while index < len(network.layers) - 1 and local(network.layers[index]):
         leg = _leg(network, index, box, one_channel)
@@ -120,20 +133,31 @@ def route(network: Network, start: int, size: tuple[int, int], one_channel: bool
 
 def _leg(network: Network, index: int, box: tuple[int, int], one_channel: bool) -> Leg | None:
     """Layer ``index`` run cropped by copies moving a box of ``box`` into it, or None where cropping
-    stops paying: a conv whose box is more than ``CONV_PAYS`` of its map, or a box that is the whole map."""
+    stops paying: a conv whose cropped run takes more than ``CONV_PAYS`` of its whole run's
+    multiply-adds, or a box that is the whole map. A conv runs on the box's change (``linear``) where
+    the box holds fewer entries per channel than the kernel has taps, so that costs less than the
+    window's own product."""
     layer, out_shape = network.layers[index], network.out_shapes[index]
     channels = network.in_shapes[index][0] if isinstance(layer, Conv) or not one_channel else 1
+    linear = False
     if isinstance(layer, (Conv, Pool)):
         window = Window(layer)
         box_out = _box_out(window, box, out_shape)
-        if isinstance(layer, Conv) and box_out[0] * box_out[1] > CONV_PAYS * out_shape[1] * out_shape[2]:
-            return None
+        if isinstance(layer, Conv):
+            taps = layer.size[0] * layer.size[1]
+            linear = box[0] * box[1] <= taps
+            # (box entries in, or kernel taps × channels) per output entry, against the whole map's
+            per_output = box[0] * box[1] * (1 if one_channel else channels) if linear else taps * channels
+            if per_output * box_out[0] * box_out[1] > CONV_PAYS * taps * channels * out_shape[1] * out_shape[2]:
+                return None
         shape = (channels,) + tuple(window.extent(axis, box_out[axis]) for axis in (0, 1))
+        if linear:
+            shape = (1 if one_channel else channels,) + tuple(box)
     else:
         window, box_out, shape = None, box, (channels,) + tuple(box)
     if box_out[0] >= out_shape[1] and box_out[1] >= out_shape[2]:
         return None                                # the box is the whole map: nothing to save
-    return Leg(index, window, box_out, one_channel, shape)
+    return Leg(index, window, box_out, one_channel, shape, linear)
 
 
 def _box_out(window: Window, box: tuple[int, int], out_shape) -> tuple[int, int]:
@@ -144,14 +168,41 @@ def _box_out(window: Window, box: tuple[int, int], out_shape) -> tuple[int, int]
 
 def copy_work(network: Network, start: int, size: tuple[int, int], one_channel: bool):
     """For ``work.check_work``: (multiply-adds one copy's cropped layers take, values it writes into
-    maps — its first box and the whole map it is pasted into — and the layer it runs whole from),
-    or None when nothing would run cropped."""
+    maps — its first box and the whole map it is pasted into, or the fc output a flatten into an fc
+    gives, ``increment`` — and the layer it runs whole from), or None when nothing would run cropped."""
     legs, stop = route(network, start, size, one_channel) if applies(network) else ([], start)
     if not legs:
         return None
-    operations = sum(run_cropped(network.layers[leg.index]).operations(leg.shape) for leg in legs)
+    operations = sum(leg_operations(network, leg) for leg in legs)
     written = size[0] * size[1] * (1 if one_channel else network.in_shapes[start][0])
+    if increment.applies(network, stop):
+        entries = box_entries(network, legs, stop)
+        return (operations + increment.operations(network, stop, entries),
+                written + network.out_shapes[stop + 1][0], stop + 2)
     return operations, written + math.prod(network.in_shapes[stop]), stop
+
+
+def leg_operations(network: Network, leg: Leg) -> int:
+    """Multiply-adds of one copy's run of a leg: the layer on its box or window, or a conv's
+    change (box entries × output box entries)."""
+    if leg.linear:
+        return math.prod(leg.shape) * network.out_shapes[leg.index][0] * math.prod(leg.size)
+    return run_cropped(network.layers[leg.index]).operations(leg.shape)
+
+
+def leg_floats(network: Network, leg: Leg) -> int:
+    """Roughly how many floats one copy holds in a leg (``Layer.work_size``, or ``increment``'s)."""
+    if leg.linear:
+        return increment.floats_per_copy(math.prod(leg.shape), network.out_shapes[leg.index][0] * math.prod(leg.size))
+    return run_cropped(network.layers[leg.index]).work_size(leg.shape)
+
+
+def box_entries(network: Network, legs: list[Leg], stop: int) -> int:
+    """How many entries of the map entering layer ``stop`` the last leg's box holds: its size
+    times the channels (one, where no conv on the way spread the change over all)."""
+    last = legs[-1]
+    one_channel = last.one_channel and not isinstance(network.layers[last.index], Conv)
+    return last.size[0] * last.size[1] * (1 if one_channel else network.in_shapes[stop][0])
 
 
 def run_cropped(layer):
@@ -165,14 +216,14 @@ def run_cropped(layer):
 
 
 class Step(Record):
-    """A ``Leg`` as it runs: the layer without its padding (``run_cropped``) and the unperturbed
-    input, padded, with a spare row and column past its end (``CropEvaluator.window``)."""
+    """A ``Leg`` as it runs: the leg, the layer without its padding (``run_cropped``) and the
+    unperturbed input, padded, with a spare row and column past its end (``CropEvaluator.window``;
+    None for an entry-wise layer or a conv run on the change)."""
 
-    __slots__ = ("index", "layer", "window", "size", "one_channel", "shape", "padded")
+    __slots__ = ("index", "leg", "layer", "window", "size", "padded")
 
     def __init__(self, leg: Leg, layer, padded):
-        self.index, self.window, self.size, self.one_channel, self.shape = \
-            leg.index, leg.window, leg.size, leg.one_channel, leg.shape
+        self.index, self.leg, self.window, self.size = leg.index, leg, leg.window, leg.size
         self.layer, self.padded = layer, padded
 
 
@@ -194,10 +245,13 @@ class CropPlan:
     def __init__(self, network: Network, trace: Trace, start: int, size: tuple[int, int], one_channel: bool):
         self.network, self.trace, self.start, self.size = network, trace, start, size
         legs, self.stop = route(network, start, size, one_channel)
+        # a flatten into an fc runs on the boxes' changes, so each copy holds no whole map
+        self.entries = box_entries(network, legs, self.stop) if legs and increment.applies(network, self.stop) \
+            else None
         self.steps = []
         for leg in legs:
             layer, padded = network.layers[leg.index], None
-            if leg.window is not None:
+            if leg.window is not None and not leg.linear:
                 (top, bottom), (left, right) = layer.padding
                 padded = pad_map(trace.inputs[leg.index], ((top, bottom + 1), (left, right + 1)),
                                  leg.window.pad_value)[0]
@@ -206,8 +260,10 @@ class CropPlan:
     def floats_per_copy(self) -> int:
         """Roughly how many floats one copy holds through the cropped layers and the whole ones after."""
         net = self.network
-        cropped = sum(step.layer.work_size(step.shape) for step in self.steps)
-        return cropped + sum(net.layers[k].work_size(net.in_shapes[k]) for k in range(self.stop, len(net.layers)))
+        cropped = sum(leg_floats(net, step.leg) for step in self.steps)
+        whole = self.stop if self.entries is None else self.stop + 2
+        mixing = 0 if self.entries is None else increment.floats_per_copy(self.entries, net.out_shapes[self.stop + 1][0])
+        return cropped + mixing + sum(net.layers[k].work_size(net.in_shapes[k]) for k in range(whole, len(net.layers)))
 
 
 class CropEvaluator:
@@ -217,9 +273,11 @@ class CropEvaluator:
     def __init__(self, evaluator: Evaluator, plan: CropPlan):
         self.evaluator, self.plan = evaluator, plan
         self.base_loss, self.magnitude = evaluator.base_loss, evaluator.magnitude
+        self.conv_boxes = {}    # step index → ``increment.ConvBox``, for convs run on the change
 
     def copies_per_call(self, start: int) -> int:
-        return max(1, self.evaluator.memory_budget // (8 * max(self.plan.floats_per_copy(), 1)))
+        """Copies per call within ``CROP_BUDGET`` of the evaluator's memory budget."""
+        return max(1, int(CROP_BUDGET * self.evaluator.memory_budget) // (8 * max(self.plan.floats_per_copy(), 1)))
 
     def run(self, start: int, crops: Crops) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Loss of each copy, how many units it moved to another smooth piece, and which first (as
@@ -239,8 +297,14 @@ class CropEvaluator:
                     out_shape = plan.network.out_shapes[step.index]
                     out_rows, _ = step.window.reach(0, rows, values.shape[2], out_shape[1])
                     out_cols, _ = step.window.reach(1, cols, values.shape[3], out_shape[2])
-                    window = self.window(step, values, rows, cols, channels, out_rows, out_cols)
-                    values, cache = step.layer.forward(window, params)
+                    if step.leg.linear:
+                        offsets = np.stack([rows + step.window.before[0] - step.window.stride[0] * out_rows,
+                                            cols + step.window.before[1] - step.window.stride[1] * out_cols], axis=1)
+                        values, cache = self.conv_box(step, values.shape[2:]).outputs(
+                            values, rows, cols, channels, offsets, out_rows, out_cols), None
+                    else:
+                        window = self.window(step, values, rows, cols, channels, out_rows, out_cols)
+                        values, cache = step.layer.forward(window, params)
                     rows, cols = out_rows, out_cols
                     if isinstance(step.layer, Conv):
                         channels = None
@@ -252,14 +316,26 @@ class CropEvaluator:
                     first[fresh] = offset + self.place(base, box, moved[fresh].argmax(axis=1), rows[fresh],
                                                        cols[fresh], None if channels is None else channels[fresh])
                     offset += base[0].size
-            whole = self.spliced(values, rows, cols, channels)
-            losses, ran = evaluator.losses(plan.stop, whole[:, None])   # (copies, N = 1, ...)
+            flat_fc = evaluator.flat_fc(plan.stop)
+            if flat_fc is None:
+                losses, ran = evaluator.losses(plan.stop, self.spliced(values, rows, cols, channels)[:, None])
+            else:
+                losses, ran = evaluator.losses(flat_fc.after, flat_fc.outputs(values, rows, cols, channels)[:, None])
         later, later_first = evaluator.kinks_crossed(ran, count)
         fresh = (first < 0) & (later_first >= 0)
         first[fresh] = offset + later_first[fresh]
         if evaluator.progress is not None:
             evaluator.progress(count)
         return losses, crossed + later, first
+
+    def conv_box(self, step: Step, box) -> increment.ConvBox:
+        """``step``'s conv run on the change of a box of ``box`` (``increment.ConvBox``)."""
+        if step.index not in self.conv_boxes:
+            trace = self.plan.trace
+            self.conv_boxes[step.index] = increment.ConvBox(
+                step.layer, self.plan.network.params_of(step.index, self.evaluator.params),
+                trace.inputs[step.index][0], trace.outputs[step.index][0], box, step.size)
+        return self.conv_boxes[step.index]
 
     def window(self, step: Step, values, rows, cols, channels, out_rows, out_cols) -> np.ndarray:
         """What the outputs of ``step``'s box read: the unperturbed padded input at each copy's window,
@@ -399,10 +475,3 @@ def first_conv_box(network: Network) -> tuple[int, int]:
     window, out_shape = Window(network.layers[0]), network.out_shapes[0]
     return tuple(window.reach(axis, np.zeros(1, dtype=np.int64), 1, out_shape[1 + axis])[1] for axis in (0, 1))
 
-
-def taps(offset: np.ndarray, dilation: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The kernel tap m with r·m = ``offset`` (the window offset at which an output reads the pixel),
-    clipped into range, and whether there is one."""
-    tap, rest = np.divmod(offset, dilation)
-    hit = (rest == 0) & (tap >= 0) & (tap < size)
-    return np.clip(tap, 0, size - 1), hit

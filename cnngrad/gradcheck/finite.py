@@ -14,6 +14,7 @@ import numpy as np
 
 from ..network import Network, Trace
 from ..record import Record
+from . import increment
 
 STEPS = np.array([1.0, -1.0, 0.5, -0.5])   # multiples of h, in the order the formulas read them
 MEMORY_BUDGET = 256 * 2**20                 # bytes of activations one batched call may hold
@@ -68,6 +69,26 @@ class Evaluator:
         self.base_patterns = [layer.pattern(cache) for layer, cache in zip(network.layers, trace.caches)] \
             + [network.loss_pattern(trace, target)]
         self.memory_budget = memory_budget
+        self.flat_fcs = {}   # layer index → ``increment.FlatFC`` or None, built when first asked
+        self.channel_convs = {}   # layer index → ``increment.ChannelConv`` or None, likewise
+
+    def flat_fc(self, index: int) -> increment.FlatFC | None:
+        """Layer ``index`` (a flatten) and the fc after it, to run on a copy's change of their input
+        map (``increment.FlatFC``), or None where they are not that."""
+        if index not in self.flat_fcs:
+            self.flat_fcs[index] = increment.FlatFC(self.network, self.trace, self.params, index) \
+                if increment.applies(self.network, index) else None
+        return self.flat_fcs[index]
+
+    def channel_conv(self, index: int) -> increment.ChannelConv | None:
+        """Layer ``index`` (a conv) to run on the change of one channel of its input
+        (``increment.ChannelConv``), or None where it is not such a conv."""
+        if index not in self.channel_convs:
+            net = self.network
+            self.channel_convs[index] = increment.ChannelConv(
+                net.layers[index], net.params_of(index, self.params), self.trace.inputs[index][0],
+                self.trace.outputs[index][0]) if increment.channel_conv_applies(net, index) else None
+        return self.channel_convs[index]
 
     def copies_per_call(self, start: int) -> int:
         """How many copies fit one call from layer ``start`` on within the memory budget."""
@@ -101,8 +122,7 @@ class Evaluator:
         index = start
         with np.errstate(all="ignore"):   # a copy that overflows gives a non-finite quotient, reported
             if channels is not None:
-                batch, ran = self.one_channel_layers(start, batch, channels)
-                index = start + len(ran)
+                batch, ran, index = self.one_channel_layers(start, batch, channels)
             else:
                 batch = batch.reshape((-1,) + batch.shape[2:])
             trace = net.forward(batch, self.params, index, self.trace)
@@ -113,8 +133,10 @@ class Evaluator:
 
     def one_channel_layers(self, start: int, batch: np.ndarray, channels: np.ndarray):
         """Run the channel-wise layers from ``start`` on the one channel each copy moved (the last
-        layer excepted), then put that channel into the unperturbed map: the whole maps, and what
-        each layer ran as."""
+        layer excepted), then put that channel into the unperturbed map: the whole maps, what each
+        layer ran as, and the layer the maps enter. A flatten into an fc or a conv takes the channel's
+        change instead (``increment.FlatFC``, ``increment.ChannelConv``): then their outputs,
+        entering the layer after them."""
         net = self.network
         ran = []
         index = start
@@ -122,9 +144,16 @@ class Evaluator:
             batch, cache = net.layers[index].forward(batch, net.params_of(index, self.params))
             ran.append((index, cache, channels))
             index += 1
+        flat_fc = self.flat_fc(index)
+        if flat_fc is not None:
+            corner = np.zeros(len(channels), dtype=np.int64)
+            return flat_fc.outputs(batch, corner, corner, channels), ran, flat_fc.after
+        channel_conv = self.channel_conv(index)
+        if channel_conv is not None:
+            return channel_conv.outputs(batch, channels), ran, index + 1
         whole = np.repeat(self.trace.value(index), len(channels), axis=0)
         whole[np.arange(len(channels)), channels] = batch[:, 0]
-        return whole, ran
+        return whole, ran, index
 
     def kinks_crossed(self, ran, count: int) -> tuple[np.ndarray, np.ndarray]:
         """For each of ``count`` copies, how many units of the layers it ran sit on another smooth

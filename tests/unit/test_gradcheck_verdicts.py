@@ -296,10 +296,13 @@ layers:
   - conv: {kernel: {random: {shape: [1, 1, 3, 3], seed: 2}}}
   - relu
   - flatten
+  - tanh
   - fc: {weights: {random: {shape: [2, 88804], seed: 3, scale: 0.01}}}
 loss: squared_error
 target: [1, 0]
 """
+# (the tanh keeps each input pixel's copies on the whole 88,804 values: a flatten straight into
+# the fc would run on a copy's 3×3 box of change alone, a check of a second)
 
 
 def test_the_work_of_a_check_by_hand():
