@@ -472,7 +472,12 @@ def check(ctx: click.Context, specs, eps, rtol, atol, wrt, fast, deltas, against
         results.append(result)
         if stream:
             _emit(_renderer(fmt).check_spec(result))
-    _emit(_renderer(fmt).check_total(results) if stream else _renderer(fmt).check(results))
+    renderer = _renderer(fmt)
+    if stream:
+        _emit(renderer.check_total(results))
+    else:   # JSON in pieces as they are made (a million entries are 200 MB of text)
+        for piece in getattr(renderer, "check_pieces", lambda done: [renderer.check(done)])(results):
+            _emit(piece)
     if junit_xml:
         from .render.junit import write
         write(junit_xml, results)

@@ -87,11 +87,32 @@ class QuantityResult(Record):
             return self.verdicts.failing()
         return [entry for entry in self._entries if entry.status == "fail"]
 
-    def flagged(self) -> list[EntryResult]:
-        """The entries to look at: failing, unresolved, or kinks worth a look (``notable``)."""
+    def failing_count(self) -> int:
+        """How many entries failed (no records made)."""
         if self._entries is None:
-            return self.verdicts.flagged()
-        return [entry for entry in self._entries if entry.status in ("fail", "unresolved") or entry.notable]
+            return self.verdicts.failing_count()
+        return sum(entry.status == "fail" for entry in self._entries)
+
+    def worst_failing(self) -> EntryResult | None:
+        """The failed entry of largest |error|, NaN counted as infinite (the first of equals); None
+        when none failed."""
+        if self._entries is None:
+            return self.verdicts.worst_failing()
+        return max(self.failing(), key=lambda entry: math.inf if math.isnan(entry.abs_error) else entry.abs_error,
+                   default=None)
+
+    def flagged(self, limit: int | None = None) -> list[EntryResult]:
+        """The entries to look at: failing, unresolved, or kinks worth a look (``notable``); only
+        the first ``limit`` when given (a table lists ten; every entry may fail)."""
+        if self._entries is None:
+            return self.verdicts.flagged(limit)
+        return [entry for entry in self._entries if _is_flagged(entry)][:limit]
+
+    def flagged_count(self) -> int:
+        """How many entries ``flagged`` gives without a limit."""
+        if self._entries is None:
+            return self.verdicts.flagged_count()
+        return sum(map(_is_flagged, self._entries))
 
     def unresolved(self) -> int:
         """How many entries' own finite differences cannot resolve them (``status`` unresolved)."""
@@ -110,6 +131,10 @@ class QuantityResult(Record):
         if self._entries is None:
             return self.verdicts.disagrees()
         return any(entry.status == "fail" and math.isfinite(entry.numeric) for entry in self._entries)
+
+
+def _is_flagged(entry: EntryResult) -> bool:
+    return entry.status in ("fail", "unresolved") or entry.notable
 
 
 class FailingEntry(Record):

@@ -14,6 +14,7 @@ from .results import EntryResult
 
 STATUSES = np.array(["ok", "fail", "kink", "unresolved"])
 OK, FAIL, KINK, UNSEEN = range(4)     # UNSEEN: within tolerance, but its differences cannot resolve it
+CHUNK = 65_536                        # entries made into Python values at a time
 
 
 class EntryVerdicts(Record):
@@ -34,15 +35,25 @@ class EntryVerdicts(Record):
     def __len__(self) -> int:
         return len(self.status)
 
-    def records(self, which: np.ndarray | None = None) -> list[EntryResult]:
-        """``EntryResult`` records of the entries where ``which`` holds (all when None), in order."""
-        return [EntryResult(*fields) for fields in self.fields(which)]
+    def records(self, which: np.ndarray | None = None, limit: int | None = None) -> list[EntryResult]:
+        """``EntryResult`` records of the entries where ``which`` holds (all when None), in order;
+        only the first ``limit`` of them when given."""
+        at = self._where(which)
+        return [EntryResult(*fields) for fields in self.fields_at(at if limit is None else at[:limit])]
 
     def fields(self, which: np.ndarray | None = None):
         """``EntryResult``'s fields, as Python values, of the entries where ``which`` holds (all when
         None), in order: index, analytic, numeric, abs_error, status, left, right, notable (a
         kink's one-sided quotients, None for the others)."""
-        at = np.arange(len(self)) if which is None else np.flatnonzero(which)
+        return self.fields_at(self._where(which))
+
+    def fields_at(self, at: np.ndarray):
+        """The fields of the entries at flat positions ``at``, made ``CHUNK`` entries at a time:
+        Python values take 30 times the arrays' memory (a float is 24 bytes, a tuple 56 and up)."""
+        for start in range(0, len(at), CHUNK):
+            yield from self._chunk_fields(at[start:start + CHUNK])
+
+    def _chunk_fields(self, at: np.ndarray):
         kink = self.kink[at]
         if self.index_shape:
             indices = map(tuple, np.stack(np.unravel_index(at, self.index_shape), axis=1).tolist())
@@ -54,12 +65,34 @@ class EntryVerdicts(Record):
                    (lo if k else None for lo, k in zip(self.left[at].tolist(), kinks)),
                    (hi if k else None for hi, k in zip(self.right[at].tolist(), kinks)), self.notable[at].tolist())
 
+    def _where(self, which: np.ndarray | None) -> np.ndarray:
+        return np.arange(len(self)) if which is None else np.flatnonzero(which)
+
     def failing(self) -> list[EntryResult]:
         return self.records(self.status == FAIL)
 
-    def flagged(self) -> list[EntryResult]:
-        """The entries a table lists: failing, unresolved, or kinks worth a look."""
-        return self.records((self.status == FAIL) | (self.status == UNSEEN) | self.notable)
+    def failing_count(self) -> int:
+        return int(np.count_nonzero(self.status == FAIL))
+
+    def worst_failing(self) -> EntryResult | None:
+        """The failing entry of largest |error| (NaN counted as infinite; the first of equals)."""
+        at = np.flatnonzero(self.status == FAIL)
+        if not len(at):
+            return None
+        error = self.abs_error[at]
+        worst = at[np.argmax(np.where(np.isnan(error), np.inf, error))]
+        return EntryResult(*next(self.fields_at(np.array([worst]))))
+
+    def flagged(self, limit: int | None = None) -> list[EntryResult]:
+        """The entries a table lists: failing, unresolved, or kinks worth a look (the first
+        ``limit`` of them when given: a record costs 0.5 KB, and all may fail)."""
+        return self.records(self._flagged(), limit)
+
+    def flagged_count(self) -> int:
+        return int(np.count_nonzero(self._flagged()))
+
+    def _flagged(self) -> np.ndarray:
+        return (self.status == FAIL) | (self.status == UNSEEN) | self.notable
 
     def unresolved(self) -> int:
         return int(np.count_nonzero(self.status == UNSEEN))
