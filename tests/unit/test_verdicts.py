@@ -158,3 +158,26 @@ def test_counts_and_worst_entry_agree_between_arrays_and_records():
         assert q.failing_count() == q.flagged_count() == 300 and len(q.flagged(4)) == 4
         assert q.worst_failing().index == (0, 7) and q.flagged(4) == q.flagged()[:4]
     assert repr(kept.flagged(9)) == repr(listed.flagged(9)) and repr(kept.worst_failing()) == repr(listed.worst_failing())
+
+
+def test_judging_entries_needs_few_arrays_beside_their_differences():
+    """judge's working memory, per entry, over what it is handed: the verdicts it keeps (|error|,
+    status, notable: 10 bytes) and a few float temporaries; a kink's bracket is judged on the kinks
+    alone (it took 90 bytes an entry, 450 MB of a 5M-weight fc layer's check)."""
+    import tracemalloc
+    from cnngrad.gradcheck.check import judge
+    from cnngrad.gradcheck.finite import Differences
+    n = 400_000
+    rng = np.random.default_rng(3)
+    analytic = rng.standard_normal(n)
+    kink = rng.random(n) < 0.01
+    diffs = Differences(analytic + 1e-12 * rng.standard_normal(n), analytic - 1e-3, analytic + 1e-3, kink,
+                        np.zeros(n, bool), np.full(n, 1e-11), np.full(n, 1e-12))
+    tracemalloc.start()
+    try:
+        result = judge("fc1.weights", (n,), analytic, diffs, (n,), 1e-7, 1e-10, zero=1e-9, significant=1e-6)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.status == "passed" and result.kinks == kink.sum() > 0
+    assert peak < 56 * n
