@@ -1,9 +1,10 @@
 """``EntryVerdicts``: every entry of one checked quantity as flat arrays.
 
 A record per entry costs about 0.5 KB and, on an fc-heavy network, most of a check's time (and
-past 1 GiB at 1.9M entries); the arrays cost 50 bytes an entry. ``EntryResult`` records are made
-from them only for the entries asked for: the failing and notable ones a table lists, or all of
-them when ``QuantityResult.entries`` is read (JSON, the Python API).
+past 1 GiB at 1.9M entries); the arrays cost 43 bytes an entry. ``EntryResult`` records are made
+from them only for the entries asked for: the first failing and notable ones a table lists, or
+all of them when ``QuantityResult.entries`` is read (the Python API); JSON writes each entry from
+its fields, a chunk at a time.
 """
 from __future__ import annotations
 
