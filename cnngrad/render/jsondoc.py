@@ -49,7 +49,7 @@ def check(results) -> str:
 
 def check_pieces(results):
     """``check``'s document in pieces to write as they come: a quantity's entries ``CHUNK`` at a
-    time, so that a million of them (200 MB of text) are never one string, nor dicts."""
+    time, so that a million of them (165 MB of text) are never one string, nor dicts."""
     specs = _Open([_spec(result) for result in results])
     yield from _pieces(_Open({"passed": all(r.passed for r in results), "specs": specs}))
     yield "\n"
