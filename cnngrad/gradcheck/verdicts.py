@@ -1,7 +1,7 @@
 """``EntryVerdicts``: every entry of one checked quantity as flat arrays.
 
 A record per entry costs about 0.5 KB and, on an fc-heavy network, most of a check's time (and
-past 1 GiB at 1.9M entries); the arrays cost 43 bytes an entry. ``EntryResult`` records are made
+past 1 GiB at 1.9M entries); the arrays cost 27 bytes an entry. ``EntryResult`` records are made
 from them only for the entries asked for: the first failing and notable ones a table lists, or
 all of them when ``QuantityResult.entries`` is read (the Python API); JSON writes each entry from
 its fields, a chunk at a time.
@@ -21,17 +21,20 @@ CHUNK = 65_536                        # entries made into Python values at a tim
 class EntryVerdicts(Record):
     """Per-entry arrays over the flat entries of a quantity (or its directions, with --fast);
     ``index_shape`` turns a flat position into the entry's index (user rank); ``status`` holds
-    ``OK``, ``FAIL``, ``KINK`` or ``UNSEEN`` (``unresolved``); ``left`` and ``right`` matter where ``kink`` holds (a kink that
-    failed included)."""
+    ``OK``, ``FAIL``, ``KINK`` or ``UNSEEN`` (``unresolved``). ``left`` and ``right``, given per
+    entry, matter only where ``kink`` holds (a kink that failed included), so only the kinks' are
+    kept: at the flat positions ``kinks``, in order (16 bytes an entry fewer)."""
 
-    __slots__ = ("index_shape", "analytic", "numeric", "abs_error", "status", "kink", "left", "right",
+    __slots__ = ("index_shape", "analytic", "numeric", "abs_error", "status", "kink", "kinks", "left", "right",
                  "notable")
 
     def __init__(self, index_shape: tuple[int, ...], analytic: np.ndarray, numeric: np.ndarray,
                  abs_error: np.ndarray, status: np.ndarray, kink: np.ndarray, left: np.ndarray,
                  right: np.ndarray, notable: np.ndarray):
         self.index_shape, self.analytic, self.numeric, self.abs_error = index_shape, analytic, numeric, abs_error
-        self.status, self.kink, self.left, self.right, self.notable = status, kink, left, right, notable
+        self.status, self.kink, self.notable = status, kink, notable
+        self.kinks = np.flatnonzero(kink)
+        self.left, self.right = left[self.kinks], right[self.kinks]
 
     def __len__(self) -> int:
         return len(self.status)
@@ -60,11 +63,14 @@ class EntryVerdicts(Record):
             indices = map(tuple, np.stack(np.unravel_index(at, self.index_shape), axis=1).tolist())
         else:
             indices = [()] * len(at)
+        left, right = np.zeros(len(at)), np.zeros(len(at))
+        rank = np.searchsorted(self.kinks, at[kink])      # each kink's place among the kinks
+        left[kink], right[kink] = self.left[rank], self.right[rank]
         kinks = kink.tolist()
         return zip(indices, self.analytic[at].tolist(), self.numeric[at].tolist(), self.abs_error[at].tolist(),
                    STATUSES[self.status[at]].tolist(),
-                   (lo if k else None for lo, k in zip(self.left[at].tolist(), kinks)),
-                   (hi if k else None for hi, k in zip(self.right[at].tolist(), kinks)), self.notable[at].tolist())
+                   (lo if k else None for lo, k in zip(left.tolist(), kinks)),
+                   (hi if k else None for hi, k in zip(right.tolist(), kinks)), self.notable[at].tolist())
 
     def _where(self, which: np.ndarray | None) -> np.ndarray:
         return np.arange(len(self)) if which is None else np.flatnonzero(which)

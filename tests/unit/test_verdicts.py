@@ -181,3 +181,15 @@ def test_judging_entries_needs_few_arrays_beside_their_differences():
         tracemalloc.stop()
     assert result.status == "passed" and result.kinks == kink.sum() > 0
     assert peak < 56 * n
+
+
+def test_the_verdicts_keep_one_sided_quotients_of_the_kinks_alone():
+    """left and right matter only at kinks: 16 bytes an entry kept for a few (most fc weights have none)."""
+    result = check_model(relu_at_zero_model(), wrt=["conv1.kernel", "input", "fc1.weights"])
+    quantities = {q.quantity: q for q in result.gradients}
+    for q in quantities.values():
+        v = q.verdicts
+        assert len(v.left) == len(v.right) == q.kinks == np.count_nonzero(v.kink)
+        kinks = [e for e in q.entries if e.status == "kink" or e.left is not None]
+        assert [(e.left, e.right) for e in kinks] == list(zip(v.left.tolist(), v.right.tolist()))
+    assert quantities["conv1.kernel"].kinks > 0 and quantities["fc1.weights"].kinks == 0
