@@ -204,6 +204,15 @@ class SpecResult(Record):
         self.first_wrong = first_wrong     # the first quantity where a wrong expect value's error entered
         self.first_wrong_layer = first_wrong_layer   # the layer whose step made it ("loss": the loss's)
 
+    def without_entries(self) -> "SpecResult":
+        """The same result with each gradient's and delta's entries left out (what a total line and
+        an exit code read): a table printed spec by spec keeps no per-entry arrays of those printed."""
+        def bare(checked: QuantityResult) -> QuantityResult:
+            return QuantityResult(**{name: [] if name == "entries" else getattr(checked, name)
+                                     for name in QuantityResult.FIELDS})
+        return SpecResult(**{**self.as_dict(), "gradients": [bare(q) for q in self.gradients],
+                             "deltas": [bare(q) for q in self.deltas]})
+
     def _repr_html_(self) -> str:
         """Heatmap tables in a notebook (``render.html``)."""
         from ..render import notebook

@@ -193,3 +193,15 @@ def test_the_verdicts_keep_one_sided_quotients_of_the_kinks_alone():
         kinks = [e for e in q.entries if e.status == "kink" or e.left is not None]
         assert [(e.left, e.right) for e in kinks] == list(zip(v.left.tolist(), v.right.tolist()))
     assert quantities["conv1.kernel"].kinks > 0 and quantities["fc1.weights"].kinks == 0
+
+
+@pytest.mark.parametrize("model", [relu_at_zero_model(), small_net(act=ScaledReLU4)])
+def test_a_result_without_entries_reads_as_the_result_in_a_total(model):
+    from cnngrad.render import rows
+    result = check_model(model)
+    bare = result.without_entries()
+    assert rows.total_line([bare]) == rows.total_line([result]) and rows.spec_line(bare) == rows.spec_line(result)
+    assert (bare.passed, bare.error, bare.faulty_layer) == (result.passed, result.error, result.faulty_layer)
+    for q, kept in zip(bare.gradients + bare.deltas, result.gradients + result.deltas, strict=True):
+        assert q.entry_count() == 0 < kept.entry_count() and q.verdicts is None
+        assert [getattr(q, n) for n in q.FIELDS if n != "entries"] == [getattr(kept, n) for n in q.FIELDS if n != "entries"]
