@@ -56,42 +56,50 @@ def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, index_
     under the other entries' resolution). Kinks worth a look are marked ``notable`` (``notable_kinks``).
     The largest errors are over smooth entries, relative ones where a value exceeds the allowance.
     """
-    numeric = diffs.numeric
+    numeric, kink = diffs.numeric, diffs.kink
     with np.errstate(all="ignore"):   # a difference that overflowed fails below, without warnings
         error = np.abs(analytic - numeric)
         scale = np.maximum(np.abs(analytic), np.abs(numeric))
         tolerance = atol + rtol * scale + diffs.noise
         measured = np.isfinite(numeric) & np.isfinite(tolerance)   # else nothing was verified
         # an allowance past float64 (the sums behind E overflowed) verifies nothing, fails nothing
-        blind = np.isfinite(numeric) & ~np.isfinite(tolerance) & ~diffs.kink
+        blind = np.isfinite(numeric) & ~np.isfinite(tolerance) & ~kink
         ok = (error <= tolerance) & measured | blind
-        widen = tolerance + diffs.spread
-        low = np.minimum(diffs.left, diffs.right)
-        high = np.maximum(diffs.left, diffs.right)
-        kink_ok = (((analytic >= low - widen) & (analytic <= high + widen)) | diffs.several) & measured
-        smooth = ~diffs.kink
+        smooth = ~kink
         resolution, resolved = resolutions(tolerance, diffs.noise, scale, zero, smooth & measured & (scale > 0))
         resolved = np.inf if blind.any() else resolved
-        notable = diffs.kink & notable_kinks(analytic, low, high, tolerance, diffs.several)
         unresolved = unresolved_entries(analytic, scale, diffs.noise, significant, smooth & measured)
+        kinks = np.flatnonzero(kink)      # usually few: their brackets are judged on them alone
+        at = (analytic[kinks], tolerance[kinks], diffs.left[kinks], diffs.right[kinks])
+        low, high = np.minimum(at[2], at[3]), np.maximum(at[2], at[3])
+        widen = at[1] + diffs.spread[kinks]
+        kink_ok = (((at[0] >= low - widen) & (at[0] <= high + widen)) | diffs.several[kinks]) & measured[kinks]
+        notable = np.zeros(len(kink), dtype=bool)
+        notable[kinks] = notable_kinks(at[0], low, high, at[1], diffs.several[kinks])
+        # a relative error says nothing where both values are within the entry's allowance (0 against 1e-17)
+        relative = np.divide(error, scale, out=np.zeros_like(error), where=np.isfinite(scale) & (scale > tolerance))
+    del scale, tolerance
+    relative[~np.isfinite(error)] = np.inf
     # a smooth entry outside its tolerance whose two step sizes disagree (``finite.UNSETTLED``) is
     # unresolved, not failed: its differences are not yet a derivative
-    status = np.where(diffs.kink, np.where(kink_ok, KINK, FAIL),
-                      np.where(ok, np.where(unresolved, UNSEEN, OK),
-                               np.where(diffs.unsettled & measured, UNSEEN, FAIL))).astype(np.int8)
-    # a relative error says nothing where both values are within the entry's allowance (0 against 1e-17)
-    relative = np.divide(error, scale, out=np.zeros_like(error), where=np.isfinite(scale) & (scale > tolerance))
-    relative[~np.isfinite(error)] = np.inf
-    verdicts = EntryVerdicts(tuple(index_shape), analytic, diffs.numeric, error, status, diffs.kink,
+    status = np.full(len(kink), FAIL, dtype=np.int8)
+    status[ok] = OK
+    status[ok & unresolved | ~ok & diffs.unsettled & measured] = UNSEEN
+    status[kinks] = np.where(kink_ok, KINK, FAIL)
+    verdicts = EntryVerdicts(tuple(index_shape), analytic, diffs.numeric, error, status, kink,
                              diffs.left, diffs.right, notable)
     verdict = "failed" if np.any(status == FAIL) else \
         "unverified" if resolved is not None and resolved >= UNRESOLVED or np.any(status == UNSEEN) else "passed"
     return QuantityResult(
         quantity=quantity, shape=tuple(shape), passed=verdict == "passed",
-        max_abs_error=float(error[smooth].max()) if smooth.any() else 0.0,
-        max_rel_error=float(relative[smooth].max()) if smooth.any() else 0.0,
-        kinks=int(diffs.kink.sum()), verdicts=verdicts, method=method, status=verdict,
+        max_abs_error=_largest(error, smooth), max_rel_error=_largest(relative, smooth),
+        kinks=len(kinks), verdicts=verdicts, method=method, status=verdict,
         resolution=resolution, difference_resolution=resolved)
+
+
+def _largest(values: np.ndarray, where: np.ndarray) -> float:
+    """max(values[where]) without copying them out (NaN if one is), 0.0 where nothing holds."""
+    return float(np.max(values, where=where, initial=-np.inf)) if where.any() else 0.0
 
 
 def unresolved_entries(analytic, scale, noise, significant, smooth) -> np.ndarray:
@@ -109,8 +117,11 @@ def resolutions(tolerance, noise, scale, zero, informative) -> tuple[float | Non
     allowance / max(|analytic|, |numeric|, ``zero``); None for both when no entry informs."""
     if not informative.any():
         return None, None
-    reference = np.broadcast_to(np.maximum(scale, zero), scale.shape)[informative]
-    return float((tolerance[informative] / reference).min()), float((noise[informative] / reference).min())
+    reference = np.maximum(scale, zero)
+    ratio = np.divide(tolerance, reference, out=np.full(len(scale), np.inf), where=informative)
+    caught = float(ratio.min())
+    np.divide(noise, reference, out=ratio, where=informative)   # in place: these are the largest arrays
+    return caught, float(ratio.min())
 
 
 def notable_kinks(analytic, low, high, tolerance, several) -> np.ndarray:

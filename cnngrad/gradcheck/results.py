@@ -87,11 +87,32 @@ class QuantityResult(Record):
             return self.verdicts.failing()
         return [entry for entry in self._entries if entry.status == "fail"]
 
-    def flagged(self) -> list[EntryResult]:
-        """The entries to look at: failing, unresolved, or kinks worth a look (``notable``)."""
+    def failing_count(self) -> int:
+        """How many entries failed (no records made)."""
         if self._entries is None:
-            return self.verdicts.flagged()
-        return [entry for entry in self._entries if entry.status in ("fail", "unresolved") or entry.notable]
+            return self.verdicts.failing_count()
+        return sum(entry.status == "fail" for entry in self._entries)
+
+    def worst_failing(self) -> EntryResult | None:
+        """The failed entry of largest |error|, NaN counted as infinite (the first of equals); None
+        when none failed."""
+        if self._entries is None:
+            return self.verdicts.worst_failing()
+        return max(self.failing(), key=lambda entry: math.inf if math.isnan(entry.abs_error) else entry.abs_error,
+                   default=None)
+
+    def flagged(self, limit: int | None = None) -> list[EntryResult]:
+        """The entries to look at: failing, unresolved, or kinks worth a look (``notable``); only
+        the first ``limit`` when given (a table lists ten; every entry may fail)."""
+        if self._entries is None:
+            return self.verdicts.flagged(limit)
+        return [entry for entry in self._entries if _is_flagged(entry)][:limit]
+
+    def flagged_count(self) -> int:
+        """How many entries ``flagged`` gives without a limit."""
+        if self._entries is None:
+            return self.verdicts.flagged_count()
+        return sum(map(_is_flagged, self._entries))
 
     def unresolved(self) -> int:
         """How many entries' own finite differences cannot resolve them (``status`` unresolved)."""
@@ -110,6 +131,10 @@ class QuantityResult(Record):
         if self._entries is None:
             return self.verdicts.disagrees()
         return any(entry.status == "fail" and math.isfinite(entry.numeric) for entry in self._entries)
+
+
+def _is_flagged(entry: EntryResult) -> bool:
+    return entry.status in ("fail", "unresolved") or entry.notable
 
 
 class FailingEntry(Record):
@@ -178,6 +203,15 @@ class SpecResult(Record):
         self.error = error                 # the spec could not be run (the one-line error)
         self.first_wrong = first_wrong     # the first quantity where a wrong expect value's error entered
         self.first_wrong_layer = first_wrong_layer   # the layer whose step made it ("loss": the loss's)
+
+    def without_entries(self) -> "SpecResult":
+        """The same result with each gradient's and delta's entries left out (what a total line and
+        an exit code read): a table printed spec by spec keeps no per-entry arrays of those printed."""
+        def bare(checked: QuantityResult) -> QuantityResult:
+            return QuantityResult(**{name: [] if name == "entries" else getattr(checked, name)
+                                     for name in QuantityResult.FIELDS})
+        return SpecResult(**{**self.as_dict(), "gradients": [bare(q) for q in self.gradients],
+                             "deltas": [bare(q) for q in self.deltas]})
 
     def _repr_html_(self) -> str:
         """Heatmap tables in a notebook (``render.html``)."""

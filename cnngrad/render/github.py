@@ -8,7 +8,6 @@ Markdown report is appended to it (the job's summary page). Escaping follows Git
 """
 from __future__ import annotations
 
-import math
 import os
 import re
 
@@ -93,11 +92,10 @@ def _spec_error(result) -> str:
 
 def _gradient_message(result, checked) -> str:
     """How many entries failed, the worst one's analytic and numeric values, the faulty layer."""
-    failed = checked.failing()
-    text = f"{gradient_of(checked.quantity)}: {len(failed)} of {checked.entry_count()} " \
+    worst = checked.worst_failing()
+    text = f"{gradient_of(checked.quantity)}: {checked.failing_count()} of {checked.entry_count()} " \
            f"{'directions' if checked.method == 'fast' else 'entries'} disagree with finite differences"
-    if failed:
-        worst = max(failed, key=lambda entry: math.inf if math.isnan(entry.abs_error) else entry.abs_error)
+    if worst is not None:
         where = f"direction {worst.index[0]}" if checked.method == "fast" else index_text(worst.index) if worst.index else "the value"
         text += (f"; worst at {where}: analytic {rows.value_text(worst.analytic)}, numeric "
                  f"{rows.value_text(worst.numeric)}")

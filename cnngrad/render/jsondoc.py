@@ -7,6 +7,7 @@ too here), so the document is safe to print on a terminal.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -43,44 +44,103 @@ def backward(report: BackwardReport, precision: int | None = None, full: bool = 
 
 def check(results) -> str:
     """``results`` are ``SpecResult`` records; a spec that could not run carries ``error``."""
-    specs = []
-    for result in results:
-        spec = result.as_dict()
-        if result.error is None:
-            del spec["error"]
-        if not result.deltas:
-            del spec["deltas"]
-        for key in ("gradients", "deltas"):
-            if key in spec:
-                spec[key] = [_quantity(checked) for checked in spec[key]]
-        spec["expect"] = [_expect(e) for e in result.expect]
-        specs.append(spec)
-    return _dump({"passed": all(r.passed for r in results), "specs": specs})
+    return "".join(check_pieces(results))
 
 
-class _Done(list):
-    """A list already made of JSON values (``_plain`` passes it through as it is)."""
+def check_pieces(results):
+    """``check``'s document in pieces to write as they come: a quantity's entries ``CHUNK`` at a
+    time, so that a million of them (165 MB of text) are never one string, nor dicts."""
+    specs = _Open([_spec(result) for result in results])
+    yield from _pieces(_Open({"passed": all(r.passed for r in results), "specs": specs}))
+    yield "\n"
 
 
-def _quantity(checked) -> dict:
-    """One checked gradient; its entries straight from their fields (a million records through
+def _spec(result) -> _Open:
+    """One spec's results; ``error`` only for a spec that could not run, ``deltas`` only when checked."""
+    spec = result.as_dict()
+    if result.error is None:
+        del spec["error"]
+    if not result.deltas:
+        del spec["deltas"]
+    for key in ("gradients", "deltas"):
+        if key in spec:
+            spec[key] = _Open([_quantity(checked) for checked in spec[key]])
+    spec["expect"] = [_expect(e) for e in result.expect]
+    return _Open(spec)
+
+
+class _Open:
+    """A dict or list that holds entries (``_Entries``) somewhere inside: ``_pieces`` writes it
+    item by item, where any other value is one ``json.dumps``."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+class _Entries:
+    """A checked quantity's entries, written from their fields ``CHUNK`` at a time."""
+
+    def __init__(self, checked):
+        self.checked = checked
+
+
+def _pieces(value):
+    """The JSON text of ``value`` in pieces, exactly as ``_text`` of it whole would be."""
+    if isinstance(value, _Entries):
+        yield from _entry_pieces(value.checked)
+    elif isinstance(value, _Open) and isinstance(value.value, dict):
+        yield "{"
+        for k, (key, item) in enumerate(value.value.items()):
+            yield f"{', ' if k else ''}{_text(key)}: "
+            yield from _pieces(item)
+        yield "}"
+    elif isinstance(value, _Open):
+        yield "["
+        for k, item in enumerate(value.value):
+            if k:
+                yield ", "
+            yield from _pieces(item)
+        yield "]"
+    else:
+        yield _text(value)
+
+
+def _quantity(checked) -> _Open:
+    """One checked gradient; its entries written from their fields (a million records through
     ``_plain`` took a minute)."""
     doc = _plain({name: None if name == "entries" else getattr(checked, name) for name in checked.FIELDS})
-    doc["entries"] = _Done(dict(zip(_ENTRY_KEYS, ([int(i) for i in index], _number(analytic), _number(numeric),
-                                                  _number(error), str(status), _number(left), _number(right),
-                                                  bool(notable))))
-                           for index, analytic, numeric, error, status, left, right, notable
-                           in checked.entry_fields())
+    doc["entries"] = _Entries(checked)
     doc["quantity"] = gradient_of(checked.quantity)
-    return doc
+    return _Open(doc)
 
 
-_ENTRY_KEYS = ("index", "analytic", "numeric", "abs_error", "status", "left", "right", "notable")
+CHUNK = 16_384      # entries per piece of text, about 3 MB
+_STATUS_TEXT = {status: json.dumps(status) for status in ("ok", "fail", "kink", "unresolved")}
 
 
-def _number(value):
-    """A float as JSON has it: None for NaN and ±infinity (and for None)."""
-    return None if value is None or not math.isfinite(value) else float(value)
+def _entry_pieces(checked):
+    """``[entry, …]`` as ``json.dumps`` writes the entries' dicts (``EntryResult``'s fields), a
+    chunk of them per piece; numbers as Python's ``repr``, non-finite ones as null."""
+    fields = iter(checked.entry_fields())
+    yield "["
+    first = True
+    while chunk := list(itertools.islice(fields, CHUNK)):
+        text = ", ".join(_entry_text(*entry) for entry in chunk)
+        yield text if first else ", " + text
+        first = False
+    yield "]"
+
+
+def _entry_text(index, analytic, numeric, error, status, left, right, notable) -> str:
+    return (f'{{"index": [{", ".join([str(int(i)) for i in index])}], "analytic": {_number_text(analytic)}, '
+            f'"numeric": {_number_text(numeric)}, "abs_error": {_number_text(error)}, '
+            f'"status": {_STATUS_TEXT.get(status) or _text(str(status))}, "left": {_number_text(left)}, '
+            f'"right": {_number_text(right)}, "notable": {"true" if notable else "false"}}}')
+
+
+def _number_text(value) -> str:
+    """A float as ``json.dumps`` writes it (its ``repr``); null for NaN, ±infinity and None."""
+    return "null" if value is None or not math.isfinite(value) else repr(float(value))
 
 
 def _expect(result) -> dict:
@@ -103,15 +163,18 @@ def explain(explained, precision: int | None = None) -> str:
 
 
 def _dump(doc) -> str:
-    text = json.dumps(_plain(doc), allow_nan=False, ensure_ascii=False)
-    return UNPRINTABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", text) + "\n"
+    return _text(doc) + "\n"
+
+
+def _text(value) -> str:
+    """``value`` as JSON text on one line, every control character escaped (``UNPRINTABLE``)."""
+    text = json.dumps(_plain(value), allow_nan=False, ensure_ascii=False)
+    return UNPRINTABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def _plain(value):
     """``value`` with records as dicts, arrays as lists, numpy scalars as Python numbers and
     non-finite floats as None."""
-    if isinstance(value, _Done):
-        return value
     if isinstance(value, Record):
         value = value.as_dict()
     if isinstance(value, dict):

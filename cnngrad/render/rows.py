@@ -125,14 +125,13 @@ def entry_rows(result) -> tuple[list[list[str]], int]:
     """The entries of a gradient that failed or sit on a kink worth a look (``notable``; at most
     ``ENTRY_LIMIT``), and how many more there are. Kinks show their one-sided difference
     quotients as left and right."""
-    listed = result.flagged()
     rows = []
-    for entry in listed[:ENTRY_LIMIT]:
+    for entry in result.flagged(ENTRY_LIMIT):
         index = f"direction {entry.index[0]}" if result.method == "fast" else index_text(entry.index)
         sides = [value_text(entry.left), value_text(entry.right)] if entry.status == "kink" else ["", ""]
         rows.append([index, value_text(entry.analytic), value_text(entry.numeric),
                      error_text(entry.abs_error), entry.status, *sides])
-    return rows, max(len(listed) - ENTRY_LIMIT, 0)
+    return rows, result.flagged_count() - len(rows)
 
 
 def spec_line(result) -> str:

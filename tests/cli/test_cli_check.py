@@ -92,6 +92,8 @@ def test_json_is_one_document_with_every_spec(folder):
     assert set(gradient) >= {"quantity", "shape", "passed", "max_abs_error", "max_rel_error", "kinks", "entries"}
     assert set(gradient["entries"][0]) >= {"index", "analytic", "numeric", "abs_error", "status"}
     assert set(doc["specs"][0]["expect"][0]) >= {"quantity", "passed", "max_abs_error", "tolerance"}
+    dumped = json.dumps(doc, ensure_ascii=False, allow_nan=False) + "\n"    # written piece by piece,
+    assert result.stdout == dumped                                          # as json.dumps writes it whole
 
 
 def test_wrt_picks_gradients_and_an_unknown_name_cannot_run(folder):
