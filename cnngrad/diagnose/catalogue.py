@@ -13,10 +13,10 @@ from fractions import Fraction
 import numpy as np
 
 from ..layers.base import crop_map, scatter_windows
-from ..layers.activations import log_softmax
+from ..layers.activations import log_softmax, stable_sigmoid
 from ..layers.batchnorm import OVER_BATCH
 from ..layers.layer_norm import standardize
-from ..losses import CrossEntropy, CrossEntropyLogits, MulticlassSVM
+from ..losses import BinaryCrossEntropy, BinaryCrossEntropyLogits, CrossEntropy, CrossEntropyLogits, MulticlassSVM
 from ..quantities import value_of
 from ..record import Record
 
@@ -431,29 +431,41 @@ def _svm_correct_class_in_loss(site):
                                f"s_y − s_y + Δ = {margin:g} adds Δ to each example's loss")
 
 
-def _ce_target_not_subtracted(site):
-    """Softmax cross-entropy's ∂E/∂z = p − y (p Σy − y for a y of another sum) written p, times
-    the reduction's 1/N: of the logits form (p the softmax of the output), or through the
-    softmax layer the probability form is fused with (p its output)."""
+def _target_not_subtracted(site, loss, logits, probabilities, words: str):
+    """A loss whose ∂E/∂z is p − t (p Σt − t for a softmax's t of another sum) written p, times the
+    reduction's 1/N: of its logits form (p = ``probabilities(z)``, z the output), or through the
+    activation its probability form is fused with (p that layer's output)."""
     network, step = site.chain.network, site.step
-    if step.kind == "loss-grad":
-        if not isinstance(network.loss, CrossEntropyLogits):
-            return
-        p = np.exp(log_softmax(site.upstream))
-    elif network.fused and isinstance(network.loss, CrossEntropy) and step.index == len(network.layers) - 1:
+    if step.kind == "loss-grad" and isinstance(network.loss, logits):
+        p = probabilities(site.upstream)
+    elif (step.kind == "input-grad" and network.fused and isinstance(network.loss, loss)
+          and step.index == len(network.layers) - 1):
         p = site.chain.trace.outputs[step.index]
     else:
         return
-    yield site.chain.completed(step, p * network.reduction_scale()), ("∂E/∂z written as p, the softmax's outputs: "
-                                                                      "the target y not subtracted (∂E/∂z = p − y)")
+    yield site.chain.completed(step, p * network.reduction_scale()), words
+
+
+def _ce_target_not_subtracted(site):
+    """Softmax cross-entropy's ∂E/∂z = p − y written p, the softmax's outputs."""
+    return _target_not_subtracted(site, CrossEntropy, CrossEntropyLogits, lambda z: np.exp(log_softmax(z)),
+                                  "∂E/∂z written as p, the softmax's outputs: the target y not subtracted "
+                                  "(∂E/∂z = p − y)")
+
+
+def _bce_target_not_subtracted(site):
+    """Sigmoid binary cross-entropy's ∂E/∂z = σ(z) − t written σ(z)."""
+    return _target_not_subtracted(site, BinaryCrossEntropy, BinaryCrossEntropyLogits, stable_sigmoid,
+                                  "∂E/∂z written as σ(z), the sigmoid's outputs: the target t not subtracted "
+                                  "(∂E/∂z = σ(z) − t)")
 
 
 def _dropout_not_masked(site):
     """Dropout's delta passed back to every entry: not multiplied by the mask m (with its
     1/(1 − p), or without)."""
     layer = site.layer
-    if layer.p == 0 and np.all(layer.mask == 1):
-        return                                  # the layer is the identity
+    if not np.any(site.upstream * (1 - layer.mask)):
+        return          # nothing dropped where a delta arrives: masking changes nothing, so shows nothing
     yield site.upstream.copy(), "the delta passed back through dropout unchanged: not masked by m, nor scaled by 1/(1 − p)"
     if layer.p > 0:
         yield site.upstream * layer.scale, (f"the delta scaled by 1/(1 − p) = 1/(1 − {layer.p:g}) but not masked by m: "
@@ -509,6 +521,7 @@ CATALOGUE = (
     Mistake("svm-correct-class-grad-missing", ("loss-grad",), None, _svm_correct_class_grad),
     Mistake("svm-correct-class-in-loss", ("losses", "data_loss", "loss"), None, _svm_correct_class_in_loss),
     Mistake("softmax-ce-target-not-subtracted", ("loss-grad", "input-grad"), None, _ce_target_not_subtracted),
+    Mistake("sigmoid-bce-target-not-subtracted", ("loss-grad", "input-grad"), None, _bce_target_not_subtracted),
     Mistake("l2-penalty-missing", ("loss", "param-grad"), None, _l2_missing),
     Mistake("l2-penalty-factor-off-by-2", ("loss", "penalty", "param-grad"), None, _l2_factor),
     Mistake("rounded-upstream", ANY, None, _rounded, at_quantity=True),

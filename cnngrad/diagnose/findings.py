@@ -95,6 +95,8 @@ def _explain(chain: Chain, node: str, expectation, result, given, rounding, wron
         result.origin = "propagated"
         return None
     result.origin = "introduced"
+    if not np.any(expected):   # zeros everywhere: what a value never computed gives, whatever the mistake
+        return node
     matches = _mistakes(chain, node, steps, start, target, expectation, expected, allowed)
     result.diagnosis = [match.diagnosis for match in matches]
     return matches[0].node if matches else node

@@ -1,0 +1,125 @@
+"""An adversary's cases for the diagnosis: numbers a named mistake would also give only by
+coincidence (a dropout that drops nothing, a value of zeros everywhere) get no claim they cannot
+show, and sigmoid with binary cross-entropy's ∂E/∂z written σ instead of σ − t is named.
+
+Wrong values are made here by hand in numpy, independently of the catalogue, and handed to the
+real command (``check --against``), as in test_diagnose_course_layers.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from test_diagnose_course_layers import CLASSES, DROPOUT_NET, SCORES_NET, WD1, WD2, WS, XD, XS, BS, \
+    assert_named, assert_right, ids, run
+
+
+# --- a dropout that drops nothing: not masking it changes nothing -------------------------------
+
+def test_dropout_that_keeps_every_entry_is_not_called_unmasked(tmp_path):
+    """mask [1, 1, 1, 1], p = 0.25: δ·m without 1/(1 − p) is δ itself, so a delta of δ shows the
+    scale left out, and nothing of a mask (there is nothing it drops)."""
+    spec = DROPOUT_NET.replace("P", "0.25").replace("mask: [1, 0, 1, 1]", "mask: [1, 1, 1, 1]")
+    y = WD2 @ (np.maximum(WD1 @ XD + 0.2, 0) / 0.75)
+    delta = WD2.T @ (y - np.array([1.0, 0]))          # ∂E/∂(dropout output); ∂E/∂(its input) is delta/0.75
+    code, _, entries = run(tmp_path, spec, {"grad.relu1": delta})
+    assert code == 1
+    assert_named(entries, "grad.relu1", "dropout-scale-missing", "dropout1")
+    assert "dropout-delta-not-masked" not in ids(entries["grad.relu1"])
+
+
+# --- a value of zeros everywhere: what a value never computed gives, too -------------------------
+
+ZERO_CORNER_NET = """\
+input: [[[0, 0, 1, 2], [0, 0, 3, 1], [1, 2, 0.5, 1], [2, 1, 1, 3]]]
+layers:
+  - conv: {kernel: [[[[0.5, 0.2], [0.3, 0.1]]], [[[0.4, 0.6], [0.2, 0.3]]]], bias: [-0.5, -0.2]}
+  - relu
+  - flatten
+  - fc: {weights: [[0.3, -0.2, 0.5, 0.1, 0.4, -0.3, 0.2, 0.6, -0.1, 0.2, 0.1, -0.4, 0.3, 0.5, -0.2, 0.1, 0.4, 0.2]]}
+loss: squared_error
+target: [1]
+"""
+
+
+def test_a_bias_gradient_of_zeros_is_not_called_one_delta(tmp_path):
+    """Both filters see only their negative bias at the top-left position, so relu passes no delta
+    there: "the first delta" is [0, 0], as is a gradient never computed. By hand the bias gradient
+    is the sum of the live deltas, not 0; zeros get no diagnosis, the deltas' mean still does."""
+    x = np.array([[0, 0, 1, 2], [0, 0, 3, 1], [1, 2, 0.5, 1], [2, 1, 1, 3.0]])
+    kernels, bias = np.array([[[0.5, 0.2], [0.3, 0.1]], [[0.4, 0.6], [0.2, 0.3]]]), np.array([-0.5, -0.2])
+    windows = np.lib.stride_tricks.sliding_window_view(x, (2, 2))          # (3, 3, 2, 2)
+    z = np.einsum("ijkl,fkl->fij", windows, kernels) + bias[:, None, None]
+    w = np.array([0.3, -0.2, 0.5, 0.1, 0.4, -0.3, 0.2, 0.6, -0.1, 0.2, 0.1, -0.4, 0.3, 0.5, -0.2, 0.1, 0.4, 0.2])
+    y = w @ np.maximum(z, 0).ravel()
+    delta = ((y - 1) * w).reshape(2, 3, 3) * (z > 0)
+    assert np.all(delta[:, 0, 0] == 0) and np.all(delta.sum(axis=(1, 2)) != 0)
+    code, _, entries = run(tmp_path, ZERO_CORNER_NET, {"grad.conv1": delta, "grad.conv1.bias": np.zeros(2)})
+    assert code == 1 and entries["grad.conv1"]["passed"]
+    assert entries["grad.conv1.bias"]["origin"] == "introduced" and entries["grad.conv1.bias"]["diagnosis"] == []
+    code, _, entries = run(tmp_path, ZERO_CORNER_NET, {"grad.conv1": delta, "grad.conv1.bias": delta.mean(axis=(1, 2))})
+    assert_named(entries, "grad.conv1.bias", "bias-not-summed", "conv1")     # the mean of the 9 shows
+
+
+def test_an_l2_gradient_of_zeros_where_the_data_gives_none(tmp_path):
+    """relu dead for every unit: fc1's data gradient is 0 and its whole gradient 2λW. Zeros are the
+    penalty left out, or nothing computed: no claim; 2λW/2 = λW (the ½λΣθ² convention) is named."""
+    spec = ("input: [1.0, 2.0]\nlayers:\n  - fc: {weights: [[0.5, -0.3], [0.2, 0.1]], bias: [-5, -5]}\n  - relu\n"
+            "  - fc: {weights: [[0.4, -0.6]], bias: [0.2]}\nloss: squared_error\ntarget: [1]\n"
+            "regularization: {l2: 0.1, params: [fc1.weights]}\n")
+    weights = np.array([[0.5, -0.3], [0.2, 0.1]])
+    _, _, entries = run(tmp_path, spec, {"grad.fc1.weights": np.zeros((2, 2))})
+    assert entries["grad.fc1.weights"]["origin"] == "introduced" and entries["grad.fc1.weights"]["diagnosis"] == []
+    _, _, entries = run(tmp_path, spec, {"grad.fc1.weights": 0.1 * weights})
+    assert_named(entries, "grad.fc1.weights", "l2-penalty-factor-off-by-2", "fc1")
+
+
+# --- sigmoid with binary cross-entropy: ∂E/∂z = σ − t written σ -----------------------------------
+
+MULTI_LABEL = np.array([[1.0, 0, 1], [0, 0, 1], [1, 1, 0]])
+BCE_SPECS = {"logits": "loss: {binary_cross_entropy: {from: logits, reduction: REDUCTION}}",
+             "sigmoid": "  - sigmoid\nloss: {binary_cross_entropy: {reduction: REDUCTION}}"}
+
+
+def bce_spec(form: str, reduction: str) -> str:
+    return SCORES_NET.replace("LOSS", BCE_SPECS[form].replace("REDUCTION", reduction)).replace(
+        f"target: {CLASSES}", f"target: {MULTI_LABEL.tolist()}")
+
+
+def bce_values(reduction: str, *, target_subtracted=True) -> dict:
+    """Binary cross-entropy of each of the 3 examples' 3 scores: ∂E/∂z = (σ(z) − t)/N (N for a
+    mean), a student's σ(z)/N when t is forgotten."""
+    s = 1 / (1 + np.exp(-(XS @ WS.T + BS)))
+    n = 3 if reduction == "mean" else 1
+    dz = (s - MULTI_LABEL if target_subtracted else s) / n
+    return {"grad.fc1": dz, "grad.fc1.weights": dz.T @ XS, "grad.input": dz @ WS}
+
+
+@pytest.mark.parametrize("form", ["logits", "sigmoid"])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_sigmoid_bce_right_values_get_no_diagnosis(tmp_path, form, reduction):
+    code, _, entries = run(tmp_path, bce_spec(form, reduction), bce_values(reduction))
+    assert_right(code, entries)
+
+
+@pytest.mark.parametrize("form", ["logits", "sigmoid"])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_sigmoid_bce_gradient_without_the_target(tmp_path, form, reduction):
+    code, document, entries = run(tmp_path, bce_spec(form, reduction), bce_values(reduction, target_subtracted=False))
+    assert code == 1
+    best = assert_named(entries, "grad.fc1", "sigmoid-bce-target-not-subtracted",
+                        "sigmoid1" if form == "sigmoid" else None)
+    assert "σ" in best["message"]
+    assert "softmax-ce-target-not-subtracted" not in ids(entries["grad.fc1"])
+    assert entries["grad.fc1.weights"]["origin"] == "propagated" and entries["grad.input"]["origin"] == "propagated"
+    assert document["first_wrong"] == "grad.fc1"
+
+
+def test_sigmoid_bce_controls(tmp_path):
+    """σ − t/2 is no known mistake; t − σ is the sign, not the target."""
+    values = bce_values("sum")
+    values["grad.fc1"] = values["grad.fc1"] + MULTI_LABEL / 2
+    _, _, entries = run(tmp_path, bce_spec("logits", "sum"), {"grad.fc1": values["grad.fc1"]})
+    assert entries["grad.fc1"]["diagnosis"] == []
+    _, _, entries = run(tmp_path, bce_spec("sigmoid", "sum"), {"grad.fc1": -bce_values("sum")["grad.fc1"]})
+    assert ids(entries["grad.fc1"]) == ["sign-flipped"]
