@@ -632,6 +632,35 @@ def test_softmax_ce_target_not_subtracted_through_the_softmax():
     pytest.fail(f"only {done} networks")
 
 
+def test_sigmoid_bce_target_not_subtracted_from_logits():
+    """∂E/∂z written σ(z) (entry by entry, times 1/N), z the final output."""
+    def wrong(model, forward):
+        z = forward[model.network.names[-1]].reshape((-1,) + model.network.output_shape)
+        return 1 / (1 + np.exp(-z)) * reduction(model)
+    run_output_grad_mistake(90, lambda net, model: net.loss.label == "binary_cross_entropy from logits", wrong,
+                            lambda model: f"grad.{model.network.names[-1]}", "sigmoid-bce-target-not-subtracted")
+
+
+def test_sigmoid_bce_target_not_subtracted_through_the_sigmoid():
+    """sigmoid + binary_cross_entropy: the logits' delta written σ, the sigmoid's output (times 1/N)."""
+    models = loss_models(91, lambda net, model: net.fused and net.loss.name == "binary_cross_entropy")
+    done = 0
+    for model, k in networks(lambda model, k: k == len(model.network.layers) - 1, 0, models, keep=any_network):
+        def rule(x, p, g, right, seen, scale=reduction(model)):
+            return {"x": torch_layer(seen["layer"])(torch.tensor(x), {}).numpy() * scale}
+        values, _ = torch_values(model, at=k, rule=rule)
+        quantity, output = below(model, k), f"grad.{model.network.names[k]}"
+        if np.allclose(values[quantity], model.values()[quantity], rtol=1e-6, atol=1e-9):
+            continue                          # a target of zeros: σ − t is σ
+        if not np.allclose(values[output], model.values()[output], rtol=1e-6, atol=1e-9):
+            continue                          # σ near 0 or 1: torch's 1/(1 − σ) loses its digits
+        assert_diagnosed(model, values, quantity, "sigmoid-bce-target-not-subtracted", model.network.names[k])
+        done += 1
+        if done == NETWORKS:
+            return
+    pytest.fail(f"only {done} networks")
+
+
 def test_l2_penalty_missing_from_a_parameter_gradient():
     """torch's gradient of a regularized parameter less the 2λθ the test adds by hand."""
     done = 0
