@@ -326,16 +326,22 @@ def _reduction_swapped(site):
 
 def _l2_missing(site):
     """The L2 penalty left out: a regularized parameter's gradient without 2 λ θ, the loss
-    without λ Σ θ²."""
+    without λ Σ θ², or (of several parameters) without one parameter's part of it."""
     penalty = _penalty_part(site)
     if penalty is None or not np.any(penalty):
         return
-    lam = site.chain.network.regularization[0]
+    lam, names = site.chain.network.regularization
     if site.step.kind == "param-grad":
         yield site.right - penalty, (f"the gradient without the L2 penalty's 2λθ (λ = {lam:g}): "
                                      f"regularization adds λΣθ² to the loss, so 2λθ to this gradient")
-    else:
+        return
+    if site.step.kind == "loss":
         yield site.right - penalty, f"the data loss alone: the L2 penalty λΣθ² (λ = {lam:g}) not added"
+    for name in names if len(names) > 1 else ():
+        part = lam * float(np.sum(site.chain.model.params[name] ** 2))
+        if part:
+            yield site.right - part, (f"the L2 penalty λΣθ² (λ = {lam:g}) without {name}'s part: it sums "
+                                      f"over every parameter regularization lists ({', '.join(names)})")
 
 
 def _l2_factor(site):
@@ -522,7 +528,7 @@ CATALOGUE = (
     Mistake("svm-correct-class-in-loss", ("losses", "data_loss", "loss"), None, _svm_correct_class_in_loss),
     Mistake("softmax-ce-target-not-subtracted", ("loss-grad", "input-grad"), None, _ce_target_not_subtracted),
     Mistake("sigmoid-bce-target-not-subtracted", ("loss-grad", "input-grad"), None, _bce_target_not_subtracted),
-    Mistake("l2-penalty-missing", ("loss", "param-grad"), None, _l2_missing),
+    Mistake("l2-penalty-missing", ("loss", "penalty", "param-grad"), None, _l2_missing),
     Mistake("l2-penalty-factor-off-by-2", ("loss", "penalty", "param-grad"), None, _l2_factor),
     Mistake("rounded-upstream", ANY, None, _rounded, at_quantity=True),
     Mistake("sign-flipped", ANY, None, _sign, at_quantity=True),

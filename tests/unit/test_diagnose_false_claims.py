@@ -123,3 +123,21 @@ def test_sigmoid_bce_controls(tmp_path):
     assert entries["grad.fc1"]["diagnosis"] == []
     _, _, entries = run(tmp_path, bce_spec("sigmoid", "sum"), {"grad.fc1": -bce_values("sum")["grad.fc1"]})
     assert ids(entries["grad.fc1"]) == ["sign-flipped"]
+
+
+# --- misses: the classic mistake on other networks ------------------------------------------------
+
+def test_l2_penalty_of_one_parameter_left_out_of_the_loss(tmp_path):
+    """Two regularized weights, the loss's penalty summing one of them: λΣW2² without λΣW1²."""
+    from test_diagnose_course_layers import TANH_NET, W1, W2, tanh_net
+    lam, h = 0.05, tanh_net()
+    spec = TANH_NET.replace("LAMBDA", str(lam))
+    _, _, entries = run(tmp_path, spec, {"loss": h["data"] + lam * np.sum(W2 ** 2)})
+    best = assert_named(entries, "loss", "l2-penalty-missing", None)
+    assert "fc1.weights" in best["message"]
+    _, _, entries = run(tmp_path, spec, {"loss": h["data"] + lam * np.sum(W1 ** 2)})
+    assert "fc2.weights" in assert_named(entries, "loss", "l2-penalty-missing", None)["message"]
+    _, _, entries = run(tmp_path, spec, {"loss": h["data"]})
+    assert "data loss alone" in assert_named(entries, "loss", "l2-penalty-missing", None)["message"]
+    _, _, entries = run(tmp_path, spec, {"penalty": lam * np.sum(W2 ** 2)})
+    assert_named(entries, "penalty", "l2-penalty-missing", None)
