@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers.cli import invoke
 from test_diagnose_course_layers import CLASSES, DROPOUT_NET, SCORES_NET, WD1, WD2, WS, XD, XS, BS, \
     assert_named, assert_right, ids, run
 
@@ -57,6 +58,8 @@ def test_a_bias_gradient_of_zeros_is_not_called_one_delta(tmp_path):
     code, _, entries = run(tmp_path, ZERO_CORNER_NET, {"grad.conv1": delta, "grad.conv1.bias": np.zeros(2)})
     assert code == 1 and entries["grad.conv1"]["passed"]
     assert entries["grad.conv1.bias"]["origin"] == "introduced" and entries["grad.conv1.bias"]["diagnosis"] == []
+    table = invoke("check", tmp_path / "net.yaml", "--against", tmp_path / "mine.npz").stdout
+    assert "never computed" in table and "bias-not-summed" not in table
     code, _, entries = run(tmp_path, ZERO_CORNER_NET, {"grad.conv1": delta, "grad.conv1.bias": delta.mean(axis=(1, 2))})
     assert_named(entries, "grad.conv1.bias", "bias-not-summed", "conv1")     # the mean of the 9 shows
 
