@@ -95,8 +95,6 @@ def _explain(chain: Chain, node: str, expectation, result, given, rounding, wron
         result.origin = "propagated"
         return None
     result.origin = "introduced"
-    if not np.any(expected):   # zeros everywhere: what a value never computed gives, whatever the mistake
-        return node
     matches = _mistakes(chain, node, steps, start, target, expectation, expected, allowed)
     result.diagnosis = [match.diagnosis for match in matches]
     return matches[0].node if matches else node
@@ -147,9 +145,11 @@ def _reproduces(chain, node, value, expectation, expected, allowed) -> float | N
 
 def _mistakes(chain, node, steps, start, target, expectation, expected, allowed) -> list:
     """Every catalogue mistake, made at each step of ``steps``, that gives the user's numbers,
-    best first: by the largest difference left (to two digits; differences below a millionth of
+    best first (none for zeros everywhere): by the largest difference left (to two digits; differences below a millionth of
     the tolerance, rounding, count as equal), then layer-specific mistakes before generic ones."""
     upstream, found = start, {}
+    if not np.any(expected):    # zeros everywhere: what a value never computed gives, whatever the mistake
+        return []
     equal = EQUAL_SHARE * float(np.max(allowed, initial=0.0))
     with np.errstate(all="ignore"):
         for place, step in enumerate(steps):

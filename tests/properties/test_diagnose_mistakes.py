@@ -614,22 +614,31 @@ def test_softmax_ce_target_not_subtracted_from_logits():
                             wrong, lambda model: f"grad.{model.network.names[-1]}", "softmax-ce-target-not-subtracted")
 
 
-def test_softmax_ce_target_not_subtracted_through_the_softmax():
-    """softmax + cross_entropy: the logits' delta written p, the softmax's output (times 1/N)."""
-    models = loss_models(88, lambda net, model: net.fused and net.loss.name == "cross_entropy" and one_hot_targets(model))
+def run_fused_target_mistake(seed: int, loss: str, mistake: str):
+    """The activation fused with ``loss`` (softmax, sigmoid) whose backward writes the logits'
+    delta as its own output p (times 1/N), the target not subtracted."""
+    models = loss_models(seed, lambda net, model: net.fused and net.loss.name == loss and
+                         (loss != "cross_entropy" or one_hot_targets(model)))
     done = 0
     for model, k in networks(lambda model, k: k == len(model.network.layers) - 1, 0, models, keep=any_network):
         def rule(x, p, g, right, seen, scale=reduction(model)):
             return {"x": torch_layer(seen["layer"])(torch.tensor(x), {}).numpy() * scale}
         values, _ = torch_values(model, at=k, rule=rule)
-        quantity = below(model, k)
+        quantity, output = below(model, k), f"grad.{model.network.names[k]}"
         if np.allclose(values[quantity], model.values()[quantity], rtol=1e-6, atol=1e-9):
-            continue
-        assert_diagnosed(model, values, quantity, "softmax-ce-target-not-subtracted", model.network.names[k])
+            continue                          # a target of zeros: p − t is p
+        if not np.allclose(values[output], model.values()[output], rtol=1e-6, atol=1e-9):
+            continue                          # p near 0 or 1: torch's 1/p or 1/(1 − p) loses its digits
+        assert_diagnosed(model, values, quantity, mistake, model.network.names[k])
         done += 1
         if done == NETWORKS:
             return
     pytest.fail(f"only {done} networks")
+
+
+def test_softmax_ce_target_not_subtracted_through_the_softmax():
+    """softmax + cross_entropy: the logits' delta written p, the softmax's output (times 1/N)."""
+    run_fused_target_mistake(88, "cross_entropy", "softmax-ce-target-not-subtracted")
 
 
 def test_sigmoid_bce_target_not_subtracted_from_logits():
@@ -643,22 +652,7 @@ def test_sigmoid_bce_target_not_subtracted_from_logits():
 
 def test_sigmoid_bce_target_not_subtracted_through_the_sigmoid():
     """sigmoid + binary_cross_entropy: the logits' delta written σ, the sigmoid's output (times 1/N)."""
-    models = loss_models(91, lambda net, model: net.fused and net.loss.name == "binary_cross_entropy")
-    done = 0
-    for model, k in networks(lambda model, k: k == len(model.network.layers) - 1, 0, models, keep=any_network):
-        def rule(x, p, g, right, seen, scale=reduction(model)):
-            return {"x": torch_layer(seen["layer"])(torch.tensor(x), {}).numpy() * scale}
-        values, _ = torch_values(model, at=k, rule=rule)
-        quantity, output = below(model, k), f"grad.{model.network.names[k]}"
-        if np.allclose(values[quantity], model.values()[quantity], rtol=1e-6, atol=1e-9):
-            continue                          # a target of zeros: σ − t is σ
-        if not np.allclose(values[output], model.values()[output], rtol=1e-6, atol=1e-9):
-            continue                          # σ near 0 or 1: torch's 1/(1 − σ) loses its digits
-        assert_diagnosed(model, values, quantity, "sigmoid-bce-target-not-subtracted", model.network.names[k])
-        done += 1
-        if done == NETWORKS:
-            return
-    pytest.fail(f"only {done} networks")
+    run_fused_target_mistake(91, "binary_cross_entropy", "sigmoid-bce-target-not-subtracted")
 
 
 def test_l2_penalty_missing_from_a_parameter_gradient():
