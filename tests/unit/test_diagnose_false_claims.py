@@ -144,3 +144,14 @@ def test_l2_penalty_of_one_parameter_left_out_of_the_loss(tmp_path):
     assert "data loss alone" in assert_named(entries, "loss", "l2-penalty-missing", None)["message"]
     _, _, entries = run(tmp_path, spec, {"penalty": lam * np.sum(W2 ** 2)})
     assert_named(entries, "penalty", "l2-penalty-missing", None)
+
+
+def test_a_coincidence_of_two_mistakes_lists_both(tmp_path):
+    """A logit of 0 with target 1: σ(0) − 1 = −0.5, so σ(0) = 0.5 is both the target not subtracted
+    and the sign flipped; the diagnosis lists both, not one."""
+    spec = "input: [0.0, 2.0]\nlayers: []\nloss: {binary_cross_entropy: {from: logits}}\ntarget: [1, 0]\n"
+    sigma = 1 / (1 + np.exp(-2.0))
+    _, _, entries = run(tmp_path, spec, {"grad.input": np.array([0.5, sigma])})
+    assert set(ids(entries["grad.input"])) == {"sigmoid-bce-target-not-subtracted"}     # t = 0: σ − 0 is σ
+    _, _, entries = run(tmp_path, spec.replace("2.0]", "0.0]").replace("[1, 0]", "[1, 1]"), {"grad.input": np.array([0.5, 0.5])})
+    assert set(ids(entries["grad.input"])) == {"sigmoid-bce-target-not-subtracted", "sign-flipped"}
