@@ -37,7 +37,7 @@ def explain_failures(model, expectations, results) -> tuple[str | None, str | No
     step made it (``loss`` for the loss's; None for a value the spec gives), or (None, None)."""
     chain = Chain(model)
     given, rounding, wrong = _given(chain, expectations, results)
-    chain.use_given(given)
+    chain.use_given(given, wrong)
     entries = [entry for expectation, result in zip(expectations, results) if not result.passed
                for entry in _entry(chain, expectation, result, given, rounding, wrong)]
     if not entries:

@@ -155,3 +155,30 @@ def test_a_coincidence_of_two_mistakes_lists_both(tmp_path):
     assert set(ids(entries["grad.input"])) == {"sigmoid-bce-target-not-subtracted"}     # t = 0: σ − 0 is σ
     _, _, entries = run(tmp_path, spec.replace("2.0]", "0.0]").replace("[1, 0]", "[1, 1]"), {"grad.input": np.array([0.5, 0.5])})
     assert set(ids(entries["grad.input"])) == {"sigmoid-bce-target-not-subtracted", "sign-flipped"}
+
+
+# --- a gradient made from the user's own wrong forward values: propagated, not introduced ----------
+
+def test_a_weight_gradient_from_a_wrong_forward_value_is_propagated(tmp_path):
+    """Dropout without its 1/(1 − p) forward makes the fc after it read a wrong d; ∂E/∂W = δ dᵀ
+    written from that d (and δ) came along with it: it did not enter at the weight gradient."""
+    from test_diagnose_course_layers import MASK, dropout_values
+    values = dropout_values(0.25, forward_scale=False, backward=lambda dd, p: dd * MASK)
+    values["grad.fc2.weights"] = np.outer(values["grad.output"], values["dropout1"])
+    _, document, entries = run(tmp_path, DROPOUT_NET.replace("P", "0.25"), values)
+    assert entries["grad.fc2.weights"]["origin"] == "propagated"
+    assert_named(entries, "dropout1", "dropout-scale-missing", "dropout1")
+    values["grad.fc2.weights"] = 2 * values["grad.fc2.weights"]          # wrong on its own as well
+    _, _, entries = run(tmp_path, DROPOUT_NET.replace("P", "0.25"), values)
+    assert entries["grad.fc2.weights"]["origin"] == "introduced"
+
+
+@pytest.mark.parametrize("spec", ["features", "channels"])
+def test_a_weight_gradient_after_an_unbiased_batch_norm_is_propagated(tmp_path, spec):
+    """torch's batch norm with the unbiased variance: the fc's (after a flatten, too) weight
+    gradient is δ·(the user's batch norm output)ᵀ, propagated from it."""
+    from test_diagnose_course_layers import BN_MAP_NET, BN_NET, torch_batch_norm_values
+    spec = BN_NET if spec == "features" else BN_MAP_NET
+    _, _, entries = run(tmp_path, spec, torch_batch_norm_values(spec, tmp_path, unbiased=True))
+    assert entries["grad.fc1.weights"]["origin"] == "propagated"
+    assert_named(entries, "batch_norm1", "batchnorm-variance-unbiased", "batch_norm1")
