@@ -149,14 +149,23 @@ class Chain:
     def path(self, node: str, given) -> tuple[str, list[Step]]:
         """Where a recomputation of ``node`` starts, and the steps from there to ``node`` in order:
         the nearest quantity before it whose value the user gave, else the chain's start (the
-        input; for a gradient, the output, where backpropagation starts)."""
+        input; for a gradient, the output, where backpropagation starts, unless the output is made
+        from a value the user gave wrong: then from that one)."""
         steps = []
         while True:
             step = self.steps[node]
             steps.append(step)
-            if step.parent in given or step.parent == "input" or step.kind == "loss-grad":
+            if step.parent in given or step.parent == "input" or \
+                    (step.kind == "loss-grad" and self.wrong_source(step.parent, given) is None):
                 return step.parent, steps[::-1]
             node = step.parent
+
+    def wrong_source(self, value: str, given) -> str | None:
+        """The value the user gave wrong that forward ``value`` is, or is made from by the steps
+        between (done right); None when it is made from right values."""
+        if value not in given and value != "input":
+            value = self.path(value, given)[0]
+        return value if value in self._wrong else None
 
     def cache(self, index: int):
         """Layer ``index``'s forward cache, for its backward: of the user's own input to it where
@@ -176,12 +185,7 @@ class Chain:
         layers between, done right); None when there is none, or the layer joins several values
         (its backward reads no single input)."""
         net = self.network
-        if net.layers[index].joins:
-            return None
-        value = self.values[net.reads[index][0]]
-        if value not in self.given and value != "input":
-            value = self.path(value, self.given)[0]
-        return value if value in self._wrong else None
+        return None if net.layers[index].joins else self.wrong_source(self.values[net.reads[index][0]], self.given)
 
     def params(self, index: int) -> dict[str, np.ndarray]:
         return self.network.params_of(index, self.model.params)

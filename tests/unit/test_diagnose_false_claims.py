@@ -173,6 +173,17 @@ def test_a_weight_gradient_from_a_wrong_forward_value_is_propagated(tmp_path):
     assert entries["grad.fc2.weights"]["origin"] == "introduced"
 
 
+def test_a_delta_from_a_wrong_forward_value_without_the_output_is_propagated(tmp_path):
+    """The output not given: ∂E/∂d = W2ᵀ(y − t) with y made from the user's wrong d came along from
+    d, through the forward pass and the loss's gradient, as the user computed it."""
+    from test_diagnose_course_layers import MASK, dropout_values
+    values = dropout_values(0.25, forward_scale=False, backward=lambda dd, p: dd * MASK)
+    _, document, entries = run(tmp_path, DROPOUT_NET.replace("P", "0.25"),
+                               {name: values[name] for name in ("dropout1", "grad.dropout1")})
+    assert entries["grad.dropout1"]["origin"] == "propagated"
+    assert document["first_wrong"] == "dropout1"
+
+
 @pytest.mark.parametrize("spec", ["features", "channels"])
 def test_a_weight_gradient_after_an_unbiased_batch_norm_is_propagated(tmp_path, spec):
     """torch's batch norm with the unbiased variance: the fc's (after a flatten, too) weight
