@@ -156,8 +156,8 @@ def _penalty_part(site) -> np.ndarray | None:
 
 
 def _penalized(site, value: np.ndarray) -> np.ndarray:
-    """A parameter gradient's data part made the mistaken way, with the L2 penalty's 2 λ θ added as
-    the chain adds it (``regularization``), so it compares with the user's whole gradient."""
+    """A value's data part made the mistaken way (a parameter's gradient, the loss), with the L2
+    penalty's part (2 λ θ, λ Σ θ²) added as the chain adds it, so it compares with the user's whole value."""
     penalty = _penalty_part(site)
     return value if penalty is None else value + penalty
 
@@ -313,15 +313,14 @@ def _reduction_swapped(site):
     if not site.chain.model.batched or network.batch == 1:
         return
     batch = network.batch
-    penalty = float(site.chain.right["penalty"][0]) if site.step.kind == "loss" and "penalty" in site.chain.right \
-        else 0.0
-    data = site.right - penalty
+    penalty = _penalty_part(site)                 # the loss's λΣθ² (not data_loss's, not a gradient's)
+    data = site.right if penalty is None else site.right - penalty
     if network.loss.reduction == "mean":
-        yield data * batch + penalty, (f"the batch's losses summed where reduction: mean averages them "
-                                       f"(the 1/N = 1/{batch} left out)")
+        yield _penalized(site, data * batch), (f"the batch's losses summed where reduction: mean averages them "
+                                               f"(the 1/N = 1/{batch} left out)")
     else:
-        yield data / batch + penalty, (f"the batch's losses averaged where reduction: sum adds them "
-                                       f"(1/{batch} of their sum)")
+        yield _penalized(site, data / batch), (f"the batch's losses averaged where reduction: sum adds them "
+                                               f"(1/{batch} of their sum)")
 
 
 def _l2_missing(site):

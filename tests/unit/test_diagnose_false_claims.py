@@ -193,3 +193,17 @@ def test_a_weight_gradient_after_an_unbiased_batch_norm_is_propagated(tmp_path, 
     _, _, entries = run(tmp_path, spec, torch_batch_norm_values(spec, tmp_path, unbiased=True))
     assert entries["grad.fc1.weights"]["origin"] == "propagated"
     assert_named(entries, "batch_norm1", "batchnorm-variance-unbiased", "batch_norm1")
+
+
+def test_svm_mistakes_with_a_wide_margin_and_several_violating_classes(tmp_path):
+    """Δ = 3: every example violates both other classes, so the correct class's entry is −2, and
+    counting j = y adds 3 per example (9 in all)."""
+    from test_diagnose_course_layers import svm_values
+    spec = SCORES_NET.replace("LOSS", "loss: {multiclass_svm: {margin: 3}}")
+    right = svm_values(3.0)
+    assert np.all(right["grad.fc1"][np.arange(3), CLASSES] == -2)
+    _, _, entries = run(tmp_path, spec, svm_values(3.0, correct_grad=False))
+    assert_named(entries, "grad.fc1", "svm-correct-class-grad-missing", None)
+    _, _, entries = run(tmp_path, spec, svm_values(3.0, count_correct=True))
+    assert np.isclose(svm_values(3.0, count_correct=True)["loss"], right["loss"] + 9)
+    assert_named(entries, "loss", "svm-correct-class-in-loss", None)
