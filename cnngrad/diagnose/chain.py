@@ -163,6 +163,8 @@ class Chain:
     def wrong_source(self, value: str, given) -> str | None:
         """The value the user gave wrong that forward ``value`` is, or is made from by the steps
         between (done right); None when it is made from right values."""
+        if not self._wrong:
+            return None
         if value not in given and value != "input":
             value = self.path(value, given)[0]
         return value if value in self._wrong else None
@@ -204,11 +206,10 @@ class Chain:
         a backward step's layer read (``forward_input``)."""
         if step.kind == "forward":
             return [self.values[v] for v in self.network.reads[step.index] if self.values[v] != step.parent]
-        read = [] if step.index is None or step.kind not in ("input-grad", "param-grad") \
-            else [name for name in (self.forward_input(step.index),) if name is not None]
-        if step.kind == "input-grad":
-            return read + [quantities.gradient_of(self.network.names[k]) for k, _ in self.farther.get(step.node, [])]
-        return read
+        if step.kind not in ("input-grad", "param-grad"):
+            return []
+        farther = [quantities.gradient_of(self.network.names[k]) for k, _ in self.farther.get(step.node, [])]
+        return [name for name in (self.forward_input(step.index), *farther) if name is not None]
 
     def use_given(self, given: dict[str, np.ndarray], wrong=frozenset()) -> None:
         """Take the user's values (engine layout, by node) as the deltas the farther readers of a
