@@ -550,6 +550,34 @@ def test_batchnorm_variance_unbiased_in_the_forward_pass():
     pytest.fail(f"only {done} networks")
 
 
+def test_batchnorm_variance_unbiased_forward_and_every_gradient_after_it():
+    """torch through the unbiased batch norm: its forward values and every gradient autograd gives.
+    The error enters at the batch norm's output, and again in its own backward (∂E/∂x, ∂E/∂γ);
+    everything else, the gradients of the layers after it included (their backward reads the
+    user's wrong forward values), came along: propagated."""
+    done = 0
+    for model, k in networks(batch_norm, 92, keep=any_network):
+        values, forward_values = torch_values(model, at=k, forward=unbiased_batch_norm(model.network.layers[k]))
+        name = model.network.names[k]
+        right = model.values()
+        if np.allclose(forward_values[name], right[name], rtol=1e-5, atol=1e-8):
+            continue                          # a constant feature: x̂ = 0 either way
+        if np.allclose(values[below(model, k)], right[below(model, k)], rtol=1e-5,
+                       atol=1e-8 * max(1, np.abs(right[below(model, k)]).max())):
+            continue                          # a backward that gives ~0 either way: what follows is rounding
+        result = diagnose(model, {**forward_values, **values})
+        assert result.first_wrong == name
+        for entry in result.expect:
+            if entry.passed or entry.origin == "propagated":
+                continue
+            assert entry.quantity in (name, below(model, k), f"grad.{name}.gamma"), (entry.quantity, entry.origin)
+            assert "batchnorm-variance-unbiased" in best_ids(entry), (entry.quantity, entry.diagnosis)
+        done += 1
+        if done == NETWORKS:
+            return
+    pytest.fail(f"only {done} networks")
+
+
 def loss_models(seed: int, select):
     """Random networks (batches and penalties too) whose loss ``select(network, model)`` takes."""
     for _, model in random_models(seed, TRIES):
