@@ -550,18 +550,18 @@ def test_batchnorm_variance_unbiased_in_the_forward_pass():
     pytest.fail(f"only {done} networks")
 
 
-def test_batchnorm_variance_unbiased_forward_and_every_gradient_after_it():
-    """torch through the unbiased batch norm: its forward values and every gradient autograd gives.
-    The error enters at the batch norm's output, and again in its own backward (∂E/∂x, ∂E/∂γ);
-    everything else, the gradients of the layers after it included (their backward reads the
-    user's wrong forward values), came along: propagated."""
+def run_forward_mistake(select, forward_of, mistake: str, own, seed: int):
+    """torch through layer k's mistaken forward ``forward_of(layer)`` (autograd's backward of it):
+    its forward values and every gradient handed over. The error enters at the layer's output and
+    again in its own backward (the quantities ``own(model, k)``); everything else, the gradients of
+    the layers after it included (their backward reads the user's wrong forward values), came
+    along: propagated."""
     done = 0
-    for model, k in networks(batch_norm, 92, keep=any_network):
-        values, forward_values = torch_values(model, at=k, forward=unbiased_batch_norm(model.network.layers[k]))
-        name = model.network.names[k]
-        right = model.values()
+    for model, k in networks(select, seed, keep=any_network):
+        values, forward_values = torch_values(model, at=k, forward=forward_of(model.network.layers[k]))
+        name, right = model.network.names[k], model.values()
         if np.allclose(forward_values[name], right[name], rtol=1e-5, atol=1e-8):
-            continue                          # a constant feature: x̂ = 0 either way
+            continue                          # e.g. a constant feature: x̂ = 0 either way
         if np.allclose(values[below(model, k)], right[below(model, k)], rtol=1e-5,
                        atol=1e-8 * max(1, np.abs(right[below(model, k)]).max())):
             continue                          # a backward that gives ~0 either way: what follows is rounding
@@ -570,12 +570,24 @@ def test_batchnorm_variance_unbiased_forward_and_every_gradient_after_it():
         for entry in result.expect:
             if entry.passed or entry.origin == "propagated":
                 continue
-            assert entry.quantity in (name, below(model, k), f"grad.{name}.gamma"), (entry.quantity, entry.origin)
-            assert "batchnorm-variance-unbiased" in best_ids(entry), (entry.quantity, entry.diagnosis)
+            assert entry.quantity in (name, *own(model, k)), (entry.quantity, entry.origin)
+            assert mistake in best_ids(entry), (entry.quantity, entry.diagnosis)
         done += 1
         if done == NETWORKS:
             return
     pytest.fail(f"only {done} networks")
+
+
+def test_batchnorm_variance_unbiased_forward_and_every_gradient_after_it():
+    """The unbiased batch norm's own backward: ∂E/∂x and ∂E/∂γ."""
+    run_forward_mistake(batch_norm, unbiased_batch_norm, "batchnorm-variance-unbiased",
+                        lambda model, k: (below(model, k), f"grad.{model.network.names[k]}.gamma"), seed=92)
+
+
+def test_dropout_scale_missing_forward_and_every_gradient_after_it():
+    """x ⊙ m forward, so δ ⊙ m back."""
+    run_forward_mistake(dropping, lambda layer: lambda x, p: x * torch.tensor(layer.mask), "dropout-scale-missing",
+                        lambda model, k: (below(model, k),), seed=93)
 
 
 def loss_models(seed: int, select):
