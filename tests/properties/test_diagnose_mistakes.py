@@ -336,6 +336,30 @@ def test_conv_kernel_not_rotated():
     run_layer_mistake(conv, rule, "conv-kernel-not-rotated", below, seed=51)
 
 
+def test_conv_kernel_grad_channels_swapped():
+    """A student's loops over the windows (stride, dilation, padding, a batch's examples):
+    dK[c, d] = Σ δ[b, d, i, j] · x[b, c, window], stored [input channel, filter] where the kernel
+    is [filter, input channel]."""
+    def rule(x, p, g, right, seen):
+        layer = seen["layer"]
+        (top, bottom), (left, far) = layer.padding
+        padded = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, far)))
+        (kh, kw), (sh, sw), (dh, dw) = layer.size, layer.stride, layer.dilation
+        swapped = np.zeros_like(p["kernel"])
+        for b, d, i, j in np.ndindex(g.shape):
+            for m in range(kh):
+                for n in range(kw):
+                    swapped[:, d, m, n] += g[b, d, i, j] * padded[b, :, i * sh + m * dh, j * sw + n * dw]
+        return {"x": right["x"], "kernel": swapped, "bias": right["bias"]}
+
+    def select(model, k):
+        layer = model.network.layers[k]
+        return (layer.kind == "conv" and layer.mode == "cross_correlation" and layer.groups == 1
+                and layer.filters == layer.channels >= 2)
+    run_layer_mistake(select, rule, "conv-kernel-grad-channels-swapped",
+                      lambda model, k: f"grad.{model.network.names[k]}.kernel", seed=52, keep=any_network)
+
+
 def test_bias_not_summed():
     def rule(x, p, g, right, seen):
         mean = np.array([np.mean(g[:, d]) for d in range(g.shape[1])])   # over a batch's examples too
