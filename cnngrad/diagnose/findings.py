@@ -143,12 +143,19 @@ def _reproduces(chain, node, value, expectation, expected, allowed) -> float | N
     return float(error.max(initial=0.0)) if np.all(error <= allowed) else None
 
 
+def shows_nothing(values) -> bool:
+    """Whether a user's numbers are zeros everywhere: what a value never computed gives too, so
+    no mistake that gives zeros can be told from it, and none is claimed."""
+    return not np.any(np.asarray(values, dtype=np.float64))
+
+
 def _mistakes(chain, node, steps, start, target, expectation, expected, allowed) -> list:
     """Every catalogue mistake, made at each step of ``steps``, that gives the user's numbers,
-    best first (none for zeros everywhere): by the largest difference left (to two digits; differences below a millionth of
-    the tolerance, rounding, count as equal), then layer-specific mistakes before generic ones."""
+    best first: by the largest difference left (to two digits; differences below a millionth of
+    the tolerance, rounding, count as equal), then layer-specific mistakes before generic ones.
+    None for numbers that show nothing (``shows_nothing``)."""
     upstream, found = start, {}
-    if not np.any(expected):    # zeros everywhere: what a value never computed gives, whatever the mistake
+    if shows_nothing(expected):
         return []
     equal = EQUAL_SHARE * float(np.max(allowed, initial=0.0))
     with np.errstate(all="ignore"):

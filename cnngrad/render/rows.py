@@ -122,9 +122,9 @@ def diagnosis_rows(results) -> list[list[str]]:
 
 
 def _undiagnosed(expected) -> str:
-    """Why a value that entered wrong names no mistake: zeros (``findings`` claims none for them)
-    are also what a value never computed gives."""
-    if expected is not None and not np.any(np.asarray(expected, dtype=np.float64)):
+    """Why a value that entered wrong names no mistake (``diagnose.findings.shows_nothing``)."""
+    from ..diagnose.findings import shows_nothing    # here: the diagnosis's modules load only with a diagnosis
+    if expected is not None and shows_nothing(expected):
         return "zeros everywhere: no mistake can be told from a value never computed"
     return "no known mistake reproduces these numbers"
 
