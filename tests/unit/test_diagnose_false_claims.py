@@ -207,3 +207,88 @@ def test_svm_mistakes_with_a_wide_margin_and_several_violating_classes(tmp_path)
     _, _, entries = run(tmp_path, spec, svm_values(3.0, count_correct=True))
     assert np.isclose(svm_values(3.0, count_correct=True)["loss"], right["loss"] + 9)
     assert_named(entries, "loss", "svm-correct-class-in-loss", None)
+
+
+# --- one student's whole network: conv → spatial batch norm → dropout → fc → hinge, batch mean, L2 --
+
+COURSE_NET = """\
+batch: 3
+input: {random: {shape: [3, 2, 4, 4], seed: 7}}
+layers:
+  - conv: {kernel: {random: {shape: [3, 2, 2, 2], seed: 8}}, bias: [0.1, -0.1, 0.2]}
+  - batch_norm: {gamma: [1.2, 0.7, -0.9], beta: [0.1, 0.0, -0.2]}
+  - dropout: {p: 0.3, seed: 5}
+  - flatten
+  - fc: {weights: {random: {shape: [4, 27], seed: 9}}, bias: [0, 0.1, 0, -0.1]}
+loss: {multiclass_svm: {margin: 3, reduction: mean}}
+target: [1, 3, 0]
+regularization: {l2: 0.02, params: [conv1.kernel, fc1.weights]}
+"""
+
+
+def course_values(tmp_path, mistake: str | None = None) -> dict:
+    """torch's autograd through the network, the batch norm (over N, H, W) and dropout written out
+    and the hinge's gradient by a student's loops (Δ = 3, mean over the 3 examples), with one
+    ``mistake`` made as a student makes it; the loss with λΣθ² of both parameters."""
+    torch = pytest.importorskip("torch")
+    from cnngrad.spec import load_model
+    (tmp_path / "ref.yaml").write_text(COURSE_NET)
+    model = load_model(str(tmp_path / "ref.yaml"))          # the spec's numbers, drawn as written
+    params = {name: torch.tensor(value, requires_grad=True) for name, value in model.params.items()}
+    conv = torch.nn.functional.conv2d(torch.tensor(model.input), params["conv1.kernel"], params["conv1.bias"])
+    mean = conv.mean(dim=(0, 2, 3), keepdim=True)
+    var = conv.var(dim=(0, 2, 3), keepdim=True, unbiased=mistake == "bn-unbiased")
+    if mistake == "bn-constant":
+        mean, var = mean.detach(), var.detach()
+    shape = (1, -1, 1, 1)
+    bn = params["batch_norm1.gamma"].view(shape) * (conv - mean) / torch.sqrt(var + 1e-5) + \
+        params["batch_norm1.beta"].view(shape)
+    kept = torch.tensor(model.network.layers[2].mask)
+    dropped = bn * kept if mistake == "dropout-unscaled" else bn * kept / 0.7
+    scores = dropped.flatten(1) @ params["fc1.weights"].T + params["fc1.bias"]
+    for value in (conv, bn, dropped, scores):
+        value.retain_grad()
+    s, loss, dscores = scores.detach().numpy(), 0.0, np.zeros((3, 4))
+    for i, y in enumerate([1, 3, 0]):
+        for j in range(4):
+            margin = s[i, j] - s[i, y] + 3
+            if margin > 0 and (j != y or mistake == "svm-count-correct"):
+                loss += margin / 3
+                if j != y:
+                    dscores[i, j] += 1 / 3
+                    dscores[i, y] -= 0 if mistake == "svm-no-correct" else 1 / 3
+    objective = (torch.tensor(dscores) * scores).sum()
+    penalty = 0.0
+    for name in ("conv1.kernel", "fc1.weights"):
+        squares = 0.02 * (params[name] ** 2).sum()
+        objective = objective + (0 if mistake == f"l2-grad-{name}" else squares)
+        penalty += 0 if mistake == f"l2-loss-{name}" else float(squares.detach())
+    objective.backward()
+    values = {"conv1": conv, "batch_norm1": bn, "dropout1": dropped, "grad.fc1": scores.grad,
+              "grad.dropout1": dropped.grad, "grad.batch_norm1": bn.grad, "grad.conv1": conv.grad,
+              "grad.conv1.kernel": params["conv1.kernel"].grad, "grad.fc1.weights": params["fc1.weights"].grad}
+    return {"loss": np.array(loss + penalty), **{name: value.detach().numpy() for name, value in values.items()}}
+
+
+@pytest.mark.parametrize("mistake, where, named, layer", [
+    (None, None, None, None),
+    ("bn-constant", ["grad.conv1"], "batchnorm-mean-var-constant", "batch_norm1"),
+    ("bn-unbiased", ["batch_norm1", "grad.conv1"], "batchnorm-variance-unbiased", "batch_norm1"),
+    ("dropout-unscaled", ["dropout1", "grad.batch_norm1"], "dropout-scale-missing", "dropout1"),
+    ("svm-no-correct", ["grad.fc1"], "svm-correct-class-grad-missing", None),
+    ("svm-count-correct", ["loss"], "svm-correct-class-in-loss", None),
+    ("l2-grad-fc1.weights", ["grad.fc1.weights"], "l2-penalty-missing", "fc1"),
+    ("l2-loss-conv1.kernel", ["loss"], "l2-penalty-missing", None),
+])
+def test_a_course_network_s_mistakes_are_each_named_where_made(tmp_path, mistake, where, named, layer):
+    """Each mistake is named (first) where it entered; every other wrong value came along from the
+    user's own values (after a forward mistake the gradients after it too): propagated."""
+    code, document, entries = run(tmp_path, COURSE_NET, course_values(tmp_path, mistake))
+    if mistake is None:
+        assert_right(code, entries)
+        return
+    for quantity in where:
+        assert_named(entries, quantity, named, layer)
+    wrong = [q for q, e in entries.items() if not e["passed"] and q not in where]
+    assert all(entries[q]["origin"] == "propagated" for q in wrong), {q: entries[q]["origin"] for q in wrong}
+    assert document["first_wrong"] == where[0]
