@@ -1,6 +1,9 @@
 """An adversary's cases for the diagnosis: numbers a named mistake would also give only by
 coincidence (a dropout that drops nothing, a value of zeros everywhere) get no claim they cannot
-show, and sigmoid with binary cross-entropy's ∂E/∂z written σ instead of σ − t is named.
+show, and two ids that give the same numbers are both listed; sigmoid with binary cross-entropy's
+∂E/∂z written σ instead of σ − t is named; the course layers' mistakes are found on other networks
+(several regularized parameters, Δ ≠ 1, batches with a mean, batch norm after a conv); and values
+written from the user's own wrong forward values are propagated, not introduced.
 
 Wrong values are made here by hand in numpy, independently of the catalogue, and handed to the
 real command (``check --against``), as in test_diagnose_course_layers.
