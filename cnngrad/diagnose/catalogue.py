@@ -13,10 +13,10 @@ from fractions import Fraction
 import numpy as np
 
 from ..layers.base import crop_map, scatter_windows
-from ..layers.activations import log_softmax
+from ..layers.activations import log_softmax, stable_sigmoid
 from ..layers.batchnorm import OVER_BATCH
 from ..layers.layer_norm import standardize
-from ..losses import CrossEntropy, CrossEntropyLogits, MulticlassSVM
+from ..losses import BinaryCrossEntropy, BinaryCrossEntropyLogits, CrossEntropy, CrossEntropyLogits, MulticlassSVM
 from ..quantities import value_of
 from ..record import Record
 
@@ -156,8 +156,8 @@ def _penalty_part(site) -> np.ndarray | None:
 
 
 def _penalized(site, value: np.ndarray) -> np.ndarray:
-    """A parameter gradient's data part made the mistaken way, with the L2 penalty's 2 λ θ added as
-    the chain adds it (``regularization``), so it compares with the user's whole gradient."""
+    """A value's data part made the mistaken way (a parameter's gradient, the loss), with the L2
+    penalty's part (2 λ θ, λ Σ θ²) added as the chain adds it, so it compares with the user's whole value."""
     penalty = _penalty_part(site)
     return value if penalty is None else value + penalty
 
@@ -313,29 +313,34 @@ def _reduction_swapped(site):
     if not site.chain.model.batched or network.batch == 1:
         return
     batch = network.batch
-    penalty = float(site.chain.right["penalty"][0]) if site.step.kind == "loss" and "penalty" in site.chain.right \
-        else 0.0
-    data = site.right - penalty
+    penalty = _penalty_part(site)                 # the loss's λΣθ² (not data_loss's, not a gradient's)
+    data = site.right if penalty is None else site.right - penalty
     if network.loss.reduction == "mean":
-        yield data * batch + penalty, (f"the batch's losses summed where reduction: mean averages them "
-                                       f"(the 1/N = 1/{batch} left out)")
+        yield _penalized(site, data * batch), (f"the batch's losses summed where reduction: mean averages them "
+                                               f"(the 1/N = 1/{batch} left out)")
     else:
-        yield data / batch + penalty, (f"the batch's losses averaged where reduction: sum adds them "
-                                       f"(1/{batch} of their sum)")
+        yield _penalized(site, data / batch), (f"the batch's losses averaged where reduction: sum adds them "
+                                               f"(1/{batch} of their sum)")
 
 
 def _l2_missing(site):
     """The L2 penalty left out: a regularized parameter's gradient without 2 λ θ, the loss
-    without λ Σ θ²."""
+    without λ Σ θ², or (of several parameters) without one parameter's part of it."""
     penalty = _penalty_part(site)
     if penalty is None or not np.any(penalty):
         return
-    lam = site.chain.network.regularization[0]
+    lam, names = site.chain.network.regularization
     if site.step.kind == "param-grad":
         yield site.right - penalty, (f"the gradient without the L2 penalty's 2λθ (λ = {lam:g}): "
                                      f"regularization adds λΣθ² to the loss, so 2λθ to this gradient")
-    else:
+        return
+    if site.step.kind == "loss":
         yield site.right - penalty, f"the data loss alone: the L2 penalty λΣθ² (λ = {lam:g}) not added"
+    for name in names if len(names) > 1 else ():
+        part = lam * float(np.sum(site.chain.model.params[name] ** 2))
+        if part:
+            yield site.right - part, (f"the L2 penalty λΣθ² (λ = {lam:g}) without {name}'s part: it sums "
+                                      f"over every parameter regularization lists ({', '.join(names)})")
 
 
 def _l2_factor(site):
@@ -431,29 +436,41 @@ def _svm_correct_class_in_loss(site):
                                f"s_y − s_y + Δ = {margin:g} adds Δ to each example's loss")
 
 
-def _ce_target_not_subtracted(site):
-    """Softmax cross-entropy's ∂E/∂z = p − y (p Σy − y for a y of another sum) written p, times
-    the reduction's 1/N: of the logits form (p the softmax of the output), or through the
-    softmax layer the probability form is fused with (p its output)."""
+def _target_not_subtracted(site, loss, logits, probabilities, words: str):
+    """A loss whose ∂E/∂z is p − t (p Σt − t for a softmax's t of another sum) written p, times the
+    reduction's 1/N: of its logits form (p = ``probabilities(z)``, z the output), or through the
+    activation its probability form is fused with (p that layer's output)."""
     network, step = site.chain.network, site.step
-    if step.kind == "loss-grad":
-        if not isinstance(network.loss, CrossEntropyLogits):
-            return
-        p = np.exp(log_softmax(site.upstream))
-    elif network.fused and isinstance(network.loss, CrossEntropy) and step.index == len(network.layers) - 1:
+    if step.kind == "loss-grad" and isinstance(network.loss, logits):
+        p = probabilities(site.upstream)
+    elif (step.kind == "input-grad" and network.fused and isinstance(network.loss, loss)
+          and step.index == len(network.layers) - 1):
         p = site.chain.trace.outputs[step.index]
     else:
         return
-    yield site.chain.completed(step, p * network.reduction_scale()), ("∂E/∂z written as p, the softmax's outputs: "
-                                                                      "the target y not subtracted (∂E/∂z = p − y)")
+    yield site.chain.completed(step, p * network.reduction_scale()), words
+
+
+def _ce_target_not_subtracted(site):
+    """Softmax cross-entropy's ∂E/∂z = p − y written p, the softmax's outputs."""
+    return _target_not_subtracted(site, CrossEntropy, CrossEntropyLogits, lambda z: np.exp(log_softmax(z)),
+                                  "∂E/∂z written as p, the softmax's outputs: the target y not subtracted "
+                                  "(∂E/∂z = p − y)")
+
+
+def _bce_target_not_subtracted(site):
+    """Sigmoid binary cross-entropy's ∂E/∂z = σ(z) − t written σ(z)."""
+    return _target_not_subtracted(site, BinaryCrossEntropy, BinaryCrossEntropyLogits, stable_sigmoid,
+                                  "∂E/∂z written as σ(z), the sigmoid's outputs: the target t not subtracted "
+                                  "(∂E/∂z = σ(z) − t)")
 
 
 def _dropout_not_masked(site):
     """Dropout's delta passed back to every entry: not multiplied by the mask m (with its
     1/(1 − p), or without)."""
     layer = site.layer
-    if layer.p == 0 and np.all(layer.mask == 1):
-        return                                  # the layer is the identity
+    if not np.any(site.upstream * (1 - layer.mask)):
+        return          # nothing dropped where a delta arrives: masking changes nothing, so shows nothing
     yield site.upstream.copy(), "the delta passed back through dropout unchanged: not masked by m, nor scaled by 1/(1 − p)"
     if layer.p > 0:
         yield site.upstream * layer.scale, (f"the delta scaled by 1/(1 − p) = 1/(1 − {layer.p:g}) but not masked by m: "
@@ -509,7 +526,8 @@ CATALOGUE = (
     Mistake("svm-correct-class-grad-missing", ("loss-grad",), None, _svm_correct_class_grad),
     Mistake("svm-correct-class-in-loss", ("losses", "data_loss", "loss"), None, _svm_correct_class_in_loss),
     Mistake("softmax-ce-target-not-subtracted", ("loss-grad", "input-grad"), None, _ce_target_not_subtracted),
-    Mistake("l2-penalty-missing", ("loss", "param-grad"), None, _l2_missing),
+    Mistake("sigmoid-bce-target-not-subtracted", ("loss-grad", "input-grad"), None, _bce_target_not_subtracted),
+    Mistake("l2-penalty-missing", ("loss", "penalty", "param-grad"), None, _l2_missing),
     Mistake("l2-penalty-factor-off-by-2", ("loss", "penalty", "param-grad"), None, _l2_factor),
     Mistake("rounded-upstream", ANY, None, _rounded, at_quantity=True),
     Mistake("sign-flipped", ANY, None, _sign, at_quantity=True),

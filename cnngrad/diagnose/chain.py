@@ -4,8 +4,10 @@ Forward: layer k's output from layer k−1's (``input`` first), the loss from th
 input itself when there are no layers).
 Backward: ∂E/∂output from the output (the loss's gradient); ∂E/∂(layer k−1's output) and
 ∂E/∂(layer k's parameters) from ∂E/∂(layer k's output) through layer k's backward. A backward
-step uses the right forward pass (its caches), so a recomputation differs from the right value
-only through the upstream value it starts from, or a mistake made on the way.
+step uses the right forward pass (its caches), unless the user gave the layer's input (or a value
+it is made from) wrong: then that value's forward pass, as a student backpropagates through their
+own numbers. So a recomputation differs from the right value only through the user's values it
+reads, or a mistake made on the way.
 
 In a branched network (docs/reference.md §1) a step's parent is the nearest value it needs: a
 layer that joins several values is made from the latest of them, the others taken right; a value
@@ -59,6 +61,8 @@ class Chain:
         self.farther: dict[str, list[tuple[int, int]]] = {}
         self.given: dict[str, np.ndarray] = {}     # the user's values (``use_given``)
         self._others: dict[str, np.ndarray] = {}
+        self._wrong: frozenset[str] = frozenset()   # the given values that failed
+        self._caches: dict[int, object] = {}        # forward caches of those values
         self._add_backward(grads)
         self.right[quantities.gradient_of("input")] = grads.input
         self.order = self._order()
@@ -145,17 +149,45 @@ class Chain:
     def path(self, node: str, given) -> tuple[str, list[Step]]:
         """Where a recomputation of ``node`` starts, and the steps from there to ``node`` in order:
         the nearest quantity before it whose value the user gave, else the chain's start (the
-        input; for a gradient, the output, where backpropagation starts)."""
+        input; for a gradient, the output, where backpropagation starts, unless the output is made
+        from a value the user gave wrong: then from that one)."""
         steps = []
         while True:
             step = self.steps[node]
             steps.append(step)
-            if step.parent in given or step.parent == "input" or step.kind == "loss-grad":
+            if step.parent in given or step.parent == "input" or \
+                    (step.kind == "loss-grad" and self.wrong_source(step.parent, given) is None):
                 return step.parent, steps[::-1]
             node = step.parent
 
+    def wrong_source(self, value: str, given) -> str | None:
+        """The value the user gave wrong that forward ``value`` is, or is made from by the steps
+        between (done right); None when it is made from right values."""
+        if not self._wrong:
+            return None
+        if value not in given and value != "input":
+            value = self.path(value, given)[0]
+        return value if value in self._wrong else None
+
     def cache(self, index: int):
-        return self.trace.caches[index]
+        """Layer ``index``'s forward cache, for its backward: of the user's own input to it where
+        they gave that value wrong (a student backpropagates through their own numbers), else the
+        right run's."""
+        source = self.forward_input(index)
+        if source is None:
+            return self.trace.caches[index]
+        if index not in self._caches:
+            value = self.values[self.network.reads[index][0]]
+            x = self.given[value] if value == source else self.run(self.path(value, self.given)[1], self.given[source])
+            self._caches[index] = self.network.layers[index].forward(x, self.params(index))[1]
+        return self._caches[index]
+
+    def forward_input(self, index: int) -> str | None:
+        """The wrong value the user gave that layer ``index``'s input is (or is made from, by the
+        layers between, done right); None when there is none, or the layer joins several values
+        (its backward reads no single input)."""
+        net = self.network
+        return None if net.layers[index].joins else self.wrong_source(self.values[net.reads[index][0]], self.given)
 
     def params(self, index: int) -> dict[str, np.ndarray]:
         return self.network.params_of(index, self.model.params)
@@ -170,17 +202,20 @@ class Chain:
 
     def side_inputs(self, step: Step) -> list[str]:
         """The quantities besides its parent that ``step`` reads: the other operands of a layer
-        that joins several values, the deltas of a value's farther readers."""
+        that joins several values, the deltas of a value's farther readers, the wrong forward value
+        a backward step's layer read (``forward_input``)."""
         if step.kind == "forward":
             return [self.values[v] for v in self.network.reads[step.index] if self.values[v] != step.parent]
-        if step.kind == "input-grad":
-            return [quantities.gradient_of(self.network.names[k]) for k, _ in self.farther.get(step.node, [])]
-        return []
+        if step.kind not in ("input-grad", "param-grad"):
+            return []
+        farther = [quantities.gradient_of(self.network.names[k]) for k, _ in self.farther.get(step.node, [])]
+        return [name for name in (self.forward_input(step.index), *farther) if name is not None]
 
-    def use_given(self, given: dict[str, np.ndarray]) -> None:
+    def use_given(self, given: dict[str, np.ndarray], wrong=frozenset()) -> None:
         """Take the user's values (engine layout, by node) as the deltas the farther readers of a
-        value pass back from: an error they carry then comes along, as it would by hand."""
-        self.given, self._others = given, {}
+        value pass back from, and those of them that failed (``wrong``) as the forward values a
+        layer's backward reads: an error they carry then comes along, as it would by hand."""
+        self.given, self._others, self._wrong, self._caches = given, {}, frozenset(wrong), {}
 
     def others(self, node: str) -> np.ndarray | None:
         """What the readers of ``node``'s value other than the nearest pass back to its delta

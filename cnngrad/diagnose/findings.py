@@ -37,7 +37,7 @@ def explain_failures(model, expectations, results) -> tuple[str | None, str | No
     step made it (``loss`` for the loss's; None for a value the spec gives), or (None, None)."""
     chain = Chain(model)
     given, rounding, wrong = _given(chain, expectations, results)
-    chain.use_given(given)
+    chain.use_given(given, wrong)
     entries = [entry for expectation, result in zip(expectations, results) if not result.passed
                for entry in _entry(chain, expectation, result, given, rounding, wrong)]
     if not entries:
@@ -143,11 +143,20 @@ def _reproduces(chain, node, value, expectation, expected, allowed) -> float | N
     return float(error.max(initial=0.0)) if np.all(error <= allowed) else None
 
 
+def shows_nothing(values) -> bool:
+    """Whether a user's numbers are zeros everywhere: what a value never computed gives too, so
+    no mistake that gives zeros can be told from it, and none is claimed."""
+    return not np.any(np.asarray(values, dtype=np.float64))
+
+
 def _mistakes(chain, node, steps, start, target, expectation, expected, allowed) -> list:
     """Every catalogue mistake, made at each step of ``steps``, that gives the user's numbers,
     best first: by the largest difference left (to two digits; differences below a millionth of
-    the tolerance, rounding, count as equal), then layer-specific mistakes before generic ones."""
+    the tolerance, rounding, count as equal), then layer-specific mistakes before generic ones.
+    None for numbers that show nothing (``shows_nothing``)."""
     upstream, found = start, {}
+    if shows_nothing(expected):
+        return []
     equal = EQUAL_SHARE * float(np.max(allowed, initial=0.0))
     with np.errstate(all="ignore"):
         for place, step in enumerate(steps):

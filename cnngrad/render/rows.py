@@ -114,11 +114,19 @@ def diagnosis_rows(results) -> list[list[str]]:
         if result.origin == "propagated":
             rows.append([result.quantity, "propagated", "", "", "follows from your own earlier values"])
         elif not result.diagnosis:
-            rows.append([result.quantity, "introduced", "", "", "no known mistake reproduces these numbers"])
+            rows.append([result.quantity, "introduced", "", "", _undiagnosed(result.expected)])
         for k, found in enumerate(result.diagnosis):
             rows.append([result.quantity if k == 0 else "", "introduced" if k == 0 else "", found.mistake,
                          found.layer or "loss", found.message])
     return rows
+
+
+def _undiagnosed(expected) -> str:
+    """Why a value that entered wrong names no mistake (``diagnose.findings.shows_nothing``)."""
+    from ..diagnose.findings import shows_nothing    # here: the diagnosis's modules load only with a diagnosis
+    if expected is not None and shows_nothing(expected):
+        return "zeros everywhere: no mistake can be told from a value never computed"
+    return "no known mistake reproduces these numbers"
 
 
 def entry_rows(result) -> tuple[list[list[str]], int]:

@@ -336,6 +336,30 @@ def test_conv_kernel_not_rotated():
     run_layer_mistake(conv, rule, "conv-kernel-not-rotated", below, seed=51)
 
 
+def test_conv_kernel_grad_channels_swapped():
+    """A student's loops over the windows (stride, dilation, padding, a batch's examples):
+    dK[c, d] = Σ δ[b, d, i, j] · x[b, c, window], stored [input channel, filter] where the kernel
+    is [filter, input channel]."""
+    def rule(x, p, g, right, seen):
+        layer = seen["layer"]
+        (top, bottom), (left, far) = layer.padding
+        padded = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, far)))
+        (kh, kw), (sh, sw), (dh, dw) = layer.size, layer.stride, layer.dilation
+        swapped = np.zeros_like(p["kernel"])
+        for b, d, i, j in np.ndindex(g.shape):
+            for m in range(kh):
+                for n in range(kw):
+                    swapped[:, d, m, n] += g[b, d, i, j] * padded[b, :, i * sh + m * dh, j * sw + n * dw]
+        return {"x": right["x"], "kernel": swapped, "bias": right["bias"]}
+
+    def select(model, k):
+        layer = model.network.layers[k]
+        return (layer.kind == "conv" and layer.mode == "cross_correlation" and layer.groups == 1
+                and layer.filters == layer.channels >= 2)
+    run_layer_mistake(select, rule, "conv-kernel-grad-channels-swapped",
+                      lambda model, k: f"grad.{model.network.names[k]}.kernel", seed=52, keep=any_network)
+
+
 def test_bias_not_summed():
     def rule(x, p, g, right, seen):
         mean = np.array([np.mean(g[:, d]) for d in range(g.shape[1])])   # over a batch's examples too
@@ -550,6 +574,46 @@ def test_batchnorm_variance_unbiased_in_the_forward_pass():
     pytest.fail(f"only {done} networks")
 
 
+def run_forward_mistake(select, forward_of, mistake: str, own, seed: int):
+    """torch through layer k's mistaken forward ``forward_of(layer)`` (autograd's backward of it):
+    its forward values and every gradient handed over. The error enters at the layer's output and
+    again in its own backward (the quantities ``own(model, k)``); everything else, the gradients of
+    the layers after it included (their backward reads the user's wrong forward values), came
+    along: propagated."""
+    done = 0
+    for model, k in networks(select, seed, keep=any_network):
+        values, forward_values = torch_values(model, at=k, forward=forward_of(model.network.layers[k]))
+        name, right = model.network.names[k], model.values()
+        if np.allclose(forward_values[name], right[name], rtol=1e-5, atol=1e-8):
+            continue                          # e.g. a constant feature: x̂ = 0 either way
+        if np.allclose(values[below(model, k)], right[below(model, k)], rtol=1e-5,
+                       atol=1e-8 * max(1, np.abs(right[below(model, k)]).max())):
+            continue                          # a backward that gives ~0 either way: what follows is rounding
+        result = diagnose(model, {**forward_values, **values})
+        assert result.first_wrong == name
+        for entry in result.expect:
+            if entry.passed or entry.origin == "propagated":
+                continue
+            assert entry.quantity in (name, *own(model, k)), (entry.quantity, entry.origin)
+            assert mistake in best_ids(entry), (entry.quantity, entry.diagnosis)
+        done += 1
+        if done == NETWORKS:
+            return
+    pytest.fail(f"only {done} networks")
+
+
+def test_batchnorm_variance_unbiased_forward_and_every_gradient_after_it():
+    """The unbiased batch norm's own backward: ∂E/∂x and ∂E/∂γ."""
+    run_forward_mistake(batch_norm, unbiased_batch_norm, "batchnorm-variance-unbiased",
+                        lambda model, k: (below(model, k), f"grad.{model.network.names[k]}.gamma"), seed=92)
+
+
+def test_dropout_scale_missing_forward_and_every_gradient_after_it():
+    """x ⊙ m forward, so δ ⊙ m back."""
+    run_forward_mistake(dropping, lambda layer: lambda x, p: x * torch.tensor(layer.mask), "dropout-scale-missing",
+                        lambda model, k: (below(model, k),), seed=93)
+
+
 def loss_models(seed: int, select):
     """Random networks (batches and penalties too) whose loss ``select(network, model)`` takes."""
     for _, model in random_models(seed, TRIES):
@@ -614,22 +678,45 @@ def test_softmax_ce_target_not_subtracted_from_logits():
                             wrong, lambda model: f"grad.{model.network.names[-1]}", "softmax-ce-target-not-subtracted")
 
 
-def test_softmax_ce_target_not_subtracted_through_the_softmax():
-    """softmax + cross_entropy: the logits' delta written p, the softmax's output (times 1/N)."""
-    models = loss_models(88, lambda net, model: net.fused and net.loss.name == "cross_entropy" and one_hot_targets(model))
+def run_fused_target_mistake(seed: int, loss: str, mistake: str):
+    """The activation fused with ``loss`` (softmax, sigmoid) whose backward writes the logits'
+    delta as its own output p (times 1/N), the target not subtracted."""
+    models = loss_models(seed, lambda net, model: net.fused and net.loss.name == loss and
+                         (loss != "cross_entropy" or one_hot_targets(model)))
     done = 0
     for model, k in networks(lambda model, k: k == len(model.network.layers) - 1, 0, models, keep=any_network):
         def rule(x, p, g, right, seen, scale=reduction(model)):
             return {"x": torch_layer(seen["layer"])(torch.tensor(x), {}).numpy() * scale}
         values, _ = torch_values(model, at=k, rule=rule)
-        quantity = below(model, k)
+        quantity, output = below(model, k), f"grad.{model.network.names[k]}"
         if np.allclose(values[quantity], model.values()[quantity], rtol=1e-6, atol=1e-9):
-            continue
-        assert_diagnosed(model, values, quantity, "softmax-ce-target-not-subtracted", model.network.names[k])
+            continue                          # a target of zeros: p − t is p
+        if not np.allclose(values[output], model.values()[output], rtol=1e-6, atol=1e-9):
+            continue                          # p near 0 or 1: torch's 1/p or 1/(1 − p) loses its digits
+        assert_diagnosed(model, values, quantity, mistake, model.network.names[k])
         done += 1
         if done == NETWORKS:
             return
     pytest.fail(f"only {done} networks")
+
+
+def test_softmax_ce_target_not_subtracted_through_the_softmax():
+    """softmax + cross_entropy: the logits' delta written p, the softmax's output (times 1/N)."""
+    run_fused_target_mistake(88, "cross_entropy", "softmax-ce-target-not-subtracted")
+
+
+def test_sigmoid_bce_target_not_subtracted_from_logits():
+    """∂E/∂z written σ(z) (entry by entry, times 1/N), z the final output."""
+    def wrong(model, forward):
+        z = forward[model.network.names[-1]].reshape((-1,) + model.network.output_shape)
+        return 1 / (1 + np.exp(-z)) * reduction(model)
+    run_output_grad_mistake(90, lambda net, model: net.loss.label == "binary_cross_entropy from logits", wrong,
+                            lambda model: f"grad.{model.network.names[-1]}", "sigmoid-bce-target-not-subtracted")
+
+
+def test_sigmoid_bce_target_not_subtracted_through_the_sigmoid():
+    """sigmoid + binary_cross_entropy: the logits' delta written σ, the sigmoid's output (times 1/N)."""
+    run_fused_target_mistake(91, "binary_cross_entropy", "sigmoid-bce-target-not-subtracted")
 
 
 def test_l2_penalty_missing_from_a_parameter_gradient():
