@@ -224,14 +224,7 @@ def test_what_cannot_be_explained_says_why(quantity, message):
                       "an entry needs all 2, like grad.conv1[1,0]"),
     ("grad.fc1.weights[0,1,2]", "index [0,1,2] has 3 axes but grad.fc1.weights has 2 (shape 2×4), "
                                 "like grad.fc1.weights[0,1]"),
-    ("grad.conv1.bias[0]", "grad.conv1.bias is a scalar: write grad.conv1.bias, without an index")])
-def test_an_index_of_the_wrong_length_says_the_axes_it_needs(quantity, message):
-    with pytest.raises(CannotExplain) as caught:
-        seed000(quantity)
-    assert str(caught.value) == f"explain {quantity}: {message}"
-
-
-@pytest.mark.parametrize("quantity, message", [
+    ("grad.conv1.bias[0]", "grad.conv1.bias is a scalar: write grad.conv1.bias, without an index"),
     ("loss", "explain takes a gradient entry: the loss E itself is printed by `cnngrad forward` "
              "(its formula: docs/reference.md §3), and its gradient at the output by "
              "explain SPEC 'grad.output[0]'"),
@@ -240,7 +233,8 @@ def test_an_index_of_the_wrong_length_says_the_axes_it_needs(quantity, message):
     ("fc1.weights", "explain takes a gradient entry: for ∂E/∂fc1.weights write grad.fc1.weights[0,0] "
                     "(the values themselves are printed by `cnngrad forward`)"),
     ("target[1]", "explain takes a gradient entry, and the target has none: it is given, not computed")])
-def test_a_value_instead_of_a_gradient_says_what_to_write(quantity, message):
+def test_a_wrong_index_or_a_value_instead_of_a_gradient_says_what_to_write(quantity, message):
+    """An index of the wrong length names the axes it needs; a value or the loss, the gradient entry to write."""
     with pytest.raises(CannotExplain) as caught:
         seed000(quantity)
     assert str(caught.value) == f"explain {quantity}: {message}"
