@@ -67,8 +67,8 @@ def leading_entries(name: str) -> list[int]:
 @pytest.mark.parametrize("name", ["input"] + PARAMETERS)
 def test_fast_catches_any_leading_entry_off_by_1e_6_whatever_the_seed(monkeypatch, name, seed):
     """One entry at a time, both ways, three seeds: the analytic gradient is spoilt here, apart from
-    how --fast draws its directions, and every such error must fail (normal directions missed
-    fc1's largest weight for 6 seeds in 10)."""
+    how --fast draws its directions, and every such error must fail (the normal directions drawn
+    before missed one of input's or fc1.weights' at each of these seeds)."""
     backward = Model.backward
     spoilt = {}
 
