@@ -181,10 +181,11 @@ def sharp_directions(rng: np.random.Generator, gradient: np.ndarray) -> tuple[np
     unit = 1.0 / np.sqrt(gradient.size)
     vectors = random_signs(rng, DIRECTIONS, gradient.size) * (-2.0 * unit)   # -2u or 0 …
     vectors += unit                                                         # … −u or +u
-    target = SHARP * unit * float(np.linalg.norm(gradient))
-    for row in vectors[half:]:
-        balanced(row, gradient, target)
-    return vectors, vectors @ gradient
+    with np.errstate(all="ignore"):   # a gradient beyond float64 gives a non-finite ∇E·v: judged, not warned
+        target = SHARP * unit * float(np.linalg.norm(gradient))
+        for row in vectors[half:]:
+            balanced(row, gradient, target)
+        return vectors, vectors @ gradient
 
 
 def balanced(signs: np.ndarray, gradient: np.ndarray, target: float) -> None:
