@@ -174,9 +174,10 @@ def sharp_directions(rng: np.random.Generator, gradient: np.ndarray) -> tuple[np
     random, and ∇E·v with it. A balanced direction therefore catches, for certain (whichever entry,
     whatever the seed), every one-entry error with |e| > rtol·``SHARP``·‖∇E‖₂ + (atol + noise)·√size
     (to first order in rtol): any of LeNet-5's three largest fc1 weights off by ±1e-6, which normal
-    directions caught in 38 of 60 such cases (seeds 0–9). The half kept as drawn, of the usual |∇E·v| (the same spread as with
-    normal entries), see a gradient off by a factor, an error relative to ∇E·v itself, farthest
-    above the noise. Signs come from random bits: LeNet-5's 370,000 entries take 0.4 ms, normal ones 4.7 ms."""
+    directions caught in 38 of 60 such cases (seeds 0–9). The half kept as drawn, of the usual
+    |∇E·v| (the same spread as with normal entries), see a gradient off by a factor, an error
+    relative to ∇E·v itself, farthest above the noise. Signs come from random bits: LeNet-5's
+    370,000 entries take 0.4 ms, normal ones 4.7 ms."""
     half = DIRECTIONS // 2
     unit = 1.0 / np.sqrt(gradient.size)
     vectors = random_signs(rng, DIRECTIONS, gradient.size) * (-2.0 * unit)   # -2u or 0 …
