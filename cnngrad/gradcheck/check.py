@@ -32,6 +32,7 @@ SIGNIFICANT = 1e3 * np.finfo(np.float64).eps   # … one above this fraction (a 
 #                         above ZERO · |E| / max(1, |θ|), matters: its own differences must resolve it
 KINK_EDGE = 0.1         # a kink's analytic value in the outer tenth of its bracket is near an edge
 KINK_WIDE = 1e-3        # … and a bracket wider than this fraction of the values is wide
+SHARP = 1 / 32          # --fast's balanced directions: |∇E·v| this fraction of its usual ‖∇E‖₂/√size
 
 
 class UnknownQuantity(ValueError):
@@ -167,6 +168,67 @@ def check_entries(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, ato
                  zero=zero, significant=significant_gradient(evaluator, probe, zero))
 
 
+def random_signs(rng: np.random.Generator, count: int, size: int) -> np.ndarray:
+    """``count`` × ``size`` random bits (0 or 1, uint8), eight to a drawn byte."""
+    return np.unpackbits(np.frombuffer(rng.bytes((count * size + 7) // 8), dtype=np.uint8),
+                         count=count * size).reshape(count, size)
+
+
+def sharp_directions(rng: np.random.Generator, gradient: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``DIRECTIONS`` random unit directions v with every entry ±1/√size (Rademacher), and ∇E·v:
+    half as drawn, half with signs flipped until |∇E·v| is ``SHARP`` times its usual size
+    ‖∇E‖₂/√size (``balanced``).
+
+    Why: an error e in one entry of the gradient moves ∇E·v by e·v_entry and is caught where that
+    exceeds the tolerance, atol + rtol·max(|∇E·v|, |numeric|) + noise. With signs every entry's
+    weight |v_entry| is 1/√size in every direction, whatever the signs; with normal entries it is
+    random, and ∇E·v with it. A balanced direction therefore catches, for certain (whichever entry,
+    whatever the seed), every one-entry error with |e| > rtol·``SHARP``·‖∇E‖₂ + (atol + noise)·√size
+    (to first order in rtol): any of LeNet-5's three largest fc1 weights off by ±1e-6, which normal
+    directions caught in 38 of 60 such cases (seeds 0–9). The half kept as drawn, of the usual
+    |∇E·v| (the same spread as with normal entries), see a gradient off by a factor, an error
+    relative to ∇E·v itself, farthest above the noise. Signs come from random bits: LeNet-5's
+    370,000 entries take 0.4 ms, normal ones 4.7 ms."""
+    half = DIRECTIONS // 2
+    unit = 1.0 / np.sqrt(gradient.size)
+    vectors = random_signs(rng, DIRECTIONS, gradient.size) * (-2.0 * unit)   # -2u or 0 …
+    vectors += unit                                                         # … −u or +u
+    with np.errstate(all="ignore"):   # a gradient beyond float64 gives a non-finite ∇E·v: judged, not warned
+        target = SHARP * unit * float(np.linalg.norm(gradient))
+        for row in vectors[half:]:
+            balanced(row, gradient, target)
+        return vectors, vectors @ gradient
+
+
+def balanced(signs: np.ndarray, gradient: np.ndarray, target: float) -> None:
+    """Flip signs (entries ±u, in place) so that Σ signs·∇E, if beyond ±``target``, comes to about
+    ±``target`` (its sign kept): the entries pulling it away from 0 are flipped in index order until
+    their doubled parts make up the excess, then the one entry whose flip leaves it nearest, if that
+    helps. Only as many leading entries are visited as that needs (a few hundred of fc1's 48,000)."""
+    total = float(signs @ gradient)
+    if not np.isfinite(total) or abs(total) <= target:
+        return
+    excess = abs(total) - target
+    size = min(len(signs), 1024)
+    while True:
+        parts = signs[:size] * gradient[:size]
+        pulling = np.flatnonzero(parts > 0 if total > 0 else parts < 0)   # a flip moves the sum 2|part| toward 0
+        moved = np.cumsum(2.0 * np.abs(parts[pulling]))
+        if size == len(signs) or len(moved) and moved[-1] >= excess:
+            break
+        size = min(len(signs), 4 * size)
+    count = int(np.searchsorted(moved, excess))
+    if count < len(moved) and (count == 0 or moved[count] - excess < excess - moved[count - 1]):
+        count += 1                                  # overshooting a little leaves it nearer
+    signs[pulling[:count]] *= -1.0
+    aim = np.sign(total) * target
+    rest = total - np.sign(total) * (moved[count - 1] if count else 0.0) - aim
+    change = 2.0 * signs[:size] * gradient[:size]   # what flipping each visited entry takes off
+    best = int(np.argmin(np.abs(rest - change)))
+    if abs(rest - change[best]) < abs(rest):
+        signs[best] *= -1.0
+
+
 class Directions:
     """One quantity's ``DIRECTIONS`` random unit directions v (drawn from ``rng``), its step (no
     entry moves farther than its own step allows), and the inputs of layer ``probe.start`` for
@@ -178,10 +240,8 @@ class Directions:
 
     def __init__(self, probe: Probe, rng: np.random.Generator, eps: float, affine: bool):
         self.probe = probe
-        vectors = rng.standard_normal((DIRECTIONS, probe.values.size))
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        self.analytic = vectors @ probe.analytic.reshape(-1)      # ∇E·v
-        self.step = float(probe.steps(eps).min())
+        vectors, self.analytic = sharp_directions(rng, probe.analytic.reshape(-1))   # v and ∇E·v
+        self.step = probe.smallest_step(eps)
         self.base = self.change = None
         if affine:
             shape = probe.values.shape

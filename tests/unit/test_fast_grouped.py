@@ -48,7 +48,8 @@ def test_grouped_directions_give_what_each_quantity_gives_alone(tmp_path, model)
         assert together.quantity == single.quantity and together.status == single.status == "passed"
         a, b = together.verdicts, single.verdicts
         assert np.array_equal(a.analytic, b.analytic) and np.array_equal(a.status, b.status)
-        assert np.allclose(a.numeric, b.numeric, rtol=1e-9, atol=0)
+        # to rounding of the quantity's directional derivatives (some are made small on purpose)
+        assert np.allclose(a.numeric, b.numeric, rtol=0, atol=1e-9 * np.abs(b.numeric).max())
 
 
 def test_a_regularized_parameter_grouped_with_a_plain_one_adds_its_penalty(tmp_path, monkeypatch):
