@@ -94,7 +94,8 @@ def test_maxpool_to_all_named_though_the_relu_input_has_a_sign_typo(tmp_path):
               "grad.conv2": to_all * (v["conv2"] > 0)}
     _, _, entries = run(tmp_path, LENET, values)
     assert entries["grad.pool1"]["passed"]
-    assert_named(entries, "grad.conv2", "maxpool-to-all", "pool1")
+    best = assert_named(entries, "grad.conv2", "maxpool-to-all", "pool1")
+    assert best["message"].endswith("(from the right conv2, not the conv2 given)")
 
 
 def test_kernel_not_rotated_named_though_the_tanh_input_has_a_typo(tmp_path):
@@ -197,3 +198,16 @@ def test_a_weight_gradient_from_a_wrong_delta_and_the_right_activation_is_propag
     assert_named(entries, "grad.fc2", "activation-derivative-missing", "tanh1")
     assert entries["grad.fc2.weights"]["origin"] == "propagated" and ids(entries["grad.fc2.weights"]) == []
     assert document["first_wrong"] == "sigmoid1"
+
+
+def test_propagated_through_the_users_own_value_is_preferred_to_a_mistake_through_the_right_one(tmp_path):
+    """sigmoid1 written as fc1's values (before the activation), and ∂E/∂W2 = δ2 · (that value)ᵀ:
+    through the user's own sigmoid1 the error came along; through the right one it would be the
+    preactivation mistake. What explains it with no mistake wins."""
+    v = fc_values()
+    values = {"sigmoid1": v["fc1"], "grad.fc2": v["grad.fc2"], "grad.fc2.weights": np.outer(v["grad.fc2"], v["fc1"])}
+    _, _, entries = run(tmp_path, FC_NET, values)
+    assert entries["grad.fc2.weights"]["origin"] == "propagated" and ids(entries["grad.fc2.weights"]) == []
+    del values["sigmoid1"]        # without the wrong value given, the same numbers are the mistake
+    _, _, entries = run(tmp_path, FC_NET, values)
+    assert_named(entries, "grad.fc2.weights", "fc-grad-uses-preactivation", "fc2")
