@@ -87,7 +87,8 @@ def _explain(chain: Chain, node: str, expectation, result, given, rounding, wron
     propagated, matches = _through(chain, node, expectation, given, rounding, wrong)
     read = [] if propagated else chain.wrong_forward(chain.path(node, given)[1])
     if read:
-        right_given = {name: value for name, value in given.items() if name not in wrong or quantities.is_gradient(name)}
+        right_given = {name: value for name, value in given.items()
+                       if name not in wrong or quantities.is_gradient(name)}
         with chain.through_right_forward():
             propagated, more = _through(chain, node, expectation, right_given, rounding, wrong)
         matches = _merged(matches, more, read)
@@ -120,15 +121,17 @@ def _through(chain: Chain, node: str, expectation, given, rounding, wrong) -> tu
 
 def _merged(own: list, through_right: list, read: list[str]) -> list:
     """The mistakes found through the user's forward values and through the right ones, one per
-    mistake and layer (the closer; the user's own on a tie), best first; one found only through
-    the right ones says so, naming the wrong values ``read`` it did not use."""
-    names = ", ".join(read)
+    mistake and layer (the closer; the user's own on a tie), best first; one from the right ones
+    says so, naming the wrong values ``read`` it did not use."""
+    names = " and ".join(read)
+    note = f"(from the right {names}, not the {names} given)" if len(read) == 1 else \
+        f"(from the right {names}, not those given)"
     found = {(m.diagnosis.mistake, m.diagnosis.layer): m for m in own}
     for match in through_right:
         key, d = (match.diagnosis.mistake, match.diagnosis.layer), match.diagnosis
         if key not in found or d.max_abs_error < found[key].diagnosis.max_abs_error:
-            message = f"{d.message} (from the right {names}, not the {names} given)"
-            found[key] = Match(Diagnosis(d.mistake, d.layer, d.max_abs_error, message), match.node, match.rank)
+            found[key] = Match(Diagnosis(d.mistake, d.layer, d.max_abs_error, f"{d.message} {note}"),
+                               match.node, match.rank)
     return sorted(found.values(), key=lambda match: match.rank)
 
 

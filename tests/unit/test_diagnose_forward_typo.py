@@ -110,6 +110,19 @@ def test_kernel_not_rotated_named_though_the_tanh_input_has_a_typo(tmp_path):
     assert_named(entries, "grad.conv1", "conv-kernel-not-rotated", "conv2")
 
 
+def test_typos_in_two_forward_values_read_on_the_way(tmp_path):
+    """conv1 and conv2 both printed with a typo, ∂E/∂conv1 made from ∂E/∂pool1 through the right
+    values, conv2's kernel not rotated: named, through the right values of both."""
+    v = lenet_values()
+    not_rotated = F.conv_transpose2d(t(v["grad.conv2"])[None], t(K2).flip(-1, -2))[0].numpy()
+    values = {"conv1": typo(v["conv1"], largest(np.abs(v["conv1"])), lambda e: 10 * e),
+              "conv2": typo(v["conv2"], largest(v["conv2"]), lambda e: -e), "grad.pool1": v["grad.pool1"],
+              "grad.conv1": not_rotated * (1 - v["tanh1"] ** 2)}
+    _, _, entries = run(tmp_path, LENET, values)
+    best = assert_named(entries, "grad.conv1", "conv-kernel-not-rotated", "conv2")
+    assert best["message"].endswith("(from the right conv2 and conv1, not those given)")
+
+
 def test_a_typo_with_right_gradients_gets_no_diagnosis_of_them(tmp_path):
     """Control: the typo itself fails; the gradients, right, pass with no diagnosis."""
     v = lenet_values()
