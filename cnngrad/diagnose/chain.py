@@ -6,8 +6,9 @@ Backward: ∂E/∂output from the output (the loss's gradient); ∂E/∂(layer k
 ∂E/∂(layer k's parameters) from ∂E/∂(layer k's output) through layer k's backward. A backward
 step uses the right forward pass (its caches), unless the user gave the layer's input (or a value
 it is made from) wrong: then that value's forward pass, as a student backpropagates through their
-own numbers. So a recomputation differs from the right value only through the user's values it
-reads, or a mistake made on the way.
+own numbers (``through_right_forward`` switches that off, for a value printed wrong but not
+computed with). So a recomputation differs from the right value only through the user's values
+it reads, or a mistake made on the way.
 
 In a branched network (docs/reference.md §1) a step's parent is the nearest value it needs: a
 layer that joins several values is made from the latest of them, the others taken right; a value
@@ -22,6 +23,8 @@ and the loss and its gradient carry the batch's reduction. The loss and a regula
 gradient include the L2 penalty (λ Σ θ², 2 λ θ).
 """
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -60,9 +63,10 @@ class Chain:
         # a value's readers but the nearest: (reader, value number), their parts added to its delta
         self.farther: dict[str, list[tuple[int, int]]] = {}
         self.given: dict[str, np.ndarray] = {}     # the user's values (``use_given``)
-        self._others: dict[str, np.ndarray] = {}
+        self._others: dict[tuple[str, bool], np.ndarray] = {}
         self._wrong: frozenset[str] = frozenset()   # the given values that failed
         self._caches: dict[int, object] = {}        # forward caches of those values
+        self._own = True                            # backward steps read those values (``through_right_forward``)
         self._add_backward(grads)
         self.right[quantities.gradient_of("input")] = grads.input
         self.order = self._order()
@@ -162,8 +166,9 @@ class Chain:
 
     def wrong_source(self, value: str, given) -> str | None:
         """The value the user gave wrong that forward ``value`` is, or is made from by the steps
-        between (done right); None when it is made from right values."""
-        if not self._wrong:
+        between (done right); None when it is made from right values, or backward steps read the
+        right forward values (``through_right_forward``)."""
+        if not self._wrong or not self._own:
             return None
         if value not in given and value != "input":
             value = self.path(value, given)[0]
@@ -188,6 +193,24 @@ class Chain:
         (its backward reads no single input)."""
         net = self.network
         return None if net.layers[index].joins else self.wrong_source(self.values[net.reads[index][0]], self.given)
+
+    def wrong_forward(self, steps: list[Step]) -> list[str]:
+        """The forward values the user gave wrong that backward ``steps`` read: a layer's input
+        (``forward_input``), the output the loss's gradient is made from."""
+        read = [self.wrong_source(step.parent, self.given) if step.kind == "loss-grad" else
+                self.forward_input(step.index) if step.kind in ("input-grad", "param-grad") else None
+                for step in steps]
+        return list(dict.fromkeys(name for name in read if name is not None))
+
+    @contextmanager
+    def through_right_forward(self):
+        """Within it, backward steps read the right forward values, not the user's wrong ones: for
+        a value printed wrong (a typo) while the gradients were computed from the right one."""
+        self._own = False
+        try:
+            yield
+        finally:
+            self._own = True
 
     def params(self, index: int) -> dict[str, np.ndarray]:
         return self.network.params_of(index, self.model.params)
@@ -223,13 +246,14 @@ class Chain:
         value has one reader."""
         if node not in self.farther:
             return None
-        if node not in self._others:
+        key = (node, self._own)      # the readers' backward reads the user's forward values, or not
+        if key not in self._others:
             parts = []
             for k, value in self.farther[node]:
                 delta = quantities.gradient_of(self.network.names[k])
                 parts.append(self.part(k, value, self.given.get(delta, self.right[delta])))
-            self._others[node] = sum(parts[1:], parts[0])
-        return self._others[node]
+            self._others[key] = sum(parts[1:], parts[0])
+        return self._others[key]
 
     def completed(self, step: Step, value: np.ndarray) -> np.ndarray:
         """A delta ``step`` made through its layer alone, with the other readers' parts added."""

@@ -6,12 +6,14 @@ recomputation gives the user's numbers, the error only came along (``propagated`
 entered on the way (``introduced``: a right value before it explains no error), and every
 mistake of the catalogue is tried at every step on the way, the rest done right. Those that
 reproduce every entry within the value's tolerance are its diagnosis, best first; none means
-none is claimed.
+none is claimed. A backward step that read a forward value the user gave wrong is tried through
+theirs and through the right one (a typo they did not compute with).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from .. import quantities
 from ..gradcheck.expect import allowed_error, entry_tolerance
 from ..gradcheck.results import Diagnosis
 from ..record import Record
@@ -78,9 +80,31 @@ def _entry(chain: Chain, expectation, result, given, rounding, wrong) -> list[tu
 
 def _explain(chain: Chain, node: str, expectation, result, given, rounding, wrong) -> str | None:
     """Set the result's origin and diagnosis; the quantity where its error entered, if here.
-    Only a wrong upstream value can pass an error on (the parent, or with branches another value a
-    step reads): from right ones (or the chain's start, right by definition) the error entered on
-    the way, however far that value's rounding carries."""
+    Backward steps that read a forward value the user gave wrong are tried through it (as they
+    backpropagate their own numbers) and, unless that explains the error, through the right one (a
+    value printed wrong, not computed with): propagated either way is propagated, else the
+    mistakes found either way, best first."""
+    propagated, matches = _through(chain, node, expectation, given, rounding, wrong)
+    read = [] if propagated else chain.wrong_forward(chain.path(node, given)[1])
+    if read:
+        right_given = {name: value for name, value in given.items()
+                       if name not in wrong or quantities.is_gradient(name)}
+        with chain.through_right_forward():
+            propagated, more = _through(chain, node, expectation, right_given, rounding, wrong)
+        matches = _merged(matches, more, read)
+    result.origin = "propagated" if propagated else "introduced"
+    if propagated:
+        return None
+    result.diagnosis = [match.diagnosis for match in matches]
+    return matches[0].node if matches else node
+
+
+def _through(chain: Chain, node: str, expectation, given, rounding, wrong) -> tuple[bool, list]:
+    """Recompute ``node`` from the user's nearest earlier value in ``given``: (True, []) when
+    that gives the user's numbers and the recomputation read a wrong value (only a wrong upstream
+    value can pass an error on: from right ones, or the chain's start, right by definition, the
+    error entered on the way, however far that value's rounding carries); else (False, the
+    mistakes that give them, best first)."""
     parent, steps = chain.path(node, given)
     start = given[parent] if parent in given else chain.right[parent]
     right = chain.user(node, chain.right[node])
@@ -89,15 +113,26 @@ def _explain(chain: Chain, node: str, expectation, result, given, rounding, wron
     recomputed = chain.run(steps, start)
     if parent in given:
         allowed = allowed + _carried(chain, node, steps, start, recomputed, rounding[parent], expectation)
-    target = given.get(node)
     read_wrong = parent in wrong or any(side in wrong for step in steps for side in chain.side_inputs(step))
     if read_wrong and _reproduces(chain, node, recomputed, expectation, expected, allowed) is not None:
-        result.origin = "propagated"
-        return None
-    result.origin = "introduced"
-    matches = _mistakes(chain, node, steps, start, target, expectation, expected, allowed)
-    result.diagnosis = [match.diagnosis for match in matches]
-    return matches[0].node if matches else node
+        return True, []
+    return False, _mistakes(chain, node, steps, start, given.get(node), expectation, expected, allowed)
+
+
+def _merged(own: list, through_right: list, read: list[str]) -> list:
+    """The mistakes found through the user's forward values and through the right ones, one per
+    mistake and layer (the closer; the user's own on a tie), best first; one from the right ones
+    says so, naming the wrong values ``read`` it did not use."""
+    names = " and ".join(read)
+    note = f"(from the right {names}, not the {names} given)" if len(read) == 1 else \
+        f"(from the right {names}, not those given)"
+    found = {(m.diagnosis.mistake, m.diagnosis.layer): m for m in own}
+    for match in through_right:
+        key, d = (match.diagnosis.mistake, match.diagnosis.layer), match.diagnosis
+        if key not in found or d.max_abs_error < found[key].diagnosis.max_abs_error:
+            found[key] = Match(Diagnosis(d.mistake, d.layer, d.max_abs_error, f"{d.message} {note}"),
+                               match.node, match.rank)
+    return sorted(found.values(), key=lambda match: match.rank)
 
 
 def _carried(chain, node, steps, start, recomputed, tolerance, expectation) -> np.ndarray:

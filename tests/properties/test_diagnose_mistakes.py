@@ -736,3 +736,45 @@ def test_l2_penalty_missing_from_a_parameter_gradient():
         if done == NETWORKS:
             return
     pytest.fail(f"only {done} networks")
+
+
+def typo_below(model, k: int) -> int | None:
+    """A layer j < k whose backward reads its one input, a layer's output (so the user may print it
+    wrong): the nearest to k; None when there is none."""
+    net = model.network
+    for j in range(k - 1, 0, -1):
+        if not net.layers[j].joins and net.reads[j][0] > 0 and net.layers[j].kind != "flatten":
+            return j
+    return None
+
+
+def test_a_typo_in_a_printed_forward_value_hides_no_mistake():
+    """The activation's derivative forgotten at layer k, every gradient handed over, and the input
+    of a layer j below it printed with one entry wrong (−v − 1), the gradients computed from the
+    right one: the mistake is still named where made, every other wrong gradient (those below, through
+    j's backward) propagated, none introduced with no mistake."""
+    done = 0
+    for model, k in networks(inner(("relu", "leaky_relu", "sigmoid", "tanh")), seed=31):
+        j = typo_below(model, k)
+        if j is None:
+            continue
+        values, forward_values = torch_values(model, at=k, rule=lambda x, p, g, right, seen: {"x": g})
+        quantity, right = below(model, k), model.values()
+        if np.allclose(values[quantity], right[quantity], rtol=1e-5, atol=1e-8 * max(1, np.abs(right[quantity]).max())):
+            continue
+        typo = model.network.value_name(model.network.reads[j][0])
+        printed = forward_values[typo].copy()
+        entry = np.unravel_index(np.argmax(np.abs(printed)), printed.shape)
+        printed[entry] = -printed[entry] - 1.0
+        result = diagnose(model, {typo: printed, **values})
+        entries = {e.quantity: e for e in result.expect}
+        assert entries[quantity].origin == "introduced"
+        assert "activation-derivative-missing" in best_ids(entries[quantity]), entries[quantity].diagnosis
+        for other in result.expect:
+            if other.quantity not in (typo, quantity) and not other.passed:
+                assert other.origin == "propagated", (other.quantity, other.origin, other.diagnosis)
+        assert result.first_wrong == typo
+        done += 1
+        if done == NETWORKS:
+            return
+    pytest.fail(f"only {done} networks")
