@@ -32,4 +32,4 @@ def diagnose(model: Model, values: Mapping[str, np.ndarray], *,
     first_wrong, layer = (None, None) if all(r.passed for r in results) else \
         explain_failures(model, expectations, results)
     return SpecResult(spec=model.path, name=model.name, passed=all(r.passed for r in results),
-                      expect=results, first_wrong=first_wrong, first_wrong_layer=layer)
+                      expect=results, first_wrong=first_wrong, first_wrong_layer=layer, notes=list(model.notes))

@@ -441,7 +441,7 @@ def check_model(model: Model, *, eps: float | None = None, rtol: float | None = 
     return SpecResult(spec=model.path, name=model.name, passed=passed, gradients=gradients,
                       expect=expectations, deltas=delta_results,
                       faulty_layer=faulty_layer(model, gradients, delta_results), first_wrong=first_wrong,
-                      first_wrong_layer=first_wrong_layer)
+                      first_wrong_layer=first_wrong_layer, notes=list(model.notes))
 
 
 def deltas_fit_after_failure(model: Model, gradients: list[QuantityResult], work: float, fast: bool,

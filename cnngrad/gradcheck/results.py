@@ -188,13 +188,13 @@ class SpecResult(Record):
     """Everything ``check`` found for one spec file."""
 
     __slots__ = ("spec", "name", "passed", "gradients", "expect", "deltas", "faulty_layer", "error",
-                 "first_wrong", "first_wrong_layer")
+                 "first_wrong", "first_wrong_layer", "notes")
 
     def __init__(self, spec: str, name: str | None, passed: bool,
                  gradients: list[QuantityResult] | None = None, expect: list[ExpectResult] | None = None,
                  deltas: list[QuantityResult] | None = None, faulty_layer: str | None = None,
                  error: str | None = None, first_wrong: str | None = None,
-                 first_wrong_layer: str | None = None):
+                 first_wrong_layer: str | None = None, notes: list[str] | None = None):
         self.spec, self.name, self.passed = spec, name, passed
         self.gradients = [] if gradients is None else gradients
         self.expect = [] if expect is None else expect
@@ -203,6 +203,7 @@ class SpecResult(Record):
         self.error = error                 # the spec could not be run (the one-line error)
         self.first_wrong = first_wrong     # the first quantity where a wrong expect value's error entered
         self.first_wrong_layer = first_wrong_layer   # the layer whose step made it ("loss": the loss's)
+        self.notes = [] if notes is None else notes  # the spec's, as forward shows them (Model.notes)
 
     def without_entries(self) -> "SpecResult":
         """The same result with each gradient's and delta's entries left out (what a total line and

@@ -65,9 +65,10 @@ def forward_fragment(report, precision: int) -> str:
 
 
 def backward_fragment(report, precision: int) -> str:
-    """The heading, the network strip, the loss, then ∂E/∂ everything, loss to input, as heatmaps."""
+    """The heading, the network strip, the loss and notes, then ∂E/∂ everything, loss to input, as heatmaps."""
     parts = [_heading(rows.heading(report.spec, report.name)), _network(report),
              _paragraph(rows.loss_text(report.loss_kind, report.loss, precision), "font-weight:bold")]
+    parts += [_paragraph(note, "color:#a07000") for note in report.notes]
     parts += [_quantity(gradient_of(name), gradient_of(name), gradient, precision)
               for name, gradient in report.gradients.items()]
     parts += [_quantity(rows.update_title(param, report.lr), param, value, precision)

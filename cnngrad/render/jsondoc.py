@@ -35,7 +35,7 @@ def backward(report: BackwardReport, precision: int | None = None, full: bool = 
     """Gradients keyed by their quantity names (``grad.conv1.kernel``), as ``expect`` and
     ``explain`` name them; ``updated`` keys the parameters themselves (``conv1.kernel``)."""
     gradients = {gradient_of(name): values for name, values in report.gradients.items()}
-    doc = {"spec": report.spec, "loss": report.loss, "gradients": gradients}
+    doc = {"spec": report.spec, "loss": report.loss, "gradients": gradients, "notes": report.notes}
     if report.lr is not None:
         doc["lr"] = report.lr
         doc["updated"] = report.updates

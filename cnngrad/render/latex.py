@@ -76,6 +76,7 @@ def forward(report: ForwardReport, precision: int, full: bool = True) -> str:
 
 def backward(report: BackwardReport, precision: int, full: bool = True) -> str:
     blocks = [HEADER, _title(report.spec, report.name), _loss(report.loss, report.loss_kind, precision)]
+    blocks += [_line(note) for note in report.notes]
     for quantity, gradient in report.gradients.items():
         blocks += _quantity(_partial(quantity), gradient_of(quantity), gradient, precision)
     if report.updates:

@@ -44,6 +44,7 @@ def forward(report: ForwardReport, precision: int, full: bool = True) -> str:
 def backward(report: BackwardReport, precision: int, full: bool = True) -> str:
     blocks = [f"# {_heading(report.spec, report.name)}",
               _loss(report.loss, report.loss_kind, precision)]
+    blocks += [_cell(note) for note in report.notes]
     for quantity, gradient in report.gradients.items():
         blocks += _quantity(gradient_of(quantity), gradient_of(quantity), gradient, precision)
     for param, value in report.updates.items():

@@ -57,16 +57,18 @@ class ForwardReport(Record):
 
 class BackwardReport(Record):
     """``gradients`` maps docs/reference.md §2 names without ``grad.`` to ∂E/∂ that, ordered from the loss back
-    to the input; ``updates`` maps each parameter to θ − η·∂E/∂θ when a learning rate was given."""
+    to the input; ``updates`` maps each parameter to θ − η·∂E/∂θ when a learning rate was given;
+    ``notes`` are the spec's, as forward shows them (an activation applied twice)."""
 
-    __slots__ = ("spec", "name", "loss", "loss_kind", "gradients", "lr", "updates")
+    __slots__ = ("spec", "name", "loss", "loss_kind", "gradients", "lr", "updates", "notes")
 
     def __init__(self, spec: str, name: str | None, loss: float | None, loss_kind: str | None,
                  gradients: dict[str, np.ndarray], lr: float | None = None,
-                 updates: dict[str, np.ndarray] | None = None):
+                 updates: dict[str, np.ndarray] | None = None, notes: list[str] | None = None):
         self.spec, self.name, self.loss, self.loss_kind = spec, name, loss, loss_kind
         self.gradients, self.lr = gradients, lr
         self.updates = {} if updates is None else updates
+        self.notes = [] if notes is None else notes
 
     def _repr_html_(self) -> str:
         """Heatmap tables in a notebook (``render.html``)."""
@@ -109,7 +111,7 @@ def backward_report(model: Model, values: dict[str, np.ndarray], lr: float | Non
     gradients["input"] = values[gradient_of("input")]
     return BackwardReport(spec=model.path, name=model.name, loss=_loss(values),
                           loss_kind=_loss_kind(model), gradients=gradients, lr=lr,
-                          updates=updates or {})
+                          updates=updates or {}, notes=list(model.notes))
 
 
 def _param_names(name: str, layer) -> list[str]:

@@ -182,7 +182,9 @@ def unverified(result) -> bool:
 
 def check_blocks(result):
     """What a spec's check shows, in order, as format-free blocks (``render.blocks``) for a renderer
-    to lay out: tables, notes, problems (a failed expect's detail) and the verdict."""
+    to lay out: the spec's notes, tables, notes, problems (a failed expect's detail) and the verdict."""
+    for note in result.notes:
+        yield Note(note)
     yield from _gradient_blocks(result)
     if result.expect:
         yield from _expect_blocks(result)

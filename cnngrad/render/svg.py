@@ -62,9 +62,10 @@ def forward(report, precision: int, full: bool = True) -> str:
 
 
 def backward(report, precision: int, full: bool = True) -> str:
-    """The strip, then ∂E/∂ every layer's output and parameter, loss to input, as heatmaps."""
+    """The strip, the loss and notes, then ∂E/∂ every layer's output and parameter, loss to input, as heatmaps."""
     blocks = [_line(rows.heading(report.spec, report.name), "title"), strip(_backward_boxes(report)),
               _line(rows.loss_text(report.loss_kind, report.loss, precision), "head")]
+    blocks += [_line(note, "dim") for note in report.notes]
     blocks += [_quantity(gradient_of(name), gradient_of(name), gradient, precision)
                for name, gradient in report.gradients.items()]
     blocks += [_quantity(rows.update_title(param, report.lr), param, value, precision)

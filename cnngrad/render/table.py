@@ -96,6 +96,7 @@ def backward(report: BackwardReport, precision: int, full: bool = False) -> str:
     room = fit.budget(full)
     parts = [Text(rows.heading(report.spec, report.name), style="bold"),
              _loss(report.loss, report.loss_kind, precision)]
+    parts += [Text(printable(note), style="yellow") for note in report.notes]
     for quantity, gradient in report.gradients.items():
         parts += _quantity(gradient_of(quantity), gradient_of(quantity), gradient, precision, room)
     for param, value in report.updates.items():

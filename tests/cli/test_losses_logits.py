@@ -318,3 +318,26 @@ def test_no_note_where_each_activation_is_applied_once(tmp_path, last, loss):
     forward = run_text(tmp_path, text, "forward", "--format", "json")
     assert forward.exit_code == 0, forward.stderr
     assert json.loads(forward.stdout)["notes"] == []
+
+
+@pytest.mark.parametrize("command", ["check", "backward"])
+def test_check_and_backward_carry_the_note_too(tmp_path, command):
+    """The gradients of softmax applied twice all pass their check (they are the network's as
+    written), so `check` and `backward`, which most users run, must say it as forward does."""
+    text = (f"input: {{random: {{shape: [2, 2, 2], seed: 0}}}}\nlayers:\n  - softmax\n"
+            f"loss: {{cross_entropy: {{from: logits}}}}\ntarget: {TARGET}\n")
+    note = "softmax1 is a softmax, and cross_entropy from logits applies softmax again"
+    as_json = run_text(tmp_path, text, command, "--format", "json")
+    assert as_json.exit_code == 0, as_json.stderr
+    document = json.loads(as_json.stdout)
+    notes = document["specs"][0]["notes"] if command == "check" else document["notes"]
+    assert len(notes) == 1 and notes[0].startswith(note), notes
+    for fmt in ("table", "markdown"):
+        shown = run_text(tmp_path, text, command, "--format", fmt)
+        assert shown.exit_code == 0 and note in " ".join(shown.stdout.split()), shown.stdout
+
+
+def test_check_json_has_no_notes_where_there_are_none(tmp_path):
+    text = f"input: {{random: {{shape: [2, 2, 2], seed: 0}}}}\nlayers:\n  - softmax\nloss: cross_entropy\ntarget: {TARGET}\n"
+    checked = run_text(tmp_path, text, "check", "--format", "json")
+    assert json.loads(checked.stdout)["specs"][0]["notes"] == []
