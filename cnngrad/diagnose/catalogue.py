@@ -361,6 +361,20 @@ def _l2_factor(site):
         yield site.right + penalty, f"the penalty written 2λΣθ²; l2: {lam:g} adds λΣθ²"
 
 
+def _l2_averaged(site):
+    """With ``reduction: mean``, the L2 penalty averaged with the examples' losses: (Σ losses +
+    λΣθ²)/N, and 2λθ/N in the gradient (the division by N placed after the penalty was added)."""
+    network = site.chain.network
+    penalty = _penalty_part(site)
+    if penalty is None or not np.any(penalty) or network.batch < 2 or network.loss.reduction != "mean":
+        return
+    n = network.batch
+    what = "penalty's gradient 2λθ" if site.step.kind == "param-grad" else "penalty λΣθ²"
+    yield site.right - penalty + penalty / n, (f"the {what} divided by N = {n} with the examples' losses "
+                                               f"(1/{n} of it): reduction: mean averages the data loss alone, "
+                                               f"the penalty is added after")
+
+
 def _bn_constant_statistics(site):
     """Batch norm's input gradient with its batch statistics taken as constants: dx = γ δ / σ (μ
     and σ² both), or the closed form (γ/σ)(δ − mean δ − x̂ mean(δ x̂)) without the term of σ²
@@ -529,6 +543,7 @@ CATALOGUE = (
     Mistake("sigmoid-bce-target-not-subtracted", ("loss-grad", "input-grad"), None, _bce_target_not_subtracted),
     Mistake("l2-penalty-missing", ("loss", "penalty", "param-grad"), None, _l2_missing),
     Mistake("l2-penalty-factor-off-by-2", ("loss", "penalty", "param-grad"), None, _l2_factor),
+    Mistake("l2-penalty-averaged", ("loss", "param-grad"), None, _l2_averaged),
     Mistake("rounded-upstream", ANY, None, _rounded, at_quantity=True),
     Mistake("sign-flipped", ANY, None, _sign, at_quantity=True),
     Mistake("scaled", ANY, None, _scaled, at_quantity=True),

@@ -14,7 +14,10 @@ import json
 import numpy as np
 import pytest
 
+from helpers import ROOT
 from helpers.cli import invoke
+
+CONFIGS = ROOT / "configs"
 
 TANH_NET = """\
 input: [0.5, -1.2, 0.8, 0.3]
@@ -127,6 +130,70 @@ def test_l2_controls_a_doubled_gradient_and_an_unexplained_penalty(tmp_path):
     _, _, entries = run(tmp_path, TANH_NET.replace("LAMBDA", str(lam)), l2_values(lam, 3, 3))
     assert entries["grad.fc1.weights"]["diagnosis"] == [] and entries["loss"]["diagnosis"] == []
     assert entries["grad.fc1.weights"]["origin"] == "introduced"
+
+
+def cs231n_values(penalty_divisor: float) -> tuple[str, dict]:
+    """The CS231n batch of 2 (mean, reg 0.1 · ΣW²) with its published numbers, the penalty and its
+    gradient 2·reg·W divided by ``penalty_divisor`` (1 is right; 2 = N: averaged with the examples,
+    (Σ losses + reg·ΣW²)/N, a student's loss /= N placed after the penalty was added)."""
+    spec = (CONFIGS / "cs231n_softmax_batch_mean_l2.yaml").read_text()
+    spec = spec[:spec.index("expect:")]
+    weights = np.array([[0.2, -0.5, 0.1], [1.5, 1.3, 2.1], [0.0, 0.25, 0.2]])
+    right = np.array([[-0.15796579, 0.60503683, -0.88300263], [0.91347220, 0.43944798, 0.85402422],
+                      [-0.41550640, -0.83448481, 0.50897841]])
+    penalty_grad = 2 * 0.1 * weights
+    return spec, {"loss": np.array(2.02000043 + 0.87525 / penalty_divisor),
+                  "grad.fc1.weights": right - penalty_grad + penalty_grad / penalty_divisor}
+
+
+def test_l2_penalty_averaged_over_two_examples_is_also_half_the_penalty(tmp_path):
+    """With N = 2, (Σ losses + λΣθ²)/2 gives the numbers of ½λΣθ² too: both ids are listed."""
+    spec, values = cs231n_values(2)
+    code, _, entries = run(tmp_path, spec, values)
+    assert code == 1
+    for quantity in ("loss", "grad.fc1.weights"):
+        assert {"l2-penalty-averaged", "l2-penalty-factor-off-by-2"} <= set(ids(entries[quantity]))
+
+
+BATCH4_NET = """\
+batch: 4
+input: [[1.0, 2.0, -1.0], [0.5, -1.5, 2.0], [-0.3, 0.8, 1.1], [2.0, 0.1, -0.7]]
+layers:
+  - fc: {weights: [[0.2, -0.5, 0.1], [1.5, 1.3, 2.1], [0.0, 0.25, 0.2]], bias: [0.1, 0, -0.1]}
+loss: {cross_entropy: {from: logits, reduction: mean}}
+target: [2, 0, 1, 1]
+regularization: {l2: 0.1, params: [fc1.weights]}
+"""
+
+
+def test_l2_penalty_averaged_with_four_examples(tmp_path):
+    """By hand in numpy, a student's loop: loss = (Σ −log p_y + reg·ΣW²) / N, dW = (Σ (p − y) xᵀ + 2·reg·W) / N."""
+    x = np.array([[1.0, 2.0, -1.0], [0.5, -1.5, 2.0], [-0.3, 0.8, 1.1], [2.0, 0.1, -0.7]])
+    w = np.array([[0.2, -0.5, 0.1], [1.5, 1.3, 2.1], [0.0, 0.25, 0.2]])
+    b, y, reg, n = np.array([0.1, 0.0, -0.1]), [2, 0, 1, 1], 0.1, 4
+    loss, dw = reg * np.sum(w ** 2), 2 * reg * w
+    for xi, yi in zip(x, y):
+        z = w @ xi + b
+        p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+        loss -= np.log(p[yi])
+        p[yi] -= 1
+        dw = dw + np.outer(p, xi)
+    code, _, entries = run(tmp_path, BATCH4_NET, {"loss": np.array(loss / n), "grad.fc1.weights": dw / n})
+    assert code == 1
+    for quantity, layer in (("loss", None), ("grad.fc1.weights", "fc1")):
+        best = assert_named(entries, quantity, "l2-penalty-averaged", layer)
+        assert "1/4" in best["message"], best["message"]
+        assert "l2-penalty-factor-off-by-2" not in ids(entries[quantity])
+
+
+def test_l2_penalty_averaged_controls(tmp_path):
+    """The published values get no diagnosis; a penalty divided by 3 (not N = 2) is not called averaged."""
+    spec, values = cs231n_values(1)
+    assert_right(*run(tmp_path, spec, values)[::2])
+    spec, values = cs231n_values(3)
+    _, _, entries = run(tmp_path, spec, values)
+    for quantity in ("loss", "grad.fc1.weights"):
+        assert "l2-penalty-averaged" not in ids(entries[quantity]), entries[quantity]["diagnosis"]
 
 
 # --- batch norm -------------------------------------------------------------------------------
