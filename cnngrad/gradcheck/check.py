@@ -209,14 +209,7 @@ def balanced(signs: np.ndarray, gradient: np.ndarray, target: float) -> None:
     if not np.isfinite(total) or abs(total) <= target:
         return
     excess = abs(total) - target
-    size = min(len(signs), 1024)
-    while True:
-        parts = signs[:size] * gradient[:size]
-        pulling = np.flatnonzero(parts > 0 if total > 0 else parts < 0)   # a flip moves the sum 2|part| toward 0
-        moved = np.cumsum(2.0 * np.abs(parts[pulling]))
-        if size == len(signs) or len(moved) and moved[-1] >= excess:
-            break
-        size = min(len(signs), 4 * size)
+    size, pulling, moved = _pulling(signs, gradient, total > 0, excess)
     count = int(np.searchsorted(moved, excess))
     if count < len(moved) and (count == 0 or moved[count] - excess < excess - moved[count - 1]):
         count += 1                                  # overshooting a little leaves it nearer
@@ -227,6 +220,20 @@ def balanced(signs: np.ndarray, gradient: np.ndarray, target: float) -> None:
     best = int(np.argmin(np.abs(rest - change)))
     if abs(rest - change[best]) < abs(rest):
         signs[best] *= -1.0
+
+
+def _pulling(signs: np.ndarray, gradient: np.ndarray, positive: bool, excess: float):
+    """(size, pulling, moved): the fewest leading entries (1024, 4096, … or all) among which those
+    pulling Σ signs·∇E away from 0 (``pulling``, its sign ``positive``) can together move it by
+    ``excess``; ``moved[k]`` is what flipping the first k + 1 of them takes off (2|part| each)."""
+    size = min(len(signs), 1024)
+    while True:
+        parts = signs[:size] * gradient[:size]
+        pulling = np.flatnonzero(parts > 0 if positive else parts < 0)
+        moved = np.cumsum(2.0 * np.abs(parts[pulling]))
+        if size == len(signs) or len(moved) and moved[-1] >= excess:
+            return size, pulling, moved
+        size = min(len(signs), 4 * size)
 
 
 class Directions:
