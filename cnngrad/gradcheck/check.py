@@ -305,18 +305,28 @@ def check_directions(evaluator: Evaluator, probes: list[Probe], user_shapes, eps
     results = [None] * len(probes)
     for start in dict.fromkeys(probe.start for probe in probes):
         members = [k for k, probe in enumerate(probes) if probe.start == start]
-        parts = [along[k] for k in members]
-        regularized = any(part.probe.penalty is not None for part in parts)
-        diffs = central_differences(evaluator, start, np.repeat([part.step for part in parts], DIRECTIONS),
-                                    together(parts, "perturbed"),
-                                    penalty=together(parts, "penalty") if regularized else None)
-        for m, k in enumerate(members):
-            own = diffs.along(np.arange(m * DIRECTIONS, (m + 1) * DIRECTIONS), np.ones(DIRECTIONS))   # factor 1: as they are
-            probe, part = probes[k], along[k]
-            zero = zero_gradient(evaluator, probe, eps, part.step)
-            results[k] = judge(probe.quantity, user_shapes[k], part.analytic, own,
-                               (DIRECTIONS,), rtol, atol, method="fast", zero=zero,
-                               significant=significant_gradient(evaluator, probe, zero))
+        judged = _judge_together(evaluator, [along[k] for k in members], [user_shapes[k] for k in members],
+                                 eps, rtol, atol)
+        for k, result in zip(members, judged):
+            results[k] = result
+    return results
+
+
+def _judge_together(evaluator: Evaluator, parts: list[Directions], user_shapes, eps, rtol,
+                    atol) -> list[QuantityResult]:
+    """The directional checks of ``parts``, quantities whose copies start at the same layer: their
+    copies run as one batch, each quantity judged on its own ``DIRECTIONS`` of them."""
+    regularized = any(part.probe.penalty is not None for part in parts)
+    diffs = central_differences(evaluator, parts[0].probe.start, np.repeat([part.step for part in parts], DIRECTIONS),
+                                together(parts, "perturbed"),
+                                penalty=together(parts, "penalty") if regularized else None)
+    results = []
+    for m, (part, user_shape) in enumerate(zip(parts, user_shapes)):
+        own = diffs.along(np.arange(m * DIRECTIONS, (m + 1) * DIRECTIONS), np.ones(DIRECTIONS))   # factor 1: as they are
+        zero = zero_gradient(evaluator, part.probe, eps, part.step)
+        results.append(judge(part.probe.quantity, user_shape, part.analytic, own, (DIRECTIONS,), rtol, atol,
+                             method="fast", zero=zero,
+                             significant=significant_gradient(evaluator, part.probe, zero)))
     return results
 
 
