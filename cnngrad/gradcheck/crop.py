@@ -20,7 +20,7 @@ rounding depends on the width of the matrix (a column's bits differ between widt
 is cropped only where that takes at most ``CONV_PAYS`` of its whole run's multiply-adds: there the
 saving is large, and the losses agree with the plain path's to rounding (the numeric derivatives
 within the check's own allowance for rounding, ``Differences.noise``; tests/unit/test_crop.py). A
-conv whose box holds fewer entries per channel than its kernel has taps runs on the box's change
+conv whose box holds no more entries per channel than its kernel has taps runs on the box's change
 (``increment.ConvBox``), which rounds on its own, within the same allowance (tests/unit/test_increment.py).
 """
 from __future__ import annotations
