@@ -201,17 +201,23 @@ def sharp_directions(rng: np.random.Generator, gradient: np.ndarray) -> tuple[np
 
 
 def balanced(signs: np.ndarray, gradient: np.ndarray, target: float) -> None:
-    """Flip signs (entries ±u, in place) so that Σ signs·∇E, if beyond ±``target``, comes to about
-    ±``target`` (its sign kept): the entries pulling it away from 0 are flipped in index order until
-    their doubled parts make up the excess, then the one entry whose flip leaves it nearest, if that
-    helps. Only as many leading entries are visited as that needs (a few hundred of fc1's 48,000)."""
+    """Flip signs (entries ±u, in place) so that Σ signs·∇E, if beyond ±``target``, comes to within
+    ``target`` of ±``target`` (its sign kept): the entries pulling it away from 0 by at most
+    ``target`` are flipped in index order until their doubled parts make up the excess (stopping
+    before the last if that is nearer), then the one entry whose flip leaves it nearest, if that
+    helps. A large entry is not flipped (it would overshoot to about −its part) unless the small
+    ones cannot make up the excess. Only as many leading entries are visited as that needs (a few
+    hundred of fc1's 48,000)."""
     total = float(signs @ gradient)
     if not np.isfinite(total) or abs(total) <= target:
         return
     excess = abs(total) - target
-    size, pulling, moved = _pulling(signs, gradient, total > 0, excess)
+    size, pulling, moved = _pulling(signs, gradient, total > 0, excess, target)
+    if not len(moved) or moved[-1] < excess:     # too few small entries: any that pull
+        size, pulling, moved = _pulling(signs, gradient, total > 0, excess, np.inf)
     count = int(np.searchsorted(moved, excess))
-    if count < len(moved) and (count == 0 or moved[count] - excess < excess - moved[count - 1]):
+    before = moved[count - 1] if count else 0.0
+    if count < len(moved) and moved[count] - excess < excess - before:
         count += 1                                  # overshooting a little leaves it nearer
     signs[pulling[:count]] *= -1.0
     aim = np.sign(total) * target
@@ -222,14 +228,15 @@ def balanced(signs: np.ndarray, gradient: np.ndarray, target: float) -> None:
         signs[best] *= -1.0
 
 
-def _pulling(signs: np.ndarray, gradient: np.ndarray, positive: bool, excess: float):
+def _pulling(signs: np.ndarray, gradient: np.ndarray, positive: bool, excess: float, largest: float):
     """(size, pulling, moved): the fewest leading entries (1024, 4096, … or all) among which those
-    pulling Σ signs·∇E away from 0 (``pulling``, its sign ``positive``) can together move it by
-    ``excess``; ``moved[k]`` is what flipping the first k + 1 of them takes off (2|part| each)."""
+    pulling Σ signs·∇E away from 0 (its sign ``positive``) by at most ``largest`` (``pulling``) can
+    together move it by ``excess``; ``moved[k]`` is what flipping the first k + 1 of them takes off
+    (2|part| each)."""
     size = min(len(signs), 1024)
     while True:
         parts = signs[:size] * gradient[:size]
-        pulling = np.flatnonzero(parts > 0 if positive else parts < 0)
+        pulling = np.flatnonzero((parts > 0 if positive else parts < 0) & (np.abs(parts) <= largest))
         moved = np.cumsum(2.0 * np.abs(parts[pulling]))
         if size == len(signs) or len(moved) and moved[-1] >= excess:
             return size, pulling, moved
