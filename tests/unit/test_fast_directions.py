@@ -20,7 +20,7 @@ def balanced_sizes(gradient: np.ndarray, seed: int) -> np.ndarray:
 @pytest.mark.parametrize("seed", range(10))
 @pytest.mark.parametrize("dominant", [0, 5, 700])
 def test_a_gradient_with_one_dominant_entry_is_balanced_too(seed, dominant):
-    """One entry of 1 among 999 of 1e-3 (a bias beside small weights): the balance is reached by
+    """One entry of 1 among 999 of 1e-3 (most of the norm in one entry): the balance is reached by
     flipping small entries (|∇E·v| can be as small as 0.001/√size), not by flipping the large one,
     which overshoots to about 32 times the aim."""
     gradient = np.full(1000, 1e-3)
