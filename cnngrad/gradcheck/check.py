@@ -202,7 +202,8 @@ def sharp_directions(rng: np.random.Generator, gradient: np.ndarray) -> tuple[np
 
 def balanced(signs: np.ndarray, gradient: np.ndarray, target: float) -> None:
     """Flip signs (entries ±u, in place) so that Σ signs·∇E, if beyond ±``target``, comes to within
-    ``target`` of ±``target`` (its sign kept): the entries pulling it away from 0 by at most
+    ``target`` of ±``target`` (its sign kept) where entries of at most ``target`` can make up the
+    excess, else as near as flips in index order come: the entries pulling it away from 0 by at most
     ``target`` are flipped in index order until their doubled parts make up the excess (stopping
     before the last if that is nearer), then the one entry whose flip leaves it nearest, if that
     helps. A large entry is not flipped (it would overshoot to about −its part) unless the small

@@ -1,6 +1,6 @@
 """--fast's balanced directions (``check.sharp_directions``): |∇E·v| comes to about ``SHARP`` of its
-usual ‖∇E‖₂/√size whatever the gradient, the size on which their certain catch of a one-entry error
-rests (reference §5, --fast)."""
+usual ‖∇E‖₂/√size (at most twice that) wherever entries below ‖∇E‖₂/32 can make that up, the
+size on which their certain catch of a one-entry error rests (reference §5, --fast)."""
 from __future__ import annotations
 
 import numpy as np
