@@ -184,7 +184,7 @@ def sharp_directions(rng: np.random.Generator, gradient: np.ndarray) -> tuple[np
     weight |v_entry| is 1/√size in every direction, whatever the signs; with normal entries it is
     random, and ∇E·v with it. A balanced direction therefore catches, for certain (whichever entry,
     whatever the seed), every one-entry error with |e| > rtol·``SHARP``·‖∇E‖₂ + (atol + noise)·√size
-    (to first order in rtol): any of LeNet-5's three largest fc1 weights off by ±1e-6, which normal
+    (to first order in rtol; at most twice the rtol part, where ``balanced`` can reach its aim): any of LeNet-5's three largest fc1 weights off by ±1e-6, which normal
     directions caught in 38 of 60 such cases (seeds 0–9). The half kept as drawn, of the usual
     |∇E·v| (the same spread as with normal entries), see a gradient off by a factor, an error
     relative to ∇E·v itself, farthest above the noise. Signs come from random bits: LeNet-5's
