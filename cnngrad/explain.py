@@ -123,7 +123,7 @@ def _entry(model: Model, text: str) -> tuple[str, tuple[int, ...]]:
 
 def _not_a_gradient(text: str, known: dict) -> str:
     """What to write instead of a value (``conv1[0,1]``, ``loss``): its gradient's entry, or for
-    the loss (which has no ∂E/∂ of its own to explain) where its value and formula are."""
+    the loss or a part of it (which have no ∂E/∂ of their own to explain) where its value is."""
     name, written = quantities.split(text)
     gradient = quantities.gradient_of(name)
     if gradient in known:
@@ -134,6 +134,9 @@ def _not_a_gradient(text: str, known: dict) -> str:
     if name == "target":
         return "explain takes a gradient entry, and the target has none: it is given, not computed"
     output = quantities.label("grad.output", (0,) * len(known["grad.output"]) or None)
+    if name != "loss":      # the penalty, the data loss, an example's loss: parts of it
+        return (f"explain takes a gradient entry: {text} itself is printed by `cnngrad forward`, and the "
+                f"loss's gradient at the output by explain SPEC '{output}'")
     return ("explain takes a gradient entry: the loss E itself is printed by `cnngrad forward` (its "
             f"formula: docs/reference.md §3), and its gradient at the output by explain SPEC '{output}'")
 

@@ -20,7 +20,7 @@ rounding depends on the width of the matrix (a column's bits differ between widt
 is cropped only where that takes at most ``CONV_PAYS`` of its whole run's multiply-adds: there the
 saving is large, and the losses agree with the plain path's to rounding (the numeric derivatives
 within the check's own allowance for rounding, ``Differences.noise``; tests/unit/test_crop.py). A
-conv whose box holds fewer entries per channel than its kernel has taps runs on the box's change
+conv whose box holds no more entries per channel than its kernel has taps runs on the box's change
 (``increment.ConvBox``), which rounds on its own, within the same allowance (tests/unit/test_increment.py).
 """
 from __future__ import annotations
@@ -135,29 +135,47 @@ def _leg(network: Network, index: int, box: tuple[int, int], one_channel: bool) 
     """Layer ``index`` run cropped by copies moving a box of ``box`` into it, or None where cropping
     stops paying: a conv whose cropped run takes more than ``CONV_PAYS`` of its whole run's
     multiply-adds, or a box that is the whole map. A conv runs on the box's change (``linear``) where
-    the box holds fewer entries per channel than the kernel has taps, so that costs less than the
-    window's own product."""
+    the box holds no more entries per channel than the kernel has taps, so that costs no more than
+    the window's own product (``_conv_on_change``)."""
     layer, out_shape = network.layers[index], network.out_shapes[index]
     channels = network.in_shapes[index][0] if isinstance(layer, Conv) or not one_channel else 1
-    linear = False
     if isinstance(layer, (Conv, Pool)):
-        window = Window(layer)
-        box_out = _box_out(window, box, out_shape)
-        if isinstance(layer, Conv):
-            taps = layer.size[0] * layer.size[1]
-            linear = box[0] * box[1] <= taps
-            # (box entries in, or kernel taps × channels) per output entry, against the whole map's
-            per_output = box[0] * box[1] * (1 if one_channel else channels) if linear else taps * channels
-            if per_output * box_out[0] * box_out[1] > CONV_PAYS * taps * channels * out_shape[1] * out_shape[2]:
-                return None
-        shape = (channels,) + tuple(window.extent(axis, box_out[axis]) for axis in (0, 1))
-        if linear:
-            shape = (1 if one_channel else channels,) + tuple(box)
+        windowed = _windowed(layer, box, channels, one_channel, out_shape)
+        if windowed is None:
+            return None
+        window, box_out, shape, linear = windowed
     else:
-        window, box_out, shape = None, box, (channels,) + tuple(box)
+        window, box_out, shape, linear = None, box, (channels,) + tuple(box), False
     if box_out[0] >= out_shape[1] and box_out[1] >= out_shape[2]:
         return None                                # the box is the whole map: nothing to save
     return Leg(index, window, box_out, one_channel, shape, linear)
+
+
+def _windowed(layer, box, channels: int, one_channel: bool, out_shape):
+    """A conv's or pool's (window, output box size, shape it runs on, ``linear``) for copies moving
+    a box of ``box``; None for a conv whose cropped run does not pay (``_conv_on_change``)."""
+    window = Window(layer)
+    box_out = _box_out(window, box, out_shape)
+    linear = _conv_on_change(layer, box, box_out, channels, one_channel, out_shape) \
+        if isinstance(layer, Conv) else False
+    if linear is None:
+        return None
+    if linear:
+        return window, box_out, (1 if one_channel else channels,) + tuple(box), True
+    return window, box_out, (channels,) + tuple(window.extent(axis, box_out[axis]) for axis in (0, 1)), False
+
+
+def _conv_on_change(layer: Conv, box, box_out, channels: int, one_channel: bool, out_shape) -> bool | None:
+    """Whether a conv's copies moving a box of ``box`` run on the box's change (it holds no more
+    entries per channel than the kernel has taps) rather than on the window; None where either
+    costs more than ``CONV_PAYS`` of the whole run's multiply-adds."""
+    taps = layer.size[0] * layer.size[1]
+    linear = box[0] * box[1] <= taps
+    # (box entries in, or kernel taps × channels) per output entry, against the whole map's
+    per_output = box[0] * box[1] * (1 if one_channel else channels) if linear else taps * channels
+    if per_output * box_out[0] * box_out[1] > CONV_PAYS * taps * channels * out_shape[1] * out_shape[2]:
+        return None
+    return linear
 
 
 def _box_out(window: Window, box: tuple[int, int], out_shape) -> tuple[int, int]:

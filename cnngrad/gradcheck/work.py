@@ -44,13 +44,17 @@ def check_work(network: Network, wrt=(), fast: bool = False, deltas: bool = Fals
     quantities = {name: cost(runs, start, input_crop(network) if name == "input" and not fast else None)
                   for name, (runs, start) in gradient_runs(network).items()}
     layer_deltas = {name: cost(network.batch * math.prod(network.out_shapes[k]), k + 1,
-                               crop.copy_work(network, k + 1, (1, 1), True)
-                               if len(network.out_shapes[k]) == 3 and not fast else None)
+                               None if fast else _delta_crop(network, k))
                     for k, name in enumerate(network.names)}
     bare = [value_of(name) for name in wrt]
     chosen = sum(quantities.get(name, layer_deltas.get(name, 0.0)) for name in bare) if wrt \
         else sum(quantities.values())
     return chosen + (sum(layer_deltas.values()) if deltas else 0.0)
+
+
+def _delta_crop(network: Network, index: int):
+    """``crop.copy_work`` of layer ``index``'s delta copies (one output entry each), for a map."""
+    return crop.copy_work(network, index + 1, (1, 1), True) if len(network.out_shapes[index]) == 3 else None
 
 
 def input_crop(network: Network):

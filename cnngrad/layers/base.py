@@ -325,10 +325,7 @@ def window_max(win: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         flat = window_entries(win)
         first = flat.argmax(axis=-1)
         return np.take_along_axis(flat, first[..., None], axis=-1)[..., 0], first
-    if win.strides[2] >= kh * win.strides[4] and win.strides[3] >= kw * win.strides[5]:   # apart
-        taps = list(win.transpose(4, 5, 0, 1, 2, 3).reshape(kh * kw, *win.shape[:4]))
-    else:
-        taps = [win[..., m, n] for m in range(kh) for n in range(kw)]
+    taps = _taps(win)
     y = taps[0].copy()
     for tap in taps[1:]:
         np.maximum(y, tap, out=y)
@@ -337,9 +334,24 @@ def window_max(win: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for tap in taps[:-1]:           # first: how many taps come before the first equal to y
         found |= tap == y
         first += ~found
-    # argmax's answer where the slices' may differ: a window with a NaN (its first NaN wins), a
-    # zero maximum where some tap is −0.0 (the first zero, of either sign, wins; −0.0's bits are
-    # the least int64, so one reduction finds any)
+    _as_argmax(win, y, first)
+    return y, first
+
+
+def _taps(win: np.ndarray) -> list[np.ndarray]:
+    """The windows' taps in row-major order, each ``(B, C, Ho, Wo)``: windows that do not overlap
+    copied tap-major first (each tap one contiguous row), overlapping ones as strided slices."""
+    kh, kw = win.shape[-2:]
+    if win.strides[2] >= kh * win.strides[4] and win.strides[3] >= kw * win.strides[5]:   # apart
+        return list(win.transpose(4, 5, 0, 1, 2, 3).reshape(kh * kw, *win.shape[:4]))
+    return [win[..., m, n] for m in range(kh) for n in range(kw)]
+
+
+def _as_argmax(win: np.ndarray, y: np.ndarray, first: np.ndarray) -> None:
+    """Set ``y`` and ``first`` in place to argmax's answer where the taps' may differ: a window with
+    a NaN (its first NaN wins), a zero maximum where some tap is −0.0 (the first zero, of either
+    sign, wins; −0.0's bits are the least int64, so one reduction finds any)."""
+    kh, kw = win.shape[-2:]
     odd = np.isnan(y)
     zero = y == 0
     if zero.any() and win.view(np.int64).min() == NEGATIVE_ZERO:
@@ -349,7 +361,6 @@ def window_max(win: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         nan = np.isnan(entries)
         first[odd] = np.where(nan.any(axis=1), nan.argmax(axis=1), first[odd])
         y[odd] = entries[np.arange(len(entries)), first[odd]]
-    return y, first
 
 
 def scatter_windows(dwin: np.ndarray, padded_shape, stride, dilation=(1, 1)) -> np.ndarray:

@@ -192,15 +192,19 @@ class Pool(Layer):
         (kh, kw), out = self.size, channels * out_h * out_w
         entries = out * kh * kw
         view = kh == 1 or kw == 1 or in_shape[2] + sum(full[1]) == kw
-        if self.type == "max":
-            kept = copy + 2 * out + padded
-            forward = entries if kh * kw > SLICED_TAPS and not view else 3 * out
-        else:
-            kept = (copy if view else entries) + out + padded
-            forward = (0 if view else copy) + (2 * entries if self.type == "l2" else 0)
+        kept, forward = self._forward_memory(padded, copy, out, entries, view)
         routing = 2 if self.type == "l2" or self.ties == "split" else 1
         backward = (routing + 1) * entries + scatter_memory(padded, entries, self.stride, self.size, self.dilation)
         return kept, max(forward, backward)
+
+    def _forward_memory(self, padded: int, copy: int, out: int, entries: int, view: bool) -> tuple[int, int]:
+        """``memory``'s floats kept by the forward and its temporary ones, from the padded map's and
+        its copy's, the output's and the windows' entries (``view``: the windows are rows or columns)."""
+        if self.type == "max":
+            large = self.size[0] * self.size[1] > SLICED_TAPS and not view
+            return copy + 2 * out + padded, entries if large else 3 * out
+        kept = (copy if view else entries) + out + padded
+        return kept, (0 if view else copy) + (2 * entries if self.type == "l2" else 0)
 
     # --- explanation: the chain rule one step, for cnngrad explain
 

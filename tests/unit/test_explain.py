@@ -343,3 +343,15 @@ def test_the_readme_markdown_sample_is_the_real_output():
     result = run("explain", f"{CONFIGS}/seed001_kernel_gradient_corrected.yaml", "grad.conv1.kernel[0,1]",
                  "--precision", "10", "--format", "markdown")
     assert result.output == sample
+
+
+@pytest.mark.parametrize("quantity", ["penalty", "data_loss", "losses[1]"])
+def test_a_part_of_the_loss_instead_of_a_gradient_is_named_as_itself_not_as_the_loss(quantity):
+    """The penalty, the data loss and an example's loss are values too: the error names the one
+    asked for (not "the loss E") and where it is printed."""
+    model = load_model(f"{CONFIGS}/cs231n_softmax_batch_mean_l2.yaml")
+    with pytest.raises(CannotExplain) as caught:
+        explain(model, quantity)
+    assert str(caught.value) == (f"explain {quantity}: explain takes a gradient entry: {quantity} itself is "
+                                 "printed by `cnngrad forward`, and the loss's gradient at the output by "
+                                 "explain SPEC 'grad.output[0,0]'")
