@@ -170,8 +170,9 @@ class Evaluator:
             if base is None or cache is None:   # smooth, or not re-run (a branch the change missed)
                 continue
             moved, place = self.moved_units(layer_index, cache, ran_channels, count)
-            crossed += moved.sum(axis=1)
-            fresh = (first < 0) & moved.any(axis=1)
+            rows = np.flatnonzero(moved.any(axis=1))   # usually few: counted on them alone
+            crossed[rows] += moved[rows].sum(axis=1)
+            fresh = rows[first[rows] < 0]
             first[fresh] = offset + place[fresh] + moved[fresh].argmax(axis=1)
             offset += base.size
         return crossed, first
