@@ -69,6 +69,7 @@ class Evaluator:
         self.base_patterns = [layer.pattern(cache) for layer, cache in zip(network.layers, trace.caches)] \
             + [network.loss_pattern(trace, target)]
         self.memory_budget = memory_budget
+        self.floats_from = None   # floats one copy needs from each layer on (``copies_per_call``)
         self.flat_fcs = {}   # layer index → ``increment.FlatFC`` or None, built when first asked
         self.channel_convs = {}   # layer index → ``increment.ChannelConv`` or None, likewise
 
@@ -92,9 +93,11 @@ class Evaluator:
 
     def copies_per_call(self, start: int) -> int:
         """How many copies fit one call from layer ``start`` on within the memory budget."""
-        net = self.network
-        floats = sum(net.layers[k].work_size(net.in_shapes[k]) for k in range(start, len(net.layers)))
-        return max(1, self.memory_budget // (8 * max(floats, 1)))
+        if self.floats_from is None:   # each layer's work size asked once, not once per start layer
+            net = self.network
+            sizes = [net.layers[k].work_size(net.in_shapes[k]) for k in range(len(net.layers))] + [0]
+            self.floats_from = np.cumsum(sizes[::-1])[::-1].tolist()   # floats_from[k] = Σ_{j ≥ k} size j
+        return max(1, self.memory_budget // (8 * max(self.floats_from[start], 1)))
 
     def run(self, start: int, batch: np.ndarray, channels: np.ndarray | None = None
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -167,8 +170,9 @@ class Evaluator:
             if base is None or cache is None:   # smooth, or not re-run (a branch the change missed)
                 continue
             moved, place = self.moved_units(layer_index, cache, ran_channels, count)
-            crossed += moved.sum(axis=1)
-            fresh = (first < 0) & moved.any(axis=1)
+            rows = np.flatnonzero(moved.any(axis=1))   # usually few: counted on them alone
+            crossed[rows] += moved[rows].sum(axis=1)
+            fresh = rows[first[rows] < 0]
             first[fresh] = offset + place[fresh] + moved[fresh].argmax(axis=1)
             offset += base.size
         return crossed, first

@@ -238,7 +238,9 @@ class LayerParameter:
         return np.stack([self.layer.forward(self.x, {**self.own, self.pname: t})[0] for t in thetas])
 
     def moved(self, changes: np.ndarray) -> np.ndarray:
-        return self.rerun(self.theta + change for change in changes)
+        """The layer's output at θ + each of ``changes``, (copies, N, ...), in one call
+        (``Layer.forward_each``: conv and fc build their columns or products once for all)."""
+        return self.layer.forward_each(self.x, self.own, self.pname, self.theta + changes)
 
     def rerun_entries(self, entries: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """The output with flat entry ``entries[k]`` moved by ``steps[k]``, by re-running the layer."""

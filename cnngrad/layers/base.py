@@ -179,6 +179,12 @@ class Layer:
         overridden by layers that sum (conv, fc, average pooling) or round nothing (0: relu, max)."""
         return np.abs(y)
 
+    def forward_each(self, x: np.ndarray, params: dict[str, np.ndarray], pname: str,
+                     values: np.ndarray) -> np.ndarray:
+        """The output for each of ``values`` of parameter ``pname`` (the others as in ``params``),
+        shape ``(len(values), B, ...)``: one forward each; conv and fc batch them."""
+        return np.stack([self.forward(x, {**params, pname: value})[0] for value in values])
+
     def pattern(self, cache) -> np.ndarray | None:
         """Which smooth piece each input sits on, shape ``(B, ...)``; None for a smooth layer.
 

@@ -129,6 +129,26 @@ class Conv(Layer):
         y += bias if self.untied_bias else bias[:, None, None]
         return y, padded
 
+    def forward_each(self, x, params, pname, values):
+        """The output for each of ``values`` of the kernel or the bias, (len(values), B, D, Ho, Wo):
+        the columns built once for all kernels, each product the one ``forward`` makes (the same
+        bits); for biases the product is made once and each bias added to it."""
+        if pname == "bias":
+            y, _ = self.forward(x, {**params, "bias": np.zeros_like(params["bias"])})
+            return y[None] + (values if self.untied_bias else values[..., None, None])[:, None]
+        padded = pad_map(x, self.padding)
+        win = windows(padded, self.size, self.stride, self.dilation)
+        batch, _, out_h, out_w = win.shape[:4]
+        kernels = self.effective_kernel(values).reshape(len(values), 1, self.groups, self.filters // self.groups, -1)
+        y = np.empty((len(values), batch, self.filters, out_h, out_w))
+        out = y.reshape(len(values), batch, self.groups, -1, out_h * out_w)
+        chunk = max(1, COLUMN_CHUNK // (self.channels * self.size[0] * self.size[1] * out_h * out_w))
+        for lo in range(0, batch, chunk):
+            np.matmul(kernels, self.example_columns(win[lo:lo + chunk]), out=out[:, lo:lo + chunk])
+        bias = params["bias"]
+        y += bias if self.untied_bias else bias[:, None, None]
+        return y
+
     def backward(self, dy, cache, params):
         """The columns (rebuilt from the cached padded input) meet the deltas: ∂E/∂K in one product
         over every example and position, ∂E/∂x as the columns' gradient scattered back."""

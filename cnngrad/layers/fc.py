@@ -57,6 +57,13 @@ class FC(Layer):
     def forward(self, x, params):
         return x @ params["weights"].T + params["bias"], x
 
+    def forward_each(self, x, params, pname, values):
+        """x Wᵀ + b for each of ``values`` of W or b, (len(values), B, outputs): one stacked product
+        (each the product ``forward`` makes, so the same bits), or x Wᵀ once for the biases."""
+        if pname == "bias":
+            return (x @ params["weights"].T)[None] + values[:, None, :]
+        return np.matmul(x, values.transpose(0, 2, 1)) + params["bias"]
+
     def backward(self, dy, cache, params):
         x = cache
         # one example: ∂E/∂W is an outer product, and a broadcast multiply forms it about twice as
