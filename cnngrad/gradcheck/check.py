@@ -81,12 +81,12 @@ def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, index_
         relative = np.divide(error, scale, out=np.zeros_like(error), where=np.isfinite(scale) & (scale > tolerance))
     del scale, tolerance
     relative[~np.isfinite(error)] = np.inf
-    # a smooth entry outside its tolerance whose two step sizes disagree (``finite.UNSETTLED``) is
-    # unresolved, not failed: its differences are not yet a derivative
+    # an entry outside its tolerance, or a kink outside its bracket, whose two step sizes disagree
+    # (``finite.UNSETTLED``) is unresolved, not failed: its differences are not yet a derivative
     status = np.full(len(kink), FAIL, dtype=np.int8)
     status[ok] = OK
     status[ok & unresolved | ~ok & diffs.unsettled & measured] = UNSEEN
-    status[kinks] = np.where(kink_ok, KINK, FAIL)
+    status[kinks] = np.where(kink_ok, KINK, np.where(diffs.unsettled[kinks] & measured[kinks], UNSEEN, FAIL))
     verdicts = EntryVerdicts(tuple(index_shape), analytic, diffs.numeric, error, status, kink,
                              diffs.left, diffs.right, notable)
     verdict = "failed" if np.any(status == FAIL) else \

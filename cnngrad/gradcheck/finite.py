@@ -33,7 +33,9 @@ class Differences(Record):
     def __init__(self, numeric: np.ndarray, left: np.ndarray, right: np.ndarray, kink: np.ndarray,
                  several: np.ndarray, noise: np.ndarray, spread: np.ndarray, unsettled: np.ndarray | None = None):
         self.numeric, self.left, self.right = numeric, left, right
-        # bool: the two step sizes disagree (``UNSETTLED``), so a disagreement proves nothing
+        # bool: the two step sizes disagree (``UNSETTLED``), so a disagreement proves nothing: the
+        # central differences at h and h/2, or at a kink both one-sided quotients (a kink between
+        # h/2 and h moves the quotient on its own side only; both move where the loss bends too)
         self.unsettled = np.zeros(len(numeric), dtype=bool) if unsettled is None else unsettled
         self.kink = kink          # bool: a copy straddled a non-differentiable point
         self.several = several    # bool: the copies straddled more than one (no bracket holds then)
@@ -225,14 +227,23 @@ def central_differences(evaluator: Evaluator, start: int, h: np.ndarray, perturb
         scale = np.maximum(np.abs(losses).max(axis=0), max(abs(base), evaluator.magnitude[start]))
         rounding = ROUNDING * scale / h
         gap = np.abs(narrow - wide)
+        kink = (crossed > 0).any(axis=0)
         highest = first.max(axis=0)                                   # the units the copies crossed:
         lowest = np.where(first >= 0, first, highest).min(axis=0)     # one and the same, or several?
         return Differences(
             numeric=(4 * narrow - wide) / 3,
             left=left, right=right,
-            kink=(crossed > 0).any(axis=0),
+            kink=kink,
             several=(crossed > 1).any(axis=0) | (lowest != highest),
             noise=rounding + gap / TRUNCATION,
             spread=np.abs(left - left_wide) + np.abs(right - right_wide),
-            unsettled=(gap > UNSETTLED * np.maximum(np.abs(narrow), np.abs(wide))) & (gap > UNSETTLED_ROUNDING * rounding),
+            unsettled=np.where(kink, disagree(left, left_wide, rounding) & disagree(right, right_wide, rounding),
+                               disagree(narrow, wide, rounding)),
         )
+
+
+def disagree(at_half: np.ndarray, at_whole: np.ndarray, rounding: np.ndarray) -> np.ndarray:
+    """Two quotients of one entry, at h/2 and at h, apart by more than ``UNSETTLED`` of the larger
+    and far beyond rounding: the loss bends within one step, so they are not yet a derivative."""
+    gap = np.abs(at_half - at_whole)
+    return (gap > UNSETTLED * np.maximum(np.abs(at_half), np.abs(at_whole))) & (gap > UNSETTLED_ROUNDING * rounding)

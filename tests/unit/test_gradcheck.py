@@ -621,3 +621,56 @@ def test_l2_window_of_tiny_entries_is_a_kink_not_a_failure():
     assert [entries[i].analytic for i in ((0, 0, 0), (0, 0, 1))] == pytest.approx([0.6, 0.8], rel=1e-12)
     assert all(e.status == "kink" and sorted([e.left, e.right]) == pytest.approx([-1, 1], rel=1e-6)
                for e in entries.values())
+
+
+# A fc of zeros into a layer norm: its variance is 0, so x̂ = δ/√(var(δ) + 1e-5) saturates once the
+# fc's outputs move by about √1e-5 ≈ 3e-3, which a step of 1e-6 on a weight reading an input of
+# 3000 nearly does; the leaky ReLU after it then crosses its kink within the step.
+BENT = {"input": [3000, -2000, 1000, 500],
+        "layers": [{"fc": {"weights": [[0] * 4] * 3, "bias": [0] * 3}},
+                   {"layer_norm": {"gamma": 1.0, "beta": -1.0}},
+                   {"leaky_relu": {"slope": -0.5}},
+                   {"fc": {"weights": [[0, 1, -1], [2, 0, -1], [0, -1, 0], [-1, 0, -1]], "bias": 1.0}},
+                   "sigmoid"],
+        "loss": {"mse": {"reduction": "sum"}}, "target": [-2, 2, 1, -2]}
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_a_kink_where_the_loss_bends_within_the_step_is_unresolved_not_failed(seed):
+    """The gradients are right (the full check passes every entry; a 1000-network run found the
+    case), but along --fast's directions the one-sided quotients at h and h/2 both move by far more
+    than a tenth: the loss bends, not only kinks, within the step, so no bracket judges it."""
+    from cnngrad.api import load
+    model = load(BENT)
+    assert check_model(model).passed
+    weights = by_name(check_model(model, fast=True, seed=seed))["fc1.weights"]
+    assert weights.status == "unverified" and weights.kinks > 0
+    assert "fail" not in {e.status for e in weights.entries}
+
+
+def test_a_kink_outside_its_bracket_is_unresolved_only_where_both_quotients_move():
+    """One-sided quotients [−3.5, 0] and an analytic value of −7: a failure where the quotients held
+    between h/2 and h, unresolved where both moved (``Differences.unsettled``)."""
+    def status(unsettled):
+        diffs = Differences(numeric=np.array([-1.75]), left=np.array([0.0]), right=np.array([-3.5]),
+                            kink=np.array([True]), several=np.array([False]), noise=np.array([0.0]),
+                            spread=np.array([0.0]), unsettled=np.array([unsettled]))
+        return judge("input", (1,), np.array([-7.0]), diffs, (1,), 1e-7, 1e-10).entries[0].status
+
+    assert (status(False), status(True)) == ("fail", "unresolved")
+
+
+def test_one_sided_quotients_that_move_on_one_side_only_are_a_kink_not_a_bend():
+    """A clean kink between h/2 and h moves the quotient on its side only: still judged."""
+    from cnngrad.gradcheck.finite import disagree
+    rounding = np.array([1e-12])
+    left, left_wide = np.array([1.0]), np.array([1.0])           # no kink on the left
+    right, right_wide = np.array([1.0]), np.array([0.6])         # the kink at 0.6 h on the right
+    assert not (disagree(left, left_wide, rounding) & disagree(right, right_wide, rounding))[0]
+    assert (disagree(np.array([1.0]), np.array([0.5]), rounding) & disagree(right, right_wide, rounding))[0]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_wrong_value_at_a_kink_still_fails_with_fast(seed):
+    """relu'(0) = 2, outside [0, 1]: the unresolved rule for bending losses hides no wrong kink."""
+    assert not check_model(relu_at_zero_model(ReLUTwoAtZero), fast=True, seed=seed).passed
