@@ -69,7 +69,10 @@ class Explained(Record):
 
 
 def explain(model: Model, text: str) -> Explained:
-    """Explain the gradient entry ``text`` (``grad.conv1.kernel[0,1]``) of ``model``."""
+    """Explain the gradient entry ``text`` (``grad.conv1.kernel[0,1]``) of ``model``; without a
+    loss there is none, whatever ``text`` names (``Model.loss_missing`` says so)."""
+    if model.loss_missing is not None:
+        raise model.loss_missing
     name, index = _entry(model, text)
     trace = model.forward()
     model.loss(trace)   # an infinite loss is an error here too, with its cause

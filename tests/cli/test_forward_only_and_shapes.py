@@ -46,8 +46,10 @@ def test_forward_runs_without_loss_and_target(tmp_path):
         assert "none given" in run_text(tmp_path, text, "forward", "--format", fmt).stdout
 
 
-@pytest.mark.parametrize("command", [["backward"], ["check"], ["explain", "grad.input[0,0]"]])
+@pytest.mark.parametrize("command", [["backward"], ["check"], ["explain", "grad.input[0,0]"],
+                                     ["explain", "input"], ["explain", "relu1[0,0]"]])
 def test_the_gradient_commands_still_need_a_loss(tmp_path, command):
+    """Also for explain of a value: it said to write grad.input[0,0], which then needed the loss."""
     outcome = run_text(tmp_path, MAP + "layers: [relu]\n", command)
     assert outcome.exit_code == 2
     line, = outcome.stderr.splitlines()
