@@ -5,8 +5,9 @@ rows by a few hundred columns), so a second BLAS thread mostly waits and synchro
 the 2-core machine of the README's Performance section: one thread is 1.14× faster on LeNet-5's
 full check when the machine is quiet and 2.3× when it is loaded; --fast is 5× faster loaded; only
 wide convs (64 filters) gained from two threads (1.33×, quiet), and lost 2.4× loaded. The second
-core pays better as a second process (``check -j``). A user's own setting of any of
-``VARIABLES`` wins.
+core pays better as a second process (``check -j``): --fast's batches on two threads in one
+process saved nothing on LeNet-5 (11.8 ms wall either way, 1.7 ms more CPU; README Performance).
+A user's own setting of any of ``VARIABLES`` wins.
 """
 from __future__ import annotations
 
