@@ -15,14 +15,10 @@ import pytest
 
 from cnngrad.spec import SpecError, load_model
 from helpers.cli import run_text
+from helpers.specs import write_spec
 
 MAP = "input: [[1, 2, 3], [4, 5, 6], [7, 8, 9]]\n"
 
-
-def write(tmp_path, text: str) -> str:
-    path = tmp_path / "net.yaml"
-    path.write_text(text)
-    return str(path)
 
 
 def json_of(tmp_path, text: str, command: str = "forward") -> dict:
@@ -58,7 +54,7 @@ def test_the_gradient_commands_still_need_a_loss(tmp_path, command):
 
 def test_a_loss_without_its_target_is_still_an_error_for_forward(tmp_path):
     with pytest.raises(SpecError, match="missing key 'target'"):
-        load_model(write(tmp_path, MAP + "layers: [relu]\nloss: mse\n"))
+        load_model(write_spec(tmp_path, MAP + "layers: [relu]\nloss: mse\n"))
 
 
 # --- layers: [] ----------------------------------------------------------------------------
@@ -94,7 +90,7 @@ def test_check_passes_loss_only_examples(tmp_path, loss, target):
 def test_a_single_filter_takes_a_one_element_bias(tmp_path, kernel):
     text = MAP + f"layers:\n  - conv: {{kernel: {kernel}, bias: [0.5]}}\nloss: none\n" \
                  "upstream_grad: [[1, 2], [3, 4]]\n"
-    values = load_model(write(tmp_path, text)).values()
+    values = load_model(write_spec(tmp_path, text)).values()
     # y = x[i,j] + x[i+1,j+1] + 0.5; ∂E/∂b = Σ δ = 10, in the shape written: [10]
     np.testing.assert_array_equal(values["conv1"], [[6.5, 8.5], [12.5, 14.5]])
     assert values["conv1.bias"].shape == (1,) and values["grad.conv1.bias"].shape == (1,)
@@ -106,7 +102,7 @@ def test_a_single_filter_takes_a_one_element_bias(tmp_path, kernel):
                                        ("[[1, 2, 3]]", "got a 1×3 array")])
 def test_a_wrong_bias_says_what_was_written(tmp_path, bias, got):
     with pytest.raises(SpecError) as info:
-        load_model(write(tmp_path, MAP + f"layers:\n  - conv: {{kernel: [[1, 0], [0, 1]], bias: {bias}}}\n"))
+        load_model(write_spec(tmp_path, MAP + f"layers:\n  - conv: {{kernel: [[1, 0], [0, 1]], bias: {bias}}}\n"))
     assert got in info.value.message and "one value [b]" in info.value.message
 
 
@@ -156,5 +152,5 @@ def test_average_pool_of_huge_values_is_their_mean(tmp_path):
 
 def test_expecting_a_loss_of_a_spec_without_one_says_so(tmp_path):
     with pytest.raises(SpecError) as info:
-        load_model(write(tmp_path, MAP + "layers: [relu]\nexpect:\n  loss: 1\n"))
+        load_model(write_spec(tmp_path, MAP + "layers: [relu]\nexpect:\n  loss: 1\n"))
     assert "the spec gives no loss" in info.value.message and "loss: none" not in info.value.message

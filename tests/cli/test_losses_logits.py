@@ -13,22 +13,13 @@ import json
 import numpy as np
 import pytest
 
-from cnngrad.spec import SpecError, load_model
+from cnngrad.spec import load_model
 from helpers.cli import run_text
+from helpers.specs import write_spec, spec_error
 
 FC3 = "  - fc: {weights: [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}\n"
 
 
-def write(tmp_path, text: str, name: str = "net.yaml") -> str:
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
-
-
-def spec_error(tmp_path, text: str) -> SpecError:
-    with pytest.raises(SpecError) as info:
-        load_model(write(tmp_path, text))
-    return info.value
 
 
 def rel_err(a, b) -> float:
@@ -61,7 +52,7 @@ def test_the_issue_example_through_the_cli_is_exit_2_for_every_command(tmp_path)
 
 
 def test_with_no_layers_the_input_must_be_probabilities(tmp_path):
-    ok = load_model(write(tmp_path, "input: [0.7, 0.2, 0.1]\nlayers: []\nloss: cross_entropy\ntarget: 0\n"))
+    ok = load_model(write_spec(tmp_path, "input: [0.7, 0.2, 0.1]\nlayers: []\nloss: cross_entropy\ntarget: 0\n"))
     assert ok.values()["loss"] == pytest.approx(-np.log(0.7), rel=1e-15)
     for values, loss, words in [("[1, -2, 0.5]", "cross_entropy", ["input[1] is -2"]),
                                 ("[0.7, 0.7, 0.1]", "cross_entropy", ["sum to 1.5"]),
@@ -124,7 +115,7 @@ def test_cross_entropy_from_logits_is_torchs_cross_entropy(tmp_path, kind, scale
         soft = rng.random(n)
         soft /= soft.sum()
         for target in (int(np.argmin(z)), soft.tolist()):
-            model = load_model(write(tmp_path, spec_text(z, "cross_entropy", target)))
+            model = load_model(write_spec(tmp_path, spec_text(z, "cross_entropy", target)))
             values = model.values()
             tz = torch.tensor(z[None], dtype=torch.float64, requires_grad=True)
             tt = torch.tensor([target]) if isinstance(target, int) else torch.tensor([target], dtype=torch.float64)
@@ -145,7 +136,7 @@ def test_binary_cross_entropy_from_logits_is_torchs_with_logits_sum(tmp_path, ki
     for n in (1, 3, 6):
         z = logits_for(kind, scale, rng, n)
         for target in (rng.integers(0, 2, n).astype(float).tolist(), rng.random(n).tolist()):
-            model = load_model(write(tmp_path, spec_text(z, "binary_cross_entropy", target)))
+            model = load_model(write_spec(tmp_path, spec_text(z, "binary_cross_entropy", target)))
             values = model.values()
             tz = torch.tensor(z, dtype=torch.float64, requires_grad=True)
             tloss = F.binary_cross_entropy_with_logits(tz, torch.tensor(target, dtype=torch.float64),
@@ -161,9 +152,9 @@ def test_a_map_of_logits_is_one_distribution_over_the_example_as_softmax_is(tmp_
     # the same as a final softmax with cross_entropy
     z = "[[0.3, -1.2, 2.0], [0.5, 0.1, -0.4]]"
     t = "[[0, 0.25, 0.5], [0.25, 0, 0]]"
-    logits = load_model(write(tmp_path, f"input: {z}\nlayers: []\nloss: {{cross_entropy: {{from: logits}}}}\n"
+    logits = load_model(write_spec(tmp_path, f"input: {z}\nlayers: []\nloss: {{cross_entropy: {{from: logits}}}}\n"
                                         f"target: {t}\n")).values()
-    fused = load_model(write(tmp_path, f"input: {z}\nlayers: [softmax]\nloss: cross_entropy\ntarget: {t}\n",
+    fused = load_model(write_spec(tmp_path, f"input: {z}\nlayers: [softmax]\nloss: cross_entropy\ntarget: {t}\n",
                              "fused.yaml")).values()
     assert logits["loss"] == pytest.approx(float(fused["loss"]), rel=1e-14)
     np.testing.assert_allclose(logits["grad.input"], fused["grad.input"], rtol=1e-13, atol=1e-16)
@@ -193,7 +184,7 @@ def test_the_loss_line_names_the_logits_form(tmp_path):
 @pytest.mark.parametrize("loss, target", [("cross_entropy", "1"), ("binary_cross_entropy", "[1, 0, 0.5]")])
 def test_explain_writes_the_logits_gradient(tmp_path, loss, target):
     from cnngrad.explain import explain
-    model = load_model(write(tmp_path, f"input: [1, -2, 0.5]\nlayers:\n{FC3}loss: {{{loss}: {{from: logits}}}}\n"
+    model = load_model(write_spec(tmp_path, f"input: [1, -2, 0.5]\nlayers:\n{FC3}loss: {{{loss}: {{from: logits}}}}\n"
                                        f"target: {target}\n"))
     values = model.values()
     for k in range(3):

@@ -9,7 +9,8 @@ import numpy as np
 
 from cnngrad.explain import explain
 from cnngrad.gradcheck.check import check_model
-from cnngrad.spec import load_model
+
+from .specs import write_spec
 
 
 def assert_shortcuts_exact(layer, x, params):
@@ -41,9 +42,8 @@ def assert_shortcuts_exact(layer, x, params):
 
 
 def spec_path(tmp_path, body: str, name: str = "net.yaml") -> str:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(body))
-    return str(path)
+    """``body`` dedented (an indented triple-quoted spec) in ``tmp_path/name``."""
+    return write_spec(tmp_path, textwrap.dedent(body), name)
 
 
 def assert_explains(model, texts):

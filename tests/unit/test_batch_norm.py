@@ -17,12 +17,8 @@ from cnngrad.gradcheck import check_model
 from cnngrad.layers.batchnorm import BatchNorm
 from cnngrad.spec import SpecError, load_model
 from helpers import ROOT
+from helpers.specs import write_spec
 
-
-def write(tmp_path, text: str, name: str = "net.yaml") -> str:
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
 
 
 def flow(array) -> str:
@@ -84,7 +80,7 @@ def test_batch_norm_is_torchs_training_mode(tmp_path, make, seed):
     rng = np.random.default_rng(seed)
     batch = int(rng.integers(2, 6))
     eps = [None, 1e-3, 0.5][seed % 3]
-    model = load_model(write(tmp_path, make(rng, batch, eps)))
+    model = load_model(write_spec(tmp_path, make(rng, batch, eps)))
     values = model.values()
     loss, expected = torch_values(model)
     assert rel_err(values["loss"], loss) <= 1e-10
@@ -99,7 +95,7 @@ def test_batch_norm_is_torchs_training_mode(tmp_path, make, seed):
 @pytest.mark.parametrize("make", [fc_bn, conv_bn], ids=["fc", "conv"])
 @pytest.mark.parametrize("options", [{}, {"fast": True}, {"deltas": True}])
 def test_check_passes_batch_norm_with_its_statistics_moving(tmp_path, make, options):
-    model = load_model(write(tmp_path, make(np.random.default_rng(3), 3)))
+    model = load_model(write_spec(tmp_path, make(np.random.default_rng(3), 3)))
     result = check_model(model, **options)
     assert result.passed, [(q.quantity, q.status) for q in result.gradients + result.deltas]
     assert sum(q.kinks for q in result.gradients) == 0
@@ -109,7 +105,7 @@ def test_check_passes_batch_norm_with_its_statistics_moving(tmp_path, make, opti
 def test_check_catches_a_batch_norm_backward_without_its_mean_terms(tmp_path, make, monkeypatch):
     """A negative control: the per-example backward γ/σ · δ (what one forgets when the statistics
     are treated as constants) fails the input gradient, and the faulty layer is the batch norm."""
-    model = load_model(write(tmp_path, make(np.random.default_rng(4), 3)))
+    model = load_model(write_spec(tmp_path, make(np.random.default_rng(4), 3)))
     right = BatchNorm.backward
 
     def constant_statistics(self, dy, cache, params):
@@ -125,7 +121,7 @@ def test_check_catches_a_batch_norm_backward_without_its_mean_terms(tmp_path, ma
 
 
 def test_explain_writes_the_three_terms_of_the_closed_form(tmp_path):
-    model = load_model(write(tmp_path, conv_bn(np.random.default_rng(5), 3)))
+    model = load_model(write_spec(tmp_path, conv_bn(np.random.default_rng(5), 3)))
     values = model.values()
     trace = model.forward()
     grads = model.backward(trace)
@@ -148,7 +144,7 @@ def test_explain_writes_the_three_terms_of_the_closed_form(tmp_path):
 
 
 def test_explain_of_gamma_sums_every_example_and_position(tmp_path):
-    model = load_model(write(tmp_path, fc_bn(np.random.default_rng(6), 4)))
+    model = load_model(write_spec(tmp_path, fc_bn(np.random.default_rng(6), 4)))
     values = model.values()
     explained = explain(model, "grad.batch_norm1.gamma[2]")
     assert np.isclose(explained.total, values["grad.batch_norm1.gamma"][2], rtol=1e-12)
@@ -160,7 +156,7 @@ def test_explain_of_gamma_sums_every_example_and_position(tmp_path):
 def test_forward_shows_the_batch_mean_and_variance(tmp_path):
     from click.testing import CliRunner
     from cnngrad.cli import cli
-    path = write(tmp_path, conv_bn(np.random.default_rng(7), 2))
+    path = write_spec(tmp_path, conv_bn(np.random.default_rng(7), 2))
     values = load_model(path).values()
     document = json.loads(CliRunner().invoke(cli, ["forward", path, "--format", "json"]).output)
     layer = document["layers"][1]
@@ -181,14 +177,14 @@ def test_batch_norm_settings_that_do_not_fit_are_errors_at_their_node(tmp_path, 
     text = ("batch: 2\ninput: [[1, 2], [3, 4]]\nlayers:\n  - fc: {weights: [[1, 2], [3, 4], [5, 6]]}\n"
             f"  - batch_norm: {setting}\nloss: mse\ntarget: [[0, 0, 0], [0, 0, 0]]\n")
     with pytest.raises(SpecError) as info:
-        load_model(write(tmp_path, text))
+        load_model(write_spec(tmp_path, text))
     assert info.value.path.startswith(path) and words in info.value.message and info.value.line is not None
 
 
 def test_a_batched_conv_input_probe_moves_only_its_example(tmp_path):
     """The conv first layer's exact input shortcut with N = 2 gives the forward of each copy."""
     from cnngrad.gradcheck.probes import input_probe
-    model = load_model(write(tmp_path, conv_bn(np.random.default_rng(8), 2)))
+    model = load_model(write_spec(tmp_path, conv_bn(np.random.default_rng(8), 2)))
     trace = model.forward()
     grads = model.backward(trace)
     fast = input_probe(model.network, trace, model.params, grads.input)
@@ -232,24 +228,24 @@ def test_batch_norm_of_one_value_per_feature_is_refused(tmp_path):
     """One example of a vector (or of a 1×1 map) makes each feature its own mean: x̂ = 0."""
     text = "input: [1, 2]\nlayers:\n  - fc: {weights: [[1, 2], [3, 4]]}\n  - batch_norm\nloss: mse\ntarget: [0, 0]\n"
     with pytest.raises(SpecError) as info:
-        load_model(write(tmp_path, text))
+        load_model(write_spec(tmp_path, text))
     assert info.value.path == "layers[1]" and "batch: N" in info.value.message and info.value.line == 4
-    assert load_model(write(tmp_path, "input: [[1, 2], [3, 4]]\nlayers:\n  - batch_norm\nloss: mse\n"
+    assert load_model(write_spec(tmp_path, "input: [[1, 2], [3, 4]]\nlayers:\n  - batch_norm\nloss: mse\n"
                                       "target: [[0, 0], [0, 0]]\n", "map.yaml")).network.layers[0].batch == 1
 
 
 def test_wrong_batch_statistics_are_placed_after_their_layers_input(tmp_path):
     """A batch mean computed from a wrong input is propagated from it, not called the first error."""
-    model = load_model(write(tmp_path, fc_bn(np.random.default_rng(10), 3)))
+    model = load_model(write_spec(tmp_path, fc_bn(np.random.default_rng(10), 3)))
     values = model.values()
-    text = open(write(tmp_path, fc_bn(np.random.default_rng(10), 3))).read()
+    text = open(write_spec(tmp_path, fc_bn(np.random.default_rng(10), 3))).read()
     wrong = text + (f"expect:\n  batch_norm1.var: {flow(2 * values['batch_norm1.var'])}\n")
-    result = check_model(load_model(write(tmp_path, wrong, "wrong.yaml")))
+    result = check_model(load_model(write_spec(tmp_path, wrong, "wrong.yaml")))
     assert not result.passed and result.first_wrong == "batch_norm1.var"
     assert result.expect[0].diagnosis[0].mistake == "scaled"
     shifted = np.array(values["fc1"]) + 1.0   # the user's fc1 off by one: the mean follows it
     text2 = text + (f"expect:\n  fc1: {flow(shifted)}\n  batch_norm1.mean: {flow(values['batch_norm1.mean'] + 1.0)}\n")
-    result = check_model(load_model(write(tmp_path, text2, "shifted.yaml")))
+    result = check_model(load_model(write_spec(tmp_path, text2, "shifted.yaml")))
     assert result.first_wrong == "fc1"
     assert {e.quantity: e.origin for e in result.expect}["batch_norm1.mean"] == "propagated"
 
@@ -271,7 +267,7 @@ def test_explain_follows_the_reads_beside_a_batch_norm(tmp_path):
     reader (add), not by the layer after it in the list, and its terms add up to the value; the
     input's delta, read by the fc and the batch norm, is refused rather than explained in part."""
     from cnngrad.explain import CannotExplain
-    model = load_model(write(tmp_path, BRANCHED))
+    model = load_model(write_spec(tmp_path, BRANCHED))
     values = model.values()
     fc = explain(model, "grad.a[0,1]")
     assert fc.value == values["grad.a"][0, 1] and np.isclose(fc.total, fc.value, rtol=1e-12)
@@ -295,7 +291,7 @@ layers:
 loss: squared_error
 target: [[0, 1], [1, 0], [0.5, 0.5]]
 """
-    model = load_model(write(tmp_path, text))
+    model = load_model(write_spec(tmp_path, text))
     result = check_model(model)
     status = {q.quantity: q.status for q in result.gradients}
     assert status["input"] == "unverified" and result.faulty_layer is None

@@ -17,18 +17,9 @@ from cnngrad.gradcheck import check_model
 from cnngrad.network import Network
 from cnngrad.spec import SpecError, load_model
 from helpers import ROOT
+from helpers.specs import write_spec, spec_error
 
 
-def write(tmp_path, text: str, name: str = "net.yaml") -> str:
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
-
-
-def spec_error(tmp_path, text: str) -> SpecError:
-    with pytest.raises(SpecError) as info:
-        load_model(write(tmp_path, text))
-    return info.value
 
 
 def flow(array) -> str:
@@ -90,7 +81,7 @@ def test_cross_entropy_from_logits_with_class_indices_is_torchs(tmp_path, seed, 
     rng = np.random.default_rng(seed)
     batch, classes = int(rng.integers(2, 6)), int(rng.integers(2, 5))
     labels = rng.integers(0, classes, batch)
-    model = load_model(write(tmp_path, fc_spec(rng, batch, f"{{cross_entropy: {{from: logits, reduction: {reduction}}}}}",
+    model = load_model(write_spec(tmp_path, fc_spec(rng, batch, f"{{cross_entropy: {{from: logits, reduction: {reduction}}}}}",
                                                flow(labels), outputs=classes)))
     index = torch.tensor(labels)
     assert_agrees(model, lambda y: F.cross_entropy(y, index, reduction=reduction),
@@ -106,7 +97,7 @@ def test_softmax_then_cross_entropy_over_a_batch_is_torchs_on_the_logits(tmp_pat
     batch = int(rng.integers(2, 6))
     labels = rng.integers(0, 3, batch)
     text = fc_spec(rng, batch, f"{{cross_entropy: {{reduction: {reduction}}}}}", flow(labels))
-    model = load_model(write(tmp_path, text.replace("loss:", "  - softmax\nloss:")))
+    model = load_model(write_spec(tmp_path, text.replace("loss:", "  - softmax\nloss:")))
     index = torch.tensor(labels)
     # the network ends in softmax: torch's cross_entropy takes its input, the logits
     logits = lambda y: torch.log(y)   # log softmax(z) = z − logsumexp(z): cross_entropy is shift-free
@@ -121,12 +112,12 @@ def test_mse_mean_is_torchs_mean_over_every_entry_and_sum_adds_the_examples_mean
     batch = int(rng.integers(2, 6))
     target = rng.standard_normal((batch, 3))
     t = torch.tensor(target)
-    mean = load_model(write(tmp_path, fc_spec(rng, batch, "{mse: {reduction: mean}}", flow(target))))
+    mean = load_model(write_spec(tmp_path, fc_spec(rng, batch, "{mse: {reduction: mean}}", flow(target))))
     assert_agrees(mean, lambda y: F.mse_loss(y, t, reduction="mean"),
                   lambda y: F.mse_loss(y, t, reduction="none").mean(dim=1))
     rng = np.random.default_rng(200 + seed)
     rng.integers(2, 6)
-    summed = load_model(write(tmp_path, fc_spec(rng, batch, "mse", flow(target)), "sum.yaml"))
+    summed = load_model(write_spec(tmp_path, fc_spec(rng, batch, "mse", flow(target)), "sum.yaml"))
     assert_agrees(summed, lambda y: F.mse_loss(y, t, reduction="sum") / 3)
 
 
@@ -140,12 +131,12 @@ def test_squared_error_and_binary_cross_entropy_reduce_over_the_examples(tmp_pat
     divide = batch if reduction == "mean" else 1
     target = rng.standard_normal((batch, 3))
     t = torch.tensor(target)
-    model = load_model(write(tmp_path, fc_spec(rng, batch, f"{{squared_error: {{reduction: {reduction}}}}}",
+    model = load_model(write_spec(tmp_path, fc_spec(rng, batch, f"{{squared_error: {{reduction: {reduction}}}}}",
                                                flow(target))))
     assert_agrees(model, lambda y: 0.5 * F.mse_loss(y, t, reduction="sum") / divide)
     probabilities = rng.uniform(0, 1, (batch, 3))
     p = torch.tensor(probabilities)
-    model = load_model(write(tmp_path, fc_spec(
+    model = load_model(write_spec(tmp_path, fc_spec(
         rng, batch, f"{{binary_cross_entropy: {{from: logits, reduction: {reduction}}}}}", flow(probabilities)),
         "bce.yaml"))
     assert_agrees(model, lambda y: F.binary_cross_entropy_with_logits(y, p, reduction="sum") / divide)
@@ -163,7 +154,7 @@ def test_a_conv_network_over_a_batch_of_maps_is_torchs(tmp_path, seed):
             f"  - relu\n  - pool: {{size: 2}}\n  - flatten\n"
             f"  - fc: {{weights: {flow(rng.standard_normal((3, 3 * 3 * 3)))}}}\n"
             f"loss: {{cross_entropy: {{from: logits, reduction: mean}}}}\ntarget: {flow(labels)}\n")
-    model = load_model(write(tmp_path, text))
+    model = load_model(write_spec(tmp_path, text))
     index = torch.tensor(labels)
     assert_agrees(model, lambda y: F.cross_entropy(y, index, reduction="mean"))
     assert check_model(model).passed
@@ -179,13 +170,13 @@ def test_a_batch_is_its_examples_summed_or_averaged(tmp_path):
     target = rng.standard_normal((3, 3))
     for reduction, scale in (("sum", 1.0), ("mean", 1 / 3)):
         rng_net = np.random.default_rng(8)
-        batch = load_model(write(tmp_path, fc_spec(rng_net, 3, f"{{mse: {{reduction: {reduction}}}}}",
+        batch = load_model(write_spec(tmp_path, fc_spec(rng_net, 3, f"{{mse: {{reduction: {reduction}}}}}",
                                                    flow(target), x=x))).values()
         singles = []
         for n in range(3):
             rng_net = np.random.default_rng(8)
             text = fc_spec(rng_net, 1, "mse", flow(target[n:n + 1]), x=x[n:n + 1])
-            singles.append(load_model(write(tmp_path, text.replace("batch: 1\n", "").replace(
+            singles.append(load_model(write_spec(tmp_path, text.replace("batch: 1\n", "").replace(
                 f"input: {flow(x[n:n + 1])}", f"input: {flow(x[n])}").replace(
                 f"target: {flow(target[n:n + 1])}", f"target: {flow(target[n])}"), f"one{n}.yaml")).values())
         losses = np.array([float(one["loss"]) for one in singles])
@@ -216,7 +207,7 @@ target: [1, 2]
 @pytest.mark.parametrize("options", [{}, {"fast": True}, {"deltas": True},
                                      {"wrt": ("input", "conv1.kernel", "relu1")}])
 def test_check_passes_a_batch_every_way(tmp_path, reduction, options):
-    model = load_model(write(tmp_path, CONV_BATCH.replace("REDUCTION", reduction)))
+    model = load_model(write_spec(tmp_path, CONV_BATCH.replace("REDUCTION", reduction)))
     result = check_model(model, **options)
     assert result.passed, [(q.quantity, q.status) for q in result.gradients + result.deltas]
     assert result.gradients or result.deltas
@@ -229,7 +220,7 @@ def test_check_passes_a_batch_every_way(tmp_path, reduction, options):
 def test_check_catches_a_gradient_reduced_the_wrong_way(tmp_path, monkeypatch, reduction):
     """A negative control: a backward pass that reduces the examples the other way (the 1/N of a
     mean forgotten, or one put into a sum) fails, and the faulty step is the loss."""
-    model = load_model(write(tmp_path, CONV_BATCH.replace("REDUCTION", reduction)))
+    model = load_model(write_spec(tmp_path, CONV_BATCH.replace("REDUCTION", reduction)))
     right = Network.reduction_scale
 
     def swapped(self):
@@ -248,7 +239,7 @@ def test_check_catches_a_gradient_reduced_the_wrong_way(tmp_path, monkeypatch, r
 def test_a_perturbed_input_entry_moves_only_its_own_example(tmp_path):
     """Finite differences of the input against the analytic gradient, entry by entry: an entry of
     example 1 whose gradient is 0 in example 0's rows would be caught as nonzero otherwise."""
-    model = load_model(write(tmp_path, CONV_BATCH.replace("REDUCTION", "sum")))
+    model = load_model(write_spec(tmp_path, CONV_BATCH.replace("REDUCTION", "sum")))
     result = check_model(model, wrt=("input",))
     entries = result.gradients[0].entries
     assert len(entries) == 2 * 2 * 5 * 5
@@ -262,19 +253,19 @@ def test_a_perturbed_input_entry_moves_only_its_own_example(tmp_path):
 
 def test_expect_takes_whole_batch_and_per_example_entries(tmp_path):
     base = CONV_BATCH.replace("REDUCTION", "mean")
-    values = load_model(write(tmp_path, base)).values()
+    values = load_model(write_spec(tmp_path, base)).values()
     expect = (f"expect:\n  loss: {float(values['loss']):.10f}\n  losses: {flow(np.round(values['losses'], 10))}\n"
               f"  grad.fc1[1,2]: {float(values['grad.fc1'][1, 2]):.10f}\n"
               f"  grad.input: {flow(np.round(values['grad.input'], 12))}\n")
-    model = load_model(write(tmp_path, base + expect, "expect.yaml"))
+    model = load_model(write_spec(tmp_path, base + expect, "expect.yaml"))
     result = check_model(model)
     assert result.passed and len(result.expect) == 4
     wrong = base + f"expect:\n  grad.fc1[1,2]: {2 * float(values['grad.fc1'][1, 2]):.10f}\n"
-    assert not check_model(load_model(write(tmp_path, wrong, "wrong.yaml"))).passed
+    assert not check_model(load_model(write_spec(tmp_path, wrong, "wrong.yaml"))).passed
 
 
 def test_explain_a_per_example_entry_and_a_summed_parameter(tmp_path):
-    model = load_model(write(tmp_path, CONV_BATCH.replace("REDUCTION", "mean")))
+    model = load_model(write_spec(tmp_path, CONV_BATCH.replace("REDUCTION", "mean")))
     values = model.values()
     loss_step = explain(model, "grad.fc1[1,2]")
     assert loss_step.value == values["grad.fc1"][1, 2]
@@ -293,9 +284,9 @@ def test_explain_a_per_example_entry_and_a_summed_parameter(tmp_path):
 
 def test_the_diagnosis_names_a_mean_taken_as_a_sum(tmp_path):
     base = CONV_BATCH.replace("REDUCTION", "mean")
-    values = load_model(write(tmp_path, base)).values()
+    values = load_model(write_spec(tmp_path, base)).values()
     text = base + f"expect:\n  grad.fc1: {flow(np.round(2 * values['grad.fc1'], 10))}\n"
-    result = check_model(load_model(write(tmp_path, text, "wrong.yaml")))
+    result = check_model(load_model(write_spec(tmp_path, text, "wrong.yaml")))
     failed = result.expect[0]
     assert not failed.passed and failed.diagnosis[0].mistake == "batch-reduction-swapped"
 
@@ -305,7 +296,7 @@ def test_the_diagnosis_names_a_mean_taken_as_a_sum(tmp_path):
 def test_forward_shows_each_examples_loss(tmp_path):
     from cnngrad.cli import cli
     from click.testing import CliRunner
-    path = write(tmp_path, CONV_BATCH.replace("REDUCTION", "mean"))
+    path = write_spec(tmp_path, CONV_BATCH.replace("REDUCTION", "mean"))
     values = load_model(path).values()
     done = CliRunner().invoke(cli, ["forward", path, "--format", "json"])
     document = json.loads(done.output)
@@ -320,7 +311,7 @@ def test_one_example_batch_says_one_example_not_a_sum_of_1_examples(tmp_path, re
     """With `batch: 1` sum and mean are the same number: the loss line names the one example
     (``mse, 1 example``) rather than a reduction of "1 examples"."""
     from helpers.cli import invoke
-    path = write(tmp_path, "batch: 1\ninput: [[1, 2, 3]]\nlayers:\n"
+    path = write_spec(tmp_path, "batch: 1\ninput: [[1, 2, 3]]\nlayers:\n"
                  "  - fc: {weights: [[1, 0, 1], [0, 1, 0]], bias: [0, 0]}\n"
                  f"loss: {{mse: {{reduction: {reduction}}}}}\ntarget: [[1, 1]]\n")
     for command in ("forward", "backward"):
@@ -357,10 +348,10 @@ def test_a_batch_that_does_not_fit_is_an_error_at_its_node(tmp_path, text, path,
 
 def test_without_batch_a_first_axis_is_never_examples(tmp_path):
     """The same nested list without `batch:` is one 2-D example (a map), as before."""
-    model = load_model(write(tmp_path, "input: [[1, 2], [3, 4]]\nlayers: []\nloss: mse\ntarget: [[0, 0], [0, 0]]\n"))
+    model = load_model(write_spec(tmp_path, "input: [[1, 2], [3, 4]]\nlayers: []\nloss: mse\ntarget: [[0, 0], [0, 0]]\n"))
     assert model.network.batch == 1 and not model.batched
     assert float(model.values()["loss"]) == (1 + 4 + 9 + 16) / 4
-    batched = load_model(write(tmp_path, "batch: 2\ninput: [[1, 2], [3, 4]]\nlayers: []\nloss: mse\n"
+    batched = load_model(write_spec(tmp_path, "batch: 2\ninput: [[1, 2], [3, 4]]\nlayers: []\nloss: mse\n"
                                          "target: [[0, 0], [0, 0]]\n", "b.yaml"))
     assert float(batched.values()["loss"]) == (1 + 4) / 2 + (9 + 16) / 2
 
@@ -392,17 +383,17 @@ def test_the_memory_estimate_counts_every_example(tmp_path):
     from cnngrad.spec import Limits
     one = "input: {random: {shape: [1, 64, 64]}}\nlayers:\n  - conv: {kernel: {random: {shape: [8, 1, 3, 3]}}, padding: 1}\n"
     limits = Limits(max_memory_bytes=4 << 20)
-    assert load_model(write(tmp_path, one), limits=limits).network.batch == 1
+    assert load_model(write_spec(tmp_path, one), limits=limits).network.batch == 1
     many = one.replace("input: {random: {shape: [1,", "batch: 64\ninput: {random: {shape: [64, 1,")
     with pytest.raises(SpecError) as info:
-        load_model(write(tmp_path, many, "many.yaml"), limits=limits)
+        load_model(write_spec(tmp_path, many, "many.yaml"), limits=limits)
     assert "--max-memory" in info.value.message
 
 
 def test_wrong_per_example_losses_are_diagnosed_as_any_value(tmp_path):
     base = CONV_BATCH.replace("REDUCTION", "mean")
-    values = load_model(write(tmp_path, base)).values()
+    values = load_model(write_spec(tmp_path, base)).values()
     text = base + f"expect:\n  losses: {flow(2 * values['losses'])}\n"
-    result = check_model(load_model(write(tmp_path, text, "wrong.yaml")))
+    result = check_model(load_model(write_spec(tmp_path, text, "wrong.yaml")))
     assert not result.passed and result.first_wrong == "losses"
     assert result.expect[0].diagnosis[0].mistake == "scaled"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import resource
 import subprocess
 import sys
-import textwrap
 import tracemalloc
 
 import numpy as np
@@ -16,6 +15,7 @@ import pytest
 
 from cnngrad.spec import Limits, SpecError, load_model
 from cnngrad.spec.limits import format_size, parse_size
+from helpers.layerchecks import spec_path
 
 GiB = 1 << 30
 CAP = 1 * GiB   # the address space each hostile run may use, interpreter and numpy included
@@ -40,11 +40,6 @@ def run_capped(args: list[str], cap: int = CAP):
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return done, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
-
-def write(tmp_path, text: str, name: str = "net.yaml") -> str:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    return str(path)
 
 
 # --- sizes as people write them ---------------------------------------------------------------
@@ -71,7 +66,7 @@ def test_sizes_are_shown_in_the_largest_unit_under_them():
 
 def test_a_million_way_class_target_runs_in_bounded_memory(tmp_path):
     """np.eye(n)[k] asked for 8 TB here; the loss is −log softmax(x)[k], computed apart."""
-    spec = write(tmp_path, "input: {random: {shape: [1000000], seed: 3}}\nlayers: [softmax]\n"
+    spec = spec_path(tmp_path, "input: {random: {shape: [1000000], seed: 3}}\nlayers: [softmax]\n"
                            "loss: cross_entropy\ntarget: 999998\n")
     code = (f"from cnngrad.spec import load_model\nm = load_model({spec!r})\n"
             "v = m.values()\nprint(repr(float(v['loss'])), int(m.target.sum()), int(m.target[0, 999998]), "
@@ -101,7 +96,7 @@ def test_a_million_way_class_target_runs_in_bounded_memory(tmp_path):
 @pytest.mark.parametrize("command", [["forward"], ["backward"], ["check", "--fast"], ["explain", "grad.input[0,0]"]],
                          ids=lambda c: c[0])
 def test_a_run_beyond_the_memory_limit_is_refused_at_once_in_bounded_memory(tmp_path, text, layer, place, command):
-    spec = write(tmp_path, text)
+    spec = spec_path(tmp_path, text)
     done, seconds = run_capped([command[0], spec, *command[1:]])
     assert done.returncode == 2, done.stderr[-500:]
     first = done.stderr.splitlines()[0]
@@ -114,7 +109,7 @@ def test_a_run_beyond_the_memory_limit_is_refused_at_once_in_bounded_memory(tmp_
 def test_the_estimate_is_what_the_message_says(tmp_path):
     """AVG_POOL pads [[1]] to 20001² = 400,040,001 floats (3.0 GiB) before any window is taken."""
     with pytest.raises(SpecError) as info:
-        load_model(write(tmp_path, AVG_POOL))
+        load_model(spec_path(tmp_path, AVG_POOL))
     message = info.value.message
     figure = float(message.split("needs about ")[1].split(" GiB")[0])
     assert 20001 ** 2 * 8 / GiB <= figure < 5 * 20001 ** 2 * 8 / GiB
@@ -125,7 +120,7 @@ def test_the_layer_named_is_the_one_that_passes_the_limit(tmp_path):
     needing a third map for a while, pass 2 GiB at the 33rd: 32 · 64 MB + 32 MB < 2 GiB, 33 · 64 MB
     + 32 MB is not (plus the input, the kernels and the upstream gradient)."""
     with pytest.raises(SpecError) as info:
-        load_model(write(tmp_path, MANY_CONVS))
+        load_model(spec_path(tmp_path, MANY_CONVS))
     err = info.value
     assert err.path == "layers[32]" and err.message.startswith("conv33 takes the run past the memory limit")
     assert "needs about 3.1 GiB, conv33 alone about 91.6 MiB (Limits.max_memory_bytes; raise it with " \
@@ -139,7 +134,7 @@ TEN_CONVS = "input: {random: {shape: [1000, 1000]}}\nlayers:\n" + "  - conv: {ke
 
 
 def test_max_memory_lowers_and_raises_the_bound(tmp_path):
-    spec = write(tmp_path, TEN_CONVS)
+    spec = spec_path(tmp_path, TEN_CONVS)
     with pytest.raises(SpecError):
         load_model(spec, limits=Limits(max_memory_bytes=100 << 20))
     assert load_model(spec, limits=Limits(max_memory_bytes=400 << 20)).network.names[-1] == "conv10"
@@ -148,7 +143,7 @@ def test_max_memory_lowers_and_raises_the_bound(tmp_path):
 @pytest.mark.parametrize("command", [["forward"], ["backward"], ["check", "--fast"], ["explain", "grad.input[0]"]],
                          ids=lambda c: c[0])
 def test_max_memory_option_on_every_command(tmp_path, command):
-    spec = write(tmp_path, "input: {random: {shape: [5000]}}\nlayers: [relu, sigmoid, tanh]\n"
+    spec = spec_path(tmp_path, "input: {random: {shape: [5000]}}\nlayers: [relu, sigmoid, tanh]\n"
                            "loss: none\nupstream_grad: {random: {shape: [5000]}}\n")   # about 400 KB
     done, _ = run_capped([command[0], spec, *command[1:], "--format", "json", "--max-memory", "100K"])
     assert done.returncode == 2 and "--max-memory" in done.stderr.splitlines()[0]
@@ -158,7 +153,7 @@ def test_max_memory_option_on_every_command(tmp_path, command):
 
 
 def test_a_bad_max_memory_is_a_usage_error(tmp_path):
-    spec = write(tmp_path, TEN_CONVS)
+    spec = spec_path(tmp_path, TEN_CONVS)
     done, _ = run_capped(["forward", spec, "--max-memory", "lots"])
     assert done.returncode == 2 and "--max-memory" in done.stderr and "Traceback" not in done.stderr
 
@@ -209,7 +204,7 @@ NETWORKS = {
 def test_the_estimate_is_within_a_factor_of_the_measured_peak(tmp_path, name):
     """tracemalloc sees every numpy buffer: the peak of a forward and backward pass, values and
     parameters included, against the estimate the limit is judged by."""
-    spec = write(tmp_path, NETWORKS[name])
+    spec = spec_path(tmp_path, NETWORKS[name])
     tracemalloc.start()
     try:
         model = load_model(spec)
@@ -226,7 +221,7 @@ def test_check_batches_count_each_copys_windows(tmp_path):
     """A 41×41 average pool at stride 1 copies 1681 entries per output: 48 MB per perturbed copy
     of a 60×60 map. check --fast's 24 copies must be split into batches of 256 MiB, not run at
     once (1.2 GB) as when a copy was sized by its input and output alone."""
-    spec = write(tmp_path, "input: {random: {shape: [60, 60]}}\nlayers:\n"
+    spec = spec_path(tmp_path, "input: {random: {shape: [60, 60]}}\nlayers:\n"
                            "  - pool: {type: avg, size: 41, stride: 1, padding: 20}\n"
                            "loss: none\nupstream_grad: {random: {shape: [60, 60]}}\n")
     done, _ = run_capped(["check", spec, "--fast"])

@@ -16,12 +16,8 @@ from cnngrad.gradcheck import check_model
 from cnngrad.network import Network
 from cnngrad.spec import SpecError, load_model
 from helpers import ROOT
+from helpers.specs import write_spec
 
-
-def write(tmp_path, text: str, name: str = "net.yaml") -> str:
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
 
 
 def flow(array) -> str:
@@ -48,7 +44,7 @@ def test_loss_and_gradients_are_torchs_loss_plus_the_penalty(tmp_path, seed):
     factor = float(rng.choice([0.0005, 0.5 * 0.01, 0.1, 1.3]))
     reduction = str(rng.choice(["sum", "mean"]))
     chosen = [["conv1.kernel", "fc1.weights"], ["fc1.weights"], ["conv1.kernel", "conv1.bias"]][seed % 3]
-    model = load_model(write(tmp_path, conv_spec(rng, batch, factor, flow(chosen), reduction)))
+    model = load_model(write_spec(tmp_path, conv_spec(rng, batch, factor, flow(chosen), reduction)))
     values = model.values()
     x = torch.tensor(model.input)
     params = {name: torch.tensor(value, requires_grad=True) for name, value in model.params.items()}
@@ -69,10 +65,10 @@ def test_half_lambda_and_lambda_are_both_written_as_the_factor(tmp_path):
     """½λΣW² is `l2: ` ½λ: CS231n's reg·ΣW² with reg = 0.1 and a ½-convention λ = 0.2 agree."""
     rng = np.random.default_rng(3)
     text = conv_spec(rng, 2, 0.1, "[fc1.weights]")
-    cs231n = load_model(write(tmp_path, text)).values()
-    halved = load_model(write(tmp_path, text.replace("l2: 0.1", "l2: 0.5e-0").replace("0.5e-0", "0.1"),
+    cs231n = load_model(write_spec(tmp_path, text)).values()
+    halved = load_model(write_spec(tmp_path, text.replace("l2: 0.1", "l2: 0.5e-0").replace("0.5e-0", "0.1"),
                               "half.yaml")).values()
-    weights = load_model(write(tmp_path, text)).params["fc1.weights"]
+    weights = load_model(write_spec(tmp_path, text)).params["fc1.weights"]
     assert float(cs231n["penalty"]) == pytest.approx(0.1 * float(np.sum(weights ** 2)), rel=1e-15)
     assert np.array_equal(cs231n["grad.fc1.weights"], halved["grad.fc1.weights"])
 
@@ -80,7 +76,7 @@ def test_half_lambda_and_lambda_are_both_written_as_the_factor(tmp_path):
 @pytest.mark.parametrize("options", [{}, {"fast": True}, {"wrt": ("fc1.weights",)}])
 def test_check_passes_with_the_penalty(tmp_path, options):
     rng = np.random.default_rng(11)
-    model = load_model(write(tmp_path, conv_spec(rng, 2, 0.7, "[conv1.kernel, fc1.weights, fc1.bias]")))
+    model = load_model(write_spec(tmp_path, conv_spec(rng, 2, 0.7, "[conv1.kernel, fc1.weights, fc1.bias]")))
     result = check_model(model, **options)
     assert result.passed, [(q.quantity, q.status) for q in result.gradients]
 
@@ -90,7 +86,7 @@ def test_check_catches_a_backward_pass_that_forgets_the_penalty(tmp_path, monkey
     """A negative control: without 2λθ in the backward pass, the finite differences (which move
     the penalty with θ) disagree on exactly the regularized parameters."""
     rng = np.random.default_rng(12)
-    model = load_model(write(tmp_path, conv_spec(rng, batch, 0.7, "[conv1.kernel, fc1.weights]")))
+    model = load_model(write_spec(tmp_path, conv_spec(rng, batch, 0.7, "[conv1.kernel, fc1.weights]")))
     monkeypatch.setattr(Network, "penalty_grad", lambda self, name, theta: None)
     result = check_model(model)
     failed = {q.quantity for q in result.gradients if q.status == "failed"}
@@ -101,7 +97,7 @@ def test_forward_shows_the_data_loss_and_the_penalty_apart(tmp_path):
     from click.testing import CliRunner
     from cnngrad.cli import cli
     rng = np.random.default_rng(5)
-    path = write(tmp_path, conv_spec(rng, 2, 0.25, "[fc1.weights]"))
+    path = write_spec(tmp_path, conv_spec(rng, 2, 0.25, "[fc1.weights]"))
     values = load_model(path).values()
     document = json.loads(CliRunner().invoke(cli, ["forward", path, "--format", "json"]).output)
     assert document["data_loss"] == float(values["data_loss"])
@@ -113,7 +109,7 @@ def test_forward_shows_the_data_loss_and_the_penalty_apart(tmp_path):
 
 def test_explain_a_weight_shows_the_penalty_term(tmp_path):
     rng = np.random.default_rng(6)
-    model = load_model(write(tmp_path, conv_spec(rng, 2, 0.25, "[fc1.weights]")))
+    model = load_model(write_spec(tmp_path, conv_spec(rng, 2, 0.25, "[fc1.weights]")))
     values = model.values()
     explained = explain(model, "grad.fc1.weights[1,3]")
     assert np.isclose(explained.total, values["grad.fc1.weights"][1, 3], rtol=1e-12)
@@ -136,19 +132,19 @@ def test_a_regularization_that_does_not_fit_is_an_error_at_its_node(tmp_path, se
     text = ("input: [1, 2]\nlayers:\n  - fc: {weights: [[1, 2], [3, 4]]}\nloss: mse\ntarget: [0, 0]\n"
             f"regularization: {setting}\n")
     with pytest.raises(SpecError) as info:
-        load_model(write(tmp_path, text))
+        load_model(write_spec(tmp_path, text))
     assert info.value.path == path and words in info.value.message and info.value.line == 6
 
 
 def test_expect_names_the_data_loss_and_the_penalty(tmp_path):
     rng = np.random.default_rng(9)
     text = conv_spec(rng, 2, 0.25, "[fc1.weights]")
-    values = load_model(write(tmp_path, text)).values()
+    values = load_model(write_spec(tmp_path, text)).values()
     right = text + (f"expect:\n  data_loss: {float(values['data_loss']):.10f}\n"
                     f"  penalty: {float(values['penalty']):.10f}\n  loss: {float(values['loss']):.10f}\n")
-    assert check_model(load_model(write(tmp_path, right, "right.yaml"))).passed
+    assert check_model(load_model(write_spec(tmp_path, right, "right.yaml"))).passed
     wrong = text + f"expect:\n  penalty: {2 * float(values['penalty']):.10f}\n"
-    result = check_model(load_model(write(tmp_path, wrong, "wrong.yaml")))
+    result = check_model(load_model(write_spec(tmp_path, wrong, "wrong.yaml")))
     assert not result.passed and result.first_wrong == "penalty"
     mistakes = [d.mistake for d in result.expect[0].diagnosis]
     assert mistakes[0] == "l2-penalty-factor-off-by-2" and "scaled" in mistakes   # equal: the specific one first
