@@ -14,7 +14,8 @@ from cnngrad.network import Network
 from cnngrad.spec import load_model
 from helpers import ROOT
 
-from test_regularization import conv_spec, write
+from helpers.specs import write_spec
+from test_regularization import conv_spec
 
 
 def grouped_and_alone(model, seed: int = 0):
@@ -37,7 +38,7 @@ def grouped_and_alone(model, seed: int = 0):
 
 @pytest.mark.parametrize("model", [
     pytest.param(lambda tmp_path: load_model(str(ROOT / "configs/lenet5.yaml")), id="lenet5"),
-    pytest.param(lambda tmp_path: load_model(write(tmp_path, conv_spec(np.random.default_rng(4), 2, 0.3,
+    pytest.param(lambda tmp_path: load_model(write_spec(tmp_path, conv_spec(np.random.default_rng(4), 2, 0.3,
                                                                           "[conv1.kernel, fc1.weights]"))),
                  id="regularized-batch")])
 def test_grouped_directions_give_what_each_quantity_gives_alone(tmp_path, model):
@@ -56,7 +57,7 @@ def test_a_regularized_parameter_grouped_with_a_plain_one_adds_its_penalty(tmp_p
     """Without the penalty's change the regularized kernel's copies would differ from its gradient
     by 2λθ·v: grouped with the plain conv bias it must still pass, and a backward that forgets the
     penalty must still fail there, and only there."""
-    model = load_model(write(tmp_path, conv_spec(np.random.default_rng(5), 1, 0.5, "[conv1.kernel]")))
+    model = load_model(write_spec(tmp_path, conv_spec(np.random.default_rng(5), 1, 0.5, "[conv1.kernel]")))
     probes, grouped, _ = grouped_and_alone(model)
     assert [p.quantity for p in probes if p.start == 1] == ["input", "conv1.kernel", "conv1.bias"]
     assert all(result.status == "passed" for result in grouped)
