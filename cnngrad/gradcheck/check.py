@@ -11,6 +11,9 @@ such bracket holds (each unit may sit on its own side): the entry is a kink and 
 """
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy as np
 
 from ..model import Model, NonFiniteError
@@ -168,10 +171,32 @@ def check_entries(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, ato
                  zero=zero, significant=significant_gradient(evaluator, probe, zero))
 
 
-def random_signs(rng: np.random.Generator, count: int, size: int) -> np.ndarray:
-    """``count`` × ``size`` random bits (0 or 1, uint8), eight to a drawn byte."""
-    return np.unpackbits(np.frombuffer(rng.bytes((count * size + 7) // 8), dtype=np.uint8),
-                         count=count * size).reshape(count, size)
+BYTE_BITS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1)   # row b: byte b's bits, first first
+BLOCK = 1024      # the leading entries ``balanced`` visits first (``_pulling``)
+
+
+def origin_and_signs(rng: np.random.Generator, count: int, size: int) -> np.ndarray:
+    """A row of zeros, then ``count`` rows of ``size`` random signs ±1/√size, (1 + count, size):
+    entry k of the drawn rows is −1/√size where bit k of ``rng.bytes`` is set (eight to a byte,
+    first bit first), else +1/√size, as bit · (−2/√size) + 1/√size. Each byte becomes its eight
+    signs at once (a table of 256 rows), straight into the array ``Directions`` runs (the origin
+    ahead of the directions): no pass over bits, no copy to put the origin in front."""
+    table = _sign_table(size)
+    drawn = np.frombuffer(rng.bytes((count * size + 7) // 8), dtype=np.uint8)
+    flat = np.empty(size + 8 * len(drawn))         # up to 7 signs past the last row: drawn, unused
+    flat[:size] = 0.0
+    np.take(table, drawn, axis=0, out=flat[size:].reshape(-1, 8), mode="clip")   # every index is in range
+    return flat[:(1 + count) * size].reshape(1 + count, size)
+
+
+@functools.lru_cache(maxsize=64)
+def _sign_table(size: int) -> np.ndarray:
+    """Row b: the eight signs byte b gives, ±1/√size (one table per quantity size, kept)."""
+    unit = 1.0 / np.sqrt(size)
+    table = BYTE_BITS * (-2.0 * unit)    # -2u or 0 …
+    table += unit                        # … −u or +u
+    table.flags.writeable = False
+    return table
 
 
 def sharp_directions(rng: np.random.Generator, gradient: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -189,15 +214,19 @@ def sharp_directions(rng: np.random.Generator, gradient: np.ndarray) -> tuple[np
     |∇E·v| (the same spread as with normal entries), see a gradient off by a factor, an error
     relative to ∇E·v itself, farthest above the noise. Signs come from random bits: LeNet-5's
     370,000 entries take 0.4 ms, normal ones 4.7 ms."""
-    half = DIRECTIONS // 2
-    unit = 1.0 / np.sqrt(gradient.size)
-    vectors = random_signs(rng, DIRECTIONS, gradient.size) * (-2.0 * unit)   # -2u or 0 …
-    vectors += unit                                                         # … −u or +u
+    stacked, along = origin_and_directions(rng, gradient)
+    return stacked[1:], along
+
+
+def origin_and_directions(rng: np.random.Generator, gradient: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``sharp_directions`` behind a row of zeros (``origin_and_signs``), and ∇E·v."""
+    stacked = origin_and_signs(rng, DIRECTIONS, gradient.size)
+    vectors = stacked[1:]
     with np.errstate(all="ignore"):   # a gradient beyond float64 gives a non-finite ∇E·v: judged, not warned
-        target = SHARP * unit * float(np.linalg.norm(gradient))
-        for row in vectors[half:]:
+        target = SHARP * (1.0 / np.sqrt(gradient.size)) * float(np.linalg.norm(gradient))
+        for row in vectors[DIRECTIONS // 2:]:
             balanced(row, gradient, target)
-        return vectors, vectors @ gradient
+        return stacked, vectors @ gradient
 
 
 def balanced(signs: np.ndarray, gradient: np.ndarray, target: float) -> None:
@@ -210,35 +239,38 @@ def balanced(signs: np.ndarray, gradient: np.ndarray, target: float) -> None:
     ones cannot make up the excess. Only as many leading entries are visited as that needs (a few
     hundred of fc1's 48,000)."""
     total = float(signs @ gradient)
-    if not np.isfinite(total) or abs(total) <= target:
+    if not math.isfinite(total) or abs(total) <= target:
         return
     excess = abs(total) - target
-    size, pulling, moved = _pulling(signs, gradient, total > 0, excess, target)
+    sign = 1.0 if total > 0 else -1.0
+    size, pulling, moved = _pulling(signs, gradient, sign, excess, target)
     if not len(moved) or moved[-1] < excess:     # too few small entries: any that pull
-        size, pulling, moved = _pulling(signs, gradient, total > 0, excess, np.inf)
-    count = int(np.searchsorted(moved, excess))
+        size, pulling, moved = _pulling(signs, gradient, sign, excess, np.inf)
+    count = int(moved.searchsorted(excess))
     before = moved[count - 1] if count else 0.0
     if count < len(moved) and moved[count] - excess < excess - before:
         count += 1                                  # overshooting a little leaves it nearer
     signs[pulling[:count]] *= -1.0
-    aim = np.sign(total) * target
-    rest = total - np.sign(total) * (moved[count - 1] if count else 0.0) - aim
-    change = 2.0 * signs[:size] * gradient[:size]   # what flipping each visited entry takes off
-    best = int(np.argmin(np.abs(rest - change)))
-    if abs(rest - change[best]) < abs(rest):
+    rest = total - sign * (moved[count - 1] if count else 0.0) - sign * target   # from the aim
+    gaps = np.abs(rest - 2.0 * signs[:size] * gradient[:size])   # 2·part: what flipping an entry takes off
+    best = int(gaps.argmin())
+    if gaps[best] < abs(rest):
         signs[best] *= -1.0
 
 
-def _pulling(signs: np.ndarray, gradient: np.ndarray, positive: bool, excess: float, largest: float):
-    """(size, pulling, moved): the fewest leading entries (1024, 4096, … or all) among which those
-    pulling Σ signs·∇E away from 0 (its sign ``positive``) by at most ``largest`` (``pulling``) can
-    together move it by ``excess``; ``moved[k]`` is what flipping the first k + 1 of them takes off
-    (2|part| each)."""
-    size = min(len(signs), 1024)
+def _pulling(signs: np.ndarray, gradient: np.ndarray, sign: float, excess: float, largest: float):
+    """(size, pulling, moved): the fewest leading entries (``BLOCK``, 4·``BLOCK``, … or all) among
+    which those pulling Σ signs·∇E away from 0 (its ``sign``, ±1) by at most ``largest``
+    (``pulling``) can together move it by ``excess``; ``moved[k]`` is what flipping the first k + 1
+    of them takes off (2|part| each: the part times 2·``sign``)."""
+    size = min(len(signs), BLOCK)
     while True:
         parts = signs[:size] * gradient[:size]
-        pulling = np.flatnonzero((parts > 0 if positive else parts < 0) & (np.abs(parts) <= largest))
-        moved = np.cumsum(2.0 * np.abs(parts[pulling]))
+        away = (parts > 0) & (parts <= largest) if sign > 0 else (parts < 0) & (parts >= -largest)
+        pulling = away.nonzero()[0]
+        moved = parts[pulling]
+        moved *= 2.0 * sign
+        moved.cumsum(out=moved)
         if size == len(signs) or len(moved) and moved[-1] >= excess:
             return size, pulling, moved
         size = min(len(signs), 4 * size)
@@ -255,12 +287,12 @@ class Directions:
 
     def __init__(self, probe: Probe, rng: np.random.Generator, eps: float, affine: bool):
         self.probe = probe
-        vectors, self.analytic = sharp_directions(rng, probe.analytic.reshape(-1))   # v and ∇E·v
+        stacked, self.analytic = origin_and_directions(rng, probe.analytic.reshape(-1))   # 0, v and ∇E·v
+        vectors = stacked[1:]
         self.step = probe.smallest_step(eps)
         self.base = self.change = None
         if affine:
-            shape = probe.values.shape
-            moved = probe.moved(np.concatenate([np.zeros((1,) + shape), vectors.reshape((-1,) + shape)]))
+            moved = probe.moved(stacked.reshape((-1,) + probe.values.shape))
             self.base, self.change = moved[0], moved[1:] - moved[0]
         # the directions themselves only where copies are formed from them (all quantities' are
         # drawn before any runs, so an affine one keeps just its output's change: fc weights' are large)
