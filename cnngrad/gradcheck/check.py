@@ -65,21 +65,24 @@ def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, index_
         error = np.abs(analytic - numeric)
         scale = np.maximum(np.abs(analytic), np.abs(numeric))
         tolerance = atol + rtol * scale + diffs.noise
-        measured = np.isfinite(numeric) & np.isfinite(tolerance)   # else nothing was verified
-        # an allowance past float64 (the sums behind E overflowed) verifies nothing, fails nothing
-        blind = np.isfinite(numeric) & ~np.isfinite(tolerance) & ~kink
-        ok = (error <= tolerance) & measured | blind
+        finite, bounded = np.isfinite(numeric), np.isfinite(tolerance)
+        measured = finite & bounded       # else nothing was verified
         smooth = ~kink
-        resolution, resolved = resolutions(tolerance, diffs.noise, scale, zero, smooth & measured & (scale > 0))
+        # an allowance past float64 (the sums behind E overflowed) verifies nothing, fails nothing
+        blind = finite & ~bounded & smooth
+        ok = (error <= tolerance) & measured | blind
+        informative = smooth & measured
+        resolution, resolved = resolutions(tolerance, diffs.noise, scale, zero, informative & (scale > 0))
         resolved = np.inf if blind.any() else resolved
-        unresolved = unresolved_entries(analytic, scale, diffs.noise, significant, smooth & measured)
-        kinks = np.flatnonzero(kink)      # usually few: their brackets are judged on them alone
-        at = (analytic[kinks], tolerance[kinks], diffs.left[kinks], diffs.right[kinks])
-        low, high = np.minimum(at[2], at[3]), np.maximum(at[2], at[3])
-        widen = at[1] + diffs.spread[kinks]
-        kink_ok = (((at[0] >= low - widen) & (at[0] <= high + widen)) | diffs.several[kinks]) & measured[kinks]
+        unresolved = unresolved_entries(analytic, scale, diffs.noise, significant, informative)
+        kinks = np.flatnonzero(kink)      # usually few (often none): their brackets are judged on them alone
         notable = np.zeros(len(kink), dtype=bool)
-        notable[kinks] = notable_kinks(at[0], low, high, at[1], diffs.several[kinks])
+        if len(kinks):
+            at = (analytic[kinks], tolerance[kinks], diffs.left[kinks], diffs.right[kinks])
+            low, high = np.minimum(at[2], at[3]), np.maximum(at[2], at[3])
+            widen = at[1] + diffs.spread[kinks]
+            kink_ok = (((at[0] >= low - widen) & (at[0] <= high + widen)) | diffs.several[kinks]) & measured[kinks]
+            notable[kinks] = notable_kinks(at[0], low, high, at[1], diffs.several[kinks])
         # a relative error says nothing where both values are within the entry's allowance (0 against 1e-17)
         relative = np.divide(error, scale, out=np.zeros_like(error), where=np.isfinite(scale) & (scale > tolerance))
     del scale, tolerance
@@ -89,11 +92,12 @@ def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, index_
     status = np.full(len(kink), FAIL, dtype=np.int8)
     status[ok] = OK
     status[ok & unresolved | ~ok & diffs.unsettled & measured] = UNSEEN
-    status[kinks] = np.where(kink_ok, KINK, np.where(diffs.unsettled[kinks] & measured[kinks], UNSEEN, FAIL))
+    if len(kinks):
+        status[kinks] = np.where(kink_ok, KINK, np.where(diffs.unsettled[kinks] & measured[kinks], UNSEEN, FAIL))
     verdicts = EntryVerdicts(tuple(index_shape), analytic, diffs.numeric, error, status, kink,
                              diffs.left, diffs.right, notable)
-    verdict = "failed" if np.any(status == FAIL) else \
-        "unverified" if resolved is not None and resolved >= UNRESOLVED or np.any(status == UNSEEN) else "passed"
+    verdict = "failed" if (status == FAIL).any() else \
+        "unverified" if resolved is not None and resolved >= UNRESOLVED or (status == UNSEEN).any() else "passed"
     return QuantityResult(
         quantity=quantity, shape=tuple(shape), passed=verdict == "passed",
         max_abs_error=_largest(error, smooth), max_rel_error=_largest(relative, smooth),
@@ -103,7 +107,7 @@ def judge(quantity: str, shape, analytic: np.ndarray, diffs: Differences, index_
 
 def _largest(values: np.ndarray, where: np.ndarray) -> float:
     """max(values[where]) without copying them out (NaN if one is), 0.0 where nothing holds."""
-    return float(np.max(values, where=where, initial=-np.inf)) if where.any() else 0.0
+    return float(values.max(where=where, initial=-np.inf)) if where.any() else 0.0
 
 
 def unresolved_entries(analytic, scale, noise, significant, smooth) -> np.ndarray:
