@@ -295,12 +295,12 @@ class Directions:
         vectors = stacked[1:]
         self.step = probe.smallest_step(eps)
         self.base = self.change = None
-        if affine:
-            moved = probe.moved(stacked.reshape((-1,) + probe.values.shape))
-            self.base, self.change = moved[0], moved[1:] - moved[0]
         # the directions themselves only where copies are formed from them (all quantities' are
         # drawn before any runs, so an affine one keeps just its output's change: fc weights' are large)
         self.vectors = vectors if not affine or probe.penalty is not None else None
+        if affine:   # θ + 0 and θ + v formed over the directions where they are not kept
+            moved = probe.moved(stacked.reshape((-1,) + probe.values.shape), overwrite=self.vectors is None)
+            self.base, self.change = moved[0], moved[1:] - moved[0]
 
     def moves(self, items: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """s_k · v_{items[k]} for each copy k, in the quantity's shape."""

@@ -27,7 +27,8 @@ class Probe(Record):
     and layer outputs, none for a parameter). Both callables return the inputs of layer ``start``,
     (copies, N, ...): ``perturbed(entries, steps)`` moves flat
     entry ``entries[k]`` by ``steps[k]``; ``moved(changes)`` adds ``changes[k]`` (the quantity's
-    shape) to the whole quantity. ``step_scale`` is per entry: the step is eps times it (default
+    shape) to the whole quantity (where it reaches ``start`` through an affine layer, with
+    ``overwrite=True`` it may form the sums in the memory of ``changes``: ``LayerParameter.moved``). ``step_scale`` is per entry: the step is eps times it (default
     max(1, |θ|)). ``shortcut``, if any, is a cheaper way to the same differences of every entry
     (``SharedUnitRuns``, ``OneChannelRuns``, ``crop.CroppedRuns``). ``penalty``, for a regularized
     parameter, is the change of the L2 penalty each copy makes (``PenaltyChange``).
@@ -169,8 +170,9 @@ class LinearFirstLayer:
         copies[rows, example] += steps.reshape((-1,) + (1,) * (self.y.ndim - 1)) * change
         return copies
 
-    def moved(self, changes: np.ndarray) -> np.ndarray:
-        moved = self.x + changes   # (copies, N, ...)
+    def moved(self, changes: np.ndarray, overwrite: bool = False) -> np.ndarray:
+        """The layer's output for the input x + each of ``changes`` (``overwrite``: in their memory)."""
+        moved = np.add(changes, self.x, out=changes if overwrite else None)   # (copies, N, ...)
         out = self.layer.forward(moved.reshape((-1,) + self.x.shape[1:]), self.own)[0]
         return out.reshape(changes.shape[:2] + out.shape[1:])
 
@@ -237,10 +239,12 @@ class LayerParameter:
         """The layer's output for each of ``thetas`` (one forward each: the plain path), (copies, N, ...)."""
         return np.stack([self.layer.forward(self.x, {**self.own, self.pname: t})[0] for t in thetas])
 
-    def moved(self, changes: np.ndarray) -> np.ndarray:
+    def moved(self, changes: np.ndarray, overwrite: bool = False) -> np.ndarray:
         """The layer's output at θ + each of ``changes``, (copies, N, ...), in one call
-        (``Layer.forward_each``: conv and fc build their columns or products once for all)."""
-        return self.layer.forward_each(self.x, self.own, self.pname, self.theta + changes)
+        (``Layer.forward_each``: conv and fc build their columns or products once for all);
+        ``overwrite``: θ + changes is formed in the memory of ``changes`` (fc1's 7 × 48,000)."""
+        values = np.add(changes, self.theta, out=changes if overwrite else None)
+        return self.layer.forward_each(self.x, self.own, self.pname, values)
 
     def rerun_entries(self, entries: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """The output with flat entry ``entries[k]`` moved by ``steps[k]``, by re-running the layer."""
