@@ -374,27 +374,30 @@ def _judge_together(evaluator: Evaluator, parts: list[Directions], user_shapes, 
     return results
 
 
-def delta_probe(model: Model, trace, grads, index: int) -> Probe:
+def delta_probe(model: Model, trace, grads, index: int, shortcuts: bool = True) -> Probe:
     """Probe ∂E/∂(output of layer ``index``).
 
     After a fused loss the reported ∂E/∂y of the final softmax/sigmoid comes from the logits; a
     finite difference can only move the stored, rounded y, so it is compared with the plain
     formula at that y (the two differ by the rounding of y, ε/(1−y) relative near y = 1).
+    ``shortcuts``: as for ``probes.input_probe``.
     """
     net = model.network
     analytic = grads.outputs[net.names[index]]
     if net.fused and index == len(net.layers) - 1:
         analytic = net.output_grad(trace.output, model.target)
-    return output_probe(net, trace, index, analytic)
+    return output_probe(net, trace, index, analytic, shortcuts)
 
 
-def probes_for(model: Model, trace, grads, wrt) -> tuple[list[Probe], list[Probe]]:
-    """The gradient probes (input and parameters) and delta probes (layer outputs) asked for."""
+def probes_for(model: Model, trace, grads, wrt, shortcuts: bool = True) -> tuple[list[Probe], list[Probe]]:
+    """The gradient probes (input and parameters) and delta probes (layer outputs) asked for
+    (``shortcuts=False``: without the entry-by-entry speed-ups, for --fast)."""
     net = model.network
-    everything = {"input": lambda: input_probe(net, trace, model.params, grads.input)}
+    everything = {"input": lambda: input_probe(net, trace, model.params, grads.input, shortcuts=shortcuts)}
     for name in model.params:
-        everything[name] = (lambda n=name: param_probe(net, trace, model.params, n, grads.params[n]))
-    layers = {name: (lambda i=i: delta_probe(model, trace, grads, i)) for i, name in enumerate(net.names)}
+        everything[name] = (lambda n=name: param_probe(net, trace, model.params, n, grads.params[n],
+                                                       shortcuts=shortcuts))
+    layers = {name: (lambda i=i: delta_probe(model, trace, grads, i, shortcuts)) for i, name in enumerate(net.names)}
     if not wrt:
         return [make() for make in everything.values()], []
     chosen, deltas = [], []
@@ -485,7 +488,7 @@ def check_model(model: Model, *, eps: float | None = None, rtol: float | None = 
         model.loss(trace)   # raises if the loss is not finite: nothing to difference
         grads = model.backward(trace)
         finite_upstream_sum(model, trace)
-        gradient_probes, delta_probes = probes_for(model, trace, grads, wrt)
+        gradient_probes, delta_probes = probes_for(model, trace, grads, wrt, shortcuts=not fast)
         copies = Progress(progress, fast)
         evaluator = Evaluator(model.network, model.params, model.target, trace,
                               magnitude=rounding_magnitude(model, trace, grads, recompute=fast),
@@ -517,7 +520,8 @@ def deltas_fit_after_failure(model: Model, gradients: list[QuantityResult], work
 
 def check_every_delta(model: Model, trace, grads, check: QuantityChecker, copies: Progress) -> list[QuantityResult]:
     """Which layer is wrong: ∂E/∂(each backpropagated layer's output), from the loss back."""
-    probes = [delta_probe(model, trace, grads, i) for i in reversed(range(backpropagated_layers(model)))]
+    probes = [delta_probe(model, trace, grads, i, shortcuts=not check.fast)
+              for i in reversed(range(backpropagated_layers(model)))]
     copies.plan(probes)
     return check(probes)
 

@@ -178,32 +178,34 @@ class LinearFirstLayer:
 
 
 def input_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], analytic: np.ndarray,
-                structured: bool = True) -> Probe:
+                structured: bool = True, shortcuts: bool = True) -> Probe:
     """Perturb the input. A first layer that is linear in its input (conv) and its only reader is
-    not re-run: a copy's output is y + s · ∂y/∂x_e, exactly what its forward would give."""
+    not re-run: a copy's output is y + s · ∂y/∂x_e, exactly what its forward would give.
+    ``shortcuts=False`` leaves out the entry-by-entry speed-ups (``Probe.shortcut``), which --fast
+    does not use (the input's receptive-field runs take LeNet-5 0.15 ms to plan)."""
     x = trace.value(0)
     first = network.layers[0] if network.layers else None
     if not (structured and first is not None and first.linear_in_input and network.chained(0)):
         scale = None if network.layers else network.loss.step_scale(x)   # no layers: x is the output
-        cropped = crop.point_runs(network, trace, 0, x[0]) if structured else None
+        cropped = crop.point_runs(network, trace, 0, x[0]) if structured and shortcuts else None
         return Probe("input", x, analytic, 0, lambda e, s: shifted_copies(x, e, s), lambda d: x + d, scale,
                      shortcut=cropped)
     through = LinearFirstLayer(first, x, trace.outputs[0], network.params_of(0, params))
     return Probe("input", x, analytic, 1, through.perturbed, through.moved,
-                 shortcut=crop.first_conv_runs(network, trace, params))
+                 shortcut=crop.first_conv_runs(network, trace, params) if shortcuts else None)
 
 
-def output_probe(network: Network, trace: Trace, index: int, analytic: np.ndarray) -> Probe:
+def output_probe(network: Network, trace: Trace, index: int, analytic: np.ndarray, shortcuts: bool = True) -> Probe:
     """Perturb the output of layer ``index`` and run only the layers after it.
 
     The final output goes straight into the loss, which says how far it may move (a probability
-    into an entropy loss moves relative to itself).
+    into an entropy loss moves relative to itself). ``shortcuts``: as for ``input_probe``.
     """
     y = trace.outputs[index]
     scale = network.loss.step_scale(y) if index == len(network.layers) - 1 else None
     return Probe(network.names[index], y, analytic, index + 1,
                  lambda e, s: shifted_copies(y, e, s), lambda d: y + d, scale,
-                 shortcut=crop.point_runs(network, trace, index + 1, y[0]))
+                 shortcut=crop.point_runs(network, trace, index + 1, y[0]) if shortcuts else None)
 
 
 def _penalty_change(network: Network, params: dict[str, np.ndarray], name: str) -> PenaltyChange | None:
@@ -275,7 +277,7 @@ class LayerParameter:
 
 
 def param_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], name: str,
-                analytic: np.ndarray, structured: bool = True) -> Probe:
+                analytic: np.ndarray, structured: bool = True, shortcuts: bool = True) -> Probe:
     """Perturb one parameter of a layer; its output is recomputed, then the layers after it.
 
     With ``structured``, a layer affine in its parameters (conv, fc) is not re-run per entry
@@ -284,6 +286,7 @@ def param_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], n
     factor), and conv's run the channel-wise layers after it on their one channel (``OneChannelRuns``).
     A regularized parameter's copies add their change of the L2 penalty (``PenaltyChange``); its
     entries then each run their own copies (the penalty's change is not a unit's).
+    ``shortcuts``: as for ``input_probe``.
     """
     layer_name, pname = name.rsplit(".", 1)
     index = network.names.index(layer_name)
@@ -294,7 +297,7 @@ def param_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], n
     exact = structured and layer.affine_in_params
     perturbed = parameter.exact_entries if exact else parameter.rerun_entries
     shortcut = None
-    if structured:
+    if structured and shortcuts:
         shortcut = _one_example_runs(network, trace, index, parameter, penalty) if network.batch == 1 else None
         # an untied conv bias entry moves one output entry: receptive-field probes after it
         shortcut = crop.untied_bias_runs(network, trace, index, pname) or shortcut

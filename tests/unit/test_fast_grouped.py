@@ -64,3 +64,36 @@ def test_a_regularized_parameter_grouped_with_a_plain_one_adds_its_penalty(tmp_p
     monkeypatch.setattr(Network, "penalty_grad", lambda self, name, theta: None)   # as test_regularization
     _, grouped, _ = grouped_and_alone(model)
     assert [result.quantity for result in grouped if result.status == "failed"] == ["conv1.kernel"]
+
+
+def test_fast_builds_no_entry_by_entry_shortcuts(monkeypatch):
+    """--fast runs directions, never a quantity's entry-by-entry speed-ups (receptive-field runs,
+    shared units, one-channel runs): it does not plan them (``shortcuts=False``), and its probes
+    otherwise are the same, so its verdicts are the same bits as with them."""
+    from cnngrad.gradcheck import check_model, crop, probes as probes_module
+    model = load_model(str(ROOT / "configs/lenet5.yaml"))
+    trace = model.forward()
+    grads = model.backward(trace)
+    planned, _ = probes_for(model, trace, grads, ())
+    bare, _ = probes_for(model, trace, grads, (), shortcuts=False)
+    assert any(probe.shortcut is not None for probe in planned)
+    assert all(probe.shortcut is None for probe in bare)
+    assert [(p.quantity, p.start) for p in bare] == [(p.quantity, p.start) for p in planned]
+    evaluator = Evaluator(model.network, model.params, model.target, trace,
+                          magnitude=rounding_magnitude(model, trace, grads, recompute=True))
+    checker = QuantityChecker(model, evaluator, DEFAULT_EPS, DEFAULT_RTOL, DEFAULT_ATOL, True, 0)
+    shapes = [model.user_shapes[probe.quantity] for probe in planned]
+    affine = [checker.moves_affinely(probe) for probe in planned]
+    results = [check_directions(evaluator, probes, shapes, DEFAULT_EPS, DEFAULT_RTOL, DEFAULT_ATOL,
+                                np.random.default_rng(0), affine) for probes in (planned, bare)]
+    for with_them, without in zip(*results):
+        assert with_them.status == without.status == "passed"
+        for field, value in with_them.verdicts.as_dict().items():
+            assert np.asarray(value).tobytes() == np.asarray(getattr(without.verdicts, field)).tobytes(), field
+
+    def unplanned(*args, **kwargs):
+        raise AssertionError("--fast planned an entry-by-entry shortcut")
+    for module, name in ((crop, "first_conv_runs"), (crop, "point_runs"), (crop, "untied_bias_runs"),
+                         (probes_module, "_one_example_runs")):
+        monkeypatch.setattr(module, name, unplanned)
+    assert check_model(model, fast=True, deltas=True).passed
