@@ -556,16 +556,23 @@ def rounding_magnitude(model: Model, trace, grads, recompute: bool = False) -> n
                              + float(np.nansum(np.abs(trace.output * grads.input)))])
     layers = len(net.layers)
     inside, formed = np.zeros(layers + 1), np.zeros(layers + 1)
-    for k in range(layers - (1 if net.fused else 0)):
-        delta = np.abs(grads.outputs[net.names[k]])
-        with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):
+        for k in range(layers - (1 if net.fused else 0)):
+            delta = np.abs(grads.outputs[net.names[k]])
             size = net.layers[k].term_magnitude(trace.inputs[k], trace.outputs[k], net.params_of(k, model.params))
-            inside[k] = float(np.nansum(size * delta))
-            formed[k] = inside[k] if recompute else float(np.nansum(np.abs(trace.outputs[k]) * delta))
+            inside[k] = _nansum(size * delta)
+            formed[k] = inside[k] if recompute else _nansum(np.abs(trace.outputs[k]) * delta)
     after = np.cumsum(inside[::-1])[::-1]              # after[k] = Σ_{j ≥ k} inside[j]
     before = np.concatenate([[0.0], formed[:-1]])      # before[start] = formed[start − 1]
     with np.errstate(over="ignore"):                  # sizes past float64 are inf: nothing verified
         return abs(float(net.objective(trace, model.target)[0])) + before + after
+
+
+def _nansum(values: np.ndarray) -> float:
+    """``float(np.nansum(values))``, without its copy of ``values`` where no entry is NaN: the plain
+    sum is then the same sum, bit for bit."""
+    total = float(values.sum())
+    return total if total == total else float(np.nansum(values))
 
 
 def finite_upstream_sum(model: Model, trace) -> None:

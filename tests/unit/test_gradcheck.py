@@ -674,3 +674,24 @@ def test_one_sided_quotients_that_move_on_one_side_only_are_a_kink_not_a_bend():
 def test_a_wrong_value_at_a_kink_still_fails_with_fast(seed):
     """relu'(0) = 2, outside [0, 1]: the unresolved rule for bending losses hides no wrong kink."""
     assert not check_model(relu_at_zero_model(ReLUTwoAtZero), fast=True, seed=seed).passed
+
+
+def test_rounding_magnitudes_sum_is_numpys_nansum_bit_for_bit():
+    """``check._nansum`` (a plain sum where no entry is NaN) gives np.nansum's very bits: on
+    C-, F- and strided arrays, with NaN entries left out, with ±inf (a NaN sum), and all NaN (0)."""
+    from cnngrad.gradcheck.check import _nansum
+    rng = np.random.default_rng(11)
+    arrays = []
+    for shape in [(1,), (7,), (1000,), (3, 200), (6, 28, 28)]:
+        a = rng.standard_normal(shape) * np.exp(rng.uniform(-30, 30, shape))
+        arrays += [a, np.asfortranarray(a), a[..., ::2], a.T]
+        with_nan = a.copy()
+        with_nan.flat[rng.integers(a.size, size=3)] = np.nan
+        arrays.append(with_nan)
+        both = a.copy()
+        both.flat[:2] = [np.inf, -np.inf][:a.size]
+        arrays.append(both)
+    arrays.append(np.full(5, np.nan))
+    with np.errstate(invalid="ignore"):   # as rounding_magnitude sums: inf − inf is NaN, unwarned
+        for a in arrays:
+            assert np.float64(_nansum(a)).tobytes() == np.nansum(a).tobytes()
