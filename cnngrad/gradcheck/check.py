@@ -17,7 +17,7 @@ from ..model import Model, NonFiniteError
 from ..quantities import value_of
 from ..threads import checker_threads
 from . import expect as expect_check
-from .finite import Differences, Evaluator, central_differences
+from .finite import Differences, Evaluator, central_differences, line_differences
 from .probes import Probe, input_probe, output_probe, param_probe
 from .results import QuantityResult, SpecResult
 from .verdicts import FAIL, KINK, OK, UNSEEN, EntryVerdicts
@@ -325,9 +325,12 @@ def _judge_together(evaluator: Evaluator, parts: list[Directions], user_shapes, 
     """The directional checks of ``parts``, quantities whose copies start at the same layer: their
     copies run as one batch, each quantity judged on its own ``DIRECTIONS`` of them."""
     regularized = any(part.probe.penalty is not None for part in parts)
-    diffs = central_differences(evaluator, parts[0].probe.start, np.repeat([part.step for part in parts], DIRECTIONS),
-                                together(parts, "perturbed"),
-                                penalty=together(parts, "penalty") if regularized else None)
+    start, steps = parts[0].probe.start, np.repeat([part.step for part in parts], DIRECTIONS)
+    penalty = together(parts, "penalty") if regularized else None
+    if all(part.change is not None for part in parts):
+        diffs = line_differences(evaluator, start, steps, np.concatenate([part.change for part in parts]), penalty)
+    else:
+        diffs = central_differences(evaluator, start, steps, together(parts, "perturbed"), penalty=penalty)
     results = []
     for m, (part, user_shape) in enumerate(zip(parts, user_shapes)):
         own = diffs.along(np.arange(m * DIRECTIONS, (m + 1) * DIRECTIONS), np.ones(DIRECTIONS))   # factor 1: as they are

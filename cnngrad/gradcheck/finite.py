@@ -116,6 +116,84 @@ class Evaluator:
             self.progress(len(losses))
         return losses, crossed, first
 
+    def run_lines(self, start: int, changes: np.ndarray, h: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``run`` of the copies y + s·Δ_d of value ``start`` (y its unperturbed value, s each of
+        ``STEPS`` · h[d], Δ_d = ``changes[d]``, shape (N, ...)): --fast's directions. Results
+        (len(STEPS), lines), as the copies' would be.
+
+        The copies of one line stay on a line through a layer affine in its input, and through
+        piecewise linear ones whose patterns are the unperturbed run's at both ends, y ± h·Δ (each
+        unit's piece is an interval of s: a sign of an affine function, the winner of a maximum of
+        them). So only the line's change is carried there, f(y + Δ) − f(y), or (f(y + hΔ) −
+        f(y − hΔ)) / 2h over a run of piecewise linear layers: one or two rows a line instead of
+        four copies. The copies are formed where the carry stops (a smooth nonlinear layer, the
+        last layer, a branch) and run on from there as in ``run``; so are those of a line that
+        meets a kink within ±h, from the start of that run of layers. The carried change rounds as
+        the copies would, by ε of the values, which the quotient divides by h like every copy's
+        rounding (``increment``'s argument)."""
+        count = len(changes)
+        results = (np.empty((len(STEPS), count)), np.zeros((len(STEPS), count), dtype=np.int64),
+                   np.full((len(STEPS), count), -1))
+        index, lines = start, np.arange(count)
+        with np.errstate(all="ignore"):   # as in ``losses``
+            while len(lines) and self.carries(index):
+                carried, straight, after = self.carry(index, changes, h[lines])
+                if not straight.all():    # a kink within ±h: these lines' copies run on from here
+                    self.run_along(index, changes[~straight], h[lines[~straight]], lines[~straight], results)
+                changes, lines, index = carried[straight], lines[straight], after
+            if len(lines):
+                self.run_along(index, changes, h[lines], lines, results)
+        if self.progress is not None:
+            self.progress(len(STEPS) * count)
+        return results
+
+    def carries(self, index: int) -> bool:
+        """Whether ``run_lines`` carries lines through layer ``index``: one affine in its input or
+        piecewise linear, in a chain, not the last (whose output the loss reads as a whole)."""
+        net = self.network
+        if index >= len(net.layers) - 1 or not net.chained(index):
+            return False
+        return net.layers[index].affine_in_input or net.layers[index].piecewise_linear
+
+    def carry(self, index: int, changes: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        """The change along each line (``run_lines``) of the output of layer ``index``, or of the
+        run of piecewise linear layers it starts; which lines keep the unperturbed run's patterns
+        there at both ends y ± h·Δ (all of them through an affine layer); the next layer."""
+        net = self.network
+        base = self.trace.value(index)
+        lines = len(changes)
+        if net.layers[index].affine_in_input:
+            out = self.trace.value(index + 1)
+            moved = net.layers[index].forward((base + changes).reshape((-1,) + base.shape[1:]),
+                                              net.params_of(index, self.params))[0]
+            return moved.reshape((lines,) + out.shape) - out, np.ones(lines, dtype=bool), index + 1
+        ends = np.empty((2,) + changes.shape)
+        np.multiply(h.reshape((-1,) + (1,) * base.ndim), changes, out=ends[1])
+        np.add(base, ends[1], out=ends[0])
+        np.subtract(base, ends[1], out=ends[1])
+        ends = ends.reshape((-1,) + base.shape[1:])
+        kinked = np.zeros(lines, dtype=bool)
+        while True:
+            ends, cache = net.layers[index].forward(ends, net.params_of(index, self.params))
+            pattern = net.layers[index].pattern(cache).reshape(2, lines, -1)
+            kinked |= (pattern != self.base_patterns[index].reshape(1, 1, -1)).any(axis=(0, 2))
+            index += 1
+            if not (self.carries(index) and net.layers[index].piecewise_linear):
+                break
+        ends = ends.reshape((2, lines) + self.trace.value(index).shape)
+        return (ends[0] - ends[1]) / (2 * h.reshape((-1,) + (1,) * (ends.ndim - 2))), ~kinked, index
+
+    def run_along(self, index: int, changes: np.ndarray, h: np.ndarray, lines: np.ndarray, results) -> None:
+        """Run the four copies y + s·Δ of each of ``lines`` from value ``index`` on (``losses``),
+        writing their losses, kinks crossed and first kink into column ``lines`` of ``results``."""
+        steps = STEPS[:, None] * h[None, :]
+        base = self.trace.value(index)
+        copies = base + steps.reshape(steps.shape + (1,) * base.ndim) * changes
+        losses, ran = self.losses(index, copies.reshape((-1,) + base.shape))
+        for whole, part in zip(results, (losses,) + self.kinks_crossed(ran, len(losses))):
+            whole[:, lines] = part.reshape(len(STEPS), len(lines))
+
     def losses(self, start: int, batch: np.ndarray, channels: np.ndarray | None = None):
         """Run the copies from layer ``start`` on (see ``run``): their objectives, and what each
         layer ran as (layer index, cache, the channel each copy ran, or None for all).
@@ -202,6 +280,23 @@ def central_differences(evaluator: Evaluator, start: int, h: np.ndarray, perturb
     ``penalty(items, steps)``, for a regularized parameter, gives how much each copy's L2 penalty
     differs from the unperturbed one's; it is added to the copy's loss.
     """
+    def run(items: np.ndarray, steps: np.ndarray):
+        copies = perturbed(np.tile(items, len(STEPS)), steps)
+        return evaluator.run(start, *copies) if one_channel else evaluator.run(start, copies)
+    return _differences(evaluator, start, h, run, penalty)
+
+
+def line_differences(evaluator: Evaluator, start: int, h: np.ndarray, changes: np.ndarray,
+                     penalty=None) -> Differences:
+    """``central_differences`` of items that move value ``start`` along lines, y + s·``changes[k]``
+    (--fast's directions through a layer affine in them), run by ``Evaluator.run_lines``."""
+    return _differences(evaluator, start, h, lambda items, steps: evaluator.run_lines(start, changes[items], h[items]),
+                        penalty)
+
+
+def _differences(evaluator: Evaluator, start: int, h: np.ndarray, run, penalty) -> Differences:
+    """The quotients of ``central_differences`` from ``run(items, steps)``: the losses, kinks
+    crossed and first kink of each item's copies, step by step (``STEPS`` · h)."""
     count_all = len(h)
     losses = np.empty((len(STEPS), count_all))
     crossed = np.zeros((len(STEPS), count_all), dtype=np.int64)
@@ -210,9 +305,7 @@ def central_differences(evaluator: Evaluator, start: int, h: np.ndarray, perturb
     for lo in range(0, count_all, chunk):
         items = np.arange(lo, min(lo + chunk, count_all))
         steps = (STEPS[:, None] * h[items][None, :]).reshape(-1)
-        copies = perturbed(np.tile(items, len(STEPS)), steps)
-        results = evaluator.run(start, *copies) if one_channel else evaluator.run(start, copies)
-        for whole, part in zip((losses, crossed, first), results):
+        for whole, part in zip((losses, crossed, first), run(items, steps)):
             whole[:, items] = part.reshape(len(STEPS), len(items))
         if penalty is not None:
             losses[:, items] += penalty(np.tile(items, len(STEPS)), steps).reshape(len(STEPS), len(items))
