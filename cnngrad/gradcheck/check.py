@@ -250,18 +250,19 @@ class Directions:
     copies moved by s·v.
 
     With ``affine`` (what the probe moves reaches layer ``start`` through a layer affine in it),
-    layer ``start``'s input at θ + s·v is y + s·(y(θ + v) − y): one run of that layer per direction,
-    not per step, and free of the rounding y(θ + s·v) would carry at full size."""
+    layer ``start``'s input at θ + s·v is y + s·(y(θ + v) − y), a line (``finite.line_differences``):
+    one run of that layer per direction, not per step, and free of the rounding y(θ + s·v) would
+    carry at full size."""
 
     def __init__(self, probe: Probe, rng: np.random.Generator, eps: float, affine: bool):
         self.probe = probe
         vectors, self.analytic = sharp_directions(rng, probe.analytic.reshape(-1))   # v and ∇E·v
         self.step = probe.smallest_step(eps)
-        self.base = self.change = None
+        self.change = None
         if affine:
             shape = probe.values.shape
             moved = probe.moved(np.concatenate([np.zeros((1,) + shape), vectors.reshape((-1,) + shape)]))
-            self.base, self.change = moved[0], moved[1:] - moved[0]
+            self.change = moved[1:] - moved[0]
         # the directions themselves only where copies are formed from them (all quantities' are
         # drawn before any runs, so an affine one keeps just its output's change: fc weights' are large)
         self.vectors = vectors if not affine or probe.penalty is not None else None
@@ -271,12 +272,8 @@ class Directions:
         return (steps[:, None] * self.vectors[items]).reshape((-1,) + self.probe.values.shape)
 
     def perturbed(self, items: np.ndarray, steps: np.ndarray) -> np.ndarray:
-        if self.change is None:
-            return self.probe.moved(self.moves(items, steps))
-        copies = self.change[items]
-        copies *= steps.reshape((-1,) + (1,) * self.base.ndim)
-        copies += self.base
-        return copies
+        """The inputs of layer ``start`` for copies moved by s_k · v_{items[k]} (not ``affine``)."""
+        return self.probe.moved(self.moves(items, steps))
 
     def penalty(self, items: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """How much each copy moves the L2 penalty (0 for a quantity without one)."""
@@ -307,12 +304,15 @@ def check_directions(evaluator: Evaluator, probes: list[Probe], user_shapes, eps
                      rng: np.random.Generator, affine: list[bool]) -> list[QuantityResult]:
     """Directional derivatives along a few random unit directions v: ∇E·v against the quotient,
     for each of ``probes`` (``affine``: see ``Directions``). The directions are drawn probe by
-    probe; the copies of all probes that start at the same layer run as one batch (the input's
-    and a first conv's parameters', say), fewer and larger calls for the same copies."""
+    probe. Those of probes that move their first re-run layer along a line run as one batch of
+    lines (``finite.line_differences``: each joins the others where their layers meet); the
+    copies of the other probes that start at the same layer run as one batch."""
     along = [Directions(probe, rng, eps, moves_affinely) for probe, moves_affinely in zip(probes, affine)]
+    plain = [k for k, part in enumerate(along) if part.change is None]
+    batches = [[k for k, part in enumerate(along) if part.change is not None]]
+    batches += [[k for k in plain if probes[k].start == start] for start in dict.fromkeys(probes[k].start for k in plain)]
     results = [None] * len(probes)
-    for start in dict.fromkeys(probe.start for probe in probes):
-        members = [k for k, probe in enumerate(probes) if probe.start == start]
+    for members in filter(None, batches):
         judged = _judge_together(evaluator, [along[k] for k in members], [user_shapes[k] for k in members],
                                  eps, rtol, atol)
         for k, result in zip(members, judged):
@@ -322,15 +322,17 @@ def check_directions(evaluator: Evaluator, probes: list[Probe], user_shapes, eps
 
 def _judge_together(evaluator: Evaluator, parts: list[Directions], user_shapes, eps, rtol,
                     atol) -> list[QuantityResult]:
-    """The directional checks of ``parts``, quantities whose copies start at the same layer: their
-    copies run as one batch, each quantity judged on its own ``DIRECTIONS`` of them."""
+    """The directional checks of ``parts``, quantities that all move along lines, or whose copies
+    all start at the same layer: their copies run as one batch, each quantity judged on its own
+    ``DIRECTIONS`` of them."""
     regularized = any(part.probe.penalty is not None for part in parts)
-    start, steps = parts[0].probe.start, np.repeat([part.step for part in parts], DIRECTIONS)
+    steps = np.repeat([part.step for part in parts], DIRECTIONS)
     penalty = together(parts, "penalty") if regularized else None
-    if all(part.change is not None for part in parts):
-        diffs = line_differences(evaluator, start, steps, np.concatenate([part.change for part in parts]), penalty)
+    if parts[0].change is not None:
+        diffs = line_differences(evaluator, steps, [(part.probe.start, part.change) for part in parts], penalty)
     else:
-        diffs = central_differences(evaluator, start, steps, together(parts, "perturbed"), penalty=penalty)
+        diffs = central_differences(evaluator, parts[0].probe.start, steps, together(parts, "perturbed"),
+                                    penalty=penalty)
     results = []
     for m, (part, user_shape) in enumerate(zip(parts, user_shapes)):
         own = diffs.along(np.arange(m * DIRECTIONS, (m + 1) * DIRECTIONS), np.ones(DIRECTIONS))   # factor 1: as they are

@@ -28,7 +28,7 @@ def both_paths(evaluator: Evaluator, start: int, changes: np.ndarray, h: np.ndar
     def copies(items, steps):
         return base + steps.reshape((-1,) + (1,) * base.ndim) * changes[items]
 
-    return line_differences(evaluator, start, h, changes), central_differences(evaluator, start, h, copies)
+    return line_differences(evaluator, h, [(start, changes)]), central_differences(evaluator, start, h, copies)
 
 
 def evaluator_of(model) -> Evaluator:
@@ -78,6 +78,28 @@ def test_random_networks_agree_with_the_plain_path():
         carried += seen.carried
         kinks += seen.kinks
     assert carried > 100 and kinks > 200, (carried, kinks)
+
+
+def test_lines_of_every_value_at_once_join_and_agree_with_the_plain_path():
+    """Lines of all values of a network in one call: each group joins those carried to its value
+    (in the middle of a run of piecewise linear layers too, which then stops there), and every
+    line gives what its own copies give."""
+    rng = np.random.default_rng(3)
+    joined = 0
+    for number, (_, model) in enumerate(random_models(12, 150)):
+        starts = range(len(model.network.layers))
+        if not starts:
+            continue
+        evaluator = evaluator_of(model)
+        drawn = [random_lines(rng, evaluator, start, grid=number % 2 == 0) for start in starts]
+        h = np.concatenate([steps for _, steps in drawn])
+        lines = line_differences(evaluator, h, [(start, changes) for start, (changes, _) in zip(starts, drawn)])
+        for start, (changes, steps) in zip(starts, drawn):
+            plain = both_paths(evaluator, start, changes, steps)[1]
+            own = lines.along(np.arange(start * DIRECTIONS, (start + 1) * DIRECTIONS), np.ones(DIRECTIONS))
+            agree(own, plain, f"network {number}, value {start}")
+            joined += int(start > 0 and evaluator.carries(start - 1))
+    assert joined > 100, joined
 
 
 def test_chains_near_kinks_agree_with_the_plain_path():
