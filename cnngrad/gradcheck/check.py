@@ -20,7 +20,7 @@ from ..model import Model, NonFiniteError
 from ..quantities import value_of
 from ..threads import checker_threads
 from . import expect as expect_check
-from .finite import Differences, Evaluator, central_differences
+from .finite import Differences, Evaluator, central_differences, line_differences
 from .probes import Probe, input_probe, output_probe, param_probe
 from .results import QuantityResult, SpecResult
 from .verdicts import FAIL, KINK, OK, UNSEEN, EntryVerdicts
@@ -286,33 +286,30 @@ class Directions:
     copies moved by s·v.
 
     With ``affine`` (what the probe moves reaches layer ``start`` through a layer affine in it),
-    layer ``start``'s input at θ + s·v is y + s·(y(θ + v) − y): one run of that layer per direction,
-    not per step, and free of the rounding y(θ + s·v) would carry at full size."""
+    layer ``start``'s input at θ + s·v is y + s·(y(θ + v) − y), a line (``finite.line_differences``):
+    one run of that layer per direction, not per step, and free of the rounding y(θ + s·v) would
+    carry at full size."""
 
     def __init__(self, probe: Probe, rng: np.random.Generator, eps: float, affine: bool):
         self.probe = probe
         stacked, self.analytic = origin_and_directions(rng, probe.analytic.reshape(-1))   # 0, v and ∇E·v
         vectors = stacked[1:]
         self.step = probe.smallest_step(eps)
-        self.base = self.change = None
+        self.change = None
         # the directions themselves only where copies are formed from them (all quantities' are
         # drawn before any runs, so an affine one keeps just its output's change: fc weights' are large)
         self.vectors = vectors if not affine or probe.penalty is not None else None
         if affine:   # θ + 0 and θ + v formed over the directions where they are not kept
             moved = probe.moved(stacked.reshape((-1,) + probe.values.shape), overwrite=self.vectors is None)
-            self.base, self.change = moved[0], moved[1:] - moved[0]
+            self.change = moved[1:] - moved[0]
 
     def moves(self, items: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """s_k · v_{items[k]} for each copy k, in the quantity's shape."""
         return (steps[:, None] * self.vectors[items]).reshape((-1,) + self.probe.values.shape)
 
     def perturbed(self, items: np.ndarray, steps: np.ndarray) -> np.ndarray:
-        if self.change is None:
-            return self.probe.moved(self.moves(items, steps))
-        copies = self.change[items]
-        copies *= steps.reshape((-1,) + (1,) * self.base.ndim)
-        copies += self.base
-        return copies
+        """The inputs of layer ``start`` for copies moved by s_k · v_{items[k]} (not ``affine``)."""
+        return self.probe.moved(self.moves(items, steps))
 
     def penalty(self, items: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """How much each copy moves the L2 penalty (0 for a quantity without one)."""
@@ -343,12 +340,15 @@ def check_directions(evaluator: Evaluator, probes: list[Probe], user_shapes, eps
                      rng: np.random.Generator, affine: list[bool]) -> list[QuantityResult]:
     """Directional derivatives along a few random unit directions v: ∇E·v against the quotient,
     for each of ``probes`` (``affine``: see ``Directions``). The directions are drawn probe by
-    probe; the copies of all probes that start at the same layer run as one batch (the input's
-    and a first conv's parameters', say), fewer and larger calls for the same copies."""
+    probe. Those of probes that move their first re-run layer along a line run as one batch of
+    lines (``finite.line_differences``: each joins the others where their layers meet); the
+    copies of the other probes that start at the same layer run as one batch."""
     along = [Directions(probe, rng, eps, moves_affinely) for probe, moves_affinely in zip(probes, affine)]
+    plain = [k for k, part in enumerate(along) if part.change is None]
+    batches = [[k for k, part in enumerate(along) if part.change is not None]]
+    batches += [[k for k in plain if probes[k].start == start] for start in dict.fromkeys(probes[k].start for k in plain)]
     results = [None] * len(probes)
-    for start in dict.fromkeys(probe.start for probe in probes):
-        members = [k for k, probe in enumerate(probes) if probe.start == start]
+    for members in filter(None, batches):
         judged = _judge_together(evaluator, [along[k] for k in members], [user_shapes[k] for k in members],
                                  eps, rtol, atol)
         for k, result in zip(members, judged):
@@ -358,12 +358,17 @@ def check_directions(evaluator: Evaluator, probes: list[Probe], user_shapes, eps
 
 def _judge_together(evaluator: Evaluator, parts: list[Directions], user_shapes, eps, rtol,
                     atol) -> list[QuantityResult]:
-    """The directional checks of ``parts``, quantities whose copies start at the same layer: their
-    copies run as one batch, each quantity judged on its own ``DIRECTIONS`` of them."""
+    """The directional checks of ``parts``, quantities that all move along lines, or whose copies
+    all start at the same layer: their copies run as one batch, each quantity judged on its own
+    ``DIRECTIONS`` of them."""
     regularized = any(part.probe.penalty is not None for part in parts)
-    diffs = central_differences(evaluator, parts[0].probe.start, np.repeat([part.step for part in parts], DIRECTIONS),
-                                together(parts, "perturbed"),
-                                penalty=together(parts, "penalty") if regularized else None)
+    steps = np.repeat([part.step for part in parts], DIRECTIONS)
+    penalty = together(parts, "penalty") if regularized else None
+    if parts[0].change is not None:
+        diffs = line_differences(evaluator, steps, [(part.probe.start, part.change) for part in parts], penalty)
+    else:
+        diffs = central_differences(evaluator, parts[0].probe.start, steps, together(parts, "perturbed"),
+                                    penalty=penalty)
     results = []
     for m, (part, user_shape) in enumerate(zip(parts, user_shapes)):
         own = diffs.along(np.arange(m * DIRECTIONS, (m + 1) * DIRECTIONS), np.ones(DIRECTIONS))   # factor 1: as they are

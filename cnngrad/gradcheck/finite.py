@@ -116,6 +116,98 @@ class Evaluator:
             self.progress(len(losses))
         return losses, crossed, first
 
+    def run_lines(self, groups: list[tuple[int, np.ndarray]], h: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``run`` of copies on lines, --fast's directions: each group (start, changes) holds lines
+        of value ``start``, whose copies are y + s·Δ_d (y the unperturbed value, s each of ``STEPS``
+        · h[d], Δ_d = changes[d], shape (N, ...)); ``h`` runs over the groups' lines in order.
+        Results (len(STEPS), lines), as the copies' would be.
+
+        The copies of one line stay on a line through a layer affine in its input, and through
+        piecewise linear ones whose patterns are the unperturbed run's at both ends, y ± h·Δ (each
+        unit's piece is an interval of s: a sign of an affine function, the winner of a maximum of
+        them). So only the line's change is carried there, f(y + Δ) − f(y), or (f(y + hΔ) −
+        f(y − hΔ)) / 2h over a run of piecewise linear layers: one or two rows a line instead of
+        four copies, and the lines of groups that start further on join those carried to them.
+        The copies are formed where the carry stops (a smooth nonlinear layer, the last layer, a
+        branch) and run on from there as in ``run``; so are those of a line that meets a kink
+        within ±h, from the start of that run of layers. The carried change rounds as the copies
+        would, by ε of the values, which the quotient divides by h like every copy's rounding
+        (``increment``'s argument)."""
+        count = len(h)
+        results = (np.empty((len(STEPS), count)), np.zeros((len(STEPS), count), dtype=np.int64),
+                   np.full((len(STEPS), count), -1))
+        offsets = np.cumsum([0] + [len(changes) for _, changes in groups])
+        pending = sorted(range(len(groups)), key=lambda g: groups[g][0])
+        index, changes, lines = None, None, np.arange(0)
+        with np.errstate(all="ignore"):   # as in ``losses``
+            while pending or len(lines):
+                if not len(lines):
+                    index = groups[pending[0]][0]
+                while pending and groups[pending[0]][0] == index:    # lines that start here join
+                    g = pending.pop(0)
+                    changes = groups[g][1] if not len(lines) else np.concatenate([changes, groups[g][1]])
+                    lines = np.concatenate([lines, np.arange(offsets[g], offsets[g + 1])])
+                if not self.carries(index):
+                    self.run_along(index, changes, h[lines], lines, results)
+                    lines = lines[:0]
+                    continue
+                joining = groups[pending[0]][0] if pending else len(self.network.layers)
+                carried, straight, after = self.carry(index, changes, h[lines], joining)
+                if not straight.all():    # a kink within ±h: these lines' copies run on from here
+                    self.run_along(index, changes[~straight], h[lines[~straight]], lines[~straight], results)
+                changes, lines, index = carried[straight], lines[straight], after
+        if self.progress is not None:
+            self.progress(len(STEPS) * count)
+        return results
+
+    def carries(self, index: int) -> bool:
+        """Whether ``run_lines`` carries lines through layer ``index``: one affine in its input or
+        piecewise linear, in a chain, not the last (whose output the loss reads as a whole)."""
+        net = self.network
+        if index >= len(net.layers) - 1 or not net.chained(index):
+            return False
+        return net.layers[index].affine_in_input or net.layers[index].piecewise_linear
+
+    def carry(self, index: int, changes: np.ndarray, h: np.ndarray, joining: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """The change along each line (``run_lines``) of the output of layer ``index``, or of the
+        run of piecewise linear layers it starts (up to value ``joining`` at most, where other
+        lines join); which lines keep the unperturbed run's patterns there at both ends y ± h·Δ
+        (all of them through an affine layer); the next layer."""
+        net = self.network
+        base = self.trace.value(index)
+        lines = len(changes)
+        if net.layers[index].affine_in_input:
+            out = self.trace.value(index + 1)
+            moved = net.layers[index].forward((base + changes).reshape((-1,) + base.shape[1:]),
+                                              net.params_of(index, self.params))[0]
+            return moved.reshape((lines,) + out.shape) - out, np.ones(lines, dtype=bool), index + 1
+        ends = np.empty((2,) + changes.shape)
+        np.multiply(h.reshape((-1,) + (1,) * base.ndim), changes, out=ends[1])
+        np.add(base, ends[1], out=ends[0])
+        np.subtract(base, ends[1], out=ends[1])
+        ends = ends.reshape((-1,) + base.shape[1:])
+        kinked = np.zeros(lines, dtype=bool)
+        while True:
+            ends, cache = net.layers[index].forward(ends, net.params_of(index, self.params))
+            pattern = net.layers[index].pattern(cache).reshape(2, lines, -1)
+            kinked |= (pattern != self.base_patterns[index].reshape(1, 1, -1)).any(axis=(0, 2))
+            index += 1
+            if index == joining or not (self.carries(index) and net.layers[index].piecewise_linear):
+                break
+        ends = ends.reshape((2, lines) + self.trace.value(index).shape)
+        return (ends[0] - ends[1]) / (2 * h.reshape((-1,) + (1,) * (ends.ndim - 2))), ~kinked, index
+
+    def run_along(self, index: int, changes: np.ndarray, h: np.ndarray, lines: np.ndarray, results) -> None:
+        """Run the four copies y + s·Δ of each of ``lines`` from value ``index`` on (``losses``),
+        writing their losses, kinks crossed and first kink into column ``lines`` of ``results``."""
+        steps = STEPS[:, None] * h[None, :]
+        base = self.trace.value(index)
+        copies = base + steps.reshape(steps.shape + (1,) * base.ndim) * changes
+        losses, ran = self.losses(index, copies.reshape((-1,) + base.shape))
+        for whole, part in zip(results, (losses,) + self.kinks_crossed(ran, len(losses))):
+            whole[:, lines] = part.reshape(len(STEPS), len(lines))
+
     def losses(self, start: int, batch: np.ndarray, channels: np.ndarray | None = None):
         """Run the copies from layer ``start`` on (see ``run``): their objectives, and what each
         layer ran as (layer index, cache, the channel each copy ran, or None for all).
@@ -202,17 +294,41 @@ def central_differences(evaluator: Evaluator, start: int, h: np.ndarray, perturb
     ``penalty(items, steps)``, for a regularized parameter, gives how much each copy's L2 penalty
     differs from the unperturbed one's; it is added to the copy's loss.
     """
+    def run(items: np.ndarray, steps: np.ndarray):
+        copies = perturbed(np.tile(items, len(STEPS)), steps)
+        return evaluator.run(start, *copies) if one_channel else evaluator.run(start, copies)
+    return _differences(evaluator, start, h, run, penalty)
+
+
+def line_differences(evaluator: Evaluator, h: np.ndarray, groups: list[tuple[int, np.ndarray]],
+                     penalty=None) -> Differences:
+    """``central_differences`` of items that move values along lines: the lines of ``groups``
+    in order, each group (start, changes) moving value ``start`` to y + s·changes[k] (--fast's
+    directions through a layer affine in them), run by ``Evaluator.run_lines``."""
+    offsets = np.cumsum([0] + [len(changes) for _, changes in groups])
+
+    def run(items: np.ndarray, steps: np.ndarray):
+        lo, hi = items[0], items[-1] + 1        # a chunk: consecutive items
+        chunk = [(start, changes[max(lo - first, 0):hi - first])
+                 for (start, changes), first, end in zip(groups, offsets, offsets[1:]) if first < hi and end > lo]
+        return evaluator.run_lines(chunk, h[lo:hi])
+    starts = np.repeat([start for start, _ in groups], np.diff(offsets))
+    return _differences(evaluator, starts, h, run, penalty)
+
+
+def _differences(evaluator: Evaluator, starts, h: np.ndarray, run, penalty) -> Differences:
+    """The quotients of ``central_differences`` from ``run(items, steps)``: the losses, kinks
+    crossed and first kink of each item's copies, step by step (``STEPS`` · h); ``starts`` is the
+    value the copies of every item start from, or of each."""
     count_all = len(h)
     losses = np.empty((len(STEPS), count_all))
     crossed = np.zeros((len(STEPS), count_all), dtype=np.int64)
     first = np.full((len(STEPS), count_all), -1)
-    chunk = max(1, evaluator.copies_per_call(start) // len(STEPS))
+    chunk = max(1, evaluator.copies_per_call(int(np.min(starts))) // len(STEPS))
     for lo in range(0, count_all, chunk):
         items = np.arange(lo, min(lo + chunk, count_all))
         steps = (STEPS[:, None] * h[items][None, :]).reshape(-1)
-        copies = perturbed(np.tile(items, len(STEPS)), steps)
-        results = evaluator.run(start, *copies) if one_channel else evaluator.run(start, copies)
-        for whole, part in zip((losses, crossed, first), results):
+        for whole, part in zip((losses, crossed, first), run(items, steps)):
             whole[:, items] = part.reshape(len(STEPS), len(items))
         if penalty is not None:
             losses[:, items] += penalty(np.tile(items, len(STEPS)), steps).reshape(len(STEPS), len(items))
@@ -224,7 +340,7 @@ def central_differences(evaluator: Evaluator, start: int, h: np.ndarray, perturb
         narrow = (half_plus - half_minus) / h
         left, right = (base - half_minus) / (h / 2), (half_plus - base) / (h / 2)
         left_wide, right_wide = (base - minus) / h, (plus - base) / h
-        scale = np.maximum(np.abs(losses).max(axis=0), max(abs(base), evaluator.magnitude[start]))
+        scale = np.maximum(np.abs(losses).max(axis=0), np.maximum(abs(base), evaluator.magnitude[starts]))
         rounding = ROUNDING * scale / h
         gap = np.abs(narrow - wide)
         kink = (crossed > 0).any(axis=0)

@@ -63,6 +63,7 @@ def log_softmax(x: np.ndarray, channels: bool = False) -> np.ndarray:
 class ReLU(Elementwise):
     kind = "relu"
     derivative_text = "1 if x > 0, else 0 (0 at x = 0, as PyTorch)"
+    piecewise_linear = True
 
     # --- engine: shape rule, forward, backward, and the memory they take
 
@@ -88,6 +89,7 @@ class LeakyReLU(Elementwise):
     kind = "leaky_relu"
     settings = (Setting("slope", "number", 0.01),)
     derivative_text = "1 if x > 0, else the slope (the slope at x = 0, as PyTorch)"
+    piecewise_linear = True
 
     # --- engine: shape rule, forward, backward, and the memory they take
 

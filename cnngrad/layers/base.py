@@ -93,6 +93,10 @@ class Layer:
     affine_in_params = False       # ``output_change``
     param_moves_one_unit = False   # ``output_unit`` (each parameter entry moves one output unit)
     param_moves_one_channel = False  # ``output_channel`` (each parameter entry moves one output channel)
+    # how the output moves when the input moves along a line x + s·Δ (``--fast`` carries its
+    # directions' changes through such layers, ``finite.Evaluator.run_lines``): along a line too
+    affine_in_input = False        # y = A x + c for fixed parameters (conv, fc, flatten, average pooling)
+    piecewise_linear = False       # affine on each smooth piece of ``pattern`` (relu, leaky relu, max pooling)
     # the output of an example depends on the other examples of its batch (batch norm). Such a
     # kind is built with the batch size N (``self.batch``) and sees the rows of a run in groups of N
     # consecutive examples, one group per perturbed copy; its explain methods take an index with

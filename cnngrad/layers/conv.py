@@ -39,7 +39,7 @@ class Conv(Layer):
                 description="G: channels and filters split into G groups (kernel (D, C/G, kh, kw); G = C: depthwise)"),
     )
     param_names = ("kernel", "bias")
-    linear_in_input = affine_in_params = param_moves_one_channel = True
+    linear_in_input = affine_in_input = affine_in_params = param_moves_one_channel = True
 
     # --- engine: shape rule, forward, backward, and the memory they take
 

@@ -38,7 +38,7 @@ class ConvTranspose(Layer):
         Setting("dilation", "pair", (1, 1), minimum=1, description="int or [dh, dw]"),
     )
     param_names = ("kernel", "bias")
-    linear_in_input = affine_in_params = param_moves_one_channel = True
+    linear_in_input = affine_in_input = affine_in_params = param_moves_one_channel = True
 
     # --- building from a spec entry: the kernel sizes the layer
 

@@ -17,6 +17,7 @@ from .explanation import Explanation, Factor, Ref, Term
 @register
 class Dropout(Layer):
     kind = "dropout"
+    affine_in_input = True     # a fixed mask
     settings = (
         Setting("p", "number", 0.5, description="the probability of dropping an entry, 0 ≤ p < 1; kept "
                                                 "entries are scaled by 1/(1 − p)"),

@@ -21,7 +21,7 @@ class FC(Layer):
         Setting("bias", "array", 0.0, description="a scalar, one per filter/output, or an untied map"),
     )
     param_names = ("weights", "bias")
-    affine_in_params = param_moves_one_unit = True
+    affine_in_input = affine_in_params = param_moves_one_unit = True
 
     # --- building from a spec entry: the weights size the layer
 

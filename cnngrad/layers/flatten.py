@@ -17,6 +17,7 @@ ORDERS = ("C", "F")
 @register
 class Flatten(Layer):
     kind = "flatten"
+    affine_in_input = True
     settings = (Setting("order", "word", "C", choices=ORDERS,
                         description="C row-major (default) or F column-major"),)
 

@@ -18,6 +18,7 @@ from .explanation import Explanation, Factor, Ref, Term
 @register
 class GlobalAvgPool(Layer):
     kind = "global_avg_pool"
+    affine_in_input = True
 
     # --- engine: shape rule, forward, backward, and the memory they take
 

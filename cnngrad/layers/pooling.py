@@ -72,6 +72,16 @@ class Pool(Layer):
         self.ceil_mode, self.count_include_pad = bool(ceil_mode), bool(count_include_pad)
 
     @property
+    def affine_in_input(self) -> bool:
+        """An average is linear in its window (``Layer.affine_in_input``)."""
+        return self.type == "avg"
+
+    @property
+    def piecewise_linear(self) -> bool:
+        """A maximum is its winner on each piece (``Layer.piecewise_linear``); an L2 norm bends."""
+        return self.type == "max"
+
+    @property
     def span(self) -> tuple[int, int]:
         """The rows and columns one window covers: r·(k − 1) + 1 per axis."""
         return tuple(r * (k - 1) + 1 for r, k in zip(self.dilation, self.size))
