@@ -419,16 +419,19 @@ def probes_for(model: Model, trace, grads, wrt) -> tuple[list[Probe], list[Probe
 
 class Progress:
     """Tells ``report(advance, total)`` how many perturbed copies each batch ran and how many the
-    check plans in all (the plan grows if the per-layer delta checks become necessary)."""
+    check plans in all (the plan grows if the per-layer delta checks become necessary, and by the
+    copies of a second look at failures, ``second_look``, as they run)."""
 
     def __init__(self, report, fast: bool):
-        self.report, self.fast, self.total = report, fast, 0
+        self.report, self.fast, self.total, self.done = report, fast, 0, 0
 
     def plan(self, probes: list[Probe]) -> None:
         """Count the copies ``probes`` will run: four per entry (or shared unit), or per direction."""
         self.total += sum(run_copies(p.runs, self.fast) for p in probes)
 
     def advance(self, count: int) -> None:
+        self.done += count
+        self.total = max(self.total, self.done)
         if self.report is not None:
             self.report(count, self.total)
 
