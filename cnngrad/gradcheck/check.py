@@ -36,6 +36,7 @@ SIGNIFICANT = 1e3 * np.finfo(np.float64).eps   # … one above this fraction (a 
 KINK_EDGE = 0.1         # a kink's analytic value in the outer tenth of its bracket is near an edge
 KINK_WIDE = 1e-3        # … and a bracket wider than this fraction of the values is wide
 SHARP = 1 / 32          # --fast's balanced directions: |∇E·v| this fraction of its usual ‖∇E‖₂/√size
+SECOND_LOOKS = (4, 16)  # a failing entry's differences again at step h/4, then h/16 (``second_look``)
 
 
 class UnknownQuantity(ValueError):
@@ -169,10 +170,29 @@ def check_entries(evaluator: Evaluator, probe: Probe, user_shape, eps, rtol, ato
     """Every entry of one quantity: four perturbed runs per entry, batched (entries that move one
     output unit of their layer share that unit's runs; those that move one channel of a map run
     the channel-wise layers after it on that channel alone)."""
-    diffs = probe.differences(evaluator, eps)
     zero = zero_gradient(evaluator, probe, eps, probe.steps(eps))
-    return judge(probe.quantity, user_shape, probe.analytic.reshape(-1), diffs, user_shape, rtol, atol,
-                 zero=zero, significant=significant_gradient(evaluator, probe, zero))
+    significant = significant_gradient(evaluator, probe, zero)
+    return second_look(
+        lambda diffs: judge(probe.quantity, user_shape, probe.analytic.reshape(-1), diffs, user_shape, rtol, atol,
+                            zero=zero, significant=significant),
+        probe.differences(evaluator, eps), lambda entries, finer: probe.finer(evaluator, entries, eps / finer))
+
+
+def second_look(judged, diffs: Differences, finer) -> QuantityResult:
+    """``judged(diffs)``, after a second look at the smooth entries that fail or are unresolved
+    because their two step sizes disagree: their differences again at a quarter of the step,
+    ``finer(entries, 4)``, then at a sixteenth, kept where they settle what the wider step left
+    unsettled (``Differences.settled``). A failure is claimed only where the derivative is not
+    still moving with the step; for a wrong gradient both steps agree."""
+    result = judged(diffs)
+    for factor in SECOND_LOOKS:
+        status = result.verdicts.status
+        failing = np.flatnonzero(((status == FAIL) | (status == UNSEEN) & diffs.unsettled) & ~diffs.kink)
+        if not len(failing):
+            break
+        diffs = diffs.settled(failing, finer(failing, factor))
+        result = judged(diffs)
+    return result
 
 
 BYTE_BITS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1)   # row b: byte b's bits, first first
@@ -311,6 +331,16 @@ class Directions:
         """The inputs of layer ``start`` for copies moved by s_k · v_{items[k]} (not ``affine``)."""
         return self.probe.moved(self.moves(items, steps))
 
+    def finer(self, evaluator: Evaluator, items: np.ndarray, step: float) -> Differences:
+        """The differences of directions ``items`` alone at ``step`` (a second look at a failure,
+        ``second_look``)."""
+        h = np.full(len(items), step)
+        penalty = None if self.probe.penalty is None else (lambda k, steps: self.penalty(items[k], steps))
+        if self.change is not None:
+            return line_differences(evaluator, h, [(self.probe.start, self.change[items])], penalty)
+        return central_differences(evaluator, self.probe.start, h, lambda k, steps: self.perturbed(items[k], steps),
+                                   penalty=penalty)
+
     def penalty(self, items: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """How much each copy moves the L2 penalty (0 for a quantity without one)."""
         if self.probe.penalty is None:
@@ -369,14 +399,20 @@ def _judge_together(evaluator: Evaluator, parts: list[Directions], user_shapes, 
     else:
         diffs = central_differences(evaluator, parts[0].probe.start, steps, together(parts, "perturbed"),
                                     penalty=penalty)
-    results = []
-    for m, (part, user_shape) in enumerate(zip(parts, user_shapes)):
-        own = diffs.along(np.arange(m * DIRECTIONS, (m + 1) * DIRECTIONS), np.ones(DIRECTIONS))   # factor 1: as they are
-        zero = zero_gradient(evaluator, part.probe, eps, part.step)
-        results.append(judge(part.probe.quantity, user_shape, part.analytic, own, (DIRECTIONS,), rtol, atol,
-                             method="fast", zero=zero,
-                             significant=significant_gradient(evaluator, part.probe, zero)))
-    return results
+    return [_judge_directions(evaluator, part, user_shape, diffs.along(np.arange(m * DIRECTIONS, (m + 1) * DIRECTIONS),
+                                                                   np.ones(DIRECTIONS)), eps, rtol, atol)
+            for m, (part, user_shape) in enumerate(zip(parts, user_shapes))]   # factor 1: the directions as they are
+
+
+def _judge_directions(evaluator: Evaluator, part: Directions, user_shape, diffs: Differences, eps, rtol,
+                      atol) -> QuantityResult:
+    """One quantity's verdict on its directions' differences, with a second look at failures."""
+    zero = zero_gradient(evaluator, part.probe, eps, part.step)
+    significant = significant_gradient(evaluator, part.probe, zero)
+    return second_look(
+        lambda settled: judge(part.probe.quantity, user_shape, part.analytic, settled, (DIRECTIONS,), rtol, atol,
+                              method="fast", zero=zero, significant=significant),
+        diffs, lambda items, finer: part.finer(evaluator, items, part.step / finer))
 
 
 def delta_probe(model: Model, trace, grads, index: int, shortcuts: bool = True) -> Probe:
@@ -422,16 +458,19 @@ def probes_for(model: Model, trace, grads, wrt, shortcuts: bool = True) -> tuple
 
 class Progress:
     """Tells ``report(advance, total)`` how many perturbed copies each batch ran and how many the
-    check plans in all (the plan grows if the per-layer delta checks become necessary)."""
+    check plans in all (the plan grows if the per-layer delta checks become necessary, and by the
+    copies of a second look at failures, ``second_look``, as they run)."""
 
     def __init__(self, report, fast: bool):
-        self.report, self.fast, self.total = report, fast, 0
+        self.report, self.fast, self.total, self.done = report, fast, 0, 0
 
     def plan(self, probes: list[Probe]) -> None:
         """Count the copies ``probes`` will run: four per entry (or shared unit), or per direction."""
         self.total += sum(run_copies(p.runs, self.fast) for p in probes)
 
     def advance(self, count: int) -> None:
+        self.done += count
+        self.total = max(self.total, self.done)
         if self.report is not None:
             self.report(count, self.total)
 
@@ -546,19 +585,22 @@ def check_expectations(model: Model, trace, grads):
 def rounding_magnitude(model: Model, trace, grads, recompute: bool = False) -> np.ndarray:
     """S per start layer: how much E moves, to first order, when every value the perturbed copies
     compute is off by one rounding of the size of the terms it sums,
-        S[start] = |E| + Σ |y ⊙ δ| of layer start − 1 + Σ_{layers k ≥ start} Σ M_k ⊙ |δ_k|,
+        S[start] = T + Σ |y ⊙ δ| of layer start − 1 + Σ_{layers k ≥ start} Σ M_k ⊙ |δ_k|,
     M_k the Σ |terms| behind each output of layer k (Σ |W||a| + |b| for fc, even where the terms
-    cancel; 0 for an exact one such as relu) and δ_k = ∂E/∂y_k. Layers before ``start`` are not
-    re-run (their rounding is the same in every copy); the output of layer start − 1 is formed as
-    y + s · ∂y/∂θ (one rounding of y), or with ``recompute`` (--fast) by that layer's forward (M).
-    The losses sum terms of one sign (|E|), except ``none``, whose Σ t·y is the last layer's
-    M·|δ|. A fused loss reads the last layer's input, not its output, so that output is left out.
-    E here is the data loss: the copies leave out the L2 penalty, adding only its exact change."""
+    cancel; 0 for an exact one such as relu) and δ_k = ∂E/∂y_k; T the loss's own terms
+    (``loss_terms``). Layers before ``start`` are not re-run (their rounding is the same in every
+    copy); the output of layer start − 1 is formed as y + s · ∂y/∂θ (one rounding of y), or with
+    ``recompute`` (--fast) by that layer's forward (M), and the input as x + s·v (one rounding of
+    every entry; the full check's x ± h is exact). A fused loss reads the last layer's input, not
+    its output, so that output is left out. E here is the data loss: the copies leave out the L2
+    penalty, adding only its exact change."""
     net = model.network
+    with np.errstate(invalid="ignore", over="ignore"):
+        terms = loss_terms(net, trace, model.target)
+        formed_input = float(np.nansum(np.abs(model.input * grads.input))) if recompute else 0.0
     if not net.layers:   # a loss-only example: the input is the output the loss reads
         with np.errstate(invalid="ignore", over="ignore"):
-            return np.array([abs(float(net.objective(trace, model.target)[0]))
-                             + float(np.nansum(np.abs(trace.output * grads.input)))])
+            return np.array([terms + float(np.nansum(np.abs(trace.output * grads.input)))])
     layers = len(net.layers)
     inside, formed = np.zeros(layers + 1), np.zeros(layers + 1)
     with np.errstate(all="ignore"):
@@ -568,9 +610,18 @@ def rounding_magnitude(model: Model, trace, grads, recompute: bool = False) -> n
             inside[k] = _nansum(size * delta)
             formed[k] = inside[k] if recompute else _nansum(np.abs(trace.outputs[k]) * delta)
     after = np.cumsum(inside[::-1])[::-1]              # after[k] = Σ_{j ≥ k} inside[j]
-    before = np.concatenate([[0.0], formed[:-1]])      # before[start] = formed[start − 1]
+    before = np.concatenate([[formed_input], formed[:-1]])   # before[start] = formed[start − 1]
     with np.errstate(over="ignore"):                  # sizes past float64 are inf: nothing verified
-        return abs(float(net.objective(trace, model.target)[0])) + before + after
+        return terms + before + after
+
+
+def loss_terms(net, trace, target) -> float:
+    """Σ |terms| the loss adds up, whose rounding every copy's E carries: |E| for the losses whose
+    terms share one sign, Σ |t ⊙ y| for ``none``'s Σ t·y (whose terms may cancel, after a layer
+    that rounds nothing itself: a flatten, a relu)."""
+    if net.loss.label == "none":
+        return float(np.nansum(np.abs(net.repeated(target, len(trace.output)) * trace.output)))
+    return abs(float(net.objective(trace, target)[0]))
 
 
 def _nansum(values: np.ndarray) -> float:

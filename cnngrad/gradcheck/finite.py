@@ -42,6 +42,20 @@ class Differences(Record):
         self.noise = noise        # the error the numeric value may carry: rounding ≈ ε S / h, and truncation
         self.spread = spread      # how much each one-sided quotient moves between h and h/2
 
+    def settled(self, at: np.ndarray, finer: "Differences") -> "Differences":
+        """These differences with those of entries ``at`` replaced by ``finer`` (theirs at a smaller
+        step) where the two extrapolations lie further apart than both allowances, or where the
+        wider step's quotients were unsettled and the finer's are not: the wider step's was not yet
+        the derivative (a loss that bends within the step, as a batch norm of a nearly constant
+        feature). Elsewhere the wider step's stand (rounding weighs less in them)."""
+        with np.errstate(invalid="ignore"):
+            apart = np.abs(self.numeric[at] - finer.numeric) > self.noise[at] + finer.noise
+        apart |= self.unsettled[at] & ~finer.unsettled
+        fields = {name: getattr(self, name).copy() for name in self.__slots__}
+        for name, values in fields.items():
+            values[at[apart]] = getattr(finer, name)[apart]
+        return Differences(**fields)
+
     def along(self, units: np.ndarray, factors: np.ndarray) -> "Differences":
         """The differences of entries that each move one unit of these by ``factors`` per step:
         entry k's quotient is factors[k] times unit units[k]'s, with the step h_unit / |factor|

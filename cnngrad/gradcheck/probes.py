@@ -77,6 +77,13 @@ class Probe(Record):
         return central_differences(evaluator, self.start, self.steps(eps), self.perturbed,
                                    penalty=self.penalty_entries)
 
+    def finer(self, evaluator: Evaluator, entries: np.ndarray, eps: float) -> Differences:
+        """Central differences of flat ``entries`` alone with step ``eps`` (a second look at a
+        failure, ``check.second_look``), through the plain path: ``perturbed``."""
+        penalty = None if self.penalty is None else (lambda k, steps: self.penalty.entries(entries[k], steps))
+        return central_differences(evaluator, self.start, self.steps(eps)[entries],
+                                   lambda k, steps: self.perturbed(entries[k], steps), penalty=penalty)
+
     @property
     def penalty_entries(self):
         """For a regularized parameter, how each copy moved the L2 penalty (``PenaltyChange.entries``),

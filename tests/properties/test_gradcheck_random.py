@@ -16,11 +16,11 @@ from cnngrad.gradcheck import check_model
 from helpers.randomnets import random_models, to_yaml
 
 
-def classify(model, deltas=False):
+def classify(model, deltas=False, fast=False, seed=0):
     """(failed quantities and expectations, kinks) of one model's check."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        result = check_model(model, deltas=deltas)
+        result = check_model(model, deltas=deltas, fast=fast, seed=seed)
     kinks = sum(q.kinks for q in result.gradients + result.deltas)
     failed = [(q.quantity, [e for e in q.entries if e.status == "fail"][:3])
               for q in result.gradients + result.deltas if q.status == "failed"]
@@ -29,11 +29,15 @@ def classify(model, deltas=False):
     return failed, kinks, unverified
 
 
-def run(seed, count, deltas=False):
+def run(seed, count, deltas=False, fast_seeds=()):
+    """Check ``count`` random networks: every entry, or with ``fast_seeds`` --fast once per seed."""
     totals = {"networks": 0, "kinks": 0, "unverified": 0}
     failures = []
     for spec, model in random_models(seed, count):
-        failed, kinks, unverified = classify(model, deltas)
+        failed, kinks, unverified = [], 0, []
+        for fast_seed in fast_seeds or [None]:
+            bad, crossed, unsure = classify(model, deltas, fast=fast_seed is not None, seed=fast_seed or 0)
+            failed, kinks, unverified = failed + bad, kinks + crossed, unverified + unsure
         totals["networks"] += 1
         totals["kinks"] += kinks
         totals["unverified"] += bool(unverified)
@@ -45,6 +49,13 @@ def run(seed, count, deltas=False):
 def test_random_networks_quick():
     totals, failures = run(seed=20240601, count=20)
     assert totals["networks"] == 20
+    assert not failures, failures[0]
+    assert totals["unverified"] == 0
+
+
+def test_random_networks_quick_fast():
+    """--fast carries its directions along lines through most layers (``Evaluator.run_lines``)."""
+    totals, failures = run(seed=20240601, count=20, fast_seeds=(0, 1))
     assert not failures, failures[0]
     assert totals["unverified"] == 0
 
@@ -63,3 +74,13 @@ def test_random_networks_thousand():
     assert totals["kinks"] > 0            # the integer specs do reach the kink code
     assert not failures, "\n".join(f"{spec}\n{bad}" for spec, bad in failures[:3])
     assert totals["unverified"] <= 5, totals   # at most 0.5% of the networks cannot be told
+
+
+@pytest.mark.slow
+def test_random_networks_thousand_fast():
+    """The thousand networks with --fast, two seeds of directions each."""
+    totals, failures = run(seed=1, count=1000, fast_seeds=(0, 1))
+    print(totals)
+    assert totals["kinks"] > 0
+    assert not failures, "\n".join(f"{spec}\n{bad}" for spec, bad in failures[:3])
+    assert totals["unverified"] <= 10, totals   # at most 0.5% of the checks cannot tell

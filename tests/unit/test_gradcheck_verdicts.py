@@ -144,6 +144,7 @@ def test_backward_with_a_sane_learning_rate_still_updates(spec):
 
 from cnngrad.layers.activations import ReLU, Softmax  # noqa: E402
 from cnngrad.layers.flatten import Flatten  # noqa: E402
+from cnngrad.gradcheck.check import rounding_magnitude  # noqa: E402
 from test_gradcheck import relu_at_zero_model, small_net  # noqa: E402
 
 EPSILON = np.finfo(np.float64).eps
@@ -154,6 +155,29 @@ def linear_fc():
     Rounding magnitude of the copies of the input (fc re-run): S = |E| + (|3|·1 + |4|·2)·1 = 22."""
     return hand_model([1.0, 2.0], [("fc1", FC((1, 2)))], "none", [1.0],
                       params={"fc1.weights": [[3.0, 4.0]], "fc1.bias": [0.0]})
+
+
+def test_the_rounding_of_a_loss_none_sum_and_of_fast_input_copies_is_counted():
+    """input [1, −2] → flatten → loss none, upstream [3, 4]: E = 3 − 8 = −5, but the loss sums
+    terms of sizes 3 and 8 and the flatten rounds nothing, so T = 11 (|E| = 5 would undercount).
+    The full check's input copies x ± h are exact: S = [11, 11 + Σ|y||δ| = 22]; --fast's copies
+    x + s·v round every entry: S[0] = 11 + Σ|x||δ| = 22, and value 1 comes from the flatten's
+    forward, which rounds nothing: S[1] = 11."""
+    model = hand_model([[[1.0, -2.0]]], [("flatten1", Flatten())], "none", [3.0, 4.0])
+    trace = model.forward()
+    grads = model.backward(trace)
+    np.testing.assert_array_equal(rounding_magnitude(model, trace, grads), [11.0, 22.0])
+    np.testing.assert_array_equal(rounding_magnitude(model, trace, grads, recompute=True), [22.0, 11.0])
+
+
+def test_fast_does_not_fail_a_flatten_into_loss_none():
+    """A right gradient through flatten into ``loss: none``, 243 integer terms that cancel to a
+    small E: with S = |E| its rounding noise passed the allowance for direction seed 1."""
+    rng = np.random.default_rng(38)
+    size = int(rng.integers(8, 16))
+    x = rng.integers(-2, 3, (3, size, size)).astype(float)
+    model = hand_model(x, [("flatten1", Flatten())], "none", rng.integers(-2, 3, 3 * size * size).astype(float))
+    assert [check_model(model, fast=True, seed=seed).passed for seed in range(3)] == [True] * 3
 
 
 @pytest.mark.parametrize("eps", [1e-4, 1e-12])
