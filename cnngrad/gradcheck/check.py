@@ -597,7 +597,7 @@ def rounding_magnitude(model: Model, trace, grads, recompute: bool = False) -> n
     net = model.network
     with np.errstate(invalid="ignore", over="ignore"):
         terms = loss_terms(net, trace, model.target)
-        formed_input = float(np.nansum(np.abs(model.input * grads.input))) if recompute else 0.0
+        formed_input = _nansum(np.abs(model.input * grads.input)) if recompute else 0.0
     if not net.layers:   # a loss-only example: the input is the output the loss reads
         with np.errstate(invalid="ignore", over="ignore"):
             return np.array([terms + float(np.nansum(np.abs(trace.output * grads.input)))])
