@@ -209,7 +209,7 @@ def origin_and_signs(rng: np.random.Generator, count: int, size: int) -> np.ndar
     drawn = np.frombuffer(rng.bytes((count * size + 7) // 8), dtype=np.uint8)
     flat = np.empty(size + 8 * len(drawn))         # up to 7 signs past the last row: drawn, unused
     flat[:size] = 0.0
-    np.take(table, drawn, axis=0, out=flat[size:].reshape(-1, 8), mode="clip")   # every index is in range
+    table.take(drawn, axis=0, out=flat[size:].reshape(-1, 8), mode="clip")   # every index is in range
     return flat[:(1 + count) * size].reshape(1 + count, size)
 
 
