@@ -268,8 +268,6 @@ def balanced(signs: np.ndarray, gradient: np.ndarray, target: float) -> None:
     excess = abs(total) - target
     sign = 1.0 if total > 0 else -1.0
     size, pulling, moved = _pulling(signs, gradient, sign, excess, target)
-    if not len(moved) or moved[-1] < excess:     # too few small entries: any that pull
-        size, pulling, moved = _pulling(signs, gradient, sign, excess, np.inf)
     count = int(moved.searchsorted(excess))
     before = moved[count - 1] if count else 0.0
     if count < len(moved) and moved[count] - excess < excess - before:
@@ -282,22 +280,31 @@ def balanced(signs: np.ndarray, gradient: np.ndarray, target: float) -> None:
         signs[best] *= -1.0
 
 
-def _pulling(signs: np.ndarray, gradient: np.ndarray, sign: float, excess: float, largest: float):
+def _pulling(signs: np.ndarray, gradient: np.ndarray, sign: float, excess: float, target: float):
     """(size, pulling, moved): the fewest leading entries (``BLOCK``, 4·``BLOCK``, … or all) among
-    which those pulling Σ signs·∇E away from 0 (its ``sign``, ±1) by at most ``largest``
-    (``pulling``) can together move it by ``excess``; ``moved[k]`` is what flipping the first k + 1
-    of them takes off (2|part| each: the part times 2·``sign``)."""
-    size = min(len(signs), BLOCK)
-    while True:
-        parts = signs[:size] * gradient[:size]
-        away = (parts > 0) & (parts <= largest) if sign > 0 else (parts < 0) & (parts >= -largest)
-        pulling = away.nonzero()[0]
-        moved = parts[pulling]
-        moved *= 2.0 * sign
-        moved.cumsum(out=moved)
-        if size == len(signs) or len(moved) and moved[-1] >= excess:
-            return size, pulling, moved
-        size = min(len(signs), 4 * size)
+    which those pulling Σ signs·∇E away from 0 (its ``sign``, ±1) by at most ``target``
+    (``pulling``) can together move it by ``excess``, else, where all those together cannot, the
+    same among the entries that pull by any amount (too few small entries: any that pull);
+    ``moved[k]`` is what flipping the first k + 1 of them takes off (2|part| each: the part times
+    2·``sign``). Each entry's part is formed once for both searches."""
+    parts = signs[:0]
+    for largest in (target, np.inf):
+        size = min(len(signs), BLOCK)
+        while True:
+            if len(parts) < size:
+                parts = signs[:size] * gradient[:size]
+            part = parts[:size]
+            away = (part > 0) & (part <= largest) if sign > 0 else (part < 0) & (part >= -largest)
+            pulling = away.nonzero()[0]
+            moved = part[pulling]
+            moved *= 2.0 * sign
+            moved.cumsum(out=moved)
+            if len(moved) and moved[-1] >= excess:
+                return size, pulling, moved
+            if size == len(signs):
+                break
+            size = min(len(signs), 4 * size)
+    return size, pulling, moved
 
 
 class Directions:
