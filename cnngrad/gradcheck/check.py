@@ -195,7 +195,7 @@ def second_look(judged, diffs: Differences, finer) -> QuantityResult:
     return result
 
 
-BYTE_BITS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1)   # row b: byte b's bits, first first
+BYTE_BITS = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1)   # row b: the bits of byte b, high first
 BLOCK = 1024      # the leading entries ``balanced`` visits first (``_pulling``)
 
 

@@ -27,10 +27,11 @@ class Probe(Record):
     and layer outputs, none for a parameter). Both callables return the inputs of layer ``start``,
     (copies, N, ...): ``perturbed(entries, steps)`` moves flat
     entry ``entries[k]`` by ``steps[k]``; ``moved(changes)`` adds ``changes[k]`` (the quantity's
-    shape) to the whole quantity (where it reaches ``start`` through an affine layer, with
-    ``overwrite=True`` it may form the sums in the memory of ``changes``: ``LayerParameter.moved``). ``step_scale`` is per entry: the step is eps times it (default
-    max(1, |θ|)). ``shortcut``, if any, is a cheaper way to the same differences of every entry
-    (``SharedUnitRuns``, ``OneChannelRuns``, ``crop.CroppedRuns``). ``penalty``, for a regularized
+    shape) to the whole quantity (where it reaches ``start`` through an affine layer,
+    ``overwrite=True`` lets it form the sums in the memory of ``changes``: ``LayerParameter.moved``).
+    ``step_scale`` is per entry: the step is eps times it (default max(1, |θ|)). ``shortcut``, if
+    any, is a cheaper way to the same differences of every entry (``SharedUnitRuns``,
+    ``OneChannelRuns``, ``crop.CroppedRuns``). ``penalty``, for a regularized
     parameter, is the change of the L2 penalty each copy makes (``PenaltyChange``).
     """
 
