@@ -398,7 +398,7 @@ def _bn_unbiased(site):
     N·H·W of a channel): its output, its var, its x̂ in ∂E/∂γ, and in ∂E/∂x either the gradient
     of that forward pass or the usual closed form evaluated with its σ."""
     layer, step, cache = site.layer, site.step, site.chain.cache(site.step.index)
-    x = site.chain.trace.inputs[step.index] if step.kind in ("input-grad", "param-grad") else site.upstream
+    x = site.chain.layer_input(step.index) if step.kind in ("input-grad", "param-grad") else site.upstream
     xhat, inv_std, _, var = standardize(x.reshape(cache.xhat.shape), layer.eps, axis=OVER_BATCH)
     count = xhat.shape[1] * xhat.shape[3]
     if count < 2 or step.param in ("mean", "beta"):
@@ -459,7 +459,7 @@ def _target_not_subtracted(site, loss, logits, probabilities, words: str):
         p = probabilities(site.upstream)
     elif (step.kind == "input-grad" and network.fused and isinstance(network.loss, loss)
           and step.index == len(network.layers) - 1):
-        p = site.chain.trace.outputs[step.index]
+        p = site.chain.cache(step.index)     # the activation's output, as its backward reads it
     else:
         return
     yield site.chain.completed(step, p * network.reduction_scale()), words

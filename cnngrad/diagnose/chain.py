@@ -178,14 +178,20 @@ class Chain:
         """Layer ``index``'s forward cache, for its backward: of the user's own input to it where
         they gave that value wrong (a student backpropagates through their own numbers), else the
         right run's."""
-        source = self.forward_input(index)
-        if source is None:
+        if self.forward_input(index) is None:
             return self.trace.caches[index]
         if index not in self._caches:
-            value = self.values[self.network.reads[index][0]]
-            x = self.given[value] if value == source else self.run(self.path(value, self.given)[1], self.given[source])
-            self._caches[index] = self.network.layers[index].forward(x, self.params(index))[1]
+            self._caches[index] = self.network.layers[index].forward(self.layer_input(index), self.params(index))[1]
         return self._caches[index]
+
+    def layer_input(self, index: int) -> np.ndarray:
+        """Layer ``index``'s input as its backward reads it (``cache``): the user's own where they gave
+        it wrong (or a value it is made from), else the right run's."""
+        source = self.forward_input(index)
+        if source is None:
+            return self.trace.inputs[index]
+        value = self.values[self.network.reads[index][0]]
+        return self.given[value] if value == source else self.run(self.path(value, self.given)[1], self.given[source])
 
     def forward_input(self, index: int) -> str | None:
         """The wrong value the user gave that layer ``index``'s input is (or is made from, by the

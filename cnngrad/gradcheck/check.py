@@ -507,12 +507,14 @@ class QuantityChecker:
         return results
 
     def moves_affinely(self, probe: Probe) -> bool:
-        """Whether the probe reaches its first re-run layer through a layer affine in what it moves:
-        a parameter of an affine layer (conv, fc), or the input through a first layer linear in it."""
+        """Whether the probe moves its first re-run layer's input along a line: it moves that value
+        itself (a layer's output, the input where the first layer is re-run), or reaches it through
+        a layer affine in what it moves (a parameter of conv or fc, the input through a first
+        layer linear in it)."""
         net = self.model.network
         if probe.quantity in self.model.params:
             return net.layers[probe.start - 1].affine_in_params
-        return probe.quantity == "input" and probe.start == 1 and net.layers[0].linear_in_input
+        return probe.quantity != "input" or probe.start == 0 or net.layers[0].linear_in_input
 
 
 def given(value, default):

@@ -278,8 +278,7 @@ class LayerParameter:
     def one_channel(self, entries: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The one output channel each perturbed copy moves, (copies, 1, H, W), and its index (one
         example only: ``param_probe`` takes this path for N = 1)."""
-        channels = self.layer.output_channel(self.own, self.pname, entries)
-        change = self.layer.output_change(self.x, self.own, self.pname, entries)[np.arange(len(entries)), channels]
+        channels, change = self.layer.channel_change(self.x, self.own, self.pname, entries)
         y = self.y[0]
         return (y[channels] + steps.reshape((-1,) + (1,) * (y.ndim - 1)) * change)[:, None], channels
 

@@ -92,7 +92,7 @@ class Layer:
     linear_in_input = False        # ``input_change``
     affine_in_params = False       # ``output_change``
     param_moves_one_unit = False   # ``output_unit`` (each parameter entry moves one output unit)
-    param_moves_one_channel = False  # ``output_channel`` (each parameter entry moves one output channel)
+    param_moves_one_channel = False  # ``channel_change`` (each parameter entry moves one output channel)
     # how the output moves when the input moves along a line x + s·Δ (``--fast`` carries its
     # directions' changes through such layers, ``finite.Evaluator.run_lines``): along a line too
     affine_in_input = False        # y = A x + c for fixed parameters (conv, fc, flatten, average pooling)
@@ -227,10 +227,21 @@ class Layer:
         with ``param_moves_one_unit`` (fc)."""
         raise NotImplementedError(f"{self.kind}'s parameters do not each move one output unit")
 
-    def output_channel(self, params: dict[str, np.ndarray], pname: str, entries: np.ndarray) -> np.ndarray:
-        """The one output channel each flat entry of ``pname`` moves, so channel-wise layers after it
-        may run on that channel alone. Only for kinds with ``param_moves_one_channel`` (conv)."""
+    def channel_change(self, x: np.ndarray, params: dict[str, np.ndarray], pname: str,
+                       entries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(channels, change)``: the one output channel each flat entry of ``pname`` moves, and ∂y/∂θ
+        in it, ``(len(entries), Ho, Wo)`` (``output_change`` of that channel alone, which is
+        ``spread_channels`` of this), so channel-wise layers after it may run on that channel alone.
+        ``x`` has a batch axis of 1. Only for kinds with ``param_moves_one_channel`` (conv)."""
         raise NotImplementedError(f"{self.kind}'s parameters do not each move one output channel")
+
+
+def spread_channels(channels: np.ndarray, change: np.ndarray, depth: int) -> np.ndarray:
+    """∂y/∂θ ``(len(channels), depth, Ho, Wo)`` of entries that each move one output channel, from
+    that channel's change (``Layer.channel_change``): zero in every other channel."""
+    full = np.zeros((len(channels), depth) + change.shape[1:])
+    full[np.arange(len(channels)), channels] = change
+    return full
 
 
 def pair(value) -> tuple[int, int]:

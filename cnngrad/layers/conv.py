@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import (Layer, Setting, ShapeError, crop_map, pad_map, padded_size, pair, register, resolve_padding,
-                   scatter_memory, scatter_windows, window_output_size, windows)
+                   scatter_memory, scatter_windows, spread_channels, window_output_size, windows)
 from .explanation import Explanation, Factor, Ref, Term
 
 MODES = ("cross_correlation", "convolution")
@@ -287,33 +287,29 @@ class Conv(Layer):
         return super().work_size(in_shape) + columns + padded_size(in_shape, self.padding)[1]
 
     def output_change(self, x, params, pname, entries):
-        """∂y/∂θ for each flat entry of parameter ``pname``: shape ``(len(entries), D, Ho, Wo)``.
+        """∂y/∂θ for each flat entry of parameter ``pname``: shape ``(len(entries), D, Ho, Wo)``,
+        zero outside the one channel each moves (``channel_change``)."""
+        return spread_channels(*self.channel_change(x, params, pname, entries), self.filters)
 
-        Exact, since y is affine in each parameter: kernel entry (d, c, m, n) moves only channel d,
-        by the input window values x[c, s·i + r·m, s·j + r·n] (c of d's group: ``input_channel``);
-        a bias entry adds 1 where it applies.
-        ``x`` is the layer's input with a batch axis of 1.
-        """
+    def channel_change(self, x, params, pname, entries):
+        """Channel d, and ∂y/∂θ in it, of each flat entry of ``pname``: exact, since y is affine in
+        each parameter. Kernel entry (d, c, m, n) moves channel d by the input window values
+        x[c, s·i + r·m, s·j + r·n] (c of d's group: ``input_channel``); bias entry d adds 1 to
+        channel d, and untied bias entry (d, i, j) to its one output. ``x`` has a batch axis of 1."""
         count = len(entries)
-        change = np.zeros((count,) + self.output_shape(x.shape[1:]))
-        rows = np.arange(count)
+        d = np.unravel_index(entries, params[pname].shape)[0]
         if pname == "kernel":
-            d, c, m, n = np.unravel_index(entries, params["kernel"].shape)
+            _, c, m, n = np.unravel_index(entries, params["kernel"].shape)
             if self.mode == "convolution":
                 m, n = self.size[0] - 1 - m, self.size[1] - 1 - n
             win = windows(pad_map(x, self.padding), self.size, self.stride, self.dilation)[0]
-            change[rows, d] = win[self.input_channel(d, c), :, :, m, n]
-        elif self.untied_bias:
-            change.reshape(count, -1)[rows, entries] = 1.0
-        else:
-            change[rows, entries] = 1.0
-        return change
-
-    @staticmethod
-    def output_channel(params, pname, entries) -> np.ndarray:
-        """The one output channel each flat entry of ``pname`` moves: d, for kernel entry (d, c, m, n)
-        and bias entry d (or (d, i, j) untied)."""
-        return np.unravel_index(entries, params[pname].shape)[0]
+            return d, win[self.input_channel(d, c), :, :, m, n]
+        out_h, out_w = self.output_shape(x.shape[1:])[1:]
+        if not self.untied_bias:
+            return d, np.ones((count, out_h, out_w))
+        change = np.zeros((count, out_h * out_w))
+        change[np.arange(count), entries % (out_h * out_w)] = 1.0
+        return d, change.reshape(count, out_h, out_w)
 
     def input_change(self, x, params, entries):
         """∂y/∂x for each flat entry of the input ``x`` (batch axis of 1): ``(len(entries), D, Ho, Wo)``.

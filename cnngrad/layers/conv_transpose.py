@@ -18,7 +18,7 @@ import numpy as np
 
 from ..quantities import shape_text
 from .base import (Layer, ParamError, Setting, ShapeError, crop_map, pad_map, pair, register, scatter_memory,
-                   scatter_windows, windows)
+                   scatter_windows, spread_channels, windows)
 from .explanation import Explanation, Factor, Ref, Term
 
 SYMBOLS = {"dy": "δ", "x": "x", "kernel": "K", "bias": "b"}
@@ -199,29 +199,28 @@ class ConvTranspose(Layer):
         return row, col
 
     def output_change(self, x, params, pname, entries):
-        """∂y/∂θ for each flat entry of ``pname``, shape ``(len(entries), C_out, Ho, Wo)``: exact, as
-        y is affine in each parameter. Kernel entry (c, o, m, n) adds x[c, i, j] at
-        (s·i + r·m − ph, s·j + r·n − pw) of channel o; bias entry o adds 1 to channel o."""
+        """∂y/∂θ for each flat entry of ``pname``, shape ``(len(entries), C_out, Ho, Wo)``, zero
+        outside the one channel each moves (``channel_change``)."""
+        return spread_channels(*self.channel_change(x, params, pname, entries), self.output_shape(x.shape[1:])[0])
+
+    def channel_change(self, x, params, pname, entries):
+        """Channel o, and ∂y/∂θ in it, of each flat entry of ``pname``: exact, as y is affine in each
+        parameter. Kernel entry (c, o, m, n) adds x[c, i, j] at (s·i + r·m − ph, s·j + r·n − pw) of
+        channel o; bias entry o adds 1 to channel o."""
         count = len(entries)
-        change = np.zeros((count,) + self.output_shape(x.shape[1:]))
-        rows = np.arange(count)
+        out_h, out_w = self.output_shape(x.shape[1:])[1:]
         if pname == "bias":
-            change[rows, entries] = 1.0
-            return change
+            return entries, np.ones((count, out_h, out_w))
         c, o, m, n = np.unravel_index(entries, params["kernel"].shape)
+        change = np.zeros((count, out_h, out_w))
         _, _, height, width = x.shape
         i, j = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
         row, col = self._landing(i[None], j[None], m[:, None, None], n[:, None, None])   # (count, H, W)
-        inside = (row >= 0) & (row < change.shape[2]) & (col >= 0) & (col < change.shape[3])
-        k = np.broadcast_to(rows[:, None, None], row.shape)
+        inside = (row >= 0) & (row < out_h) & (col >= 0) & (col < out_w)
+        k = np.broadcast_to(np.arange(count)[:, None, None], row.shape)
         values = x[0][c[:, None, None], i[None], j[None]]
-        change[k[inside], np.broadcast_to(o[:, None, None], row.shape)[inside], row[inside], col[inside]] = values[inside]
-        return change
-
-    @staticmethod
-    def output_channel(params, pname, entries) -> np.ndarray:
-        """The one output channel each flat entry moves: o, for kernel entry (c, o, m, n) and bias entry o."""
-        return np.unravel_index(entries, params[pname].shape)[1 if pname == "kernel" else 0]
+        change[k[inside], row[inside], col[inside]] = values[inside]
+        return o, change
 
     def input_change(self, x, params, entries):
         """∂y/∂x for each flat entry of the input (batch axis of 1): ``(len(entries), C_out, Ho, Wo)``.

@@ -14,7 +14,7 @@ from .specs import write_spec
 
 
 def assert_shortcuts_exact(layer, x, params):
-    """``input_change``, ``output_change`` and ``output_channel`` (for the kinds that declare them)
+    """``input_change``, ``output_change`` and ``channel_change`` (for the kinds that declare them)
     against the forward run with each entry moved by 1: the layer is affine, so the change is exact
     up to rounding, and a parameter entry moves nothing outside its channel."""
     y = layer.forward(x, params)[0][0]
@@ -30,7 +30,8 @@ def assert_shortcuts_exact(layer, x, params):
     for pname in params:
         entries = np.arange(params[pname].size)
         change = layer.output_change(x, params, pname, entries)
-        channels = layer.output_channel(params, pname, entries) if layer.param_moves_one_channel else None
+        channels, in_channel = layer.channel_change(x, params, pname, entries) if layer.param_moves_one_channel \
+            else (None, None)
         for k in entries:
             moved = {name: value.copy() for name, value in params.items()}
             moved[pname].flat[k] += 1.0
@@ -39,6 +40,7 @@ def assert_shortcuts_exact(layer, x, params):
             if channels is not None:
                 others = np.delete(np.arange(diff.shape[0]), channels[k])
                 assert np.abs(diff[others]).max(initial=0) <= 1e-12, (pname, k)
+                np.testing.assert_allclose(in_channel[k], diff[channels[k]], atol=1e-9)
 
 
 def spec_path(tmp_path, body: str, name: str = "net.yaml") -> str:

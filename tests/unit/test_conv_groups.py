@@ -68,7 +68,7 @@ def test_grouped_conv_matches_torch_forward_and_backward():
 
 
 def test_checker_shortcuts_are_exact_with_groups():
-    """input_change / output_change / output_channel read only a filter's own group."""
+    """input_change / output_change / channel_change read only a filter's own group."""
     rng = np.random.default_rng(5)
     for _ in range(12):
         cfg = draw(rng)
@@ -128,3 +128,14 @@ def test_grouped_spec_errors(tmp_path, body, path, words):
     assert info.value.path == path, str(info.value)
     for word in words:
         assert word in info.value.message, str(info.value)
+
+
+@pytest.mark.parametrize("mode", ["cross_correlation", "convolution"])
+def test_checker_shortcuts_are_exact_with_an_untied_bias(mode):
+    """channel_change of an untied bias entry (d, i, j): 1 at its one output, in channel d."""
+    rng = np.random.default_rng(6)
+    layer = Conv((3, 2, 3, 2), stride=(2, 1), padding=1, dilation=(1, 2), mode=mode, untied_bias=True)
+    in_shape = (2, 6, 7)
+    params = {name: rng.standard_normal(shape) for name, shape in layer.param_shapes(in_shape).items()}
+    assert params["bias"].shape == layer.output_shape(in_shape)
+    assert_shortcuts_exact(layer, rng.standard_normal((1,) + in_shape), params)

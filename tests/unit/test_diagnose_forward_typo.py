@@ -224,3 +224,74 @@ def test_propagated_through_the_users_own_value_is_preferred_to_a_mistake_throug
     del values["sigmoid1"]        # without the wrong value given, the same numbers are the mistake
     _, _, entries = run(tmp_path, FC_NET, values)
     assert_named(entries, "grad.fc2.weights", "fc-grad-uses-preactivation", "fc2")
+
+
+# --- batch norm and a fused cross-entropy read their input as the other mistakes do -------------
+
+XB = np.array([[1.0, -2.0, 0.5], [0.3, 0.2, -1.0], [2.0, 1.1, 0.0], [-0.4, 0.6, 1.5]])
+W0 = np.array([[0.5, -0.2, 0.3], [0.1, 0.4, -0.6], [-0.3, 0.2, 0.7]])
+GAMMA, BETA = np.array([1.5, 0.8, -1.0]), np.array([0.1, -0.2, 0.3])
+WB = np.array([[0.4, -0.3, 0.2], [0.1, 0.5, -0.6]])
+TB = np.array([[1, 0], [0, 1], [0.5, 0.5], [-1, 0.2]])
+BN_NET = f"""\
+batch: 4
+input: {json.dumps(XB.tolist())}
+layers:
+  - fc: {{weights: {json.dumps(W0.tolist())}}}
+  - batch_norm: {{gamma: {json.dumps(GAMMA.tolist())}, beta: {json.dumps(BETA.tolist())}}}
+  - fc: {{weights: {json.dumps(WB.tolist())}}}
+loss: squared_error
+target: {json.dumps(TB.tolist())}
+"""
+
+
+def batch_norm_input_gradient(x: np.ndarray, delta: np.ndarray, unbiased: bool) -> np.ndarray:
+    """∂E/∂x of y = γ (x − μ)/√(var + 1e-5) + β for the upstream ``delta``, by torch's autograd,
+    with torch's biased or unbiased (N − 1) var."""
+    tx = t(x).requires_grad_()
+    var = tx.var(dim=0, unbiased=unbiased)
+    (t(GAMMA) * (tx - tx.mean(dim=0)) / torch.sqrt(var + 1e-5) + t(BETA)).backward(t(delta))
+    return tx.grad.numpy()
+
+
+def bn_values() -> tuple[np.ndarray, np.ndarray]:
+    """fc1's output and ∂E/∂batch_norm1, by hand in numpy: y = bn(x W0ᵀ) W2ᵀ, ½Σ(y − t)²."""
+    x = XB @ W0.T
+    bn = GAMMA * (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + 1e-5) + BETA
+    return x, (bn @ WB.T - TB) @ WB
+
+
+@pytest.mark.parametrize("own", [False, True], ids=["from-the-right-fc1", "from-the-fc1-given"])
+def test_batchnorm_unbiased_variance_named_through_a_typo_in_its_input(tmp_path, own):
+    """fc1 printed with one entry off by 0.5; ∂E/∂fc1 made with the unbiased variance from the right
+    fc1 (named, with the note), or from the fc1 printed (named without it: as the student did)."""
+    x, delta = bn_values()
+    slipped = typo(x, (2, 1), lambda e: e + 0.5)
+    values = {"fc1": slipped, "grad.batch_norm1": delta,
+              "grad.fc1": batch_norm_input_gradient(slipped if own else x, delta, unbiased=True)}
+    _, _, entries = run(tmp_path, BN_NET, values)
+    best = assert_named(entries, "grad.fc1", "batchnorm-variance-unbiased", "batch_norm1")
+    assert best["message"].endswith("(from the right fc1, not the fc1 given)") is not own
+
+
+SOFTMAX_NET = """\
+input: [0.5, -1.2, 0.8]
+layers:
+  - fc: {weights: [[0.2, -0.4, 0.1], [0.5, 0.3, -0.6], [-0.3, 0.8, 0.4]], bias: [0.1, -0.2, 0.05]}
+  - softmax
+loss: cross_entropy
+target: [0, 1, 0]
+"""
+
+
+@pytest.mark.parametrize("own", [False, True], ids=["from-the-right-fc1", "from-the-fc1-given"])
+def test_target_not_subtracted_named_through_a_typo_in_the_logits(tmp_path, own):
+    """fc1 (the logits) printed with one entry off by 0.3; ∂E/∂z written p, the softmax of the right
+    logits (named, with the note) or of the logits printed (named without it)."""
+    z = np.array([[0.2, -0.4, 0.1], [0.5, 0.3, -0.6], [-0.3, 0.8, 0.4]]) @ XF + np.array([0.1, -0.2, 0.05])
+    slipped = typo(z, (0,), lambda e: e + 0.3)
+    read = slipped if own else z
+    values = {"fc1": slipped, "grad.fc1": np.exp(read) / np.exp(read).sum()}
+    _, _, entries = run(tmp_path, SOFTMAX_NET, values)
+    best = assert_named(entries, "grad.fc1", "softmax-ce-target-not-subtracted", "softmax1")
+    assert best["message"].endswith("(from the right fc1, not the fc1 given)") is not own

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnngrad.gradcheck.check import DEFAULT_EPS, rounding_magnitude
+from cnngrad.gradcheck import check_model
+from cnngrad.gradcheck.check import DEFAULT_EPS, QuantityChecker, rounding_magnitude
 from cnngrad.gradcheck.finite import Evaluator, central_differences, line_differences
 from cnngrad.layers.activations import LeakyReLU, ReLU
 from cnngrad.layers.conv import Conv
@@ -159,3 +160,23 @@ def test_the_carry_stops_at_a_branch_a_smooth_layer_and_the_last_layer():
     model = hand_model(x, layers, "squared_error", np.zeros(2), seed=2)
     evaluator = evaluator_of(model)
     assert [evaluator.carries(k) for k in range(6)] == [True, True, False, True, True, False]
+
+
+def test_deltas_and_an_input_before_a_nonlinear_layer_check_the_same_along_lines(monkeypatch):
+    """A layer's output and an input re-run from the first layer are moved themselves, y + s·v: with
+    --fast their directions run as lines too. Against their copies run whole (the probes taken as
+    not affine): the same verdicts and kinks, on random networks with every delta checked."""
+    lined = {}
+    for number, (_, model) in enumerate(random_models(13, 120)):
+        lined[number] = check_model(model, fast=True, deltas=True)
+    monkeypatch.setattr(QuantityChecker, "moves_affinely",
+                        lambda self, probe: probe.quantity in self.model.params and
+                        self.model.network.layers[probe.start - 1].affine_in_params or
+                        probe.quantity == "input" and probe.start == 1)
+    compared = 0
+    for number, (_, model) in enumerate(random_models(13, 120)):
+        plain = check_model(model, fast=True, deltas=True)
+        ours, theirs = lined[number].gradients + lined[number].deltas, plain.gradients + plain.deltas
+        assert [(q.quantity, q.status, q.kinks) for q in ours] == [(q.quantity, q.status, q.kinks) for q in theirs], number
+        compared += len(plain.deltas)
+    assert compared > 200, compared
