@@ -27,8 +27,7 @@ class Probe(Record):
     and layer outputs, none for a parameter). Both callables return the inputs of layer ``start``,
     (copies, N, ...): ``perturbed(entries, steps)`` moves flat
     entry ``entries[k]`` by ``steps[k]``; ``moved(changes)`` adds ``changes[k]`` (the quantity's
-    shape) to the whole quantity (where it reaches ``start`` through an affine layer,
-    ``overwrite=True`` lets it form the sums in the memory of ``changes``: ``LayerParameter.moved``).
+    shape) to the whole quantity (``overwrite=True``: forming the sums in the memory of ``changes``).
     ``step_scale`` is per entry: the step is eps times it (default max(1, |θ|)). ``shortcut``, if
     any, is a cheaper way to the same differences of every entry (``SharedUnitRuns``,
     ``OneChannelRuns``, ``crop.CroppedRuns``). ``penalty``, for a regularized
@@ -155,6 +154,14 @@ def shifted_copies(base: np.ndarray, entries: np.ndarray, steps: np.ndarray) -> 
     return copies
 
 
+def adding(base: np.ndarray) -> Callable[..., np.ndarray]:
+    """``moved`` of a quantity that is itself its start layer's input: base + each of ``changes``,
+    (copies, N, ...) (``overwrite``: in the memory of ``changes``, as ``LayerParameter.moved``)."""
+    def moved(changes: np.ndarray, overwrite: bool = False) -> np.ndarray:
+        return np.add(changes, base, out=changes if overwrite else None)
+    return moved
+
+
 def moved_exactly(y: np.ndarray, steps: np.ndarray, change: np.ndarray) -> np.ndarray:
     """y + s_k · ∂y/∂(entry k) for every copy k: the output a layer affine in what moved gives,
     exactly what its forward would give, without running it once per entry."""
@@ -196,7 +203,7 @@ def input_probe(network: Network, trace: Trace, params: dict[str, np.ndarray], a
     if not (structured and first is not None and first.linear_in_input and network.chained(0)):
         scale = None if network.layers else network.loss.step_scale(x)   # no layers: x is the output
         cropped = crop.point_runs(network, trace, 0, x[0]) if structured and shortcuts else None
-        return Probe("input", x, analytic, 0, lambda e, s: shifted_copies(x, e, s), lambda d: x + d, scale,
+        return Probe("input", x, analytic, 0, lambda e, s: shifted_copies(x, e, s), adding(x), scale,
                      shortcut=cropped)
     through = LinearFirstLayer(first, x, trace.outputs[0], network.params_of(0, params))
     return Probe("input", x, analytic, 1, through.perturbed, through.moved,
@@ -212,7 +219,7 @@ def output_probe(network: Network, trace: Trace, index: int, analytic: np.ndarra
     y = trace.outputs[index]
     scale = network.loss.step_scale(y) if index == len(network.layers) - 1 else None
     return Probe(network.names[index], y, analytic, index + 1,
-                 lambda e, s: shifted_copies(y, e, s), lambda d: y + d, scale,
+                 lambda e, s: shifted_copies(y, e, s), adding(y), scale,
                  shortcut=crop.point_runs(network, trace, index + 1, y[0]) if shortcuts else None)
 
 

@@ -76,22 +76,22 @@ def test_a_layer_without_its_own_forward_each_runs_forward_per_value():
 
 @pytest.mark.parametrize("pname", ["kernel", "bias"])
 def test_moved_in_the_changes_memory_is_the_same_bits(pname):
-    """``LayerParameter.moved`` and ``LinearFirstLayer.moved`` with ``overwrite``: θ + changes formed
-    in the changes' own memory (--fast's 7 stacked copies of fc1's weights) give the bits of the
-    sums formed apart, and without it the changes are left as they were."""
-    from cnngrad.gradcheck.probes import LayerParameter, LinearFirstLayer
+    """``LayerParameter.moved``, ``LinearFirstLayer.moved`` and ``adding`` (a layer output's, the
+    input's) with ``overwrite``: θ + changes formed in the changes' own memory (--fast's 7 stacked
+    copies of fc1's weights) give the bits of the sums formed apart, and without it the changes are
+    left as they were."""
+    from cnngrad.gradcheck.probes import LayerParameter, LinearFirstLayer, adding
     settings, in_shape = CONVS[1]
     rng = np.random.default_rng(6)
     layer = Conv(**settings)
     x = rng.normal(size=in_shape)
     params = params_of(layer, in_shape, rng)
     y = layer.forward(x, params)[0]
-    for through, shape in ((LayerParameter(layer, x, y, params, pname), params[pname].shape),
-                           (LinearFirstLayer(layer, x, y, params), (1,) + in_shape)):
-        changes = rng.normal(size=(7,) + shape)
+    for moved, base in ((LayerParameter(layer, x, y, params, pname).moved, params[pname]),
+                        (LinearFirstLayer(layer, x, y, params).moved, x), (adding(y), y)):
+        changes = rng.normal(size=(7,) + base.shape)
         kept = changes.copy()
-        apart = through.moved(changes)
+        apart = moved(changes)
         np.testing.assert_array_equal(changes, kept)
-        np.testing.assert_array_equal(through.moved(changes, overwrite=True), apart)
-        expected = (x + kept) if isinstance(through, LinearFirstLayer) else params[pname] + kept
-        np.testing.assert_array_equal(changes, expected)
+        np.testing.assert_array_equal(moved(changes, overwrite=True), apart)
+        np.testing.assert_array_equal(changes, base + kept)
