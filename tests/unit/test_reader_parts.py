@@ -3,7 +3,7 @@ J_jᵀ δ_j, is checked apart (the value moved as that reader alone reads it), a
 part disagrees is named.
 
 The wrong engines are made here, independently of the checker: one layer's backward hands back
-1.5 times its input delta (one operand's, for a join). The reference for the per-reader
+1.5 times its input delta (that of r alone, for a join: ``helpers.wrong``). The reference for the per-reader
 differences is PyTorch autograd with the reader reading its own copy of the value.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ from cnngrad.gradcheck import check_model as check
 from cnngrad.gradcheck.check import check_reader_parts, faulty_layer
 from cnngrad.losses import SquaredError
 from cnngrad.spec import load_text
+from helpers.wrong import made_wrong
 
 # stem → r, which c1 (the residual branch) and sum (the skip) both read
 RESIDUAL = """
@@ -50,29 +51,14 @@ loss: squared_error
 target: [0.5, -1.0, 0.25]
 """
 
-# each reader of r, with the operand of r for a join
-RESIDUAL_READERS = [("c1", None), ("sum", 1)]
-INCEPTION_READERS = [("b1x1", None), ("b3x3", None), ("bpool", None)]
+RESIDUAL_READERS = ["c1", "sum"]     # the readers of r, the output of layer 1: value 2
+INCEPTION_READERS = ["b1x1", "b3x3", "bpool"]
+R = 2
 
 
 def seeded(template: str, seed: int):
     return load_text(template.format(seed=seed, s1=seed + 1, s2=seed + 2, s3=seed + 3, s4=seed + 4, s5=seed + 5,
                                      s6=seed + 6), "net.yaml", ".")
-
-
-def made_wrong(model, name: str, operand: int | None = None, factor: float = 1.5) -> None:
-    """Layer ``name``'s backward hands back ``factor`` times its input delta (of operand
-    ``operand`` alone, for a join); its parameter gradients stay right."""
-    layer = model.network.layers[model.network.names.index(name)]
-    right = type(layer)
-
-    def backward(self, dy, cache, params):
-        dx, grads = right.backward(self, dy, cache, params)
-        if operand is None:
-            return dx * factor, grads
-        return tuple(d * factor if k == operand else d for k, d in enumerate(dx)), grads
-
-    layer.__class__ = type(f"Wrong{right.__name__}", (right,), {"backward": backward})
 
 
 class WrongSquaredError(SquaredError):
@@ -81,16 +67,16 @@ class WrongSquaredError(SquaredError):
 
 
 @pytest.mark.parametrize("fast", [False, True])
-@pytest.mark.parametrize("template, reader, operand",
-                         [(RESIDUAL, *r) for r in RESIDUAL_READERS] + [(INCEPTION, *r) for r in INCEPTION_READERS])
-def test_the_wrong_reader_of_a_value_several_layers_read_is_named(template, reader, operand, fast):
+@pytest.mark.parametrize("template, reader",
+                         [(RESIDUAL, r) for r in RESIDUAL_READERS] + [(INCEPTION, r) for r in INCEPTION_READERS])
+def test_the_wrong_reader_of_a_value_several_layers_read_is_named(template, reader, fast):
     model = seeded(template, 11)
-    made_wrong(model, reader, operand)
+    made_wrong(model, reader, R)
     result = check(model, fast=fast)
     assert not result.passed
     # r's delta is wrong, every reader's own delta right: the readers' parts tell which is wrong
     deltas = {q.quantity: q.disagrees() for q in result.deltas}
-    readers = [name for name, _ in (RESIDUAL_READERS if template is RESIDUAL else INCEPTION_READERS)]
+    readers = RESIDUAL_READERS if template is RESIDUAL else INCEPTION_READERS
     assert deltas["r"] and not any(deltas[name] for name in readers)
     assert result.faulty_layer == reader
 
@@ -98,14 +84,14 @@ def test_the_wrong_reader_of_a_value_several_layers_read_is_named(template, read
 @pytest.mark.parametrize("template, readers", [(RESIDUAL, RESIDUAL_READERS), (INCEPTION, INCEPTION_READERS)])
 def test_each_readers_part_is_measured_apart(template, readers):
     # the wrong reader's part disagrees, every other reader's part agrees
-    for wrong, operand in readers:
+    for wrong in readers:
         model = seeded(template, 3)
-        made_wrong(model, wrong, operand)
+        made_wrong(model, wrong, R)
         trace = model.forward()
         grads = model.backward(trace)
         result = check(model, deltas=True)
         parts = _parts(model, trace, grads)
-        assert [name for name, _ in parts] == [name for name, _ in readers]
+        assert [name for name, _ in parts] == readers
         assert {name for name, part in parts if part.disagrees()} == {wrong}
         assert result.faulty_layer == wrong
 
@@ -117,8 +103,7 @@ def _parts(model, trace, grads, fast=False):
     evaluator = Evaluator(model.network, model.params, model.target, trace,
                           magnitude=rounding_magnitude(model, trace, grads, recompute=fast))
     checker = QuantityChecker(model, evaluator, 1e-4, 1e-7, 1e-10, fast, 0)
-    value = model.network.names.index("r") + 1
-    return check_reader_parts(model, trace, grads, checker, Progress(None, fast), value)
+    return check_reader_parts(model, trace, grads, checker, Progress(None, fast), R)
 
 
 @pytest.mark.parametrize("template", [RESIDUAL, INCEPTION])
@@ -141,14 +126,14 @@ def test_a_wrong_loss_is_named_not_a_reader(template):
 
 @pytest.mark.parametrize("fast", [False, True])
 @pytest.mark.parametrize("template, wrong, named", [
-    (RESIDUAL, [("c1", None), ("sum", 1)], "sum"),
-    (INCEPTION, [("b1x1", None), ("bpool", None)], "bpool"),
-    (INCEPTION, [("b1x1", None), ("b3x3", None), ("bpool", None)], "bpool"),
+    (RESIDUAL, ["c1", "sum"], "sum"),
+    (INCEPTION, ["b1x1", "bpool"], "bpool"),
+    (INCEPTION, ["b1x1", "b3x3", "bpool"], "bpool"),
 ])
 def test_two_wrong_readers_name_the_one_nearest_the_loss(template, wrong, named, fast):
     model = seeded(template, 7)
-    for reader, operand in wrong:
-        made_wrong(model, reader, operand)
+    for reader in wrong:
+        made_wrong(model, reader, R)
     result = check(model, fast=fast)
     assert not result.passed and result.faulty_layer == named
 
@@ -165,7 +150,7 @@ def test_a_wrong_layer_before_the_branch_is_named_not_a_reader(template, before)
 def test_without_the_parts_no_reader_is_named():
     # faulty_layer on results alone (no parts to measure) keeps to what it can tell
     model = seeded(RESIDUAL, 11)
-    made_wrong(model, "c1")
+    made_wrong(model, "c1", R)
     result = check(model, deltas=True)
     assert result.faulty_layer == "c1"
     assert faulty_layer(model, result.gradients, result.deltas) is None
@@ -177,11 +162,21 @@ def test_each_readers_differences_agree_with_torch(template, readers):
     from helpers.torchnet import torch_reader_part
     model = seeded(template, 13)
     trace = model.forward()
-    value = model.network.names.index("r") + 1
     parts = _parts(model, trace, model.backward(trace))
-    for (name, part), (reader, _) in zip(parts, readers):
-        reference = torch_reader_part(model, value, model.network.names.index(reader))
+    for (name, part), reader in zip(parts, readers):
+        reference = torch_reader_part(model, R, model.network.names.index(reader))
         numeric = part.verdicts.numeric.reshape(reference.shape)
         scale = np.abs(reference).max()
         assert scale > 1e-3, name     # a part that moves E
         np.testing.assert_allclose(numeric, reference, rtol=0, atol=1e-8 * scale, err_msg=name)
+
+
+def test_the_parts_run_only_within_max_work():
+    # max_work that the per-layer deltas exactly fit leaves no room for the readers' parts
+    from cnngrad.gradcheck.work import check_work
+    model = seeded(RESIDUAL, 11)
+    made_wrong(model, "c1", R)
+    fits = check_work(model.network, (), False, True)
+    assert check(model, max_work=fits).faulty_layer is None
+    each = check_work(model.network, ["r"], False)
+    assert check(model, max_work=fits + len(RESIDUAL_READERS) * each).faulty_layer == "c1"
