@@ -311,7 +311,7 @@ def _mixed_readers_explanation(model: Model, quantity: str, index, trace, grads)
     over its readers of what each passes back (``_summed``), a mixing reader's part explained from
     the whole batch, any other's from the entry's example alone."""
     network = model.network
-    k = network.names.index(quantity) if quantity != "input" else -1
+    k = -1 if quantity == "input" else network.names.index(quantity)
     n, local = (index[0], index[1:]) if model.batched else (0, index)
     example = _one_example(model, trace, grads, n)
     readers, parts = _readers(network, k), []
