@@ -277,33 +277,52 @@ def _batch_explanation(model: Model, quantity: str, index, trace, grads) -> tupl
     k = _mixing_step(model, quantity)
     if k is not None:
         return _whole_batch_explanation(model, k, pname, quantity, index, trace, grads)
-    if not pname:
-        return _example_entry_explanation(model, quantity, index, trace, grads)
-    return _shared_param_explanation(model, quantity, index, trace, grads)
+    if pname:
+        return _shared_param_explanation(model, quantity, index, trace, grads)
+    if _mixing_readers(model.network, quantity):
+        return _mixed_readers_explanation(model, quantity, index, trace, grads)
+    return _example_entry_explanation(model, quantity, index, trace, grads)
 
 
 def _mixing_step(model: Model, quantity: str) -> int | None:
-    """The layer that mixes the examples (batch norm) whose step back explains ``quantity``: a
-    parameter's own layer, or the one reader of a value; None when no such layer explains it. A
-    value that a mixing layer and another layer both read is refused: its delta would need both
-    the whole batch and one example (explain each reader's delta instead)."""
+    """The layer that mixes the examples (batch norm) whose step back alone explains ``quantity``:
+    a parameter's own layer, or the one reader of a value; None when no such layer explains it
+    alone (a value it reads beside other layers: ``_mixed_readers_explanation``)."""
     network = model.network
     layer_name, _, pname = quantity.partition(".")
     if pname:
         return _mixing_layer(network, network.names.index(layer_name))
+    mixing = _mixing_readers(network, quantity)
     made_by = -1 if quantity == "input" else network.names.index(quantity)
-    if made_by == len(network.names) - 1:   # the loss explains the final output's delta
-        return None
-    readers = [reader for reader, _ in _readers(network, made_by)]
-    mixing = [reader for reader in readers if network.layers[reader].mixes_examples]
-    if not mixing:
-        return None
-    if len(readers) > 1:
-        others = ", ".join(network.names[reader] for reader in readers)
-        raise CannotExplain(f"explain grad.{quantity}: {quantity} is read by {others}, and "
-                            f"{network.names[mixing[0]]} mixes the examples; explain cannot split such a "
-                            f"sum yet: explain the delta of each reader instead (check verifies the sum)")
-    return mixing[0]
+    return mixing[0] if mixing and len(_readers(network, made_by)) == 1 else None
+
+
+def _mixing_readers(network, quantity: str) -> list[int]:
+    """The readers of value ``quantity`` that mix the examples (none for the final output, whose
+    delta the loss explains)."""
+    made_by = -1 if quantity == "input" else network.names.index(quantity)
+    if made_by == len(network.names) - 1:
+        return []
+    return [reader for reader, _ in _readers(network, made_by) if network.layers[reader].mixes_examples]
+
+
+def _mixed_readers_explanation(model: Model, quantity: str, index, trace, grads) -> tuple[Explanation, dict]:
+    """A value that a layer mixing the examples (batch norm) reads beside other layers: ∂E/∂v = Σ
+    over its readers of what each passes back (``_summed``), a mixing reader's part explained from
+    the whole batch, any other's from the entry's example alone."""
+    network = model.network
+    k = -1 if quantity == "input" else network.names.index(quantity)
+    n, local = (index[0], index[1:]) if model.batched else (0, index)
+    example = _one_example(model, trace, grads, n)
+    readers, parts = _readers(network, k), []
+    for reader, operand in readers:
+        if network.layers[reader].mixes_examples:
+            parts.append(_whole_batch_explanation(model, reader, "", quantity, index, trace, grads))
+            continue
+        explanation, roles = _reader_explanation(example, reader, operand, k, quantity, local, example.trace,
+                                                 example.grads)
+        parts.append((_in_example(explanation, roles, n, model), _batch_roles(roles, model)))
+    return _summed(model, quantity, readers, parts)
 
 
 def _mixing_layer(network, k: int) -> int | None:

@@ -128,12 +128,14 @@ class Network:
         return self.reads[index] == (index,) and self.consumers[index] == [index]
 
     def forward(self, x: np.ndarray, params: dict[str, np.ndarray], start: int = 0,
-                base: Trace | None = None) -> Trace:
+                base: Trace | None = None, reader: int | None = None) -> Trace:
         """Run layers ``start..L-1`` on ``x`` (value ``start``: the input of layer ``start`` in a
         chain), keeping everything. A branched network's layers may read values before ``start``:
-        those come from ``base``, the unperturbed full trace (needed when ``start > 0``)."""
+        those come from ``base``, the unperturbed full trace (needed when ``start > 0``). With
+        ``reader``, ``x`` is value ``start`` as layer ``reader`` alone reads it: its other readers
+        read ``base``'s (so E moves by that reader's part of ∂E/∂v alone)."""
         if self.branched:
-            return self._forward_graph(x, params, start, base)
+            return self._forward_graph(x, params, start, base, reader)
         trace = Trace(start=start, inputs=[x])
         for index in range(start, len(self.layers)):
             y, cache = self.layers[index].forward(trace.inputs[-1], self.params_of(index, params))
@@ -144,23 +146,24 @@ class Network:
         return trace
 
     def _forward_graph(self, x: np.ndarray, params: dict[str, np.ndarray], start: int,
-                       base: Trace | None) -> Trace:
+                       base: Trace | None, reader: int | None = None) -> Trace:
         """``forward`` of a branched network: a layer none of whose values the change at value
-        ``start`` reaches keeps its unperturbed output (one copy of the N examples) and is not
-        re-run; a layer that joins a changed value with an unchanged one gets the latter repeated
-        for every copy."""
+        ``start`` reaches (as it sees them: with ``reader``, only that layer sees value ``start``
+        changed) keeps its unperturbed output (one copy of the N examples) and is not re-run; a
+        layer that joins a changed value with an unchanged one gets the latter repeated for every copy."""
         trace = Trace(start=start, inputs=[x] if start == len(self.layers) else [], entry=x)
         values = {start: x}
         changed = {start}
         for index in range(start, len(self.layers)):
             read = self.reads[index]
-            if not changed.intersection(read):
+            seen = changed if reader is None or reader == index else changed - {start}
+            if not seen.intersection(read):
                 trace.inputs.append(None)
                 trace.caches.append(None)
                 values[index + 1] = base.value(index + 1)
                 trace.outputs.append(values[index + 1])
                 continue
-            arrays = tuple(values[v] if v in values else base.value(v) for v in read)
+            arrays = tuple(values[v] if v in seen else base.value(v) for v in read)
             if self.layers[index].joins:
                 rows = max(len(a) for a in arrays)
                 arrays = tuple(tiled(a, rows) for a in arrays)
@@ -285,3 +288,12 @@ class Network:
             for value, part in zip(self.reads[index], dx if self.layers[index].joins else (dx,)):
                 pending[value] = part if value not in pending else pending[value] + part
         return Gradients(input=pending.pop(0), outputs=outputs, params=grads)
+
+    def read_part(self, trace: Trace, params: dict[str, np.ndarray], delta: np.ndarray, value: int,
+                  reader: int) -> np.ndarray:
+        """Layer ``reader``'s part of ∂E/∂(value ``value``), J_readerᵀ δ_reader: its backward of its
+        own output's delta ``delta``, summed over the operands it reads that value as (one of the
+        terms ``_backward_graph`` adds up)."""
+        dx, _ = self.layers[reader].backward(delta, trace.caches[reader], self.params_of(reader, params))
+        parts = dx if self.layers[reader].joins else (dx,)
+        return sum(part for read, part in zip(self.reads[reader], parts) if read == value)

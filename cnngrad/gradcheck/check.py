@@ -21,7 +21,7 @@ from ..quantities import value_of
 from ..threads import checker_threads
 from . import expect as expect_check
 from .finite import Differences, Evaluator, central_differences, line_differences
-from .probes import Probe, input_probe, output_probe, param_probe
+from .probes import Probe, input_probe, output_probe, param_probe, reader_probe
 from .results import QuantityResult, SpecResult
 from .verdicts import FAIL, KINK, OK, UNSEEN, EntryVerdicts
 from .work import DEFAULT_MAX_WORK, DIRECTIONS, check_work, refuse_beyond, run_copies
@@ -494,13 +494,23 @@ class QuantityChecker:
 
     def __call__(self, probes: list[Probe]) -> list[QuantityResult]:
         """The results of ``probes``, in order (with ``fast`` the probes that start at the same
-        layer run their copies together: ``check_directions``)."""
+        layer run their copies together: ``check_directions``); the probes of a value as one
+        layer reads it (``Probe.reader``) run through that reader's view (``Evaluator.read_by``)."""
+        results = [None] * len(probes)
+        for reader in dict.fromkeys(probe.reader for probe in probes):
+            members = [k for k, probe in enumerate(probes) if probe.reader == reader]
+            for k, result in zip(members, self.run(self.evaluator.read_by(reader), [probes[k] for k in members])):
+                results[k] = result
+        return results
+
+    def run(self, evaluator: Evaluator, probes: list[Probe]) -> list[QuantityResult]:
+        """The results of ``probes``, whose copies ``evaluator`` runs."""
         shapes = [self.model.user_shapes[probe.quantity] for probe in probes]
         if self.fast:
-            results = check_directions(self.evaluator, probes, shapes, self.eps, self.rtol, self.atol, self.rng,
+            results = check_directions(evaluator, probes, shapes, self.eps, self.rtol, self.atol, self.rng,
                                        [self.moves_affinely(probe) for probe in probes])
         else:
-            results = [check_entries(self.evaluator, probe, shape, self.eps, self.rtol, self.atol)
+            results = [check_entries(evaluator, probe, shape, self.eps, self.rtol, self.atol)
                        for probe, shape in zip(probes, shapes)]
         for result in results:
             result.line, result.column = self.model.places.get(result.quantity, (None, None))
@@ -553,11 +563,17 @@ def check_model(model: Model, *, eps: float | None = None, rtol: float | None = 
         delta_results = check(delta_probes)
         if deltas or deltas_fit_after_failure(model, gradients, work, fast, max_work):
             delta_results = check_every_delta(model, trace, grads, check, copies)
+
+        def parts(value: int):   # only where faulty_layer needs them, and within max_work
+            if not reader_parts_fit(model, value, check_work(model.network, wrt, fast, True), fast, max_work):
+                return None
+            return check_reader_parts(model, trace, grads, check, copies, value)
+        faulty = faulty_layer(model, gradients, delta_results, parts)
     expectations, first_wrong, first_wrong_layer = check_expectations(model, trace, grads)
     passed = all(q.passed for q in gradients + delta_results) and all(e.passed for e in expectations)
     return SpecResult(spec=model.path, name=model.name, passed=passed, gradients=gradients,
                       expect=expectations, deltas=delta_results,
-                      faulty_layer=faulty_layer(model, gradients, delta_results), first_wrong=first_wrong,
+                      faulty_layer=faulty, first_wrong=first_wrong,
                       first_wrong_layer=first_wrong_layer, notes=list(model.notes))
 
 
@@ -577,6 +593,27 @@ def check_every_delta(model: Model, trace, grads, check: QuantityChecker, copies
               for i in reversed(range(backpropagated_layers(model)))]
     copies.plan(probes)
     return check(probes)
+
+
+def check_reader_parts(model: Model, trace, grads, check: QuantityChecker, copies: Progress,
+                       value: int) -> list[tuple[str, QuantityResult]]:
+    """Which reader of value ``value`` is wrong: each reader j's part of its delta, J_jᵀ δ_j (j's
+    backward of its own output's delta), against the differences of E with the value moved as j
+    alone reads it (``reader_probe``); (reader name, result) in the order the readers run."""
+    net = model.network
+    probes = [reader_probe(net, trace, value, j,
+                           net.read_part(trace, model.params, grads.outputs[net.names[j]], value, j))
+              for j in dict.fromkeys(net.consumers[value])]
+    copies.plan(probes)
+    return [(net.names[probe.reader], result) for probe, result in zip(probes, check(probes))]
+
+
+def reader_parts_fit(model: Model, value: int, spent: float, fast: bool, max_work: float) -> bool:
+    """Whether checking each reader's part of value ``value``'s delta (as many checks of that
+    value as it has readers) still fits within ``max_work`` after the ``spent`` work."""
+    net = model.network
+    each = check_work(net, [net.value_name(value)], fast)
+    return spent + len(set(net.consumers[value])) * each <= max_work
 
 
 def check_expectations(model: Model, trace, grads):
@@ -659,14 +696,17 @@ def backpropagated_layers(model: Model) -> int:
     return len(model.network.layers) - (1 if model.network.fused else 0)
 
 
-def faulty_layer(model: Model, gradients, deltas) -> str | None:
+def faulty_layer(model: Model, gradients, deltas, parts=None) -> str | None:
     """The first layer, counting back from the loss, whose backward disagrees with the differences.
 
     If ∂E/∂(output of layer k) is right but ∂E/∂(output of layer k−1), or a parameter gradient of
     layer k, is wrong, layer k's backward is at fault; a wrong gradient where backprop starts
     (the last output, or the fused activation's input) blames the loss. In a branched network a
     value with a wrong delta whose readers all got right ones names its reader; if several layers
-    read it, none is named (each reader's part is not measured apart).
+    read it, ``parts(value)`` gives each reader's part of that delta checked apart, (name, result)
+    in reader order (``check_reader_parts``), and the reader whose part disagrees is named: if
+    several do, the one nearest the loss (the last to run); none without ``parts`` (or when it
+    gives None: beyond max_work) or when no part disagrees.
     None when not every backpropagated layer's delta was checked, or nothing disagrees.
     """
     network = model.network
@@ -683,9 +723,17 @@ def faulty_layer(model: Model, gradients, deltas) -> str | None:
         if names[k] in bad_params:
             return names[k]
         value = _wrong_read_value(network, k, below_ok)
-        if value is not None:   # several readers: which one is at fault is not measured
-            return names[k] if network.consumers[value] == [k] else None
+        if value is not None:
+            return names[k] if network.consumers[value] == [k] else _wrong_reader(parts, value)
     return None
+
+
+def _wrong_reader(parts, value: int) -> str | None:
+    """The reader of ``value`` nearest the loss whose part of its delta disagrees (``parts``, in
+    reader order), or None (no parts measured, or none disagrees)."""
+    measured = parts(value) if parts is not None else None
+    wrong = [name for name, result in measured or () if result.disagrees()]
+    return wrong[-1] if wrong else None
 
 
 def _values_ok(gradients, deltas, names: list[str]) -> list[bool] | None:

@@ -10,6 +10,8 @@ one-sided quotients
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from ..network import Network, Trace
@@ -88,6 +90,17 @@ class Evaluator:
         self.floats_from = None   # floats one copy needs from each layer on (``copies_per_call``)
         self.flat_fcs = {}   # layer index → ``increment.FlatFC`` or None, built when first asked
         self.channel_convs = {}   # layer index → ``increment.ChannelConv`` or None, likewise
+        self.reader = None   # the layer that alone sees a copy's change of its start value (``read_by``)
+
+    def read_by(self, reader: int | None) -> "Evaluator":
+        """This evaluator with copies that move their start value v as layer ``reader`` alone reads
+        it (``Network.forward``): their differences are that reader's part of ∂E/∂v,
+        J_readerᵀ δ_reader. None: as every reader reads it (this evaluator)."""
+        if reader is None:
+            return self
+        view = copy.copy(self)
+        view.reader = reader
+        return view
 
     def flat_fc(self, index: int) -> increment.FlatFC | None:
         """Layer ``index`` (a flatten) and the fc after it, to run on a copy's change of their input
@@ -177,9 +190,10 @@ class Evaluator:
 
     def carries(self, index: int) -> bool:
         """Whether ``run_lines`` carries lines through layer ``index``: one affine in its input or
-        piecewise linear, in a chain, not the last (whose output the loss reads as a whole)."""
+        piecewise linear, in a chain, not the last (whose output the loss reads as a whole), and
+        not for a reader's view (``read_by``: the copies must be formed where that reader reads them)."""
         net = self.network
-        if index >= len(net.layers) - 1 or not net.chained(index):
+        if index >= len(net.layers) - 1 or not net.chained(index) or self.reader is not None:
             return False
         return net.layers[index].affine_in_input or net.layers[index].piecewise_linear
 
@@ -236,7 +250,7 @@ class Evaluator:
                 batch, ran, index = self.one_channel_layers(start, batch, channels)
             else:
                 batch = batch.reshape((-1,) + batch.shape[2:])
-            trace = net.forward(batch, self.params, index, self.trace)
+            trace = net.forward(batch, self.params, index, self.trace, self.reader)
             losses = net.objective(trace, self.target)
             loss = [] if self.base_patterns[-1] is None else \
                 [(len(net.layers), net.loss_pattern(trace, self.target), None)]

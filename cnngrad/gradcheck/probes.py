@@ -27,25 +27,26 @@ class Probe(Record):
     and layer outputs, none for a parameter). Both callables return the inputs of layer ``start``,
     (copies, N, ...): ``perturbed(entries, steps)`` moves flat
     entry ``entries[k]`` by ``steps[k]``; ``moved(changes)`` adds ``changes[k]`` (the quantity's
-    shape) to the whole quantity (``overwrite=True``: forming the sums in the memory of ``changes``).
-    ``step_scale`` is per entry: the step is eps times it (default max(1, |θ|)). ``shortcut``, if
-    any, is a cheaper way to the same differences of every entry (``SharedUnitRuns``,
-    ``OneChannelRuns``, ``crop.CroppedRuns``). ``penalty``, for a regularized
-    parameter, is the change of the L2 penalty each copy makes (``PenaltyChange``).
+    shape) to the whole quantity. ``step_scale`` is per entry: the step is eps times it (default
+    max(1, |θ|)). ``shortcut``, if any, is a cheaper way to the same differences of every entry
+    (``SharedUnitRuns``, ``OneChannelRuns``, ``crop.CroppedRuns``). ``penalty``, for a regularized
+    parameter, is the change of the L2 penalty each copy makes (``PenaltyChange``). ``reader``, if
+    any, is the one layer that sees the copies' change of value ``start`` (``reader_probe``).
+    ``moved(changes, overwrite=True)`` may form the sums in the memory of ``changes``.
     """
 
     __slots__ = ("quantity", "values", "analytic", "start", "perturbed", "moved", "step_scale", "shortcut",
-                 "penalty")
+                 "penalty", "reader")
 
     def __init__(self, quantity: str, values: np.ndarray, analytic: np.ndarray, start: int,
                  perturbed: Callable[[np.ndarray, np.ndarray], np.ndarray],
                  moved: Callable[[np.ndarray], np.ndarray], step_scale: np.ndarray | None = None,
                  shortcut: SharedUnitRuns | OneChannelRuns | crop.CroppedRuns | None = None,
-                 penalty: PenaltyChange | None = None):
+                 penalty: PenaltyChange | None = None, reader: int | None = None):
         self.quantity, self.values, self.analytic, self.start = quantity, values, analytic, start
         self.perturbed, self.moved = perturbed, moved
         self.step_scale, self.shortcut = step_scale, shortcut
-        self.penalty = penalty
+        self.penalty, self.reader = penalty, reader
 
     @property
     def runs(self) -> int:
@@ -221,6 +222,16 @@ def output_probe(network: Network, trace: Trace, index: int, analytic: np.ndarra
     return Probe(network.names[index], y, analytic, index + 1,
                  lambda e, s: shifted_copies(y, e, s), adding(y), scale,
                  shortcut=crop.point_runs(network, trace, index + 1, y[0]) if shortcuts else None)
+
+
+def reader_probe(network: Network, trace: Trace, value: int, reader: int, analytic: np.ndarray) -> Probe:
+    """Perturb value ``value`` (0 the input, k + 1 layer k's output) as layer ``reader`` alone reads
+    it, its other readers reading it unmoved: the differences are that reader's part of ∂E/∂v,
+    J_readerᵀ δ_reader (``analytic``: ``Network.read_part``), apart from the other readers' parts.
+    The copies run through ``Evaluator.read_by(reader)``."""
+    v = trace.value(value)
+    return Probe(network.value_name(value), v, analytic, value, lambda e, s: shifted_copies(v, e, s),
+                 adding(v), reader=reader)
 
 
 def _penalty_change(network: Network, params: dict[str, np.ndarray], name: str) -> PenaltyChange | None:

@@ -195,6 +195,8 @@ def torch_layer(layer):
         if layer.order == "F":      # column-major over (C, H, W): the first index varies fastest
             return lambda x, p: x.permute(0, *range(x.dim() - 1, 0, -1)).reshape(x.shape[0], -1)
         return lambda x, p: x.reshape(x.shape[0], -1)
+    if kind == "global_avg_pool":
+        return lambda x, p: F.adaptive_avg_pool2d(x, 1).flatten(1)
     if kind == "dropout":          # the same mask torch would draw, applied as F.dropout applies it
         mask = torch.from_numpy(layer.mask)
         return lambda x, p: x * mask / (1 - layer.p)
@@ -292,18 +294,39 @@ def torch_gradients(model):
     x = torch.tensor(model.input, dtype=torch.float64, requires_grad=True)
     params = {name: torch.tensor(np.asarray(value, dtype=np.float64), requires_grad=True)
               for name, value in model.params.items()}
+    loss, _ = _torch_loss(model, x, params)
+    loss.backward()
+    grads = {name: value.grad.numpy() for name, value in params.items()}
+    reported = None if net.loss.name == "none" else float(loss.detach())
+    return reported, x.grad.numpy(), grads
+
+
+def _torch_loss(model, x, params, apart=None):
+    """(E, the values) of the network on ``x`` in torch; value k + 1 is layer k's output, each
+    layer reads ``net.reads``. With ``apart`` = (value, reader, copy), layer ``reader`` reads
+    ``copy`` in place of that value (its other readers the value itself)."""
+    net = model.network
     t = torch.tensor(model.target, dtype=torch.float64)
     h = z = x
-    values = [x]                      # value k + 1 is layer k's output; each layer reads net.reads
-    for name, layer, reads in zip(net.names, net.layers, net.reads):
-        operands = [values[v] for v in reads]
+    values = [x]
+    for index, (name, layer, reads) in enumerate(zip(net.names, net.layers, net.reads)):
+        operands = [apart[2] if apart is not None and (v, index) == apart[:2] else values[v] for v in reads]
         z = operands[0]
         local = {p: params[f"{name}.{p}"] for p in layer.param_names}
         h = torch_join(layer.kind, operands) if layer.joins else torch_layer(layer)(z, local)
         values.append(h)
     loss = _loss(net.loss.label, net.fused, z, h, t, net.loss.reduction, getattr(net.loss, "margin", 1.0)) \
         + penalty(net, params)
+    return loss, values
+
+
+def torch_reader_part(model, value, reader):
+    """Layer ``reader``'s part of ∂E/∂(value ``value``) by torch autograd, (N, ...): the gradient
+    of E with respect to a copy of the value that layer alone reads."""
+    x = torch.tensor(model.input, dtype=torch.float64)
+    params = {name: torch.tensor(np.asarray(v, dtype=np.float64)) for name, v in model.params.items()}
+    _, values = _torch_loss(model, x, params)
+    copy = values[value].detach().clone().requires_grad_(True)
+    loss, _ = _torch_loss(model, x, params, (value, reader, copy))
     loss.backward()
-    grads = {name: value.grad.numpy() for name, value in params.items()}
-    reported = None if net.loss.name == "none" else float(loss.detach())
-    return reported, x.grad.numpy(), grads
+    return copy.grad.numpy()

@@ -265,8 +265,7 @@ target: [[0.5, -0.5, 1.0], [0.0, 1.0, -1.0]]
 def test_explain_follows_the_reads_beside_a_batch_norm(tmp_path):
     """A batch norm reading the input beside another branch: the fc's delta is explained by its
     reader (add), not by the layer after it in the list, and its terms add up to the value; the
-    input's delta, read by the fc and the batch norm, is refused rather than explained in part."""
-    from cnngrad.explain import CannotExplain
+    input's delta, read by the fc and the batch norm, is the sum of the two readers' parts."""
     model = load_model(write_spec(tmp_path, BRANCHED))
     values = model.values()
     fc = explain(model, "grad.a[0,1]")
@@ -274,8 +273,28 @@ def test_explain_follows_the_reads_beside_a_batch_norm(tmp_path):
     assert "add1" in " ".join(text for term in fc.terms for text, _ in term.factors)
     bn = explain(model, "grad.batch_norm1.gamma[1]")
     assert np.isclose(bn.total, values["grad.batch_norm1.gamma"][1], rtol=1e-12)
-    with pytest.raises(CannotExplain, match="read by a, batch_norm1"):
-        explain(model, "grad.input[0,1]")
+    for index in [(0, 1), (1, 2)]:
+        both = explain(model, f"grad.input[{index[0]},{index[1]}]")
+        assert both.value == values["grad.input"][index] and np.isclose(both.total, both.value, rtol=1e-12)
+        assert [name for name, _ in _reader_sums(both)] == ["through a", "through batch_norm1"]
+
+
+def _reader_sums(explained) -> list[tuple[str, float]]:
+    """(``through READER``, the sum of its terms) for each reader's group of an explanation."""
+    return [(note[0].split(" (")[0], note[-1]) for note in explained.notes
+            if isinstance(note[0], str) and note[0].startswith("through")]
+
+
+def test_explain_of_a_value_a_batch_norm_reads_beside_an_fc_sums_torchs_parts(tmp_path):
+    """Each reader's group sums to its part of ∂E/∂input by torch autograd (that reader reading its
+    own copy of the input): the fc's from one example, the batch norm's from the whole batch."""
+    pytest.importorskip("torch")
+    from helpers.torchnet import torch_reader_part
+    model = load_model(write_spec(tmp_path, BRANCHED))
+    parts = [torch_reader_part(model, 0, reader) for reader in range(2)]
+    for index in [(0, 0), (0, 1), (1, 2)]:
+        sums = [total for _, total in _reader_sums(explain(model, f"grad.input[{index[0]},{index[1]}]"))]
+        np.testing.assert_allclose(sums, [part[index] for part in parts], rtol=1e-10, atol=1e-14)
 
 
 def test_a_step_wider_than_the_bend_is_unresolved_not_a_faulty_layer(tmp_path):

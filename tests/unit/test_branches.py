@@ -187,8 +187,9 @@ def test_a_wrong_join_backward_is_caught_and_named(template, index, wrong):
     assert result.faulty_layer == model.network.names[index] == name
 
 
-def test_a_wrong_delta_of_a_value_two_layers_read_names_no_layer():
-    # the skip operand of add is the input, which conv1 reads too: which reader is wrong is not measured
+def test_a_wrong_delta_of_a_value_two_layers_read_names_the_reader_whose_part_is_wrong():
+    # the skip operand of add is the input, which conv1 reads too: each reader's part is measured
+    # apart (tests/unit/test_reader_parts.py), without them no reader is named
     model = _seeded(RESNET, 5)
 
     class SkipWrong(Add):
@@ -199,7 +200,7 @@ def test_a_wrong_delta_of_a_value_two_layers_read_names_no_layer():
     result = check(model, deltas=True)
     assert not result.passed
     assert [q.quantity for q in result.gradients if not q.passed] == ["input"]
-    assert result.faulty_layer is None
+    assert result.faulty_layer == "add1"
     assert faulty_layer(model, result.gradients, result.deltas) is None
 
 
