@@ -350,11 +350,11 @@ def window_max(win: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     y = taps[0].copy()
     for tap in taps[1:]:
         np.maximum(y, tap, out=y)
-    first = np.zeros(y.shape, dtype=np.intp)
-    found = np.zeros(y.shape, dtype=bool)
-    for tap in taps[:-1]:           # first: how many taps come before the first equal to y
-        found |= tap == y
-        first += ~found
+    missed = taps[0] != y           # first: how many taps come before the first equal to y
+    first = missed.astype(np.intp)
+    for tap in taps[1:-1]:
+        missed &= tap != y
+        first += missed
     _as_argmax(win, y, first)
     return y, first
 
