@@ -279,10 +279,10 @@ class Directions:
         vectors, self.analytic = sharp_directions(rng, probe.analytic.reshape(-1))   # v and ∇E·v
         self.step = probe.smallest_step(eps)
         self.change = None
-        if affine:
-            shape = probe.values.shape
-            moved = probe.moved(np.concatenate([np.zeros((1,) + shape), vectors.reshape((-1,) + shape)]))
-            self.change = moved[1:] - moved[0]
+        if affine:   # (y(θ + h·v) − y) / h: rounds as the copies do, by ε|y| / h (y(θ + v) − y, by
+            shape = probe.values.shape   # ε|y|, would round h times more than they for h > 1)
+            moved = probe.moved(np.concatenate([np.zeros((1,) + shape), self.step * vectors.reshape((-1,) + shape)]))
+            self.change = (moved[1:] - moved[0]) / self.step
         # the directions themselves only where copies are formed from them (all quantities' are
         # drawn before any runs, so an affine one keeps just its output's change: fc weights' are large)
         self.vectors = vectors if not affine or probe.penalty is not None else None

@@ -191,11 +191,13 @@ class Evaluator:
         net = self.network
         base = self.trace.value(index)
         lines = len(changes)
-        if net.layers[index].affine_in_input:
-            out = self.trace.value(index + 1)
-            moved = net.layers[index].forward((base + changes).reshape((-1,) + base.shape[1:]),
+        if net.layers[index].affine_in_input:   # (f(y + h·Δ) − f(y)) / h: rounds as the copy y + h·Δ,
+            out = self.trace.value(index + 1)    # by ε|f(y)| / h, where f(y + Δ) − f(y) would by ε|f(y)|,
+            step = h.reshape((-1,) + (1,) * base.ndim)   # h times the copies' for h > 1, and overflow first
+            moved = net.layers[index].forward((base + step * changes).reshape((-1,) + base.shape[1:]),
                                               net.params_of(index, self.params))[0]
-            return moved.reshape((lines,) + out.shape) - out, np.ones(lines, dtype=bool), index + 1
+            change = (moved.reshape((lines,) + out.shape) - out) / h.reshape((-1,) + (1,) * out.ndim)
+            return change, np.ones(lines, dtype=bool), index + 1
         ends = np.empty((2,) + changes.shape)
         np.multiply(h.reshape((-1,) + (1,) * base.ndim), changes, out=ends[1])
         np.add(base, ends[1], out=ends[0])
