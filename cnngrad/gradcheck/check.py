@@ -281,7 +281,9 @@ class Directions:
         self.change = None
         if affine:   # (y(θ + h·v) − y) / h: rounds as the copies do, by ε|y| / h (y(θ + v) − y, by
             shape = probe.values.shape   # ε|y|, would round h times more than they for h > 1)
-            moved = probe.moved(np.concatenate([np.zeros((1,) + shape), self.step * vectors.reshape((-1,) + shape)]))
+            at = np.zeros((1 + len(vectors),) + shape)
+            np.multiply(self.step, vectors.reshape((-1,) + shape), out=at[1:])
+            moved = probe.moved(at)
             self.change = (moved[1:] - moved[0]) / self.step
         # the directions themselves only where copies are formed from them (all quantities' are
         # drawn before any runs, so an affine one keeps just its output's change: fc weights' are large)

@@ -47,13 +47,18 @@ class Differences(Record):
         step) where the two extrapolations lie further apart than both allowances, or where the
         wider step's quotients were unsettled and the finer's are not: the wider step's was not yet
         the derivative (a loss that bends within the step, as a batch norm of a nearly constant
-        feature). Elsewhere the wider step's stand (rounding weighs less in them)."""
+        feature). Elsewhere the wider step's stand (rounding weighs less in them).
+        Where the two lie apart the derivative is still moving with the step, so the finer step's
+        are unsettled too, until a still finer step agrees with them (a failure needs two looks
+        that agree: a softmax of inputs near 1e6, whose step 100 crosses its whole range, moves
+        on down to steps of 1)."""
         with np.errstate(invalid="ignore"):
-            apart = np.abs(self.numeric[at] - finer.numeric) > self.noise[at] + finer.noise
-        apart |= self.unsettled[at] & ~finer.unsettled
+            moving = np.abs(self.numeric[at] - finer.numeric) > self.noise[at] + finer.noise
+        apart = moving | self.unsettled[at] & ~finer.unsettled
         fields = {name: getattr(self, name).copy() for name in self.__slots__}
         for name, values in fields.items():
             values[at[apart]] = getattr(finer, name)[apart]
+        fields["unsettled"][at[moving]] = True
         return Differences(**fields)
 
     def along(self, units: np.ndarray, factors: np.ndarray) -> "Differences":
