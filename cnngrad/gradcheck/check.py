@@ -279,8 +279,8 @@ class Directions:
         vectors, self.analytic = sharp_directions(rng, probe.analytic.reshape(-1))   # v and ∇E·v
         self.step = probe.smallest_step(eps)
         self.change = None
-        if affine:   # (y(θ + h·v) − y) / h: rounds as the copies do, by ε|y| / h (y(θ + v) − y, by
-            shape = probe.values.shape   # ε|y|, would round h times more than they for h > 1)
+        if affine:   # (y(θ + h·v) − y) / h, rounding as the copies do (``Evaluator.carry``)
+            shape = probe.values.shape
             at = np.zeros((1 + len(vectors),) + shape)
             np.multiply(self.step, vectors.reshape((-1,) + shape), out=at[1:])
             moved = probe.moved(at)

@@ -192,15 +192,19 @@ class Evaluator:
         """The change along each line (``run_lines``) of the output of layer ``index``, or of the
         run of piecewise linear layers it starts (up to value ``joining`` at most, where other
         lines join); which lines keep the unperturbed run's patterns there at both ends y ± h·Δ
-        (all of them through an affine layer); the next layer."""
+        (all of them through an affine layer); the next layer.
+
+        Through an affine layer the change is (f(y + h·Δ) − f(y)) / h: it rounds by ε|f(y)| / h,
+        which the copies' s ≤ h turn into the copies' own rounding; f(y + Δ) − f(y) rounds by ε|f(y)|,
+        h times the copies' where h > 1 (every entry above 1e4: false failures)."""
         net = self.network
         base = self.trace.value(index)
         lines = len(changes)
-        if net.layers[index].affine_in_input:   # (f(y + h·Δ) − f(y)) / h: rounds as the copy y + h·Δ,
-            out = self.trace.value(index + 1)    # by ε|f(y)| / h, where f(y + Δ) − f(y) would by ε|f(y)|,
-            step = h.reshape((-1,) + (1,) * base.ndim)   # h times the copies' for h > 1, and overflow first
-            moved = net.layers[index].forward((base + step * changes).reshape((-1,) + base.shape[1:]),
-                                              net.params_of(index, self.params))[0]
+        if net.layers[index].affine_in_input:
+            out = self.trace.value(index + 1)
+            moved = np.multiply(h.reshape((-1,) + (1,) * base.ndim), changes)
+            moved += base
+            moved = net.layers[index].forward(moved.reshape((-1,) + base.shape[1:]), net.params_of(index, self.params))[0]
             change = (moved.reshape((lines,) + out.shape) - out) / h.reshape((-1,) + (1,) * out.ndim)
             return change, np.ones(lines, dtype=bool), index + 1
         ends = np.empty((2,) + changes.shape)
