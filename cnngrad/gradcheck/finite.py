@@ -204,7 +204,8 @@ class Evaluator:
             out = self.trace.value(index + 1)
             moved = np.multiply(h.reshape((-1,) + (1,) * base.ndim), changes)
             moved += base
-            moved = net.layers[index].forward(moved.reshape((-1,) + base.shape[1:]), net.params_of(index, self.params))[0]
+            moved = net.layers[index].forward(moved.reshape((-1,) + base.shape[1:]),
+                                              net.params_of(index, self.params))[0]
             change = (moved.reshape((lines,) + out.shape) - out) / h.reshape((-1,) + (1,) * out.ndim)
             return change, np.ones(lines, dtype=bool), index + 1
         ends = np.empty((2,) + changes.shape)
