@@ -49,13 +49,18 @@ class Differences(Record):
         step) where the two extrapolations lie further apart than both allowances, or where the
         wider step's quotients were unsettled and the finer's are not: the wider step's was not yet
         the derivative (a loss that bends within the step, as a batch norm of a nearly constant
-        feature). Elsewhere the wider step's stand (rounding weighs less in them)."""
+        feature). Elsewhere the wider step's stand (rounding weighs less in them).
+        Where the two lie apart the derivative is still moving with the step, so the finer step's
+        are unsettled too, until a still finer step agrees with them (a failure needs two looks
+        that agree: a softmax of inputs near 1e6, whose step 100 crosses its whole range, moves
+        on down to steps of 1)."""
         with np.errstate(invalid="ignore"):
-            apart = np.abs(self.numeric[at] - finer.numeric) > self.noise[at] + finer.noise
-        apart |= self.unsettled[at] & ~finer.unsettled
+            moving = np.abs(self.numeric[at] - finer.numeric) > self.noise[at] + finer.noise
+        apart = moving | self.unsettled[at] & ~finer.unsettled
         fields = {name: getattr(self, name).copy() for name in self.__slots__}
         for name, values in fields.items():
             values[at[apart]] = getattr(finer, name)[apart]
+        fields["unsettled"][at[moving]] = True
         return Differences(**fields)
 
     def along(self, units: np.ndarray, factors: np.ndarray) -> "Differences":
@@ -143,25 +148,24 @@ class Evaluator:
             self.progress(len(losses))
         return losses, crossed, first
 
-    def run_lines(self, groups: list[tuple[int, np.ndarray]], h: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def run_lines(self, groups: list[tuple[int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``run`` of copies on lines, --fast's directions: each group (start, changes) holds lines
-        of value ``start``, whose copies are y + s·Δ_d (y the unperturbed value, s each of ``STEPS``
-        · h[d], Δ_d = changes[d], shape (N, ...)); ``h`` runs over the groups' lines in order.
-        Results (len(STEPS), lines), as the copies' would be.
+        of value ``start``, whose copies are y + (s/h)·d (y the unperturbed value, d = changes[k]
+        of shape (N, ...) the line's change at its step h, s/h each of ``STEPS``: exactly ±1, ±½).
+        Results (len(STEPS), lines) over the groups' lines in order, as the copies' would be.
 
         The copies of one line stay on a line through a layer affine in its input, and through
-        piecewise linear ones whose patterns are the unperturbed run's at both ends, y ± h·Δ (each
+        piecewise linear ones whose patterns are the unperturbed run's at both ends, y ± d (each
         unit's piece is an interval of s: a sign of an affine function, the winner of a maximum of
-        them). So only the line's change is carried there, f(y + Δ) − f(y), or (f(y + hΔ) −
-        f(y − hΔ)) / 2h over a run of piecewise linear layers: one or two rows a line instead of
-        four copies, and the lines of groups that start further on join those carried to them.
-        The copies are formed where the carry stops (a smooth nonlinear layer, the last layer, a
-        branch) and run on from there as in ``run``; so are those of a line that meets a kink
-        within ±h, from the start of that run of layers. The carried change rounds as the copies
-        would, by ε of the values, which the quotient divides by h like every copy's rounding
-        (``increment``'s argument)."""
-        count = len(h)
+        them). So only the line's change at the step is carried there, f(y + d) − f(y), or
+        (f(y + d) − f(y − d)) / 2 over a run of piecewise linear layers: one or two rows a line
+        instead of four copies, and the lines of groups that start further on join those carried to
+        them. The copies are formed where the carry stops (a smooth nonlinear layer, the last layer,
+        a branch) and run on from there as in ``run``; so are those of a line that meets a kink
+        within ±d, from the start of that run of layers. The carried change rounds by ε of the
+        values, as each copy does (``increment``'s argument), and is no larger than the copies'
+        own changes (it overflows no sooner than they do)."""
+        count = sum(len(changes) for _, changes in groups)
         results = (np.empty((len(STEPS), count)), np.zeros((len(STEPS), count), dtype=np.int64),
                    np.full((len(STEPS), count), -1))
         offsets = np.cumsum([0] + [len(changes) for _, changes in groups])
@@ -176,13 +180,13 @@ class Evaluator:
                     changes = groups[g][1] if not len(lines) else np.concatenate([changes, groups[g][1]])
                     lines = np.concatenate([lines, np.arange(offsets[g], offsets[g + 1])])
                 if not self.carries(index):
-                    self.run_along(index, changes, h[lines], lines, results)
+                    self.run_along(index, changes, lines, results)
                     lines = lines[:0]
                     continue
                 joining = groups[pending[0]][0] if pending else len(self.network.layers)
-                carried, straight, after = self.carry(index, changes, h[lines], joining)
-                if not straight.all():    # a kink within ±h: these lines' copies run on from here
-                    self.run_along(index, changes[~straight], h[lines[~straight]], lines[~straight], results)
+                carried, straight, after = self.carry(index, changes, joining)
+                if not straight.all():    # a kink within ±d: these lines' copies run on from here
+                    self.run_along(index, changes[~straight], lines[~straight], results)
                 changes, lines, index = carried[straight], lines[straight], after
         if self.progress is not None:
             self.progress(len(STEPS) * count)
@@ -197,10 +201,10 @@ class Evaluator:
             return False
         return net.layers[index].affine_in_input or net.layers[index].piecewise_linear
 
-    def carry(self, index: int, changes: np.ndarray, h: np.ndarray, joining: int) -> tuple[np.ndarray, np.ndarray, int]:
-        """The change along each line (``run_lines``) of the output of layer ``index``, or of the
-        run of piecewise linear layers it starts (up to value ``joining`` at most, where other
-        lines join); which lines keep the unperturbed run's patterns there at both ends y ± h·Δ
+    def carry(self, index: int, changes: np.ndarray, joining: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """The change at the step along each line (``run_lines``) of the output of layer ``index``,
+        or of the run of piecewise linear layers it starts (up to value ``joining`` at most, where
+        other lines join); which lines keep the unperturbed run's patterns there at both ends y ± d
         (all of them through an affine layer); the next layer."""
         net = self.network
         base = self.trace.value(index)
@@ -211,9 +215,8 @@ class Evaluator:
                                               net.params_of(index, self.params))[0]
             return moved.reshape((lines,) + out.shape) - out, np.ones(lines, dtype=bool), index + 1
         ends = np.empty((2,) + changes.shape)
-        np.multiply(h.reshape((-1,) + (1,) * base.ndim), changes, out=ends[1])
-        np.add(base, ends[1], out=ends[0])
-        np.subtract(base, ends[1], out=ends[1])
+        np.add(base, changes, out=ends[0])
+        np.subtract(base, changes, out=ends[1])
         ends = ends.reshape((-1,) + base.shape[1:])
         kinked = np.zeros(lines, dtype=bool)
         while True:
@@ -224,14 +227,15 @@ class Evaluator:
             if index == joining or not (self.carries(index) and net.layers[index].piecewise_linear):
                 break
         ends = ends.reshape((2, lines) + self.trace.value(index).shape)
-        return (ends[0] - ends[1]) / (2 * h.reshape((-1,) + (1,) * (ends.ndim - 2))), ~kinked, index
+        carried = ends[0] - ends[1]
+        carried *= 0.5
+        return carried, ~kinked, index
 
-    def run_along(self, index: int, changes: np.ndarray, h: np.ndarray, lines: np.ndarray, results) -> None:
-        """Run the four copies y + s·Δ of each of ``lines`` from value ``index`` on (``losses``),
+    def run_along(self, index: int, changes: np.ndarray, lines: np.ndarray, results) -> None:
+        """Run the four copies y + (s/h)·d of each of ``lines`` from value ``index`` on (``losses``),
         writing their losses, kinks crossed and first kink into column ``lines`` of ``results``."""
-        steps = STEPS[:, None] * h[None, :]
         base = self.trace.value(index)
-        copies = base + steps.reshape(steps.shape + (1,) * base.ndim) * changes
+        copies = base + STEPS.reshape((-1, 1) + (1,) * base.ndim) * changes
         losses, ran = self.losses(index, copies.reshape((-1,) + base.shape))
         for whole, part in zip(results, (losses,) + self.kinks_crossed(ran, len(losses))):
             whole[:, lines] = part.reshape(len(STEPS), len(lines))
@@ -331,15 +335,16 @@ def central_differences(evaluator: Evaluator, start: int, h: np.ndarray, perturb
 def line_differences(evaluator: Evaluator, h: np.ndarray, groups: list[tuple[int, np.ndarray]],
                      penalty=None) -> Differences:
     """``central_differences`` of items that move values along lines: the lines of ``groups``
-    in order, each group (start, changes) moving value ``start`` to y + s·changes[k] (--fast's
-    directions through a layer affine in them), run by ``Evaluator.run_lines``."""
+    in order, each group (start, changes) moving value ``start`` to y + (s/h)·changes[k], the
+    change at the item's step h[k] (--fast's directions through a layer affine in them), run by
+    ``Evaluator.run_lines``."""
     offsets = np.cumsum([0] + [len(changes) for _, changes in groups])
 
     def run(items: np.ndarray, steps: np.ndarray):
         lo, hi = items[0], items[-1] + 1        # a chunk: consecutive items
-        chunk = [(start, changes[max(lo - first, 0):hi - first])
-                 for (start, changes), first, end in zip(groups, offsets, offsets[1:]) if first < hi and end > lo]
-        return evaluator.run_lines(chunk, h[lo:hi])
+        return evaluator.run_lines([(start, changes[max(lo - first, 0):hi - first])
+                                    for (start, changes), first, end in zip(groups, offsets, offsets[1:])
+                                    if first < hi and end > lo])
     starts = np.repeat([start for start, _ in groups], np.diff(offsets))
     return _differences(evaluator, starts, h, run, penalty)
 

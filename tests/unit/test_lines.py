@@ -5,6 +5,7 @@ them: the same kinks, and the numeric derivatives within both paths' rounding al
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from cnngrad.gradcheck import check_model
 from cnngrad.gradcheck.check import DEFAULT_EPS, QuantityChecker, rounding_magnitude
@@ -14,12 +15,18 @@ from cnngrad.layers.conv import Conv
 from cnngrad.layers.fc import FC
 from cnngrad.layers.flatten import Flatten
 from cnngrad.layers.pooling import Pool
+from cnngrad.spec import load_text
 
 from helpers.randomnets import random_models
 from test_gradcheck import hand_model
 from test_increment import agree, conv_chain
 
 DIRECTIONS = 6
+
+
+def at_steps(changes: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Each line's change at its step, h[k]·``changes[k]`` (what ``line_differences`` carries)."""
+    return h.reshape((-1,) + (1,) * (changes.ndim - 1)) * changes
 
 
 def both_paths(evaluator: Evaluator, start: int, changes: np.ndarray, h: np.ndarray):
@@ -29,7 +36,8 @@ def both_paths(evaluator: Evaluator, start: int, changes: np.ndarray, h: np.ndar
     def copies(items, steps):
         return base + steps.reshape((-1,) + (1,) * base.ndim) * changes[items]
 
-    return line_differences(evaluator, h, [(start, changes)]), central_differences(evaluator, start, h, copies)
+    return (line_differences(evaluator, h, [(start, at_steps(changes, h))]),
+            central_differences(evaluator, start, h, copies))
 
 
 def evaluator_of(model) -> Evaluator:
@@ -94,7 +102,8 @@ def test_lines_of_every_value_at_once_join_and_agree_with_the_plain_path():
         evaluator = evaluator_of(model)
         drawn = [random_lines(rng, evaluator, start, grid=number % 2 == 0) for start in starts]
         h = np.concatenate([steps for _, steps in drawn])
-        lines = line_differences(evaluator, h, [(start, changes) for start, (changes, _) in zip(starts, drawn)])
+        lines = line_differences(evaluator, h, [(start, at_steps(changes, steps)) for start, (changes, steps)
+                                                in zip(starts, drawn)])
         for start, (changes, steps) in zip(starts, drawn):
             plain = both_paths(evaluator, start, changes, steps)[1]
             own = lines.along(np.arange(start * DIRECTIONS, (start + 1) * DIRECTIONS), np.ones(DIRECTIONS))
@@ -180,3 +189,53 @@ def test_deltas_and_an_input_before_a_nonlinear_layer_check_the_same_along_lines
         assert [(q.quantity, q.status, q.kinks) for q in ours] == [(q.quantity, q.status, q.kinks) for q in theirs], number
         compared += len(plain.deltas)
     assert compared > 200, compared
+
+
+# values near 1e8, the smallest 2.7e6: the input's step is 1e-4 · 2.7e6 = 270 (found by --fast on
+# random network 208/19 with its input scaled by 1e8: a false failure the plain path does not give)
+LARGE_INPUT = """
+input:
+- [-164523400.0, 93228200.0, 6826700.0, -164035200.0, -75551200.0]
+- [-2708100.0, -14464500.0, 162243900.0, 78802900.0, -66039500.0]
+- [108622000.0, -188702300.0, 201107400.0, -147687300.0, 184818900.0]
+- [46625000.0, -98263400.0, 231729200.0, 66231200.0, 164017600.0]
+- [-51156000.0, -74947000.0, 42133200.0, 26572400.0, -15753600.0]
+- [-102843600.0, -40373700.0, -19299000.0, 68579500.0, -99269700.0]
+layers:
+- pool: {type: avg, size: 2}
+- flatten: {order: F}
+loss: {multiclass_svm: {reduction: sum}}
+target: 5
+"""
+
+
+def test_lines_with_a_step_above_1_round_as_their_copies():
+    """A step h > 1 (every entry above 1e4): the line's change is carried at the step, f(y + h·Δ) −
+    f(y), not f(y + Δ) − f(y), whose rounding ε|y| the copies y + s·Δ would multiply by h. Here
+    ∂E/∂input is ±1/4 on 8 entries, so a balanced direction's ∇E·v is 0 and the allowance is
+    rounding alone: the line path must give the copies' numbers (it gave 1.5e-8 against 0)."""
+    model = load_text(LARGE_INPUT, "large.yaml", ".")
+    evaluator = evaluator_of(model)
+    changes = np.random.default_rng(4).standard_normal((DIRECTIONS,) + evaluator.trace.value(0).shape)
+    h = np.full(DIRECTIONS, 270.0)
+    lines, plain = both_paths(evaluator, 0, changes, h)
+    agree(lines, plain, "large input")
+    for seed in range(3):
+        assert check_model(model, fast=True, seed=seed).passed, seed
+
+
+def test_a_line_whose_change_per_unit_step_would_overflow_runs_as_its_copies():
+    """relu → fc with weights 1.7e308 on inputs near 1e-3: the copies' changes, h·Δ, stay finite
+    through the fc where a change per unit step, Δ (h = 1e-4), would overflow it (W·Δ ≈ 7e308): the
+    line carries its change at the step, h·Δ, and gives the copies' finite numbers."""
+    x = np.full((1, 1, 8), 1e-3)
+    layers = [("relu1", ReLU()), ("flatten1", Flatten()), ("fc1", FC((1, 8))), ("fc2", FC((1, 1)))]
+    params = {"fc1.weights": np.full((1, 8), 1.7e308), "fc1.bias": np.zeros(1),
+              "fc2.weights": np.array([[1e-306]]), "fc2.bias": np.zeros(1)}
+    model = hand_model(x, layers, "squared_error", np.array([0.5]), params)
+    evaluator = evaluator_of(model)
+    changes = np.full((2,) + evaluator.trace.value(0).shape, 0.5)
+    changes[1] *= -1
+    lines, plain = both_paths(evaluator, 0, changes, np.full(2, DEFAULT_EPS))
+    assert np.isfinite(plain.numeric).all()
+    agree(lines, plain, "overflow")
