@@ -228,9 +228,10 @@ def _sign_table(size: int) -> np.ndarray:
 
 
 def sharp_directions(rng: np.random.Generator, gradient: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``DIRECTIONS`` random unit directions v with every entry ±1/√size (Rademacher), and ∇E·v:
-    half as drawn, half with signs flipped until |∇E·v| is ``SHARP`` times its usual size
-    ‖∇E‖₂/√size (``balanced``).
+    """``DIRECTIONS`` random unit directions v with every entry ±1/√size (Rademacher), behind a row
+    of zeros (the origin ``Directions`` runs with them: ``origin_and_signs``), and ∇E·v: half as
+    drawn, half with signs flipped until |∇E·v| is ``SHARP`` times its usual size ‖∇E‖₂/√size
+    (``balanced``).
 
     Why: an error e in one entry of the gradient moves ∇E·v by e·v_entry and is caught where that
     exceeds the tolerance, atol + rtol·max(|∇E·v|, |numeric|) + noise. With signs every entry's
@@ -242,12 +243,6 @@ def sharp_directions(rng: np.random.Generator, gradient: np.ndarray) -> tuple[np
     |∇E·v| (the same spread as with normal entries), see a gradient off by a factor, an error
     relative to ∇E·v itself, farthest above the noise. Signs come from random bits: LeNet-5's
     370,000 entries take 0.4 ms, normal ones 4.7 ms."""
-    stacked, along = origin_and_directions(rng, gradient)
-    return stacked[1:], along
-
-
-def origin_and_directions(rng: np.random.Generator, gradient: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``sharp_directions`` behind a row of zeros (``origin_and_signs``), and ∇E·v."""
     stacked = origin_and_signs(rng, DIRECTIONS, gradient.size)
     vectors = stacked[1:]
     with np.errstate(all="ignore"):   # a gradient beyond float64 gives a non-finite ∇E·v: judged, not warned
@@ -323,7 +318,7 @@ class Directions:
 
     def __init__(self, probe: Probe, rng: np.random.Generator, eps: float, affine: bool):
         self.probe = probe
-        stacked, self.analytic = origin_and_directions(rng, probe.analytic.reshape(-1))   # 0, v and ∇E·v
+        stacked, self.analytic = sharp_directions(rng, probe.analytic.reshape(-1))   # 0, v and ∇E·v
         vectors = stacked[1:]
         self.step = probe.smallest_step(eps)
         self.change = None
