@@ -495,9 +495,9 @@ class QuantityChecker:
         self.rng = np.random.default_rng(seed) if fast else None   # numpy.random costs a small check ~8 ms
 
     def __call__(self, probes: list[Probe]) -> list[QuantityResult]:
-        """The results of ``probes``, in order (with ``fast`` the probes that start at the same
-        layer run their copies together: ``check_directions``); the probes of a value as one
-        layer reads it (``Probe.reader``) run through that reader's view (``Evaluator.read_by``)."""
+        """The results of ``probes``, in order (with ``fast`` their directions run together, as lines
+        or by start layer: ``check_directions``); the probes of a value as one layer reads it
+        (``Probe.reader``) run through that reader's view (``Evaluator.read_by``)."""
         results = [None] * len(probes)
         for reader in dict.fromkeys(probe.reader for probe in probes):
             members = [k for k, probe in enumerate(probes) if probe.reader == reader]
