@@ -163,11 +163,7 @@ class Network:
                 values[index + 1] = base.value(index + 1)
                 trace.outputs.append(values[index + 1])
                 continue
-            arrays = tuple(values[v] if v in seen else base.value(v) for v in read)
-            if self.layers[index].joins:
-                rows = max(len(a) for a in arrays)
-                arrays = tuple(tiled(a, rows) for a in arrays)
-            taken = arrays if self.layers[index].joins else arrays[0]
+            taken = self._operands(index, values, seen, base)
             y, cache = self.layers[index].forward(taken, self.params_of(index, params))
             trace.inputs.append(taken)
             trace.outputs.append(y)
@@ -175,6 +171,16 @@ class Network:
             values[index + 1] = y
             changed.add(index + 1)
         return trace
+
+    def _operands(self, index: int, values: dict, seen: set, base: Trace):
+        """What layer ``index`` reads in ``_forward_graph``: the values in ``seen`` as this run made
+        them, the others ``base``'s; a joining layer gets a tuple, the unchanged operands repeated
+        for every copy of the changed ones."""
+        arrays = tuple(values[v] if v in seen else base.value(v) for v in self.reads[index])
+        if not self.layers[index].joins:
+            return arrays[0]
+        rows = max(len(a) for a in arrays)
+        return tuple(tiled(a, rows) for a in arrays)
 
     def loss_reads(self, trace: Trace) -> tuple[Loss, np.ndarray]:
         """The loss as computed and what it reads: a fused loss is its logits form on the last

@@ -383,16 +383,22 @@ def check_directions(evaluator: Evaluator, probes: list[Probe], user_shapes, eps
     lines (``finite.line_differences``: each joins the others where their layers meet); the
     copies of the other probes that start at the same layer run as one batch."""
     along = [Directions(probe, rng, eps, moves_affinely) for probe, moves_affinely in zip(probes, affine)]
-    plain = [k for k, part in enumerate(along) if part.change is None]
-    batches = [[k for k, part in enumerate(along) if part.change is not None]]
-    batches += [[k for k in plain if probes[k].start == start] for start in dict.fromkeys(probes[k].start for k in plain)]
     results = [None] * len(probes)
-    for members in filter(None, batches):
+    for members in _batches(along):
         judged = _judge_together(evaluator, [along[k] for k in members], [user_shapes[k] for k in members],
                                  eps, rtol, atol)
         for k, result in zip(members, judged):
             results[k] = result
     return results
+
+
+def _batches(along: list[Directions]) -> list[list[int]]:
+    """The positions of the quantities whose copies run together: all that move along lines, then
+    the others by the layer their copies start at."""
+    batches = {"lines": []}
+    for k, part in enumerate(along):
+        batches.setdefault("lines" if part.change is not None else part.probe.start, []).append(k)
+    return [members for members in batches.values() if members]
 
 
 def _judge_together(evaluator: Evaluator, parts: list[Directions], user_shapes, eps, rtol,

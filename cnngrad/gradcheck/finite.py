@@ -175,10 +175,7 @@ class Evaluator:
             while pending or len(lines):
                 if not len(lines):
                     index = groups[pending[0]][0]
-                while pending and groups[pending[0]][0] == index:    # lines that start here join
-                    g = pending.pop(0)
-                    changes = groups[g][1] if not len(lines) else np.concatenate([changes, groups[g][1]])
-                    lines = np.concatenate([lines, np.arange(offsets[g], offsets[g + 1])])
+                changes, lines = _joined(groups, offsets, pending, index, changes, lines)
                 if not self.carries(index):
                     self.run_along(index, changes, lines, results)
                     lines = lines[:0]
@@ -314,6 +311,16 @@ class Evaluator:
             return pattern.reshape(count, -1) != base.reshape(1, -1), np.zeros(count, dtype=np.int64)
         moved = (pattern[:, 0] != base[0][channels]).reshape(count, -1)
         return moved, channels * moved.shape[1]        # where the channel starts in the layer
+
+
+def _joined(groups, offsets, pending: list[int], index: int, changes, lines: np.ndarray):
+    """``changes`` and ``lines`` (``Evaluator.run_lines``) with the lines of the ``pending`` groups
+    that start at value ``index`` joined to them (those groups taken off ``pending``)."""
+    while pending and groups[pending[0]][0] == index:
+        g = pending.pop(0)
+        changes = groups[g][1] if not len(lines) else np.concatenate([changes, groups[g][1]])
+        lines = np.concatenate([lines, np.arange(offsets[g], offsets[g + 1])])
+    return changes, lines
 
 
 def central_differences(evaluator: Evaluator, start: int, h: np.ndarray, perturbed,
