@@ -295,11 +295,11 @@ class Network:
                 pending[value] = part if value not in pending else pending[value] + part
         return Gradients(input=pending.pop(0), outputs=outputs, params=grads)
 
-    def read_part(self, trace: Trace, params: dict[str, np.ndarray], delta: np.ndarray, value: int,
-                  reader: int) -> np.ndarray:
+    def read_part(self, reader: int, value: int, delta: np.ndarray, cache, params: dict[str, np.ndarray]) -> np.ndarray:
         """Layer ``reader``'s part of ∂E/∂(value ``value``), J_readerᵀ δ_reader: its backward of its
-        own output's delta ``delta``, summed over the operands it reads that value as (one of the
-        terms ``_backward_graph`` adds up)."""
-        dx, _ = self.layers[reader].backward(delta, trace.caches[reader], self.params_of(reader, params))
-        parts = dx if self.layers[reader].joins else (dx,)
-        return sum(part for read, part in zip(self.reads[reader], parts) if read == value)
+        own output's delta ``delta`` (from its forward ``cache``, with its own ``params``), summed
+        over the operands it reads that value as (one of the terms ``_backward_graph`` adds up)."""
+        dx, _ = self.layers[reader].backward(delta, cache, params)
+        parts = [part for read, part in zip(self.reads[reader], dx if self.layers[reader].joins else (dx,))
+                 if read == value]
+        return parts[0] if len(parts) == 1 else sum(parts[1:], parts[0])

@@ -224,10 +224,7 @@ class Chain:
     def part(self, index: int, value: int, upstream: np.ndarray) -> np.ndarray:
         """What layer ``index``'s backward from ``upstream`` hands back to value number ``value``
         (summed over the operands it reads it as)."""
-        net = self.network
-        dx, _ = net.layers[index].backward(upstream, self.cache(index), self.params(index))
-        parts = [d for read, d in zip(net.reads[index], dx if net.layers[index].joins else (dx,)) if read == value]
-        return parts[0] if len(parts) == 1 else sum(parts[1:], parts[0])
+        return self.network.read_part(index, value, upstream, self.cache(index), self.params(index))
 
     def side_inputs(self, step: Step) -> list[str]:
         """The quantities besides its parent that ``step`` reads: the other operands of a layer

@@ -612,7 +612,8 @@ def check_reader_parts(model: Model, trace, grads, check: QuantityChecker, copie
     alone reads it (``reader_probe``); (reader name, result) in the order the readers run."""
     net = model.network
     probes = [reader_probe(net, trace, value, j,
-                           net.read_part(trace, model.params, grads.outputs[net.names[j]], value, j))
+                           net.read_part(j, value, grads.outputs[net.names[j]], trace.caches[j],
+                                         net.params_of(j, model.params)))
               for j in dict.fromkeys(net.consumers[value])]
     copies.plan(probes)
     return [(net.names[probe.reader], result) for probe, result in zip(probes, check(probes))]
@@ -654,9 +655,8 @@ def rounding_magnitude(model: Model, trace, grads, recompute: bool = False) -> n
     with np.errstate(invalid="ignore", over="ignore"):
         terms = loss_terms(net, trace, model.target)
         formed_input = _nansum(np.abs(model.input * grads.input)) if recompute else 0.0
-    if not net.layers:   # a loss-only example: the input is the output the loss reads
-        with np.errstate(invalid="ignore", over="ignore"):
-            return np.array([terms + float(np.nansum(np.abs(trace.output * grads.input)))])
+        if not net.layers:   # a loss-only example: the input is the output the loss reads
+            return np.array([terms + _nansum(np.abs(trace.output * grads.input))])
     layers = len(net.layers)
     inside, formed = np.zeros(layers + 1), np.zeros(layers + 1)
     with np.errstate(all="ignore"):
@@ -676,7 +676,7 @@ def loss_terms(net, trace, target) -> float:
     terms share one sign, Σ |t ⊙ y| for ``none``'s Σ t·y (whose terms may cancel, after a layer
     that rounds nothing itself: a flatten, a relu)."""
     if net.loss.label == "none":
-        return float(np.nansum(np.abs(net.repeated(target, len(trace.output)) * trace.output)))
+        return _nansum(np.abs(net.repeated(target, len(trace.output)) * trace.output))
     return abs(float(net.objective(trace, target)[0]))
 
 
